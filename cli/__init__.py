@@ -1,0 +1,1 @@
+"""Command-line entry points with the seed's flags; previews never import Prefect."""

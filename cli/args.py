@@ -1,0 +1,66 @@
+"""The seed's flags (`--plan=`, `--dry-run`, `--execute`, `--pr=`) and environment, parsed into one dataclass."""
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+from core.errors import InputError
+
+DEFAULT_PLAN = "ops/plans/infra-scale/prod/plan.yaml"
+
+
+@dataclass(frozen=True)
+class Options:
+    flow: str
+    plan: Path
+    execute: bool
+    pr: int | None
+    force: bool
+    atomic: bool
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises InputError instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        field, separator, rest = message.partition(": ")
+        if field.startswith("argument ") and separator:
+            raise InputError("arguments", field.removeprefix("argument ").split("/")[0], rest)
+        if field == "unrecognized arguments":
+            known = ", ".join(option for action in self._actions for option in action.option_strings)
+            raise InputError("arguments", rest.split()[0], f"unknown flag (known: {known})")
+        raise InputError("arguments", "arguments", message)
+
+
+def _pr_number(value: str, where: str) -> int:
+    if not value.isdigit() or int(value) == 0:
+        raise InputError("arguments", where, f"{value!r} is not a pull request number")
+    return int(value)
+
+
+def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -> Options:
+    parser = _Parser(prog=f"infra-{flow}", allow_abbrev=False,
+                     description=f"Preview (default) or execute the {flow} of a plan.yaml.")
+    parser.add_argument("--plan", default=DEFAULT_PLAN, help=f"the plan file (default {DEFAULT_PLAN})")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="preview only (the default)")
+    mode.add_argument("--execute", action="store_true", help="change the cluster; needs --pr and a passing gate")
+    parser.add_argument("--pr", help="the pull request that carries the plan (default: $PRNUM)")
+    if flow == "rollback":
+        parser.add_argument("--force", action="store_true", help="reverse steps even where the object drifted")
+    else:
+        parser.add_argument("--atomic", action="store_true", help="roll back applied steps if a later one fails")
+    parsed = parser.parse_args(list(argv))
+    pr_text = parsed.pr if parsed.pr is not None else env.get("PRNUM") or None
+    where = "--pr" if parsed.pr is not None else "PRNUM"
+    return Options(
+        flow=flow,
+        plan=Path(parsed.plan),
+        execute=parsed.execute,
+        pr=_pr_number(pr_text, where) if pr_text is not None else None,
+        force=getattr(parsed, "force", False),
+        atomic=getattr(parsed, "atomic", False),
+    )

@@ -1,0 +1,115 @@
+"""What a run reports: per-step results, the seed's JSON summary, artifact tables and markdown.
+
+The JSON keeps the seed's fields (`ok`, `type`, `action`, `note`/`error`) and adds the rest; a consumer of the
+old scripts' output keeps working.
+"""
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from core.steps import Step
+
+OK_STATUSES = frozenset({"previewed", "succeeded", "unchanged"})
+"""Statuses that leave the run successful; `drifted` and `skipped` steps were not done, so they are not ok."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    step: Step
+    status: str
+    attempts: int = 0
+    duration_s: float = 0.0
+    error: str | None = None
+    before: Any = None
+    after: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in OK_STATUSES
+
+    def to_json(self, namespace: str) -> dict[str, Any]:
+        result: dict[str, Any] = {"ok": self.ok, "type": self.step.type}
+        if self.step.action is not None:
+            result["action"] = self.step.action
+        if self.error is not None:
+            result["error"] = self.error
+        else:
+            result["note"] = self.step.summary
+        result.update(step=self.step.number, status=self.status, command=self.step.command(namespace),
+                      attempts=self.attempts, duration_ms=round(self.duration_s * 1000, 1))
+        for name in ("before", "after"):
+            if getattr(self, name) is not None:
+                result[name] = getattr(self, name)
+        return result
+
+
+def preview_lines(steps: Iterable[Step], namespace: str) -> list[str]:
+    """`preview: kubectl -n <ns> <args>` per step, each followed by its `note:` lines."""
+    lines = []
+    for step in steps:
+        lines.append(f"preview: {step.command(namespace)}")
+        lines.extend(f"note: {note}" for note in step.notes)
+    return lines
+
+
+def summary(results: Sequence[StepResult], namespace: str, executed: bool) -> dict[str, Any]:
+    return {
+        "ok": all(result.ok for result in results),
+        "executed": executed,
+        "namespace": namespace,
+        "results": [result.to_json(namespace) for result in results],
+    }
+
+
+def summary_json(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2)
+
+
+def outcome(document: dict[str, Any]) -> str:
+    """The contract's last line."""
+    return "succeeded" if document["ok"] else "failed"
+
+
+def _compact(value: Any) -> str:
+    return "" if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def table_rows(results: Sequence[StepResult], namespace: str) -> list[dict[str, Any]]:
+    """One row per step for a Prefect table artifact."""
+    return [
+        {
+            "step": result.step.number,
+            "command": result.step.command(namespace),
+            "status": result.status,
+            "attempts": result.attempts,
+            "duration_ms": round(result.duration_s * 1000, 1),
+            "before": _compact(result.before),
+            "after": _compact(result.after),
+            "error": result.error or "",
+        }
+        for result in results
+    ]
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(title: str, results: Sequence[StepResult], namespace: str, executed: bool,
+             notes: Sequence[str] = ()) -> str:
+    """A human summary for the Prefect UI and the PR comment: the step table, then the JSON summary."""
+    document = summary(results, namespace, executed)
+    mode = "executed" if executed else "preview (nothing changed)"
+    lines = [f"### {title}", "", f"Namespace `{namespace}`, {mode}: **{outcome(document)}**", ""]
+    lines += [f"> note: {_cell(note)}" for note in notes]
+    if notes:
+        lines.append("")
+    lines += ["| step | command | status | attempts | ms | error |", "|---|---|---|---|---|---|"]
+    for row in table_rows(results, namespace):
+        lines.append(f"| {row['step']} | `{_cell(row['command'])}` | {row['status']} | {row['attempts']} | "
+                     f"{row['duration_ms']} | {_cell(row['error'])} |")
+    lines += ["", "<details><summary>JSON summary</summary>", "", "```json", summary_json(document), "```",
+              "", "</details>"]
+    return "\n".join(lines)

@@ -1,0 +1,136 @@
+"""Steps: the kubectl argument lists a plan turns into, forward (apply) and, for plans without records, reverse.
+
+A step is data, not a call: preview prints it, execution runs it, and records store it, so all three always
+agree on what "the command" was.
+"""
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.hints import CommandHint, ManifestHint
+from core.plan import Action, ApplyHpa, HpaBounds, Plan, ScaleWorkload, UpdateResources, Workload
+
+SEED_FALLBACK_NOTE = (
+    "no execution record for this plan: using the seed's rollback (hints, rollout undo, delete hpa); "
+    "rollout undo does not restore replicas (kubernetes/kubernetes#25236)"
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One kubectl invocation in the plan's namespace.
+
+    `type` and `action` are the seed's result fields; `obj` is the object the step changes (steps on one object
+    keep plan order, steps on different objects may run side by side); `summary` becomes the result's note.
+    """
+
+    number: int
+    type: str
+    action: str | None
+    obj: str | None
+    args: tuple[str, ...]
+    summary: str
+    stdin: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    def command(self, namespace: str) -> str:
+        """The command as the output contract prints it: `kubectl -n <ns> <args>`."""
+        return f"kubectl -n {namespace} {shlex.join(self.args)}"
+
+
+def hpa_manifest(name: str, namespace: str, workload: Workload, bounds: HpaBounds) -> dict[str, Any]:
+    """An autoscaling/v2 HorizontalPodAutoscaler for `workload` within `bounds`."""
+    spec: dict[str, Any] = {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": workload.kind, "name": workload.name},
+        "minReplicas": bounds.min_replicas,
+        "maxReplicas": bounds.max_replicas,
+    }
+    if bounds.cpu_utilization is not None:
+        spec["metrics"] = [{"type": "Resource", "resource": {
+            "name": "cpu", "target": {"type": "Utilization", "averageUtilization": bounds.cpu_utilization}}}]
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+def _quantity_flag(flag: str, values: dict[str, str] | Any) -> list[str]:
+    return [f"{flag}={','.join(f'{name}={value}' for name, value in values.items())}"] if values else []
+
+
+def forward_step(number: int, action: Action, namespace: str) -> Step:
+    """The kubectl call that applies one action."""
+    if isinstance(action, ScaleWorkload):
+        return Step(number, "action", action.type, action.workload.ref,
+                    ("scale", action.workload.ref, f"--replicas={action.replicas}"),
+                    f"scaled {action.workload.ref} to {action.replicas}")
+    if isinstance(action, UpdateResources):
+        container = [f"-c={action.container}"] if action.container else []
+        args = ("set", "resources", action.workload.ref, *container,
+                *_quantity_flag("--requests", action.requests), *_quantity_flag("--limits", action.limits))
+        return Step(number, "action", action.type, action.workload.ref, args,
+                    f"updated resources of {action.workload.ref}")
+    if action.manifest is not None:
+        return Step(number, "action", action.type, f"hpa/{action.name}", ("apply", "-f", action.manifest),
+                    f"applied hpa/{action.name} from {action.manifest}")
+    assert action.bounds is not None
+    manifest = hpa_manifest(action.name, namespace, action.workload, action.bounds)
+    bounds = action.bounds
+    cpu = f", cpu {bounds.cpu_utilization}%" if bounds.cpu_utilization is not None else ""
+    return Step(number, "action", action.type, f"hpa/{action.name}", ("apply", "-f", "-"),
+                f"applied hpa/{action.name}", stdin=json.dumps(manifest),
+                notes=(f"hpa/{action.name} for {action.workload.ref}: "
+                       f"min {bounds.min_replicas}, max {bounds.max_replicas}{cpu}",))
+
+
+def apply_steps(plan: Plan) -> list[Step]:
+    """Forward steps, one per action, in plan order."""
+    return [forward_step(number, action, plan.namespace) for number, action in enumerate(plan.actions, start=1)]
+
+
+def seed_rollback_steps(plan: Plan) -> list[Step]:
+    """The seed's rollback for plans applied without records: hints, then rollout undo, then delete hpa.
+
+    One `rollout undo` per workload, not per action: undoing twice flips the template back again.
+    """
+    steps: list[Step] = []
+
+    def add(type_: str, action: str | None, obj: str | None, args: tuple[str, ...], summary: str,
+            notes: tuple[str, ...] = ()) -> None:
+        steps.append(Step(len(steps) + 1, type_, action, obj, args, summary, notes=notes))
+
+    undo_targets: dict[str, list[str]] = {}
+    for action in plan.actions:
+        if isinstance(action, ScaleWorkload | UpdateResources):
+            undo_targets.setdefault(action.workload.ref, []).append(action.type)
+    undo_args = {("rollout", "undo", ref) for ref in undo_targets}
+    covered_hpas: set[str] = set()
+    for hint in plan.hints:
+        if isinstance(hint, ManifestHint):
+            covered_hpas.update(name for kind, name in hint.objects if kind == "HorizontalPodAutoscaler")
+            add("hint", None, None, ("apply", "-f", hint.path), f"applied {hint.path}",
+                notes=(f"manual hint: {hint.path}",))
+        elif hint.args in undo_args:
+            continue  # the action loop below runs this very command
+        else:
+            if hint.args[:2] == ("delete", "hpa"):
+                covered_hpas.add(hint.args[2])
+            add("hint", None, _hint_object(hint), hint.args, f"ran hint: {hint.text}",
+                notes=(f"manual hint: {hint.text}",))
+    for ref, action_types in undo_targets.items():
+        notes = (f"{ref}: one rollout undo covers {' and '.join(action_types)}",) if len(action_types) > 1 else ()
+        add("action", action_types[0], ref, ("rollout", "undo", ref), f"rolled back {ref}", notes)
+    for action in plan.actions:
+        if isinstance(action, ApplyHpa) and action.name not in covered_hpas:
+            covered_hpas.add(action.name)
+            add("action", action.type, f"hpa/{action.name}", ("delete", "hpa", action.name),
+                f"deleted hpa/{action.name}")
+    return steps
+
+
+def _hint_object(hint: CommandHint) -> str | None:
+    if hint.args[0] in ("rollout", "scale"):
+        return hint.args[2] if hint.args[0] == "rollout" else hint.args[1]
+    if hint.args[0] == "delete":
+        return f"hpa/{hint.args[2]}"
+    return None

@@ -1,0 +1,150 @@
+"""The predecessor's output contract: the seed's own test, flags, order of steps and JSON fields."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli.args import parse
+from core.errors import InputError
+from core.plan import load_plan
+from core.steps import apply_steps, seed_rollback_steps
+
+HPA = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\nspec: {maxReplicas: 3}\n"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_plan(directory: Path, text: str) -> Path:
+    (directory / "previous-hpa.yaml").write_text(HPA)
+    plan = directory / "plan.yaml"
+    plan.write_text(text)
+    return plan
+
+
+def run_cli(flow: str, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).parent / f"infra-{flow}"), *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=60)
+
+
+def test_the_seeds_own_test(tmp_path: Path) -> None:
+    """infra.rollback.spec.ts: previews rollout undo and HPA hint apply, then `succeeded`."""
+    plan = write_plan(tmp_path, "namespace: testns\nactions:\n  - {type: scale_workload, name: web, replicas: 3}\n"
+                                "rollbackHints:\n  - previous-hpa.yaml\n")
+    result = run_cli("rollback", f"--plan={plan}", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "preview: kubectl -n testns rollout undo deployment/web" in result.stdout
+    assert "preview: kubectl -n testns apply -f previous-hpa.yaml" in result.stdout
+    assert "note: manual hint: previous-hpa.yaml" in result.stdout
+    assert result.stdout.splitlines()[-1] == "succeeded"
+
+
+def test_seed_rollback_order_hints_then_undo_then_delete_hpa(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path, """\
+namespace: assistant
+actions:
+  - {type: scale_workload, name: web, replicas: 3}
+  - {type: update_resources, name: api, requests: {cpu: 100m}}
+  - {type: apply_hpa, name: api, maxReplicas: 4}
+rollbackHints:
+  - previous-hpa.yaml
+  - kubectl rollout undo deployment/web -n assistant
+""")
+    steps = seed_rollback_steps(load_plan(plan))
+    assert [step.args for step in steps] == [
+        ("apply", "-f", "previous-hpa.yaml"),
+        ("rollout", "undo", "deployment/web"),
+        ("rollout", "undo", "deployment/api"),
+        ("delete", "hpa", "api"),  # previous-hpa.yaml covers hpa "web", not "api"
+    ]
+    assert [step.type for step in steps] == ["hint", "action", "action", "action"]
+
+
+def test_a_hint_manifest_for_the_hpa_replaces_the_delete(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path, "namespace: ns\nactions:\n  - {type: apply_hpa, name: web, maxReplicas: 4}\n"
+                                "rollbackHints: [previous-hpa.yaml]\n")
+    assert [step.args for step in seed_rollback_steps(load_plan(plan))] == [("apply", "-f", "previous-hpa.yaml")]
+
+
+def test_one_undo_per_workload_even_with_two_actions(tmp_path: Path) -> None:
+    """Undoing twice would flip the template back; the seed's intent is one undo per deployment."""
+    plan = write_plan(tmp_path, "namespace: ns\nactions:\n  - {type: scale_workload, name: web, replicas: 3}\n"
+                                "  - {type: update_resources, name: web, limits: {cpu: 1}}\n")
+    steps = seed_rollback_steps(load_plan(plan))
+    assert [step.args for step in steps] == [("rollout", "undo", "deployment/web")]
+    assert steps[0].notes == ("deployment/web: one rollout undo covers scale_workload and update_resources",)
+
+
+def test_json_summary_keeps_the_seeds_fields(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path, "namespace: testns\nactions:\n  - {type: scale_workload, name: web, replicas: 3}\n"
+                                "rollbackHints:\n  - previous-hpa.yaml\n")
+    result = run_cli("rollback", f"--plan={plan}")
+    lines = result.stdout.splitlines()
+    document = json.loads("\n".join(lines[lines.index("{"):len(lines) - 1]))
+    assert document["ok"] is True and document["executed"] is False and document["namespace"] == "testns"
+    assert document["results"][0] == {**document["results"][0], "ok": True, "type": "hint",
+                                      "note": "applied previous-hpa.yaml"}
+    assert document["results"][1] == {**document["results"][1], "ok": True, "type": "action",
+                                      "action": "scale_workload", "note": "rolled back deployment/web"}
+
+
+def test_forward_steps_are_kubectl_argument_lists(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path, """\
+namespace: ns
+actions:
+  - {type: scale_workload, kind: StatefulSet, name: db, replicas: 0}
+  - {type: update_resources, name: api, container: app, resources: {requests: {cpu: 250m}, limits: {memory: 1Gi}}}
+  - {type: apply_hpa, name: web, manifest: previous-hpa.yaml}
+  - {type: apply_hpa, name: api, minReplicas: 2, maxReplicas: 5, targetCPUUtilizationPercentage: 60}
+""")
+    steps = apply_steps(load_plan(plan))
+    assert [step.args for step in steps] == [
+        ("scale", "statefulset/db", "--replicas=0"),
+        ("set", "resources", "deployment/api", "-c=app", "--requests=cpu=250m", "--limits=memory=1Gi"),
+        ("apply", "-f", "previous-hpa.yaml"),
+        ("apply", "-f", "-"),
+    ]
+    manifest = json.loads(steps[3].stdin or "")
+    assert manifest["spec"]["minReplicas"] == 2 and manifest["spec"]["maxReplicas"] == 5
+    assert manifest["metadata"] == {"name": "api", "namespace": "ns"}
+    assert manifest["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 60
+
+
+def test_command_hints_are_normalised(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path, """\
+namespace: ns
+rollbackHints:
+  - kubectl -n ns scale deploy web --replicas 2 --current-replicas=5
+  - kubectl delete horizontalpodautoscaler/web --namespace=ns
+  - kubectl apply -f ./previous-hpa.yaml
+  - kubectl rollout undo sts/db --to-revision=3
+""")
+    hints = load_plan(plan).hints
+    assert [getattr(hint, "args", None) for hint in hints] == [
+        ("scale", "deployment/web", "--replicas=2", "--current-replicas=5"),
+        ("delete", "hpa", "web"),
+        ("apply", "-f", "./previous-hpa.yaml"),
+        ("rollout", "undo", "statefulset/db", "--to-revision=3"),
+    ]
+
+
+def test_prnum_environment_and_flags() -> None:
+    assert parse("apply", ["--execute"], {"PRNUM": "42"}).pr == 42
+    assert parse("apply", ["--pr=7"], {"PRNUM": "42"}).pr == 7
+    assert parse("rollback", [], {}).execute is False
+    with pytest.raises(InputError, match="PRNUM"):
+        parse("apply", [], {"PRNUM": "x1"})
+
+
+def test_execute_without_pr_refuses_and_skips(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path, "namespace: testns\nactions: []\n")
+    result = run_cli("apply", f"--plan={plan}", "--execute")
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == ["Refusing to execute: --execute needs --pr=<number> (or PRNUM).", "skipped"]
+
+
+def test_default_plan_is_the_seed_path() -> None:
+    result = run_cli("rollback")
+    assert result.returncode == 0, result.stderr
+    assert "preview: kubectl -n assistant apply -f previous-hpa.yaml" in result.stdout
