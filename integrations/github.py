@@ -1,0 +1,439 @@
+"""GitHub through PyGithub: gather the gate's facts, remove the trigger label, keep one audit comment per plan.
+
+Settings come from the environment (``GitHubSettings.from_env``): GH_OWNER, GH_REPO (or GITHUB_REPOSITORY=o/r),
+GITHUB_TOKEN (or GITHUB_TOKEN_BLOCK naming a Prefect Secret block, loaded lazily), GITHUB_API_URL, PRNUM,
+GITHUB_MAX_RATE_LIMIT_WAIT (seconds, default 60), GITHUB_RETRIES (default 3).
+
+Failure policy:
+- ``check_gate`` / ``recheck_gate`` never raise: missing settings or any GitHub error become a refusal
+  (fail closed) whose reason is one clear sentence.
+- ``fetch_facts``, ``remove_trigger_label``, ``upsert_audit_comment`` raise ``GitHubError`` (one clear message).
+- Reads (and idempotent PATCH/DELETE) are retried on 5xx; POST and PUT never are. Rate limits are waited for
+  up to ``max_rate_limit_wait`` seconds, then a clear error. The token never appears in a message or repr.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from core.gate import (
+    LABELS,
+    GateDecision,
+    GateRequirement,
+    PullRequestFacts,
+    evaluate_gate,
+    plan_path_problem,
+    recheck,
+    trigger_role_ok,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://api.github.com"
+T = TypeVar("T")
+
+
+class GitHubError(Exception):
+    """A GitHub call failed. The message is one clear sentence and never contains the token."""
+
+
+@dataclass(frozen=True)
+class GitHubSettings:
+    owner: str | None
+    repo: str | None
+    token: str | None = field(default=None, repr=False)
+    api_url: str = DEFAULT_API_URL
+    token_block: str | None = None  # Prefect Secret block name, used when token is empty
+    max_rate_limit_wait: float = 60.0
+    retries: int = 3
+    backoff_factor: float = 0.25
+    timeout: float = 15.0
+    pr: int | None = None
+
+    def __repr__(self) -> str:
+        token = "***" if self.token else None
+        return (f"GitHubSettings(owner={self.owner!r}, repo={self.repo!r}, token={token!r}, "
+                f"api_url={self.api_url!r}, token_block={self.token_block!r}, "
+                f"max_rate_limit_wait={self.max_rate_limit_wait!r}, retries={self.retries!r}, pr={self.pr!r})")
+
+    __str__ = __repr__
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> GitHubSettings:
+        owner, repo = env.get("GH_OWNER") or None, env.get("GH_REPO") or None
+        if (owner is None or repo is None) and "/" in env.get("GITHUB_REPOSITORY", ""):
+            gh_owner, gh_repo = env["GITHUB_REPOSITORY"].split("/", 1)
+            owner, repo = owner or gh_owner, repo or gh_repo
+        pr_text = (env.get("PRNUM") or "").strip().lstrip("#")
+        return cls(
+            owner=owner,
+            repo=repo,
+            token=env.get("GITHUB_TOKEN") or None,
+            api_url=(env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/"),
+            token_block=env.get("GITHUB_TOKEN_BLOCK") or None,
+            max_rate_limit_wait=_float(env.get("GITHUB_MAX_RATE_LIMIT_WAIT"), 60.0),
+            retries=int(_float(env.get("GITHUB_RETRIES"), 3)),
+            pr=int(pr_text) if pr_text.isdigit() else None,
+        )
+
+    def missing(self) -> list[str]:
+        """Names of required settings that are not set (the token counts as set when a block is named)."""
+        out = [name for name, value in (("GH_OWNER", self.owner), ("GH_REPO", self.repo)) if not value]
+        if not self.token and not self.token_block:
+            out.append("GITHUB_TOKEN")
+        return out
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.repo}"
+
+
+def _float(text: str | None, default: float) -> float:
+    try:
+        return float(text) if text not in (None, "") else default
+    except ValueError:
+        return default
+
+
+# --------------------------------------------------------------------------- client
+def _resolve_token(settings: GitHubSettings) -> str:
+    if settings.token:
+        return settings.token
+    if settings.token_block:
+        try:
+            from prefect.blocks.system import Secret  # lazy: only when a block is configured
+        except ImportError:
+            raise GitHubError("a Prefect Secret block is configured for the GitHub token "
+                              "but Prefect is not installed") from None
+        try:
+            block: Any = Secret.load(settings.token_block, _sync=True)  # type: ignore[call-arg]
+            value = block.get()
+        except Exception as e:  # any load failure becomes one clear error
+            raise GitHubError(f"cannot load the GitHub token from Prefect Secret block "
+                              f"'{settings.token_block}' ({type(e).__name__})") from None
+        if not isinstance(value, str) or not value:
+            raise GitHubError(f"Prefect Secret block '{settings.token_block}' holds no token")
+        return value
+    raise GitHubError("no GitHub token configured (set GITHUB_TOKEN or GITHUB_TOKEN_BLOCK)")
+
+
+def _retry(settings: GitHubSettings) -> Any:
+    from github import GithubRetry
+    from github.GithubException import RateLimitExceededExceedsMaxWait
+
+    class _Retry(GithubRetry):
+        """GithubRetry without POST/PUT, and with Retry-After capped like the rate-limit reset."""
+
+        def get_retry_after(self, response: Any) -> float | None:
+            value: float | None = super().get_retry_after(response)
+            cap = self.max_rate_limit_wait
+            if value is not None and cap is not None and value > cap:
+                raise RateLimitExceededExceedsMaxWait(
+                    response.status, {"message": f"Retry-After {value:.0f}s exceeds the wait cap"},
+                    dict(response.headers), wait=value)
+            return value
+
+    return _Retry(
+        total=settings.retries,
+        backoff_factor=settings.backoff_factor,
+        max_rate_limit_wait=settings.max_rate_limit_wait,
+        allowed_methods=frozenset({"GET", "HEAD", "OPTIONS", "PATCH", "DELETE"}),
+        raise_on_status=False,
+    )
+
+
+def _client(settings: GitHubSettings) -> Any:
+    from github import Auth, Github
+
+    return Github(
+        base_url=settings.api_url,
+        auth=Auth.Token(_resolve_token(settings)),
+        retry=_retry(settings),
+        timeout=int(max(settings.timeout, 1)),
+        per_page=100,
+        seconds_between_requests=None,
+        seconds_between_writes=None,
+    )
+
+
+def _scrub(text: str, settings: GitHubSettings) -> str:
+    for secret in (settings.token,):
+        if secret:
+            text = text.replace(secret, "***")
+    return re.sub(r"(gh[pousr]_|github_pat_)[A-Za-z0-9_]{10,}", r"\1***", text)
+
+
+def _message_of(data: Any) -> str:
+    if isinstance(data, dict):
+        message = str(data.get("message") or "").strip()
+        errors = data.get("errors")
+        if isinstance(errors, list) and errors:
+            details = "; ".join(str(e.get("message") or e.get("code") or e) if isinstance(e, dict) else str(e)
+                                for e in errors[:3])
+            message = f"{message} ({details})" if message else details
+        return message
+    return str(data or "").strip()
+
+
+@contextmanager
+def _translate(settings: GitHubSettings, action: str) -> Iterator[None]:
+    """Turn every PyGithub/requests failure into one GitHubError sentence (no chained traceback)."""
+    import requests
+    from github.GithubException import (
+        BadCredentialsException,
+        GithubException,
+        RateLimitExceededExceedsMaxWait,
+        RateLimitExceededException,
+        UnknownObjectException,
+    )
+
+    where = f"{action} ({settings.full_name} at {settings.api_url})"
+    try:
+        yield
+    except GitHubError as e:
+        raise GitHubError(_scrub(str(e), settings)) from None
+    except BadCredentialsException:
+        raise GitHubError(f"GitHub rejected the token (401 Bad credentials) while {where}") from None
+    except RateLimitExceededExceedsMaxWait as e:
+        wait = f"{e.wait:.0f}s" if e.wait is not None else "longer"
+        raise GitHubError(f"GitHub rate limit exceeded while {where}: waiting would take {wait}, "
+                          f"more than the configured cap of {settings.max_rate_limit_wait:g}s") from None
+    except RateLimitExceededException as e:
+        reset = (e.headers or {}).get("x-ratelimit-reset")
+        when = f" (resets at {datetime.fromtimestamp(int(reset)).isoformat()})" if reset and reset.isdigit() else ""
+        raise GitHubError(f"GitHub rate limit exceeded while {where}{when}") from None
+    except UnknownObjectException:
+        raise GitHubError(f"not found (404) while {where}") from None
+    except GithubException as e:
+        message = _scrub(_message_of(e.data), settings)
+        raise GitHubError(f"GitHub answered {e.status} while {where}" + (f": {message}" if message else "")
+                          ) from None
+    except requests.exceptions.RetryError:
+        raise GitHubError(f"GitHub kept failing (5xx) while {where}, gave up after {settings.retries} "
+                          f"retries") from None
+    except requests.exceptions.Timeout:
+        raise GitHubError(f"GitHub did not answer within {settings.timeout:g}s while {where}") from None
+    except requests.exceptions.ConnectionError:
+        raise GitHubError(f"cannot reach GitHub while {where}") from None
+    except requests.exceptions.RequestException as e:
+        raise GitHubError(f"request to GitHub failed while {where} ({type(e).__name__})") from None
+
+
+def _call(settings: GitHubSettings, action: str, fn: Callable[[], T]) -> T:
+    with _translate(settings, action):
+        return fn()
+
+
+# --------------------------------------------------------------------------- facts
+def _is_status(e: BaseException, *statuses: int) -> bool:
+    from github.GithubException import GithubException
+
+    return isinstance(e, GithubException) and e.status in statuses
+
+
+def _permission(repo: Any, login: str) -> tuple[str, str]:
+    """(role_name, legacy permission) of ``login`` in ``repo``; ('none', 'none') for an unknown user."""
+    from github.GithubException import GithubException
+
+    try:
+        _, data = repo._requester.requestJsonAndCheck(
+            "GET", f"{repo.url}/collaborators/{quote(login, safe='')}/permission")
+    except GithubException as e:
+        if e.status == 404:
+            return "none", "none"
+        raise
+    role = str(data.get("role_name") or data.get("permission") or "none")
+    return role, str(data.get("permission") or "none")
+
+
+def _newest_labeled(pr: Any, label: str) -> tuple[str | None, str | None]:
+    """(actor login, created_at ISO) of the newest `labeled` event for ``label``."""
+    best: tuple[datetime, int] | None = None
+    actor: str | None = None
+    when: str | None = None
+    for index, event in enumerate(pr.get_issue_events()):
+        if event.event != "labeled":
+            continue
+        raw = event.raw_data.get("label") or {}
+        if raw.get("name") != label:
+            continue
+        created = event.created_at
+        key = (created, index)
+        if best is None or key >= best:
+            best = key
+            actor = event.actor.login if event.actor is not None else None
+            when = created.isoformat() if created is not None else None
+    return actor, when
+
+
+def _approvals(repo: Any, pr: Any, head_sha: str) -> tuple[str, ...]:
+    latest: dict[str, tuple[str, str]] = {}
+    for review in pr.get_reviews():
+        if review.user is None or review.state in ("COMMENTED", "PENDING"):
+            continue
+        latest[review.user.login] = (review.state, review.commit_id)
+    approvers = []
+    for login, (state, commit) in sorted(latest.items()):
+        if state == "APPROVED" and commit == head_sha and trigger_role_ok(*_permission(repo, login)):
+            approvers.append(login)
+    return tuple(approvers)
+
+
+def _plan_blob_sha(repo: Any, path: str, ref: str) -> str | None:
+    from github.GithubException import GithubException
+
+    try:
+        content = repo.get_contents(path, ref=ref)
+    except GithubException as e:
+        if e.status == 404:
+            return None
+        raise
+    if isinstance(content, list) or getattr(content, "type", "file") != "file":
+        return None
+    sha: str | None = content.sha
+    return sha
+
+
+def fetch_facts(settings: GitHubSettings, requirement: GateRequirement) -> PullRequestFacts:
+    """Ask GitHub everything the gate needs. Raises GitHubError."""
+    missing = settings.missing()
+    if missing:
+        raise GitHubError(f"GitHub settings missing: {', '.join(missing)}")
+    label = LABELS.get(requirement.flow)
+    if label is None:
+        raise GitHubError(f"unknown flow '{requirement.flow}'")
+    problem = plan_path_problem(requirement.plan_path)
+    if problem:
+        raise GitHubError(problem)
+    with _translate(settings, f"reading PR #{requirement.pr}"):
+        g = _client(settings)
+        repo = g.get_repo(settings.full_name, lazy=True)
+        try:
+            pr = repo.get_pull(requirement.pr)
+        except Exception as e:
+            if _is_status(e, 404):
+                raise GitHubError(f"PR #{requirement.pr} not found in {settings.full_name}") from None
+            raise
+        head_sha: str | None = pr.head.sha if pr.head is not None else None
+        head_repo = pr.head.repo if pr.head is not None else None
+        base_repo = pr.base.repo if pr.base is not None else None
+        from_base = bool(head_repo is not None and base_repo is not None
+                         and head_repo.full_name.lower() == base_repo.full_name.lower()
+                         and (head_repo.id is None or head_repo.id == base_repo.id))
+        labels = tuple(lb.name for lb in pr.labels or ())
+        actor, added_at = _newest_labeled(pr, label)
+        role, permission = _permission(repo, actor) if actor else (None, None)
+        blob = _plan_blob_sha(repo, requirement.plan_path, head_sha) if head_sha else None
+        approvals = _approvals(repo, pr, head_sha) if requirement.require_approval and head_sha else None
+        facts = PullRequestFacts(
+            number=pr.number,
+            is_open=(pr.state == "open") if pr.state else None,
+            merged=pr.merged,
+            draft=pr.draft,
+            from_base_repo=from_base,
+            head_repo=head_repo.full_name if head_repo is not None else None,
+            labels=labels,
+            head_sha=head_sha,
+            label_actor=actor,
+            label_added_at=added_at,
+            label_actor_role=role,
+            label_actor_permission=permission,
+            plan_blob_sha=blob,
+            approvals=approvals,
+        )
+    log.debug("gate facts for %s PR #%s: %s", settings.full_name, requirement.pr, facts)
+    return facts
+
+
+def _facts_or_error(settings: GitHubSettings, requirement: GateRequirement) -> PullRequestFacts:
+    try:
+        return fetch_facts(settings, requirement)
+    except GitHubError as e:
+        return PullRequestFacts(number=requirement.pr, error=_scrub(str(e), settings))
+
+
+def check_gate(settings: GitHubSettings, requirement: GateRequirement) -> GateDecision:
+    """Fetch the facts and evaluate the gate. Never raises: problems become a refusal (fail closed)."""
+    return evaluate_gate(_facts_or_error(settings, requirement), requirement)
+
+
+def recheck_gate(settings: GitHubSettings, requirement: GateRequirement, first: GateDecision) -> GateDecision:
+    """Fetch the facts again right before executing and compare with the first decision. Never raises."""
+    if not first.allowed:
+        return first
+    return recheck(first, _facts_or_error(settings, requirement), requirement)
+
+
+# --------------------------------------------------------------------------- writes
+def remove_trigger_label(settings: GitHubSettings, requirement: GateRequirement) -> None:
+    """Remove the flow's label after an execution (one label, one run). Absent label is fine."""
+    label = LABELS.get(requirement.flow)
+    if label is None:
+        raise GitHubError(f"unknown flow '{requirement.flow}'")
+    with _translate(settings, f"removing label '{label}' from PR #{requirement.pr}"):
+        g = _client(settings)
+        issue = g.get_repo(settings.full_name, lazy=True).get_issue(requirement.pr)
+        try:
+            issue.remove_from_labels(label)
+        except Exception as e:
+            if not _is_status(e, 404):  # 404: already gone (also after a retried DELETE)
+                raise
+
+
+def audit_marker(requirement: GateRequirement) -> str:
+    return f"<!-- infra-orchestrator:{requirement.flow}:{requirement.plan_path} -->"
+
+
+def upsert_audit_comment(settings: GitHubSettings, requirement: GateRequirement, body_markdown: str) -> int:
+    """Create or update the single audit comment for this plan and flow; return its id.
+
+    The comment is found by a hidden marker (``audit_marker``) among the comments of the token's user. A POST
+    is never retried blindly: after a failed POST the comments are listed again, and a comment the server
+    stored despite the failure is edited instead of posting a duplicate.
+    """
+    problem = plan_path_problem(requirement.plan_path)
+    if problem:
+        raise GitHubError(problem)
+    marker = audit_marker(requirement)
+    body = f"{marker}\n{_scrub(body_markdown, settings)}"
+    action = f"writing the audit comment on PR #{requirement.pr}"
+    with _translate(settings, action):
+        g = _client(settings)
+        me = g.get_user().login
+        issue = g.get_repo(settings.full_name, lazy=True).get_issue(requirement.pr)
+    attempts = max(settings.retries, 0) + 1
+    for attempt in range(1, attempts + 1):
+        with _translate(settings, action):
+            existing = [c for c in issue.get_comments()
+                        if c.user is not None and c.user.login == me and marker in (c.body or "").splitlines()]
+            if existing:
+                comment = existing[0]
+                if len(existing) > 1:
+                    log.warning("PR #%s has %d audit comments for %s; updating the oldest",
+                                requirement.pr, len(existing), requirement.plan_path)
+                if comment.body != body:
+                    comment.edit(body)
+                comment_id: int = comment.id
+                return comment_id
+        try:
+            with _translate(settings, action):
+                created = issue.create_comment(body)
+                created_id: int = created.id
+                return created_id
+        except GitHubError as e:
+            if attempt >= attempts or not _transient(str(e)):
+                raise
+            log.info("audit comment POST failed (%s); checking whether it was stored before retrying", e)
+    raise GitHubError(f"could not write the audit comment on PR #{requirement.pr}")  # pragma: no cover
+
+
+def _transient(message: str) -> bool:
+    return bool(re.search(r"answered 5\d\d|did not answer|cannot reach|kept failing", message))
