@@ -1,0 +1,144 @@
+"""Fault injection, deterministic under a seed.
+
+A rule matches requests by method and path regex and, when it fires, adds latency, answers a status (with an
+optional ``Retry-After``) or drops the connection. It fires for the next ``count`` matching requests, or for a
+``fraction`` of them drawn from a seeded RNG (both: a fraction, at most count times). Rules are checked in the
+order they were added; the first one that fires wins. ``/_sandbox/*`` control requests are never faulted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class FaultRule:
+    """One rule. ``status`` None with ``latency_s`` > 0 only delays the real answer."""
+
+    method: str | None = None
+    path_regex: str | None = None
+    status: int | None = None
+    retry_after: float | None = None
+    latency_s: float = 0.0
+    drop: bool = False
+    count: int | None = None
+    fraction: float | None = None
+    message: str | None = None
+    id: int = 0
+    fired: int = 0
+    _re: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("_re", None)
+        return d
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What to do to one request."""
+
+    rule_id: int
+    status: int | None
+    retry_after: float | None
+    latency_s: float
+    drop: bool
+    message: str | None
+
+
+_FIELDS = ("method", "path_regex", "status", "retry_after", "latency_s", "drop", "count", "fraction", "message")
+
+
+class FaultInjector:
+    """The rule list of one server; thread-safe."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[FaultRule] = []
+        self._ids = itertools.count(1)
+        self._rng = random.Random(seed)
+
+    def seed(self, seed: int) -> None:
+        with self._lock:
+            self._rng = random.Random(seed)
+
+    def add(
+        self,
+        method: str | None = None,
+        path_regex: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+        latency_s: float = 0.0,
+        drop: bool = False,
+        count: int | None = None,
+        fraction: float | None = None,
+        message: str | None = None,
+    ) -> FaultRule:
+        """Add a rule; returns it (``.id`` to remove it, ``.fired`` to see how often it fired)."""
+        if status is None and not drop and latency_s <= 0:
+            raise ValueError("a fault needs a status, drop=True or latency_s > 0")
+        if status is not None and not 100 <= int(status) <= 599:
+            raise ValueError(f"bad status {status!r}")
+        if fraction is not None and not 0.0 <= float(fraction) <= 1.0:
+            raise ValueError("fraction must be within [0, 1]")
+        if count is not None and int(count) < 0:
+            raise ValueError("count must be >= 0")
+        rule = FaultRule(
+            method=method.upper() if method else None,
+            path_regex=path_regex,
+            status=int(status) if status is not None else None,
+            retry_after=retry_after,
+            latency_s=float(latency_s),
+            drop=bool(drop),
+            count=int(count) if count is not None else None,
+            fraction=float(fraction) if fraction is not None else None,
+            message=message,
+        )
+        rule._re = re.compile(path_regex) if path_regex else None
+        with self._lock:
+            rule.id = next(self._ids)
+            self._rules.append(rule)
+        return rule
+
+    def add_dict(self, spec: dict[str, Any]) -> FaultRule:
+        """Add from a JSON body (the HTTP control endpoint); unknown keys are errors."""
+        unknown = set(spec) - set(_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown fault fields: {sorted(unknown)}")
+        return self.add(**spec)
+
+    def remove(self, rule_id: int) -> bool:
+        with self._lock:
+            before = len(self._rules)
+            self._rules = [r for r in self._rules if r.id != rule_id]
+            return len(self._rules) != before
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    @property
+    def rules(self) -> list[FaultRule]:
+        with self._lock:
+            return list(self._rules)
+
+    def match(self, method: str, path: str) -> Fault | None:
+        """Decide (and record) whether a request is faulted."""
+        with self._lock:
+            for rule in self._rules:
+                if rule.method and rule.method != method.upper():
+                    continue
+                if rule._re is not None and not rule._re.search(path):
+                    continue
+                if rule.count is not None and rule.fired >= rule.count:
+                    continue
+                if rule.fraction is not None and self._rng.random() >= rule.fraction:
+                    continue
+                rule.fired += 1
+                return Fault(rule.id, rule.status, rule.retry_after, rule.latency_s, rule.drop, rule.message)
+        return None
