@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from . import discovery as disc
+from . import protobuf
 from .discovery import ResourceType
 from .errors import ApiError, bad_request, qualified
 from .patch import PatchError, json_patch, merge_patch, strategic_merge
@@ -110,6 +111,11 @@ class Api:
             return Response(e.code, e.status())
         except PatchError as e:
             return Response(e.code, ApiError(e.code, str(e)).status())
+        except RecursionError:
+            return Response(400, ApiError(400, "the object is nested too deeply").status())
+        except (AttributeError, TypeError, KeyError, IndexError) as e:
+            # a body whose fields have shapes no served type allows (e.g. a list where an object belongs)
+            return Response(400, ApiError(400, f"malformed object: {type(e).__name__}: {e}").status())
 
     def _route(self, req: Request) -> Response:
         parts = [p for p in req.path.split("/") if p]
@@ -276,6 +282,15 @@ class Api:
             obj = _parse_json(req.body)
         elif ctype == "application/yaml":
             obj = _parse_yaml(req.body)
+        elif ctype == "application/vnd.kubernetes.protobuf":
+            try:
+                obj = protobuf.decode(req.body)
+            except protobuf.ProtobufError as e:
+                raise ApiError(
+                    415,
+                    f"the sandbox cannot decode this protobuf body ({e}); send JSON (e.g. kubectl create -f)",
+                    "UnsupportedMediaType",
+                ) from None
         else:
             raise ApiError(
                 415,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import logging
 import secrets
 import threading
 import time
@@ -24,6 +25,7 @@ from .errors import ApiError, already_exists, conflict, not_found
 from .selectors import field_selector, label_selector
 
 Obj = dict[str, Any]
+log = logging.getLogger(__name__)
 HISTORY = 50_000
 
 
@@ -91,7 +93,10 @@ class Store:
             while self._queue:
                 nxt = self._queue.popleft()
                 for listener in self._listeners:
-                    listener(nxt)
+                    try:
+                        listener(nxt)
+                    except Exception:  # a controller bug must not fail the client's committed write
+                        log.exception("sandbox listener failed on %s %s", nxt.type, nxt.resource.key)
         finally:
             self._dispatching = False
 
