@@ -155,6 +155,7 @@ def _client(settings: GitHubSettings) -> Any:
 
     return Github(
         base_url=settings.api_url,
+        lazy=True,
         auth=Auth.Token(_resolve_token(settings)),
         retry=_retry(settings),
         timeout=int(max(settings.timeout, 1)),
@@ -262,8 +263,8 @@ def _newest_labeled(pr: Any, label: str) -> tuple[str | None, str | None]:
     for index, event in enumerate(pr.get_issue_events()):
         if event.event != "labeled":
             continue
-        raw = event.raw_data.get("label") or {}
-        if raw.get("name") != label:
+        # .label, not .raw_data: raw_data makes PyGithub fetch each event again from its url
+        if event.label is None or event.label.name != label:
             continue
         created = event.created_at
         key = (created, index)
@@ -315,9 +316,10 @@ def fetch_facts(settings: GitHubSettings, requirement: GateRequirement) -> PullR
         raise GitHubError(problem)
     with _translate(settings, f"reading PR #{requirement.pr}"):
         g = _client(settings)
-        repo = g.get_repo(settings.full_name, lazy=True)
+        repo = g.get_repo(settings.full_name)
         try:
-            pr = repo.get_pull(requirement.pr)
+            pr = repo.get_pull(requirement.pr)  # lazy client: the GET happens on first attribute access
+            state = pr.state
         except Exception as e:
             if _is_status(e, 404):
                 raise GitHubError(f"PR #{requirement.pr} not found in {settings.full_name}") from None
@@ -335,7 +337,7 @@ def fetch_facts(settings: GitHubSettings, requirement: GateRequirement) -> PullR
         approvals = _approvals(repo, pr, head_sha) if requirement.require_approval and head_sha else None
         facts = PullRequestFacts(
             number=pr.number,
-            is_open=(pr.state == "open") if pr.state else None,
+            is_open=(state == "open") if state else None,
             merged=pr.merged,
             draft=pr.draft,
             from_base_repo=from_base,
@@ -380,7 +382,7 @@ def remove_trigger_label(settings: GitHubSettings, requirement: GateRequirement)
         raise GitHubError(f"unknown flow '{requirement.flow}'")
     with _translate(settings, f"removing label '{label}' from PR #{requirement.pr}"):
         g = _client(settings)
-        issue = g.get_repo(settings.full_name, lazy=True).get_issue(requirement.pr)
+        issue = g.get_repo(settings.full_name).get_issue(requirement.pr)
         try:
             issue.remove_from_labels(label)
         except Exception as e:
@@ -408,7 +410,7 @@ def upsert_audit_comment(settings: GitHubSettings, requirement: GateRequirement,
     with _translate(settings, action):
         g = _client(settings)
         me = g.get_user().login
-        issue = g.get_repo(settings.full_name, lazy=True).get_issue(requirement.pr)
+        issue = g.get_repo(settings.full_name).get_issue(requirement.pr)
     attempts = max(settings.retries, 0) + 1
     for attempt in range(1, attempts + 1):
         with _translate(settings, action):

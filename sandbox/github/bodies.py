@@ -227,6 +227,12 @@ class Bodies:
             body["state_reason"] = None
         return body
 
+    def issue_event(self, repo: Repo, issue: Issue, event: Event) -> JSON:
+        """GET /repos/o/r/issues/events/ID: the event plus the issue it belongs to."""
+        body = self.event(repo, event)
+        body["issue"] = self.issue(repo, issue)
+        return body
+
     # ---------------------------------------------------------- reviews, comments
     def review(self, repo: Repo, pr: Issue, review: Review) -> JSON:
         api = f"{self.base}/repos/{repo.full_name}/pulls/{pr.number}"

@@ -283,6 +283,7 @@ class GitHubSandbox(GitHubState):
         r("GET", f"{R}/pulls/{{pull_number}}/reviews", self._reviews)
         r("GET", f"{R}/issues/comments/{{comment_id}}", self._get_comment)
         r("PATCH", f"{R}/issues/comments/{{comment_id}}", self._patch_comment)
+        r("GET", f"{R}/issues/events/{{event_id}}", self._get_event)
         r("GET", f"{R}/issues/{{issue_number}}", self._get_issue)
         r("GET", f"{R}/issues/{{issue_number}}/events", self._events)
         r("GET", f"{R}/issues/{{issue_number}}/timeline", self._events)
@@ -387,6 +388,15 @@ class GitHubSandbox(GitHubState):
         repo = self._repo(c)
         issue = self.issue(repo.full_name, self._num(c, "issue_number"))
         return 200, [self.b.event(repo, e) for e in issue.events]
+
+    def _get_event(self, c: _Call) -> tuple[int, Any]:
+        repo = self._repo(c)
+        event_id = self._num(c, "event_id")
+        for issue in repo.issues.values():
+            for event in issue.events:
+                if event.id == event_id:
+                    return 200, self.b.issue_event(repo, issue, event)
+        raise SandboxError(404, "Not Found")
 
     def _get_labels(self, c: _Call) -> tuple[int, Any]:
         repo = self._repo(c)

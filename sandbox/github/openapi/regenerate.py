@@ -37,6 +37,7 @@ OPERATIONS: list[tuple[str, str]] = [
     ("/repos/{owner}/{repo}/issues/{issue_number}", "get"),
     ("/repos/{owner}/{repo}/issues/{issue_number}/events", "get"),
     ("/repos/{owner}/{repo}/issues/{issue_number}/timeline", "get"),
+    ("/repos/{owner}/{repo}/issues/events/{event_id}", "get"),
     ("/repos/{owner}/{repo}/issues/{issue_number}/labels", "get"),
     ("/repos/{owner}/{repo}/issues/{issue_number}/labels", "post"),
     ("/repos/{owner}/{repo}/issues/{issue_number}/labels/{name}", "delete"),

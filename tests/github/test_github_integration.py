@@ -1,0 +1,417 @@
+"""integrations/github.py with PyGithub against the GitHub test server (every response schema-checked)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pytest
+
+from core.gate import GateRequirement
+from integrations.github import (
+    GitHubError,
+    GitHubSettings,
+    audit_marker,
+    check_gate,
+    fetch_facts,
+    recheck_gate,
+    remove_trigger_label,
+    upsert_audit_comment,
+)
+from tests.fixtures.github import PLAN_PATH, GitHubPR, GitHubServer
+
+
+def settings_for(world: GitHubPR, login: str = "alice", **kw: Any) -> GitHubSettings:
+    base: dict[str, Any] = {**world.settings_kwargs(login), "retries": 3, "backoff_factor": 0.01,
+                            "max_rate_limit_wait": 5.0, "timeout": 5.0}
+    base.update(kw)
+    return GitHubSettings(**base)
+
+
+def req(world: GitHubPR, flow: str = "apply", **kw: Any) -> GateRequirement:
+    return GateRequirement(flow, world.number, world.plan_path, **kw)
+
+
+# ----------------------------------------------------------------------------- who labeled
+@pytest.mark.parametrize("actor", ["alice", "mona", "walt"])
+def test_label_by_write_or_more_is_allowed(github_pr: GitHubPR, actor: str) -> None:
+    github_pr.label("execute-plan", actor)
+    decision = check_gate(settings_for(github_pr), req(github_pr))
+    assert decision.allowed, decision.reason
+    assert decision.head_sha == github_pr.head_sha
+    assert decision.label_actor == actor
+    from sandbox.github.state import blob_sha
+
+    assert decision.plan_blob_sha == blob_sha(github_pr.plan_text.encode())
+
+
+@pytest.mark.parametrize(("actor", "role"), [("tess", "triage"), ("rita", "read"), ("eve", "read")])
+def test_label_by_triage_read_or_outsider_is_refused(github_pr: GitHubPR, actor: str, role: str) -> None:
+    # eve is no collaborator: on a public repository GitHub reports her as read.
+    github_pr.label("execute-plan", actor)
+    decision = check_gate(settings_for(github_pr), req(github_pr))
+    assert not decision.allowed
+    assert decision.reason == (f"label 'execute-plan' was added by '{actor}' whose permission is '{role}' "
+                               "(needs write, maintain or admin)")
+
+
+def test_outsider_on_private_repo_has_permission_none(github_server: GitHubServer) -> None:
+    github_server.create_repo("acme/secret", private=True)
+    github_server.add_user("eve")
+    number = github_server.open_pr("acme/secret", head="x", files={PLAN_PATH: "a: 1\n"})
+    github_server.add_label("acme/secret", number, "execute-plan", "eve")
+    settings = GitHubSettings("acme", "secret", github_server.token_for("acme"), github_server.url)
+    decision = check_gate(settings, GateRequirement("apply", number, PLAN_PATH))
+    assert decision.reason.endswith("whose permission is 'none' (needs write, maintain or admin)")
+
+
+def test_newest_labeled_event_decides(github_pr: GitHubPR) -> None:
+    github_pr.label("execute-plan", "alice")
+    github_pr.server.remove_label(github_pr.repo, github_pr.number, "execute-plan", "tess")
+    github_pr.label("execute-plan", "tess")
+    decision = check_gate(settings_for(github_pr), req(github_pr))
+    assert not decision.allowed and "'tess'" in decision.reason
+    # ...and the other way round: an admin re-applying the label makes it valid.
+    github_pr.server.remove_label(github_pr.repo, github_pr.number, "execute-plan", "alice")
+    github_pr.label("execute-plan", "alice")
+    assert check_gate(settings_for(github_pr), req(github_pr)).allowed
+
+
+def test_newest_event_found_across_pages(github_pr: GitHubPR) -> None:
+    server = github_pr.server
+    for _ in range(60):  # 120 events before the decisive one: more than one page of 100
+        github_pr.label("execute-plan", "alice")
+        server.remove_label(github_pr.repo, github_pr.number, "execute-plan", "alice")
+    github_pr.label("execute-plan", "tess")
+    decision = check_gate(settings_for(github_pr), req(github_pr))
+    assert "'tess'" in decision.reason
+    assert server.count("GET", r"/issues/\d+/events$") == 2
+
+
+def test_other_label_events_do_not_count(github_pr: GitHubPR) -> None:
+    github_pr.label("rollback-plan", "alice")
+    github_pr.label("execute-plan", "tess")
+    decision = check_gate(settings_for(github_pr), req(github_pr, "rollback"))
+    assert decision.allowed, decision.reason
+    assert "'tess'" in check_gate(settings_for(github_pr), req(github_pr)).reason
+
+
+def test_missing_label(github_pr: GitHubPR) -> None:
+    decision = check_gate(settings_for(github_pr), req(github_pr, "rollback"))
+    assert decision.reason == "PR missing label 'rollback-plan'"
+
+
+def test_label_added_through_the_api_records_the_token_user(github_pr: GitHubPR) -> None:
+    from github import Auth, Github
+
+    g = Github(base_url=github_pr.server.url, auth=Auth.Token(github_pr.server.token_for("tess")),
+               seconds_between_requests=None, seconds_between_writes=None)
+    g.get_repo(github_pr.repo).get_pull(github_pr.number).add_to_labels("execute-plan")  # bare array body
+    assert github_pr.server.requests("POST", r"/labels$")[0].body == ["execute-plan"]
+    decision = check_gate(settings_for(github_pr), req(github_pr))
+    assert "'tess' whose permission is 'triage'" in decision.reason
+
+
+# ----------------------------------------------------------------------------- PR state
+def test_closed_pr_refused(github_pr: GitHubPR) -> None:
+    github_pr.label()
+    github_pr.server.close_pr(github_pr.repo, github_pr.number)
+    assert check_gate(settings_for(github_pr), req(github_pr)).reason == f"PR #{github_pr.number} is closed"
+
+
+def test_merged_pr_refused(github_pr: GitHubPR) -> None:
+    github_pr.label()
+    github_pr.server.merge_pr(github_pr.repo, github_pr.number)
+    assert check_gate(settings_for(github_pr), req(github_pr)).reason == f"PR #{github_pr.number} is merged"
+
+
+def test_fork_pr_refused_even_if_admin_labeled(github_pr: GitHubPR) -> None:
+    server = github_pr.server
+    number = server.open_pr(github_pr.repo, head="evil", fork_owner="mallory", files={PLAN_PATH: "x: 1\n"})
+    server.add_label(github_pr.repo, number, "execute-plan", "alice")
+    decision = check_gate(settings_for(github_pr), GateRequirement("apply", number, PLAN_PATH))
+    assert decision.reason == f"PR #{number} is from a fork"
+
+
+def test_same_repo_pr_in_a_repo_that_is_itself_a_fork_is_allowed(github_server: GitHubServer) -> None:
+    github_server.create_repo("upstream/infra")
+    github_server.create_repo("acme/infra", fork_of="upstream/infra")
+    number = github_server.open_pr("acme/infra", head="plan", files={PLAN_PATH: "a: 1\n"})
+    github_server.add_label("acme/infra", number, "execute-plan", "acme")
+    settings = GitHubSettings("acme", "infra", github_server.token_for("acme"), github_server.url)
+    decision = check_gate(settings, GateRequirement("apply", number, PLAN_PATH))
+    assert decision.allowed, decision.reason
+
+
+def test_unknown_pr_and_missing_plan(github_pr: GitHubPR) -> None:
+    github_pr.label()
+    assert check_gate(settings_for(github_pr), GateRequirement("apply", 99, PLAN_PATH)).reason == (
+        "PR #99 not found in acme/infra")
+    decision = check_gate(settings_for(github_pr), req(github_pr) .__class__("apply", github_pr.number,
+                                                                             "ops/plans/other/plan.yaml"))
+    assert decision.reason.startswith("plan file ops/plans/other/plan.yaml not found at head ")
+
+
+# ----------------------------------------------------------------------------- time of check / time of use
+def test_recheck_passes_when_nothing_changed(github_pr: GitHubPR) -> None:
+    github_pr.label()
+    settings = settings_for(github_pr)
+    first = check_gate(settings, req(github_pr))
+    again = recheck_gate(settings, req(github_pr), first)
+    assert first.allowed and again.allowed
+
+
+def test_head_pushed_between_check_and_recheck(github_pr: GitHubPR) -> None:
+    github_pr.label()
+    settings = settings_for(github_pr)
+    first = check_gate(settings, req(github_pr))
+    new = github_pr.server.push_commit(github_pr.repo, github_pr.number, {"README.md": "changed\n"})
+    decision = recheck_gate(settings, req(github_pr), first)
+    assert decision.reason == f"head SHA changed since the check ({first.head_sha[:7]} -> {new[:7]})"  # type: ignore[index]
+
+
+def test_plan_changed_between_check_and_recheck(github_pr: GitHubPR) -> None:
+    github_pr.label()
+    settings = settings_for(github_pr)
+    first = check_gate(settings, req(github_pr))
+    github_pr.server.change_file(github_pr.repo, github_pr.number, PLAN_PATH, "namespace: other\n")
+    decision = recheck_gate(settings, req(github_pr), first)
+    assert not decision.allowed and decision.reason.startswith("head SHA changed since the check")
+    # the plan's own blob moved too: compare with facts fetched now
+    now = fetch_facts(settings, req(github_pr))
+    assert now.plan_blob_sha != first.plan_blob_sha
+
+
+def test_label_removed_between_check_and_recheck(github_pr: GitHubPR) -> None:
+    github_pr.label()
+    settings = settings_for(github_pr)
+    first = check_gate(settings, req(github_pr))
+    github_pr.server.remove_label(github_pr.repo, github_pr.number, "execute-plan", "alice")
+    assert recheck_gate(settings, req(github_pr), first).reason == "label 'execute-plan' was removed since the check"
+
+
+def test_closed_between_check_and_recheck(github_pr: GitHubPR) -> None:
+    github_pr.label()
+    settings = settings_for(github_pr)
+    first = check_gate(settings, req(github_pr))
+    github_pr.server.close_pr(github_pr.repo, github_pr.number)
+    assert recheck_gate(settings, req(github_pr), first).reason == f"PR #{github_pr.number} is closed"
+
+
+# ----------------------------------------------------------------------------- approvals
+def test_approval_required(github_pr: GitHubPR) -> None:
+    server, needs = github_pr.server, req(github_pr, require_approval=True)
+    github_pr.label()
+    settings = settings_for(github_pr)
+    assert "no approving review" in check_gate(settings, needs).reason
+    server.add_review(github_pr.repo, github_pr.number, "rita")  # read access does not count
+    assert "no approving review" in check_gate(settings, needs).reason
+    server.add_review(github_pr.repo, github_pr.number, "walt")
+    old_head = github_pr.head_sha
+    assert check_gate(settings, needs).allowed
+    server.push_commit(github_pr.repo, github_pr.number, {"README.md": "more\n"})  # approval was on old head
+    assert github_pr.head_sha != old_head
+    assert "no approving review" in check_gate(settings, needs).reason
+    server.add_review(github_pr.repo, github_pr.number, "mona")
+    assert check_gate(settings, needs).allowed
+    server.add_review(github_pr.repo, github_pr.number, "mona", state="CHANGES_REQUESTED")
+    assert "no approving review" in check_gate(settings, needs).reason
+
+
+# ----------------------------------------------------------------------------- failures
+def test_500_on_a_read_is_retried(github_pr: GitHubPR) -> None:
+    github_pr.label()
+    github_pr.server.inject("GET", rf"/pulls/{github_pr.number}$", 500, times=2)
+    decision = check_gate(settings_for(github_pr), req(github_pr))
+    assert decision.allowed, decision.reason
+    assert github_pr.server.count("GET", rf"/pulls/{github_pr.number}$") == 3
+
+
+def test_5xx_forever_is_a_clear_refusal(github_pr: GitHubPR) -> None:
+    github_pr.label()
+    github_pr.server.inject("GET", r"/events$", 502, times=100)
+    settings = settings_for(github_pr, retries=2)
+    with pytest.raises(GitHubError) as info:
+        fetch_facts(settings, req(github_pr))
+    assert str(info.value).startswith(f"GitHub answered 502 while reading PR #{github_pr.number}")
+    assert github_pr.server.count("GET", r"/events$") == 3
+    decision = check_gate(settings, req(github_pr))
+    assert not decision.allowed and decision.reason.startswith("GitHub answered 502")
+
+
+def test_bad_token_is_one_clear_error(github_pr: GitHubPR) -> None:
+    settings = settings_for(github_pr, token="ghp_definitelyNotAValidTokenXYZ123")
+    with pytest.raises(GitHubError) as info:
+        fetch_facts(settings, req(github_pr))
+    assert str(info.value) == (f"GitHub rejected the token (401 Bad credentials) while reading PR "
+                               f"#{github_pr.number} (acme/infra at {github_pr.server.url})")
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert github_pr.server.requests()[-1].response["message"] == "Bad credentials"
+    assert github_pr.server.count() == 1  # 401 is not retried
+    assert check_gate(settings, req(github_pr)).reason.startswith("GitHub rejected the token")
+
+
+def test_missing_settings_refuse(github_pr: GitHubPR) -> None:
+    settings = GitHubSettings.from_env({"GITHUB_API_URL": github_pr.server.url})
+    decision = check_gate(settings, req(github_pr))
+    assert (decision.allowed, decision.reason) == (False, "GitHub settings missing: GH_OWNER, GH_REPO, GITHUB_TOKEN")
+    assert github_pr.server.count() == 0
+
+
+def test_rate_limit_waited_for_within_the_cap(github_pr: GitHubPR) -> None:
+    github_pr.label()
+    github_pr.server.inject("GET", rf"/pulls/{github_pr.number}$", 403, rate_limit_reset_in=1)
+    started = time.monotonic()
+    decision = check_gate(settings_for(github_pr, max_rate_limit_wait=5), req(github_pr))
+    assert decision.allowed, decision.reason
+    assert 0.5 < time.monotonic() - started < 4.5
+
+
+def test_rate_limit_beyond_the_cap_is_a_clear_error(github_pr: GitHubPR) -> None:
+    github_pr.server.inject("GET", rf"/pulls/{github_pr.number}$", 403, rate_limit_reset_in=3600)
+    started = time.monotonic()
+    with pytest.raises(GitHubError) as info:
+        fetch_facts(settings_for(github_pr, max_rate_limit_wait=2), req(github_pr))
+    assert time.monotonic() - started < 2
+    assert "GitHub rate limit exceeded while reading PR" in str(info.value)
+    assert "more than the configured cap of 2s" in str(info.value)
+
+
+def test_retry_after_429_within_and_beyond_the_cap(github_pr: GitHubPR) -> None:
+    github_pr.label()
+    server = github_pr.server
+    server.inject("GET", rf"/pulls/{github_pr.number}$", 429, retry_after=1)
+    assert check_gate(settings_for(github_pr), req(github_pr)).allowed
+    server.inject("GET", rf"/pulls/{github_pr.number}$", 429, retry_after=600)
+    started = time.monotonic()
+    with pytest.raises(GitHubError, match="more than the configured cap of 5s"):
+        fetch_facts(settings_for(github_pr), req(github_pr))
+    assert time.monotonic() - started < 2
+
+
+def test_unreachable_server(github_pr: GitHubPR) -> None:
+    settings = settings_for(github_pr, api_url="http://127.0.0.1:9", retries=0)
+    with pytest.raises(GitHubError, match="cannot reach GitHub while reading PR"):
+        fetch_facts(settings, req(github_pr))
+
+
+# ----------------------------------------------------------------------------- writes
+def test_trigger_label_removed_after_execution_and_relabel_runs_again(github_pr: GitHubPR) -> None:
+    github_pr.label()
+    settings = settings_for(github_pr, login="walt")
+    assert check_gate(settings, req(github_pr)).allowed
+    remove_trigger_label(settings, req(github_pr))
+    assert "execute-plan" not in github_pr.server.labels_of(github_pr.repo, github_pr.number)
+    event = github_pr.server.snapshot(github_pr.repo, github_pr.number).events[-1]
+    assert (event.event, event.actor, event.label) == ("unlabeled", "walt", "execute-plan")
+    assert check_gate(settings, req(github_pr)).reason == "PR missing label 'execute-plan'"
+    remove_trigger_label(settings, req(github_pr))  # already gone: fine
+    github_pr.label("execute-plan", "mona")
+    assert check_gate(settings, req(github_pr)).allowed
+
+
+def test_audit_comment_created_once_then_edited(github_pr: GitHubPR) -> None:
+    settings = settings_for(github_pr)
+    first = upsert_audit_comment(settings, req(github_pr), "| step | result |\n|---|---|\n| 1 | done |")
+    second = upsert_audit_comment(settings, req(github_pr), "| step | result |\n|---|---|\n| 1 | failed |")
+    comments = github_pr.server.issue_comments(github_pr.repo, github_pr.number)
+    assert first == second == comments[0].id and len(comments) == 1
+    assert comments[0].body.splitlines()[0] == audit_marker(req(github_pr))
+    assert comments[0].body.endswith("| 1 | failed |")
+    assert github_pr.server.count("POST", r"/comments$") == 1
+    assert github_pr.server.count("PATCH", r"/issues/comments/\d+$") == 1
+    # another flow on the same plan gets its own comment; an unchanged body is not re-sent
+    upsert_audit_comment(settings, req(github_pr, "rollback"), "rolled back")
+    upsert_audit_comment(settings, req(github_pr, "rollback"), "rolled back")
+    assert len(github_pr.server.issue_comments(github_pr.repo, github_pr.number)) == 2
+    assert github_pr.server.count("PATCH", r"/issues/comments/\d+$") == 1
+
+
+def test_audit_comment_single_and_current_after_post_stored_then_failed(github_pr: GitHubPR) -> None:
+    settings = settings_for(github_pr)
+    github_pr.server.inject("POST", r"/issues/\d+/comments$", 500, store_then_fail=True)
+    comment_id = upsert_audit_comment(settings, req(github_pr), "summary v1")
+    comments = github_pr.server.issue_comments(github_pr.repo, github_pr.number)
+    assert [c.id for c in comments] == [comment_id]
+    assert comments[0].body.endswith("summary v1")
+    assert github_pr.server.count("POST", r"/comments$") == 1  # never re-posted blindly
+    github_pr.server.inject("PATCH", r"/issues/comments/\d+$", 500, store_then_fail=True)
+    assert upsert_audit_comment(settings, req(github_pr), "summary v2") == comment_id
+    comments = github_pr.server.issue_comments(github_pr.repo, github_pr.number)
+    assert len(comments) == 1 and comments[0].body.endswith("summary v2")
+
+
+def test_audit_comment_post_failed_before_storing_is_posted_again(github_pr: GitHubPR) -> None:
+    settings = settings_for(github_pr)
+    github_pr.server.inject("POST", r"/issues/\d+/comments$", 502)
+    upsert_audit_comment(settings, req(github_pr), "summary")
+    assert len(github_pr.server.issue_comments(github_pr.repo, github_pr.number)) == 1
+    assert github_pr.server.count("POST", r"/comments$") == 2
+
+
+def test_audit_comment_ignores_marker_in_someone_elses_comment(github_pr: GitHubPR) -> None:
+    marker = audit_marker(req(github_pr))
+    github_pr.server.add_comment(github_pr.repo, github_pr.number, "tess", f"{marker}\nfake")
+    comment_id = upsert_audit_comment(settings_for(github_pr), req(github_pr), "real")
+    comments = github_pr.server.issue_comments(github_pr.repo, github_pr.number)
+    assert len(comments) == 2 and comments[0].body.endswith("fake")
+    assert comments[1].id == comment_id and comments[1].user == "alice"
+
+
+# ----------------------------------------------------------------------------- secrecy
+def test_token_never_leaks(github_pr: GitHubPR, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    good = settings_for(github_pr)
+    bad = settings_for(github_pr, token="ghp_leakcanaryLEAKCANARY0123456789")
+    seen: list[str] = [repr(good), str(good), repr(bad)]
+    github_pr.label()
+    first = check_gate(good, req(github_pr))
+    seen += [first.reason, repr(first), repr(fetch_facts(good, req(github_pr)))]
+    github_pr.server.inject("GET", r"/pulls/", 500, times=100)
+    seen += [check_gate(good, req(github_pr)).reason]
+    github_pr.server.clear_faults()
+    for call in (lambda: fetch_facts(bad, req(github_pr)), lambda: remove_trigger_label(bad, req(github_pr)),
+                 lambda: upsert_audit_comment(bad, req(github_pr), f"token is {bad.token}")):
+        with pytest.raises(GitHubError) as info:
+            call()
+        seen += [str(info.value), repr(info.value)]
+    seen += [check_gate(bad, req(github_pr)).reason, recheck_gate(bad, req(github_pr), first).reason]
+    upsert_audit_comment(good, req(github_pr), f"leaky body {good.token}")
+    seen += [c.body for c in github_pr.server.issue_comments(github_pr.repo, github_pr.number)]
+    seen += [r.getMessage() for r in caplog.records] + [caplog.text]
+    assert len(caplog.records) > 5  # PyGithub/urllib3 debug logging was really captured
+    blob = "\n".join(seen)
+    for token in (good.token, bad.token):
+        assert token and token not in blob
+    assert "GitHub rejected the token" in blob
+
+
+def test_settings_from_env_and_repr() -> None:
+    settings = GitHubSettings.from_env({
+        "GH_OWNER": "acme", "GH_REPO": "infra", "GITHUB_TOKEN": "ghp_secretsecretsecret", "PRNUM": "12",
+        "GITHUB_API_URL": "http://127.0.0.1:1/", "GITHUB_MAX_RATE_LIMIT_WAIT": "7"})
+    assert (settings.owner, settings.repo, settings.pr, settings.api_url, settings.max_rate_limit_wait) == (
+        "acme", "infra", 12, "http://127.0.0.1:1", 7.0)
+    assert "secret" not in repr(settings) and "token='***'" in repr(settings)
+    assert GitHubSettings.from_env({}).api_url == "https://api.github.com"
+    fallback = GitHubSettings.from_env({"GITHUB_REPOSITORY": "o/r", "GITHUB_TOKEN_BLOCK": "gh-token"})
+    assert (fallback.owner, fallback.repo, fallback.missing()) == ("o", "r", [])
+
+
+def test_prefect_not_imported_unless_a_block_is_named(github_pr: GitHubPR) -> None:
+    import subprocess
+    import sys
+
+    github_pr.label()
+    code = (
+        "import sys\n"
+        "from core.gate import GateRequirement\n"
+        "from integrations.github import GitHubSettings, check_gate\n"
+        f"s = GitHubSettings('acme', 'infra', {github_pr.server.token_for('alice')!r}, {github_pr.server.url!r})\n"
+        f"d = check_gate(s, GateRequirement('apply', {github_pr.number}, {PLAN_PATH!r}))\n"
+        "assert d.allowed, d.reason\n"
+        "assert not any(m == 'prefect' or m.startswith('prefect.') for m in sys.modules), 'prefect imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
