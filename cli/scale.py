@@ -1,0 +1,134 @@
+"""`infra-scale`: turn desired sizes into a plan (default: written locally and previewed), or a pull request.
+
+    infra-scale --dry-run --target=staging --namespace=assistant-staging \\
+        --workload=Deployment:web:2 --workload=Deployment:api:2
+    infra-scale --desired=ops/desired/staging.yaml --execute      # opens or updates the target's PR
+
+The dry run calls the core and the integrations directly (no Prefect import, milliseconds); `--execute` runs
+the `infra-scale` flow so the run is recorded like a scheduled one. Bad input (flags, desired-state file, a
+workload that does not exist) prints one `error:` line and exits 2 with nothing written.
+"""
+
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO, TypeVar
+
+from cli.args import _Parser
+from core.desired import DesiredState, desired_from
+from core.diff import LIVE_RESOURCES, diff
+from core.errors import InputError
+from core.plan_writer import PLAN_FILE, scale_report
+from core.report import RunReport
+from integrations.kubectl import Kubectl, KubectlError, get_items
+
+DEFAULT_PLANS_DIR = "ops/plans/infra-scale"
+READ_ATTEMPTS = 3
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ScaleOptions:
+    desired: str | None
+    target: str | None
+    namespace: str | None
+    workloads: tuple[str, ...]
+    execute: bool
+    base: str
+    plans_dir: str
+
+
+def parse(argv: Sequence[str]) -> ScaleOptions:
+    parser = _Parser(prog="infra-scale", allow_abbrev=False,
+                     description="Write a plan with what differs between desired and live sizes; "
+                                 "with --execute, open or update the target's pull request.")
+    parser.add_argument("--desired", help="a desired-state file (e.g. ops/desired/staging.yaml)")
+    parser.add_argument("--target", help="the plan's target (e.g. staging)")
+    parser.add_argument("--namespace", help="the Kubernetes namespace")
+    parser.add_argument("--workload", action="append", default=[], help="KIND:NAME:REPLICAS, repeatable")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="write the plan locally and preview it (default)")
+    mode.add_argument("--execute", action="store_true", help="also open or update the target's pull request")
+    parser.add_argument("--base", default="main", help="the PR's base branch (default main)")
+    parser.add_argument("--plans-dir", default=DEFAULT_PLANS_DIR, help=f"default {DEFAULT_PLANS_DIR}")
+    parsed = parser.parse_args(list(argv))
+    return ScaleOptions(parsed.desired, parsed.target, parsed.namespace, tuple(parsed.workload), parsed.execute,
+                        parsed.base, parsed.plans_dir)
+
+
+def _check_execute(options: ScaleOptions, state: DesiredState, env: Mapping[str, str]) -> None:
+    """What --execute needs, checked before anything is read or written."""
+    from integrations.github import GitHubSettings
+    from integrations.pull_request import repository_paths
+
+    missing = GitHubSettings.from_env(env).missing()
+    if missing:
+        raise InputError("environment", missing[0], f"is required for --execute (missing: {', '.join(missing)})")
+    repository_paths(options.plans_dir, state.target, [PLAN_FILE])
+
+
+def _retrying(read: Callable[[], T]) -> T:
+    """A few attempts with backoff for transient kubectl failures (what the flow's task retries do)."""
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        try:
+            return read()
+        except KubectlError as error:
+            if not error.transient or attempt == READ_ATTEMPTS:
+                raise
+            time.sleep(attempt)
+    raise AssertionError("unreachable")
+
+
+def dry_run(options: ScaleOptions, state: DesiredState) -> RunReport:
+    """Read, diff, write the plan locally; no Prefect, no GitHub."""
+    from integrations.pull_request import write_plan_locally
+
+    try:
+        live = _retrying(lambda: get_items(Kubectl(context=state.context), state.namespace, LIVE_RESOURCES))
+    except KubectlError as error:
+        return scale_report(state, None, None, None, False, error=f"cannot read the live state: {error}")
+    changes = diff(state, live)
+    if changes.empty:
+        return scale_report(state, changes, None, None, False)
+    written = write_plan_locally(state, changes, options.plans_dir, datetime.now(UTC))
+    return scale_report(state, changes, written.plan, f"{options.plans_dir}/{state.target}/{PLAN_FILE}", False)
+
+
+def execute(options: ScaleOptions, state: DesiredState) -> RunReport:
+    """The same through the Prefect flow, which also publishes the pull request."""
+    from flows.scale import infra_scale
+    from integrations.github import GitHubError
+
+    try:
+        result: Any = infra_scale(desired=options.desired, target=options.target, namespace=options.namespace,
+                                  workloads=list(options.workloads), execute=True, base=options.base,
+                                  plans_dir=options.plans_dir)
+    except (GitHubError, KubectlError) as error:
+        return scale_report(state, None, None, None, True, error=str(error))
+    assert isinstance(result, RunReport)
+    return result
+
+
+def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+        env: Mapping[str, str] = os.environ) -> int:
+    try:
+        options = parse(argv)
+        state = desired_from(options.desired, options.target, options.namespace, options.workloads)
+        if options.execute:
+            _check_execute(options, state, env)
+            report = execute(options, state)
+        else:
+            report = dry_run(options, state)
+    except InputError as error:
+        print(f"error: {error}", file=err)
+        return 2
+    print(report.render(), file=out)
+    return report.exit_code
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
+

@@ -1,0 +1,263 @@
+"""Publishing an infra-scale plan: atomically in the working tree, and as one pull request per target on GitHub.
+
+The PR lives on branch `infra-scale/<target>/<YYYY-MM-DD>` (cut from the base branch), its files are committed
+through the contents API, its title is `infra-scale: <target> (<date>)` and it carries the `infra-plan` label.
+There is never more than one open PR per target: an open PR whose head branch (in this repository, not a fork)
+starts with `infra-scale/<target>/`, or that carries the label and the target's title, or the hidden marker in
+its body, is updated (files, title, body) instead of opening another.
+
+Every step is idempotent, so the whole call can be retried: a file whose content already matches is not
+committed again; a branch that exists is reused; after a failed or ambiguous POST/PUT (which the client never
+retries by itself) the state is read again before trying once more, so a write the server stored despite the
+failure is not repeated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from core.desired import DesiredState
+from core.diff import Diff
+from core.errors import InputError
+from core.plan import Plan, load_plan
+from core.plan_writer import PLAN_FILE, render_plan
+from integrations.github import GitHubError, GitHubSettings, _client, _translate
+
+log = logging.getLogger(__name__)
+
+PLAN_LABEL = "infra-plan"
+BRANCH_PREFIX = "infra-scale"
+WRITE_ATTEMPTS = 3
+T = TypeVar("T")
+
+
+def branch_name(target: str, day: date) -> str:
+    return f"{BRANCH_PREFIX}/{target}/{day.isoformat()}"
+
+
+def pr_title(target: str, day: date) -> str:
+    return f"infra-scale: {target} ({day.isoformat()})"
+
+
+def pr_marker(target: str) -> str:
+    """A hidden line in the PR body that names the target (found even if the branch or title were changed)."""
+    return f"<!-- infra-scale:target={target} -->"
+
+
+@dataclass(frozen=True)
+class PullRequestOutcome:
+    number: int
+    url: str
+    branch: str
+    created: bool
+    committed: tuple[str, ...]
+    """Repository paths committed by this call (empty when the PR already held these exact files)."""
+
+
+# --------------------------------------------------------------------------- local files
+def write_files_atomically(directory: Path, files: Mapping[str, str]) -> list[Path]:
+    """Write each file through a temp file in the same directory and `os.replace`: never half-written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in files.items():
+        path = directory / name
+        handle, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        written.append(path)
+    return written
+
+
+@dataclass(frozen=True)
+class WrittenPlan:
+    plan: Plan
+    files: Mapping[str, str]
+    """{file name: text}, `plan.yaml` first."""
+
+
+def write_plan_locally(state: DesiredState, diff: Diff, plans_dir: str | Path, generated_at: datetime) -> WrittenPlan:
+    """Render the plan into `<plans_dir>/<target>/`, atomically, and load it back (a generated plan must load)."""
+    files = render_plan(state, diff, generated_at)
+    directory = Path(plans_dir) / state.target
+    write_files_atomically(directory, files)
+    return WrittenPlan(load_plan(directory / PLAN_FILE), files)
+
+
+def repository_paths(plans_dir: str | Path, target: str, names: list[str] | tuple[str, ...],
+                     cwd: Path | None = None) -> dict[str, str]:
+    """{file name: path in the repository}; `plans_dir` is taken relative to the working directory (the clone)."""
+    directory = Path(plans_dir)
+    if directory.is_absolute():
+        base = (cwd or Path.cwd()).resolve()
+        if not directory.resolve().is_relative_to(base):
+            raise InputError("arguments", "plans_dir",
+                             f"{plans_dir} is outside the working directory {base}, so it has no repository path")
+        directory = directory.resolve().relative_to(base)
+    parts = [part for part in directory.as_posix().split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise InputError("arguments", "plans_dir", f"{plans_dir} leaves the repository")
+    return {name: "/".join([*parts, target, name]) for name in names}
+
+
+# --------------------------------------------------------------------------- GitHub
+def _status(error: BaseException) -> int | None:
+    from github.GithubException import GithubException
+
+    return error.status if isinstance(error, GithubException) else None
+
+
+def _ambiguous(error: BaseException) -> bool:
+    """A write failure after which the server may or may not have stored the write: read again, then retry."""
+    import requests
+
+    status = _status(error)
+    if status is not None:
+        return status >= 500 or status in (409, 422)
+    return isinstance(error, requests.exceptions.RequestException)
+
+
+def _write(action: str, attempt_write: Callable[[], T], already_done: Callable[[], T | None]) -> T:
+    """Check, then write; after an ambiguous failure check again before the next attempt."""
+    last: BaseException | None = None
+    for _ in range(WRITE_ATTEMPTS):
+        done = already_done()
+        if done is not None:
+            return done
+        try:
+            return attempt_write()
+        except Exception as error:
+            if not _ambiguous(error):
+                raise
+            log.info("%s failed (%s); reading the state again before retrying", action, error)
+            last = error
+    assert last is not None
+    raise last
+
+
+def _same_repo(pr: Any, full_name: str) -> bool:
+    head = pr.head
+    return bool(head is not None and head.repo is not None and head.repo.full_name.lower() == full_name.lower())
+
+
+def find_open_pr(repo: Any, full_name: str, target: str) -> Any | None:
+    """The open PR for `target` (oldest first if, against the rules, there are several)."""
+    prefix = f"{BRANCH_PREFIX}/{target}/"
+    title_prefix = f"infra-scale: {target} ("
+    matches = []
+    for pr in repo.get_pulls(state="open"):
+        if not _same_repo(pr, full_name):
+            continue
+        by_branch = (pr.head.ref or "").startswith(prefix)
+        labels = {label.name for label in pr.labels or ()}
+        by_title = PLAN_LABEL in labels and (pr.title or "").startswith(title_prefix)
+        by_marker = pr_marker(target) in (pr.body or "")
+        if by_branch or by_title or by_marker:
+            matches.append(pr)
+    if len(matches) > 1:
+        log.warning("%d open PRs for target %s (%s); updating #%d", len(matches), target,
+                    ", ".join(f"#{pr.number}" for pr in matches), min(pr.number for pr in matches))
+    return min(matches, key=lambda pr: pr.number) if matches else None
+
+
+def _ensure_branch(repo: Any, branch: str, base: str) -> None:
+    from github.GithubException import GithubException
+
+    try:
+        repo.get_git_ref(f"heads/{branch}")
+        return
+    except GithubException as error:
+        if error.status != 404:
+            raise
+
+    def exists() -> bool | None:
+        try:
+            repo.get_git_ref(f"heads/{branch}")
+            return True
+        except GithubException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def create() -> bool:
+        sha = repo.get_git_ref(f"heads/{base}").object.sha
+        repo.create_git_ref(f"refs/heads/{branch}", sha)
+        return True
+
+    _write(f"creating branch {branch}", create, exists)
+
+
+def _current(repo: Any, path: str, branch: str) -> Any | None:
+    from github.GithubException import GithubException
+
+    try:
+        content = repo.get_contents(path, ref=branch)
+    except GithubException as error:
+        if error.status == 404:
+            return None
+        raise
+    return None if isinstance(content, list) else content
+
+
+def _commit_file(repo: Any, path: str, text: str, branch: str, message: str) -> bool:
+    """Commit `text` at `path` on `branch` unless it is already there; True when this call changed it."""
+    wanted = text.encode("utf-8")
+    tried = False
+
+    def done() -> bool | None:
+        content = _current(repo, path, branch)
+        return (tried or None) if content is not None and content.decoded_content == wanted else None
+
+    def put() -> bool:
+        nonlocal tried
+        tried = True
+        content = _current(repo, path, branch)
+        if content is None:
+            repo.create_file(path, message, text, branch=branch)
+        else:
+            repo.update_file(path, message, text, content.sha, branch=branch)
+        return True
+
+    return bool(_write(f"committing {path}", put, done))
+
+
+def publish_pull_request(settings: GitHubSettings, target: str, files: Mapping[str, str], body: str,
+                         day: date, base: str = "main", label: str = PLAN_LABEL) -> PullRequestOutcome:
+    """Open the target's PR with `files` ({repository path: text}), or update the open one. Raises GitHubError."""
+    missing = settings.missing()
+    if missing:
+        raise GitHubError(f"GitHub settings missing: {', '.join(missing)}")
+    title = pr_title(target, day)
+    full_body = f"{pr_marker(target)}\n{body}"
+    with _translate(settings, f"publishing the infra-scale plan for {target}"):
+        repo = _client(settings).get_repo(settings.full_name, lazy=True)
+        pr = find_open_pr(repo, settings.full_name, target)
+        branch = pr.head.ref if pr is not None else branch_name(target, day)
+        if pr is None:
+            _ensure_branch(repo, branch, base)
+        committed = tuple(path for path, text in files.items()
+                          if _commit_file(repo, path, text, branch, f"{title}: {path.rsplit('/', 1)[-1]}"))
+        created = pr is None
+        if pr is None:
+            pr = _write(f"opening the PR for {branch}",
+                        lambda: repo.create_pull(base=base, head=branch, title=title, body=full_body),
+                        lambda: find_open_pr(repo, settings.full_name, target))
+        elif pr.title != title or (pr.body or "") != full_body:
+            pr.edit(title=title, body=full_body)
+        if label not in {existing.name for existing in pr.labels or ()}:
+            _write(f"labelling PR #{pr.number}", lambda: pr.add_to_labels(label) or True,
+                   lambda: True if label in {lb.name for lb in pr.get_labels()} else None)
+        return PullRequestOutcome(pr.number, pr.html_url, branch, created, committed)

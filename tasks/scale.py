@@ -1,0 +1,102 @@
+"""infra-scale's tasks: each wraps one core or integration call and carries its retry policy.
+
+Reading the live state retries transient kubectl failures; publishing the PR retries GitHub failures (the
+integration is idempotent, so a retry never opens a second PR or commits a file twice). Nothing is cached:
+every run must see the cluster and GitHub as they are now.
+"""
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from core.desired import DesiredState, desired_from
+from core.diff import LIVE_RESOURCES, Diff, diff
+from core.plan_writer import PLAN_FILE, pr_body, preview_results
+from core.report import RunReport, markdown, table_rows
+from integrations.github import GitHubError, GitHubSettings
+from integrations.kubectl import Kubectl, KubectlError, get_items
+from integrations.pull_request import (
+    PullRequestOutcome,
+    WrittenPlan,
+    publish_pull_request,
+    repository_paths,
+    write_plan_locally,
+)
+
+
+def _transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only what a retry can fix: a transient kubectl failure or a GitHub hiccup."""
+    try:
+        state.result()
+    except KubectlError as error:
+        return error.transient
+    except GitHubError as error:
+        return any(word in str(error) for word in ("answered 5", "did not answer", "cannot reach", "kept failing"))
+    except Exception:
+        return False
+    return False
+
+
+@task(cache_policy=NO_CACHE)
+def load_desired_state(desired: str | None, target: str | None, namespace: str | None,
+                       workloads: list[str] | None) -> DesiredState:
+    """A desired-state file or the seed's flags; bad input fails the run before the cluster is read."""
+    return desired_from(desired, target, namespace, workloads)
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 4], retry_condition_fn=_transient)
+def read_live_state(state: DesiredState) -> list[dict[str, Any]]:
+    """Workloads and HPAs of the namespace in one batched `kubectl get`."""
+    return get_items(Kubectl(context=state.context), state.namespace, LIVE_RESOURCES)
+
+
+@task(cache_policy=NO_CACHE)
+def diff_state(state: DesiredState, live: list[dict[str, Any]]) -> Diff:
+    return diff(state, live)
+
+
+@task(cache_policy=NO_CACHE)
+def write_plan(state: DesiredState, changes: Diff, plans_dir: str) -> WrittenPlan:
+    """plan.yaml and previous-*.yaml into `<plans_dir>/<target>/`, atomically, then loaded back to validate."""
+    written = write_plan_locally(state, changes, plans_dir, datetime.now(UTC))
+    get_run_logger().info("plan written to %s (%d actions)", written.plan.path, len(written.plan.actions))
+    return written
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 5], retry_condition_fn=_transient)
+def open_or_update_pr(state: DesiredState, written: WrittenPlan, plans_dir: str, base: str,
+                      notes: tuple[str, ...], day: date) -> PullRequestOutcome:
+    """Commit the plan files to the target's branch and open its PR, or update the open one."""
+    paths = repository_paths(plans_dir, state.target, list(written.files))
+    body = pr_body(written.plan, paths[PLAN_FILE], state.source, notes)
+    files = {paths[name]: text for name, text in written.files.items()}
+    outcome = publish_pull_request(GitHubSettings.from_env(), state.target, files, body, day, base)
+    get_run_logger().info("%s pull request #%d (%s), committed: %s", "opened" if outcome.created else "updated",
+                          outcome.number, outcome.url, ", ".join(outcome.committed) or "nothing new")
+    return outcome
+
+
+def scale_artifact_key(target: str) -> str:
+    """Same shape as tasks.artifacts.artifact_key: one history per flow and target."""
+    import re
+
+    return re.sub(r"[^a-z0-9-]+", "-", f"infra-scale-{target}".lower()).strip("-")
+
+
+@task(cache_policy=NO_CACHE)
+def record_scale_artifacts(state: DesiredState, written: WrittenPlan | None, report: RunReport) -> str:
+    """A table (one row per planned step) and a markdown summary; logs the report's lines."""
+    logger = get_run_logger()
+    for line in report.lines:
+        logger.info(line)
+    key = scale_artifact_key(state.target)
+    title = f"infra-scale: {state.target} ({state.namespace})"
+    results = preview_results(written.plan) if written is not None else []
+    notes = [line.removeprefix("note: ") for line in report.lines if line.startswith("note: ")]
+    create_table_artifact(table=table_rows(results, state.namespace), key=key, description=title)
+    text = markdown(title, results, state.namespace, False, notes)
+    create_markdown_artifact(markdown=text, key=f"{key}-summary", description=title)
+    return text
