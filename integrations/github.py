@@ -180,8 +180,8 @@ def _message_of(data: Any) -> str:
             details = "; ".join(str(e.get("message") or e.get("code") or e) if isinstance(e, dict) else str(e)
                                 for e in errors[:3])
             message = f"{message} ({details})" if message else details
-        return message
-    return str(data or "").strip()
+        return message.rstrip(".")
+    return str(data or "").strip().rstrip(".")
 
 
 @contextmanager

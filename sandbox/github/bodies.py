@@ -149,8 +149,8 @@ class Bodies:
             body["draft"] = issue.draft
         return body
 
-    def _branch(self, repo_name: str | None, ref: str, sha: str, fallback: Repo) -> JSON:
-        owner = repo_name.split("/")[0] if repo_name else fallback.owner
+    def _branch(self, repo_name: str | None, ref: str, sha: str, fallback_owner: str) -> JSON:
+        owner = repo_name.split("/")[0] if repo_name else fallback_owner
         return {
             "label": f"{owner}:{ref}", "ref": ref, "sha": sha, "user": self.user(owner),
             "repo": self.repository(self.s.repos[repo_name]) if repo_name else None,
@@ -173,8 +173,8 @@ class Bodies:
             "created_at": iso(pr.created), "updated_at": iso(pr.updated), "closed_at": _t(pr.closed_at),
             "merged_at": _t(pr.merged_at), "merge_commit_sha": pr.merge_commit_sha, "assignee": None,
             "assignees": [], "requested_reviewers": [], "requested_teams": [],
-            "head": self._branch(pr.head_repo, pr.head_ref, pr.head_sha, repo),
-            "base": self._branch(repo.full_name, pr.base_ref, base_sha, repo),
+            "head": self._branch(pr.head_repo, pr.head_ref, pr.head_sha, pr.user),
+            "base": self._branch(repo.full_name, pr.base_ref, base_sha, repo.owner),
             "_links": {
                 "self": {"href": api}, "html": {"href": html}, "issue": {"href": issue_api},
                 "comments": {"href": f"{issue_api}/comments"}, "review_comments": {"href": f"{api}/comments"},

@@ -579,8 +579,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _control(self, path: str, raw_body: bytes) -> None:
         sb = self.owner
         if path == "/_sandbox/faults" and self.command == "POST":
-            spec = json.loads(raw_body or b"{}")
-            fault = sb.inject(**spec)
+            try:
+                spec = json.loads(raw_body or b"{}")
+                fault = sb.inject(**spec)
+            except (ValueError, TypeError) as e:
+                self._send(400, {}, _error_body(400, f"bad fault spec: {e}"))
+                return
             self._send(201, {}, {"ok": True, "fault": asdict(fault)})
         elif path == "/_sandbox/faults" and self.command == "DELETE":
             sb.clear_faults()

@@ -202,7 +202,8 @@ class GitHubState:
             raise SandboxError(403, f"Must have {role} access to repository")
 
     def make_commit(self, parent: str | None, changes: dict[str, bytes | str | None], message: str,
-                    author: str) -> str:
+                    author: str, sha: str | None = None) -> str:
+        """Store a commit (tree = parent's tree with ``changes``; None deletes a path). ``sha`` forces its id."""
         with self.lock:
             tree = dict(self.commits[parent].tree) if parent else {}
             for path, content in changes.items():
@@ -212,7 +213,9 @@ class GitHubState:
                     tree[path] = content.encode() if isinstance(content, str) else content
             at = self.now()
             seed = f"{parent}\n{sorted((p, blob_sha(c)) for p, c in tree.items())}\n{message}\n{at}"
-            sha = hashlib.sha1(seed.encode()).hexdigest()
+            sha = sha or hashlib.sha1(seed.encode()).hexdigest()
+            if sha in self.commits:
+                raise SandboxError(422, f"commit {sha} already exists")
             self.commits[sha] = Commit(sha, tree, parent, message, author, at)
             return sha
 
@@ -299,9 +302,9 @@ class GitHubState:
     def open_pr(self, full_name: str, *, head: str = "feature", base: str | None = None,
                 files: dict[str, bytes | str | None] | None = None, title: str = "A change",
                 body: str | None = "", author: str | None = None, fork_owner: str | None = None,
-                draft: bool = False, message: str = "Change") -> int:
+                draft: bool = False, message: str = "Change", head_sha: str | None = None) -> int:
         """Create branch ``head`` (in a fork owned by ``fork_owner`` if given) with ``files`` on top of base,
-        and open a pull request from it. Returns the PR number."""
+        and open a pull request from it (``head_sha`` forces the head commit's id). Returns the PR number."""
         with self.lock:
             repo = self.repo(full_name)
             base = base or repo.default_branch
@@ -314,10 +317,10 @@ class GitHubState:
             head_repo = self.repo(head_full)
             if head not in head_repo.branches:
                 head_repo.branches[head] = self.make_commit(repo.branches[base], dict(files or {}), message,
-                                                            author)
-            elif files:
-                head_repo.branches[head] = self.make_commit(head_repo.branches[head], dict(files), message,
-                                                            author)
+                                                            author, head_sha)
+            elif files or head_sha:
+                head_repo.branches[head] = self.make_commit(head_repo.branches[head], dict(files or {}), message,
+                                                            author, head_sha)
             return self._create_pull(repo, head_full, head, base, title, body, author, draft)
 
     def _create_pull(self, repo: Repo, head_full: str, head: str, base: str, title: str, body: str | None,
@@ -386,20 +389,32 @@ class GitHubState:
             return sha
 
     def push_commit(self, full_name: str, number: int, files: dict[str, bytes | str | None] | None = None,
-                    message: str = "Another change") -> str:
-        """Push a new commit to the PR's head branch (optionally changing files). Returns the new head sha."""
+                    message: str = "Another change", sha: str | None = None) -> str:
+        """Push a new commit to the PR's head branch (optionally changing files, ``sha`` forcing its id).
+        Returns the new head sha."""
         with self.lock:
             pr = self.pull(full_name, number)
             if pr.head_repo is None:
                 raise SandboxError(422, "head repository was deleted")
             head_repo = self.repo(pr.head_repo)
-            sha = self.make_commit(head_repo.branches[pr.head_ref], dict(files or {}), message, pr.user)
+            sha = self.make_commit(head_repo.branches[pr.head_ref], dict(files or {}), message, pr.user, sha)
             head_repo.branches[pr.head_ref] = sha
             self._sync_pull_heads(pr.head_repo, pr.head_ref)
             return sha
 
     def change_file(self, full_name: str, number: int, path: str, content: bytes | str) -> str:
         return self.push_commit(full_name, number, {path: content}, message=f"Change {path}")
+
+    def delete_fork(self, full_name: str) -> None:
+        """Delete a fork: its PRs keep their head sha but report ``head.repo: null`` (as GitHub does; the
+        published schema says non-nullable, so tests doing this must disable the schema check)."""
+        with self.lock:
+            self.repo(full_name)
+            for repo in self.repos.values():
+                for issue in repo.issues.values():
+                    if issue.head_repo == full_name:
+                        issue.head_repo = None
+            del self.repos[full_name]
 
     def add_review(self, full_name: str, number: int, login: str, state: str = "APPROVED",
                    commit_id: str | None = None, body: str = "") -> int:

@@ -415,3 +415,16 @@ def test_prefect_not_imported_unless_a_block_is_named(github_pr: GitHubPR) -> No
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_deleted_fork_is_refused(github_pr: GitHubPR) -> None:
+    server = github_pr.server
+    number = server.open_pr(github_pr.repo, head="evil", fork_owner="mallory", files={PLAN_PATH: "x: 1\n"},
+                            head_sha="f" * 40)
+    server.add_label(github_pr.repo, number, "execute-plan", "alice")
+    server.delete_fork("mallory/infra")
+    server.schema_check_enabled = False  # GitHub sends head.repo: null here although its schema forbids it
+    decision = check_gate(settings_for(github_pr), GateRequirement("apply", number, PLAN_PATH))
+    assert decision.reason == f"PR #{number} is from a fork (its head repository was deleted)"
+    assert decision.head_sha == "f" * 40
+    assert server.requests("GET", rf"/pulls/{number}$")[0].response["head"]["repo"] is None
