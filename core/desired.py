@@ -164,7 +164,7 @@ def _no_duplicates(workloads: Sequence[DesiredWorkload], source: str) -> None:
 def parse_workload_flag(text: str, where: str) -> DesiredWorkload:
     """`KIND:NAME:REPLICAS` (the seed's `--workload=Deployment:web:2`); KIND may be omitted (`web:2`)."""
     parts = text.split(":")
-    if len(parts) == 2:
+    if len(parts) == 2 and parts[0] not in WORKLOAD_KINDS:
         parts = ["Deployment", *parts]
     if len(parts) != 3:
         raise InputError("arguments", where, f"{text!r} is not KIND:NAME:REPLICAS (e.g. Deployment:web:2)")
