@@ -409,13 +409,20 @@ def upsert_audit_comment(settings: GitHubSettings, requirement: GateRequirement,
     action = f"writing the audit comment on PR #{requirement.pr}"
     with _translate(settings, action):
         g = _client(settings)
-        me = g.get_user().login
+        me = _token_login(g)
         issue = g.get_repo(settings.full_name).get_issue(requirement.pr)
+
+    def ours(comment: Any) -> bool:
+        user = comment.user
+        if user is None or marker not in (comment.body or "").splitlines():
+            return False
+        # An app installation token (e.g. Actions' GITHUB_TOKEN) cannot read /user: then trust bot authors only.
+        return bool(user.login == me) if me is not None else user.type == "Bot"
+
     attempts = max(settings.retries, 0) + 1
     for attempt in range(1, attempts + 1):
         with _translate(settings, action):
-            existing = [c for c in issue.get_comments()
-                        if c.user is not None and c.user.login == me and marker in (c.body or "").splitlines()]
+            existing = [c for c in issue.get_comments() if ours(c)]
             if existing:
                 comment = existing[0]
                 if len(existing) > 1:
@@ -435,6 +442,19 @@ def upsert_audit_comment(settings: GitHubSettings, requirement: GateRequirement,
                 raise
             log.info("audit comment POST failed (%s); checking whether it was stored before retrying", e)
     raise GitHubError(f"could not write the audit comment on PR #{requirement.pr}")  # pragma: no cover
+
+
+def _token_login(g: Any) -> str | None:
+    """Login of the token's user, or None for a token that cannot read /user (an app installation)."""
+    from github.GithubException import GithubException
+
+    try:
+        login: str = g.get_user().login
+        return login
+    except GithubException as e:
+        if e.status in (403, 404):
+            return None
+        raise
 
 
 def _transient(message: str) -> bool:

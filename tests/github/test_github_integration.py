@@ -428,3 +428,19 @@ def test_deleted_fork_is_refused(github_pr: GitHubPR) -> None:
     assert decision.reason == f"PR #{number} is from a fork (its head repository was deleted)"
     assert decision.head_sha == "f" * 40
     assert server.requests("GET", rf"/pulls/{number}$")[0].response["head"]["repo"] is None
+
+
+def test_audit_comment_with_an_app_token_that_cannot_read_user(github_pr: GitHubPR) -> None:
+    server = github_pr.server
+    server.add_user("github-actions[bot]", type="Bot")
+    server.add_collaborator(github_pr.repo, "github-actions[bot]", "write")
+    settings = settings_for(github_pr, login="github-actions[bot]")
+    server.inject("GET", r"^/user$", 403, times=10, body={
+        "message": "Resource not accessible by integration", "documentation_url": "https://docs.github.com/rest",
+        "status": "403"})
+    marker = audit_marker(req(github_pr))
+    server.add_comment(github_pr.repo, github_pr.number, "tess", f"{marker}\nfake")  # a human: ignored
+    first = upsert_audit_comment(settings, req(github_pr), "v1")
+    assert upsert_audit_comment(settings, req(github_pr), "v2") == first
+    comments = server.issue_comments(github_pr.repo, github_pr.number)
+    assert [(c.user, c.body.splitlines()[-1]) for c in comments] == [("tess", "fake"), ("github-actions[bot]", "v2")]
