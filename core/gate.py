@@ -23,6 +23,9 @@ class GateRequirement:
     pr: int
     plan_path: str  # repository-relative POSIX path of the plan file
     require_approval: bool = False
+    # Head SHA when the label was added, if the caller knows it (the `labeled` webhook payload carries
+    # pull_request.head.sha). Closes the label-then-push window: a commit pushed after the label refuses.
+    expected_head_sha: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,9 @@ def evaluate_gate(facts: PullRequestFacts, requirement: GateRequirement) -> Gate
                        f"(needs {', '.join(TRIGGER_ROLES[:-1])} or {TRIGGER_ROLES[-1]})", facts)
     if not facts.head_sha:
         return _refuse(f"{pr} head SHA is unknown", facts)
+    if requirement.expected_head_sha and facts.head_sha != requirement.expected_head_sha:
+        return _refuse(f"head SHA changed since the label was added ({short(requirement.expected_head_sha)} -> "
+                       f"{short(facts.head_sha)})", facts)
     if not facts.plan_blob_sha:
         return _refuse(f"plan file {requirement.plan_path} not found at head {short(facts.head_sha)}", facts)
     if requirement.require_approval and not facts.approvals:

@@ -155,3 +155,10 @@ def test_recheck_error_refuses() -> None:
     first = evaluate_gate(good(), APPLY)
     decision = recheck(first, PullRequestFacts(number=7, error="GitHub answered 502 while reading PR #7"), APPLY)
     assert (decision.allowed, decision.reason) == (False, "GitHub answered 502 while reading PR #7")
+
+
+def test_expected_head_sha_from_the_label_event() -> None:
+    pinned = GateRequirement("apply", 7, PLAN, expected_head_sha=HEAD)
+    assert evaluate_gate(good(), pinned).allowed
+    decision = evaluate_gate(good(head_sha="e" * 40), pinned)
+    assert decision.reason == "head SHA changed since the label was added (aaaaaaa -> eeeeeee)"
