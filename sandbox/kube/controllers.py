@@ -81,7 +81,9 @@ def _replicas(obj: Obj) -> int:
 
 def set_condition(status: dict[str, Any], ctype: str, value: str, reason: str, message: str) -> None:
     """Set a condition, keeping its timestamps when nothing about it changed (so no-op syncs don't write)."""
-    conds: list[dict[str, Any]] = status.setdefault("conditions", [])
+    conds = status.get("conditions")
+    if not isinstance(conds, list) or not all(isinstance(c, dict) for c in conds):
+        conds = status["conditions"] = []
     now = now_iso()
     for c in conds:
         if c.get("type") == ctype:

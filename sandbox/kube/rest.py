@@ -31,6 +31,7 @@ PATCH_TYPES = {
     "application/strategic-merge-patch+json": "strategic",
     "application/apply-patch+yaml": "apply",
 }
+PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 JSON_TYPES = ("application/json", "application/yaml", "*/*", "")
 
 
@@ -358,7 +359,7 @@ class Api:
         live = self.store.require(r, ns, name)
         if sub == "status":
             new = copy.deepcopy(live)
-            new["status"] = obj.get("status")
+            new["status"] = _status_of(obj)
             new["metadata"]["resourceVersion"] = obj["metadata"].get("resourceVersion")
         else:
             new = self._prepare(r, obj, live, req.query.get("fieldValidation") == "Strict")
@@ -437,7 +438,7 @@ class Api:
             )
         if sub == "status":
             new = copy.deepcopy(live)
-            new["status"] = patched.get("status")
+            new["status"] = _status_of(patched)
             new["metadata"]["resourceVersion"] = meta.get("resourceVersion")
         else:
             self._check_identity(r, patched, ns if r.namespaced else None, name)
@@ -454,6 +455,8 @@ class Api:
 
     def _delete(self, req: Request, r: ResourceType, ns: str, name: str, dry_run: bool) -> Response:
         opts = self._delete_options(req)
+        if r.kind == "Namespace" and name in PROTECTED_NAMESPACES:
+            raise ApiError(403, f'namespaces "{name}" is forbidden: this namespace may not be deleted', "Forbidden")
         dry_run = dry_run or opts.get("dryRun") == ["All"]
         pre = opts.get("preconditions") or {}
         if not isinstance(pre, dict):
@@ -486,6 +489,8 @@ class Api:
         deleted = []
         for o in items:
             meta = o["metadata"]
+            if r.kind == "Namespace" and meta["name"] in PROTECTED_NAMESPACES:
+                continue
             if self.store.get(r, meta.get("namespace", ""), meta["name"]) is not None:
                 deleted.append(self.store.delete(r, meta.get("namespace", ""), meta["name"], dry_run=dry_run))
         body = {
@@ -495,6 +500,15 @@ class Api:
             "items": deleted,
         }
         return Response(200, body)
+
+
+def _status_of(obj: Obj) -> dict[str, Any]:
+    status = obj.get("status")
+    if status is None:
+        return {}
+    if not isinstance(status, dict):
+        raise bad_request("status must be an object")
+    return status
 
 
 def disc_not_found(r: ResourceType, name: str) -> ApiError:
