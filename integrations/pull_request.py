@@ -173,31 +173,28 @@ def find_open_pr(repo: Any, full_name: str, target: str) -> Any | None:
     return min(matches, key=lambda pr: pr.number) if matches else None
 
 
-def _ensure_branch(repo: Any, branch: str, base: str) -> None:
+def _branch_sha(repo: Any, branch: str) -> str | None:
+    """The branch's head commit, or None when it does not exist (reading `.object` forces a lazy client to ask)."""
     from github.GithubException import GithubException
 
     try:
-        repo.get_git_ref(f"heads/{branch}")
-        return
+        sha: str = repo.get_git_ref(f"heads/{branch}").object.sha
+        return sha
     except GithubException as error:
-        if error.status != 404:
-            raise
+        if error.status == 404:
+            return None
+        raise
 
-    def exists() -> bool | None:
-        try:
-            repo.get_git_ref(f"heads/{branch}")
-            return True
-        except GithubException as error:
-            if error.status == 404:
-                return None
-            raise
 
-    def create() -> bool:
-        sha = repo.get_git_ref(f"heads/{base}").object.sha
+def _ensure_branch(repo: Any, branch: str, base: str) -> None:
+    def create() -> str:
+        sha = _branch_sha(repo, base)
+        if sha is None:
+            raise GitHubError(f"base branch {base!r} does not exist")
         repo.create_git_ref(f"refs/heads/{branch}", sha)
-        return True
+        return sha
 
-    _write(f"creating branch {branch}", create, exists)
+    _write(f"creating branch {branch}", create, lambda: _branch_sha(repo, branch))
 
 
 def _current(repo: Any, path: str, branch: str) -> Any | None:
@@ -219,7 +216,7 @@ def _commit_file(repo: Any, path: str, text: str, branch: str, message: str) -> 
 
     def done() -> bool | None:
         content = _current(repo, path, branch)
-        return (tried or None) if content is not None and content.decoded_content == wanted else None
+        return tried if content is not None and content.decoded_content == wanted else None
 
     def put() -> bool:
         nonlocal tried
@@ -243,7 +240,7 @@ def publish_pull_request(settings: GitHubSettings, target: str, files: Mapping[s
     title = pr_title(target, day)
     full_body = f"{pr_marker(target)}\n{body}"
     with _translate(settings, f"publishing the infra-scale plan for {target}"):
-        repo = _client(settings).get_repo(settings.full_name, lazy=True)
+        repo = _client(settings).get_repo(settings.full_name)
         pr = find_open_pr(repo, settings.full_name, target)
         branch = pr.head.ref if pr is not None else branch_name(target, day)
         if pr is None:
