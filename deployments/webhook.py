@@ -250,6 +250,13 @@ def prefect_emitter(event: str, resource: dict[str, str], payload: dict[str, Any
         raise RuntimeError("Prefect did not emit the event (is PREFECT_API_URL set?)")
 
 
+def warm_up_prefect() -> None:
+    """Import Prefect and start its events worker before serving, so the first delivery answers quickly too."""
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.instance()
+
+
 # --------------------------------------------------------------------------- HTTP
 @dataclass
 class Bridge:
@@ -389,6 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not os.environ.get("PREFECT_API_URL"):
         print("error: set PREFECT_API_URL (the bridge emits events to a running Prefect server)", file=sys.stderr)
         return 2
+    warm_up_prefect()
     bridge = Bridge(secret=secret, routes=routes, deliveries=DeliveryLog(args.state))
     server = make_server(bridge, args.host, args.port)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
