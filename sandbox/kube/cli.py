@@ -44,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        server.create_namespace(args.namespace)
         for path in args.seed_file:
             server.seed_file(path)
+        server.create_namespace(args.namespace)
         server.write_kubeconfig(args.kubeconfig, args.context, args.namespace)
     except Exception as e:
         print(f"infra-sandbox: {e}", file=sys.stderr)

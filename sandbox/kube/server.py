@@ -419,8 +419,21 @@ class SandboxServer:
         return obj
 
     def seed(self, objects: Iterable[Obj]) -> list[Obj]:
-        """Create several objects in order (Namespaces first if listed first)."""
-        return [self.create(o) for o in objects]
+        """Create several objects in order; a Namespace that already exists is kept (seeds are re-runnable
+        against the pre-created ``default``), and namespaces of namespaced objects are created on demand."""
+        out = []
+        for o in objects:
+            raw_meta = o.get("metadata")
+            meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
+            if o.get("kind") == "Namespace" and o.get("apiVersion") == "v1":
+                existing = self.store.get(lookup("namespaces"), "", str(meta.get("name", "")))
+                if existing is not None:
+                    out.append(existing)
+                    continue
+            elif meta.get("namespace"):
+                self.create_namespace(str(meta["namespace"]))
+            out.append(self.create(o))
+        return out
 
     def seed_file(self, path: str | Path) -> list[Obj]:
         """Seed from a YAML/JSON file: one object, a list, a multi-document stream, or a ``v1/List``."""
