@@ -459,3 +459,8 @@ def _token_login(g: Any) -> str | None:
 
 def _transient(message: str) -> bool:
     return bool(re.search(r"answered 5\d\d|did not answer|cannot reach|kept failing", message))
+
+
+# Public names for other integrations (integrations/pull_request.py builds on the same client and error policy).
+client = _client
+translate_errors = _translate
