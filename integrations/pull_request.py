@@ -28,7 +28,7 @@ from core.diff import Diff
 from core.errors import InputError
 from core.plan import Plan, load_plan
 from core.plan_writer import PLAN_FILE, render_plan
-from integrations.github import GitHubError, GitHubSettings, _client, _translate
+from integrations.github import GitHubError, GitHubSettings, client, translate_errors
 
 log = logging.getLogger(__name__)
 
@@ -239,8 +239,8 @@ def publish_pull_request(settings: GitHubSettings, target: str, files: Mapping[s
         raise GitHubError(f"GitHub settings missing: {', '.join(missing)}")
     title = pr_title(target, day)
     full_body = f"{pr_marker(target)}\n{body}"
-    with _translate(settings, f"publishing the infra-scale plan for {target}"):
-        repo = _client(settings).get_repo(settings.full_name)
+    with translate_errors(settings, f"publishing the infra-scale plan for {target}"):
+        repo = client(settings).get_repo(settings.full_name)
         pr = find_open_pr(repo, settings.full_name, target)
         branch = pr.head.ref if pr is not None else branch_name(target, day)
         if pr is None:
