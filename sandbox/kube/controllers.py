@@ -36,6 +36,7 @@ DESIRED = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 HASH_LABEL = "pod-template-hash"
+MAX_REVISION_HISTORY_CHARS = 2000
 STUCK_ANNOTATION = "sandbox.infra/stuck"
 SKIP_COPY = frozenset(
     {LAST_APPLIED, REVISION, REVISION_HISTORY, DESIRED, MAX_REPLICAS, "deprecated.deployment.rollback.to"}
@@ -60,6 +61,23 @@ def normalize_template(template: Any) -> Any:
     if isinstance(labels, dict):
         labels.pop(HASH_LABEL, None)
     return _prune(t)
+
+
+def _template_key(template: Any) -> str:
+    return json.dumps(normalize_template(template), sort_keys=True, separators=(",", ":"))
+
+
+def _needs_sync(ev: Event) -> bool:
+    """Skip the deployment sync for writes that changed neither spec, annotations nor generation
+    (the controller's own status updates), which is most of them."""
+    if ev.old is None:
+        return True
+    old_meta, new_meta = ev.old.get("metadata") or {}, ev.obj.get("metadata") or {}
+    return (
+        ev.old.get("spec") != ev.obj.get("spec")
+        or old_meta.get("annotations") != new_meta.get("annotations")
+        or old_meta.get("generation") != new_meta.get("generation")
+    )
 
 
 def template_hash(template: Any) -> str:
@@ -126,6 +144,7 @@ class Controllers:
         self._stuck: set[tuple[str, str]] = set()
         self._hpa_pending: set[str] = set()
         self._rs_of: dict[tuple[str, str], str] = {}  # deployment -> ReplicaSet of its current template
+        self._key_cache: dict[tuple[str, str], str] = {}  # (RS uid, resourceVersion) -> template key
         store.add_listener(self._on_event)
 
     # --- public knobs ----------------------------------------------------------------------------------
@@ -153,7 +172,7 @@ class Controllers:
         meta = ev.obj.get("metadata") or {}
         ns, name = meta.get("namespace", ""), meta.get("name", "")
         key = ev.resource.key
-        if key == DEPLOY.key and ev.type != "DELETED":
+        if key == DEPLOY.key and ev.type != "DELETED" and _needs_sync(ev):
             self.sync_deployment(ns, name)
         elif key == STS.key and ev.type != "DELETED":
             self.sync_statefulset(ns, name)
@@ -162,6 +181,17 @@ class Controllers:
 
     # --- deployments -----------------------------------------------------------------------------------
 
+    def _rs_template_key(self, rs: Obj) -> str:
+        """Semantic template key of a ReplicaSet, cached per object version (sync runs on every write)."""
+        meta = rs["metadata"]
+        cache_key = (meta["uid"], meta["resourceVersion"])
+        key = self._key_cache.get(cache_key)
+        if key is None:
+            if len(self._key_cache) > 10_000:
+                self._key_cache.clear()
+            key = self._key_cache[cache_key] = _template_key(rs["spec"].get("template"))
+        return key
+
     def _is_stuck(self, d: Obj) -> bool:
         meta = d["metadata"]
         ann = meta.get("annotations") or {}
@@ -169,7 +199,7 @@ class Controllers:
 
     def _owned(self, d: Obj) -> list[Obj]:
         uid = d["metadata"]["uid"]
-        items, _ = self.store.list(RS, d["metadata"].get("namespace", ""))
+        items, _ = self.store.list(RS, d["metadata"].get("namespace", ""), copy_items=False)
         return [
             rs
             for rs in items
@@ -184,8 +214,8 @@ class Controllers:
         template = spec.get("template") or {}
         replicas = _replicas(d)
         owned = self._owned(d)
-        want = normalize_template(template)
-        current = next((rs for rs in owned if normalize_template(rs["spec"].get("template")) == want), None)
+        want = _template_key(template)
+        current = next((rs for rs in owned if self._rs_template_key(rs) == want), None)
         olds = [rs for rs in owned if current is None or rs["metadata"]["uid"] != current["metadata"]["uid"]]
         max_old = max((_revision(rs) for rs in olds), default=0)
         if current is None and spec.get("paused"):
@@ -203,7 +233,10 @@ class Controllers:
                 ann[REVISION] = str(new_rev)
                 if old_rev:
                     hist = ann.get(REVISION_HISTORY)
-                    ann[REVISION_HISTORY] = f"{hist},{old_rev}" if hist else str(old_rev)
+                    entries = [*(hist.split(",") if hist else []), str(old_rev)]
+                    while len(",".join(entries)) > MAX_REVISION_HISTORY_CHARS and len(entries) > 1:
+                        entries.pop(0)  # the controller's own cap, as in kube-controller-manager
+                    ann[REVISION_HISTORY] = ",".join(entries)
             else:
                 new_rev = old_rev
             ann.update(ann_src)
@@ -212,6 +245,7 @@ class Controllers:
             current = self.store.update(RS, rs, check_rv=False)
         for old in olds:
             if old["spec"].get("replicas") != 0:
+                old = copy.deepcopy(old)
                 old["spec"]["replicas"] = 0
                 old["status"] = {"replicas": 0, "observedGeneration": old["metadata"].get("generation", 1)}
                 self.store.update(RS, old, check_rv=False)
@@ -336,7 +370,7 @@ class Controllers:
             f'ReplicaSet "{rs_name}" has successfully progressed.',
         )
         self.store.update(DEPLOY, d, check_rv=False)
-        for rs in self._owned(d):
+        for rs in map(copy.deepcopy, self._owned(d)):
             n = rs["spec"].get("replicas", 0)
             rs["status"] = {
                 "replicas": n,

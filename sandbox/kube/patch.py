@@ -41,15 +41,19 @@ class PatchError(ValueError):
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
+    """RFC 7386 JSON merge patch (``target`` is not modified)."""
+    return _merge_into(copy.deepcopy(target), patch)
+
+
+def _merge_into(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
-    result: dict[str, Any] = copy.deepcopy(target) if isinstance(target, dict) else {}
+    result: dict[str, Any] = target if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
         else:
-            result[key] = merge_patch(result.get(key), value)
+            result[key] = _merge_into(result.get(key), value)
     return result
 
 
@@ -176,10 +180,11 @@ def strategic_merge(target: Any, patch: Any) -> Any:
     """Kubernetes strategic merge patch over the served built-in types."""
     if not isinstance(patch, dict):
         raise PatchError("strategic merge patch: body must be a JSON object", 400)
-    return _smp_map(target if isinstance(target, dict) else {}, patch)
+    return _smp_map(copy.deepcopy(target) if isinstance(target, dict) else {}, patch)
 
 
 def _smp_map(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``patch`` into ``target`` in place (``target`` is already a private copy)."""
     directive = patch.get("$patch")
     if directive == "replace":
         return {k: copy.deepcopy(v) for k, v in patch.items() if not k.startswith("$")}
@@ -187,7 +192,7 @@ def _smp_map(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
         return {}
     if directive is not None:
         raise PatchError(f"strategic merge patch: unknown $patch directive {directive!r}", 400)
-    result = copy.deepcopy(target)
+    result = target
     retain = patch.get("$retainKeys")
     for key, value in patch.items():
         if key.startswith("$setElementOrder/") or key in ("$retainKeys", "$patch"):
@@ -228,7 +233,7 @@ def _smp_list(field: str, current: Any, patch: list[Any]) -> list[Any]:
         return [copy.deepcopy(v) for v in patch if not (isinstance(v, dict) and "$patch" in v)]
     if any(isinstance(v, dict) and v.get("$patch") == "replace" for v in patch):
         return [copy.deepcopy(v) for v in patch if v.get("$patch") != "replace"]
-    result = [copy.deepcopy(v) for v in cur_list]
+    result = list(cur_list)
     for item in patch:
         key_val = item.get(merge_key)
         if key_val is None:

@@ -107,7 +107,10 @@ class Api:
 
     def handle(self, req: Request) -> Response:
         try:
-            return self._route(req)
+            # one request is one transaction: a patch's read-modify-write must not interleave with a
+            # controller write, or it would fail with a Conflict the client never asked for
+            with self.store.lock:
+                return self._route(req)
         except ApiError as e:
             return Response(e.code, e.status())
         except PatchError as e:
@@ -228,7 +231,7 @@ class Api:
 
     def _list(self, req: Request, r: ResourceType, ns: str | None) -> Response:
         q = req.query
-        items, rv = self.store.list(r, ns, q.get("labelSelector"), q.get("fieldSelector"))
+        items, rv = self.store.list(r, ns, q.get("labelSelector"), q.get("fieldSelector"), copy_items=False)
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
         offset = 0
         if q.get("continue"):
@@ -378,8 +381,8 @@ class Api:
             )
         raw_meta = scale.get("metadata")
         meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
-        new = copy.deepcopy(live)
-        new["spec"]["replicas"] = replicas
+        # shallow copies suffice: the store only rewrites top-level keys and metadata of what it is given
+        new = {**live, "spec": {**live["spec"], "replicas": replicas}, "metadata": dict(live["metadata"])}
         new["metadata"]["resourceVersion"] = meta.get("resourceVersion")
         return _scale_of(r, self.store.update(r, new, dry_run=dry))
 
@@ -394,7 +397,7 @@ class Api:
                 "UnsupportedMediaType",
             )
         body = _parse_yaml(req.body) if kind == "apply" else _parse_json(req.body)
-        live = self.store.get(r, ns, name)
+        live = self.store.peek(r, ns, name)  # read-only: everything below copies before changing
         if kind == "apply":
             if not req.query.get("fieldManager"):
                 raise ApiError(
@@ -437,7 +440,7 @@ class Api:
                 "Conflict",
             )
         if sub == "status":
-            new = copy.deepcopy(live)
+            new = {**live, "metadata": dict(live["metadata"])}
             new["status"] = _status_of(patched)
             new["metadata"]["resourceVersion"] = meta.get("resourceVersion")
         else:

@@ -327,7 +327,7 @@ class SandboxServer:
             meta["namespace"] = namespace or meta.get("namespace") or "default"
         obj.pop("status", None) if r.kind != "Namespace" else None
         apply_defaults(r, obj)
-        return self.store.create(r, obj)
+        return copy.deepcopy(self.store.create(r, obj))
 
     def update(self, obj: Obj) -> Obj:
         """Write an object back as a client would (resourceVersion checked if set)."""
@@ -336,7 +336,7 @@ class SandboxServer:
             raise ValueError("unsupported object")
         obj = copy.deepcopy(obj)
         apply_defaults(r, obj)
-        return self.store.update(r, obj)
+        return copy.deepcopy(self.store.update(r, obj))
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
         self.store.delete(lookup(kind), namespace, name)

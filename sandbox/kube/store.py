@@ -113,6 +113,10 @@ class Store:
             obj = self._objects[r.key].get((namespace if r.namespaced else "", name))
             return copy.deepcopy(obj) if obj is not None else None
 
+    def peek(self, r: ResourceType, namespace: str, name: str) -> Obj | None:
+        """The stored object itself, for read-only use under the lock (no copy)."""
+        return self._objects[r.key].get((namespace if r.namespaced else "", name))
+
     def require(self, r: ResourceType, namespace: str, name: str) -> Obj:
         obj = self.get(r, namespace, name)
         if obj is None:
@@ -125,13 +129,17 @@ class Store:
         namespace: str | None = None,
         label: str | None = None,
         field: str | None = None,
+        copy_items: bool = True,
     ) -> tuple[list[Obj], int]:
-        """Matching objects sorted by namespace/name, and the store's resourceVersion at the time."""
+        """Matching objects sorted by namespace/name, and the store's resourceVersion at the time.
+
+        ``copy_items=False`` hands out the stored objects themselves, for read-only use under the lock.
+        """
         lmatch = label_selector(label)
         fmatch = field_selector(field)
         with self.lock:
             out = [
-                copy.deepcopy(o)
+                copy.deepcopy(o) if copy_items else o
                 for (ns, _), o in sorted(self._objects[r.key].items())
                 if (namespace is None or ns == namespace)
                 and lmatch((o.get("metadata") or {}).get("labels") or {})
@@ -146,9 +154,11 @@ class Store:
     # --- writes --------------------------------------------------------------------------------------
 
     def create(self, r: ResourceType, obj: Obj, *, dry_run: bool = False) -> Obj:
-        """Insert a new object; fills uid, creationTimestamp, resourceVersion and generation."""
+        """Insert a new object; fills uid, creationTimestamp, resourceVersion and generation.
+
+        The store takes ownership of ``obj``; the returned object is the stored one: do not mutate it.
+        """
         with self.lock:
-            obj = copy.deepcopy(obj)
             meta = obj.setdefault("metadata", {})
             if not meta.get("name") and meta.get("generateName"):
                 meta["name"] = f"{meta['generateName']}{secrets.token_hex(3)[:5]}"
@@ -174,8 +184,8 @@ class Store:
             rv = self._next_rv()
             meta["resourceVersion"] = str(rv)
             self._objects[r.key][(ns, name)] = obj
-            self._emit(Event("ADDED", r, copy.deepcopy(obj), rv))
-            return copy.deepcopy(obj)
+            self._emit(Event("ADDED", r, obj, rv))
+            return obj
 
     def update(
         self,
@@ -188,7 +198,9 @@ class Store:
         """Replace an object. 409 when ``metadata.resourceVersion`` is set and stale; a no-op is not a write.
 
         Server-owned metadata (uid, creationTimestamp, generation) is kept from the stored object and
-        ``generation`` is bumped when ``spec`` changes.
+        ``generation`` is bumped when ``spec`` changes. The store takes ownership of ``obj``; the returned
+        object is the stored one: do not mutate it (stored objects are never changed in place, so events and
+        watchers can share them).
         """
         with self.lock:
             meta = obj.get("metadata") or {}
@@ -201,7 +213,7 @@ class Store:
             sent_rv = meta.get("resourceVersion")
             if check_rv and sent_rv not in (None, "") and str(sent_rv) != old_meta["resourceVersion"]:
                 raise conflict(r.plural, r.group, name)
-            new = copy.deepcopy(obj)
+            new = obj
             new["apiVersion"] = r.api_version
             new["kind"] = r.kind
             nmeta = new.setdefault("metadata", {})
@@ -213,7 +225,7 @@ class Store:
             if not r.namespaced:
                 nmeta.pop("namespace", None)
             if new == old:
-                return copy.deepcopy(old)
+                return old
             if r.has_generation and new.get("spec") != old.get("spec"):
                 nmeta["generation"] = int(old_meta.get("generation", 1)) + 1
             if dry_run:
@@ -221,8 +233,8 @@ class Store:
             rv = self._next_rv()
             nmeta["resourceVersion"] = str(rv)
             self._objects[r.key][(ns, name)] = new
-            self._emit(Event("MODIFIED", r, copy.deepcopy(new), rv, copy.deepcopy(old)))
-            return copy.deepcopy(new)
+            self._emit(Event("MODIFIED", r, new, rv, old))
+            return new
 
     def delete(
         self,
@@ -254,9 +266,8 @@ class Store:
                 return copy.deepcopy(old)
             del self._objects[r.key][(ns, name)]
             rv = self._next_rv()
-            gone = copy.deepcopy(old)
-            gone["metadata"]["resourceVersion"] = str(rv)
-            self._emit(Event("DELETED", r, copy.deepcopy(gone), rv, copy.deepcopy(old)))
+            gone = {**old, "metadata": {**meta, "resourceVersion": str(rv)}}
+            self._emit(Event("DELETED", r, gone, rv, old))
             if r.key == "namespaces":
                 self._delete_namespace_contents(name)
             elif propagation != "Orphan":
