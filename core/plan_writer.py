@@ -172,7 +172,8 @@ def scale_report(state: DesiredState, diff: Diff | None, plan: Plan | None, plan
                  error: str | None = None) -> RunReport:
     """What an infra-scale run prints: the plan's `preview:` lines, `note:` lines, the JSON summary, last word.
 
-    Nothing to do is a success with no results; `error` (live state unreadable, GitHub failing) is a failure.
+    Nothing to do is a success with no results; `error` (live state unreadable, GitHub failing) is a failure; an
+    open PR whose plan was applied is left alone (`skipped`).
     """
     results = preview_results(plan) if plan is not None else []
     lines = preview_lines([result.step for result in results], state.namespace)
@@ -183,7 +184,9 @@ def scale_report(state: DesiredState, diff: Diff | None, plan: Plan | None, plan
     if plan is not None:
         lines.append(f"note: plan written to {plan_path} ({len(plan.actions)} action"
                      f"{'s' if len(plan.actions) != 1 else ''})")
-        if pull_request is not None:
+        if pull_request is not None and pull_request.get("blocked"):
+            lines.append(f"note: not updating pull request #{pull_request['number']}: {pull_request['blocked']}")
+        elif pull_request is not None:
             verb = "opened" if pull_request.get("created") else "updated"
             lines.append(f"note: {verb} pull request #{pull_request['number']} {pull_request.get('url', '')}".rstrip())
         elif not executed and error is None:
@@ -196,4 +199,7 @@ def scale_report(state: DesiredState, diff: Diff | None, plan: Plan | None, plan
     if error is not None:
         document["ok"] = False
         document["error"] = error
-    return RunReport(tuple(lines), document, "succeeded" if document["ok"] else "failed")
+    final = "succeeded" if document["ok"] else "failed"
+    if final == "succeeded" and pull_request is not None and pull_request.get("blocked"):
+        final = "skipped"
+    return RunReport(tuple(lines), document, final)

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 PLAN_LABEL = "infra-plan"
 BRANCH_PREFIX = "infra-scale"
 WRITE_ATTEMPTS = 3
+AUDIT_PREFIX = "<!-- infra-orchestrator:"
 T = TypeVar("T")
 
 
@@ -59,6 +60,8 @@ class PullRequestOutcome:
     created: bool
     committed: tuple[str, ...]
     """Repository paths committed by this call (empty when the PR already held these exact files)."""
+    blocked: str | None = None
+    """Why the open PR was left untouched (its plan was applied and not rolled back), or None."""
 
 
 # --------------------------------------------------------------------------- local files
@@ -186,6 +189,22 @@ def _branch_sha(repo: Any, branch: str) -> str | None:
         raise
 
 
+def applied_plan(pr: Any) -> str | None:
+    """Why `pr` must not get a new plan: infra-apply executed its plan (audit comment) and no rollback followed.
+
+    Overwriting an applied plan would leave `rollback-plan` reversing a plan that never ran.
+    """
+    flows = set()
+    for comment in pr.get_issue_comments():
+        for line in (comment.body or "").splitlines():
+            if line.startswith(AUDIT_PREFIX):
+                flows.add(line[len(AUDIT_PREFIX):].split(":", 1)[0])
+    if "apply" in flows and "rollback" not in flows:
+        return (f"the plan on pull request #{pr.number} has been applied; merge or close it first "
+                "(the next run then opens a new pull request)")
+    return None
+
+
 def _ensure_branch(repo: Any, branch: str, base: str) -> None:
     def create() -> str:
         sha = _branch_sha(repo, base)
@@ -243,6 +262,9 @@ def publish_pull_request(settings: GitHubSettings, target: str, files: Mapping[s
         repo = client(settings).get_repo(settings.full_name)
         pr = find_open_pr(repo, settings.full_name, target)
         branch = pr.head.ref if pr is not None else branch_name(target, day)
+        blocked = applied_plan(pr) if pr is not None else None
+        if pr is not None and blocked is not None:
+            return PullRequestOutcome(pr.number, pr.html_url, branch, False, (), blocked)
         if pr is None:
             _ensure_branch(repo, branch, base)
         committed = tuple(path for path, text in files.items()

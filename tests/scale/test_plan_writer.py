@@ -136,3 +136,12 @@ def test_loaded_round_trip_equals_file(tmp_path: Path) -> None:
     write_plan_locally(state, diff(state, live), tmp_path, NOW)
     again = load_plan(tmp_path / "prod" / "plan.yaml")
     assert len(again.actions) == 3
+
+
+def test_report_for_a_pr_left_alone(tmp_path: Path) -> None:
+    state, live = seed_like()
+    changes = diff(state, live)
+    plan = write_plan_locally(state, changes, tmp_path, NOW).plan
+    report = scale_report(state, changes, plan, "p/plan.yaml", True, {"number": 7, "blocked": "applied"})
+    assert report.final == "skipped" and report.exit_code == 0
+    assert "note: not updating pull request #7: applied" in report.lines

@@ -97,3 +97,15 @@ def test_missing_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GH_REPO", "infra")
     with pytest.raises(GitHubError, match="GitHub settings missing: GITHUB_TOKEN"):
         publish({PLAN: "v: 1\n"})
+
+
+def test_an_applied_plan_is_not_overwritten(github: GitHubServer) -> None:
+    first = publish({PLAN: "v: 1\n"})
+    github.add_comment(REPO, first.number, "alice", f"<!-- infra-orchestrator:apply:{PLAN} -->\n### applied")
+    second = publish({PLAN: "v: 2\n"})
+    assert second.blocked is not None and "has been applied" in second.blocked
+    assert second.number == first.number and second.committed == ()
+    assert github.file_at(REPO, first.branch, PLAN) == b"v: 1\n" and open_prs(github) == [first.number]
+    github.add_comment(REPO, first.number, "alice", f"<!-- infra-orchestrator:rollback:{PLAN} -->\n### rolled back")
+    third = publish({PLAN: "v: 3\n"})
+    assert third.blocked is None and third.committed == (PLAN,)
