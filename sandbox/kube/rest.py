@@ -416,6 +416,8 @@ class Api:
                     raise disc_not_found(r, name)
                 obj = self._prepare(r, body, None, req.query.get("fieldValidation") == "Strict")
                 return Response(201, self.store.create(r, obj, dry_run=dry))
+            if req.query.get("force") not in ("true", "1"):
+                self._check_hpa_owns_replicas(r, ns, live, body)
         if live is None:
             raise disc_not_found(r, name)
         base = _scale_of(r, live) if sub == "scale" else live
@@ -447,6 +449,37 @@ class Api:
             self._check_identity(r, patched, ns if r.namespaced else None, name)
             new = self._prepare(r, patched, live, req.query.get("fieldValidation") == "Strict")
         return Response(200, self.store.update(r, new, dry_run=dry))
+
+    def _check_hpa_owns_replicas(self, r: ResourceType, ns: str, live: Obj, applied: Obj) -> None:
+        """Server-side apply conflicts on ``spec.replicas`` of an HPA-managed workload (the HPA's controller
+        owns that field through ``/scale``), unless forced; the only field ownership the sandbox models."""
+        spec = applied.get("spec")
+        if r.kind not in ("Deployment", "StatefulSet", "ReplicaSet") or not isinstance(spec, dict):
+            return
+        if "replicas" not in spec or spec["replicas"] == (live.get("spec") or {}).get("replicas"):
+            return
+        hpas, _ = self.store.list(disc.lookup("hpa"), ns, copy_items=False)
+        for hpa in hpas:
+            ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+            if ref.get("kind") == r.kind and ref.get("name") == live["metadata"]["name"]:
+                raise ApiError(
+                    409,
+                    f'Apply failed with 1 conflict: conflict with "kube-controller-manager" using {r.api_version}: '
+                    ".spec.replicas",
+                    "Conflict",
+                    {
+                        "name": live["metadata"]["name"],
+                        "group": r.group,
+                        "kind": r.plural,
+                        "causes": [
+                            {
+                                "reason": "FieldManagerConflict",
+                                "field": ".spec.replicas",
+                                "message": 'conflict with "kube-controller-manager"',
+                            }
+                        ],
+                    },
+                )
 
     def _delete_options(self, req: Request) -> dict[str, Any]:
         if not req.body.strip():

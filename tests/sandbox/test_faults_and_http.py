@@ -220,3 +220,23 @@ def test_no_op_dry_run_returns_live_object_unchanged(kube_sandbox: KubeSandbox) 
     assert kube_sandbox.get("deployment", "default", "web") == live
     code, _, _ = _call(kube_sandbox, "DELETE", path, {"propagationPolicy": "Background"})
     assert code == 200 and kube_sandbox.get("deployment", "default", "web") == live
+
+
+def test_patches_without_resource_version_never_conflict_with_controllers(
+    kube_sandbox_factory: Callable[..., KubeSandbox],
+) -> None:
+    sb = kube_sandbox_factory(rollout_delay=0.001, hpa_delay=0.001)
+    sb.create_deployment("default", "web")
+    sb.create_hpa("default", "web", "web", 1, 50)
+    path = "/apis/apps/v1/namespaces/default/deployments/web"
+    codes = []
+    for i in range(60):
+        image = {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": f"nginx:{i % 3}"}]}}}}
+        codes.append(_call(sb, "PATCH", path, image, "application/strategic-merge-patch+json")[0])
+        codes.append(
+            _call(sb, "PATCH", path + "/scale", {"spec": {"replicas": 1 + i % 4}}, "application/merge-patch+json")[0]
+        )
+    assert codes == [200] * 120
+    sb.settle()
+    dep = sb.get("deployment", "default", "web")
+    assert dep is not None and dep["status"]["observedGeneration"] == dep["metadata"]["generation"]

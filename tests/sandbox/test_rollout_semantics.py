@@ -258,3 +258,28 @@ spec:
     assert status.returncode == 0, status.stderr
     sts = kube_sandbox.get("sts", "default", "db")
     assert sts is not None and sts["status"]["readyReplicas"] == 3 and sts["spec"]["replicas"] == 3
+
+
+def test_server_side_apply_of_replicas_conflicts_with_hpa(kube_sandbox: KubeSandbox) -> None:
+    dep_yaml = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 7
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: app, image: "nginx:1.25"}]
+"""
+    kube_sandbox.create_deployment("default", "web", replicas=3)
+    kube_sandbox.create_hpa("default", "web", "web", min_replicas=2, max_replicas=5)
+    path = kube_sandbox.write("dep.yaml", dep_yaml)
+    out = kube_sandbox.kubectl("apply", "--server-side", "-f", str(path))
+    assert out.returncode == 1
+    assert "conflict" in out.stderr and ".spec.replicas" in out.stderr
+    assert _replicas(kube_sandbox) == 3
+    forced = kube_sandbox.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+    assert forced.returncode == 0, forced.stderr
+    assert _wait(lambda: _replicas(kube_sandbox) == 5)
