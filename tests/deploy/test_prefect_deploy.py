@@ -1,0 +1,68 @@
+"""prefect.yaml against a real Prefect server on PostgreSQL: accepted by ``prefect --no-prompt deploy --all``,
+with the schedules, work pools, parameters and event triggers the flows need."""
+
+from __future__ import annotations
+
+from subprocess import run
+from typing import Any
+
+from tests.deploy.conftest import Deployed
+from tests.fixtures.prefect_server import VENV_BIN
+
+TARGETS = ("prod", "staging")
+FLOWS = ("infra-scale", "infra-apply", "infra-rollback")
+
+
+def test_work_pools_and_limits_are_idempotent(deployed: Deployed) -> None:
+    server = deployed.server
+    for target in TARGETS:
+        pool = server.api("GET", f"/work_pools/infra-{target}")
+        assert pool["type"] == "process"
+        limit = server.api("GET", f"/v2/concurrency_limits/infra-target-{target}")
+        assert limit["limit"] == 1
+    rerun = run([str(VENV_BIN / "python"), "-m", "deployments.work_pools", "prod", "staging"],
+                env=server.env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    assert "created" not in rerun.stdout and rerun.stdout.count("exists") == 4
+
+
+def test_deploy_all_creates_every_deployment(deployed: Deployed) -> None:
+    server = deployed.server
+    for flow in FLOWS:
+        for target in TARGETS:
+            dep = server.deployment(flow, target)
+            assert dep["work_pool_name"] == f"infra-{target}"
+            assert dep["description"] and "Parameters:" in dep["description"]
+            assert dep["pull_steps"] == [{"prefect.deployments.steps.set_working_directory":
+                                          {"directory": "{{ $INFRA_ORCHESTRATOR_DIR }}"}}]  # fmt: skip
+            properties = dep["parameter_openapi_schema"]["properties"]
+            if flow == "infra-scale":
+                assert {"desired", "target", "execute", "base"} <= set(properties)
+                assert dep["parameters"]["target"] == target and dep["parameters"]["execute"] is False
+                (schedule,) = dep["schedules"]
+                assert schedule["schedule"]["cron"] == "0 3 * * *" and schedule["schedule"]["timezone"] == "UTC"
+                assert schedule["parameters"] == {"execute": True}
+            else:
+                assert {"plan", "pr", "execute"} <= set(properties)
+                assert dep["parameters"]["execute"] is False
+                assert ("atomic" if flow == "infra-apply" else "force") in properties
+                assert dep["schedules"] == []
+
+
+def test_deploy_all_creates_label_triggers(deployed: Deployed) -> None:
+    server = deployed.server
+    automations: list[dict[str, Any]] = server.api("POST", "/automations/filter", {})
+    by_name = {a["name"]: a for a in automations}
+    for flow, label in (("infra-apply", "execute-plan"), ("infra-rollback", "rollback-plan")):
+        for target in TARGETS:
+            automation = by_name[f"{flow}-{target}-on-{label}-label"]
+            trigger = automation["trigger"]
+            assert trigger["expect"] == ["github.pull_request.labeled"]
+            assert trigger["match"] == {"prefect.resource.id": "github.pr.*", "github.label": label,
+                                        "github.target": target}  # fmt: skip
+            (action,) = automation["actions"]
+            assert action["type"] == "run-deployment"
+            assert action["deployment_id"] == server.deployment(flow, target)["id"]
+            assert action["parameters"] == {"pr": "{{ event.payload.number }}", "plan": "{{ event.payload.plan }}",
+                                            "execute": True}  # fmt: skip
+    assert len([a for a in automations if a["name"].startswith("infra-")]) == 4
