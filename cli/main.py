@@ -1,6 +1,7 @@
 """`infra-apply` and `infra-rollback`: validate, then preview (default) or hand over to the Prefect flow.
 
-The preview path imports only the core, so it costs milliseconds; Prefect is imported only to execute.
+The preview path imports only the core and the kubectl wrapper, so it costs milliseconds; Prefect is imported
+only to execute.
 """
 
 import sys
@@ -10,34 +11,23 @@ from typing import TextIO
 from cli.args import Options, parse
 from core.errors import InputError
 from core.plan import Plan, load_plan
-from core.report import StepResult, outcome, preview_lines, summary, summary_json
-from core.steps import SEED_FALLBACK_NOTE, Step, apply_steps, seed_rollback_steps
+from core.report import RunReport, StepResult, finished, preview_lines, refusal
+from core.reversal import plan_steps
+from integrations.kubectl import Kubectl
+from integrations.records import load_for_preview
+
+PREVIEW_RECORD_TIMEOUT_S = 5.0
 
 
-def preview_steps(options: Options, plan: Plan) -> tuple[list[Step], list[str]]:
-    """The steps a preview shows, and the notes that explain where they came from."""
-    if options.flow == "apply":
-        return apply_steps(plan), []
-    return seed_rollback_steps(plan), [SEED_FALLBACK_NOTE]
-
-
-def preview(options: Options, plan: Plan, out: TextIO) -> int:
-    steps, notes = preview_steps(options, plan)
-    for line in preview_lines(steps, plan.namespace):
-        print(line, file=out)
-    for note in notes:
-        print(f"note: {note}", file=out)
-    document = summary([StepResult(step, "previewed") for step in steps], plan.namespace, executed=False)
-    print(summary_json(document), file=out)
-    print(outcome(document), file=out)
-    return 0
-
-
-def refuse(reason: str, out: TextIO) -> int:
-    """A failed gate: say why, change nothing, exit 0 (the contract's `skipped`)."""
-    print(f"Refusing to execute: {reason}.", file=out)
-    print("skipped", file=out)
-    return 0
+def preview(options: Options, plan: Plan) -> RunReport:
+    """The same preview the flow shows; for a rollback, the record is looked up (cluster, then mirror)."""
+    record, where = None, None
+    if options.flow == "rollback":
+        kubectl = Kubectl(context=plan.context, cwd=plan.directory, timeout_s=PREVIEW_RECORD_TIMEOUT_S)
+        record, where = load_for_preview(kubectl, plan)
+    steps, notes = plan_steps(plan, options.flow, record)
+    lines = [*preview_lines(steps, plan.namespace), *(f"note: {note}" for note in [where, *notes] if note)]
+    return finished([StepResult(step, "previewed") for step in steps], plan.namespace, False, lines)
 
 
 def run(flow: str, argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
@@ -48,7 +38,12 @@ def run(flow: str, argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = 
         print(f"error: {error}", file=err)
         return 2
     if not options.execute:
-        return preview(options, plan, out)
-    if options.pr is None:
-        return refuse("--execute needs --pr=<number> (or PRNUM)", out)
-    return refuse("the GitHub label gate is not wired in yet, so nothing executes", out)
+        report = preview(options, plan)
+    elif options.pr is None:
+        report = refusal("--execute needs --pr=<number> (or PRNUM)")
+    else:
+        from cli.execute import execute
+
+        report = execute(options)
+    print(report.render(), file=out)
+    return report.exit_code

@@ -113,3 +113,33 @@ def markdown(title: str, results: Sequence[StepResult], namespace: str, executed
     lines += ["", "<details><summary>JSON summary</summary>", "", "```json", summary_json(document), "```",
               "", "</details>"]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """Everything a run prints, in order: `preview:`/`note:` lines, the JSON summary, the last word."""
+
+    lines: tuple[str, ...]
+    document: dict[str, Any] | None
+    final: str
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.final == "failed" else 0
+
+    def render(self) -> str:
+        parts = list(self.lines)
+        if self.document is not None:
+            parts.append(summary_json(self.document))
+        parts.append(self.final)
+        return "\n".join(parts)
+
+
+def refusal(reason: str, lines: Sequence[str] = ()) -> RunReport:
+    """A failed gate: say why and change nothing (exit 0, `skipped`)."""
+    return RunReport((*lines, f"Refusing to execute: {reason}."), None, "skipped")
+
+
+def finished(results: Sequence[StepResult], namespace: str, executed: bool, lines: Sequence[str] = ()) -> RunReport:
+    document = summary(results, namespace, executed)
+    return RunReport(tuple(lines), document, outcome(document))

@@ -1,0 +1,1 @@
+"""The three Prefect flows; each reads like the list of its tasks."""

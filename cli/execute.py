@@ -1,0 +1,31 @@
+"""The execute path of the CLI: runs the Prefect flow (the only place Prefect is imported from the CLI).
+
+With PREFECT_API_URL set, the run is recorded on that server (UI, artifacts, concurrency); without it,
+Prefect starts a temporary local server for the run, which costs about ten seconds.
+"""
+
+import os
+
+from cli.args import Options
+from core.report import RunReport
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+def execute(options: Options) -> RunReport:
+    from flows.apply import infra_apply
+    from flows.rollback import infra_rollback
+    from flows.shared import RunFailed
+
+    common = {"plan": str(options.plan), "pr": options.pr, "execute": True}
+    if options.flow == "apply":
+        state = infra_apply(**common, atomic=options.atomic, return_state=True)
+    else:
+        state = infra_rollback(**common, force=options.force, return_state=True)
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, RunReport):
+        return outcome
+    if isinstance(outcome, RunFailed):
+        return outcome.report
+    return RunReport((f"error: {outcome}",), None, "failed")

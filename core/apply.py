@@ -1,0 +1,125 @@
+"""Apply as a state machine over the record: prepare (capture, resume, refuse), then one transition per step.
+
+Shaped after Helm's action objects: `prepare_apply` decides everything that can be decided before a change,
+`step_finished` records each transition (pending -> succeeded/failed/skipped) as it happens.
+"""
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from core.plan import ApplyHpa, Plan, ScaleWorkload
+from core.record import ApplyRecord, StepRecord, now
+from core.report import StepResult
+from core.state import Objects, comparable, expected_after, state_of
+from core.steps import Step, apply_steps
+
+
+@dataclass(frozen=True)
+class ApplyPreparation:
+    record: ApplyRecord
+    to_run: list[Step]
+    settled: list[StepResult]
+    """Steps not to run: already done by an interrupted earlier run, or by a finished one."""
+    problem: str | None = None
+    """Set when nothing may run at all (e.g. replicas of an HPA-managed workload)."""
+    note: str | None = None
+
+
+def group_of(plan: Plan, step_number: int) -> str:
+    """Steps on one workload (and its HPA) keep plan order; different workloads may run side by side."""
+    return plan.actions[step_number - 1].workload.ref
+
+
+def touched_workloads(plan: Plan, step_numbers: list[int]) -> list[str]:
+    """Workloads whose replicas or pod template the given steps changed, in plan order, each once."""
+    refs = [plan.actions[number - 1].workload.ref for number in sorted(step_numbers)
+            if not isinstance(plan.actions[number - 1], ApplyHpa)]
+    return list(dict.fromkeys(refs))
+
+
+def hpa_conflicts(plan: Plan, objects: Objects) -> list[str]:
+    """Replica changes an HPA would fight: the workload has an HPA and the plan does not change that HPA."""
+    changed_hpas = {action.workload.ref for action in plan.actions if isinstance(action, ApplyHpa)}
+    problems = []
+    for action in plan.actions:
+        if isinstance(action, ScaleWorkload) and action.workload.ref not in changed_hpas:
+            state = state_of(action, objects)
+            if state and state.get("hpa"):
+                problems.append(f"{action.workload.ref} is managed by hpa/{state['hpa']}: change its HPA bounds "
+                                "in the plan (apply_hpa) instead of its replicas")
+    return problems
+
+
+def _fresh(plan: Plan, objects: Objects, digest: str, pr: int | None, head_sha: str | None) -> ApplyRecord:
+    steps = tuple(
+        StepRecord(number=step.number, action=step.action or "", obj=step.obj or "",
+                   command=step.command(plan.namespace), before=state_of(action, objects))
+        for step, action in zip(apply_steps(plan), plan.actions, strict=True)
+    )
+    return ApplyRecord(plan=plan.path.as_posix(), namespace=plan.namespace, target=plan.target, digest=digest,
+                       status="running", started_at=now(), steps=steps, pr=pr, head_sha=head_sha)
+
+
+def prepare_apply(plan: Plan, objects: Objects, existing: ApplyRecord | None, digest: str, pr: int | None,
+                  head_sha: str | None) -> ApplyPreparation:
+    """Capture before-states into a new record, or resume an interrupted run of the same plan.
+
+    Resuming keeps the first run's before-states (they are the truth about "before") and marks steps whose
+    object is already as the plan wants as `unchanged`, so nothing is applied twice.
+    """
+    steps = apply_steps(plan)
+    conflicts = hpa_conflicts(plan, objects)
+    resumable = existing is not None and existing.digest == digest and existing.status in ("running", "failed")
+    if existing is not None and existing.digest == digest and existing.status == "succeeded":
+        settled = [StepResult(step, "unchanged") for step in steps]
+        return ApplyPreparation(existing, [], settled, note="this plan was already applied: nothing to do")
+    record = existing if resumable and existing is not None else _fresh(plan, objects, digest, pr, head_sha)
+    record = replace(record, status="running", finished_at=None, pr=pr or record.pr,
+                     head_sha=head_sha or record.head_sha)
+    if conflicts:
+        return ApplyPreparation(record, [], [], problem="; ".join(conflicts))
+    to_run, settled = [], []
+    for step, action in zip(steps, plan.actions, strict=True):
+        stored = record.step(step.number)
+        live = comparable(action, state_of(action, objects))
+        wanted = comparable(action, stored.after or expected_after(action, stored.before))
+        if resumable and (stored.status in ("succeeded", "unchanged") or (wanted is not None and live == wanted)):
+            settled.append(StepResult(step, "unchanged", before=stored.before, after=stored.after))
+            record = record.with_step(replace(stored, status="unchanged" if stored.status != "succeeded"
+                                              else "succeeded", error=None))
+        else:
+            to_run.append(step)
+    note = f"resuming an interrupted apply: {len(settled)} step(s) already done" if resumable else None
+    return ApplyPreparation(record, to_run, settled, note=note)
+
+
+def step_finished(record: ApplyRecord, result: StepResult) -> ApplyRecord:
+    """Record one step's transition out of `pending`."""
+    stored = record.step(result.step.number)
+    finished = now()
+    return record.with_step(replace(stored, status=result.status, attempts=result.attempts,
+                                     started_at=stored.started_at or finished, finished_at=finished,
+                                     duration_ms=round(result.duration_s * 1000, 1), error=result.error))
+
+
+def with_after_states(record: ApplyRecord, plan: Plan, objects: Objects) -> ApplyRecord:
+    """Store what apply left for every step that ran: rollback later compares the live object with it."""
+    for action, stored in zip(plan.actions, record.steps, strict=True):
+        if stored.status in ("succeeded", "unchanged"):
+            record = record.with_step(replace(stored, after=state_of(action, objects)))
+    return record
+
+
+def finished_record(record: ApplyRecord, ok: bool, status: str | None = None) -> ApplyRecord:
+    return replace(record, status=status or ("succeeded" if ok else "failed"), finished_at=now())
+
+
+def results_with_states(results: list[StepResult], record: ApplyRecord) -> list[StepResult]:
+    """Attach each step's before/after from the record, for the artifact table and the JSON summary."""
+    def states(result: StepResult) -> dict[str, Any]:
+        if result.step.type != "action":
+            return {}
+        stored = record.step(result.step.number)
+        return {"before": stored.before, "after": stored.after}
+
+    return [replace(result, **states(result)) for result in results]

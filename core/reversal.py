@@ -1,0 +1,97 @@
+"""Which steps a rollback runs: the exact reversal of an apply record, or the seed's fallback without one.
+
+Reversal follows ARCHITECTURE.md: replicas go back with `--current-replicas` as a precondition (never
+`rollout undo`, which reverts the template and not replicas); resources go back to the captured values; an HPA is
+replaced by its captured self or deleted when the plan created it. Before each step the live object is compared
+with what apply left: if someone changed it since, the step is `drifted` and skipped unless forced.
+"""
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from core.plan import Action, ApplyHpa, Plan, ScaleWorkload
+from core.record import ApplyRecord, StepRecord
+from core.state import Objects, comparable, expected_after, state_of
+from core.steps import SEED_FALLBACK_NOTE, Step, apply_steps, seed_rollback_steps
+
+RECORD_NOTE = "rolling back from the apply record: exact prior state, reverse order, only steps that ran"
+
+
+@dataclass(frozen=True)
+class Reversal:
+    """The undo of apply step `applied`: its kubectl call, and whether the live object still allows it."""
+
+    applied: int
+    step: Step
+    verdict: str  # reverse, unchanged, drifted
+
+
+def verdict(action: Action, stored: StepRecord, live: Mapping[str, Any] | None) -> str:
+    """`unchanged` when the object is as it was before apply, `reverse` when it is as apply left it,
+    `drifted` when it is neither (someone changed it since)."""
+    now = comparable(action, live)
+    if now == comparable(action, stored.before):
+        return "unchanged"
+    after = stored.after if stored.after is not None else expected_after(action, stored.before)
+    if after is None:
+        return "reverse" if stored.status in ("succeeded", "unchanged", "pending") else "drifted"
+    return "reverse" if now == comparable(action, after) else "drifted"
+
+
+def _applied_state(action: Action, stored: StepRecord) -> dict[str, Any]:
+    return stored.after or expected_after(action, stored.before) or {}
+
+
+def undo_args(action: Action, stored: StepRecord) -> tuple[tuple[str, ...], str | None]:
+    """The kubectl arguments (and stdin) that put the object back to `stored.before`.
+
+    Only the record is needed: a `reverse` verdict means the live object is as apply left it, and each command
+    carries a precondition (`--current-replicas`, a JSON-patch `test` of the container name) that fails
+    rather than overwrite an object that changed in between.
+    """
+    before = stored.before or {}
+    if isinstance(action, ScaleWorkload):
+        applied = _applied_state(action, stored).get("replicas")
+        return ("scale", action.workload.ref, f"--replicas={before['replicas']}", f"--current-replicas={applied}"), None
+    if isinstance(action, ApplyHpa):
+        if stored.before is None:
+            return ("delete", "hpa", action.name), None
+        return ("replace", "-f", "-"), json.dumps(before["manifest"])
+    patch: list[dict[str, Any]] = []
+    for name, resources in before.get("containers", {}).items():
+        path = f"/spec/template/spec/containers/{before['indexes'][name]}"
+        patch += [{"op": "test", "path": f"{path}/name", "value": name},
+                  {"op": "add", "path": f"{path}/resources", "value": resources}]
+    return ("patch", action.workload.ref, "--type=json", f"-p={json.dumps(patch, separators=(',', ':'))}"), None
+
+
+def reversals(plan: Plan, record: ApplyRecord, objects: Objects | None, first_number: int = 1,
+              step_type: str = "action") -> list[Reversal]:
+    """Every apply step that has a captured before-state, last first, with its verdict against `objects`
+    (all `reverse` when no live objects are given, as in a preview)."""
+    result: list[Reversal] = []
+    for forward in reversed(apply_steps(plan)):
+        stored = record.step(forward.number)
+        action = plan.actions[forward.number - 1]
+        if stored.before is None and not isinstance(action, ApplyHpa):
+            continue  # the workload did not exist, so the step cannot have changed it
+        args, stdin = undo_args(action, stored)
+        step = Step(first_number + len(result), step_type, action.type, forward.obj, args, f"restored {forward.obj}",
+                    stdin=stdin)
+        judged = "reverse" if objects is None else verdict(action, stored, state_of(action, objects))
+        result.append(Reversal(forward.number, step, judged))
+    return result
+
+
+def plan_steps(plan: Plan, flow: str, record: ApplyRecord | None = None) -> tuple[list[Step], list[str]]:
+    """The steps `flow` ("apply" or "rollback") would run for `plan`, and notes on where they came from.
+
+    Without live objects a record-based rollback previews every recorded step; drift is judged at execution.
+    """
+    if flow == "apply":
+        return apply_steps(plan), []
+    if record is None:
+        return seed_rollback_steps(plan), [SEED_FALLBACK_NOTE]
+    return [reversal.step for reversal in reversals(plan, record, None)], [RECORD_NOTE]

@@ -1,0 +1,119 @@
+"""The part of a live object each action touches, in a form that can be stored, compared and restored.
+
+The same function reads the state before apply (capture), after apply (what rollback expects to find), and
+right before rollback (drift check), so the three are always comparable.
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from core.k8s import parse_quantity
+from core.plan import Action, ApplyHpa, ScaleWorkload, UpdateResources, Workload
+
+REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+_HPA_SPEC_FIELDS = ("scaleTargetRef", "minReplicas", "maxReplicas", "metrics", "behavior")
+_SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink",
+                  "ownerReferences", "deletionTimestamp")
+
+Objects = Sequence[Mapping[str, Any]]
+
+
+def find(objects: Objects, kind: str, name: str) -> Mapping[str, Any] | None:
+    for item in objects:
+        if item.get("kind") == kind and item.get("metadata", {}).get("name") == name:
+            return item
+    return None
+
+
+def hpa_managing(objects: Objects, workload: Workload) -> str | None:
+    """The name of the HPA whose scaleTargetRef is `workload`, if any."""
+    for item in objects:
+        ref = item.get("spec", {}).get("scaleTargetRef", {}) if item.get("kind") == "HorizontalPodAutoscaler" else {}
+        if ref.get("kind") == workload.kind and ref.get("name") == workload.name:
+            return str(item["metadata"]["name"])
+    return None
+
+
+def normalized_resources(resources: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
+    """Requests and limits with quantities in one canonical spelling ("1000m" == "1"), empty parts dropped."""
+    result: dict[str, dict[str, str]] = {}
+    for part in ("requests", "limits"):
+        values = (resources or {}).get(part) or {}
+        if values:
+            result[part] = {name: _canonical(str(value)) for name, value in sorted(values.items())}
+    return result
+
+
+def _canonical(quantity: str) -> str:
+    value = parse_quantity(quantity)
+    return quantity if value is None else format(value.normalize(), "f")
+
+
+def sanitized(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An object as a manifest that can be sent back: no status, no server-owned metadata."""
+    metadata = {key: value for key, value in item.get("metadata", {}).items() if key not in _SERVER_FIELDS}
+    annotations = {key: value for key, value in metadata.get("annotations", {}).items()
+                   if key != "kubectl.kubernetes.io/last-applied-configuration"}
+    metadata = {**metadata, "annotations": annotations} if annotations else \
+        {key: value for key, value in metadata.items() if key != "annotations"}
+    return {"apiVersion": item.get("apiVersion"), "kind": item.get("kind"), "metadata": metadata,
+            "spec": item.get("spec", {})}
+
+
+def _touched_containers(action: UpdateResources, workload: Mapping[str, Any]) -> dict[str, Any]:
+    """Each touched container's resources exactly as stored, so a restore writes back the same spelling."""
+    containers = workload.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
+    return {c["name"]: dict(c.get("resources") or {}) for c in containers
+            if action.container is None or c.get("name") == action.container}
+
+
+def state_of(action: Action, objects: Objects) -> dict[str, Any] | None:
+    """What `action` touches, as it is in `objects` (None when the object does not exist)."""
+    if isinstance(action, ApplyHpa):
+        hpa = find(objects, "HorizontalPodAutoscaler", action.name)
+        if hpa is None:
+            return None
+        spec = hpa.get("spec", {})
+        return {"spec": {key: spec[key] for key in _HPA_SPEC_FIELDS if key in spec}, "manifest": sanitized(hpa)}
+    workload = find(objects, action.workload.kind, action.workload.name)
+    if workload is None:
+        return None
+    if isinstance(action, ScaleWorkload):
+        return {"replicas": workload.get("spec", {}).get("replicas", 1),
+                "hpa": hpa_managing(objects, action.workload)}
+    containers = _touched_containers(action, workload)
+    if action.container is not None and action.container not in containers:
+        return {"containers": {}, "missing_container": action.container}
+    revision = workload.get("metadata", {}).get("annotations", {}).get(REVISION_ANNOTATION)
+    names = [c.get("name") for c in workload.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])]
+    return {"containers": containers, "indexes": {name: names.index(name) for name in containers},
+            "revision": revision}
+
+
+def comparable(action: Action, state: Mapping[str, Any] | None) -> Any:
+    """The fields of a state that say whether the object is as a step left it (ignoring bookkeeping)."""
+    if state is None:
+        return None
+    if isinstance(action, ScaleWorkload):
+        return state.get("replicas")
+    if isinstance(action, UpdateResources):
+        return {name: normalized_resources(resources) for name, resources in state.get("containers", {}).items()}
+    return state.get("spec")
+
+
+def expected_after(action: Action, before: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The state a successful step leaves, computed from the plan, for when a crash lost the recorded one.
+
+    None means "cannot be computed" (an HPA's server-side defaults): the caller then relies on the step status.
+    """
+    if before is None:
+        return None
+    if isinstance(action, ScaleWorkload):
+        return {**before, "replicas": action.replicas}
+    if isinstance(action, UpdateResources):
+        changes = {"requests": action.requests, "limits": action.limits}
+        containers = {name: {part: {**resources.get(part, {}), **changes[part]}
+                             for part in ("requests", "limits") if resources.get(part) or changes[part]}
+                      for name, resources in before.get("containers", {}).items()}
+        return {**before, "containers": containers}
+    return None

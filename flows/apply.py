@@ -1,0 +1,120 @@
+"""infra-apply: execute a plan once its PR carries `execute-plan`, recording each object's prior state."""
+
+import time
+
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from core.apply import (
+    finished_record,
+    group_of,
+    prepare_apply,
+    results_with_states,
+    step_finished,
+    touched_workloads,
+    with_after_states,
+)
+from core.gate import GateDecision, GateRequirement
+from core.plan import Plan
+from core.record import ApplyRecord, plan_digest
+from core.report import RunReport, StepResult, refusal
+from core.reversal import reversals
+from flows.shared import DEFAULT_PLAN, PREVIEW_GATE_NOTE, close_run, gate_requirement, kubectl_for, pass_gate
+from integrations import records
+from integrations.kubectl import Kubectl
+from integrations.lease import LockTimeout, holder_identity, target_lock
+from tasks.gate import recheck_label
+from tasks.kube import capture_objects, rollout_steps, run_steps, verify_rollout
+from tasks.plan import build_steps, load_plan
+from tasks.preview import run_preview
+from tasks.records import load_record, save_record
+
+RECORD_FLUSH_S = 2.0
+
+
+@flow(name="infra-apply", task_runner=ThreadPoolTaskRunner(max_workers=4))  # type: ignore[arg-type]
+def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool = False, atomic: bool = False,
+                rollout_timeout_s: float = 120, lock_timeout_s: float = 300) -> RunReport:
+    """Preview by default; with `execute`, a PR number and a passing gate: capture, apply, verify, record.
+
+    Steps on different workloads run side by side (4 at a time); a transient kubectl failure is retried,
+    a permanent one fails its step at once. With `atomic`, a failure rolls back the steps already applied.
+    """
+    loaded = load_plan(plan)
+    requirement = gate_requirement("apply", plan, pr)
+    steps, notes = build_steps(loaded, "apply")
+    previewed = run_preview(loaded, steps, notes)
+    if not execute:
+        return close_run("apply", loaded, previewed, False, [f"note: {PREVIEW_GATE_NOTE}"], None)
+    if requirement is None:
+        return refusal("--execute needs --pr=<number> (or PRNUM)")
+    decision = pass_gate(requirement, loaded)
+    if not decision.allowed:
+        return refusal(decision.reason)
+    kubectl = kubectl_for(loaded)
+    try:
+        with target_lock(kubectl, loaded.namespace, holder_identity(f"infra-apply PR #{pr}"), lock_timeout_s):
+            return apply_locked(loaded, kubectl, requirement, decision, atomic, rollout_timeout_s)
+    except LockTimeout as error:
+        return refusal(str(error))
+
+
+def apply_locked(plan: Plan, kubectl: Kubectl, requirement: GateRequirement, decision: GateDecision,
+                 atomic: bool, rollout_timeout_s: float) -> RunReport:
+    """Everything that happens while the target's lock is held."""
+    existing, _ = load_record(plan, kubectl)
+    prepared = prepare_apply(plan, capture_objects(plan, kubectl), existing, plan_digest(plan), requirement.pr,
+                             decision.head_sha)
+    lines = [f"note: {prepared.note}"] if prepared.note else []
+    if prepared.problem:
+        failed = [StepResult(step, "failed", error=prepared.problem) for step in build_steps(plan, "apply")[0]]
+        return close_run("apply", plan, failed, True, lines, requirement)
+    if prepared.to_run:
+        recheck = recheck_label(requirement, decision)
+        if not recheck.allowed:
+            return refusal(recheck.reason, lines)
+    record = prepared.record
+    save_record(plan, kubectl, record)
+    flushed_at = time.monotonic()
+
+    def on_result(result: StepResult) -> None:
+        nonlocal record, flushed_at
+        record = step_finished(record, result)
+        records.write_atomically(records.mirror_path(plan), record.to_json())
+        if time.monotonic() - flushed_at >= RECORD_FLUSH_S:
+            save_record(plan, kubectl, record)
+            flushed_at = time.monotonic()
+
+    results = prepared.settled + run_steps(plan.namespace, kubectl, prepared.to_run,
+                                           lambda step: group_of(plan, step.number), on_result)
+    results.sort(key=lambda result: result.step.number)
+    record = with_after_states(record, plan, capture_objects(plan, kubectl))
+    results = results_with_states(results, record)
+    results += _verify(plan, kubectl, record, len(results) + 1, rollout_timeout_s)
+    ok = all(result.ok for result in results)
+    if not ok and atomic:
+        results += _roll_back_applied(plan, kubectl, record, len(results) + 1)
+        record = finished_record(record, False, status="rolled-back")
+    else:
+        record = finished_record(record, ok)
+    save_record(plan, kubectl, record)
+    return close_run("apply", plan, results, True, lines, requirement)
+
+
+def _verify(plan: Plan, kubectl: Kubectl, record: ApplyRecord, first_number: int,
+            timeout_s: float) -> list[StepResult]:
+    """`rollout status` for every workload whose replicas or template this run changed, side by side."""
+    refs = touched_workloads(plan, [stored.number for stored in record.steps if stored.status == "succeeded"])
+    futures = [verify_rollout.submit(plan.namespace, kubectl, step, timeout_s)
+               for step in rollout_steps(refs, first_number, timeout_s)]
+    return [future.result() for future in futures]
+
+
+def _roll_back_applied(plan: Plan, kubectl: Kubectl, record: ApplyRecord, first_number: int) -> list[StepResult]:
+    """--atomic: reverse what this run applied, with the same logic as infra-rollback."""
+    objects = capture_objects(plan, kubectl)
+    undo = [reversal for reversal in reversals(plan, record, objects, first_number, "rollback")
+            if reversal.verdict == "reverse"]
+    applied_by = {reversal.step.number: reversal.applied for reversal in undo}
+    return run_steps(plan.namespace, kubectl, [reversal.step for reversal in undo],
+                     lambda step: group_of(plan, applied_by[step.number]), lambda result: None)

@@ -1,0 +1,109 @@
+"""infra-rollback: reverse what infra-apply did, once the PR carries `rollback-plan`."""
+
+from dataclasses import replace
+
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from core.apply import group_of, touched_workloads
+from core.gate import GateDecision, GateRequirement
+from core.plan import Plan
+from core.record import ApplyRecord, RollbackRecord, now
+from core.report import RunReport, StepResult, refusal
+from core.reversal import reversals
+from core.steps import SEED_FALLBACK_NOTE, seed_rollback_steps
+from flows.shared import DEFAULT_PLAN, PREVIEW_GATE_NOTE, close_run, gate_requirement, kubectl_for, pass_gate
+from integrations.kubectl import Kubectl
+from integrations.lease import LockTimeout, holder_identity, target_lock
+from tasks.gate import recheck_label
+from tasks.kube import capture_objects, rollout_steps, run_steps, verify_rollout
+from tasks.plan import build_steps, load_plan
+from tasks.preview import run_preview
+from tasks.records import find_record_for_preview, load_record, save_record
+
+DRIFT_ERROR = "drifted: changed since apply; skipped (rerun with --force to overwrite)"
+NOTHING_TO_DO = "nothing to roll back: every object is as it was before apply"
+
+
+@flow(name="infra-rollback", task_runner=ThreadPoolTaskRunner(max_workers=4))  # type: ignore[arg-type]
+def infra_rollback(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool = False, force: bool = False,
+                   rollout_timeout_s: float = 120, lock_timeout_s: float = 300) -> RunReport:
+    """Preview by default; with `execute`, a PR number and a passing gate: restore exactly what apply captured.
+
+    Only steps that ran are reversed, last first. A step whose object changed since apply is reported as
+    drifted and left alone unless `force`. Plans applied by the old scripts (no record) get the seed's rollback.
+    """
+    loaded = load_plan(plan)
+    requirement = gate_requirement("rollback", plan, pr)
+    kubectl = kubectl_for(loaded)
+    record, where = find_record_for_preview(loaded, kubectl)
+    steps, notes = build_steps(loaded, "rollback", record)
+    previewed = run_preview(loaded, steps, [where, *notes])
+    if not execute:
+        return close_run("rollback", loaded, previewed, False, [f"note: {PREVIEW_GATE_NOTE}"], None)
+    if requirement is None:
+        return refusal("--execute needs --pr=<number> (or PRNUM)")
+    decision = pass_gate(requirement, loaded)
+    if not decision.allowed:
+        return refusal(decision.reason)
+    try:
+        with target_lock(kubectl, loaded.namespace, holder_identity(f"infra-rollback PR #{pr}"), lock_timeout_s):
+            return rollback_locked(loaded, kubectl, requirement, decision, force, rollout_timeout_s)
+    except LockTimeout as error:
+        return refusal(str(error))
+
+
+def rollback_locked(plan: Plan, kubectl: Kubectl, requirement: GateRequirement, decision: GateDecision,
+                    force: bool, rollout_timeout_s: float) -> RunReport:
+    """Everything that happens while the target's lock is held: the record is read again under the lock."""
+    record, where = load_record(plan, kubectl)
+    if record is None:
+        return _seed_rollback(plan, kubectl, requirement, decision, [f"note: {where}", f"note: {SEED_FALLBACK_NOTE}"])
+    judged = reversals(plan, record, capture_objects(plan, kubectl))
+    to_run = [r for r in judged if r.verdict == "reverse" or (r.verdict == "drifted" and force)]
+    lines = [f"note: {where}"]
+    if not to_run:
+        lines.append(f"note: {NOTHING_TO_DO}" if all(r.verdict == "unchanged" for r in judged) else
+                     "note: nothing reversed: the objects changed since apply")
+    else:
+        recheck = recheck_label(requirement, decision)
+        if not recheck.allowed:
+            return refusal(recheck.reason, lines)
+    applied_by = {r.step.number: r.applied for r in judged}
+    ran = {result.step.number: result for result in run_steps(
+        plan.namespace, kubectl, [r.step for r in to_run], lambda step: group_of(plan, applied_by[step.number]),
+        lambda result: None)}
+    results = [ran.get(r.step.number) or StepResult(r.step, r.verdict, error=DRIFT_ERROR if r.verdict == "drifted"
+                                                    else None) for r in judged]
+    reversed_steps = [applied_by[number] for number, result in ran.items() if result.ok]
+    results += _verify(plan, kubectl, reversed_steps, len(results) + 1, rollout_timeout_s)
+    save_record(plan, kubectl, _rolled_back(record, results, applied_by))
+    return close_run("rollback", plan, results, True, lines, requirement)
+
+
+def _rolled_back(record: ApplyRecord, results: list[StepResult], applied_by: dict[int, int]) -> ApplyRecord:
+    outcome = {str(applied_by[r.step.number]): r.status for r in results if r.step.number in applied_by}
+    ok = all(result.ok for result in results)
+    history = RollbackRecord(status="succeeded" if ok else "failed", started_at=record.rollback.started_at
+                             if record.rollback and record.rollback.finished_at is None else now(),
+                             finished_at=now(), steps=outcome)
+    return replace(record, status="rolled-back" if ok else record.status, rollback=history)
+
+
+def _verify(plan: Plan, kubectl: Kubectl, applied_numbers: list[int], first_number: int,
+            timeout_s: float) -> list[StepResult]:
+    refs = touched_workloads(plan, applied_numbers)
+    futures = [verify_rollout.submit(plan.namespace, kubectl, step, timeout_s)
+               for step in rollout_steps(refs, first_number, timeout_s)]
+    return [future.result() for future in futures]
+
+
+def _seed_rollback(plan: Plan, kubectl: Kubectl, requirement: GateRequirement, decision: GateDecision,
+                   lines: list[str]) -> RunReport:
+    """No record (applied by the old scripts): the seed's steps, strictly in order, as the seed ran them."""
+    steps = seed_rollback_steps(plan)
+    recheck = recheck_label(requirement, decision)
+    if not recheck.allowed:
+        return refusal(recheck.reason, lines)
+    results = run_steps(plan.namespace, kubectl, steps, lambda step: "seed order", lambda result: None)
+    return close_run("rollback", plan, results, True, lines, requirement)

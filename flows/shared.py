@@ -1,0 +1,83 @@
+"""What the apply and rollback flows share: the gate's opening moves and the closing report."""
+
+import hashlib
+import os
+from dataclasses import replace
+from pathlib import Path, PurePosixPath
+
+from prefect import get_run_logger
+
+from core.gate import GateDecision, GateRequirement, short
+from core.plan import Plan
+from core.report import RunReport, StepResult, finished
+from integrations.kubectl import Kubectl
+from tasks.artifacts import record_results
+from tasks.gate import report_to_pull_request, verify_label
+
+DEFAULT_PLAN = "ops/plans/infra-scale/prod/plan.yaml"
+PREVIEW_GATE_NOTE = "label check not required in preview"
+
+
+class RunFailed(Exception):
+    """Raised at the end of a failed run so the flow run is Failed in the UI; carries the full report."""
+
+    def __init__(self, report: RunReport) -> None:
+        super().__init__(f"{report.final}: see the step table")
+        self.report = report
+
+
+def repository_path(plan: str) -> str:
+    """The plan's path inside the repository, as GitHub names it (relative to the working directory)."""
+    path = Path(plan)
+    if path.is_absolute():
+        path = path.resolve().relative_to(Path.cwd().resolve()) if path.resolve().is_relative_to(Path.cwd()) else path
+    return PurePosixPath(*path.parts).as_posix().removeprefix("./")
+
+
+def kubectl_for(plan: Plan) -> Kubectl:
+    """kubectl for the plan's cluster: `KUBECTL`/`KUBECONFIG` from the environment, the plan's context, and
+    the plan's directory as working directory so relative manifests resolve as they did in the preview."""
+    timeout = float(os.environ.get("INFRA_KUBECTL_TIMEOUT", "60"))
+    return Kubectl(context=plan.context, cwd=plan.directory.resolve(), timeout_s=timeout)
+
+
+def log_lines(lines: list[str]) -> None:
+    logger = get_run_logger()
+    for line in lines:
+        logger.info(line)
+
+
+def close_run(flow: str, plan: Plan, results: list[StepResult], executed: bool, lines: list[str],
+              requirement: GateRequirement | None) -> RunReport:
+    """Artifacts always; the PR comment and label removal after an execution; raise if the run failed."""
+    log_lines(lines)
+    notes = [line.removeprefix("note: ") for line in lines if line.startswith("note: ")]
+    markdown = record_results(flow, plan, results, executed, notes)
+    if executed and requirement is not None:
+        warning = report_to_pull_request(requirement, markdown)
+        if warning:
+            lines = [*lines, f"note: {warning}"]
+    report = finished(results, plan.namespace, executed, lines)
+    get_run_logger().info("%s", report.final)
+    if report.final == "failed":
+        raise RunFailed(report)
+    return report
+
+
+def gate_requirement(flow: str, plan: str, pr: int | None) -> GateRequirement | None:
+    return GateRequirement(flow=flow, pr=pr, plan_path=repository_path(plan)) if pr is not None else None
+
+
+def pass_gate(requirement: GateRequirement, plan: Plan) -> GateDecision:
+    """The label gate, plus: the plan about to run is, byte for byte, the file the PR carries at the head the
+    gate saw (a local edit or a stale checkout must not ride on someone else's approval)."""
+    decision = verify_label(requirement)
+    if not decision.allowed:
+        return decision
+    data = plan.path.read_bytes()
+    local = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+    if local == decision.plan_blob_sha:
+        return decision
+    reason = (f"the plan file here (blob {short(local)}) is not the one PR #{requirement.pr} carries at "
+              f"{short(decision.head_sha)} (blob {short(decision.plan_blob_sha)})")
+    return replace(decision, allowed=False, reason=reason)

@@ -1,0 +1,117 @@
+"""Running kubectl: an argument list through `sh` (never a shell), a timeout on every call, failures classified.
+
+`KUBECTL` overrides the binary (the seed's `KUBECTL=echo` trick still works), `KUBECONFIG` passes through the
+environment, and a plan's `context` becomes `--context`. A failure is transient (worth a retry with backoff)
+or permanent (retrying cannot help); kubectl's own message is kept either way.
+"""
+
+import json
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sh
+
+DEFAULT_TIMEOUT_S = 60.0
+_ANY_EXIT = list(range(256))
+
+_TRANSIENT = re.compile(
+    r"\((TooManyRequests|ServiceUnavailable|InternalError|Timeout|ServerTimeout)\)"
+    r"|timed out waiting for the condition on|i/o timeout|connection refused|connection reset|unexpected EOF"
+    r"|\bEOF\b|TLS handshake timeout|Unable to connect to the server|the server is currently unable"
+    r"|the server has received too many requests|http2: server sent GOAWAY|net/http: request canceled"
+    r"|Client.Timeout exceeded|the object has been modified; please apply your changes",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Kubectl:
+    """How to reach one cluster: binary, optional context, working directory for relative manifests."""
+
+    binary: str = field(default_factory=lambda: os.environ.get("KUBECTL") or "kubectl")
+    context: str | None = None
+    cwd: Path | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    env: Mapping[str, str] | None = None
+
+    def base_args(self, namespace: str) -> list[str]:
+        context = [f"--context={self.context}"] if self.context else []
+        return [*context, "-n", namespace]
+
+
+@dataclass(frozen=True)
+class KubectlResult:
+    args: tuple[str, ...]
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    @property
+    def message(self) -> str:
+        """kubectl's own error text, one line (what users would see in a terminal)."""
+        text = (self.stderr or self.stdout).strip()
+        return " ".join(text.split()) or f"kubectl exited with {self.exit_code}"
+
+    @property
+    def transient(self) -> bool:
+        return not self.ok and bool(_TRANSIENT.search(self.stderr or self.stdout))
+
+
+class KubectlError(Exception):
+    """A failed kubectl call; `transient` says whether a retry may help."""
+
+    def __init__(self, message: str, transient: bool, result: KubectlResult | None = None) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.result = result
+
+
+def run(kubectl: Kubectl, namespace: str, args: Sequence[str], stdin: str | None = None,
+        timeout_s: float | None = None) -> KubectlResult:
+    """Run `kubectl [--context=C] -n <namespace> <args>`; a non-zero exit is returned, not raised.
+
+    Raises KubectlError only when kubectl could not run at all (missing binary: permanent; timeout: transient).
+    """
+    full = [*kubectl.base_args(namespace), *args]
+    env = {**os.environ, **(kubectl.env or {})}
+    started = time.perf_counter()
+    try:
+        command = sh.Command(kubectl.binary)
+    except sh.CommandNotFound:
+        raise KubectlError(f"kubectl binary {kubectl.binary!r} not found", transient=False) from None
+    limit = timeout_s or kubectl.timeout_s
+    try:
+        done = command(*full, _return_cmd=True, _ok_code=_ANY_EXIT, _tty_out=False, _timeout=limit, _env=env,
+                       _in=stdin, _cwd=str(kubectl.cwd) if kubectl.cwd else None)
+    except sh.TimeoutException:
+        raise KubectlError(f"kubectl {' '.join(args[:2])} timed out after {limit:g}s", transient=True) from None
+    return KubectlResult(tuple(full), done.exit_code, done.stdout.decode(errors="replace"),
+                         done.stderr.decode(errors="replace"), time.perf_counter() - started)
+
+
+def checked(result: KubectlResult) -> KubectlResult:
+    """`result`, or a KubectlError carrying its message and classification."""
+    if not result.ok:
+        raise KubectlError(result.message, result.transient, result)
+    return result
+
+
+def get_items(kubectl: Kubectl, namespace: str, resources: Sequence[str]) -> list[dict[str, Any]]:
+    """Every object of the given resource types in one call: `kubectl get a,b,c -o json`."""
+    result = checked(run(kubectl, namespace, ["get", ",".join(resources), "-o", "json"]))
+    try:
+        document = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        raise KubectlError(f"kubectl get {','.join(resources)} did not print JSON", transient=False) from None
+    items = document.get("items", [document]) if isinstance(document, dict) else []
+    return [item for item in items if isinstance(item, dict)]

@@ -1,0 +1,48 @@
+"""The label gate and the PR audit trail. GitHub settings are read inside each task, never passed as
+parameters, so the token cannot end up in a run's recorded inputs."""
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from core.gate import GateDecision, GateRequirement
+from integrations.github import (
+    GitHubError,
+    GitHubSettings,
+    check_gate,
+    recheck_gate,
+    remove_trigger_label,
+    upsert_audit_comment,
+)
+
+
+@task(cache_policy=NO_CACHE)
+def verify_label(requirement: GateRequirement) -> GateDecision:
+    """Who labeled the PR, is it open and not a fork, which head and plan blob were seen (pinned for later)."""
+    decision = check_gate(GitHubSettings.from_env(), requirement)
+    get_run_logger().info(decision.message)
+    return decision
+
+
+@task(cache_policy=NO_CACHE)
+def recheck_label(requirement: GateRequirement, first: GateDecision) -> GateDecision:
+    """Time of check vs time of use: the same head SHA, the same plan blob, the label still there."""
+    decision = recheck_gate(GitHubSettings.from_env(), requirement, first)
+    get_run_logger().info(decision.message)
+    return decision
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 3])
+def report_to_pull_request(requirement: GateRequirement, markdown: str) -> str | None:
+    """One label, one run: remove the trigger label; then create or update the single audit comment.
+
+    Returns a warning line when GitHub could not be updated: the cluster change already happened and is
+    recorded, so a GitHub hiccup must not turn a finished run into a failed one.
+    """
+    settings = GitHubSettings.from_env()
+    try:
+        remove_trigger_label(settings, requirement)
+        upsert_audit_comment(settings, requirement, markdown)
+    except GitHubError as error:
+        get_run_logger().warning("could not update PR #%s: %s", requirement.pr, error)
+        return f"could not update PR #{requirement.pr}: {error}"
+    return None

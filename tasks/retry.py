@@ -1,0 +1,19 @@
+"""The retry policy shared by every kubectl task: transient failures only, with backoff."""
+
+from typing import Any
+
+from integrations.kubectl import KubectlError
+
+RETRIES = 3
+RETRY_DELAYS_S = [1.0, 2.0, 4.0]
+
+
+def is_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry condition: retry timeouts, refused connections, 429 and 5xx; never NotFound or Invalid."""
+    try:
+        state.result()
+    except KubectlError as error:
+        return error.transient
+    except Exception:
+        return False
+    return False
