@@ -49,12 +49,14 @@ def github(github_server: GitHubServer, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 
 @pytest.fixture
-def prefect(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """The shared session Prefect harness (tests/fixtures/prefect.py), or a skip while it does not exist yet."""
-    try:
-        yield request.getfixturevalue("prefect_harness")
-    except pytest.FixtureLookupError:
-        pytest.skip("the prefect_harness fixture (tests/fixtures/prefect.py) is not available yet")
+def prefect(request: pytest.FixtureRequest) -> Any:
+    """The shared session Prefect server (tests/fixtures/prefect.py), or a skip while it does not exist yet."""
+    for name in ("prefect_harness", "prefect_api"):
+        try:
+            return request.getfixturevalue(name)
+        except pytest.FixtureLookupError:
+            continue
+    pytest.skip("no shared Prefect harness fixture (tests/fixtures/prefect.py) yet")
 
 
 def write_desired(path: Path, text: str) -> str:
