@@ -24,6 +24,7 @@ from .patch import PatchError, json_patch, merge_patch, strategic_merge
 from .schema import apply_defaults, check_types, validate
 from .selectors import selector_from_match_labels
 from .store import Obj, Store
+from .table import to_table, wants_table
 
 PATCH_TYPES = {
     "application/json-patch+json": "json",
@@ -218,7 +219,11 @@ class Api:
             raise _method_not_allowed(m)
         if m in ("GET", "HEAD"):
             obj = self.store.require(r, ns or "", name)
-            return Response(200, _scale_of(r, obj) if sub == "scale" else obj)
+            if sub == "scale":
+                return Response(200, _scale_of(r, obj))
+            if sub is None and wants_table(req.headers.get("accept", "")):
+                return Response(200, to_table(r, [obj], obj["metadata"].get("resourceVersion", "")))
+            return Response(200, obj)
         if m == "PUT":
             return self._update(req, r, ns or "", name, sub, dry_run)
         if m == "PATCH":
@@ -249,6 +254,10 @@ class Api:
                 meta["continue"] = base64.urlsafe_b64encode(str(offset + limit).encode()).decode()
                 meta["remainingItemCount"] = len(items) - limit
                 items = items[:limit]
+        if wants_table(req.headers.get("accept", "")):
+            table = to_table(r, items, str(rv))
+            table["metadata"].update({k: v for k, v in meta.items() if k != "resourceVersion"})
+            return Response(200, table)
         body = {"kind": f"{r.kind}List", "apiVersion": r.api_version, "metadata": meta, "items": items}
         return Response(200, body)
 
@@ -269,10 +278,15 @@ class Api:
             float(timeout_s) if timeout_s else 1800.0,
         )
 
+        as_table = wants_table(req.headers.get("accept", ""))
+
         def lines() -> Iterator[bytes | None]:
             for ev in events:
                 if ev is None:
                     yield None
+                elif as_table:
+                    table = to_table(r, [ev.obj], str(ev.rv))
+                    yield (json.dumps({"type": ev.type, "object": table}, separators=(",", ":")) + "\n").encode()
                 else:
                     yield (json.dumps({"type": ev.type, "object": ev.obj}, separators=(",", ":")) + "\n").encode()
 

@@ -352,3 +352,17 @@ def test_generators_with_protobuf_bodies(kube_sandbox: KubeSandbox) -> None:
     assert got is not None and got["data"] == {"a": "1", "b": "x"}
     dep = kube_sandbox.kubectl("create", "deployment", "gen", "--image=nginx", "-n", "team-b")
     assert dep.returncode == 1 and "cannot decode this protobuf body" in dep.stderr
+
+
+def test_plain_get_prints_table_columns(kube_sandbox: KubeSandbox) -> None:
+    kube_sandbox.create_deployment("default", "web", replicas=3)
+    kube_sandbox.create_hpa("default", "web", "web", 2, 5)
+    out = kube_sandbox.kubectl("get", "deploy", "-o", "wide")
+    assert out.returncode == 0, out.stderr
+    header, row = out.stdout.splitlines()
+    assert header.split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]
+    cells = row.split()
+    assert cells[:4] == ["web", "3/3", "3", "3"] and cells[-3:] == ["app", "nginx:1.25", "app=web"]
+    hpa = kube_sandbox.kubectl("get", "hpa", "web", "--no-headers")
+    assert hpa.returncode == 0, hpa.stderr
+    assert hpa.stdout.split()[:2] == ["web", "Deployment/web"]
