@@ -153,9 +153,9 @@ class _Handler(BaseHTTPRequestHandler):
                     resp.headers["Retry-After"] = (
                         str(int(fault.retry_after)) if float(fault.retry_after).is_integer() else str(fault.retry_after)
                     )
-                self._send(resp)
                 record.update(status=fault.status, duration_s=time.perf_counter() - start)
                 sandbox._log(record)
+                self._send(resp)
                 return
         query = dict(parse_qsl(query_s, keep_blank_values=True))
         headers = {k.lower(): v for k, v in self.headers.items()}
@@ -168,15 +168,21 @@ class _Handler(BaseHTTPRequestHandler):
             sandbox._log(record)
             self._stream(resp)
             return
-        self._send(resp)
+        # logged before the answer goes out, so a client that has its answer always finds its request logged
+        data = self._encode(resp)
         record.update(status=resp.code, duration_s=time.perf_counter() - start)
         sandbox._log(record)
+        self._send(resp, data)
 
-    def _send(self, resp: Response) -> None:
+    @staticmethod
+    def _encode(resp: Response) -> bytes:
         if isinstance(resp.body, bytes | bytearray):
-            data = bytes(resp.body)
-        else:
-            data = json.dumps(resp.body, separators=(",", ":")).encode()
+            return bytes(resp.body)
+        return json.dumps(resp.body, separators=(",", ":")).encode()
+
+    def _send(self, resp: Response, data: bytes | None = None) -> None:
+        if data is None:
+            data = self._encode(resp)
         try:
             self.send_response(resp.code)
             self.send_header("Content-Type", resp.content_type)
