@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     server.start()
     print(f"ready {server.url}", flush=True)
     try:
-        while not stop.wait(0.5):
+        while not stop.wait(0.1):
             pass
     finally:
         server.stop()

@@ -219,6 +219,14 @@ class Controllers:
         olds = [rs for rs in owned if current is None or rs["metadata"]["uid"] != current["metadata"]["uid"]]
         max_old = max((_revision(rs) for rs in olds), default=0)
         if current is None and spec.get("paused"):
+            # a paused deployment observes its new template but rolls nothing out until resumed
+            raw = d.get("status")
+            status: dict[str, Any] = raw if isinstance(raw, dict) else {}
+            gen = int(d["metadata"].get("generation", 1))
+            if status.get("observedGeneration") != gen:
+                d["status"] = {**status, "observedGeneration": gen}
+                set_condition(d["status"], "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused")
+                self.store.update(DEPLOY, d, check_rv=False)
             return
         new_rev = max_old + 1
         ann_src = {k: v for k, v in (d["metadata"].get("annotations") or {}).items() if k not in SKIP_COPY}

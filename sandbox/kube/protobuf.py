@@ -1,8 +1,9 @@
 """Just enough Kubernetes protobuf decoding for kubectl's generators.
 
-``kubectl create namespace X`` and ``kubectl create configmap ...`` send ``application/vnd.kubernetes.protobuf``
-bodies (kubectl-wire.md). The envelope is ``k8s\\0`` + ``runtime.Unknown``; this module decodes it and the
-Namespace / ConfigMap messages (with ObjectMeta name, namespace, labels, annotations) into JSON-shaped dicts.
+``kubectl create namespace|configmap|deployment ...`` send ``application/vnd.kubernetes.protobuf`` bodies
+(kubectl-wire.md). The envelope is ``k8s\\0`` + ``runtime.Unknown``; this module decodes it and the Namespace,
+ConfigMap and Deployment messages (ObjectMeta name, namespace, labels, annotations; the DeploymentSpec fields
+the generator sets, containers with name, image, command, args, ports, env, resources) into JSON-shaped dicts.
 Anything else raises :class:`ProtobufError` and is answered 415.
 """
 
@@ -91,8 +92,129 @@ def _object_meta(buf: bytes) -> dict[str, Any]:
     return meta
 
 
+def _int(v: int | bytes) -> int:
+    if not isinstance(v, int):
+        raise ProtobufError("expected a varint field")
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def _msg(v: int | bytes) -> bytes:
+    if not isinstance(v, bytes):
+        raise ProtobufError("expected a message field")
+    return v
+
+
+def _label_selector(buf: bytes) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for n, v in fields(buf):
+        if n == 1:
+            k, val = _map_entry(v)
+            out.setdefault("matchLabels", {})[k] = val.decode("utf-8", "replace")
+    return out
+
+
+def _quantities(v: int | bytes) -> tuple[str, str]:
+    k, val = _map_entry(v)
+    amount = ""
+    for n, x in fields(val):
+        if n == 1:
+            amount = _str(x)
+    return k, amount
+
+
+def _container(buf: bytes) -> dict[str, Any]:
+    c: dict[str, Any] = {}
+    for n, v in fields(buf):
+        if n in (1, 2, 5, 13, 14):
+            c[{1: "name", 2: "image", 5: "workingDir", 13: "terminationMessagePath", 14: "imagePullPolicy"}[n]] = _str(
+                v
+            )
+        elif n in (3, 4):
+            c.setdefault("command" if n == 3 else "args", []).append(_str(v))
+        elif n == 6:
+            port: dict[str, Any] = {}
+            for pn, pv in fields(_msg(v)):
+                if pn == 1:
+                    port["name"] = _str(pv)
+                elif pn == 3:
+                    port["containerPort"] = _int(pv)
+                elif pn == 4:
+                    port["protocol"] = _str(pv)
+            c.setdefault("ports", []).append(port)
+        elif n == 7:
+            env: dict[str, Any] = {}
+            for en, ev in fields(_msg(v)):
+                if en == 1:
+                    env["name"] = _str(ev)
+                elif en == 2:
+                    env["value"] = _str(ev)
+            c.setdefault("env", []).append(env)
+        elif n == 8:
+            res: dict[str, Any] = {}
+            for rn, rv in fields(_msg(v)):
+                if rn in (1, 2):
+                    k, amount = _quantities(rv)
+                    res.setdefault("limits" if rn == 1 else "requests", {})[k] = amount
+            c["resources"] = res
+    return c
+
+
+def _pod_template(buf: bytes) -> dict[str, Any]:
+    tmpl: dict[str, Any] = {}
+    for n, v in fields(buf):
+        if n == 1:
+            tmpl["metadata"] = _object_meta(_msg(v))
+        elif n == 2:
+            spec: dict[str, Any] = {}
+            for sn, sv in fields(_msg(v)):
+                if sn == 2:
+                    spec.setdefault("containers", []).append(_container(_msg(sv)))
+                elif sn == 3:
+                    spec["restartPolicy"] = _str(sv)
+                elif sn == 4:
+                    spec["terminationGracePeriodSeconds"] = _int(sv)
+                elif sn == 6:
+                    spec["dnsPolicy"] = _str(sv)
+            tmpl["spec"] = spec
+    return tmpl
+
+
+def _deployment_spec(buf: bytes) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    for n, v in fields(buf):
+        if n == 1:
+            spec["replicas"] = _int(v)
+        elif n == 2:
+            spec["selector"] = _label_selector(_msg(v))
+        elif n == 3:
+            spec["template"] = _pod_template(_msg(v))
+        elif n == 5:
+            spec["minReadySeconds"] = _int(v)
+        elif n == 6:
+            spec["revisionHistoryLimit"] = _int(v)
+        elif n == 7:
+            spec["paused"] = bool(_int(v))
+        elif n == 9:
+            spec["progressDeadlineSeconds"] = _int(v)
+    return spec
+
+
+def _drop_empty_strings(value: Any) -> Any:
+    """proto2 writes unset strings as "": JSON omits them."""
+    if isinstance(value, dict):
+        return {k: _drop_empty_strings(v) for k, v in value.items() if v != ""}
+    if isinstance(value, list):
+        return [_drop_empty_strings(v) for v in value]
+    return value
+
+
 def decode(body: bytes) -> dict[str, Any]:
-    """Decode a protobuf-encoded Namespace or ConfigMap into its JSON form."""
+    """Decode a protobuf-encoded Namespace, ConfigMap or Deployment into its JSON form."""
+    obj: dict[str, Any] = _drop_empty_strings(_decode(body))
+    return obj
+
+
+def _decode(body: bytes) -> dict[str, Any]:
     if not body.startswith(MAGIC):
         raise ProtobufError("missing k8s protobuf magic")
     api_version = kind = ""
@@ -125,4 +247,13 @@ def decode(body: bytes) -> dict[str, Any]:
             if n == 1 and isinstance(v, bytes):
                 obj["metadata"] = _object_meta(v)
         return obj
-    raise ProtobufError(f"protobuf bodies are only understood for Namespace and ConfigMap, not {kind or '?'}")
+    if (api_version, kind) == ("apps/v1", "Deployment"):
+        for n, v in fields(raw):
+            if n == 1:
+                obj["metadata"] = _object_meta(_msg(v))
+            elif n == 2:
+                obj["spec"] = _deployment_spec(_msg(v))
+        return obj
+    raise ProtobufError(
+        f"protobuf bodies are only understood for Namespace, ConfigMap and Deployment, not {kind or '?'}"
+    )

@@ -350,8 +350,19 @@ def test_generators_with_protobuf_bodies(kube_sandbox: KubeSandbox) -> None:
     assert cm.returncode == 0, cm.stderr
     got = kube_sandbox.get("configmap", "team-b", "cfg")
     assert got is not None and got["data"] == {"a": "1", "b": "x"}
-    dep = kube_sandbox.kubectl("create", "deployment", "gen", "--image=nginx", "-n", "team-b")
-    assert dep.returncode == 1 and "cannot decode this protobuf body" in dep.stderr
+    dep = kube_sandbox.kubectl(
+        "create", "deployment", "gen", "--image=nginx:1.2", "--replicas=3", "--port=80", "-n", "team-b"
+    )
+    assert dep.returncode == 0, dep.stderr
+    assert dep.stdout.strip() == "deployment.apps/gen created"
+    got = kube_sandbox.get("deployment", "team-b", "gen")
+    assert got is not None and got["spec"]["replicas"] == 3
+    assert got["spec"]["selector"] == {"matchLabels": {"app": "gen"}}
+    (container,) = got["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "nginx:1.2" and container["ports"] == [{"containerPort": 80}]
+    assert kube_sandbox.revisions("team-b", "gen") == [1]
+    sts = kube_sandbox.kubectl("create", "job", "j", "--image=busybox", "-n", "team-b")
+    assert sts.returncode == 1
 
 
 def test_plain_get_prints_table_columns(kube_sandbox: KubeSandbox) -> None:
