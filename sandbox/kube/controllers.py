@@ -29,6 +29,7 @@ DEPLOY = lookup("deployments")
 RS = lookup("replicasets")
 STS = lookup("statefulsets")
 HPA = lookup("horizontalpodautoscalers")
+NAMESPACE = lookup("namespaces")
 
 REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
@@ -178,6 +179,16 @@ class Controllers:
             self.sync_statefulset(ns, name)
         if key == HPA.key or (key in (DEPLOY.key, STS.key, RS.key) and ev.type != "DELETED"):
             self._schedule_hpa(ns)
+        if key == "namespaces" and ev.type == "MODIFIED" and meta.get("deletionTimestamp"):
+            self.scheduler.schedule(self.rollout_delay, lambda: self._finalize_namespace(name))
+
+    # --- namespaces ------------------------------------------------------------------------------------
+
+    def _finalize_namespace(self, name: str) -> None:
+        """Namespace controller: a Terminating namespace goes away with everything in it."""
+        ns = self.store.get(NAMESPACE, "", name)
+        if ns is not None and ns["metadata"].get("deletionTimestamp"):
+            self.store.delete(NAMESPACE, "", name)
 
     # --- deployments -----------------------------------------------------------------------------------
 

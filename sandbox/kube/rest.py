@@ -23,7 +23,7 @@ from .errors import ApiError, bad_request, qualified
 from .patch import PatchError, json_patch, merge_patch, strategic_merge
 from .schema import apply_defaults, check_types, validate
 from .selectors import selector_from_match_labels
-from .store import Obj, Store
+from .store import Obj, Store, now_iso
 from .table import to_table, wants_table
 
 PATCH_TYPES = {
@@ -514,6 +514,17 @@ class Api:
         policy = opts.get("propagationPolicy") or req.query.get("propagationPolicy") or "Background"
         if policy not in ("Background", "Foreground", "Orphan"):
             raise bad_request(f'propagationPolicy: Unsupported value: "{policy}"')
+        if r.kind == "Namespace":
+            live = self.store.require(r, "", name)
+            if pre.get("uid") not in (None, live["metadata"]["uid"]):
+                raise ApiError(409, "Precondition failed: UID mismatch", "Conflict")
+            if dry_run or live["metadata"].get("deletionTimestamp"):
+                return Response(200, live)
+            # like kube-apiserver: the namespace turns Terminating now and the namespace controller
+            # (Controllers) removes its contents and then the namespace itself a moment later
+            live["metadata"]["deletionTimestamp"] = now_iso()
+            live["status"] = {"phase": "Terminating"}
+            return Response(200, self.store.update(r, live, check_rv=False))
         gone = self.store.delete(
             r,
             ns,

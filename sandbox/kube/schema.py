@@ -87,7 +87,7 @@ def apply_defaults(r: ResourceType, obj: dict[str, Any]) -> None:
         meta = obj.setdefault("metadata", {})
         meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta.get("name", "")
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-        obj["status"] = {"phase": "Active"}
+        obj["status"] = {"phase": "Terminating" if meta.get("deletionTimestamp") else "Active"}
 
 
 def _selector_matches(selector: dict[str, Any], labels: dict[str, Any]) -> bool:

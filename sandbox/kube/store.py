@@ -166,6 +166,13 @@ class Store:
             ns = meta.get("namespace", "") if r.namespaced else ""
             if r.namespaced and not self.namespace_exists(ns):
                 raise not_found("namespaces", "", ns)
+            if r.namespaced and self._objects["namespaces"][("", ns)]["metadata"].get("deletionTimestamp"):
+                raise ApiError(
+                    403,
+                    f'{r.key} "{name}" is forbidden: unable to create new content in namespace {ns} because it '
+                    "is being terminated",
+                    "Forbidden",
+                )
             if (ns, name) in self._objects[r.key]:
                 raise already_exists(r.plural, r.group, str(name))
             if not r.namespaced:

@@ -7,6 +7,7 @@ sent (from the server's request log).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from tests.fixtures.kube import KubeSandbox
@@ -377,3 +378,51 @@ def test_plain_get_prints_table_columns(kube_sandbox: KubeSandbox) -> None:
     hpa = kube_sandbox.kubectl("get", "hpa", "web", "--no-headers")
     assert hpa.returncode == 0, hpa.stderr
     assert hpa.stdout.split()[:2] == ["web", "Deployment/web"]
+
+
+MULTI = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: cart, namespace: shop}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: cart}}
+  template:
+    metadata: {labels: {app: cart}}
+    spec:
+      containers: [{name: app, image: "cart:1"}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg, namespace: shop}
+data: {a: "1"}
+"""
+
+
+def test_multi_document_apply_and_delete_with_terminating_namespace(
+    kube_sandbox_factory: Callable[..., KubeSandbox],
+) -> None:
+    sb = kube_sandbox_factory(rollout_delay=0.5)
+    path = sb.write("multi.yaml", MULTI)
+    out = sb.kubectl("apply", "-f", str(path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "namespace/shop created",
+        "deployment.apps/cart created",
+        "configmap/cfg created",
+    ]
+    gone = sb.kubectl("delete", "-f", str(path), "--wait=false")
+    assert gone.returncode == 0, gone.stderr
+    ns = sb.get("namespace", "", "shop")
+    assert ns is not None and ns["status"]["phase"] == "Terminating"
+    late = sb.kubectl("create", "configmap", "late", "-n", "shop")
+    assert late.returncode == 1 and "because it is being terminated" in late.stderr
+    sb.settle()
+    assert sb.get("namespace", "", "shop") is None
+    assert sb.list_objects("deployment", "shop") == [] and sb.list_objects("replicaset", "shop") == []
+    again = sb.kubectl("delete", "namespace", "default")
+    assert again.returncode == 1 and "Forbidden" in again.stderr
