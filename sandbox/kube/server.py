@@ -40,6 +40,7 @@ from .schema import apply_defaults
 from .store import Obj, Store
 
 MAX_BODY = 3 * 1024 * 1024
+MAX_LOGGED_REQUESTS = 100_000
 CONTROL_PREFIX = "/_sandbox/"
 
 
@@ -119,6 +120,8 @@ class _Handler(BaseHTTPRequestHandler):
             "path": path,
             "query": query_s,
             "command": self.headers.get("Kubectl-Command", ""),
+            "session": self.headers.get("Kubectl-Session", ""),
+            "user_agent": self.headers.get("User-Agent", ""),
             "time": time.time(),
         }
         try:
@@ -471,6 +474,8 @@ class SandboxServer:
             self._seq += 1
             record["seq"] = self._seq
             self._requests.append(record)
+            if len(self._requests) > MAX_LOGGED_REQUESTS:  # a long-running demo server must not grow forever
+                del self._requests[: len(self._requests) - MAX_LOGGED_REQUESTS]
 
     def requests(self, since: int = 0) -> list[dict[str, Any]]:
         """Logged API requests (``seq``, ``method``, ``path``, ``query``, ``command``, ``status``,
