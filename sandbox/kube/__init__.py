@@ -1,7 +1,58 @@
 """Sandbox Kubernetes API server that real kubectl drives (issue 3).
 
-Start one in-process with :class:`SandboxServer` or from a shell with ``infra-sandbox``; see
-``tests/fixtures/kube.py`` for the pytest fixture built on it.
+No cluster can run on these machines, so tests, benchmarks and the demo point real ``kubectl`` at this server.
+It answers what ``../shared/reference/kubectl-wire.md`` says kubectl sends, and models the behaviour a rollback
+tool depends on; it is not a general Kubernetes.
+
+Starting one
+------------
+* Python: ``SandboxServer(port=0, rollout_delay=0.05, hpa_delay=0.05, seed=0).start()``; ``.url``,
+  ``.write_kubeconfig(path, context="sandbox", namespace="default")``, ``.stop()`` (also a context manager).
+* Shell: ``infra-sandbox --port PORT --kubeconfig FILE [--seed-file objs.yaml] [--rollout-delay S]
+  [--hpa-delay S] [--fault-seed N] [--namespace NS] [--context NAME]`` (or ``python -m sandbox.kube``); prints
+  ``ready <url>`` once serving, exits 0 on SIGTERM/SIGINT.
+* pytest: the ``kube_sandbox`` / ``kube_sandbox_factory`` fixtures in ``tests/fixtures/kube.py``.
+
+Served
+------
+``/version`` (v1.32.4), aggregated (``apidiscovery.k8s.io/v2``) and legacy discovery, OpenAPI v3 (enough for
+``apply`` validation), ``meta.k8s.io`` Tables for plain ``kubectl get``. Resources: namespaces, configmaps,
+deployments (+scale, +status), replicasets (+scale, +status), statefulsets (+scale, +status),
+horizontalpodautoscalers autoscaling/v2 (+status), coordination.k8s.io/v1 leases. Verbs: get, list (label and
+field selectors, limit/continue), watch (chunked, from a resourceVersion, timeoutSeconds), create, update,
+delete (DeleteOptions body, cascading to owned objects), deletecollection, patch (merge, JSON 6902, strategic
+merge, server-side apply with create-if-absent), ``dryRun=All``. JSON bodies, plus protobuf bodies for the
+Namespace / ConfigMap / Deployment generators.
+
+Behaviour
+---------
+uids, a global numeric resourceVersion, generation bumped on spec changes, no-op writes are not writes, 409 on
+stale resourceVersions and duplicates, Status errors with standard reasons. Controllers (``controllers.py``):
+deployments (ReplicaSet per template, revisions, reuse on undo, revisionHistoryLimit, status complete after
+``rollout_delay``; stuck with annotation ``sandbox.infra/stuck: "true"`` or ``set_stuck`` ->
+ProgressDeadlineExceeded), statefulsets (status follows spec), HPAs (clamp the target's replicas into
+[min, max]; target at 0 disables), namespaces (Terminating, then removed with their contents). Server-side
+apply of ``spec.replicas`` on an HPA-managed workload conflicts unless forced.
+
+Python API of :class:`SandboxServer`
+------------------------------------
+State: ``get(kind, ns, name)``, ``list_objects(kind, ns=None, label_selector=None)``, ``.store``.
+Seeding: ``create(obj, namespace=None)``, ``update(obj)``, ``delete(kind, ns, name)``,
+``create_namespace(ns)``, ``create_deployment(ns, name, replicas=1, containers=None, image="nginx:1.25",
+labels=None, annotations=None, revision_history_limit=None, wait=True)``, ``create_hpa(ns, name, target,
+min_replicas, max_replicas, target_kind="Deployment", wait=True)``, ``seed(objs)``, ``seed_file(path)``.
+Controllers: ``set_stuck(ns, name, stuck=True)``, ``settle(timeout_s=5.0)``.
+Faults: ``.faults.add(method=, path_regex=, status=, retry_after=, latency_s=, drop=, count=, fraction=,
+message=)`` -> rule (``.id``, ``.fired``), ``.faults.remove(id)``, ``.faults.clear()``, ``.faults.seed(n)``.
+Request log: ``requests(since=0)``, ``clear_requests()``.
+
+HTTP control endpoints (never faulted or logged): ``GET|DELETE /_sandbox/requests`` (``?since=SEQ``),
+``GET|POST|DELETE /_sandbox/faults`` (POST a rule object or a list; ``?seed=N``), ``DELETE
+/_sandbox/faults/ID``, ``POST /_sandbox/objects``, ``POST /_sandbox/stuck`` ``{"namespace","name","stuck"}``,
+``POST /_sandbox/settle``.
+
+Not modelled: pods, events, managedFields/field ownership (beyond the HPA replicas conflict), admission,
+authentication, protobuf responses, API groups other than the ones above.
 """
 
 from .faults import FaultInjector, FaultRule
