@@ -17,9 +17,21 @@ REPO = "acme/infra"
 @pytest.fixture
 def cluster(kube_sandbox: KubeSandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> KubeSandbox:
     """web (2 replicas, app container with resources), api (HPA-managed, 2..6), in NAMESPACE; cwd = tmp_path."""
-    kube_sandbox.create_deployment(NAMESPACE, "web", replicas=2, containers=[
-        {"name": "app", "image": "nginx:1.25",
-         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}}])
+    kube_sandbox.create_deployment(
+        NAMESPACE,
+        "web",
+        replicas=2,
+        containers=[
+            {
+                "name": "app",
+                "image": "nginx:1.25",
+                "resources": {
+                    "requests": {"cpu": "250m", "memory": "256Mi"},
+                    "limits": {"cpu": "1", "memory": "512Mi"},
+                },
+            }
+        ],
+    )
     kube_sandbox.create_deployment(NAMESPACE, "api", replicas=2)
     kube_sandbox.create_hpa(NAMESPACE, "api", "api", 2, 6)
     for key, value in kube_sandbox.env.items():

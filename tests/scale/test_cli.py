@@ -56,12 +56,13 @@ def test_seed_flags_one_difference_one_action(cluster: KubeSandbox) -> None:
     assert lines[0] == "preview: kubectl -n assistant-staging scale deployment/web --replicas=3"
     assert "note: plan written to ops/plans/infra-scale/staging/plan.yaml (1 action)" in lines
     assert lines[-1] == "succeeded"
-    document = json.loads(out[out.index("{"):out.rindex("}") + 1])
+    document = json.loads(out[out.index("{") : out.rindex("}") + 1])
     assert document["ok"] is True and document["executed"] is False and document["namespace"] == NAMESPACE
     assert [r["action"] for r in document["results"]] == ["scale_workload"]
     plan = load_plan(PLAN)
     assert len(plan.actions) == 1 and plan.target == "staging"
-    assert cluster.get("deployment", NAMESPACE, "web")["spec"]["replicas"] == 2  # nothing changed in the cluster
+    web = cluster.get("deployment", NAMESPACE, "web")
+    assert web is not None and web["spec"]["replicas"] == 2  # nothing changed in the cluster
 
 
 def test_hpa_managed_workload_gets_hpa_bounds(cluster: KubeSandbox) -> None:
@@ -79,8 +80,10 @@ def test_hpa_managed_workload_gets_hpa_bounds(cluster: KubeSandbox) -> None:
 BAD = [
     (["--desired=missing.yaml"], "error: missing.yaml: file: not found"),
     ([*SEED_FLAGS, "--workload=Deployment:web"], "error: arguments: --workload[0]: 'Deployment:web' is not KIND:NAME"),
-    ([*SEED_FLAGS, "--workload=Deployment:ghost:1"],
-     "error: arguments: --workload[0].name: deployment/ghost does not exist in namespace 'assistant-staging'"),
+    (
+        [*SEED_FLAGS, "--workload=Deployment:ghost:1"],
+        "error: arguments: --workload[0].name: deployment/ghost does not exist in namespace 'assistant-staging'",
+    ),
     (["--dry-run", "--namespace=x", "--workload=web:1"], "error: arguments: --target: is required"),
     ([*SEED_FLAGS, "--workload=web:1", "--bogus"], "error: arguments: --bogus: unknown flag"),
 ]
@@ -110,8 +113,9 @@ def test_execute_without_github_settings_is_bad_input(cluster: KubeSandbox, monk
     assert not Path("ops").exists()
 
 
-def test_unreachable_cluster_fails_cleanly(cluster: KubeSandbox, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_cluster_fails_cleanly(
+    cluster: KubeSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "dead.kubeconfig"
     config.write_text(cluster.kubeconfig.read_text().replace(cluster.url, "http://127.0.0.1:9"))
     monkeypatch.setenv("KUBECONFIG", str(config))
@@ -122,9 +126,16 @@ def test_unreachable_cluster_fails_cleanly(cluster: KubeSandbox, tmp_path: Path,
 
 
 def test_entry_point_dry_run_does_not_import_prefect(cluster: KubeSandbox) -> None:
-    probe = ("import sys, cli.scale; code = cli.scale.run(sys.argv[1:]); "
-             "assert 'prefect' not in sys.modules, 'prefect imported'; sys.exit(code)")
-    done = subprocess.run([sys.executable, "-c", probe, *SEED_FLAGS, "--workload=web:3"], capture_output=True,
-                          text=True, env={**os.environ}, timeout=60)
+    probe = (
+        "import sys, cli.scale; code = cli.scale.run(sys.argv[1:]); "
+        "assert 'prefect' not in sys.modules, 'prefect imported'; sys.exit(code)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *SEED_FLAGS, "--workload=web:3"],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "succeeded"

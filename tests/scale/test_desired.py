@@ -25,16 +25,22 @@ def test_seed_flags() -> None:
     state = from_flags("staging", "assistant-staging", ["Deployment:web:2", "StatefulSet:db:3", "api:1"])
     assert state.source == "arguments"
     assert [(w.workload.ref, w.replicas) for w in state.workloads] == [
-        ("deployment/web", 2), ("statefulset/db", 3), ("deployment/api", 1)]
+        ("deployment/web", 2),
+        ("statefulset/db", 3),
+        ("deployment/api", 1),
+    ]
 
 
-@pytest.mark.parametrize(("flag", "field", "message"), [
-    ("Deployment:web", "--workload[0]", "KIND:NAME:REPLICAS"),
-    ("Job:web:2", "--workload[0]", "kind 'Job' is not supported"),
-    ("Deployment:Web:2", "--workload[0]", "not a valid name"),
-    ("Deployment:web:-1", "--workload[0]", "whole number"),
-    ("Deployment:web:two", "--workload[0]", "whole number"),
-])
+@pytest.mark.parametrize(
+    ("flag", "field", "message"),
+    [
+        ("Deployment:web", "--workload[0]", "KIND:NAME:REPLICAS"),
+        ("Job:web:2", "--workload[0]", "kind 'Job' is not supported"),
+        ("Deployment:Web:2", "--workload[0]", "not a valid name"),
+        ("Deployment:web:-1", "--workload[0]", "whole number"),
+        ("Deployment:web:two", "--workload[0]", "whole number"),
+    ],
+)
 def test_bad_workload_flags(flag: str, field: str, message: str) -> None:
     with pytest.raises(InputError) as caught:
         parse_workload_flag(flag, field)
@@ -70,33 +76,68 @@ BAD_FILES = [
     ("target: t\nnamespace: ns\nworkloads: [{name: web, replica: 1}]\n", "workloads[0].replica", "unknown field"),
     ("target: t\nnamespace: ns\nworkloads: [{name: Web_1, replicas: 1}]\n", "workloads[0].name", "not a valid"),
     ("target: t\nnamespace: ns\nworkloads: [{name: web, replicas: -2}]\n", "workloads[0].replicas", "out of range"),
-    ("target: t\nnamespace: ns\nworkloads: [{name: web, replicas: '2'}]\n", "workloads[0].replicas",
-     "whole number"),
-    ("target: t\nnamespace: ns\nworkloads: [{kind: Job, name: web, replicas: 1}]\n", "workloads[0].kind",
-     "not supported"),
+    ("target: t\nnamespace: ns\nworkloads: [{name: web, replicas: '2'}]\n", "workloads[0].replicas", "whole number"),
+    (
+        "target: t\nnamespace: ns\nworkloads: [{kind: Job, name: web, replicas: 1}]\n",
+        "workloads[0].kind",
+        "not supported",
+    ),
     ("target: t\nnamespace: ns\nworkloads: [{name: web}]\n", "workloads[0]", "says nothing to manage"),
-    ("target: t\nnamespace: ns\nworkloads: [{name: web, replicas: 1, hpa: {maxReplicas: 3}}]\n",
-     "workloads[0].replicas", "not both"),
-    ("target: t\nnamespace: ns\nworkloads: [{name: web, hpa: {minReplicas: 5, maxReplicas: 3}}]\n",
-     "workloads[0].hpa.minReplicas", "more than maxReplicas"),
-    ("target: t\nnamespace: ns\nworkloads: [{name: web, hpa: {minReplicas: 1}}]\n",
-     "workloads[0].hpa.maxReplicas", "is required"),
-    ("target: t\nnamespace: ns\nworkloads: [{name: web, hpa: {maxReplicas: 3, cpu: 50}}]\n",
-     "workloads[0].hpa.cpu", "unknown field"),
-    ("target: t\nnamespace: ns\nworkloads: [{name: web, containers: {app: {requests: {cpu: lots}}}}]\n",
-     "workloads[0].containers.app.requests.cpu", "not a Kubernetes quantity"),
-    ("target: t\nnamespace: ns\nworkloads: [{name: web, containers: {app: {requests: {cpu: 2}, limits: {cpu: 1}}}}]\n",
-     "workloads[0].containers.app.requests.cpu", "more than the limit"),
-    ("target: t\nnamespace: ns\nworkloads: [{name: web, containers: {App: {requests: {cpu: 1}}}}]\n",
-     "workloads[0].containers.App", "not a valid name"),
-    ("target: t\nnamespace: ns\nworkloads: [{name: web, containers: {app: {}}}]\n",
-     "workloads[0].containers.app", "needs requests or limits"),
-    ("target: t\nnamespace: ns\nworkloads: [{name: web, containers: {app: {requests: {gpu!: 1}}}}]\n",
-     "workloads[0].containers.app.requests.gpu!", "not a resource name"),
-    ("target: t\nnamespace: ns\nworkloads:\n  - {name: web, replicas: 1}\n  - {name: web, replicas: 2}\n",
-     "workloads[1].name", "already listed at workloads[0]"),
-    ("target: t\nnamespace: ns\ncontext: --kubeconfig=/x\nworkloads: [{name: web, replicas: 1}]\n", "context",
-     "not a kube context"),
+    (
+        "target: t\nnamespace: ns\nworkloads: [{name: web, replicas: 1, hpa: {maxReplicas: 3}}]\n",
+        "workloads[0].replicas",
+        "not both",
+    ),
+    (
+        "target: t\nnamespace: ns\nworkloads: [{name: web, hpa: {minReplicas: 5, maxReplicas: 3}}]\n",
+        "workloads[0].hpa.minReplicas",
+        "more than maxReplicas",
+    ),
+    (
+        "target: t\nnamespace: ns\nworkloads: [{name: web, hpa: {minReplicas: 1}}]\n",
+        "workloads[0].hpa.maxReplicas",
+        "is required",
+    ),
+    (
+        "target: t\nnamespace: ns\nworkloads: [{name: web, hpa: {maxReplicas: 3, cpu: 50}}]\n",
+        "workloads[0].hpa.cpu",
+        "unknown field",
+    ),
+    (
+        "target: t\nnamespace: ns\nworkloads: [{name: web, containers: {app: {requests: {cpu: lots}}}}]\n",
+        "workloads[0].containers.app.requests.cpu",
+        "not a Kubernetes quantity",
+    ),
+    (
+        "target: t\nnamespace: ns\nworkloads: [{name: web, containers: {app: {requests: {cpu: 2}, limits: {cpu: 1}}}}]\n",
+        "workloads[0].containers.app.requests.cpu",
+        "more than the limit",
+    ),
+    (
+        "target: t\nnamespace: ns\nworkloads: [{name: web, containers: {App: {requests: {cpu: 1}}}}]\n",
+        "workloads[0].containers.App",
+        "not a valid name",
+    ),
+    (
+        "target: t\nnamespace: ns\nworkloads: [{name: web, containers: {app: {}}}]\n",
+        "workloads[0].containers.app",
+        "needs requests or limits",
+    ),
+    (
+        "target: t\nnamespace: ns\nworkloads: [{name: web, containers: {app: {requests: {gpu!: 1}}}}]\n",
+        "workloads[0].containers.app.requests.gpu!",
+        "not a resource name",
+    ),
+    (
+        "target: t\nnamespace: ns\nworkloads:\n  - {name: web, replicas: 1}\n  - {name: web, replicas: 2}\n",
+        "workloads[1].name",
+        "already listed at workloads[0]",
+    ),
+    (
+        "target: t\nnamespace: ns\ncontext: --kubeconfig=/x\nworkloads: [{name: web, replicas: 1}]\n",
+        "context",
+        "not a kube context",
+    ),
     ("target: t\nnamespace: ns\nworkloads: &a [{name: web, replicas: 1}]\nx: *a\n", "line 4", "aliases"),
     ("- just a list\n", "document", "must be a mapping"),
     ("", "file", "is empty"),

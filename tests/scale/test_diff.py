@@ -19,25 +19,36 @@ def desired(*workloads: dict[str, Any]) -> DesiredState:
 
 def test_equal_means_nothing_to_do() -> None:
     live = [deployment("web", 2, {"app": {"requests": {"cpu": "0.5", "memory": "256Mi"}}}), hpa("api", "api", 2, 6)]
-    state = desired({"name": "web", "replicas": 2, "containers": {"app": {"requests": {"cpu": "500m"}}}},
-                    {"name": "api", "hpa": {"minReplicas": 2, "maxReplicas": 6, "targetCPUUtilizationPercentage": 80}})
+    state = desired(
+        {"name": "web", "replicas": 2, "containers": {"app": {"requests": {"cpu": "500m"}}}},
+        {"name": "api", "hpa": {"minReplicas": 2, "maxReplicas": 6, "targetCPUUtilizationPercentage": 80}},
+    )
     live.append(deployment("api", 4))
     result = diff(state, live)
     assert result.empty and result.actions == () and not result.previous_hpas
 
 
 def test_one_replica_change_is_one_action() -> None:
-    result = diff(desired({"name": "web", "replicas": 3}, {"name": "api", "replicas": 2}),
-                  [deployment("web", 2), deployment("api", 2)])
+    result = diff(
+        desired({"name": "web", "replicas": 3}, {"name": "api", "replicas": 2}),
+        [deployment("web", 2), deployment("api", 2)],
+    )
     assert result.actions == (ScaleWorkload(WEB, 3),)
     assert result.changes[0].current == 2
 
 
 def test_resources_only_the_differing_quantities() -> None:
-    live = [deployment("web", 2, {"app": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "1"}},
-                                  "sidecar": {}})]
-    state = desired({"name": "web", "containers": {"app": {"requests": {"cpu": "250m", "memory": "512Mi"},
-                                                           "limits": {"cpu": "1000m"}}}})
+    live = [
+        deployment(
+            "web", 2, {"app": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "1"}}, "sidecar": {}}
+        )
+    ]
+    state = desired(
+        {
+            "name": "web",
+            "containers": {"app": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1000m"}}},
+        }
+    )
     (change,) = diff(state, live).changes
     assert change.action == UpdateResources(WEB, "app", {"memory": "512Mi"}, {})
     assert change.current == {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "1"}}
@@ -114,8 +125,10 @@ def test_missing_container() -> None:
 
 def test_order_scale_resources_hpa_per_workload() -> None:
     live = [deployment("web", 1), deployment("api", 1), hpa("api", "api", 1, 2)]
-    state = desired({"name": "web", "replicas": 2, "containers": {"app": {"limits": {"memory": "1Gi"}}}},
-                    {"name": "api", "hpa": {"maxReplicas": 4}})
+    state = desired(
+        {"name": "web", "replicas": 2, "containers": {"app": {"limits": {"memory": "1Gi"}}}},
+        {"name": "api", "hpa": {"maxReplicas": 4}},
+    )
     assert [type(a).__name__ for a in diff(state, live).actions] == ["ScaleWorkload", "UpdateResources", "ApplyHpa"]
 
 

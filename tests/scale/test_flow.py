@@ -44,8 +44,9 @@ def test_nothing_to_do_no_plan_no_pr(cluster: KubeSandbox, github: GitHubServer,
     assert github.count("POST") == 0 and github.count("PUT") == 0
 
 
-def test_one_difference_opens_a_pr_and_a_rerun_updates_it(cluster: KubeSandbox, github: GitHubServer,
-                                                           tmp_path: Path) -> None:
+def test_one_difference_opens_a_pr_and_a_rerun_updates_it(
+    cluster: KubeSandbox, github: GitHubServer, tmp_path: Path
+) -> None:
     from flows.scale import infra_scale
 
     first = infra_scale(desired=desired(tmp_path, web=3), execute=True)
@@ -56,7 +57,8 @@ def test_one_difference_opens_a_pr_and_a_rerun_updates_it(cluster: KubeSandbox, 
     assert open_prs(github) == [pr["number"]]
     assert github.file_at(REPO, pr["branch"], PLAN) == Path(PLAN).read_bytes()
     assert "| 1 | `kubectl -n assistant-staging scale deployment/web --replicas=3` | previewed |" in (
-        github.snapshot(REPO, pr["number"]).body or "")
+        github.snapshot(REPO, pr["number"]).body or ""
+    )
     assert github.labels_of(REPO, pr["number"]) == ["infra-plan"]
 
     # the same night, the desired state changes again (and now touches the HPA-managed api)
@@ -71,8 +73,9 @@ def test_one_difference_opens_a_pr_and_a_rerun_updates_it(cluster: KubeSandbox, 
     assert github.file_at(REPO, pr["branch"], "ops/plans/infra-scale/staging/previous-hpa-api.yaml") is not None
 
 
-def test_dry_run_flow_writes_the_plan_but_not_github(cluster: KubeSandbox, github: GitHubServer,
-                                                     tmp_path: Path) -> None:
+def test_dry_run_flow_writes_the_plan_but_not_github(
+    cluster: KubeSandbox, github: GitHubServer, tmp_path: Path
+) -> None:
     from flows.scale import infra_scale
 
     report = infra_scale(target="staging", namespace=NAMESPACE, workloads=["Deployment:api:5"])
@@ -101,5 +104,5 @@ def test_cli_execute_goes_through_the_flow(cluster: KubeSandbox, github: GitHubS
     assert lines[0] == "preview: kubectl -n assistant-staging scale deployment/web --replicas=5"
     assert any(line.startswith("note: opened pull request #") for line in lines)
     assert lines[-1] == "succeeded"
-    document = json.loads(out.getvalue()[out.getvalue().index("{"):out.getvalue().rindex("}") + 1])
+    document = json.loads(out.getvalue()[out.getvalue().index("{") : out.getvalue().rindex("}") + 1])
     assert document["executed"] is True and document["pullRequest"]["number"] in open_prs(github)

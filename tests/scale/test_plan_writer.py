@@ -18,19 +18,29 @@ NOW = datetime(2026, 11, 28, 2, 0, 0, tzinfo=UTC)
 
 
 def desired(*workloads: dict[str, Any]) -> DesiredState:
-    return parse_desired({"target": "prod", "namespace": "assistant", "workloads": list(workloads)},
-                         "ops/desired/prod.yaml")
+    return parse_desired(
+        {"target": "prod", "namespace": "assistant", "workloads": list(workloads)}, "ops/desired/prod.yaml"
+    )
 
 
 def seed_like() -> tuple[DesiredState, list[dict[str, Any]]]:
     """The seed's example plan as a diff: scale web, resources for api, HPA bounds for worker."""
-    state = desired({"name": "web", "replicas": 4},
-                    {"name": "api", "containers": {"app": {"requests": {"cpu": "250m", "memory": "256Mi"},
-                                                           "limits": {"cpu": "1", "memory": "512Mi"}}}},
-                    {"name": "worker", "hpa": {"minReplicas": 3, "maxReplicas": 8,
-                                               "targetCPUUtilizationPercentage": 70}})
-    live = [deployment("web", 2), deployment("api", 2, {"app": {"requests": {"cpu": "100m"}}}),
-            deployment("worker", 2), hpa("worker", "worker", 2, 6, cpu=80)]
+    state = desired(
+        {"name": "web", "replicas": 4},
+        {
+            "name": "api",
+            "containers": {
+                "app": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
+            },
+        },
+        {"name": "worker", "hpa": {"minReplicas": 3, "maxReplicas": 8, "targetCPUUtilizationPercentage": 70}},
+    )
+    live = [
+        deployment("web", 2),
+        deployment("api", 2, {"app": {"requests": {"cpu": "100m"}}}),
+        deployment("worker", 2),
+        hpa("worker", "worker", 2, 6, cpu=80),
+    ]
     for item in live:
         item["metadata"]["namespace"] = "assistant"
     return state, live
@@ -63,15 +73,20 @@ def test_round_trip_through_load_plan(tmp_path: Path) -> None:
 def test_plan_text_is_readable_seed_format() -> None:
     state, live = seed_like()
     text = render_plan(state, diff(state, live), NOW)["plan.yaml"]
-    assert text.startswith("# infra-scale plan for target prod (namespace assistant), generated "
-                           "2026-11-28T02:00:00Z from ops/desired/prod.yaml.")
+    assert text.startswith(
+        "# infra-scale plan for target prod (namespace assistant), generated "
+        "2026-11-28T02:00:00Z from ops/desired/prod.yaml."
+    )
     assert "  requests: {cpu: 250m, memory: 256Mi}\n" in text
     assert "  limits: {cpu: '1', memory: 512Mi}\n" in text
     document = yaml.safe_load(text)
     assert list(document) == ["namespace", "target", "generatedAt", "actions", "rollbackHints"]
     assert document["actions"][0] == {"type": "scale_workload", "name": "web", "replicas": 4, "current": 2}
-    assert document["actions"][2]["current"] == {"minReplicas": 2, "maxReplicas": 6,
-                                                 "targetCPUUtilizationPercentage": 80}
+    assert document["actions"][2]["current"] == {
+        "minReplicas": 2,
+        "maxReplicas": 6,
+        "targetCPUUtilizationPercentage": 80,
+    }
 
 
 def test_previous_manifest_is_clean() -> None:
@@ -89,8 +104,15 @@ def test_hpa_created_by_plan_has_no_previous_and_rolls_back_by_delete(tmp_path: 
 
 
 def test_context_and_statefulset_and_workload_field(tmp_path: Path) -> None:
-    state = parse_desired({"target": "prod", "namespace": "ns", "context": "prod-eu", "workloads": [
-        {"kind": "StatefulSet", "name": "db", "replicas": 3}, {"name": "web", "replicas": 6}]}, "d.yaml")
+    state = parse_desired(
+        {
+            "target": "prod",
+            "namespace": "ns",
+            "context": "prod-eu",
+            "workloads": [{"kind": "StatefulSet", "name": "db", "replicas": 3}, {"name": "web", "replicas": 6}],
+        },
+        "d.yaml",
+    )
     live = [deployment("db", 1, kind="StatefulSet"), deployment("web", 2), hpa("web-hpa", "web", 2, 4)]
     plan = write_plan_locally(state, diff(state, live), tmp_path, NOW).plan
     assert plan.context == "prod-eu"
@@ -109,7 +131,8 @@ def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
 
 def test_repository_paths(tmp_path: Path) -> None:
     assert repository_paths("ops/plans/infra-scale", "prod", ["plan.yaml"]) == {
-        "plan.yaml": "ops/plans/infra-scale/prod/plan.yaml"}
+        "plan.yaml": "ops/plans/infra-scale/prod/plan.yaml"
+    }
     assert repository_paths(tmp_path / "plans", "t", ["plan.yaml"], cwd=tmp_path) == {"plan.yaml": "plans/t/plan.yaml"}
 
 

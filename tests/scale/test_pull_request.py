@@ -67,8 +67,14 @@ def test_other_targets_and_closed_prs_are_separate(github: GitHubServer) -> None
 
 
 def test_a_fork_pr_with_a_matching_branch_is_not_updated(github: GitHubServer) -> None:
-    fork = github.open_pr(REPO, head="infra-scale/staging/2026-11-28", fork_owner="mallory",
-                          title="infra-scale: staging (2026-11-28)", body=None, files={PLAN: "evil\n"})
+    fork = github.open_pr(
+        REPO,
+        head="infra-scale/staging/2026-11-28",
+        fork_owner="mallory",
+        title="infra-scale: staging (2026-11-28)",
+        body=None,
+        files={PLAN: "evil\n"},
+    )
     outcome = publish({PLAN: "v: 1\n"})
     assert outcome.created and outcome.number != fork
     assert github.file_at("mallory/infra", "infra-scale/staging/2026-11-28", PLAN) == b"evil\n"
