@@ -41,7 +41,8 @@ Seeding: ``create(obj, namespace=None)``, ``update(obj)``, ``delete(kind, ns, na
 ``create_namespace(ns)``, ``create_deployment(ns, name, replicas=1, containers=None, image="nginx:1.25",
 labels=None, annotations=None, revision_history_limit=None, wait=True)``, ``create_hpa(ns, name, target,
 min_replicas, max_replicas, target_kind="Deployment", wait=True)``, ``seed(objs)``, ``seed_file(path)``.
-Controllers: ``set_stuck(ns, name, stuck=True)``, ``settle(timeout_s=5.0)``.
+Controllers: ``set_stuck(ns, name, stuck=True)``, ``settle(timeout_s=5.0)``, ``fast_forward()`` (run delayed
+controller work now).
 Faults: ``.faults.add(method=, path_regex=, status=, retry_after=, latency_s=, drop=, count=, fraction=,
 message=)`` -> rule (``.id``, ``.fired``), ``.faults.remove(id)``, ``.faults.clear()``, ``.faults.seed(n)``.
 Request log: ``requests(since=0)``, ``clear_requests()``.
@@ -49,7 +50,7 @@ Request log: ``requests(since=0)``, ``clear_requests()``.
 HTTP control endpoints (never faulted or logged): ``GET|DELETE /_sandbox/requests`` (``?since=SEQ``),
 ``GET|POST|DELETE /_sandbox/faults`` (POST a rule object or a list; ``?seed=N``), ``DELETE
 /_sandbox/faults/ID``, ``POST /_sandbox/objects``, ``POST /_sandbox/stuck`` ``{"namespace","name","stuck"}``,
-``POST /_sandbox/settle``.
+``POST /_sandbox/settle``, ``POST /_sandbox/fast-forward``.
 
 Not modelled: pods, events, managedFields/field ownership (beyond the HPA replicas conflict), admission,
 authentication, protobuf responses, API groups other than the ones above.

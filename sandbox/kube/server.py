@@ -10,7 +10,8 @@ Control endpoints (never faulted, never logged):
 * ``GET /_sandbox/requests`` (``?since=SEQ``) / ``DELETE /_sandbox/requests``: the request log;
 * ``GET|POST|DELETE /_sandbox/faults`` (``DELETE /_sandbox/faults/ID`` for one): fault rules;
 * ``POST /_sandbox/objects``: seed objects (a JSON object or list);
-* ``POST /_sandbox/stuck`` ``{"namespace","name","stuck"}``; ``POST /_sandbox/settle``.
+* ``POST /_sandbox/stuck`` ``{"namespace","name","stuck"}``; ``POST /_sandbox/settle``;
+  ``POST /_sandbox/fast-forward``.
 """
 
 from __future__ import annotations
@@ -467,6 +468,15 @@ class SandboxServer:
         """Wait until controllers have no pending work (rollouts done, HPAs synced)."""
         return self.controllers.settle(timeout_s)
 
+    def fast_forward(self, timeout_s: float = 5.0) -> bool:
+        """Run all pending controller work now instead of after its delay (e.g. finish a slow rollout at a
+        chosen moment), then settle. Work it triggers is queued with the normal delays and also waited for."""
+        deadline = time.monotonic() + timeout_s
+        while self.controllers.scheduler.fast_forward():
+            if not self.settle(0.02) and time.monotonic() > deadline:
+                return False
+        return self.settle(max(deadline - time.monotonic(), 0.0))
+
     # --- request log ---------------------------------------------------------------------------------
 
     def _log(self, record: dict[str, Any]) -> None:
@@ -535,6 +545,8 @@ class SandboxServer:
             return Response(200, {"ok": True})
         elif what == ["settle"] and method == "POST":
             return Response(200, {"settled": self.settle()})
+        elif what == ["fast-forward"] and method == "POST":
+            return Response(200, {"settled": self.fast_forward()})
         return Response(404, status_body(404, f"unknown control endpoint {method} {path}"))
 
 

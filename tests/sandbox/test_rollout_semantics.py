@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Callable
 
 from sandbox.kube.controllers import HASH_LABEL, REVISION, REVISION_HISTORY
-from tests.fixtures.kube import KubeSandbox
+from tests.fixtures.kube import KUBECTL, KubeSandbox
 
 
 def _image(sb: KubeSandbox, name: str = "web") -> str:
@@ -162,17 +163,29 @@ def test_semantic_template_match_ignores_empty_values(kube_sandbox: KubeSandbox)
 
 
 def test_rollout_status_waits_then_succeeds(kube_sandbox_factory: Callable[..., KubeSandbox]) -> None:
-    sb = kube_sandbox_factory(rollout_delay=0.6)
+    sb = kube_sandbox_factory(rollout_delay=60)  # the rollout finishes only when the test fast-forwards
     sb.create_deployment("default", "web", replicas=2)
     assert sb.kubectl("set", "image", "deployment/web", "app=nginx:1.26").returncode == 0
     dep = sb.get("deployment", "default", "web")
     assert dep is not None and dep["status"]["updatedReplicas"] == 0
-    out = sb.kubectl("rollout", "status", "deployment/web", "--timeout=10s")
-    assert out.returncode == 0, out.stderr
-    assert 'Waiting for deployment "web" rollout to finish' in out.stdout
-    assert out.stdout.strip().endswith('deployment "web" successfully rolled out')
+    proc = subprocess.Popen(
+        [KUBECTL, "rollout", "status", "deployment/web", "--timeout=30s"],
+        env=sb.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert _wait(lambda: any("watch=true" in r["query"] for r in sb.requests()), timeout=20)
+        assert sb.fast_forward()
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert 'Waiting for deployment "web" rollout to finish: 0 out of 2 new replicas have been updated' in out
+    assert out.strip().endswith('deployment "web" successfully rolled out')
     watches = [r for r in sb.requests() if "watch=true" in r["query"]]
-    assert watches and "fieldSelector=metadata.name%3Dweb" in watches[0]["query"]
+    assert "fieldSelector=metadata.name%3Dweb" in watches[0]["query"]
 
 
 def test_rollout_status_timeout_message(kube_sandbox_factory: Callable[..., KubeSandbox]) -> None:
