@@ -106,6 +106,7 @@ class Prefect:
     api_url: str
     home: str | None
     proc: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -127,32 +128,40 @@ class Prefect:
             self.proc.wait(5)
 
 
-def start_prefect(tmp: Path, timeout_s: float = 120) -> Prefect:
-    """Use $PREFECT_API_URL if set; otherwise `prefect server start` on a free 127.0.0.1 port, own PREFECT_HOME."""
+def launch_prefect(tmp: Path) -> Prefect:
+    """Use $PREFECT_API_URL if set; otherwise start `prefect server start` on a free 127.0.0.1 port with its own
+    PREFECT_HOME under `tmp` (not waited for: call `wait_prefect`). A fresh database costs most of the start-up."""
     existing = os.environ.get("PREFECT_API_URL")
     if existing:
         return Prefect(existing, os.environ.get("PREFECT_HOME"))
     home = tmp / "prefect-home"
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = {**os.environ, **QUIET, "PREFECT_HOME": str(home), "PREFECT_LOGGING_LEVEL": "WARNING"}
+    env = {**os.environ, **QUIET, "PREFECT_HOME": str(home)}
     env.pop("PREFECT_API_URL", None)
-    log = (tmp / "prefect-server.log").open("wb")
     prefect = str(VENV_BIN / "prefect") if (VENV_BIN / "prefect").exists() else "prefect"
-    proc = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    server = Prefect(f"http://127.0.0.1:{port}/api", str(home), proc)
+    with (tmp / "prefect-server.log").open("wb") as log:
+        proc = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
+                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return Prefect(f"http://127.0.0.1:{port}/api", str(home), proc, tmp / "prefect-server.log")
+
+
+def wait_prefect(server: Prefect, timeout_s: float = 240) -> Prefect:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"prefect server exited with {proc.returncode}; see {tmp / 'prefect-server.log'}")
-        with contextlib.suppress(urllib.error.URLError, OSError):
-            with urllib.request.urlopen(f"{server.api_url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return server
+        if server.proc is not None and server.proc.poll() is not None:
+            raise RuntimeError(f"prefect server exited with {server.proc.returncode}; see {server.log}")
+        with contextlib.suppress(urllib.error.URLError, OSError), \
+                urllib.request.urlopen(f"{server.api_url}/health", timeout=2) as response:
+            if response.status == 200:
+                return server
         time.sleep(0.2)
     server.stop()
-    raise TimeoutError(f"prefect server not ready after {timeout_s} s; see {tmp / 'prefect-server.log'}")
+    raise TimeoutError(f"prefect server not ready after {timeout_s} s; see {server.log}")
+
+
+def start_prefect(tmp: Path, timeout_s: float = 240) -> Prefect:
+    return wait_prefect(launch_prefect(tmp), timeout_s)
 
 
 # --------------------------------------------------------------------------- sandboxes
@@ -206,6 +215,18 @@ class Sandboxes:
 
 def run_cli(flow: str, args: Sequence[str], cwd: Path, env: Mapping[str, str],
             timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    started = time.monotonic()
+    try:
+        return _run(flow, args, cwd, env, timeout)
+    finally:
+        LAST_RUN_S[0] = time.monotonic() - started
+
+
+LAST_RUN_S = [0.0]
+
+
+def _run(flow: str, args: Sequence[str], cwd: Path, env: Mapping[str, str],
+         timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*command_for(f"infra-{flow}"), *args], cwd=cwd, env=dict(env), capture_output=True,
                           text=True, timeout=timeout, check=False)
 
@@ -240,7 +261,7 @@ def _resources(state: dict[str, Any], name: str) -> str:
     if state[name] is None:
         return "(absent)"
     containers = state[name]["template"]["spec"]["containers"]
-    app = next((c for c in containers if c.get("name") == "app"), {})
+    app: dict[str, Any] = next((c for c in containers if c.get("name") == "app"), {})
     res = app.get("resources", {})
     req, lim = res.get("requests", {}), res.get("limits", {})
     return (f"req {req.get('cpu', '-')}/{req.get('memory', '-')} "
@@ -304,7 +325,7 @@ def _contract_lines(stdout: str) -> list[str]:
 
 
 def _show(title: str, completed: subprocess.CompletedProcess[str]) -> None:
-    print(f"\n$ {title}")
+    print(f"\n$ {title}    ({LAST_RUN_S[0]:.1f} s)")
     for line in _contract_lines(completed.stdout):
         print(f"  {line}")
     if completed.returncode != 0:
@@ -342,10 +363,10 @@ def demo(keep: bool = False) -> int:
     print("Prefect server. No real cluster, no real GitHub, nothing outside 127.0.0.1 is touched.")
     started = time.monotonic()
     with _workspace(keep) as tmp:
-        sandboxes = Sandboxes(tmp).start()
-        prefect: Prefect | None = None
+        prefect = launch_prefect(tmp)  # starts in the background while the sandboxes are seeded
+        sandboxes = Sandboxes(tmp)
         try:
-            kube = sandboxes.kube
+            kube = sandboxes.start().kube
             print(f"\nsandbox Kubernetes API: {kube.url}   GitHub test server: {sandboxes.github.url}")
             kube.create_namespace(NAMESPACE)
             for name, replicas in (("web", 2), ("api", 2)):
@@ -366,9 +387,10 @@ def demo(keep: bool = False) -> int:
             _show(f"infra-apply {plan_arg}", run_cli("apply", [plan_arg], checkout, env_preview))
             _show(f"infra-rollback {plan_arg}", run_cli("rollback", [plan_arg], checkout, env_preview))
 
-            print("\nstarting Prefect ..." if not os.environ.get("PREFECT_API_URL") else "\nusing $PREFECT_API_URL")
-            prefect = start_prefect(tmp)
-            print(f"Prefect API: {prefect.api_url}")
+            where = "$PREFECT_API_URL" if prefect.proc is None else "a local `prefect server start` (fresh database)"
+            print(f"\nwaiting for Prefect: {where} ...")
+            wait_prefect(prefect)
+            print(f"Prefect API: {prefect.api_url} (ready {time.monotonic() - started:.1f} s after the demo started)")
             env = sandboxes.env(prefect)
             before = _snapshot(kube)
 
@@ -386,8 +408,7 @@ def demo(keep: bool = False) -> int:
             kube.settle()
             after_rollback = _snapshot(kube)
         finally:
-            if prefect is not None:
-                prefect.stop()
+            prefect.stop()
             sandboxes.stop()
 
         print("\n" + render_table(before, after_apply, after_rollback))
