@@ -371,7 +371,8 @@ class SandboxServer:
     ) -> Obj:
         """Create a Deployment selecting ``app=<name>`` (namespace created if missing).
 
-        ``wait`` lets the rollout finish before returning so state assertions start from a settled object.
+        ``wait`` finishes the rollout (all pending controller work, via :meth:`fast_forward`) before returning,
+        so state assertions start from a settled object whatever ``rollout_delay`` is.
         """
         self.create_namespace(namespace)
         labels = labels or {"app": name}
@@ -390,7 +391,7 @@ class SandboxServer:
             meta["annotations"] = dict(annotations)
         self.create({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": spec})
         if wait:
-            self.settle()
+            self.fast_forward()
         obj = self.get("deployment", namespace, name)
         assert obj is not None
         return obj
@@ -425,7 +426,7 @@ class SandboxServer:
             }
         )
         if wait:
-            self.settle()
+            self.fast_forward()
         return obj
 
     def seed(self, objects: Iterable[Obj]) -> list[Obj]:
@@ -457,7 +458,7 @@ class SandboxServer:
             else:
                 objects.append(d)
         created = self.seed(objects)
-        self.settle()
+        self.fast_forward()
         return created
 
     def set_stuck(self, namespace: str, name: str, stuck: bool = True) -> None:
