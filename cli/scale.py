@@ -93,7 +93,7 @@ def dry_run(options: ScaleOptions, state: DesiredState) -> RunReport:
     changes = diff(state, live)
     if changes.empty:
         return scale_report(state, changes, None, None, False)
-    written = write_plan_locally(state, changes, options.plans_dir, datetime.now(UTC))
+    written = write_plan_locally(state, changes, options.plans_dir, datetime.now(UTC).date())
     return scale_report(state, changes, written.plan, f"{options.plans_dir}/{state.target}/{PLAN_FILE}", False)
 
 

@@ -11,7 +11,7 @@ change, and for scaled workloads an exact `kubectl scale --replicas=<before> --c
 
 import shlex
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date
 from typing import Any
 
 import yaml
@@ -120,9 +120,14 @@ def clean_manifest(obj: Mapping[str, Any]) -> dict[str, Any]:
             "spec": obj.get("spec") or {}}
 
 
-def render_plan(state: DesiredState, diff: Diff, generated_at: datetime) -> dict[str, str]:
-    """{file name: text}: `plan.yaml` first, then one `previous-hpa-<name>.yaml` per HPA the plan changes."""
-    stamp = generated_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+def render_plan(state: DesiredState, diff: Diff, generated_on: date) -> dict[str, str]:
+    """{file name: text}: `plan.yaml` first, then one `previous-hpa-<name>.yaml` per HPA the plan changes.
+
+    The output depends only on its inputs, and the stamp is a day: a rerun the same night (or a retry) renders
+    the same bytes, so it commits nothing; a plan generated on another day differs, so infra-apply's record of
+    an earlier, identical-looking plan is never mistaken for this one.
+    """
+    stamp = generated_on.isoformat()
     document: dict[str, Any] = {"namespace": state.namespace, "target": state.target}
     if state.context is not None:
         document["context"] = state.context
@@ -130,7 +135,7 @@ def render_plan(state: DesiredState, diff: Diff, generated_at: datetime) -> dict
     document["actions"] = [action_document(change) for change in diff.changes]
     document["rollbackHints"] = rollback_hints(diff, state.namespace)
     header = [
-        _comment(f"infra-scale plan for target {state.target} (namespace {state.namespace}), generated {stamp} "
+        _comment(f"infra-scale plan for target {state.target} (namespace {state.namespace}), generated on {stamp} "
                  f"from {state.source}."),
         "# Only what differs from the live cluster; `current` shows what the cluster held when this was written.",
         "# Apply: label the pull request `execute-plan`. Roll back: label it `rollback-plan`.",

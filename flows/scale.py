@@ -42,7 +42,7 @@ def infra_scale(desired: str | None = None, target: str | None = None, namespace
         report = scale_report(state, changes, None, None, execute)
         record_scale_artifacts(state, None, report)
         return report
-    written = write_plan(state, changes, plans_dir)
+    written = write_plan(state, changes, plans_dir, day)
     plan_path = f"{plans_dir}/{state.target}/{PLAN_FILE}"
     pull_request = open_or_update_pr(state, written, plans_dir, base, changes.notes, day) if execute else None
     report = scale_report(state, changes, written.plan, plan_path, execute,

@@ -19,7 +19,7 @@ import os
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -92,9 +92,9 @@ class WrittenPlan:
     """{file name: text}, `plan.yaml` first."""
 
 
-def write_plan_locally(state: DesiredState, diff: Diff, plans_dir: str | Path, generated_at: datetime) -> WrittenPlan:
+def write_plan_locally(state: DesiredState, diff: Diff, plans_dir: str | Path, generated_on: date) -> WrittenPlan:
     """Render the plan into `<plans_dir>/<target>/`, atomically, and load it back (a generated plan must load)."""
-    files = render_plan(state, diff, generated_at)
+    files = render_plan(state, diff, generated_on)
     directory = Path(plans_dir) / state.target
     write_files_atomically(directory, files)
     return WrittenPlan(load_plan(directory / PLAN_FILE), files)

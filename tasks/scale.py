@@ -5,7 +5,8 @@ integration is idempotent, so a retry never opens a second PR or commits a file 
 every run must see the cluster and GitHub as they are now.
 """
 
-from datetime import UTC, date, datetime
+import re
+from datetime import date
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -59,9 +60,9 @@ def diff_state(state: DesiredState, live: list[dict[str, Any]]) -> Diff:
 
 
 @task(cache_policy=NO_CACHE)
-def write_plan(state: DesiredState, changes: Diff, plans_dir: str) -> WrittenPlan:
+def write_plan(state: DesiredState, changes: Diff, plans_dir: str, day: date) -> WrittenPlan:
     """plan.yaml and previous-*.yaml into `<plans_dir>/<target>/`, atomically, then loaded back to validate."""
-    written = write_plan_locally(state, changes, plans_dir, datetime.now(UTC))
+    written = write_plan_locally(state, changes, plans_dir, day)
     get_run_logger().info("plan written to %s (%d actions)", written.plan.path, len(written.plan.actions))
     return written
 
@@ -81,8 +82,6 @@ def open_or_update_pr(state: DesiredState, written: WrittenPlan, plans_dir: str,
 
 def scale_artifact_key(target: str) -> str:
     """Same shape as tasks.artifacts.artifact_key: one history per flow and target."""
-    import re
-
     return re.sub(r"[^a-z0-9-]+", "-", f"infra-scale-{target}".lower()).strip("-")
 
 
@@ -90,7 +89,7 @@ def scale_artifact_key(target: str) -> str:
 def record_scale_artifacts(state: DesiredState, written: WrittenPlan | None, report: RunReport) -> str:
     """A table (one row per planned step) and a markdown summary; logs the report's lines."""
     logger = get_run_logger()
-    for line in report.lines:
+    for line in [*report.lines, report.final]:
         logger.info(line)
     key = scale_artifact_key(state.target)
     title = f"infra-scale: {state.target} ({state.namespace})"

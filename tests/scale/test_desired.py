@@ -109,7 +109,8 @@ BAD_FILES = [
         "not a Kubernetes quantity",
     ),
     (
-        "target: t\nnamespace: ns\nworkloads: [{name: web, containers: {app: {requests: {cpu: 2}, limits: {cpu: 1}}}}]\n",
+        "target: t\nnamespace: ns\n"
+        "workloads: [{name: web, containers: {app: {requests: {cpu: 2}, limits: {cpu: 1}}}}]\n",
         "workloads[0].containers.app.requests.cpu",
         "more than the limit",
     ),

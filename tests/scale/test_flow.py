@@ -72,6 +72,12 @@ def test_one_difference_opens_a_pr_and_a_rerun_updates_it(
     assert github.file_at(REPO, pr["branch"], PLAN) == Path(PLAN).read_bytes()
     assert github.file_at(REPO, pr["branch"], "ops/plans/infra-scale/staging/previous-hpa-api.yaml") is not None
 
+    # a rerun (or a retried run) with nothing new renders the same bytes and commits nothing
+    writes = github.count("PUT") + github.count("POST")
+    third = infra_scale(desired=desired(tmp_path, web=4, api_min=3), execute=True)
+    assert third.document is not None and third.document["pullRequest"]["committed"] == ()
+    assert github.count("PUT") + github.count("POST") == writes
+
 
 def test_dry_run_flow_writes_the_plan_but_not_github(
     cluster: KubeSandbox, github: GitHubServer, tmp_path: Path

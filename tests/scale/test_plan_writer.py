@@ -1,6 +1,6 @@
 """Plan rendering: seed format, readable, loads back with load_plan, carries previous manifests and hints."""
 
-from datetime import UTC, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from core.steps import apply_steps, seed_rollback_steps
 from integrations.pull_request import repository_paths, write_files_atomically, write_plan_locally
 from tests.scale.helpers import deployment, hpa
 
-NOW = datetime(2026, 11, 28, 2, 0, 0, tzinfo=UTC)
+NOW = date(2026, 11, 28)
 
 
 def desired(*workloads: dict[str, Any]) -> DesiredState:
@@ -75,8 +75,10 @@ def test_plan_text_is_readable_seed_format() -> None:
     text = render_plan(state, diff(state, live), NOW)["plan.yaml"]
     assert text.startswith(
         "# infra-scale plan for target prod (namespace assistant), generated "
-        "2026-11-28T02:00:00Z from ops/desired/prod.yaml."
+        "on 2026-11-28 from ops/desired/prod.yaml."
     )
+    assert "\ngeneratedAt: '2026-11-28'\n" in text
+    assert render_plan(state, diff(state, live), NOW) == render_plan(state, diff(state, live), NOW)  # same bytes
     assert "  requests: {cpu: 250m, memory: 256Mi}\n" in text
     assert "  limits: {cpu: '1', memory: 512Mi}\n" in text
     document = yaml.safe_load(text)
