@@ -1,0 +1,369 @@
+"""Benchmark execution (issue 5, Measure): apply then roll back plans of 10 and 100 deployments (scale +
+resources + HPA each) with `infra-apply --execute` / `infra-rollback --execute` against the sandbox API server,
+and compare with a baseline that runs the same kubectl commands one after another from a bash script, in the
+same run.
+
+Everything is real except the cluster and GitHub: real kubectl, the in-process sandbox API server, the GitHub
+test server with a labeled PR (the real gate), and a Prefect server (`$PREFECT_API_URL`, or a local
+`prefect server start` with its own PREFECT_HOME).
+
+Every kubectl call (ours and the baseline's) goes through the same wrapper script (`KUBECTL=wrapper`), which
+runs /usr/bin/kubectl and appends start, end and arguments to a log; so call counts are counted, not inferred.
+
+Figures
+- ratio: wall time of our CLI run / wall time of the baseline script.
+- overhead per step: (our wall - time during which at least one kubectl process was running) / steps, i.e.
+  the wall time in which the run was doing something other than waiting on kubectl (Python and Prefect start-up,
+  the flow engine, gate checks over HTTP, task scheduling), spread over the plan's steps. Also shown without the
+  fixed start-up part (the time before the first kubectl call).
+- kubectl calls per plan, by kind (steps, rollout status, capture reads, lease lock, records); capture calls per
+  namespace are the reads before the first change.
+- peak RSS: the CLI process tree's resident memory summed, sampled from /proc every 0.1 s; and the largest
+  single process (wait4's ru_maxrss).
+
+Targets: <= 0.6x the baseline at 100 deployments (2 cores), <= 10 ms overhead per step, capture <= 2 kubectl
+calls per namespace.
+
+    .venv/bin/python bench/execution_bench.py [--quick] [--sizes 10,100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cli.demo import Prefect, Sandboxes, command_for, launch_prefect, summary_of, wait_prefect  # noqa: E402
+
+REAL_KUBECTL = os.environ.get("REAL_KUBECTL", "/usr/bin/kubectl")
+APP = {"name": "app", "image": "bench/app:1.0",
+       "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}}
+WRAPPER = """#!/bin/bash
+start=$EPOCHREALTIME
+{kubectl} "$@"
+rc=$?
+printf '%s %s %s\\n' "$start" "$EPOCHREALTIME" "$*" >> {log}
+exit $rc
+"""
+
+
+def plan_text(namespace: str, count: int) -> str:
+    lines = [f"namespace: {namespace}", "target: bench", "actions:"]
+    for index in range(count):
+        name = f"app-{index:03d}"
+        lines += [
+            f"  - {{type: scale_workload, name: {name}, replicas: 3}}",
+            f"  - {{type: update_resources, name: {name}, container: app, requests: {{cpu: 200m, memory: 192Mi}}, "
+            f"limits: {{cpu: 800m, memory: 384Mi}}}}",
+            f"  - {{type: apply_hpa, name: {name}, minReplicas: 3, maxReplicas: 8, "
+            f"targetCPUUtilizationPercentage: 70}}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def hpa_manifest(namespace: str, name: str) -> str:
+    return (f"apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {{name: {name}, namespace: "
+            f"{namespace}}}\nspec:\n  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: {name}}}\n"
+            f"  minReplicas: 3\n  maxReplicas: 8\n  metrics:\n  - type: Resource\n    resource:\n"
+            f"      name: cpu\n      target: {{type: Utilization, averageUtilization: 70}}\n")
+
+
+@dataclass
+class Call:
+    start: float
+    end: float
+    args: str
+
+
+@dataclass
+class Run:
+    started_at: float
+    wall: float
+    calls: list[Call]
+    peak_tree_rss_kb: int = 0
+    max_process_rss_kb: int = 0
+    stdout: str = ""
+    stderr: str = ""
+    returncode: int = 0
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def busy(self) -> float:
+        """Wall time during which at least one kubectl process was running (union of intervals)."""
+        total, cursor = 0.0, float("-inf")
+        for call in sorted(self.calls, key=lambda c: c.start):
+            if call.end > cursor:
+                total += call.end - max(call.start, cursor)
+                cursor = call.end
+        return total
+
+
+def read_calls(log: Path, since: int) -> tuple[list[Call], int]:
+    lines = log.read_text().splitlines() if log.exists() else []
+    calls = []
+    for line in lines[since:]:
+        start, end, args = line.split(" ", 2)
+        calls.append(Call(float(start), float(end), args))
+    return calls, len(lines)
+
+
+def tree_rss_kb(root: int) -> int:
+    """Resident memory of `root` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/statm") as statm:
+                rss[int(entry)] = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def measured(command: list[str], cwd: Path, env: dict[str, str], log: Path, stdin_text: str | None = None) -> Run:
+    _, before = read_calls(log, 0)
+    started = time.time()
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.PIPE if stdin_text is not None else None,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.1):
+            peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out_chunks: list[str] = []
+    err_chunks: list[str] = []
+    readers = [threading.Thread(target=lambda s=stream, b=buf: b.append(s.read()), daemon=True)
+               for stream, buf in ((proc.stdout, out_chunks), (proc.stderr, err_chunks))]
+    for reader in readers:
+        reader.start()
+    if stdin_text is not None and proc.stdin is not None:
+        proc.stdin.write(stdin_text)
+        proc.stdin.close()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.time() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    done.set()
+    for reader in readers:
+        reader.join()
+    calls, _ = read_calls(log, before)
+    run = Run(started, wall, calls, peak[0], int(usage.ru_maxrss), "".join(out_chunks), "".join(err_chunks),
+              proc.returncode)
+    run.summary = summary_of(run.stdout) or {}
+    return run
+
+
+def verb(args: str) -> str:
+    """The kubectl verb and object of a call, e.g. `get lease/x` -> `get lease`, `rollout status` ..."""
+    words = [w for w in args.split() if not w.startswith("-")]
+    skip = {"-n", "--namespace", "--context"}
+    raw = args.split()
+    for index, word in enumerate(raw):
+        if word in skip and index + 1 < len(raw) and raw[index + 1] in words:
+            words.remove(raw[index + 1])
+    return " ".join(w.split("/")[0] for w in words[:2])
+
+
+def category(args: str) -> str:
+    what = verb(args)
+    if "lease" in what:
+        return "lock"
+    if "configmap" in what:
+        return "record"
+    if what == "rollout status":
+        return "verify"
+    if what.startswith("get"):
+        return "read"
+    return "step"
+
+
+def kinds(run: Run) -> list[str]:
+    """The kind of each call (in start order): commands listed in the JSON summary are `step`/`verify` (`rollout status`); the others are
+    lock, record, read, or `other write` (a stdin manifest not in the summary: lock or record writes)."""
+    listed: dict[str, int] = {}
+    for result in run.summary.get("results", []):
+        key = " ".join(shlex.split(result["command"])[1:])
+        listed[key] = listed.get(key, 0) + 1
+    out: list[str] = []
+    for call in sorted(run.calls, key=lambda c: c.start):
+        if listed.get(call.args, 0) > 0:
+            listed[call.args] -= 1
+            kind = "verify" if verb(call.args) == "rollout status" else "step"
+        else:
+            kind = category(call.args)
+            kind = "other write" if kind == "step" else kind
+        out.append(kind)
+    return out
+
+
+def counts(run: Run) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for kind in kinds(run):
+        out[kind] = out.get(kind, 0) + 1
+    return out
+
+
+def verbs(run: Run) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for call in run.calls:
+        out[verb(call.args)] = out.get(verb(call.args), 0) + 1
+    return dict(sorted(out.items()))
+
+
+def capture_reads(run: Run) -> int:
+    """Reads (not lock/record) before the first change."""
+    reads = 0
+    for kind in kinds(run):
+        if kind == "step":
+            break
+        reads += kind == "read"
+    return reads
+
+
+def baseline_script(run: Run, directory: Path, namespace: str, wrapper: Path, name: str) -> Path:
+    """The same step and verification commands as our run, one after another; HPA manifests from files."""
+    lines = ["#!/bin/bash", "set -e"]
+    for result in run.summary.get("results", []):
+        argv = shlex.split(result["command"])
+        assert argv[0] == "kubectl", result["command"]
+        if argv[-2:] == ["-f", "-"]:
+            note = str(result.get("note", ""))  # e.g. "applied hpa/app-007"
+            assert "hpa/" in note, f"cannot tell which HPA {result} applies"
+            hpa_name = note.split("hpa/")[1].split()[0]
+            manifest = directory / f"{name}-hpa-{hpa_name}.yaml"
+            manifest.write_text(hpa_manifest(namespace, hpa_name))
+            argv = [*argv[:-1], str(manifest)]
+        lines.append(shlex.join([str(wrapper), *argv[1:]]))
+    script = directory / f"{name}.sh"
+    script.write_text("\n".join(lines) + "\n")
+    return script
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10 deployments only")
+    parser.add_argument("--sizes", default="10,100")
+    args = parser.parse_args()
+    sizes = [10] if args.quick else [int(size) for size in args.sizes.split(",") if size]
+
+    print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    with tempfile.TemporaryDirectory(prefix="execution-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        log = tmp / "kubectl-calls.log"
+        wrapper = tmp / "kubectl-wrapper"
+        wrapper.write_text(WRAPPER.format(kubectl=shlex.quote(REAL_KUBECTL), log=shlex.quote(str(log))))
+        wrapper.chmod(0o755)
+        prefect: Prefect = launch_prefect(tmp)
+        sandboxes = Sandboxes(tmp)
+        try:
+            sandboxes.start()
+            wait_prefect(prefect)
+            env = {**sandboxes.env(prefect), "KUBECTL": str(wrapper)}
+            checkout = tmp / "checkout"
+            plans = {}
+            for size in sizes:
+                namespace = f"bench-{size}"
+                for index in range(size):
+                    sandboxes.kube.create_deployment(namespace, f"app-{index:03d}", replicas=2, containers=[APP],
+                                                     wait=False)
+                sandboxes.kube.settle(60)
+                path = f"ops/plans/bench-{size}/plan.yaml"
+                (checkout / path).parent.mkdir(parents=True)
+                (checkout / path).write_text(plan_text(namespace, size))
+                plans[size] = (namespace, path)
+            sandboxes.github.create_repo("acme/infra", files={"README.md": "# infra\n"})
+            sandboxes.github.add_collaborator("acme/infra", "alice", "admin")
+            rows = []
+            for size in sizes:
+                namespace, path = plans[size]
+                pr = sandboxes.github.open_pr("acme/infra", head=f"bench-{size}", author="alice",
+                                              title=f"bench {size}", files={path: (checkout / path).read_text()})
+                result: dict[str, Any] = {"size": size}
+                for flow, label in (("apply", "execute-plan"), ("rollback", "rollback-plan")):
+                    sandboxes.github.add_label("acme/infra", pr, label, "alice")
+                    ours = measured([*command_for(f"infra-{flow}"), "--execute", f"--pr={pr}", f"--plan={path}"],
+                                    checkout, env, log)
+                    if ours.returncode != 0 or not ours.summary:
+                        print(ours.stdout[-3000:], ours.stderr[-3000:], sep="\n")
+                        raise SystemExit(f"infra-{flow} failed at {size} deployments (exit {ours.returncode})")
+                    result[flow] = ours
+                for flow in ("apply", "rollback"):  # the baseline replays both, so the cluster ends as it began
+                    script = baseline_script(result[flow], tmp, namespace, wrapper, f"baseline-{size}-{flow}")
+                    base = measured(["/bin/bash", str(script)], checkout, env, log)
+                    if base.returncode != 0:
+                        raise SystemExit(f"baseline {flow} failed at {size}: {base.stderr[-2000:]}")
+                    result[f"{flow}-baseline"] = base
+                rows.append(result)
+                report(result)
+            summary_table(rows)
+        finally:
+            prefect.stop()
+            sandboxes.stop()
+    return 0
+
+
+def report(result: dict[str, Any]) -> None:
+    size = result["size"]
+    print(f"\n== {size} deployments ({3 * size} actions)")
+    for flow in ("apply", "rollback"):
+        ours: Run = result[flow]
+        base: Run = result[f"{flow}-baseline"]
+        steps = len(ours.summary.get("results", []))
+        startup = min(c.start for c in ours.calls) - ours.started_at if ours.calls else 0.0
+        idle = ours.wall - ours.busy()
+        print(f"  {flow:<8} ours {ours.wall:7.2f} s  baseline {base.wall:7.2f} s  ratio {ours.wall / base.wall:5.2f}x"
+              f"  | steps {steps}, kubectl calls ours {len(ours.calls)} {counts(ours)}, baseline {len(base.calls)}")
+        print(f"           not-in-kubectl wall {idle:6.2f} s = {idle / steps * 1000:6.1f} ms/step"
+              f" (of which ~{startup:.2f} s before the first kubectl call; without it "
+              f"{max(idle - startup, 0) / steps * 1000:.1f} ms/step)")
+        in_kubectl = sum(c.end - c.start for c in ours.calls)
+        print(f"           time in kubectl: ours busy {ours.busy():.2f} s (sum {in_kubectl:.2f} s)"
+              f", baseline sum {sum(c.end - c.start for c in base.calls):.2f} s;"
+              f" peak RSS tree {ours.peak_tree_rss_kb / 1024:.0f} MiB, largest process"
+              f" {ours.max_process_rss_kb / 1024:.0f} MiB")
+        print(f"           kubectl calls by verb: {verbs(ours)}")
+        if flow == "apply":
+            print(f"           capture: {capture_reads(ours)} kubectl reads before the first change (1 namespace)")
+        result[f"{flow}-idle-ms"] = idle / steps * 1000
+
+
+def summary_table(rows: list[dict[str, Any]]) -> None:
+    print("\nsummary (targets: ratio <= 0.6x at 100 deployments; overhead <= 10 ms/step; capture <= 2 calls/ns)")
+    header = f"{'deployments':>11} {'flow':<9}{'ours s':>8}{'base s':>8}{'ratio':>7}{'ms/step':>9}{'calls':>7}" \
+             f"{'base calls':>11}{'capture':>8}{'RSS MiB':>8}"
+    print(header + "\n" + "-" * len(header))
+    for row in rows:
+        for flow in ("apply", "rollback"):
+            ours: Run = row[flow]
+            base: Run = row[f"{flow}-baseline"]
+            capture = str(capture_reads(ours)) if flow == "apply" else "-"
+            print(f"{row['size']:>11} {flow:<9}{ours.wall:>8.2f}{base.wall:>8.2f}{ours.wall / base.wall:>7.2f}"
+                  f"{row[f'{flow}-idle-ms']:>9.1f}{len(ours.calls):>7}{len(base.calls):>11}{capture:>8}"
+                  f"{ours.peak_tree_rss_kb / 1024:>8.0f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
