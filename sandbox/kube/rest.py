@@ -330,6 +330,7 @@ class Api:
         if kind not in (None, "") and kind != r.kind:
             raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({r.kind})")
         meta = obj.setdefault("metadata", {})
+        meta.pop("deletionTimestamp", None)  # server-owned; the store keeps the live value
         if r.namespaced:
             body_ns = meta.get("namespace")
             if body_ns not in (None, "") and ns is not None and body_ns != ns:
@@ -354,6 +355,8 @@ class Api:
                 if obj["status"] is None:
                     obj.pop("status")
         apply_defaults(r, obj)
+        if r.kind == "Namespace" and live is not None and live["metadata"].get("deletionTimestamp"):
+            obj["status"] = {"phase": "Terminating"}
         if not obj["metadata"].get("name") and obj["metadata"].get("generateName"):
             return obj
         validate(r, obj)

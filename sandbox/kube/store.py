@@ -229,6 +229,8 @@ class Store:
                     nmeta[k] = old_meta[k]
                 else:
                     nmeta.pop(k, None)
+            if "deletionTimestamp" in old_meta:  # once terminating, always terminating
+                nmeta["deletionTimestamp"] = old_meta["deletionTimestamp"]
             if not r.namespaced:
                 nmeta.pop("namespace", None)
             if new == old:

@@ -426,3 +426,19 @@ def test_multi_document_apply_and_delete_with_terminating_namespace(
     assert sb.list_objects("deployment", "shop") == [] and sb.list_objects("replicaset", "shop") == []
     again = sb.kubectl("delete", "namespace", "default")
     assert again.returncode == 1 and "Forbidden" in again.stderr
+
+
+def test_terminating_namespace_stays_terminating_when_reapplied(
+    kube_sandbox_factory: Callable[..., KubeSandbox],
+) -> None:
+    sb = kube_sandbox_factory(rollout_delay=30)
+    path = sb.write("ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  labels: {a: b}\n")
+    assert sb.kubectl("apply", "-f", str(path)).returncode == 0
+    assert sb.kubectl("delete", "namespace", "shop", "--wait=false").returncode == 0
+    path.write_text("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  labels: {a: c}\n")
+    assert sb.kubectl("apply", "-f", str(path)).returncode == 0
+    ns = sb.get("namespace", "", "shop")
+    assert ns is not None and ns["metadata"]["labels"]["a"] == "c"
+    assert ns["status"]["phase"] == "Terminating" and ns["metadata"]["deletionTimestamp"]
+    sb.fast_forward()
+    assert sb.get("namespace", "", "shop") is None
