@@ -201,8 +201,9 @@ def category(args: str) -> str:
 
 
 def kinds(run: Run) -> list[str]:
-    """The kind of each call (in start order): commands listed in the JSON summary are `step`/`verify` (`rollout status`); the others are
-    lock, record, read, or `other write` (a stdin manifest not in the summary: lock or record writes)."""
+    """The kind of each call (in start order): commands listed in the JSON summary are `step`, or `verify` for
+    `rollout status`; the others are lock, record, read, or `other write` (a stdin manifest not in the summary:
+    lock or record writes)."""
     listed: dict[str, int] = {}
     for result in run.summary.get("results", []):
         key = " ".join(shlex.split(result["command"])[1:])
