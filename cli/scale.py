@@ -21,11 +21,10 @@ from cli.args import _Parser
 from core.desired import DesiredState, desired_from
 from core.diff import LIVE_RESOURCES, diff
 from core.errors import InputError
-from core.plan_writer import PLAN_FILE, scale_report
+from core.plan_writer import DEFAULT_PLANS_DIR, PLAN_FILE, scale_report
 from core.report import RunReport
 from integrations.kubectl import Kubectl, KubectlError, get_items
 
-DEFAULT_PLANS_DIR = "ops/plans/infra-scale"
 READ_ATTEMPTS = 3
 T = TypeVar("T")
 

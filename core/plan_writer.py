@@ -23,6 +23,7 @@ from core.report import RunReport, StepResult, markdown, preview_lines, summary
 from core.steps import apply_steps
 
 PLAN_FILE = "plan.yaml"
+DEFAULT_PLANS_DIR = "ops/plans/infra-scale"
 _DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration", "deployment.kubernetes.io/revision")
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from prefect import flow
 
-from core.plan_writer import PLAN_FILE, scale_report
+from core.plan_writer import DEFAULT_PLANS_DIR, PLAN_FILE, scale_report
 from core.report import RunReport
 from tasks.scale import (
     diff_state,
@@ -19,8 +19,6 @@ from tasks.scale import (
     record_scale_artifacts,
     write_plan,
 )
-
-DEFAULT_PLANS_DIR = "ops/plans/infra-scale"
 
 
 @flow(name="infra-scale")

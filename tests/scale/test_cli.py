@@ -44,8 +44,9 @@ def test_desired_equals_live_is_nothing_to_do(cluster: KubeSandbox, tmp_path: Pa
     assert any(line.startswith("note: nothing to do: namespace assistant-staging already matches") for line in lines)
     assert not any(line.startswith("preview:") for line in lines)
     assert not PLAN.exists() and not Path("ops").exists()
-    reads = [r for r in cluster.requests()[requests_before:] if r["method"] == "GET" and NAMESPACE in r["path"]]
-    assert {r["command"].split()[0] for r in reads} == {"kubectl"}
+    lists = [r["path"].rsplit("/", 1)[-1] for r in cluster.requests()[requests_before:]
+             if r["method"] == "GET" and f"/namespaces/{NAMESPACE}/" in r["path"]]
+    assert sorted(lists) == ["deployments", "horizontalpodautoscalers", "statefulsets"]  # one batched get
     assert cluster.count_requests(method="PATCH") == 0 and cluster.count_requests(method="PUT") == 0
 
 

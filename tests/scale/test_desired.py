@@ -14,11 +14,10 @@ REPO = Path(__file__).resolve().parents[2]
 def test_example_file_loads() -> None:
     state = load_desired(REPO / "ops/desired/staging.yaml")
     assert (state.target, state.namespace) == ("staging", "assistant-staging")
-    web, api, cache = state.workloads
+    web, api = state.workloads
     assert web.workload == Workload("Deployment", "web") and web.replicas == 2
     assert web.containers[0].name == "app" and web.containers[0].limits == {"cpu": "1", "memory": "512Mi"}
     assert api.hpa == HpaBounds(2, 6, 70) and api.replicas is None
-    assert cache.workload == Workload("StatefulSet", "cache")
 
 
 def test_seed_flags() -> None:
