@@ -240,3 +240,51 @@ def test_patches_without_resource_version_never_conflict_with_controllers(
     sb.settle()
     dep = sb.get("deployment", "default", "web")
     assert dep is not None and dep["status"]["observedGeneration"] == dep["metadata"]["generation"]
+
+
+def test_conflicts_scale_and_apply_retry_set_resources_fails(kube_sandbox: KubeSandbox) -> None:
+    kube_sandbox.create_deployment("default", "web")
+    kube_sandbox.faults.add(method="PATCH", path_regex=r"/deployments/web/scale$", status=409, count=1)
+    out = kube_sandbox.kubectl("scale", "deployment/web", "--replicas=3")
+    assert out.returncode == 0, out.stderr
+    assert [r["status"] for r in kube_sandbox.requests() if r["method"] == "PATCH"] == [409, 200]
+    hpa = kube_sandbox.write(
+        "hpa.yaml",
+        "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\n"
+        "spec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n"
+        "  minReplicas: 1\n  maxReplicas: 4\n",
+    )
+    assert kube_sandbox.kubectl("apply", "-f", str(hpa)).returncode == 0
+    hpa.write_text(hpa.read_text().replace("maxReplicas: 4", "maxReplicas: 5"))
+    kube_sandbox.faults.add(method="PATCH", path_regex=r"/horizontalpodautoscalers/web$", status=409, count=1)
+    applied = kube_sandbox.kubectl("apply", "-f", str(hpa))
+    assert applied.returncode == 0, applied.stderr
+    got = kube_sandbox.get("hpa", "default", "web")
+    assert got is not None and got["spec"]["maxReplicas"] == 5
+    kube_sandbox.faults.add(
+        method="PATCH",
+        path_regex=r"/deployments/web$",
+        status=409,
+        count=1,
+        message='Operation cannot be fulfilled on deployments.apps "web": the object has been modified',
+    )
+    res = kube_sandbox.kubectl("set", "resources", "deployment/web", "-c=app", "--limits=cpu=1")
+    assert res.returncode == 1
+    assert "Operation cannot be fulfilled" in res.stderr
+    dep = kube_sandbox.get("deployment", "default", "web")
+    assert dep is not None and "resources" not in dep["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_server_dry_runs_of_scale_delete_create_persist_nothing(kube_sandbox: KubeSandbox) -> None:
+    kube_sandbox.create_deployment("default", "web", replicas=2)
+    rv = kube_sandbox.store.resource_version
+    scale = kube_sandbox.kubectl("scale", "deployment/web", "--replicas=9", "--dry-run=server")
+    assert scale.returncode == 0 and "(server dry run)" in scale.stdout, scale.stderr
+    delete = kube_sandbox.kubectl("delete", "deployment", "web", "--dry-run=server")
+    assert delete.returncode == 0 and "(server dry run)" in delete.stdout, delete.stderr
+    cm = kube_sandbox.kubectl("create", "configmap", "c", "--from-literal=a=b", "--dry-run=server")
+    assert cm.returncode == 0 and "(server dry run)" in cm.stdout, cm.stderr
+    assert kube_sandbox.store.resource_version == rv
+    dep = kube_sandbox.get("deployment", "default", "web")
+    assert dep is not None and dep["spec"]["replicas"] == 2
+    assert kube_sandbox.get("configmap", "default", "c") is None
