@@ -379,6 +379,8 @@ def demo(keep: bool = False) -> int:
             pr = sandboxes.open_pr(files)
             print(f"seeded: namespace {NAMESPACE} (deployments web, api; HPA web min 2 max 6), "
                   f"PR #{pr} in {REPO} carrying {PLAN_PATH}")
+            print("note: HPA web manages deployment web's replicas; the plan scales web *and* changes that HPA "
+                  "(min 3 max 8), so apply allows the scale")
             print(f"plan copied to {checkout / PLAN_DIR} (records are written there, not in your checkout)")
             plan_arg = f"--plan={PLAN_PATH}"
             env_preview = {key: value for key, value in sandboxes.env(Prefect("", None)).items()
