@@ -37,7 +37,7 @@ from .discovery import RESOURCES, ResourceType, by_kind, lookup
 from .errors import ApiError, status_body
 from .faults import FaultInjector
 from .rest import Api, Request, Response
-from .schema import apply_defaults
+from .schema import apply_defaults, check_types, validate
 from .store import Obj, Store
 
 MAX_BODY = 3 * 1024 * 1024
@@ -327,16 +327,24 @@ class SandboxServer:
         return self.store.list(lookup(kind), namespace, label_selector)[0]
 
     def create(self, obj: Obj, namespace: str | None = None) -> Obj:
-        """Create any served object (defaults applied, controllers run); namespace from the object or arg."""
+        """Create any served object as a client's POST would (defaults, validation, controllers run).
+
+        The namespace comes from ``namespace`` or the object (default ``default``). Raises ValueError for
+        kinds the sandbox does not serve and :class:`~sandbox.kube.errors.ApiError` (400/404/409/422) as the
+        API would answer.
+        """
         obj = copy.deepcopy(obj)
         r = by_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
         if r is None:
             raise ValueError(f"unsupported object {obj.get('apiVersion')}/{obj.get('kind')}")
+        check_types(obj)
         meta = obj.setdefault("metadata", {})
         if r.namespaced:
             meta["namespace"] = namespace or meta.get("namespace") or "default"
-        obj.pop("status", None) if r.kind != "Namespace" else None
+        if r.kind != "Namespace":
+            obj.pop("status", None)
         apply_defaults(r, obj)
+        validate(r, obj)
         return copy.deepcopy(self.store.create(r, obj))
 
     def update(self, obj: Obj) -> Obj:
@@ -345,7 +353,9 @@ class SandboxServer:
         if r is None:
             raise ValueError("unsupported object")
         obj = copy.deepcopy(obj)
+        check_types(obj)
         apply_defaults(r, obj)
+        validate(r, obj)
         return copy.deepcopy(self.store.update(r, obj))
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
@@ -505,8 +515,8 @@ class SandboxServer:
             return self._control_inner(method, path, dict(parse_qsl(query)), body)
         except ApiError as e:
             return Response(e.code, e.status())
-        except (ValueError, TypeError, KeyError, re_error) as e:
-            return Response(400, status_body(400, f"bad control request: {e}"))
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError, re_error) as e:
+            return Response(400, status_body(400, f"bad control request: {type(e).__name__}: {e}"))
 
     def _control_inner(self, method: str, path: str, query: dict[str, str], body: bytes) -> Response:
         what = path[len(CONTROL_PREFIX) :].strip("/").split("/")

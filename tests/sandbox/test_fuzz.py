@@ -33,6 +33,10 @@ PATHS = [
     "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/web",
     "/apis/coordination.k8s.io/v1/namespaces/default/leases/lock",
     "/apis/apps/v1/namespaces/nowhere/deployments/web",
+    "/_sandbox/faults",
+    "/_sandbox/objects",
+    "/_sandbox/stuck",
+    "/_sandbox/faults/1",
 ]
 JUNK_SEGMENTS = ["", "..", "%00", "%ff%fe", "a" * 300, "namespaces", "deployments", "scale", "😀", "?", "%2F", "-"]
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "BREW"]
