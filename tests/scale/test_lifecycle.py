@@ -13,8 +13,6 @@ from tests.fixtures.kube import KubeSandbox
 from tests.scale.conftest import NAMESPACE, REPO, write_desired
 
 pytestmark = pytest.mark.usefixtures("prefect")
-pytest.importorskip("flows.apply", reason="infra-apply is not in this tree yet")
-pytest.importorskip("flows.rollback", reason="infra-rollback is not in this tree yet")
 
 PLAN = "ops/plans/infra-scale/staging/plan.yaml"
 DESIRED = f"""target: staging
