@@ -87,6 +87,13 @@ def hpa_bounds(hpa: Mapping[str, Any]) -> HpaBounds:
                      int(cpu) if isinstance(cpu, int) else None)
 
 
+def _metric_name(metric: Mapping[str, Any]) -> str:
+    kind = str(metric.get("type") or "metric")
+    source = metric.get(kind[:1].lower() + kind[1:]) or {}
+    name = source.get("name") or (source.get("metric") or {}).get("name")
+    return str(name) if kind == "Resource" and name else f"{kind.lower()} {name or ''}".strip()
+
+
 def _same_quantity(wanted: str, live: Any) -> bool:
     if live is None:
         return False
@@ -144,6 +151,11 @@ def _hpa_change(state: DesiredState, item: DesiredWorkload, hpa: Mapping[str, An
         return None, None
     if wanted == live:
         return None, None
+    others = [_metric_name(metric) for metric in (hpa.get("spec") or {}).get("metrics") or ()
+              if _metric_name(metric) != "cpu"]
+    if others:
+        notes.append(f"hpa/{name} also scales on {', '.join(others)}: the plan's HPA carries only the CPU target, "
+                     "so applying it drops those metrics (edit the plan to keep them)")
     current = {"minReplicas": live.min_replicas, "maxReplicas": live.max_replicas}
     if live.cpu_utilization is not None:
         current["targetCPUUtilizationPercentage"] = live.cpu_utilization

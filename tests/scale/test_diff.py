@@ -136,3 +136,11 @@ def test_v1_hpa_bounds() -> None:
     v1 = {"spec": {"minReplicas": 2, "maxReplicas": 5, "targetCPUUtilizationPercentage": 60}}
     assert hpa_bounds(v1) == HpaBounds(2, 5, 60)
     assert hpa_bounds({"spec": {"maxReplicas": 3}}) == HpaBounds(1, 3, None)
+
+
+def test_hpa_with_other_metrics_gets_a_note() -> None:
+    live_hpa = hpa("web", "web", 2, 6)
+    live_hpa["spec"]["metrics"].append({"type": "Resource", "resource": {
+        "name": "memory", "target": {"type": "Utilization", "averageUtilization": 70}}})
+    result = diff(desired({"name": "web", "replicas": 3}), [deployment("web"), live_hpa])
+    assert any("hpa/web also scales on memory" in note for note in result.notes)
