@@ -142,8 +142,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None:
             record["fault"] = fault.rule_id
             if fault.latency_s > 0:
-                time.sleep(fault.latency_s)
-            if fault.drop:
+                sandbox.stopped.wait(fault.latency_s)  # cut short by stop(), so teardown never waits
+            if fault.drop or sandbox.stopping:
                 record.update(status=0, duration_s=time.perf_counter() - start)
                 sandbox._log(record)
                 self.close_connection = True
@@ -262,6 +262,7 @@ class SandboxServer:
         self._req_lock = threading.Lock()
         self._seq = 0
         self.stopping = False
+        self.stopped = threading.Event()
         self._httpd = _HTTPServer((host, port), _Handler)
         self._httpd.sandbox = self
         self.port: int = self._httpd.server_address[1]
@@ -287,6 +288,7 @@ class SandboxServer:
         if self.stopping:
             return
         self.stopping = True
+        self.stopped.set()
         self.store.close()
         self.controllers.stop()
         if self._thread is not None:
