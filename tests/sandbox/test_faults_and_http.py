@@ -288,3 +288,16 @@ def test_server_dry_runs_of_scale_delete_create_persist_nothing(kube_sandbox: Ku
     dep = kube_sandbox.get("deployment", "default", "web")
     assert dep is not None and dep["spec"]["replicas"] == 2
     assert kube_sandbox.get("configmap", "default", "c") is None
+
+
+def test_dropped_connection_get_is_retried_patch_is_not(kube_sandbox: KubeSandbox) -> None:
+    kube_sandbox.create_deployment("default", "web")
+    kube_sandbox.faults.add(method="GET", path_regex=r"/deployments/web$", drop=True, count=1)
+    out = kube_sandbox.kubectl("get", "deploy", "web", "-o", "name")
+    assert out.returncode == 0 and out.stdout.strip() == "deployment.apps/web", out.stderr
+    assert [r["status"] for r in kube_sandbox.requests() if r["path"].endswith("/deployments/web")] == [0, 200]
+    kube_sandbox.faults.add(method="PATCH", path_regex=r"/scale$", drop=True, count=1)
+    scale = kube_sandbox.kubectl("scale", "deploy/web", "--replicas=3")
+    assert scale.returncode == 1 and "EOF" in scale.stderr
+    dep = kube_sandbox.get("deployment", "default", "web")
+    assert dep is not None and dep["spec"]["replicas"] == 1
