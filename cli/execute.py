@@ -16,7 +16,6 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 def execute(options: Options) -> RunReport:
     from flows.apply import infra_apply
     from flows.rollback import infra_rollback
-    from flows.shared import RunFailed
 
     common = {"plan": str(options.plan), "pr": options.pr, "execute": True}
     if options.flow == "apply":
@@ -26,6 +25,4 @@ def execute(options: Options) -> RunReport:
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, RunReport):
         return outcome
-    if isinstance(outcome, RunFailed):
-        return outcome.report
     return RunReport((f"error: {outcome}",), None, "failed")

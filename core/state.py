@@ -4,6 +4,8 @@ The same function reads the state before apply (capture), after apply (what roll
 right before rollback (drift check), so the three are always comparable.
 """
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -85,9 +87,20 @@ def state_of(action: Action, objects: Objects) -> dict[str, Any] | None:
     if action.container is not None and action.container not in containers:
         return {"containers": {}, "missing_container": action.container}
     revision = workload.get("metadata", {}).get("annotations", {}).get(REVISION_ANNOTATION)
-    names = [c.get("name") for c in workload.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])]
+    template = workload.get("spec", {}).get("template", {})
+    names = [c.get("name") for c in template.get("spec", {}).get("containers", [])]
     return {"containers": containers, "indexes": {name: names.index(name) for name in containers},
-            "revision": revision}
+            "revision": revision, "template": _template_digest(template, set(containers))}
+
+
+def _template_digest(template: Mapping[str, Any], touched: set[str]) -> str:
+    """The pod template without the resources a step sets: a change here is someone else's deploy."""
+    spec = dict(template.get("spec", {}))
+    spec["containers"] = [{key: value for key, value in container.items() if key != "resources"}
+                          if container.get("name") in touched else container
+                          for container in spec.get("containers", [])]
+    text = json.dumps({**template, "spec": spec}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def comparable(action: Action, state: Mapping[str, Any] | None) -> Any:
@@ -97,7 +110,8 @@ def comparable(action: Action, state: Mapping[str, Any] | None) -> Any:
     if isinstance(action, ScaleWorkload):
         return state.get("replicas")
     if isinstance(action, UpdateResources):
-        return {name: normalized_resources(resources) for name, resources in state.get("containers", {}).items()}
+        resources = {name: normalized_resources(value) for name, value in state.get("containers", {}).items()}
+        return {"resources": resources, "template": state.get("template")}
     return state.get("spec")
 
 
@@ -117,3 +131,19 @@ def expected_after(action: Action, before: Mapping[str, Any] | None) -> dict[str
                       for name, resources in before.get("containers", {}).items()}
         return {**before, "containers": containers}
     return None
+
+
+def in_effect(action: Action, objects: Objects) -> bool:
+    """Whether the live objects already are as `action` wants them (applying it again would change nothing).
+
+    Without a record this is the only evidence that a plan was applied (by the old scripts) at all.
+    """
+    live = state_of(action, objects)
+    if live is None:
+        return False
+    if isinstance(action, ApplyHpa):
+        bounds = action.bounds
+        spec = live["spec"]
+        return bounds is None or (spec.get("minReplicas") == bounds.min_replicas
+                                  and spec.get("maxReplicas") == bounds.max_replicas)
+    return bool(comparable(action, expected_after(action, live)) == comparable(action, live))

@@ -11,6 +11,7 @@ from typing import Any
 
 from core.hints import CommandHint, ManifestHint
 from core.plan import Action, ApplyHpa, HpaBounds, Plan, ScaleWorkload, UpdateResources, Workload
+from core.state import Objects, in_effect
 
 SEED_FALLBACK_NOTE = (
     "no execution record for this plan: using the seed's rollback (hints, rollout undo, delete hpa); "
@@ -88,11 +89,16 @@ def apply_steps(plan: Plan) -> list[Step]:
     return [forward_step(number, action, plan.namespace) for number, action in enumerate(plan.actions, start=1)]
 
 
-def seed_rollback_steps(plan: Plan) -> list[Step]:
+def seed_rollback_steps(plan: Plan, live: Objects | None = None) -> list[Step]:
     """The seed's rollback for plans applied without records: hints, then rollout undo, then delete hpa.
 
-    One `rollout undo` per workload, not per action: undoing twice flips the template back again.
+    One `rollout undo` per workload, not per action: undoing twice flips the template back again. Given the
+    live objects, only actions that are in effect are undone: `rollout undo` on a workload the plan never
+    changed would revert someone else's deploy.
     """
+    actions = [action for action in plan.actions if live is None or in_effect(action, live)]
+    if not actions:
+        return []
     steps: list[Step] = []
 
     def add(type_: str, action: str | None, obj: str | None, args: tuple[str, ...], summary: str,
@@ -100,7 +106,7 @@ def seed_rollback_steps(plan: Plan) -> list[Step]:
         steps.append(Step(len(steps) + 1, type_, action, obj, args, summary, notes=notes))
 
     undo_targets: dict[str, list[str]] = {}
-    for action in plan.actions:
+    for action in actions:
         if isinstance(action, ScaleWorkload | UpdateResources):
             undo_targets.setdefault(action.workload.ref, []).append(action.type)
     undo_args = {("rollout", "undo", ref) for ref in undo_targets}
@@ -120,7 +126,7 @@ def seed_rollback_steps(plan: Plan) -> list[Step]:
     for ref, action_types in undo_targets.items():
         notes = (f"{ref}: one rollout undo covers {' and '.join(action_types)}",) if len(action_types) > 1 else ()
         add("action", action_types[0], ref, ("rollout", "undo", ref), f"rolled back {ref}", notes)
-    for action in plan.actions:
+    for action in actions:
         if isinstance(action, ApplyHpa) and action.name not in covered_hpas:
             covered_hpas.add(action.name)
             add("action", action.type, f"hpa/{action.name}", ("delete", "hpa", action.name),

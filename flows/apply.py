@@ -3,6 +3,7 @@
 import time
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from core.apply import (
@@ -34,7 +35,7 @@ RECORD_FLUSH_S = 2.0
 
 @flow(name="infra-apply", task_runner=ThreadPoolTaskRunner(max_workers=4))  # type: ignore[arg-type]
 def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool = False, atomic: bool = False,
-                rollout_timeout_s: float = 120, lock_timeout_s: float = 300) -> RunReport:
+                rollout_timeout_s: float = 120, lock_timeout_s: float = 300) -> RunReport | State:
     """Preview by default; with `execute`, a PR number and a passing gate: capture, apply, verify, record.
 
     Steps on different workloads run side by side (4 at a time); a transient kubectl failure is retried,
@@ -60,7 +61,7 @@ def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool =
 
 
 def apply_locked(plan: Plan, kubectl: Kubectl, requirement: GateRequirement, decision: GateDecision,
-                 atomic: bool, rollout_timeout_s: float) -> RunReport:
+                 atomic: bool, rollout_timeout_s: float) -> RunReport | State:
     """Everything that happens while the target's lock is held."""
     existing, _ = load_record(plan, kubectl)
     prepared = prepare_apply(plan, capture_objects(plan, kubectl), existing, plan_digest(plan), requirement.pr,

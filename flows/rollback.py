@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from core.apply import group_of, touched_workloads
@@ -23,11 +24,12 @@ from tasks.records import find_record_for_preview, load_record, save_record
 
 DRIFT_ERROR = "drifted: changed since apply; skipped (rerun with --force to overwrite)"
 NOTHING_TO_DO = "nothing to roll back: every object is as it was before apply"
+NEVER_APPLIED = "nothing to roll back: none of the plan's changes is live, so it was never applied"
 
 
 @flow(name="infra-rollback", task_runner=ThreadPoolTaskRunner(max_workers=4))  # type: ignore[arg-type]
 def infra_rollback(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool = False, force: bool = False,
-                   rollout_timeout_s: float = 120, lock_timeout_s: float = 300) -> RunReport:
+                   rollout_timeout_s: float = 120, lock_timeout_s: float = 300) -> RunReport | State:
     """Preview by default; with `execute`, a PR number and a passing gate: restore exactly what apply captured.
 
     Only steps that ran are reversed, last first. A step whose object changed since apply is reported as
@@ -54,7 +56,7 @@ def infra_rollback(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: boo
 
 
 def rollback_locked(plan: Plan, kubectl: Kubectl, requirement: GateRequirement, decision: GateDecision,
-                    force: bool, rollout_timeout_s: float) -> RunReport:
+                    force: bool, rollout_timeout_s: float) -> RunReport | State:
     """Everything that happens while the target's lock is held: the record is read again under the lock."""
     record, where = load_record(plan, kubectl)
     if record is None:
@@ -99,9 +101,12 @@ def _verify(plan: Plan, kubectl: Kubectl, applied_numbers: list[int], first_numb
 
 
 def _seed_rollback(plan: Plan, kubectl: Kubectl, requirement: GateRequirement, decision: GateDecision,
-                   lines: list[str]) -> RunReport:
+                   lines: list[str]) -> RunReport | State:
     """No record (applied by the old scripts): the seed's steps, strictly in order, as the seed ran them."""
-    steps = seed_rollback_steps(plan)
+    steps = seed_rollback_steps(plan, capture_objects(plan, kubectl))
+    if not steps:
+        lines.append(f"note: {NEVER_APPLIED}")
+        return close_run("rollback", plan, [], True, lines, requirement)
     recheck = recheck_label(requirement, decision)
     if not recheck.allowed:
         return refusal(recheck.reason, lines)

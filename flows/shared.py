@@ -6,6 +6,8 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from prefect import get_run_logger
+from prefect.client.schemas.objects import State
+from prefect.states import Failed
 
 from core.gate import GateDecision, GateRequirement, short
 from core.plan import Plan
@@ -16,14 +18,6 @@ from tasks.gate import report_to_pull_request, verify_label
 
 DEFAULT_PLAN = "ops/plans/infra-scale/prod/plan.yaml"
 PREVIEW_GATE_NOTE = "label check not required in preview"
-
-
-class RunFailed(Exception):
-    """Raised at the end of a failed run so the flow run is Failed in the UI; carries the full report."""
-
-    def __init__(self, report: RunReport) -> None:
-        super().__init__(f"{report.final}: see the step table")
-        self.report = report
 
 
 def repository_path(plan: str) -> str:
@@ -48,8 +42,9 @@ def log_lines(lines: list[str]) -> None:
 
 
 def close_run(flow: str, plan: Plan, results: list[StepResult], executed: bool, lines: list[str],
-              requirement: GateRequirement | None) -> RunReport:
-    """Artifacts always; the PR comment and label removal after an execution; raise if the run failed."""
+              requirement: GateRequirement | None) -> RunReport | State:
+    """Artifacts always; the PR comment and label removal after an execution. A failed run returns a Failed
+    state carrying the report, so the UI shows it as failed without a traceback."""
     log_lines(lines)
     notes = [line.removeprefix("note: ") for line in lines if line.startswith("note: ")]
     markdown = record_results(flow, plan, results, executed, notes)
@@ -60,7 +55,8 @@ def close_run(flow: str, plan: Plan, results: list[StepResult], executed: bool, 
     report = finished(results, plan.namespace, executed, lines)
     get_run_logger().info("%s", report.final)
     if report.final == "failed":
-        raise RunFailed(report)
+        failed = sum(not result.ok for result in results)
+        return Failed(message=f"{failed} of {len(results)} steps did not succeed; see the step table", data=report)
     return report
 
 

@@ -32,9 +32,23 @@ def _micro_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _holder_is_dead(holder: str) -> bool:
+    """A holder on this very machine whose process is gone (killed mid-run) need not be waited for."""
+    host, _, pid = holder.rpartition("@")[2].partition("/")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def _expired(spec: dict[str, Any]) -> bool:
     renewed = spec.get("renewTime") or spec.get("acquireTime")
-    if not spec.get("holderIdentity") or not renewed:
+    if not spec.get("holderIdentity") or not renewed or _holder_is_dead(spec["holderIdentity"]):
         return True
     renewed_at = datetime.strptime(renewed.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z")
     return datetime.now(UTC) > renewed_at + timedelta(seconds=int(spec.get("leaseDurationSeconds", LEASE_SECONDS)))
