@@ -111,6 +111,7 @@ def seed_rollback_steps(plan: Plan, live: Objects | None = None) -> list[Step]:
             undo_targets.setdefault(action.workload.ref, []).append(action.type)
     undo_args = {("rollout", "undo", ref) for ref in undo_targets}
     covered_hpas: set[str] = set()
+    scaled_by_hint = {hint.args[1] for hint in plan.hints if isinstance(hint, CommandHint) and hint.args[0] == "scale"}
     for hint in plan.hints:
         if isinstance(hint, ManifestHint):
             covered_hpas.update(name for kind, name in hint.objects if kind == "HorizontalPodAutoscaler")
@@ -124,6 +125,8 @@ def seed_rollback_steps(plan: Plan, live: Objects | None = None) -> list[Step]:
             add("hint", None, _hint_object(hint), hint.args, f"ran hint: {hint.text}",
                 notes=(f"manual hint: {hint.text}",))
     for ref, action_types in undo_targets.items():
+        if ref in scaled_by_hint and set(action_types) == {"scale_workload"}:
+            continue  # the scale hint restores replicas; an undo would revert the template too (#25236)
         notes = (f"{ref}: one rollout undo covers {' and '.join(action_types)}",) if len(action_types) > 1 else ()
         add("action", action_types[0], ref, ("rollout", "undo", ref), f"rolled back {ref}", notes)
     for action in actions:

@@ -20,7 +20,15 @@ from core.plan import Plan
 from core.record import ApplyRecord, plan_digest
 from core.report import RunReport, StepResult, refusal
 from core.reversal import reversals
-from flows.shared import DEFAULT_PLAN, PREVIEW_GATE_NOTE, close_run, gate_requirement, kubectl_for, pass_gate
+from flows.shared import (
+    DEFAULT_PLAN,
+    MAX_PARALLEL_STEPS,
+    PREVIEW_GATE_NOTE,
+    close_run,
+    gate_requirement,
+    kubectl_for,
+    pass_gate,
+)
 from integrations import records
 from integrations.kubectl import Kubectl
 from integrations.lease import LockTimeout, holder_identity, target_lock
@@ -33,13 +41,14 @@ from tasks.records import load_record, save_record
 RECORD_FLUSH_S = 2.0
 
 
-@flow(name="infra-apply", task_runner=ThreadPoolTaskRunner(max_workers=4))  # type: ignore[arg-type]
+@flow(name="infra-apply", task_runner=ThreadPoolTaskRunner(max_workers=MAX_PARALLEL_STEPS))  # type: ignore[arg-type]
 def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool = False, atomic: bool = False,
                 rollout_timeout_s: float = 120, lock_timeout_s: float = 300) -> RunReport | State:
     """Preview by default; with `execute`, a PR number and a passing gate: capture, apply, verify, record.
 
-    Steps on different workloads run side by side (4 at a time); a transient kubectl failure is retried,
-    a permanent one fails its step at once. With `atomic`, a failure rolls back the steps already applied.
+    Steps on different workloads run side by side ($INFRA_MAX_PARALLEL_STEPS at a time, default 4); a transient
+    kubectl failure is retried, a permanent one fails its step at once. With `atomic`, a failure rolls back the
+    steps already applied.
     """
     loaded = load_plan(plan)
     requirement = gate_requirement("apply", plan, pr)

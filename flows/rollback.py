@@ -13,7 +13,15 @@ from core.record import ApplyRecord, RollbackRecord, now
 from core.report import RunReport, StepResult, refusal
 from core.reversal import reversals
 from core.steps import SEED_FALLBACK_NOTE, seed_rollback_steps
-from flows.shared import DEFAULT_PLAN, PREVIEW_GATE_NOTE, close_run, gate_requirement, kubectl_for, pass_gate
+from flows.shared import (
+    DEFAULT_PLAN,
+    MAX_PARALLEL_STEPS,
+    PREVIEW_GATE_NOTE,
+    close_run,
+    gate_requirement,
+    kubectl_for,
+    pass_gate,
+)
 from integrations.kubectl import Kubectl
 from integrations.lease import LockTimeout, holder_identity, target_lock
 from tasks.gate import recheck_label
@@ -27,7 +35,7 @@ NOTHING_TO_DO = "nothing to roll back: every object is as it was before apply"
 NEVER_APPLIED = "nothing to roll back: none of the plan's changes is live, so it was never applied"
 
 
-@flow(name="infra-rollback", task_runner=ThreadPoolTaskRunner(max_workers=4))  # type: ignore[arg-type]
+@flow(name="infra-rollback", task_runner=ThreadPoolTaskRunner(max_workers=MAX_PARALLEL_STEPS))  # type: ignore[arg-type]
 def infra_rollback(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool = False, force: bool = False,
                    rollout_timeout_s: float = 120, lock_timeout_s: float = 300) -> RunReport | State:
     """Preview by default; with `execute`, a PR number and a passing gate: restore exactly what apply captured.

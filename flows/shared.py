@@ -18,6 +18,8 @@ from tasks.gate import report_to_pull_request, verify_label
 
 DEFAULT_PLAN = "ops/plans/infra-scale/prod/plan.yaml"
 PREVIEW_GATE_NOTE = "label check not required in preview"
+MAX_PARALLEL_STEPS = int(os.environ.get("INFRA_MAX_PARALLEL_STEPS", "4"))
+"""Steps on different workloads run side by side, this many at a time (each is one kubectl process)."""
 
 
 def repository_path(plan: str) -> str:

@@ -148,3 +148,19 @@ def test_default_plan_is_the_seed_path() -> None:
     result = run_cli("rollback")
     assert result.returncode == 0, result.stderr
     assert "preview: kubectl -n assistant apply -f previous-hpa.yaml" in result.stdout
+
+
+def test_a_scale_hint_replaces_the_undo_of_a_scale_only_workload(tmp_path: Path) -> None:
+    """A generated plan's exact `scale --replicas=<before>` hint beats `rollout undo` (kubernetes#25236)."""
+    plan = write_plan(tmp_path, """\
+namespace: ns
+actions:
+  - {type: scale_workload, name: web, replicas: 5}
+  - {type: update_resources, name: api, limits: {cpu: 1}}
+rollbackHints:
+  - kubectl scale deployment/web --replicas=2 --current-replicas=5 -n ns
+""")
+    assert [step.args for step in seed_rollback_steps(load_plan(plan))] == [
+        ("scale", "deployment/web", "--replicas=2", "--current-replicas=5"),
+        ("rollout", "undo", "deployment/api"),
+    ]
