@@ -17,7 +17,7 @@ import pytest
 
 from deployments.webhook import signature_for
 from tests.fixtures import prefect_server as stack
-from tests.fixtures.prefect_server import VENV_BIN, PrefectServer, free_port, stop_process, wait_http
+from tests.fixtures.prefect_server import VENV_BIN, PrefectServer, free_port, stop_processes, wait_http
 
 # The Prefect stack's fixtures, registered here by name (pytest allows pytest_plugins only in the root conftest).
 postgres = stack.postgres
@@ -116,8 +116,7 @@ def webhook_bridge(prefect_server: PrefectServer, tmp_path: Path) -> Iterator[Ca
     try:
         yield start
     finally:
-        for bridge in started:
-            stop_process(bridge.proc, 10)
+        stop_processes([bridge.proc for bridge in started], 10)
         for bridge in started:
             assert "webhook-secret-for-tests" not in bridge.log(), "the bridge logged its secret"
 

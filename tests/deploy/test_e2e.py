@@ -9,7 +9,9 @@ PR. A replayed delivery and a bad signature start nothing. A headless Chromium t
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -90,6 +92,7 @@ def seed_github(gh: GitHubServer) -> int:
                       files={PLAN_PATH: PLAN_TEXT})  # fmt: skip
 
 
+@pytest.mark.timeout(600)  # includes starting the session's PostgreSQL + Prefect server and deploying
 def test_label_webhook_runs_the_right_deployment_end_to_end(
     deployed: Deployed, prefect_workers: Any, webhook_bridge: Any, kube_sandbox_factory: Any,
     github_server: GitHubServer, tmp_path: Path,
@@ -134,7 +137,8 @@ def test_label_webhook_runs_the_right_deployment_end_to_end(
     assert applied["state_type"] == "COMPLETED", server.logs(applied["id"])[-20:]
     assert applied["parameters"]["pr"] == number and applied["parameters"]["execute"] is True
     assert replicas(prod) == 4 and replicas(staging) == 2
-    mark("infra-apply/prod completed")
+    mark(f"infra-apply/prod completed (run created {applied['created']}, started {applied['start_time']}, "
+         f"ended {applied['end_time']})")
 
     # 2. rollback-plan: infra-rollback/prod restores 2 replicas
     github_server.add_label(REPO, number, "rollback-plan", "walt")
@@ -147,7 +151,8 @@ def test_label_webhook_runs_the_right_deployment_end_to_end(
     assert run["parameters"] == {**run["parameters"], "pr": number, "plan": PLAN_PATH, "execute": True}
     assert replicas(prod) == 2, "prod was not restored"
     assert replicas(staging) == 2, "staging was touched"
-    mark("infra-rollback/prod completed")
+    mark(f"infra-rollback/prod completed (run created {run['created']}, started {run['start_time']}, "
+         f"ended {run['end_time']})")
 
     # the step table is in the Prefect API
     artifacts = server.artifacts(run["id"])
@@ -169,7 +174,7 @@ def test_label_webhook_runs_the_right_deployment_end_to_end(
     assert forged.status_code == 401
     unsigned = bridge.post(rollback_body, "delivery-rollback-3", signature="")
     assert unsigned.status_code == 401
-    time.sleep(4)  # triggers fire in ~0.1 s and workers poll every second: enough to see a stray run
+    time.sleep(3)  # triggers fire in ~0.1 s and workers poll every second: enough to see a stray run
     assert run_ids(deployed) == after
     # staging's deployments never ran, for apply or rollback
     final = run_ids(deployed)
@@ -207,6 +212,10 @@ def test_browser_shows_the_run_and_its_step_table(tmp_path: Path) -> None:
                                f"--screenshot={shot}", "--dump-dom", url],
                               capture_output=True, text=True, timeout=90)  # fmt: skip
         assert shot.exists() and shot.stat().st_size > 20_000, f"screenshot missing or blank: {shot}"
+        keep = os.environ.get("INFRA_SCREENSHOT_DIR")  # keep the screenshots for people (CI artifacts)
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy(shot, Path(keep) / shot.name)
         return _visible_text(done.stdout)
 
     run_page = browse(f"{server.ui_url}/v2/runs/flow-run/{run['id']}?tab=Artifacts", "flow-run")
