@@ -159,7 +159,8 @@ def test_label_webhook_runs_the_right_deployment_end_to_end(
     tables = [a for a in artifacts if a["type"] == "table"]
     assert tables, f"no table artifact among {[a['type'] for a in artifacts]}"
     table_text = json.dumps(tables[0]["data"])
-    assert "web" in table_text and "scale" in table_text, table_text[:500]
+    assert "scale deployment/web --replicas=2" in table_text, table_text[:500]  # the exact reverse step
+    assert "succeeded" in table_text
     assert tables[0]["key"] and "rollback" in tables[0]["key"]
 
     # the PR comment is there (and the trigger label was consumed)

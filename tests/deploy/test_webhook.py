@@ -211,3 +211,18 @@ def test_delivery_log_is_bounded() -> None:
         assert d.claim(f"id-{i}")
     assert len(d) <= 50
     assert not d.claim("id-199")
+
+
+def test_main_refuses_to_start_without_secret_or_server(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from deployments.webhook import main
+
+    for name in ("GITHUB_WEBHOOK_SECRET", "GITHUB_WEBHOOK_SECRET_BLOCK", "PREFECT_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["--port", "0", "--state", ":memory:"]) == 2
+    assert "GITHUB_WEBHOOK_SECRET" in capsys.readouterr().err
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", "do-not-print-me")
+    assert main(["--port", "0", "--state", ":memory:"]) == 2
+    err = capsys.readouterr().err
+    assert "PREFECT_API_URL" in err and "do-not-print-me" not in err
