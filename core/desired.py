@@ -27,7 +27,7 @@ from typing import Any
 
 from core.errors import InputError
 from core.fields import Fields
-from core.k8s import WORKLOAD_KINDS, dns_label_problem, parse_quantity, resource_name_problem
+from core.k8s import WORKLOAD_KINDS, dns_label_problem, parse_quantity
 from core.plan import MAX_REPLICAS, HpaBounds, Workload
 from core.safeyaml import load_one
 
@@ -125,8 +125,8 @@ def _parse_containers(fields: Fields) -> tuple[ContainerResources, ...]:
         if problem:
             raise InputError(fields.source, where, problem)
         container = Fields(spec, fields.source, where, {"requests", "limits"})
-        requests = quantities(container, "requests")
-        limits = quantities(container, "limits")
+        requests = container.quantities("requests")
+        limits = container.quantities("limits")
         if not requests and not limits:
             container.fail("", "needs requests or limits")
         for resource, request in requests.items():
@@ -135,20 +135,6 @@ def _parse_containers(fields: Fields) -> tuple[ContainerResources, ...]:
                 container.fail(f"requests.{resource}", f"{request} is more than the limit {limit}")
         out.append(ContainerResources(str(name), requests, limits))
     return tuple(out)
-
-
-def quantities(fields: Fields, key: str) -> dict[str, str]:
-    """`fields[key]` as {resource name: quantity text}, each checked."""
-    result: dict[str, str] = {}
-    for name, value in fields.mapping(key).items():
-        problem = resource_name_problem(name)
-        if problem:
-            fields.fail(f"{key}.{name}", problem)
-        text = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
-        if not isinstance(text, str) or parse_quantity(text) is None:
-            fields.fail(f"{key}.{name}", f"{value!r} is not a Kubernetes quantity (e.g. 250m, 1, 512Mi)")
-        result[name] = text
-    return result
 
 
 def _no_duplicates(workloads: Sequence[DesiredWorkload], source: str) -> None:

@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from core.errors import InputError
-from core.k8s import dns_label_problem
+from core.k8s import dns_label_problem, parse_quantity, resource_name_problem
 
 
 class Fields:
@@ -79,6 +79,19 @@ class Fields:
         if not isinstance(value, Mapping):
             self.fail(key, f"must be a mapping, not {type_name(value)}")
         return value
+
+    def quantities(self, key: str) -> dict[str, str]:
+        """`key` as {resource name: quantity text}, each checked ("250m", "1", "512Mi"; YAML numbers allowed)."""
+        result: dict[str, str] = {}
+        for name, value in self.mapping(key).items():
+            problem = resource_name_problem(name)
+            if problem:
+                self.fail(f"{key}.{name}", problem)
+            text = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+            if not isinstance(text, str) or parse_quantity(text) is None:
+                self.fail(f"{key}.{name}", f"{value!r} is not a Kubernetes quantity (e.g. 250m, 1, 512Mi)")
+            result[name] = text
+        return result
 
     def sequence(self, key: str, required: bool = False) -> list[Any]:
         value = self.data.get(key)

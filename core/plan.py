@@ -13,7 +13,7 @@ from typing import Any
 from core.errors import InputError
 from core.fields import Fields
 from core.hints import Hint, parse_hint, parse_manifest
-from core.k8s import WORKLOAD_KINDS, parse_quantity, resource_name_problem
+from core.k8s import WORKLOAD_KINDS, parse_quantity
 from core.safeyaml import load_one
 
 MAX_REPLICAS = 10_000
@@ -140,26 +140,13 @@ def _parse_action(raw: Any, source: str, where: str, plan_dir: Path, namespace: 
     fields.fail("type", "is required (one of: " + ", ".join(ACTION_TYPES) + ")")
 
 
-def _quantities(fields: Fields, key: str, values: Mapping[str, Any]) -> dict[str, str]:
-    result: dict[str, str] = {}
-    for name, value in values.items():
-        problem = resource_name_problem(name)
-        if problem:
-            fields.fail(f"{key}.{name}", problem)
-        text = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
-        if not isinstance(text, str) or parse_quantity(text) is None:
-            fields.fail(f"{key}.{name}", f"{value!r} is not a Kubernetes quantity (e.g. 250m, 1, 512Mi)")
-        result[name] = text
-    return result
-
-
 def _update_resources(fields: Fields) -> UpdateResources:
     nested = Fields(fields.mapping("resources"), fields.source, fields.where("resources"), {"requests", "limits"})
     if fields.has("resources") and (fields.has("requests") or fields.has("limits")):
         fields.fail("resources", "give requests/limits either at the top of the action or under resources, not both")
     source_fields = nested if fields.has("resources") else fields
-    requests = _quantities(source_fields, "requests", source_fields.mapping("requests"))
-    limits = _quantities(source_fields, "limits", source_fields.mapping("limits"))
+    requests = source_fields.quantities("requests")
+    limits = source_fields.quantities("limits")
     if not requests and not limits:
         fields.fail("requests", "an update_resources action needs requests or limits")
     for name, request in requests.items():

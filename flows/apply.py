@@ -1,6 +1,7 @@
 """infra-apply: execute a plan once its PR carries `execute-plan`, recording each object's prior state."""
 
 import time
+from functools import partial
 
 from prefect import flow
 from prefect.client.schemas.objects import State
@@ -12,7 +13,6 @@ from core.apply import (
     prepare_apply,
     results_with_states,
     step_finished,
-    touched_workloads,
     with_after_states,
 )
 from core.gate import GateDecision, GateRequirement
@@ -26,14 +26,15 @@ from flows.shared import (
     PREVIEW_GATE_NOTE,
     close_run,
     gate_requirement,
+    gated_execution,
     kubectl_for,
-    pass_gate,
+    verify_rollouts,
 )
 from integrations import records
+from integrations.files import write_atomically
 from integrations.kubectl import Kubectl
-from integrations.lease import LockTimeout, holder_identity, target_lock
 from tasks.gate import recheck_label
-from tasks.kube import capture_objects, rollout_steps, run_steps, verify_rollout
+from tasks.kube import capture_objects, run_steps
 from tasks.plan import build_steps, load_plan
 from tasks.preview import run_preview
 from tasks.records import load_record, save_record
@@ -56,20 +57,12 @@ def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool =
     previewed = run_preview(loaded, steps, notes)
     if not execute:
         return close_run("apply", loaded, previewed, False, [f"note: {PREVIEW_GATE_NOTE}"], None)
-    if requirement is None:
-        return refusal("--execute needs --pr=<number> (or PRNUM)")
-    decision = pass_gate(requirement, loaded)
-    if not decision.allowed:
-        return refusal(decision.reason)
     kubectl = kubectl_for(loaded)
-    try:
-        with target_lock(kubectl, loaded.namespace, holder_identity(f"infra-apply PR #{pr}"), lock_timeout_s):
-            return apply_locked(loaded, kubectl, requirement, decision, atomic, rollout_timeout_s)
-    except LockTimeout as error:
-        return refusal(str(error))
+    under_lock = partial(apply_locked, loaded, kubectl, atomic=atomic, rollout_timeout_s=rollout_timeout_s)
+    return gated_execution("apply", loaded, requirement, kubectl, lock_timeout_s, under_lock)
 
 
-def apply_locked(plan: Plan, kubectl: Kubectl, requirement: GateRequirement, decision: GateDecision,
+def apply_locked(plan: Plan, kubectl: Kubectl, requirement: GateRequirement, decision: GateDecision, *,
                  atomic: bool, rollout_timeout_s: float) -> RunReport | State:
     """Everything that happens while the target's lock is held."""
     existing, _ = load_record(plan, kubectl)
@@ -90,7 +83,7 @@ def apply_locked(plan: Plan, kubectl: Kubectl, requirement: GateRequirement, dec
     def on_result(result: StepResult) -> None:
         nonlocal record, flushed_at
         record = step_finished(record, result)
-        records.write_atomically(records.mirror_path(plan), record.to_json())
+        write_atomically(records.mirror_path(plan), record.to_json())
         if time.monotonic() - flushed_at >= RECORD_FLUSH_S:
             save_record(plan, kubectl, record)
             flushed_at = time.monotonic()
@@ -100,7 +93,8 @@ def apply_locked(plan: Plan, kubectl: Kubectl, requirement: GateRequirement, dec
     results.sort(key=lambda result: result.step.number)
     record = with_after_states(record, plan, capture_objects(plan, kubectl))
     results = results_with_states(results, record)
-    results += _verify(plan, kubectl, record, len(results) + 1, rollout_timeout_s)
+    changed = [stored.number for stored in record.steps if stored.status == "succeeded"]
+    results += verify_rollouts(plan, kubectl, changed, len(results) + 1, rollout_timeout_s)
     ok = all(result.ok for result in results)
     if not ok and atomic:
         results += _roll_back_applied(plan, kubectl, record, len(results) + 1)
@@ -109,15 +103,6 @@ def apply_locked(plan: Plan, kubectl: Kubectl, requirement: GateRequirement, dec
         record = finished_record(record, ok)
     save_record(plan, kubectl, record)
     return close_run("apply", plan, results, True, lines, requirement)
-
-
-def _verify(plan: Plan, kubectl: Kubectl, record: ApplyRecord, first_number: int,
-            timeout_s: float) -> list[StepResult]:
-    """`rollout status` for every workload whose replicas or template this run changed, side by side."""
-    refs = touched_workloads(plan, [stored.number for stored in record.steps if stored.status == "succeeded"])
-    futures = [verify_rollout.submit(plan.namespace, kubectl, step, timeout_s)
-               for step in rollout_steps(refs, first_number, timeout_s)]
-    return [future.result() for future in futures]
 
 
 def _roll_back_applied(plan: Plan, kubectl: Kubectl, record: ApplyRecord, first_number: int) -> list[StepResult]:

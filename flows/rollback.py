@@ -1,12 +1,13 @@
 """infra-rollback: reverse what infra-apply did, once the PR carries `rollback-plan`."""
 
 from dataclasses import replace
+from functools import partial
 
 from prefect import flow
 from prefect.client.schemas.objects import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from core.apply import group_of, touched_workloads
+from core.apply import group_of
 from core.gate import GateDecision, GateRequirement
 from core.plan import Plan
 from core.record import ApplyRecord, RollbackRecord, now
@@ -19,13 +20,13 @@ from flows.shared import (
     PREVIEW_GATE_NOTE,
     close_run,
     gate_requirement,
+    gated_execution,
     kubectl_for,
-    pass_gate,
+    verify_rollouts,
 )
 from integrations.kubectl import Kubectl
-from integrations.lease import LockTimeout, holder_identity, target_lock
 from tasks.gate import recheck_label
-from tasks.kube import capture_objects, rollout_steps, run_steps, verify_rollout
+from tasks.kube import capture_objects, run_steps
 from tasks.plan import build_steps, load_plan
 from tasks.preview import run_preview
 from tasks.records import find_record_for_preview, load_record, save_record
@@ -51,19 +52,11 @@ def infra_rollback(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: boo
     previewed = run_preview(loaded, steps, [where, *notes])
     if not execute:
         return close_run("rollback", loaded, previewed, False, [f"note: {PREVIEW_GATE_NOTE}"], None)
-    if requirement is None:
-        return refusal("--execute needs --pr=<number> (or PRNUM)")
-    decision = pass_gate(requirement, loaded)
-    if not decision.allowed:
-        return refusal(decision.reason)
-    try:
-        with target_lock(kubectl, loaded.namespace, holder_identity(f"infra-rollback PR #{pr}"), lock_timeout_s):
-            return rollback_locked(loaded, kubectl, requirement, decision, force, rollout_timeout_s)
-    except LockTimeout as error:
-        return refusal(str(error))
+    under_lock = partial(rollback_locked, loaded, kubectl, force=force, rollout_timeout_s=rollout_timeout_s)
+    return gated_execution("rollback", loaded, requirement, kubectl, lock_timeout_s, under_lock)
 
 
-def rollback_locked(plan: Plan, kubectl: Kubectl, requirement: GateRequirement, decision: GateDecision,
+def rollback_locked(plan: Plan, kubectl: Kubectl, requirement: GateRequirement, decision: GateDecision, *,
                     force: bool, rollout_timeout_s: float) -> RunReport | State:
     """Everything that happens while the target's lock is held: the record is read again under the lock."""
     record, where = load_record(plan, kubectl)
@@ -86,7 +79,7 @@ def rollback_locked(plan: Plan, kubectl: Kubectl, requirement: GateRequirement, 
     results = [ran.get(r.step.number) or StepResult(r.step, r.verdict, error=DRIFT_ERROR if r.verdict == "drifted"
                                                     else None) for r in judged]
     reversed_steps = [applied_by[number] for number, result in ran.items() if result.ok]
-    results += _verify(plan, kubectl, reversed_steps, len(results) + 1, rollout_timeout_s)
+    results += verify_rollouts(plan, kubectl, reversed_steps, len(results) + 1, rollout_timeout_s)
     save_record(plan, kubectl, _rolled_back(record, results, applied_by))
     return close_run("rollback", plan, results, True, lines, requirement)
 
@@ -98,14 +91,6 @@ def _rolled_back(record: ApplyRecord, results: list[StepResult], applied_by: dic
                              if record.rollback and record.rollback.finished_at is None else now(),
                              finished_at=now(), steps=outcome)
     return replace(record, status="rolled-back" if ok else record.status, rollback=history)
-
-
-def _verify(plan: Plan, kubectl: Kubectl, applied_numbers: list[int], first_number: int,
-            timeout_s: float) -> list[StepResult]:
-    refs = touched_workloads(plan, applied_numbers)
-    futures = [verify_rollout.submit(plan.namespace, kubectl, step, timeout_s)
-               for step in rollout_steps(refs, first_number, timeout_s)]
-    return [future.result() for future in futures]
 
 
 def _seed_rollback(plan: Plan, kubectl: Kubectl, requirement: GateRequirement, decision: GateDecision,

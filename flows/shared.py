@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
@@ -9,12 +10,15 @@ from prefect import get_run_logger
 from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
+from core.apply import touched_workloads
 from core.gate import GateDecision, GateRequirement, short
 from core.plan import Plan
-from core.report import RunReport, StepResult, finished
+from core.report import RunReport, StepResult, finished, refusal
 from integrations.kubectl import Kubectl
+from integrations.lease import LockTimeout, holder_identity, target_lock
 from tasks.artifacts import record_results
 from tasks.gate import report_to_pull_request, verify_label
+from tasks.kube import rollout_steps, verify_rollout
 
 DEFAULT_PLAN = "ops/plans/infra-scale/prod/plan.yaml"
 PREVIEW_GATE_NOTE = "label check not required in preview"
@@ -79,3 +83,29 @@ def pass_gate(requirement: GateRequirement, plan: Plan) -> GateDecision:
     reason = (f"the plan file here (blob {short(local)}) is not the one PR #{requirement.pr} carries at "
               f"{short(decision.head_sha)} (blob {short(decision.plan_blob_sha)})")
     return replace(decision, allowed=False, reason=reason)
+
+
+def gated_execution(flow: str, plan: Plan, requirement: GateRequirement | None, kubectl: Kubectl,
+                    lock_timeout_s: float,
+                    locked: Callable[[GateRequirement, GateDecision], RunReport | State]) -> RunReport | State:
+    """Gates 2 and 3, then the target's lock: `locked` runs only if all pass, and only while the lock is held."""
+    if requirement is None:
+        return refusal("--execute needs --pr=<number> (or PRNUM)")
+    decision = pass_gate(requirement, plan)
+    if not decision.allowed:
+        return refusal(decision.reason)
+    holder = holder_identity(f"infra-{flow} PR #{requirement.pr}")
+    try:
+        with target_lock(kubectl, plan.namespace, holder, lock_timeout_s):
+            return locked(requirement, decision)
+    except LockTimeout as error:
+        return refusal(str(error))
+
+
+def verify_rollouts(plan: Plan, kubectl: Kubectl, step_numbers: list[int], first_number: int,
+                    timeout_s: float) -> list[StepResult]:
+    """`rollout status` for every workload whose replicas or template the given steps changed, side by side."""
+    refs = touched_workloads(plan, step_numbers)
+    futures = [verify_rollout.submit(plan.namespace, kubectl, step, timeout_s)
+               for step in rollout_steps(refs, first_number, timeout_s)]
+    return [future.result() for future in futures]

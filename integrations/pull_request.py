@@ -15,8 +15,6 @@ failure is not repeated.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -28,6 +26,7 @@ from core.diff import Diff
 from core.errors import InputError
 from core.plan import Plan, load_plan
 from core.plan_writer import PLAN_FILE, render_plan
+from integrations.files import write_atomically
 from integrations.github import GitHubError, GitHubSettings, client, translate_errors
 
 log = logging.getLogger(__name__)
@@ -66,22 +65,11 @@ class PullRequestOutcome:
 
 # --------------------------------------------------------------------------- local files
 def write_files_atomically(directory: Path, files: Mapping[str, str]) -> list[Path]:
-    """Write each file through a temp file in the same directory and `os.replace`: never half-written."""
+    """Write each file atomically (see `integrations.files`); returns the paths written."""
     directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in files.items():
-        path = directory / name
-        handle, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        written.append(path)
+    written = [directory / name for name in files]
+    for path, text in zip(written, files.values(), strict=True):
+        write_atomically(path, text)
     return written
 
 

@@ -6,12 +6,11 @@ renamed over the old one, so a crash never leaves half a record.
 """
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from core.plan import Plan
 from core.record import ApplyRecord, from_json, record_name
+from integrations.files import write_atomically
 from integrations.kubectl import Kubectl, KubectlError, checked, run
 
 RECORD_KEY = "record.json"
@@ -20,20 +19,6 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "infra-orchestrator"}
 
 def mirror_path(plan: Plan) -> Path:
     return plan.path.with_name(f"{plan.path.stem}.record.json")
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` so that readers see the old file or the new one, never a mix."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def read_mirror(plan: Plan) -> ApplyRecord | None:
