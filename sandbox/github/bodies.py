@@ -112,7 +112,8 @@ class Bodies:
         return {
             "id": label.id, "node_id": _node("L", label.id),
             "url": f"{self.base}/repos/{repo.full_name}/labels/{quote(label.name, safe='')}",
-            "name": label.name, "description": label.description, "color": label.color, "default": False,
+            # "" rather than null: the pull-request-simple schema does not allow a null label description
+            "name": label.name, "description": label.description or "", "color": label.color, "default": False,
         }
 
     def labels(self, repo: Repo, issue: Issue) -> list[JSON]:

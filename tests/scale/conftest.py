@@ -1,9 +1,7 @@
 """infra-scale test wiring: a sandbox namespace with workloads, a GitHub repo, and kubectl pointed at them."""
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -41,11 +39,6 @@ def cluster(kube_sandbox: KubeSandbox, monkeypatch: pytest.MonkeyPatch, tmp_path
     return kube_sandbox
 
 
-KNOWN_SCHEMA_GAPS = re.compile(r"GET /repos/[^ ]+/pulls -> 200: \d+/labels/\d+/description: None ")
-"""The test server's `GET /pulls` (pull-request-simple) sends `labels[].description: null`, which that schema
-does not allow (reported to the sandbox's owner); every other response is still checked."""
-
-
 @pytest.fixture
 def github(github_server: GitHubServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHubServer]:
     """acme/infra with a main branch; alice (admin) is the token in the environment."""
@@ -54,21 +47,13 @@ def github(github_server: GitHubServer, monkeypatch: pytest.MonkeyPatch) -> Iter
     github_server.add_collaborator(REPO, "alice", "admin")
     for key, value in github_server.env("alice", REPO).items():
         monkeypatch.setenv(key, value)
-    github_server.schema_check_enabled = False
-    yield github_server
-    problems = [p for p in github_server.schema_problems() if not KNOWN_SCHEMA_GAPS.match(p)]
-    assert not problems, "\n".join(problems[:20])
+    yield github_server  # every response is checked against GitHub's schema when the fixture tears down
 
 
 @pytest.fixture
-def prefect(request: pytest.FixtureRequest) -> Any:
-    """The shared session Prefect server (tests/fixtures/prefect.py), or a skip while it does not exist yet."""
-    for name in ("prefect_harness", "prefect_api"):
-        try:
-            return request.getfixturevalue(name)
-        except pytest.FixtureLookupError:
-            continue
-    pytest.skip("no shared Prefect harness fixture (tests/fixtures/prefect.py) yet")
+def prefect(prefect_api: str) -> str:
+    """The shared session Prefect server (tests/fixtures/prefect.py)."""
+    return prefect_api
 
 
 def write_desired(path: Path, text: str) -> str:
