@@ -22,11 +22,15 @@ _ANY_EXIT = list(range(256))
 _TRANSIENT = re.compile(
     r"\((TooManyRequests|ServiceUnavailable|InternalError|Timeout|ServerTimeout)\)"
     r"|timed out waiting for the condition on|i/o timeout|connection refused|connection reset|unexpected EOF"
+    r"|The connection to the server \S+ was refused"
     r"|\bEOF\b|TLS handshake timeout|Unable to connect to the server|the server is currently unable"
     r"|the server has received too many requests|http2: server sent GOAWAY|net/http: request canceled"
     r"|Client.Timeout exceeded|the object has been modified; please apply your changes",
     re.IGNORECASE,
 )
+
+
+_KLOG_LINE = re.compile(r"^[EWI]\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+ \S+:\d+\]")
 
 
 @dataclass(frozen=True)
@@ -58,9 +62,10 @@ class KubectlResult:
 
     @property
     def message(self) -> str:
-        """kubectl's own error text, one line (what users would see in a terminal)."""
-        text = (self.stderr or self.stdout).strip()
-        return " ".join(text.split()) or f"kubectl exited with {self.exit_code}"
+        """kubectl's own error text on one line, without client-go's klog noise (`E1128 10:36:31 ...` lines)."""
+        lines = (self.stderr or self.stdout).strip().splitlines()
+        meaningful = [line for line in lines if not _KLOG_LINE.match(line)] or lines[-1:]
+        return " ".join(" ".join(meaningful).split()) or f"kubectl exited with {self.exit_code}"
 
     @property
     def transient(self) -> bool:
