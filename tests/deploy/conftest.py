@@ -97,11 +97,23 @@ def webhook_bridge(prefect_server: PrefectServer, tmp_path: Path) -> Iterator[Ca
     """``start(secret=..., routes=None) -> BridgeProcess``: ``infra-webhook --port P`` against the test server."""
     started: list[BridgeProcess] = []
 
-    def start(secret: str = "webhook-secret-for-tests", routes: Path | None = None) -> BridgeProcess:
+    def start(secret: str = "webhook-secret-for-tests", routes: Path | None = None,
+              secret_block: str | None = None) -> BridgeProcess:
+        """With ``secret_block``, the secret is saved as a Prefect Secret block of that name and the bridge reads
+        it from there (``GITHUB_WEBHOOK_SECRET_BLOCK``), as production does."""
         port = free_port()
         log_path = tmp_path / f"webhook-{port}.log"
-        env: dict[str, Any] = {**prefect_server.env, "GITHUB_WEBHOOK_SECRET": secret,
-                               "INFRA_WEBHOOK_STATE": str(tmp_path / f"deliveries-{port}.sqlite3")}  # fmt: skip
+        state = tmp_path / f"deliveries-{port}.sqlite3"
+        env: dict[str, Any] = {**prefect_server.env, "INFRA_WEBHOOK_STATE": str(state)}
+        if secret_block:
+            from prefect.blocks.system import Secret
+            from prefect.settings import PREFECT_API_URL, temporary_settings
+
+            with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
+                Secret(value=secret).save(secret_block, overwrite=True)
+            env["GITHUB_WEBHOOK_SECRET_BLOCK"] = secret_block
+        else:
+            env["GITHUB_WEBHOOK_SECRET"] = secret
         if routes:
             env["INFRA_WEBHOOK_ROUTES"] = str(routes)
         proc = subprocess.Popen(
