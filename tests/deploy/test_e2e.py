@@ -175,6 +175,13 @@ def test_label_webhook_runs_the_right_deployment_end_to_end(
     assert forged.status_code == 401
     unsigned = bridge.post(rollback_body, "delivery-rollback-3", signature="")
     assert unsigned.status_code == 401
+    unlabeled = json.loads(rollback_body)
+    unlabeled["action"] = "unlabeled"
+    ignored = bridge.post(json.dumps(unlabeled).encode(), "delivery-unlabeled-1")
+    assert ignored.status_code == 202 and ignored.json()["status"] == "ignored"
+    foreign = json.loads(rollback_body)
+    foreign["label"]["name"] = "bug"
+    assert bridge.post(json.dumps(foreign).encode(), "delivery-foreign-1").status_code == 202
     time.sleep(3)  # triggers fire in ~0.1 s and workers poll every second: enough to see a stray run
     assert run_ids(deployed) == after
     # staging's deployments never ran, for apply or rollback
