@@ -272,8 +272,8 @@ class Bridge:
         event = outcome.event
         if event is not None:
             delivery = headers.get("x-github-delivery", "")
-            if not delivery:
-                outcome = Outcome(400, {"status": "bad request", "reason": "missing X-GitHub-Delivery"})
+            if not delivery or len(delivery) > 128:
+                outcome = Outcome(400, {"status": "bad request", "reason": "missing or oversized X-GitHub-Delivery"})
             elif not self.deliveries.claim(delivery):
                 outcome = _ignored(f"delivery {delivery} was already handled")
             else:
