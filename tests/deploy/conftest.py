@@ -108,9 +108,10 @@ def webhook_bridge(prefect_server: PrefectServer, tmp_path: Path) -> Iterator[Ca
         if secret_block:
             from prefect.blocks.system import Secret
             from prefect.settings import PREFECT_API_URL, temporary_settings
+            from pydantic import SecretStr
 
             with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
-                Secret(value=secret).save(secret_block, overwrite=True)
+                Secret(value=SecretStr(secret)).save(secret_block, overwrite=True)
             env["GITHUB_WEBHOOK_SECRET_BLOCK"] = secret_block
         else:
             env["GITHUB_WEBHOOK_SECRET"] = secret
