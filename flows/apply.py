@@ -39,7 +39,10 @@ from tasks.plan import build_steps, load_plan
 from tasks.preview import run_preview
 from tasks.records import load_record, save_record
 
-RECORD_FLUSH_S = 2.0
+MIRROR_EVERY_S = 1.0
+CLUSTER_RECORD_EVERY_S = 10.0
+"""How stale the record may get mid-run. Resuming never trusts it alone (it compares with the live objects), so
+these only bound what a crash hides from a reader; each cluster write is one more kubectl process."""
 
 
 @flow(name="infra-apply", task_runner=ThreadPoolTaskRunner(max_workers=MAX_PARALLEL_STEPS))  # type: ignore[arg-type]
@@ -78,15 +81,18 @@ def apply_locked(plan: Plan, kubectl: Kubectl, requirement: GateRequirement, dec
             return refusal(recheck.reason, lines)
     record = prepared.record
     save_record(plan, kubectl, record)
-    flushed_at = time.monotonic()
+    mirrored_at = stored_at = time.monotonic()
 
     def on_result(result: StepResult) -> None:
-        nonlocal record, flushed_at
+        nonlocal record, mirrored_at, stored_at
         record = step_finished(record, result)
-        write_atomically(records.mirror_path(plan), record.to_json())
-        if time.monotonic() - flushed_at >= RECORD_FLUSH_S:
+        now = time.monotonic()
+        if now - stored_at >= CLUSTER_RECORD_EVERY_S:
             save_record(plan, kubectl, record)
-            flushed_at = time.monotonic()
+            mirrored_at = stored_at = now
+        elif now - mirrored_at >= MIRROR_EVERY_S:
+            write_atomically(records.mirror_path(plan), record.to_json())
+            mirrored_at = now
 
     results = prepared.settled + run_steps(plan.namespace, kubectl, prepared.to_run,
                                            lambda step: group_of(plan, step.number), on_result)

@@ -12,13 +12,15 @@ EXAMPLE = "ops/plans/infra-scale/prod/plan.yaml"
 REPO = Path(__file__).resolve().parents[2]
 
 
-async def read_artifact(key: str) -> object:
+async def read_artifact(key: str, flow_run_id: object) -> object:
+    """The artifact `key` that the given flow run created (other runs share the key: it is per target)."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
     async with get_client() as client:
-        found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
-    assert found, f"no artifact {key}"
+        found = await client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[key]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    assert found, f"no artifact {key} from flow run {flow_run_id}"
     return found[0].data
 
 
@@ -34,14 +36,16 @@ def test_rollback_flow_preview_matches_the_cli_and_records_a_table(prefect_api: 
     from core.plan import load_plan
     from flows.rollback import infra_rollback
 
-    report = infra_rollback(plan=EXAMPLE)
+    state = infra_rollback(plan=EXAMPLE, return_state=True)
+    report = state.result()
 
     assert isinstance(report, RunReport)
     assert report.final == "succeeded" and report.document is not None
     assert report.document["executed"] is False
     cli = preview(parse("rollback", [f"--plan={EXAMPLE}"], {}), load_plan(Path(EXAMPLE)))
     assert [r["command"] for r in report.document["results"]] == [r["command"] for r in cli.document["results"]]
-    table = asyncio.run(read_artifact(artifact_key("rollback", load_plan(Path(EXAMPLE)))))
+    key = artifact_key("rollback", load_plan(Path(EXAMPLE)))
+    table = asyncio.run(read_artifact(key, state.state_details.flow_run_id))
     assert isinstance(table, str) and "kubectl -n assistant apply -f previous-hpa.yaml" in table
     assert "previewed" in table
 
