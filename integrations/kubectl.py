@@ -79,6 +79,8 @@ class KubectlError(Exception):
         super().__init__(message)
         self.transient = transient
         self.result = result
+        self.attempts = 1
+        """Set by a retrying caller: how many tries ended in this error."""
 
 
 def run(kubectl: Kubectl, namespace: str, args: Sequence[str], stdin: str | None = None,

@@ -34,7 +34,7 @@ def execute_step(namespace: str, kubectl: Kubectl, step: Step) -> StepResult:
     try:
         result = checked(run(kubectl, namespace, step.args, stdin=step.stdin))
     except KubectlError as error:
-        error.attempts = attempt  # type: ignore[attr-defined]
+        error.attempts = attempt
         raise
     return StepResult(step, "succeeded", attempts=attempt, duration_s=result.duration_s)
 
