@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a fresh machine: a virtualenv with the project and its test tools, plus the Debian packages the
-# distribution tests use (PostgreSQL for the Prefect server, Chromium for the UI check). Idempotent.
+# distribution tests use (deployments/ci_services.sh: PostgreSQL for the Prefect server, Chromium). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,15 +8,9 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
 
-missing=()
-[ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql)
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v kubectl >/dev/null 2>&1 || echo "warning: kubectl is not on PATH; the sandbox tests need the real binary" >&2
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" -eq 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  else
-    echo "warning: missing Debian packages (${missing[*]}); install them as root for the distribution tests" >&2
-  fi
+if [ "$(id -u)" -eq 0 ]; then
+  bash deployments/ci_services.sh >/dev/null   # chromium, PostgreSQL 15 (only what is missing)
+else
+  echo "note: not root, so Debian packages for the distribution tests (chromium, postgresql-15) were not checked" >&2
 fi

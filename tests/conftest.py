@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.kube",
     "tests.fixtures.github",
     "tests.fixtures.prefect",
+    "tests.fixtures.prefect_server",
 ]

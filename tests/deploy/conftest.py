@@ -1,5 +1,5 @@
-"""Fixtures for the deployment suite: the Prefect stack (imported by name: pytest allows ``pytest_plugins`` only
-in the root conftest) plus a deployable checkout and the webhook bridge as a real process."""
+"""Fixtures for the deployment suite: a deployable checkout and the webhook bridge as a real process (the
+PostgreSQL-backed Prefect stack comes from tests/fixtures/prefect_server.py, registered in the root conftest)."""
 
 from __future__ import annotations
 
@@ -16,13 +16,7 @@ import httpx
 import pytest
 
 from deployments.webhook import signature_for
-from tests.fixtures import prefect_server as stack
 from tests.fixtures.prefect_server import VENV_BIN, PrefectServer, free_port, stop_processes, wait_http
-
-# The Prefect stack's fixtures, registered here by name (pytest allows pytest_plugins only in the root conftest).
-postgres = stack.postgres
-prefect_server = stack.prefect_server
-prefect_workers = stack.prefect_workers
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("core", "integrations", "cli", "flows", "tasks", "deployments", "sandbox")
