@@ -23,6 +23,7 @@ class GateRequirement:
     pr: int
     plan_path: str  # repository-relative POSIX path of the plan file
     require_approval: bool = False
+    repository: str | None = None  # "owner/name"; None: GH_OWNER/GH_REPO from the environment
     # Head SHA when the label was added, if the caller knows it (the `labeled` webhook payload carries
     # pull_request.head.sha). Closes the label-then-push window: a commit pushed after the label refuses.
     expected_head_sha: str | None = None

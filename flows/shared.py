@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
@@ -21,6 +22,7 @@ from tasks.gate import report_to_pull_request, verify_label
 from tasks.kube import rollout_steps, verify_rollout
 
 DEFAULT_PLAN = "ops/plans/infra-scale/prod/plan.yaml"
+REPOSITORY = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$")
 PREVIEW_GATE_NOTE = "label check not required in preview"
 MAX_PARALLEL_STEPS = int(os.environ.get("INFRA_MAX_PARALLEL_STEPS", "4"))
 """Steps on different workloads run side by side, this many at a time (each is one kubectl process)."""
@@ -66,8 +68,11 @@ def close_run(flow: str, plan: Plan, results: list[StepResult], executed: bool, 
     return report
 
 
-def gate_requirement(flow: str, plan: str, pr: int | None) -> GateRequirement | None:
-    return GateRequirement(flow=flow, pr=pr, plan_path=repository_path(plan)) if pr is not None else None
+def gate_requirement(flow: str, plan: str, pr: int | None, repository: str | None) -> GateRequirement | None:
+    """What the gate must check; `repository` ("owner/name", from the triggering event) overrides GH_OWNER/GH_REPO."""
+    if pr is None:
+        return None
+    return GateRequirement(flow=flow, pr=pr, plan_path=repository_path(plan), repository=repository)
 
 
 def pass_gate(requirement: GateRequirement, plan: Plan) -> GateDecision:
@@ -91,6 +96,8 @@ def gated_execution(flow: str, plan: Plan, requirement: GateRequirement | None, 
     """Gates 2 and 3, then the target's lock: `locked` runs only if all pass, and only while the lock is held."""
     if requirement is None:
         return refusal("--execute needs --pr=<number> (or PRNUM)")
+    if requirement.repository is not None and not REPOSITORY.match(requirement.repository):
+        return refusal(f"repository {requirement.repository!r} is not owner/name")
     decision = pass_gate(requirement, plan)
     if not decision.allowed:
         return refusal(decision.reason)

@@ -1,6 +1,8 @@
 """The label gate and the PR audit trail. GitHub settings are read inside each task, never passed as
 parameters, so the token cannot end up in a run's recorded inputs."""
 
+from dataclasses import replace
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -15,10 +17,19 @@ from integrations.github import (
 )
 
 
+def settings_for(requirement: GateRequirement) -> GitHubSettings:
+    """The environment's settings, for the repository the run was triggered from when one is given."""
+    settings = GitHubSettings.from_env()
+    if requirement.repository is None:
+        return settings
+    owner, _, name = requirement.repository.partition("/")
+    return replace(settings, owner=owner, repo=name)
+
+
 @task(cache_policy=NO_CACHE)
 def verify_label(requirement: GateRequirement) -> GateDecision:
     """Who labeled the PR, is it open and not a fork, which head and plan blob were seen (pinned for later)."""
-    decision = check_gate(GitHubSettings.from_env(), requirement)
+    decision = check_gate(settings_for(requirement), requirement)
     get_run_logger().info(decision.message)
     return decision
 
@@ -26,7 +37,7 @@ def verify_label(requirement: GateRequirement) -> GateDecision:
 @task(cache_policy=NO_CACHE)
 def recheck_label(requirement: GateRequirement, first: GateDecision) -> GateDecision:
     """Time of check vs time of use: the same head SHA, the same plan blob, the label still there."""
-    decision = recheck_gate(GitHubSettings.from_env(), requirement, first)
+    decision = recheck_gate(settings_for(requirement), requirement, first)
     get_run_logger().info(decision.message)
     return decision
 
@@ -38,7 +49,7 @@ def report_to_pull_request(requirement: GateRequirement, markdown: str) -> str |
     Returns a warning line when GitHub could not be updated: the cluster change already happened and is
     recorded, so a GitHub hiccup must not turn a finished run into a failed one.
     """
-    settings = GitHubSettings.from_env()
+    settings = settings_for(requirement)
     try:
         remove_trigger_label(settings, requirement)
         upsert_audit_comment(settings, requirement, markdown)
