@@ -1,6 +1,7 @@
 """The predecessor's output contract: the seed's own test, flags, order of steps and JSON fields."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -164,3 +165,13 @@ rollbackHints:
         ("scale", "deployment/web", "--replicas=2", "--current-replicas=5"),
         ("rollout", "undo", "deployment/api"),
     ]
+
+
+@pytest.mark.parametrize("flow", ["apply", "rollback"])
+def test_a_preview_never_imports_prefect(flow: str, tmp_path: Path) -> None:
+    plan = write_plan(tmp_path, "namespace: testns\nactions:\n  - {type: scale_workload, name: web, replicas: 3}\n")
+    code = (f"import io, sys; from cli.main import run; code = run({flow!r}, ['--plan={plan}'], out=io.StringIO()); "
+            "print(code, sorted(m for m in sys.modules if m.split('.')[0] == 'prefect'))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60,
+                            env={**os.environ, "KUBECTL": "false"})
+    assert result.stdout.strip() == "0 []", result.stdout + result.stderr
