@@ -64,7 +64,14 @@ def summary(results: Sequence[StepResult], namespace: str, executed: bool) -> di
 
 
 def summary_json(document: dict[str, Any]) -> str:
-    return json.dumps(document, indent=2)
+    """The summary as the seed printed it: the envelope's fields one per line, each result on one line.
+
+    (Also ~10x faster than `json.dumps(indent=2)`, which falls back to the pure-Python encoder.)
+    """
+    fields = [f"  {json.dumps(key)}: {json.dumps(value)}" for key, value in document.items() if key != "results"]
+    results = ",\n".join(f"    {json.dumps(result)}" for result in document["results"])
+    body = f'  "results": [\n{results}\n  ]' if results else '  "results": []'
+    return "{\n" + ",\n".join([*fields, body]) + "\n}"
 
 
 def outcome(document: dict[str, Any]) -> str:
