@@ -27,7 +27,7 @@ from typing import Any
 
 from core.errors import InputError
 from core.fields import Fields
-from core.k8s import WORKLOAD_KINDS, dns_label_problem, parse_quantity
+from core.k8s import WORKLOAD_KINDS, dns_label_problem
 from core.plan import MAX_REPLICAS, HpaBounds, Workload
 from core.safeyaml import load_one
 
@@ -125,14 +125,7 @@ def _parse_containers(fields: Fields) -> tuple[ContainerResources, ...]:
         if problem:
             raise InputError(fields.source, where, problem)
         container = Fields(spec, fields.source, where, {"requests", "limits"})
-        requests = container.quantities("requests")
-        limits = container.quantities("limits")
-        if not requests and not limits:
-            container.fail("", "needs requests or limits")
-        for resource, request in requests.items():
-            limit = limits.get(resource)
-            if limit is not None and parse_quantity(request) > parse_quantity(limit):  # type: ignore[operator]
-                container.fail(f"requests.{resource}", f"{request} is more than the limit {limit}")
+        requests, limits = container.requests_and_limits()
         out.append(ContainerResources(str(name), requests, limits))
     return tuple(out)
 

@@ -93,6 +93,17 @@ class Fields:
             result[name] = text
         return result
 
+    def requests_and_limits(self) -> tuple[dict[str, str], dict[str, str]]:
+        """`requests` and `limits`: at least one of them, and no request above its limit (Kubernetes refuses it)."""
+        requests, limits = self.quantities("requests"), self.quantities("limits")
+        if not requests and not limits:
+            self.fail("", "needs requests or limits")
+        for name, request in requests.items():
+            limit = limits.get(name)
+            if limit is not None and parse_quantity(request) > parse_quantity(limit):  # type: ignore[operator]
+                self.fail(f"requests.{name}", f"{request} is more than the limit {limit}")
+        return requests, limits
+
     def sequence(self, key: str, required: bool = False) -> list[Any]:
         value = self.data.get(key)
         if value is None:

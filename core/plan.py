@@ -13,7 +13,7 @@ from typing import Any
 from core.errors import InputError
 from core.fields import Fields
 from core.hints import Hint, parse_hint, parse_manifest
-from core.k8s import WORKLOAD_KINDS, parse_quantity
+from core.k8s import WORKLOAD_KINDS
 from core.safeyaml import load_one
 
 MAX_REPLICAS = 10_000
@@ -145,14 +145,7 @@ def _update_resources(fields: Fields) -> UpdateResources:
     if fields.has("resources") and (fields.has("requests") or fields.has("limits")):
         fields.fail("resources", "give requests/limits either at the top of the action or under resources, not both")
     source_fields = nested if fields.has("resources") else fields
-    requests = source_fields.quantities("requests")
-    limits = source_fields.quantities("limits")
-    if not requests and not limits:
-        fields.fail("requests", "an update_resources action needs requests or limits")
-    for name, request in requests.items():
-        limit = limits.get(name)
-        if limit is not None and parse_quantity(request) > parse_quantity(limit):  # type: ignore[operator]
-            source_fields.fail(f"requests.{name}", f"{request} is more than the limit {limit}")
+    requests, limits = source_fields.requests_and_limits()
     container = fields.name("container") if fields.has("container") else None
     return UpdateResources(_workload(fields), container, requests, limits)
 
