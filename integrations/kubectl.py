@@ -10,6 +10,7 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,10 +98,16 @@ def run(kubectl: Kubectl, namespace: str, args: Sequence[str], stdin: str | None
     except sh.CommandNotFound:
         raise KubectlError(f"kubectl binary {kubectl.binary!r} not found", transient=False) from None
     limit = timeout_s or kubectl.timeout_s
+    # Started in the background and waited for with a timeout: sh's own `_timeout` polls and adds ~100 ms to
+    # every call (measured: 114 ms vs 22 ms per `true`), which would dominate a plan's overhead.
+    done = command(*full, _bg=True, _bg_exc=False, _return_cmd=True, _ok_code=_ANY_EXIT, _tty_out=False,
+                   _env=env, _in=stdin, _cwd=str(kubectl.cwd) if kubectl.cwd else None)
     try:
-        done = command(*full, _return_cmd=True, _ok_code=_ANY_EXIT, _tty_out=False, _timeout=limit, _env=env,
-                       _in=stdin, _cwd=str(kubectl.cwd) if kubectl.cwd else None)
+        done.wait(timeout=limit)
     except sh.TimeoutException:
+        done.kill()
+        with suppress(sh.ErrorReturnCode):
+            done.wait()
         raise KubectlError(f"kubectl {' '.join(args[:2])} timed out after {limit:g}s", transient=True) from None
     return KubectlResult(tuple(full), done.exit_code, done.stdout.decode(errors="replace"),
                          done.stderr.decode(errors="replace"), time.perf_counter() - started)
