@@ -73,10 +73,6 @@ def short(sha: str | None) -> str:
     return sha[:7] if sha else "unknown"
 
 
-def label_for(flow: str) -> str | None:
-    return LABELS.get(flow)
-
-
 def trigger_role_ok(role: str | None, legacy_permission: str | None) -> bool:
     """write/maintain/admin by role name; a custom role counts when its legacy base permission is write or admin."""
     if role in TRIGGER_ROLES:
