@@ -5,9 +5,10 @@
 
 For each target: a ``process`` work pool ``infra-<target>`` (its worker runs next to that cluster, with its
 kubeconfig) and a global concurrency limit ``infra-target-<target>`` with limit 1 (a Prefect-side per-target
-slot; the flows' cross-machine lock is the Kubernetes Lease, this limit is an extra guard operators can use
-from the UI). Existing pools and limits are left as they are (a limit whose value differs is set back to 1).
-Needs ``PREFECT_API_URL`` (and ``PREFECT_API_KEY`` on Prefect Cloud). Running it twice changes nothing.
+slot that apply and rollback occupy while they hold the target; the flows' cross-machine lock is the Kubernetes
+Lease, this limit shows and pauses a target's runs from the UI: set to 0, new runs wait). Existing pools and
+limits are left as they are (a limit whose value differs is set back to 1). Needs ``PREFECT_API_URL`` (and
+``PREFECT_API_KEY`` on Prefect Cloud). Running it twice changes nothing.
 """
 
 from __future__ import annotations

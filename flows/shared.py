@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 
 from prefect import get_run_logger
 from prefect.client.schemas.objects import State
+from prefect.concurrency.sync import concurrency
 from prefect.states import Failed
 
 from core.apply import touched_workloads
@@ -102,11 +103,24 @@ def gated_execution(flow: str, plan: Plan, requirement: GateRequirement | None, 
     if not decision.allowed:
         return refusal(decision.reason)
     holder = holder_identity(f"infra-{flow} PR #{requirement.pr}")
+    slot = target_slot_name(plan)
     try:
-        with target_lock(kubectl, plan.namespace, holder, lock_timeout_s):
+        with concurrency(slot, occupy=1, timeout_seconds=lock_timeout_s, strict=False), \
+                target_lock(kubectl, plan.namespace, holder, lock_timeout_s):
             return locked(requirement, decision)
     except LockTimeout as error:
         return refusal(str(error))
+    except TimeoutError:
+        return refusal(f"Prefect concurrency limit {slot} had no free slot for {lock_timeout_s:g}s")
+
+
+def target_slot_name(plan: Plan) -> str:
+    """The target's Prefect global concurrency limit (deployments/work_pools.py creates it with one slot).
+
+    The Lease is the lock that holds across machines and servers; the limit makes a target's runs visible and
+    pausable in the Prefect UI (set it to 0 and new runs wait). Where it does not exist, it is skipped.
+    """
+    return f"infra-target-{plan.target or plan.namespace}"
 
 
 def verify_rollouts(plan: Plan, kubectl: Kubectl, step_numbers: list[int], first_number: int,
