@@ -20,6 +20,7 @@ class Options:
     pr: int | None
     force: bool
     atomic: bool
+    require_approval: bool
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,6 +50,8 @@ def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -
     mode.add_argument("--dry-run", action="store_true", help="preview only (the default)")
     mode.add_argument("--execute", action="store_true", help="change the cluster; needs --pr and a passing gate")
     parser.add_argument("--pr", help="the pull request that carries the plan (default: $PRNUM)")
+    parser.add_argument("--require-approval", action="store_true",
+                        help="also require an approving review of the PR's head by someone with write access")
     if flow == "rollback":
         parser.add_argument("--force", action="store_true", help="reverse steps even where the object drifted")
     else:
@@ -63,4 +66,5 @@ def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -
         pr=_pr_number(pr_text, where) if pr_text is not None else None,
         force=getattr(parsed, "force", False),
         atomic=getattr(parsed, "atomic", False),
+        require_approval=parsed.require_approval,
     )

@@ -17,7 +17,8 @@ def execute(options: Options) -> RunReport:
     from flows.apply import infra_apply
     from flows.rollback import infra_rollback
 
-    common = {"plan": str(options.plan), "pr": options.pr, "execute": True}
+    common = {"plan": str(options.plan), "pr": options.pr, "execute": True,
+              "require_approval": options.require_approval}
     if options.flow == "apply":
         state = infra_apply(**common, atomic=options.atomic, return_state=True)
     else:

@@ -48,15 +48,16 @@ these only bound what a crash hides from a reader; each cluster write is one mor
 @flow(name="infra-apply", task_runner=ThreadPoolTaskRunner(max_workers=MAX_PARALLEL_STEPS))  # type: ignore[arg-type]
 def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool = False, atomic: bool = False,
                 rollout_timeout_s: float = 120, lock_timeout_s: float = 300,
-                repository: str | None = None) -> RunReport | State:
+                repository: str | None = None, require_approval: bool = False) -> RunReport | State:
     """Preview by default; with `execute`, a PR number and a passing gate: capture, apply, verify, record.
 
     Steps on different workloads run side by side ($INFRA_MAX_PARALLEL_STEPS at a time, default 4); a transient
     kubectl failure is retried, a permanent one fails its step at once. With `atomic`, a failure rolls back the
-    steps already applied. `repository` ("owner/name", from the triggering event) overrides GH_OWNER/GH_REPO.
+    steps already applied. `repository` ("owner/name", from the triggering event) overrides GH_OWNER/GH_REPO;
+    `require_approval` also asks for an approving review of the head SHA (Atlantis's apply requirement).
     """
     loaded = load_plan(plan)
-    requirement = gate_requirement("apply", plan, pr, repository)
+    requirement = gate_requirement("apply", plan, pr, repository, require_approval)
     steps, notes = build_steps(loaded, "apply")
     previewed = run_preview(loaded, steps, notes)
     if not execute:

@@ -39,15 +39,16 @@ NEVER_APPLIED = "nothing to roll back: none of the plan's changes is live, so it
 @flow(name="infra-rollback", task_runner=ThreadPoolTaskRunner(max_workers=MAX_PARALLEL_STEPS))  # type: ignore[arg-type]
 def infra_rollback(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool = False, force: bool = False,
                    rollout_timeout_s: float = 120, lock_timeout_s: float = 300,
-                   repository: str | None = None) -> RunReport | State:
+                   repository: str | None = None, require_approval: bool = False) -> RunReport | State:
     """Preview by default; with `execute`, a PR number and a passing gate: restore exactly what apply captured.
 
     Only steps that ran are reversed, last first. A step whose object changed since apply is reported as
     drifted and left alone unless `force`. Plans applied by the old scripts (no record) get the seed's rollback.
-    `repository` ("owner/name", from the triggering event) overrides GH_OWNER/GH_REPO.
+    `repository` ("owner/name", from the triggering event) overrides GH_OWNER/GH_REPO; `require_approval`
+    also asks for an approving review of the head SHA (Atlantis's apply requirement).
     """
     loaded = load_plan(plan)
-    requirement = gate_requirement("rollback", plan, pr, repository)
+    requirement = gate_requirement("rollback", plan, pr, repository, require_approval)
     kubectl = kubectl_for(loaded)
     record, where = find_record_for_preview(loaded, kubectl)
     steps, notes = build_steps(loaded, "rollback", record)

@@ -69,11 +69,14 @@ def close_run(flow: str, plan: Plan, results: list[StepResult], executed: bool, 
     return report
 
 
-def gate_requirement(flow: str, plan: str, pr: int | None, repository: str | None) -> GateRequirement | None:
-    """What the gate must check; `repository` ("owner/name", from the triggering event) overrides GH_OWNER/GH_REPO."""
+def gate_requirement(flow: str, plan: str, pr: int | None, repository: str | None,
+                     require_approval: bool) -> GateRequirement | None:
+    """What the gate must check; `repository` ("owner/name", from the triggering event) overrides GH_OWNER/GH_REPO,
+    and `require_approval` also asks for an approving review of the PR's head by someone with write access."""
     if pr is None:
         return None
-    return GateRequirement(flow=flow, pr=pr, plan_path=repository_path(plan), repository=repository)
+    return GateRequirement(flow=flow, pr=pr, plan_path=repository_path(plan), repository=repository,
+                           require_approval=require_approval)
 
 
 def pass_gate(requirement: GateRequirement, plan: Plan) -> GateDecision:

@@ -33,3 +33,18 @@ def test_a_local_plan_that_differs_from_the_pr_is_refused(world: World) -> None:
     last = refused(world)
     assert last[0].startswith("Refusing to execute: the plan file here (blob ") and f"PR #{world.pr}" in last[0]
     assert world.kube.list_objects("ConfigMap", NAMESPACE) == [], "no record: nothing was prepared"
+
+
+def test_require_approval_refuses_an_unreviewed_head_and_runs_a_reviewed_one(world: World) -> None:
+    world.label("execute-plan")
+    world.kube.clear_requests()
+    unreviewed = world.cli("apply", "--execute", f"--pr={world.pr}", "--require-approval")
+    assert unreviewed.stdout.splitlines()[-2:] == [
+        f"Refusing to execute: PR #{world.pr} has no approving review on head "
+        f"{world.github.head_sha(REPO, world.pr)[:7]}.", "skipped"]
+    assert world.kube.count_requests(method="PATCH") == 0
+
+    world.github.add_review(REPO, world.pr, "walt", "APPROVED")
+    reviewed = world.cli("apply", "--execute", f"--pr={world.pr}", "--require-approval")
+    assert reviewed.returncode == 0, reviewed.stdout + reviewed.stderr
+    assert world.replicas("web") == 4
