@@ -438,7 +438,7 @@ def upsert_audit_comment(settings: GitHubSettings, requirement: GateRequirement,
                 created_id: int = created.id
                 return created_id
         except GitHubError as e:
-            if attempt >= attempts or not _transient(str(e)):
+            if attempt >= attempts or not is_transient(e):
                 raise
             log.info("audit comment POST failed (%s); checking whether it was stored before retrying", e)
     raise GitHubError(f"could not write the audit comment on PR #{requirement.pr}")  # pragma: no cover
@@ -457,7 +457,9 @@ def _token_login(g: Any) -> str | None:
         raise
 
 
-def _transient(message: str) -> bool:
+def is_transient(error: GitHubError) -> bool:
+    """A 5xx, a timeout or an unreachable server: worth another try (4xx and bad settings are not)."""
+    message = str(error)
     return bool(re.search(r"answered 5\d\d|did not answer|cannot reach|kept failing", message))
 
 

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from integrations import github
 from integrations.kubectl import KubectlError
 
 RETRIES = 3
@@ -9,11 +10,14 @@ RETRY_DELAYS_S = [1.0, 2.0, 4.0]
 
 
 def is_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect retry condition: retry timeouts, refused connections, 429 and 5xx; never NotFound or Invalid."""
+    """Prefect retry condition: retry timeouts, refused connections, 429 and 5xx (from kubectl or GitHub); never
+    NotFound, Forbidden or Invalid."""
     try:
         state.result()
     except KubectlError as error:
         return error.transient
+    except github.GitHubError as error:
+        return github.is_transient(error)
     except Exception:
         return False
     return False

@@ -17,8 +17,8 @@ from core.desired import DesiredState, desired_from
 from core.diff import LIVE_RESOURCES, Diff, diff
 from core.plan_writer import PLAN_FILE, pr_body, preview_results
 from core.report import RunReport, markdown, table_rows
-from integrations.github import GitHubError, GitHubSettings
-from integrations.kubectl import Kubectl, KubectlError, get_items
+from integrations.github import GitHubSettings
+from integrations.kubectl import Kubectl, get_items
 from integrations.pull_request import (
     PullRequestOutcome,
     WrittenPlan,
@@ -26,19 +26,7 @@ from integrations.pull_request import (
     repository_paths,
     write_plan_locally,
 )
-
-
-def _transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry only what a retry can fix: a transient kubectl failure or a GitHub hiccup."""
-    try:
-        state.result()
-    except KubectlError as error:
-        return error.transient
-    except GitHubError as error:
-        return any(word in str(error) for word in ("answered 5", "did not answer", "cannot reach", "kept failing"))
-    except Exception:
-        return False
-    return False
+from tasks.retry import RETRIES, RETRY_DELAYS_S, is_transient
 
 
 @task(cache_policy=NO_CACHE)
@@ -48,7 +36,7 @@ def load_desired_state(desired: str | None, target: str | None, namespace: str |
     return desired_from(desired, target, namespace, workloads)
 
 
-@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 4], retry_condition_fn=_transient)
+@task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, retry_condition_fn=is_transient)
 def read_live_state(state: DesiredState) -> list[dict[str, Any]]:
     """Workloads and HPAs of the namespace in one batched `kubectl get`."""
     return get_items(Kubectl(context=state.context), state.namespace, LIVE_RESOURCES)
@@ -67,7 +55,7 @@ def write_plan(state: DesiredState, changes: Diff, plans_dir: str, day: date) ->
     return written
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 5], retry_condition_fn=_transient)
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 5], retry_condition_fn=is_transient)
 def open_or_update_pr(state: DesiredState, written: WrittenPlan, plans_dir: str, base: str,
                       notes: tuple[str, ...], day: date) -> PullRequestOutcome:
     """Commit the plan files to the target's branch and open its PR, or update the open one."""
