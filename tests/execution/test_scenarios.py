@@ -154,8 +154,8 @@ def test_kill_9_mid_apply_then_rerun_finishes_without_repeating_steps(world: Wor
     assert world.kube.count_requests(method="PATCH", path_regex=r"/deployments/web/scale$") == 1, "not repeated"
     record = json.loads((world.root / PLAN_PATH).with_name("plan.record.json").read_text())
     assert record["status"] == "succeeded"
-    assert [step["status"] for step in record["steps"]][:2] == ["unchanged", "unchanged"]
-    assert record["steps"][2]["status"] in ("unchanged", "succeeded")  # the killed POST may have landed
+    # "succeeded" if the killed run stored its progress before dying, "unchanged" if the rerun found it live
+    assert {step["status"] for step in record["steps"]} <= {"unchanged", "succeeded"}
     assert record["steps"][0]["before"]["replicas"] == 2, "the first run's capture is kept"
 
     undone = rollback(world)
