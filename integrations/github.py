@@ -288,7 +288,8 @@ def _approvals(repo: Any, pr: Any, head_sha: str) -> tuple[str, ...]:
     return tuple(approvers)
 
 
-def _plan_blob_sha(repo: Any, path: str, ref: str) -> str | None:
+def contents_or_none(repo: Any, path: str, ref: str) -> Any | None:
+    """The file `path` at `ref`, or None when it does not exist there (a directory counts as absent)."""
     from github.GithubException import GithubException
 
     try:
@@ -299,7 +300,12 @@ def _plan_blob_sha(repo: Any, path: str, ref: str) -> str | None:
         raise
     if isinstance(content, list) or getattr(content, "type", "file") != "file":
         return None
-    sha: str | None = content.sha
+    return content
+
+
+def _plan_blob_sha(repo: Any, path: str, ref: str) -> str | None:
+    content = contents_or_none(repo, path, ref)
+    sha: str | None = content.sha if content is not None else None
     return sha
 
 

@@ -27,7 +27,7 @@ from core.errors import InputError
 from core.plan import Plan, load_plan
 from core.plan_writer import PLAN_FILE, render_plan
 from integrations.files import write_atomically
-from integrations.github import GitHubError, GitHubSettings, client, translate_errors
+from integrations.github import GitHubError, GitHubSettings, client, contents_or_none, translate_errors
 
 log = logging.getLogger(__name__)
 
@@ -204,31 +204,19 @@ def _ensure_branch(repo: Any, branch: str, base: str) -> None:
     _write(f"creating branch {branch}", create, lambda: _branch_sha(repo, branch))
 
 
-def _current(repo: Any, path: str, branch: str) -> Any | None:
-    from github.GithubException import GithubException
-
-    try:
-        content = repo.get_contents(path, ref=branch)
-    except GithubException as error:
-        if error.status == 404:
-            return None
-        raise
-    return None if isinstance(content, list) else content
-
-
 def _commit_file(repo: Any, path: str, text: str, branch: str, message: str) -> bool:
     """Commit `text` at `path` on `branch` unless it is already there; True when this call changed it."""
     wanted = text.encode("utf-8")
     tried = False
 
     def done() -> bool | None:
-        content = _current(repo, path, branch)
+        content = contents_or_none(repo, path, branch)
         return tried if content is not None and content.decoded_content == wanted else None
 
     def put() -> bool:
         nonlocal tried
         tried = True
-        content = _current(repo, path, branch)
+        content = contents_or_none(repo, path, branch)
         if content is None:
             repo.create_file(path, message, text, branch=branch)
         else:
