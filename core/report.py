@@ -24,6 +24,8 @@ class StepResult:
     error: str | None = None
     before: Any = None
     after: Any = None
+    batch: int = 1
+    """How many steps shared the kubectl call that did this one (core.batch); `duration_s` is that call's."""
 
     @property
     def ok(self) -> bool:
@@ -39,6 +41,8 @@ class StepResult:
             result["note"] = self.step.summary
         result.update(step=self.step.number, status=self.status, command=self.step.command(namespace),
                       attempts=self.attempts, duration_ms=round(self.duration_s * 1000, 1))
+        if self.batch > 1:
+            result["batch"] = self.batch
         for name in ("before", "after"):
             if getattr(self, name) is not None:
                 result[name] = getattr(self, name)
@@ -92,6 +96,7 @@ def table_rows(results: Sequence[StepResult], namespace: str) -> list[dict[str, 
             "status": result.status,
             "attempts": result.attempts,
             "duration_ms": round(result.duration_s * 1000, 1),
+            "shared_call": result.batch,
             "before": _compact(result.before),
             "after": _compact(result.after),
             "error": result.error or "",

@@ -20,13 +20,13 @@ from integrations.kubectl import Kubectl
 from integrations.lease import LockTimeout, holder_identity, target_lock
 from tasks.artifacts import record_results
 from tasks.gate import report_to_pull_request, verify_label
-from tasks.kube import rollout_steps, verify_rollout
+from tasks.kube import rollout_steps, verify_all
 
 DEFAULT_PLAN = "ops/plans/infra-scale/prod/plan.yaml"
 REPOSITORY = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$")
 PREVIEW_GATE_NOTE = "label check not required in preview"
 MAX_PARALLEL_STEPS = int(os.environ.get("INFRA_MAX_PARALLEL_STEPS", "4"))
-"""Steps on different workloads run side by side, this many at a time (each is one kubectl process)."""
+"""kubectl calls on different workloads run side by side, this many at a time (each is one process)."""
 
 
 def repository_path(plan: str) -> str:
@@ -128,8 +128,6 @@ def target_slot_name(plan: Plan) -> str:
 
 def verify_rollouts(plan: Plan, kubectl: Kubectl, step_numbers: list[int], first_number: int,
                     timeout_s: float) -> list[StepResult]:
-    """`rollout status` for every workload whose replicas or template the given steps changed, side by side."""
-    refs = touched_workloads(plan, step_numbers)
-    futures = [verify_rollout.submit(plan.namespace, kubectl, step, timeout_s)
-               for step in rollout_steps(refs, first_number, timeout_s)]
-    return [future.result() for future in futures]
+    """`rollout status` for every workload whose replicas or template the given steps changed."""
+    steps = rollout_steps(touched_workloads(plan, step_numbers), first_number, timeout_s)
+    return verify_all(plan.namespace, kubectl, steps, timeout_s)

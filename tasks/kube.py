@@ -1,7 +1,9 @@
-"""kubectl as Prefect tasks: batched capture, one task per step (retried when transient), rollout checks."""
+"""kubectl as Prefect tasks: batched capture, steps in shared calls or alone (retried when transient), rollout
+checks."""
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import task
@@ -9,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import task_run
 
+from core.batch import Batch, batches, waves
 from core.plan import Plan
 from core.report import StepResult
 from core.steps import Step
@@ -26,11 +29,45 @@ def capture_objects(plan: Plan, kubectl: Kubectl) -> list[dict[str, Any]]:
     return get_items(kubectl, plan.namespace, resources) if plan.actions else []
 
 
+@dataclass(frozen=True)
+class BatchRun:
+    """What one batched kubectl call did: the steps it confirmed, and its error for the others."""
+
+    batch: Batch
+    done: tuple[Step, ...]
+    duration_s: float
+    error: str | None = None
+    stderr: str = ""
+
+    def results(self) -> list[StepResult]:
+        size = len(self.batch.steps)
+        return [StepResult(step, "succeeded", attempts=1, duration_s=self.duration_s, batch=size)
+                for step in self.done]
+
+    @property
+    def left(self) -> list[Step]:
+        return [step for step in self.batch.steps if step not in self.done]
+
+
+@task(cache_policy=NO_CACHE, task_run_name="{batch.title}")
+def run_batch(namespace: str, kubectl: Kubectl, batch: Batch, timeout_s: float | None = None) -> BatchRun:
+    """One kubectl call for several steps. Never retried as a whole: what it did not confirm runs step by step."""
+    started = time.perf_counter()
+    try:
+        result = run(kubectl, namespace, batch.args, stdin=batch.stdin, timeout_s=timeout_s)
+    except KubectlError as error:
+        return BatchRun(batch, (), time.perf_counter() - started, str(error))
+    done = tuple(batch.confirmed(result.stdout))
+    return BatchRun(batch, done, result.duration_s, None if result.ok else result.message, result.stderr)
+
+
 @task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, retry_condition_fn=is_transient,
       task_run_name="step {step.number}: {step.summary}")
-def execute_step(namespace: str, kubectl: Kubectl, step: Step) -> StepResult:
-    """Run one step; a failure raises KubectlError so that Prefect retries it only when transient."""
-    attempt = task_run.run_count or 1
+def execute_step(namespace: str, kubectl: Kubectl, step: Step, earlier_attempts: int = 0) -> StepResult:
+    """Run one step; a failure raises KubectlError so that Prefect retries it only when transient.
+
+    `earlier_attempts` counts a batched call that already tried this step and failed."""
+    attempt = earlier_attempts + (task_run.run_count or 1)
     try:
         result = checked(run(kubectl, namespace, step.args, stdin=step.stdin))
     except KubectlError as error:
@@ -57,13 +94,35 @@ def rollout_steps(refs: Sequence[str], first_number: int, timeout_s: float) -> l
                  f"{ref} rolled out") for offset, ref in enumerate(refs)]
 
 
+def verify_all(namespace: str, kubectl: Kubectl, steps: Sequence[Step], timeout_s: float) -> list[StepResult]:
+    """`rollout status a b c`, a call per batch, side by side. kubectl checks the objects in order and stops at
+    the first that fails, so that one gets the call's message and those after it are checked one by one."""
+    results: dict[int, StepResult] = {}
+    planned = batches(steps)
+    alone = [verify_rollout.submit(namespace, kubectl, batch.steps[0], timeout_s)
+             for batch in planned if len(batch.steps) == 1]
+    shared = [run_batch.submit(namespace, kubectl, batch, timeout_s * len(batch.steps) + 15)
+              for batch in planned if len(batch.steps) > 1]
+    for batch_future in as_completed(shared):
+        ran = batch_future.result()
+        results.update((result.step.number, result) for result in ran.results())
+        left = ran.left
+        if left and ran.error is not None and ran.stderr:
+            results[left[0].number] = StepResult(left[0], "failed", attempts=1, duration_s=ran.duration_s,
+                                                 error=ran.error)
+            left = left[1:]
+        alone += [verify_rollout.submit(namespace, kubectl, step, timeout_s) for step in left]
+    for future in alone:
+        result = future.result()
+        results[result.step.number] = result
+    return [results[step.number] for step in steps]
+
+
 def _outcome(future: PrefectFuture[StepResult], step: Step) -> StepResult:
     future.wait()  # sets the final state locally; reading `.state` alone may ask the API, which lags behind
     state = future.state
     if state.is_completed():
         return future.result()
-    if not state.is_failed():
-        return StepResult(step, "skipped", error="not run: an earlier step on the same object failed")
     error = future.result(raise_on_failure=False)
     return StepResult(step, "failed", attempts=getattr(error, "attempts", 1), error=str(error))
 
@@ -71,22 +130,41 @@ def _outcome(future: PrefectFuture[StepResult], step: Step) -> StepResult:
 def run_steps(namespace: str, kubectl: Kubectl, steps: Sequence[Step], group_of: Callable[[Step], str],
               on_result: Callable[[StepResult], None], retries: int = RETRIES,
               retry_delays_s: Sequence[float] = RETRY_DELAYS_S) -> list[StepResult]:
-    """Submit every step as a task: steps of one group (object) in order, groups side by side.
+    """Run the steps, those of one group (object) in order and groups side by side, wave by wave.
 
-    `on_result` sees each result as it arrives, so the record can be saved while later steps still run.
+    In a wave, steps that differ only in their object share one kubectl call (core.batch); a step that call
+    did not confirm, and a step that cannot share, runs as its own task, retried when transient. After a failed
+    step, the rest of its group is skipped. `on_result` sees each result as it arrives, so the record can be
+    saved while later steps still run.
     """
-    runner = execute_step.with_options(retries=retries, retry_delay_seconds=list(retry_delays_s))
-    futures: dict[PrefectFuture[StepResult], Step] = {}
-    last_in_group: dict[str, PrefectFuture[StepResult]] = {}
-    for step in steps:
-        group = group_of(step)
-        previous = last_in_group.get(group)
-        future = runner.submit(namespace, kubectl, step, return_state=False, wait_for=[previous] if previous else [])
-        last_in_group[group] = future
-        futures[future] = step
+    single = execute_step.with_options(retries=retries, retry_delay_seconds=list(retry_delays_s))
     results: dict[int, StepResult] = {}
-    for future in as_completed(list(futures)):
-        result = _outcome(future, futures[future])
+    stopped: set[str] = set()
+
+    def settle(result: StepResult) -> None:
         results[result.step.number] = result
+        if not result.ok:
+            stopped.add(group_of(result.step))
         on_result(result)
+
+    for wave in waves(steps, group_of):
+        for step in wave:
+            if group_of(step) in stopped:
+                settle(StepResult(step, "skipped", error="not run: an earlier step on the same object failed"))
+        ready = [step for step in wave if group_of(step) not in stopped]
+        planned = batches(ready)
+        alone: dict[PrefectFuture[StepResult], Step] = {
+            single.submit(namespace, kubectl, batch.steps[0]): batch.steps[0]
+            for batch in planned if len(batch.steps) == 1}
+        shared = [run_batch.submit(namespace, kubectl, batch) for batch in planned if len(batch.steps) > 1]
+        for batch_future in as_completed(shared):
+            ran = batch_future.result()
+            for result in ran.results():
+                settle(result)
+            tried = ran.batch.tried(ran.left, ran.stderr)
+            for step in ran.left:
+                earlier = int(step.number in tried)
+                alone[single.submit(namespace, kubectl, step, earlier_attempts=earlier)] = step
+        for future in as_completed(list(alone)):
+            settle(_outcome(future, alone[future]))
     return [results[step.number] for step in steps]

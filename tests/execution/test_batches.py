@@ -1,0 +1,86 @@
+"""Steps that differ only in their object share one kubectl call, and a step that call did not confirm runs
+alone: real kubectl against the sandbox, counted by the kubectl processes that reached the server."""
+
+from tests.execution.conftest import APP, NAMESPACE, World
+from tests.execution.test_lifecycle import summary_of
+from tests.execution.test_scenarios import apply, rollback
+
+NAMES = ["w1", "w2", "w3", "w4"]
+PLAN = f"namespace: {NAMESPACE}\ntarget: prod\nactions:\n" + "".join(
+    f"  - {{type: scale_workload, name: {name}, replicas: 3}}\n"
+    f"  - {{type: update_resources, name: {name}, container: app, requests: {{cpu: 300m}}, limits: {{cpu: 600m}}}}\n"
+    f"  - {{type: apply_hpa, name: {name}, minReplicas: 3, maxReplicas: 8, targetCPUUtilizationPercentage: 70}}\n"
+    for name in NAMES)
+
+
+def with_workloads(world: World) -> World:
+    for name in NAMES:
+        world.kube.create_deployment(NAMESPACE, name, replicas=2, containers=[APP])
+    world.write_plan(PLAN)
+    world.kube.clear_requests()
+    return world
+
+
+def step_results(stdout: str, kind: int) -> list[dict]:  # type: ignore[type-arg]
+    """The results of one kind of step (0 scale, 1 resources, 2 HPA), one per workload in NAMES order."""
+    by_number = {result["step"]: result for result in summary_of(stdout)["results"]}
+    return [by_number[3 * index + kind + 1] for index in range(len(NAMES))]
+
+
+def processes(world: World, command: str) -> int:
+    return world.kube.kubectl_invocations(f"kubectl {command}")
+
+
+def test_one_call_per_kind_of_step_on_the_way_there_and_back(world: World) -> None:
+    with_workloads(world)
+
+    applied = apply(world)
+
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    results = summary_of(applied.stdout)["results"]
+    assert [(r["status"], r.get("batch")) for r in results] == [("succeeded", 4)] * 16
+    assert (processes(world, "scale"), processes(world, "set"), processes(world, "apply"),
+            processes(world, "rollout")) == (1, 1, 1, 1)
+    assert all(world.replicas(name) == 3 for name in NAMES)
+    assert all(world.resources(name) == {**APP["resources"], "requests": {"cpu": "300m", "memory": "128Mi"},
+                                         "limits": {"cpu": "600m"}} for name in NAMES)
+    assert all((world.hpa(name) or {}).get("spec", {}).get("maxReplicas") == 8 for name in NAMES)
+    world.kube.clear_requests()
+
+    undone = rollback(world)
+
+    assert undone.returncode == 0, undone.stdout + undone.stderr
+    assert [(r["status"], r.get("batch")) for r in summary_of(undone.stdout)["results"]] == [("succeeded", 4)] * 16
+    assert (processes(world, "delete"), processes(world, "patch"), processes(world, "scale"),
+            processes(world, "rollout")) == (1, 1, 1, 1)
+    assert all(world.replicas(name) == 2 and world.resources(name) == APP["resources"] and world.hpa(name) is None
+               for name in NAMES)
+
+
+def test_what_a_shared_call_did_not_confirm_runs_alone_retried_only_when_transient(world: World) -> None:
+    with_workloads(world)
+    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/w2/scale$", status=500, count=2)
+    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/w3$", status=404, count=2,
+                          message='deployments.apps "w3" not found')
+
+    applied = apply(world)
+
+    assert applied.returncode == 1
+    scales, resources, hpas = (step_results(applied.stdout, kind) for kind in range(3))
+    # kubectl scale stops at w2's 500: w1 is confirmed by the shared call, w2..w4 run alone; w2 then fails once
+    # more and succeeds on its third try, counting the shared call's.
+    assert [(r["status"], r["attempts"], r.get("batch")) for r in scales] == [
+        ("succeeded", 1, 4), ("succeeded", 3, None), ("succeeded", 1, None), ("succeeded", 1, None)]
+    # The 404 on w3 fails in the shared call and once alone, never retried; w3's HPA step is then skipped.
+    assert [(r["status"], r["attempts"]) for r in resources] == [("succeeded", 1)] * 2 + [("failed", 2),
+                                                                                         ("succeeded", 1)]
+    assert "not found" in resources[2]["error"]
+    assert [r["status"] for r in hpas] == ["succeeded", "succeeded", "skipped", "succeeded"]
+    assert world.hpa("w3") is None and world.resources("w3") == APP["resources"]
+    assert all(world.replicas(name) == 3 for name in NAMES)
+
+    undone = rollback(world)  # only what ran is reversed
+
+    assert undone.returncode == 0, undone.stdout + undone.stderr
+    assert all(world.replicas(name) == 2 and world.resources(name) == APP["resources"] and world.hpa(name) is None
+               for name in NAMES)
