@@ -351,6 +351,8 @@ def report(result: dict[str, Any]) -> None:
         if flow == "apply":
             print(f"           capture: {capture_reads(ours)} kubectl reads before the first change (1 namespace)")
         result[f"{flow}-idle-ms"] = idle / steps * 1000
+        result[f"{flow}-idle-s"] = idle
+        result[f"{flow}-steps"] = steps
 
 
 def summary_table(rows: list[dict[str, Any]]) -> None:
@@ -366,6 +368,17 @@ def summary_table(rows: list[dict[str, Any]]) -> None:
             print(f"{row['size']:>11} {flow:<9}{ours.wall:>8.2f}{base.wall:>8.2f}{ours.wall / base.wall:>7.2f}"
                   f"{row[f'{flow}-idle-ms']:>9.1f}{len(ours.calls):>7}{len(base.calls):>11}{capture:>8}"
                   f"{ours.peak_tree_rss_kb / 1024:>8.0f}")
+    if len(rows) < 2:
+        return
+    small, large = rows[0], rows[-1]
+    print("\noverhead split into a fixed part per run and a part per step (the slope between the smallest and the"
+          " largest plan):")
+    for flow in ("apply", "rollback"):
+        added_steps = large[f"{flow}-steps"] - small[f"{flow}-steps"]
+        per_step = (large[f"{flow}-idle-s"] - small[f"{flow}-idle-s"]) / added_steps
+        fixed = small[f"{flow}-idle-s"] - per_step * small[f"{flow}-steps"]
+        print(f"  {flow:<8} {per_step * 1000:5.1f} ms per step + {fixed:4.1f} s per run (Python and Prefect start-up,"
+              f" flow run, gate, artifacts, teardown)")
 
 
 if __name__ == "__main__":

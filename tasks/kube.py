@@ -57,8 +57,9 @@ def run_batch(namespace: str, kubectl: Kubectl, batch: Batch, timeout_s: float |
         result = run(kubectl, namespace, batch.args, stdin=batch.stdin, timeout_s=timeout_s)
     except KubectlError as error:
         return BatchRun(batch, (), time.perf_counter() - started, str(error))
-    done = tuple(batch.confirmed(result.stdout))
-    return BatchRun(batch, done, result.duration_s, None if result.ok else result.message, result.stderr)
+    if result.ok:  # kubectl exits 0 only when every object succeeded
+        return BatchRun(batch, batch.steps, result.duration_s)
+    return BatchRun(batch, tuple(batch.confirmed(result.stdout)), result.duration_s, result.message, result.stderr)
 
 
 @task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, retry_condition_fn=is_transient,
