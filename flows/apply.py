@@ -51,8 +51,9 @@ def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool =
                 repository: str | None = None, require_approval: bool = False) -> RunReport | State:
     """Preview by default; with `execute`, a PR number and a passing gate: capture, apply, verify, record.
 
-    Steps on different workloads run side by side ($INFRA_MAX_PARALLEL_STEPS at a time, default 4); a transient
-    kubectl failure is retried, a permanent one fails its step at once. With `atomic`, a failure rolls back the
+    Steps on different workloads run side by side ($INFRA_MAX_PARALLEL_STEPS kubectl calls at a time, default 4),
+    and those that differ only in their object share one call; a transient kubectl failure is retried, a
+    permanent one fails its step at once. With `atomic`, a failure rolls back the
     steps already applied. `repository` ("owner/name", from the triggering event) overrides GH_OWNER/GH_REPO;
     `require_approval` also asks for an approving review of the head SHA (Atlantis's apply requirement).
     """
