@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from core.report import StepResult
 from core.steps import Step
 
 MAX_BATCH = 200
@@ -60,6 +61,26 @@ class Batch:
         name (`deployments.apps "web" not found`)."""
         named = {step.number for step in left if f'"{object_name(step)}"' in stderr}
         return named | {left[0].number} if left and stderr.strip() else named
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """What one shared kubectl call did: the steps it confirmed, and its error for the others."""
+
+    batch: Batch
+    done: tuple[Step, ...]
+    duration_s: float
+    error: str | None = None
+    stderr: str = ""
+
+    def results(self) -> list[StepResult]:
+        size = len(self.batch.steps)
+        return [StepResult(step, "succeeded", attempts=1, duration_s=self.duration_s, batch=size)
+                for step in self.done]
+
+    @property
+    def left(self) -> list[Step]:
+        return [step for step in self.batch.steps if step not in self.done]
 
 
 def object_name(step: Step) -> str:

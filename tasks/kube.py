@@ -3,7 +3,6 @@ checks."""
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from prefect import task
@@ -11,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import task_run
 
-from core.batch import Batch, batches, waves
+from core.batch import Batch, BatchRun, batches, waves
 from core.plan import Plan
 from core.report import StepResult
 from core.steps import Step
@@ -27,26 +26,6 @@ def capture_objects(plan: Plan, kubectl: Kubectl) -> list[dict[str, Any]]:
     kinds = {action.workload.kind for action in plan.actions}
     resources = [_KIND_RESOURCES[kind] for kind in sorted(kinds)] + ["horizontalpodautoscalers"]
     return get_items(kubectl, plan.namespace, resources) if plan.actions else []
-
-
-@dataclass(frozen=True)
-class BatchRun:
-    """What one batched kubectl call did: the steps it confirmed, and its error for the others."""
-
-    batch: Batch
-    done: tuple[Step, ...]
-    duration_s: float
-    error: str | None = None
-    stderr: str = ""
-
-    def results(self) -> list[StepResult]:
-        size = len(self.batch.steps)
-        return [StepResult(step, "succeeded", attempts=1, duration_s=self.duration_s, batch=size)
-                for step in self.done]
-
-    @property
-    def left(self) -> list[Step]:
-        return [step for step in self.batch.steps if step not in self.done]
 
 
 @task(cache_policy=NO_CACHE, task_run_name="{batch.title}")
@@ -108,7 +87,7 @@ def verify_all(namespace: str, kubectl: Kubectl, steps: Sequence[Step], timeout_
         ran = batch_future.result()
         results.update((result.step.number, result) for result in ran.results())
         left = ran.left
-        if left and ran.error is not None and ran.stderr:
+        if left and ran.error is not None and ran.stderr:  # kubectl answered: its error is the first one's
             results[left[0].number] = StepResult(left[0], "failed", attempts=1, duration_s=ran.duration_s,
                                                  error=ran.error)
             left = left[1:]

@@ -2,7 +2,7 @@
 
 import json
 
-from core.batch import batches, waves
+from core.batch import BatchRun, batches, waves
 from core.steps import Step
 
 
@@ -107,3 +107,12 @@ def test_waves_keep_each_groups_order() -> None:
 
     assert [[s.number for s in wave] for wave in waves(steps, lambda s: (s.obj or "").rsplit("/")[-1])] == [
         [1, 2, 4], [3], [5]]
+
+
+def test_a_calls_results_count_it_once_per_step_and_leave_the_unconfirmed() -> None:
+    (call,) = batches([scale(1, "a"), scale(2, "b"), scale(3, "c")])
+    ran = BatchRun(call, tuple(call.confirmed("deployment.apps/b\n")), 0.25, "error: boom", "error: boom")
+
+    assert [(r.step.number, r.status, r.attempts, r.batch, r.duration_s) for r in ran.results()] == [
+        (2, "succeeded", 1, 3, 0.25)]
+    assert [step.number for step in ran.left] == [1, 3]
