@@ -1,7 +1,8 @@
 """Running kubectl: argument lists, timeouts and the transient/permanent split.
 
 The messages are kubectl's own (as the sandbox suite observes them); a tiny script stands in for kubectl only
-where a message cannot be provoked from the sandbox (a connection refused by nothing, a hanging binary).
+where a message cannot be provoked from the sandbox (a connection refused by nothing, a hanging binary) or an
+answer has to be exact (40,000 lines; a shared call that exits 0 without naming its objects).
 """
 
 import stat
@@ -9,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from core.batch import batches
+from core.steps import Step
 from integrations.kubectl import Kubectl, KubectlError, KubectlResult, get_items, run
+from tasks.kube import run_batch
 from tests.fixtures.kube import KubeSandbox
 
 
@@ -73,3 +77,33 @@ def test_a_missing_binary_is_permanent() -> None:
     with pytest.raises(KubectlError, match="not found") as caught:
         run(Kubectl(binary="/nonexistent/kubectl"), "ns", ["get", "pods"])
     assert not caught.value.transient
+
+
+def fake_kubectl(tmp_path: Path, script: str) -> Kubectl:
+    binary = tmp_path / "kubectl"
+    binary.write_text(f"#!/bin/sh\n{script}\n")
+    binary.chmod(binary.stat().st_mode | stat.S_IEXEC)
+    return Kubectl(binary=str(binary))
+
+
+def test_large_output_and_stdin_come_through_whole(tmp_path: Path) -> None:
+    kubectl = fake_kubectl(tmp_path, 'cat; i=0; while [ $i -lt 40000 ]; do echo "line $i of the answer"; '
+                                     'i=$((i+1)); done; echo done >&2')
+    result = run(kubectl, "ns", ["apply", "-f", "-"], stdin="{}\n")
+    lines = result.stdout.splitlines()
+    assert (lines[0], len(lines), lines[-1], result.stderr) == ("{}", 40001, "line 39999 of the answer", "done\n")
+
+
+def test_a_shared_call_that_exits_0_did_every_step_whatever_it_printed(tmp_path: Path) -> None:
+    """kubectl exits 0 only when every object succeeded; its `-o name` lines are read only after a failure."""
+    steps = [Step(n, "action", None, f"deployment/w{n}", ("scale", f"deployment/w{n}", "--replicas=2"), "s")
+             for n in (1, 2, 3)]
+    (batch,) = batches(steps)
+
+    silent = run_batch.fn("ns", fake_kubectl(tmp_path, "exit 0"), batch)
+    partial = run_batch.fn("ns", fake_kubectl(tmp_path, 'echo deployment.apps/w1; echo "error: boom" >&2; exit 1'),
+                           batch)
+
+    assert ([s.number for s in silent.done], silent.error) == ([1, 2, 3], None)
+    assert ([s.number for s in partial.done], [s.number for s in partial.left], partial.error) == (
+        [1], [2, 3], "error: boom")
