@@ -46,7 +46,7 @@ def run_batch(namespace: str, kubectl: Kubectl, batch: Batch, timeout_s: float |
 def execute_step(namespace: str, kubectl: Kubectl, step: Step, earlier_attempts: int = 0) -> StepResult:
     """Run one step; a failure raises KubectlError so that Prefect retries it only when transient.
 
-    `earlier_attempts` counts a batched call that already tried this step and failed."""
+    `earlier_attempts` counts a shared call (core.batch) that already tried this step and failed."""
     attempt = earlier_attempts + (task_run.run_count or 1)
     try:
         result = checked(run(kubectl, namespace, step.args, stdin=step.stdin))
