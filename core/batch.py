@@ -44,8 +44,8 @@ class Batch:
 
     @property
     def title(self) -> str:
-        first = self.steps[0]
-        return first.summary if len(self.steps) == 1 else f"{len(self.steps)} steps: {' '.join(first.args[:2])}"
+        """The Prefect task-run name of a shared call (a step alone runs as `execute_step`, under its own)."""
+        return f"{len(self.steps)} steps: {' '.join(self.steps[0].args[:2])}"
 
     def confirmed(self, stdout: str) -> list[Step]:
         """The steps kubectl reported as done: `-o name` lines (`kind.group/name`) or rollout status lines."""
