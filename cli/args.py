@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from core.errors import InputError
+from core.k8s import MAX_INT32, decimal_integer, shown
 
 DEFAULT_PLAN = "ops/plans/infra-scale/prod/plan.yaml"
 
@@ -37,9 +38,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _pr_number(value: str, where: str) -> int:
-    if not value.isdigit() or int(value) == 0:
-        raise InputError("arguments", where, f"{value!r} is not a pull request number")
-    return int(value)
+    """A pull request number: ASCII digits only (no Unicode digits such as fullwidth ones), 1 to 2**31-1."""
+    number = decimal_integer(value, 1, MAX_INT32)
+    if number is None:
+        raise InputError("arguments", where, f"{shown(value)} is not a pull request number")
+    return number
 
 
 def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -> Options:

@@ -26,15 +26,30 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
-from core.fields import Fields
-from core.k8s import WORKLOAD_KINDS, dns_label_problem
-from core.plan import MAX_REPLICAS, HpaBounds, Workload
+from core.fields import Entries, Field, Fields, Integer, Items, Quantities, Record, Text
+from core.k8s import MAX_REPLICAS, WORKLOAD_KINDS, decimal_integer, dns_label_problem, shown
+from core.plan import CONTEXT, CPU_PERCENT, HPA_REPLICAS, KIND, NAME, HpaBounds, Workload
 from core.safeyaml import load_one
 
 MAX_WORKLOADS = 1_000
-_TOP_FIELDS = {"target", "namespace", "context", "workloads", "description"}
-_WORKLOAD_FIELDS = {"kind", "name", "replicas", "containers", "hpa", "description"}
-_HPA_FIELDS = {"minReplicas", "maxReplicas", "targetCPUUtilizationPercentage"}
+_HPA = Record({"minReplicas": Field(HPA_REPLICAS, default=1), "maxReplicas": Field(HPA_REPLICAS, required=True),
+               "targetCPUUtilizationPercentage": Field(CPU_PERCENT)})
+_CONTAINER = Record({"requests": Field(Quantities()), "limits": Field(Quantities())})
+_WORKLOAD = Record({
+    "kind": KIND,
+    "name": Field(NAME, required=True),
+    "replicas": Field(Integer(0, MAX_REPLICAS)),
+    "containers": Field(Entries(NAME, _CONTAINER)),
+    "hpa": Field(_HPA),
+    "description": Field(Text()),
+})
+_DESIRED = Record({
+    "target": Field(NAME, required=True),
+    "namespace": Field(NAME, required=True),
+    "context": Field(CONTEXT),
+    "workloads": Field(Items(_WORKLOAD.schema(), MAX_WORKLOADS), required=True),
+    "description": Field(Text()),
+})
 
 
 @dataclass(frozen=True)
@@ -73,61 +88,36 @@ def load_desired(path: Path) -> DesiredState:
 
 
 def parse_desired(document: Any, source: str) -> DesiredState:
-    top = Fields(document, source, "", _TOP_FIELDS)
-    target = top.name("target")
-    namespace = top.name("namespace")
-    context = top.optional_string("context")
-    if context is not None and (context.startswith("-") or any(c.isspace() for c in context)):
-        top.fail("context", f"{context!r} is not a kube context name")
-    raw = top.sequence("workloads", required=True)
+    top = _DESIRED.open(document, source, "")
+    raw = top.items("workloads")
     if not raw:
         top.fail("workloads", "is empty; list at least one workload")
-    if len(raw) > MAX_WORKLOADS:
-        top.fail("workloads", f"has {len(raw)} entries; the limit is {MAX_WORKLOADS}")
     workloads = tuple(_parse_workload(item, source, f"workloads[{i}]") for i, item in enumerate(raw))
     _no_duplicates(workloads, source)
-    return DesiredState(source, target, namespace, context, workloads)
+    return DesiredState(source, top.string("target"), top.string("namespace"), top.optional_string("context"),
+                        workloads)
 
 
 def _parse_workload(raw: Any, source: str, where: str) -> DesiredWorkload:
-    fields = Fields(raw, source, where, _WORKLOAD_FIELDS)
-    kind = fields.string("kind", default="Deployment")
-    if kind not in WORKLOAD_KINDS:
-        fields.fail("kind", f"{kind!r} is not supported (use {' or '.join(WORKLOAD_KINDS)})")
-    workload = Workload(kind, fields.name("name"))
-    replicas = fields.optional_integer("replicas", 0, MAX_REPLICAS)
-    hpa = _parse_hpa(fields) if fields.has("hpa") else None
+    fields = _WORKLOAD.open(raw, source, where)
+    workload = Workload(fields.string("kind"), fields.string("name"))
+    replicas = fields.optional_integer("replicas")
+    hpa_fields = fields.optional_nested("hpa")
+    hpa = _parse_hpa(hpa_fields) if hpa_fields is not None else None
     if hpa is not None and replicas is not None:
         fields.fail("replicas", "an HPA sizes this workload: give hpa bounds or replicas, not both")
-    containers = _parse_containers(fields) if fields.has("containers") else ()
+    containers = tuple(ContainerResources(name, *container.requests_and_limits())
+                       for name, container in fields.entries("containers"))
     if replicas is None and hpa is None and not containers:
         fields.fail("", "says nothing to manage (give replicas, containers or hpa)")
     return DesiredWorkload(workload, replicas, containers, hpa, where)
 
 
-def _parse_hpa(fields: Fields) -> HpaBounds:
-    hpa = Fields(fields.mapping("hpa"), fields.source, fields.where("hpa"), _HPA_FIELDS)
-    max_replicas = hpa.integer("maxReplicas", 1, MAX_REPLICAS)
-    min_replicas = hpa.integer("minReplicas", 1, MAX_REPLICAS, default=1)
+def _parse_hpa(hpa: Fields) -> HpaBounds:
+    max_replicas, min_replicas = hpa.integer("maxReplicas"), hpa.integer("minReplicas")
     if min_replicas > max_replicas:
         hpa.fail("minReplicas", f"{min_replicas} is more than maxReplicas {max_replicas}")
-    return HpaBounds(min_replicas, max_replicas, hpa.optional_integer("targetCPUUtilizationPercentage", 1, 1000))
-
-
-def _parse_containers(fields: Fields) -> tuple[ContainerResources, ...]:
-    raw = fields.mapping("containers")
-    if not raw:
-        fields.fail("containers", "is empty")
-    out = []
-    for name, spec in raw.items():
-        where = fields.where(f"containers.{name}")
-        problem = dns_label_problem(name)
-        if problem:
-            raise InputError(fields.source, where, problem)
-        container = Fields(spec, fields.source, where, {"requests", "limits"})
-        requests, limits = container.requests_and_limits()
-        out.append(ContainerResources(str(name), requests, limits))
-    return tuple(out)
+    return HpaBounds(min_replicas, max_replicas, hpa.optional_integer("targetCPUUtilizationPercentage"))
 
 
 def _no_duplicates(workloads: Sequence[DesiredWorkload], source: str) -> None:
@@ -146,16 +136,17 @@ def parse_workload_flag(text: str, where: str) -> DesiredWorkload:
     if len(parts) == 2 and parts[0] not in WORKLOAD_KINDS:
         parts = ["Deployment", *parts]
     if len(parts) != 3:
-        raise InputError("arguments", where, f"{text!r} is not KIND:NAME:REPLICAS (e.g. Deployment:web:2)")
+        raise InputError("arguments", where, f"{shown(text)} is not KIND:NAME:REPLICAS (e.g. Deployment:web:2)")
     kind, name, count = parts
     if kind not in WORKLOAD_KINDS:
-        raise InputError("arguments", where, f"kind {kind!r} is not supported (use {' or '.join(WORKLOAD_KINDS)})")
+        raise InputError("arguments", where, f"kind {shown(kind)} is not supported (use {' or '.join(WORKLOAD_KINDS)})")
     problem = dns_label_problem(name)
     if problem:
         raise InputError("arguments", where, problem)
-    if not count.isdigit() or int(count) > MAX_REPLICAS:
-        raise InputError("arguments", where, f"replicas {count!r} must be a whole number from 0 to {MAX_REPLICAS}")
-    return DesiredWorkload(Workload(kind, name), int(count), (), None, where)
+    replicas = decimal_integer(count, 0, MAX_REPLICAS)
+    if replicas is None:
+        raise InputError("arguments", where, f"replicas {shown(count)} must be a whole number from 0 to {MAX_REPLICAS}")
+    return DesiredWorkload(Workload(kind, name), replicas, (), None, where)
 
 
 def from_flags(target: str | None, namespace: str | None, workloads: Sequence[str],
@@ -185,5 +176,5 @@ def desired_from(desired: str | None, target: str | None, namespace: str | None,
     state = load_desired(Path(desired))
     for flag, given, value in (("--target", target, state.target), ("--namespace", namespace, state.namespace)):
         if given is not None and given != value:
-            raise InputError("arguments", flag, f"{given!r} does not match {value!r} in {desired}")
+            raise InputError("arguments", flag, f"{shown(given)} does not match {shown(value)} in {desired}")
     return state

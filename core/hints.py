@@ -1,23 +1,41 @@
 """`rollbackHints`: manifest files next to the plan, or a few kubectl commands, checked before anything runs.
 
 A hint comes from a pull request, so it is treated as hostile: a manifest path must stay inside the plan's
-directory, and a command is split with shlex (never given to a shell) and accepted only for the verbs a rollback
-needs (`rollout undo`, `apply -f`, `scale`, `delete hpa`), in the plan's own namespace.
+directory and its file must hold exactly one HorizontalPodAutoscaler for one of the plan's workloads (the same
+rule as an `apply_hpa` manifest: `kubectl apply -f` would create whatever else it declared), and a command is
+split with shlex (never given to a shell) and accepted only for the verbs a rollback needs (`rollout undo`,
+`apply -f`, `scale`, `delete hpa`), in the plan's own namespace.
 """
 
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 from core.errors import InputError
-from core.k8s import dns_label_problem
+from core.fields import Anything, Choice, Field, Integer, Items, Matching, Record, Schema, anchored, type_name
+from core.k8s import (
+    DNS_LABEL_PATTERN,
+    MAX_INT32,
+    MAX_NAME_LENGTH,
+    MAX_REPLICAS,
+    WORKLOAD_KINDS,
+    Workload,
+    decimal_integer,
+    dns_label_problem,
+    shown,
+)
 from core.safeyaml import load_documents, read_text
 
-_SHELL_CHARACTERS = set(";|&$`<>(){}[]*?!#~\\\n\r'\"")
-_SAFE_PATH = re.compile(r"^[A-Za-z0-9._/-]+$")
+_SHELL_CHARACTERS = ";|&$`<>(){}[]*?!#~\\\n\r'\""
+SAFE_PATH_PATTERN = "[A-Za-z0-9._-][A-Za-z0-9._/-]*"
+"""A path relative to the plan, in characters no shell or kubectl reads specially."""
+MAX_PATH_LENGTH = 255
+MAX_REVISION = 2**63 - 1
+HINT_VERBS = ("rollout undo", "apply", "scale", "delete")
+HPA_KIND = "HorizontalPodAutoscaler"
 _WORKLOAD_ALIASES = {"deployment": "deployment", "deployments": "deployment", "deploy": "deployment",
                      "statefulset": "statefulset", "statefulsets": "statefulset", "sts": "statefulset"}
 _HPA_ALIASES = {"hpa", "horizontalpodautoscaler", "horizontalpodautoscalers"}
@@ -42,50 +60,126 @@ class CommandHint:
 Hint = ManifestHint | CommandHint
 
 
-def parse_hint(raw: Any, source: str, where: str, plan_dir: Path, namespace: str) -> Hint:
+def parse_hint(raw: Any, source: str, where: str, plan_dir: Path, namespace: str,
+               workloads: Collection[Workload]) -> Hint:
+    """One rollback hint; a manifest must be an HPA for one of `workloads` (the plan's)."""
     if not isinstance(raw, str) or not raw.strip():
         raise InputError(source, where, "must be a manifest path or a kubectl command")
     text = raw.strip()
     if text.split()[0] == "kubectl":
-        return _parse_command(text, source, where, plan_dir, namespace)
+        return _parse_command(text, source, where, plan_dir, namespace, workloads)
     if any(character.isspace() for character in text):
-        raise InputError(source, where, f"{text!r} is neither a manifest path nor a kubectl command")
-    return parse_manifest(text, source, where, plan_dir, namespace)
+        raise InputError(source, where, f"{shown(text)} is neither a manifest path nor a kubectl command")
+    return parse_manifest(text, source, where, plan_dir, namespace, workloads)
 
 
-def parse_manifest(text: str, source: str, where: str, plan_dir: Path, namespace: str) -> ManifestHint:
-    """A manifest path that resolves inside `plan_dir`, exists, and only declares objects in `namespace`."""
-    if text.startswith("/"):
-        raise InputError(source, where, f"{text!r} is an absolute path; give a path relative to the plan")
-    if not _SAFE_PATH.match(text):
-        raise InputError(source, where, f"{text!r} has characters not allowed in a manifest path")
+def manifest_path_problem(value: object) -> str | None:
+    """Why `value` is not a manifest path relative to the plan (the plan's directory is checked on reading)."""
+    if not isinstance(value, str) or not value:
+        return "must be a manifest path"
+    if value.startswith("/"):
+        return f"{shown(value)} is an absolute path; give a path relative to the plan"
+    if len(value) > MAX_PATH_LENGTH or not re.fullmatch(SAFE_PATH_PATTERN, value):
+        return f"{shown(value)} has characters not allowed in a manifest path"
+    return None
+
+
+def parse_manifest(text: str, source: str, where: str, plan_dir: Path, namespace: str,
+                   workloads: Collection[Workload], hpa_name: str | None = None) -> ManifestHint:
+    """A manifest path inside `plan_dir` whose file holds exactly one HorizontalPodAutoscaler in `namespace`,
+    named `hpa_name` (when given) and scaling one of `workloads`."""
+    problem = manifest_path_problem(text)
+    if problem:
+        raise InputError(source, where, problem)
     base = plan_dir.resolve()
     resolved = (base / text).resolve()
     if not resolved.is_relative_to(base):
-        raise InputError(source, where, f"{text!r} points outside the plan's directory")
+        raise InputError(source, where, f"{shown(text)} points outside the plan's directory")
     if not resolved.is_file():
-        raise InputError(source, where, f"{text!r} does not exist next to the plan")
+        raise InputError(source, where, f"{shown(text)} does not exist next to the plan")
     manifest_source = f"{source} ({where}: {text})"
-    objects = []
-    for index, document in enumerate(load_documents(read_text(resolved, manifest_source), manifest_source)):
-        if document is None:
-            continue
-        field = f"document {index + 1}"
-        metadata = document.get("metadata") if isinstance(document, Mapping) else None
-        kind = document.get("kind") if isinstance(document, Mapping) else None
-        if not isinstance(metadata, Mapping) or not isinstance(kind, str):
-            raise InputError(manifest_source, field, "is not a Kubernetes object (needs kind and metadata)")
-        problem = dns_label_problem(metadata.get("name"))
-        if problem:
-            raise InputError(manifest_source, f"{field}.metadata.name", problem)
-        object_namespace = metadata.get("namespace", namespace)
-        if object_namespace != namespace:
-            raise InputError(manifest_source, f"{field}.metadata.namespace",
-                             f"{object_namespace!r} is not the plan's namespace {namespace!r}")
-        objects.append((kind, str(metadata["name"])))
-    if not objects:
-        raise InputError(manifest_source, "file", "declares no Kubernetes object")
-    return ManifestHint(path=text, objects=tuple(objects))
+    text_read = read_text(resolved, manifest_source)
+    documents = [doc for doc in load_documents(text_read, manifest_source) if doc is not None]
+    if len(documents) != 1:
+        found = "is empty" if not documents else f"holds {len(documents)} YAML documents"
+        raise InputError(manifest_source, "file", f"{found}; a manifest holds exactly one HorizontalPodAutoscaler")
+    name = _check_hpa(documents[0], manifest_source, namespace, workloads, hpa_name)
+    return ManifestHint(path=text, objects=((HPA_KIND, name),))
+
+
+def _check_hpa(document: Any, source: str, namespace: str, workloads: Collection[Workload],
+               hpa_name: str | None) -> str:
+    """The HPA's name, once the document is shown to be one HPA as the plan needs it; InputError otherwise."""
+    kind = document.get("kind") if isinstance(document, Mapping) else None
+    if kind != HPA_KIND:
+        what = f"kind {shown(kind)}" if isinstance(document, Mapping) else type_name(document)
+        raise InputError(source, "kind", f"{what} is not allowed: a manifest holds exactly one {HPA_KIND}")
+    hpa = _HPA.open(document, source, "")
+    metadata = hpa.nested("metadata")
+    name = metadata.string("name")
+    if hpa_name is not None and name != hpa_name:
+        metadata.fail("name", f"{shown(name)} is not the action's HPA {shown(hpa_name)}")
+    given_namespace = metadata.optional_string("namespace")
+    if given_namespace is not None and given_namespace != namespace:
+        metadata.fail("namespace", f"{shown(given_namespace)} is not the plan's namespace {shown(namespace)}")
+    spec_record = _HPA_V1_SPEC if hpa.string("apiVersion") == "autoscaling/v1" else _HPA_V2_SPEC
+    spec = spec_record.open(document["spec"], source, "spec")
+    target_fields = spec.nested("scaleTargetRef")
+    target = Workload(target_fields.string("kind"), target_fields.string("name"))
+    if target not in workloads:
+        known = ", ".join(sorted(item.ref for item in workloads)) or "none"
+        whose = "the action's workload" if hpa_name is not None else "one of the plan's workloads"
+        spec.fail("scaleTargetRef", f"{target.kind} {shown(target.name)} is not {whose} ({known})")
+    low, high = spec.integer("minReplicas"), spec.integer("maxReplicas")
+    if low > high:
+        spec.fail("minReplicas", f"{low} is more than maxReplicas {high}")
+    return name
+
+
+_NAME = Matching(DNS_LABEL_PATTERN, dns_label_problem, MAX_NAME_LENGTH)
+_REPLICAS = Integer(1, MAX_REPLICAS)
+_TARGET_REF = Record({
+    "apiVersion": Field(Choice(("apps/v1",)), required=True),
+    "kind": Field(Choice(tuple(WORKLOAD_KINDS)), required=True),
+    "name": Field(_NAME, required=True),
+})
+_HPA_V2_SPEC = Record({
+    "scaleTargetRef": Field(_TARGET_REF, required=True),
+    "minReplicas": Field(_REPLICAS, default=1),
+    "maxReplicas": Field(_REPLICAS, required=True),
+    "metrics": Field(Items({"type": "object"}, 32)),
+    "behavior": Field(Anything()),
+})
+_HPA_V1_SPEC = Record({
+    "scaleTargetRef": Field(_TARGET_REF, required=True),
+    "minReplicas": Field(_REPLICAS, default=1),
+    "maxReplicas": Field(_REPLICAS, required=True),
+    "targetCPUUtilizationPercentage": Field(Integer(1, MAX_INT32)),
+})
+_HPA = Record({
+    "kind": Field(Choice((HPA_KIND,)), required=True),
+    "apiVersion": Field(Choice(("autoscaling/v2", "autoscaling/v1")), required=True),
+    "metadata": Field(Record({
+        "name": Field(_NAME, required=True),
+        "namespace": Field(_NAME),
+        "labels": Field(Anything()),
+        "annotations": Field(Anything()),
+    }), required=True),
+    "spec": Field(Anything(), required=True),  # checked as autoscaling/v2 or v1 once apiVersion is known
+})
+"""An HPA manifest: autoscaling/v2, or v1 (the API server converts it); what the preview states is checked
+here (name, namespace, target, bounds), the rest of the spec by the API server's own validation."""
+
+
+def hint_schema() -> Schema:
+    """What an editor can check of a hint: a relative manifest path, or an allowed kubectl verb without shell
+    characters."""
+    verbs = "|".join(verb.replace(" ", "\\s+") for verb in HINT_VERBS)
+    no_shell = "".join(f"\\u{ord(character):04x}" for character in _SHELL_CHARACTERS)
+    return {"type": "string", "anyOf": [
+        {"pattern": anchored(SAFE_PATH_PATTERN), "maxLength": MAX_PATH_LENGTH},
+        {"pattern": anchored(f"\\s*kubectl\\s+({verbs})\\s[^{no_shell}]*")},
+    ]}
 
 
 class _Command:
@@ -93,7 +187,7 @@ class _Command:
 
     def __init__(self, text: str, source: str, where: str, namespace: str) -> None:
         self.source, self.where = source, where
-        bad = sorted(_SHELL_CHARACTERS.intersection(text))
+        bad = sorted(set(_SHELL_CHARACTERS).intersection(text))
         if bad:
             self.fail(f"shell characters {''.join(bad)!r} are not allowed in a hint command")
         self.tokens = self._without_namespace(shlex.split(text)[1:], namespace)
@@ -140,10 +234,10 @@ class _Command:
             self.fail(problem)
         return value
 
-    def count(self, flags: dict[str, str], flag: str) -> str:
+    def count(self, flags: dict[str, str], flag: str, high: int) -> str:
         value = flags[flag]
-        if not value.isdigit() or int(value) > 100_000:
-            self.fail(f"{flag} must be a whole number, not {value!r}")
+        if decimal_integer(value, 0, high) is None:
+            self.fail(f"{flag} must be a whole number from 0 to {high}, not {shown(value)}")
         return value
 
     def resource(self, positionals: list[str], aliases: Mapping[str, str]) -> str:
@@ -154,7 +248,8 @@ class _Command:
         return f"{aliases[positionals[0]]}/{self.name(positionals[1])}"
 
 
-def _parse_command(text: str, source: str, where: str, plan_dir: Path, namespace: str) -> CommandHint:
+def _parse_command(text: str, source: str, where: str, plan_dir: Path, namespace: str,
+                   workloads: Collection[Workload]) -> CommandHint:
     command = _Command(text, source, where, namespace)
     verb = command.tokens[:2]
     if verb == ["rollout", "undo"]:
@@ -162,23 +257,23 @@ def _parse_command(text: str, source: str, where: str, plan_dir: Path, namespace
         positionals, flags = command.split({"--to-revision"})
         args = ["rollout", "undo", command.resource(positionals, _WORKLOAD_ALIASES)]
         if "--to-revision" in flags:
-            args.append(f"--to-revision={command.count(flags, '--to-revision')}")
+            args.append(f"--to-revision={command.count(flags, '--to-revision', MAX_REVISION)}")
     elif verb[:1] == ["apply"]:
         command.tokens = command.tokens[1:]
         positionals, flags = command.split({"-f", "--filename"})
         path = flags.get("-f") or flags.get("--filename")
         if positionals or path is None or len(flags) != 1:
             command.fail("apply hints take exactly one manifest: kubectl apply -f FILE")
-        args = ["apply", "-f", parse_manifest(path, source, where, plan_dir, namespace).path]
+        args = ["apply", "-f", parse_manifest(path, source, where, plan_dir, namespace, workloads).path]
     elif verb[:1] == ["scale"]:
         command.tokens = command.tokens[1:]
         positionals, flags = command.split({"--replicas", "--current-replicas"})
         if "--replicas" not in flags:
             command.fail("scale hints need --replicas")
         args = ["scale", command.resource(positionals, _WORKLOAD_ALIASES),
-                f"--replicas={command.count(flags, '--replicas')}"]
+                f"--replicas={command.count(flags, '--replicas', MAX_REPLICAS)}"]
         if "--current-replicas" in flags:
-            args.append(f"--current-replicas={command.count(flags, '--current-replicas')}")
+            args.append(f"--current-replicas={command.count(flags, '--current-replicas', MAX_REPLICAS)}")
     elif verb[:1] == ["delete"]:
         command.tokens = command.tokens[1:]
         positionals, _ = command.split(set())

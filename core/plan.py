@@ -2,39 +2,119 @@
 
 The format is the seed's (namespace, target, actions, rollbackHints) plus additive extensions (kind, container,
 requests/limits, HPA fields, context). A plan that passes `load_plan` is safe to turn into kubectl argument
-lists: every name is a DNS label, every quantity parses, every hint stays inside the plan's directory.
+lists: every name is a DNS label, every quantity parses, every hint stays inside the plan's directory, and every
+manifest holds one HorizontalPodAutoscaler for the plan's own workloads.
+
+The fields are declared once (PLAN, ACTIONS): `Record.open` checks a document against them, and the JSON Schema
+for editors (core/schema/plan.schema.json) is rendered from them by `schema_text` (scripts/generate_schema.py).
 """
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
-from core.fields import Fields
-from core.hints import Hint, parse_hint, parse_manifest
-from core.k8s import WORKLOAD_KINDS
+from core.fields import (
+    Anything,
+    Choice,
+    Exclusive,
+    Field,
+    Fields,
+    Integer,
+    Items,
+    Matching,
+    Needs,
+    Quantities,
+    Record,
+    Scalar,
+    Schema,
+    Text,
+    type_name,
+)
+from core.hints import SAFE_PATH_PATTERN, Hint, hint_schema, manifest_path_problem, parse_hint, parse_manifest
+from core.k8s import (
+    CONTEXT_PATTERN,
+    DNS_LABEL_PATTERN,
+    MAX_NAME_LENGTH,
+    WORKLOAD_KINDS,
+    context_problem,
+    dns_label_problem,
+    shown,
+)
+from core.k8s import MAX_REPLICAS as MAX_REPLICAS
+from core.k8s import Workload as Workload
 from core.safeyaml import load_one
 
-MAX_REPLICAS = 10_000
 MAX_ACTIONS = 20_000
-ACTION_TYPES = ("scale_workload", "update_resources", "apply_hpa")
-_INFO_FIELDS = {"reason", "description", "comment", "current"}
-_PLAN_FIELDS = {"namespace", "target", "actions", "rollbackHints", "context", "generatedAt", "createdAt",
-                "description", "title", "summary", "version"}
+SCHEMA_ID = "https://infra-orchestrator.dev/schema/plan.schema.json"
+
+# ------------------------------------------------------------------ the declarations: validator and schema
+NAME = Matching(DNS_LABEL_PATTERN, dns_label_problem, MAX_NAME_LENGTH)
+CONTEXT = Matching(CONTEXT_PATTERN, context_problem)
+KIND = Field(Choice(tuple(WORKLOAD_KINDS)), default="Deployment")
+HPA_REPLICAS = Integer(1, MAX_REPLICAS)
+CPU_PERCENT = Integer(1, 1000)
+_INFO = {"reason": Field(Text()), "description": Field(Text()), "comment": Field(Text()), "current": Field(Anything())}
+_QUANTITIES = {"requests": Field(Quantities()), "limits": Field(Quantities())}
 
 
-@dataclass(frozen=True)
-class Workload:
-    """A Deployment or StatefulSet in the plan's namespace."""
+def _action(type_: str, fields: dict[str, Field], exclusive: tuple[Exclusive, ...] = (),
+            needs: tuple[Needs, ...] = ()) -> Record:
+    common = {"type": Field(Choice((type_,)), required=True), "kind": KIND, "name": Field(NAME, required=True)}
+    return Record({**common, **fields, **_INFO}, exclusive, needs)
 
-    kind: str
-    name: str
 
-    @property
-    def ref(self) -> str:
-        """kubectl's `resource/name` form, e.g. `deployment/web`."""
-        return f"{WORKLOAD_KINDS[self.kind]}/{self.name}"
+ACTIONS = {
+    "scale_workload": _action("scale_workload", {"replicas": Field(Integer(0, MAX_REPLICAS), required=True)}),
+    "update_resources": _action(
+        "update_resources",
+        {"container": Field(NAME), **_QUANTITIES, "resources": Field(Record(_QUANTITIES))},
+        exclusive=(Exclusive(("resources",), ("requests", "limits"),
+                             "give requests/limits either at the top of the action or under resources, not both"),),
+    ),
+    "apply_hpa": _action(
+        "apply_hpa",
+        {"workload": Field(NAME), "manifest": Field(Matching(SAFE_PATH_PATTERN, manifest_path_problem)),
+         "minReplicas": Field(HPA_REPLICAS, default=1), "maxReplicas": Field(HPA_REPLICAS),
+         "targetCPUUtilizationPercentage": Field(CPU_PERCENT)},
+        exclusive=(Exclusive(("manifest",), ("minReplicas", "maxReplicas", "targetCPUUtilizationPercentage"),
+                             "give the HPA as a manifest or as minReplicas/maxReplicas, not both"),),
+        needs=(Needs(("manifest", "maxReplicas"), "maxReplicas",
+                     "an apply_hpa action needs a manifest or maxReplicas"),),
+    ),
+}
+"""Each action type and its fields."""
+
+_ACTION_SCHEMA: Schema = {"type": "object", "required": ["type"], "properties": {"type": {"enum": list(ACTIONS)}},
+                          "oneOf": [record.schema() for record in ACTIONS.values()]}
+PLAN = Record(
+    {
+        "namespace": Field(NAME, required=True),
+        "target": Field(NAME),
+        "context": Field(CONTEXT),
+        **{key: Field(Text()) for key in ("generatedAt", "createdAt", "description", "title", "summary")},
+        "version": Field(Scalar()),
+        "actions": Field(Items(_ACTION_SCHEMA, MAX_ACTIONS)),
+        "rollbackHints": Field(Items(hint_schema(), MAX_ACTIONS)),
+    },
+    notes={
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "infra-orchestrator plan",
+        "description": "A scaling plan: the seed's format (namespace, target, actions, rollbackHints) plus additive "
+                       "extensions. Generated from the declarations in core/plan.py by scripts/generate_schema.py; "
+                       "the loader also checks what a schema cannot show (a request above its limit, minReplicas "
+                       "above maxReplicas, what manifest and hint files hold).",
+    },
+)
+"""The plan file."""
+
+
+def schema_text() -> str:
+    """core/schema/plan.schema.json as the declarations above make it."""
+    return json.dumps(PLAN.schema(), indent=2) + "\n"
 
 
 @dataclass(frozen=True)
@@ -96,78 +176,51 @@ def load_plan(path: Path) -> Plan:
 
 def parse_plan(document: Any, path: Path) -> Plan:
     source = str(path)
-    top = Fields(document, source, "", _PLAN_FIELDS)
-    namespace = top.name("namespace")
-    target = top.optional_string("target")
-    context = top.optional_string("context")
-    if context is not None and (context.startswith("-") or any(c.isspace() for c in context)):
-        top.fail("context", f"{context!r} is not a kube context name")
-    raw_actions = top.sequence("actions")
-    if len(raw_actions) > MAX_ACTIONS:
-        top.fail("actions", f"has {len(raw_actions)} entries; the limit is {MAX_ACTIONS}")
-    actions = tuple(
-        _parse_action(raw, source, f"actions[{i}]", path.parent, namespace) for i, raw in enumerate(raw_actions)
-    )
+    top = PLAN.open(document, source, "")
+    namespace = top.string("namespace")
+    actions = tuple(_parse_action(raw, source, f"actions[{i}]", path.parent, namespace)
+                    for i, raw in enumerate(top.items("actions")))
+    workloads = {action.workload for action in actions}
     hints = tuple(
-        parse_hint(raw, source, f"rollbackHints[{i}]", path.parent, namespace)
-        for i, raw in enumerate(top.sequence("rollbackHints"))
+        parse_hint(raw, source, f"rollbackHints[{i}]", path.parent, namespace, workloads)
+        for i, raw in enumerate(top.items("rollbackHints"))
     )
-    return Plan(path=path, namespace=namespace, target=target, actions=actions, hints=hints, context=context)
+    return Plan(path=path, namespace=namespace, target=top.optional_string("target"), actions=actions, hints=hints,
+                context=top.optional_string("context"))
 
 
 def _workload(fields: Fields, name_key: str = "name") -> Workload:
-    kind = fields.string("kind", default="Deployment")
-    if kind not in WORKLOAD_KINDS:
-        fields.fail("kind", f"{kind!r} is not supported (use {' or '.join(WORKLOAD_KINDS)})")
-    return Workload(kind=kind, name=fields.name(name_key))
+    return Workload(kind=fields.string("kind"), name=fields.string(name_key))
 
 
 def _parse_action(raw: Any, source: str, where: str, plan_dir: Path, namespace: str) -> Action:
-    if isinstance(raw, Mapping) and "type" in raw and raw["type"] not in ACTION_TYPES:
-        raise InputError(source, f"{where}.type", f"unknown action {raw['type']!r} (known: {', '.join(ACTION_TYPES)})")
-    common = {"type", "kind", "name"} | _INFO_FIELDS
-    kind = raw.get("type") if isinstance(raw, Mapping) else None
-    if kind == "scale_workload":
-        fields = Fields(raw, source, where, common | {"replicas"})
-        return ScaleWorkload(_workload(fields), fields.integer("replicas", 0, MAX_REPLICAS))
-    if kind == "update_resources":
-        fields = Fields(raw, source, where, common | {"container", "requests", "limits", "resources"})
-        return _update_resources(fields)
-    if kind == "apply_hpa":
-        allowed = common | {"workload", "manifest", "minReplicas", "maxReplicas", "targetCPUUtilizationPercentage"}
-        return _apply_hpa(Fields(raw, source, where, allowed), plan_dir, namespace)
-    fields = Fields(raw, source, where, set(raw) if isinstance(raw, Mapping) else set())
-    fields.fail("type", "is required (one of: " + ", ".join(ACTION_TYPES) + ")")
-
-
-def _update_resources(fields: Fields) -> UpdateResources:
-    nested = Fields(fields.mapping("resources"), fields.source, fields.where("resources"), {"requests", "limits"})
-    if fields.has("resources") and (fields.has("requests") or fields.has("limits")):
-        fields.fail("resources", "give requests/limits either at the top of the action or under resources, not both")
-    source_fields = nested if fields.has("resources") else fields
-    requests, limits = source_fields.requests_and_limits()
-    container = fields.name("container") if fields.has("container") else None
-    return UpdateResources(_workload(fields), container, requests, limits)
+    if not isinstance(raw, Mapping):
+        raise InputError(source, where, f"must be a mapping, not {type_name(raw)}")
+    type_ = raw.get("type")
+    if type_ is None:
+        raise InputError(source, f"{where}.type", "is required (one of: " + ", ".join(ACTIONS) + ")")
+    if not isinstance(type_, str) or type_ not in ACTIONS:
+        raise InputError(source, f"{where}.type", f"unknown action {shown(type_)} (known: {', '.join(ACTIONS)})")
+    fields = ACTIONS[type_].open(raw, source, where)
+    if type_ == "scale_workload":
+        return ScaleWorkload(_workload(fields), fields.integer("replicas"))
+    if type_ == "update_resources":
+        requests, limits = (fields.optional_nested("resources") or fields).requests_and_limits()
+        return UpdateResources(_workload(fields), fields.optional_string("container"), requests, limits)
+    return _apply_hpa(fields, plan_dir, namespace)
 
 
 def _apply_hpa(fields: Fields, plan_dir: Path, namespace: str) -> ApplyHpa:
-    name = fields.name("name")
-    workload_name = fields.name("workload") if fields.has("workload") else name
-    workload = Workload(kind=_workload(fields).kind, name=workload_name)
-    has_bounds = fields.has("maxReplicas") or fields.has("minReplicas")
-    if fields.has("manifest"):
-        if has_bounds:
-            fields.fail("manifest", "give the HPA as a manifest or as minReplicas/maxReplicas, not both")
-        where = fields.where("manifest")
-        manifest = parse_manifest(fields.string("manifest"), fields.source, where, plan_dir, namespace)
-        if ("HorizontalPodAutoscaler", name) not in manifest.objects:
-            fields.fail("manifest", f"{manifest.path!r} does not declare HorizontalPodAutoscaler {name!r}")
-        return ApplyHpa(name, workload, manifest.path, None)
-    if not has_bounds:
-        fields.fail("maxReplicas", "an apply_hpa action needs a manifest or minReplicas/maxReplicas")
-    max_replicas = fields.integer("maxReplicas", 1, MAX_REPLICAS)
-    min_replicas = fields.integer("minReplicas", 1, MAX_REPLICAS, default=1)
+    name = fields.string("name")
+    workload = Workload(kind=fields.string("kind"), name=fields.optional_string("workload") or name)
+    manifest = fields.optional_string("manifest")
+    if manifest is not None:
+        hint = parse_manifest(manifest, fields.source, fields.where("manifest"), plan_dir, namespace, {workload}, name)
+        return ApplyHpa(name, workload, hint.path, None)
+    max_replicas = fields.optional_integer("maxReplicas")
+    assert max_replicas is not None  # declared: a manifest or maxReplicas
+    min_replicas = fields.integer("minReplicas")
     if min_replicas > max_replicas:
         fields.fail("minReplicas", f"{min_replicas} is more than maxReplicas {max_replicas}")
-    cpu = fields.optional_integer("targetCPUUtilizationPercentage", 1, 1000)
-    return ApplyHpa(name, workload, None, HpaBounds(min_replicas, max_replicas, cpu))
+    bounds = HpaBounds(min_replicas, max_replicas, fields.optional_integer("targetCPUUtilizationPercentage"))
+    return ApplyHpa(name, workload, None, bounds)

@@ -1,20 +1,31 @@
 """Reading YAML that came from a pull request: safe tags only, no aliases, no duplicate keys, bounded size.
 
+Scalars are read as YAML 1.2 core would read them where YAML 1.1 surprises: a plain scalar that the 1.1
+resolver calls an int, a float or a timestamp but that is not plain ASCII decimal (`1:30` is 90 in 1.1, `017` is
+15, `0x1F`, `1_000`, `.inf`, a 5,000-digit number) stays the string it looks like, so a field that wants a number
+refuses it by name. Floats and timestamps are always strings: a plan has no float field (quantities keep their
+exact text), and a timestamp like `2024-13-45` would make the constructor raise.
+
 Aliases are refused outright rather than counted: a plan never needs them, and refusing them is the only
 rule that makes an alias-expansion bomb ("billion laughs") harmless to every later walk over the data. The
 checks run on libyaml's node graph (never expanded), and only then is the document built, with SafeLoader's
 constructors, so the C parser's speed comes without giving up any rule.
 """
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from core.errors import InputError
+from core.k8s import DECIMAL_PATTERN
 
 MAX_BYTES = 1024 * 1024
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STRING_TAG = "tag:yaml.org,2002:str"
+_INT_TAG = "tag:yaml.org,2002:int"
+_READ_AS_TEXT = {"tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp"}
 
 
 class _Refused(Exception):
@@ -26,7 +37,8 @@ class _Refused(Exception):
 
 def _check(root: yaml.Node) -> None:
     """Walk the node graph once, in document order: a node reached twice is an alias (reported where it is
-    used: at its key in a mapping); a mapping may not repeat a key."""
+    used: at its key in a mapping); a mapping may not repeat a key. Numbers that are not plain decimal are
+    re-tagged as strings before anything is constructed."""
     seen: set[int] = set()
     pending: list[tuple[yaml.Node, yaml.Mark]] = [(root, root.start_mark)]
     while pending:
@@ -45,7 +57,15 @@ def _check(root: yaml.Node) -> None:
                 children += [(key, key.start_mark), (value, key.start_mark)]
         elif isinstance(node, yaml.SequenceNode):
             children = [(item, item.start_mark) for item in node.value]
+        elif isinstance(node, yaml.ScalarNode) and _read_as_text(node):
+            node.tag = _STRING_TAG
         pending.extend(reversed(children))
+
+
+def _read_as_text(node: yaml.ScalarNode) -> bool:
+    if node.tag == _INT_TAG:
+        return not re.fullmatch(DECIMAL_PATTERN, node.value)
+    return node.tag in _READ_AS_TEXT
 
 
 def read_text(path: Path, source: str) -> str:

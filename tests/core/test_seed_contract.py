@@ -13,7 +13,8 @@ from core.errors import InputError
 from core.plan import load_plan
 from core.steps import apply_steps, seed_rollback_steps
 
-HPA = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\nspec: {maxReplicas: 3}\n"
+HPA = ("apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\n"
+       "spec: {scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}, maxReplicas: 3}\n")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -115,6 +116,7 @@ actions:
 def test_command_hints_are_normalised(tmp_path: Path) -> None:
     plan = write_plan(tmp_path, """\
 namespace: ns
+actions: [{type: scale_workload, name: web, replicas: 5}]
 rollbackHints:
   - kubectl -n ns scale deploy web --replicas 2 --current-replicas=5
   - kubectl delete horizontalpodautoscaler/web --namespace=ns
