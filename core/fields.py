@@ -22,8 +22,9 @@ _SIMPLE_KEY = re.compile("[!-~]{1,63}")  # printable ASCII, no space: cannot bre
 
 
 def anchored(pattern: str) -> str:
-    """`pattern` as JSON Schema applies it: a search, so anchored at both ends (ECMA-262 `$` is the very end)."""
-    return f"^({pattern})$"
+    """`pattern` as JSON Schema applies it (a search), anchored at both ends. The end is "nothing follows" as a
+    lookahead, which ECMA-262 and Python read alike; Python's `$` also matches before a final newline."""
+    return f"^({pattern})(?![\\s\\S])"
 
 
 def key_text(key: object) -> str:
