@@ -110,9 +110,12 @@ def parse_manifest(text: str, source: str, where: str, plan_dir: Path, namespace
 def _check_hpa(document: Any, source: str, namespace: str, workloads: Collection[Workload],
                hpa_name: str | None) -> str:
     """The HPA's name, once the document is shown to be one HPA as the plan needs it; InputError otherwise."""
-    kind = document.get("kind") if isinstance(document, Mapping) else None
+    if not isinstance(document, Mapping):
+        raise InputError(source, "document", f"{type_name(document)} is not a Kubernetes object; "
+                                             f"a manifest holds exactly one {HPA_KIND}")
+    kind = document.get("kind")
     if kind != HPA_KIND:
-        what = f"kind {shown(kind)}" if isinstance(document, Mapping) else type_name(document)
+        what = "a missing kind" if kind is None else shown(kind)
         raise InputError(source, "kind", f"{what} is not allowed: a manifest holds exactly one {HPA_KIND}")
     hpa = _HPA.open(document, source, "")
     metadata = hpa.nested("metadata")

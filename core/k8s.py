@@ -112,7 +112,7 @@ def parse_quantity(value: str) -> Decimal | None:
     with localcontext() as context:
         context.prec = 60  # 20 digits times 2**60 or 10**99, exactly
         number = Decimal(match["number"])
-        factor = Decimal(10) ** int(suffix[1:]) if suffix[:1] in ("e", "E") else _SUFFIX_FACTOR[suffix]
+        factor = _SUFFIX_FACTOR.get(suffix) or Decimal(10) ** int(suffix[1:])  # "E" and "Ei" are units, "E3" not
         result = number * factor
     return result if result <= MAX_QUANTITY else None
 
