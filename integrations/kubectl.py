@@ -19,11 +19,11 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sh
 
@@ -33,6 +33,10 @@ DEFAULT_TIMEOUT_S = 60.0
 VERBOSITY = "-v=6"
 """Logs every HTTP exchange with its status on stderr, and nothing more (no headers, no bodies, no tokens)."""
 _ANY_EXIT = list(range(256))
+BACKOFF_S = (0.2, 0.5, 1.0, 2.0)
+"""Pauses between retries of a transient failure (the last one repeats)."""
+
+T = TypeVar("T")
 
 _TRANSIENT = re.compile(
     r"\((TooManyRequests|ServiceUnavailable|InternalError|Timeout|ServerTimeout)\)"
@@ -244,3 +248,18 @@ def get_items(kubectl: Kubectl, namespace: str, resources: Sequence[str]) -> lis
         raise KubectlError(f"kubectl get {','.join(resources)} did not print JSON", transient=False) from None
     items = document.get("items", [document]) if isinstance(document, dict) else []
     return [item for item in items if isinstance(item, dict)]
+
+
+def retry_transient(call: Callable[[], T], deadline: float) -> T:
+    """`call()`, retried on transient failures (TemporaryError) with backoff until `deadline` (time.monotonic);
+    then the last failure raises. Only for calls that are safe to repeat, or that check before they write."""
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except TemporaryError:
+            pause = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+            if time.monotonic() + pause >= deadline:
+                raise
+            time.sleep(pause)
+            attempt += 1

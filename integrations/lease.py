@@ -16,21 +16,18 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from core.errors import LeaseLost, TemporaryError
-from integrations.kubectl import Kubectl, KubectlError, checked, run
+from integrations.kubectl import Kubectl, KubectlError, checked, retry_transient, run
 
 LEASE_NAME = "infra-orchestrator-lock"
 LEASE_SECONDS = 60
-_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)
-
-T = TypeVar("T")
 
 
 class LockTimeout(TemporaryError):
@@ -63,20 +60,6 @@ def _holder_is_dead(holder: str) -> bool:
 def _call_timeout(lease_s: float, kubectl: Kubectl) -> float:
     """Each lock call must end well within the lease, so that a renewal can be retried before it expires."""
     return min(kubectl.timeout_s, max(2.0, lease_s / 4))
-
-
-def _retrying(call: Callable[[], T], deadline: float) -> T:
-    """`call()`, retried on transient failures with backoff until `deadline` (monotonic); then its last error."""
-    attempt = 0
-    while True:
-        try:
-            return call()
-        except TemporaryError:
-            pause = _BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)]
-            if time.monotonic() + pause >= deadline:
-                raise
-            time.sleep(pause)
-            attempt += 1
 
 
 def _read(kubectl: Kubectl, namespace: str, timeout_s: float) -> dict[str, Any] | None:
@@ -133,7 +116,7 @@ def acquire(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float, pol
     call_s = _call_timeout(lease_s, kubectl)
     observed = _Observation()
     while True:
-        current = _retrying(partial(_read, kubectl, namespace, call_s), deadline)
+        current = retry_transient(partial(_read, kubectl, namespace, call_s), deadline)
         spec = (current or {}).get("spec", {})
         other = spec.get("holderIdentity")
         if current is not None and other == holder:
@@ -146,7 +129,7 @@ def acquire(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float, pol
             verb = "create" if current is None else "replace"
             # Re-sending a write that landed after all is safe: it carries the version it replaced, so it fails
             # with a Conflict, and the next read finds us holding the lease.
-            if _retrying(partial(_write, kubectl, namespace, verb, lease, call_s), deadline):
+            if retry_transient(partial(_write, kubectl, namespace, verb, lease, call_s), deadline):
                 return str(lease["spec"]["acquireTime"])
             continue  # lost the race: read again
         if time.monotonic() >= deadline:
@@ -161,11 +144,11 @@ def release(kubectl: Kubectl, namespace: str, holder: str, lease_s: int = LEASE_
     deadline = time.monotonic() + lease_s / 3
     call_s = _call_timeout(lease_s, kubectl)
     while True:
-        current = _retrying(partial(_read, kubectl, namespace, call_s), deadline)
+        current = retry_transient(partial(_read, kubectl, namespace, call_s), deadline)
         if current is None or current.get("spec", {}).get("holderIdentity") != holder:
             return
         freed = _lease(namespace, None, current["metadata"]["resourceVersion"], lease_s)
-        if _retrying(partial(_write, kubectl, namespace, "replace", freed, call_s), deadline):
+        if retry_transient(partial(_write, kubectl, namespace, "replace", freed, call_s), deadline):
             return
         if time.monotonic() >= deadline:
             raise KubectlError(f"lease {LEASE_NAME} kept changing while it was released", transient=True)
@@ -210,7 +193,7 @@ class LeaseHandle:
         while not self._stop.wait(max(0.0, self._renewed_at + self.lease_s / 3 - time.monotonic())):
             expires = self._renewed_at + self.lease_s
             try:
-                self._renewed_at = _retrying(self._renew, expires)
+                self._renewed_at = retry_transient(self._renew, expires)
                 self.renewals += 1
             except LeaseLost as error:
                 self._lost = str(error)
