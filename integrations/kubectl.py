@@ -3,6 +3,14 @@
 `KUBECTL` overrides the binary (the seed's `KUBECTL=echo` trick still works), `KUBECONFIG` passes through the
 environment, and a plan's `context` becomes `--context`. A failure is transient (worth a retry with backoff)
 or permanent (retrying cannot help); kubectl's own message is kept either way.
+
+kubectl's message alone cannot say which: a 500 on the GET that `scale` makes first prints `error: no objects
+passed to scale <message>`, and on the PATCH of `set resources` `error: failed to patch ... <message>`, with
+no reason. So every call runs with `-v=6`, which logs each HTTP exchange with its status
+(`round_trippers.go] PATCH <url> 500 Internal Server Error in 2 milliseconds`, or no status when the connection
+dropped), and the classification reads those: a 5xx or 429 anywhere in the call (not since retried
+successfully by client-go) is transient. A write whose answer never came (dropped connection, 504, or the
+whole call timed out) may have landed: `KubectlError.maybe_landed` tells the caller to read before re-sending.
 """
 
 import json
@@ -11,16 +19,24 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sh
 
+from core.errors import PermanentError, TemporaryError
+
 DEFAULT_TIMEOUT_S = 60.0
+VERBOSITY = "-v=6"
+"""Logs every HTTP exchange with its status on stderr, and nothing more (no headers, no bodies, no tokens)."""
 _ANY_EXIT = list(range(256))
+BACKOFF_S = (0.2, 0.5, 1.0, 2.0)
+"""Pauses between retries of a transient failure (the last one repeats)."""
+
+T = TypeVar("T")
 
 _TRANSIENT = re.compile(
     r"\((TooManyRequests|ServiceUnavailable|InternalError|Timeout|ServerTimeout)\)"
@@ -32,8 +48,14 @@ _TRANSIENT = re.compile(
     re.IGNORECASE,
 )
 
-
 _KLOG_LINE = re.compile(r"^[EWI]\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+ \S+:\d+\]")
+_VERBOSE_LINE = re.compile(r"^I\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+ \S+:\d+\]")
+"""An info line: kubectl prints them only because of VERBOSITY, so they are taken out of `stderr`."""
+_EXCHANGE = re.compile(r"round_trippers\.go:\d+\] (?P<method>[A-Z]+) (?P<url>\S+) (?P<status>\d{3})?.* in \d+ \w+$")
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_READ_VERBS = frozenset({"get", "describe", "diff", "version", "api-resources", "api-versions", "auth", "explain",
+                         "wait", "logs", "top", "rollout status", "rollout history"})
+"""Commands that never write. Any other command that timed out may have written before it was killed."""
 
 
 @dataclass(frozen=True)
@@ -52,12 +74,49 @@ class Kubectl:
 
 
 @dataclass(frozen=True)
+class Exchange:
+    """One HTTP request kubectl made, as its `-v=6` log shows it; `status` None: no answer (connection lost)."""
+
+    method: str
+    url: str
+    status: int | None
+
+    @property
+    def failed_transiently(self) -> bool:
+        return self.status is None or self.status == 429 or self.status >= 500
+
+    @property
+    def unanswered_write(self) -> bool:
+        """A write whose outcome we cannot know: the server may have committed it before the answer was lost."""
+        return self.method in _WRITE_METHODS and (self.status is None or self.status == 504)
+
+
+def exchanges(stderr: str) -> tuple[Exchange, ...]:
+    found = []
+    for line in stderr.splitlines():
+        match = _EXCHANGE.search(line)
+        if match:
+            status = match.group("status")
+            found.append(Exchange(match.group("method"), match.group("url"), int(status) if status else None))
+    return tuple(found)
+
+
+def _unresolved(requests: Sequence[Exchange]) -> list[Exchange]:
+    """Failed exchanges that client-go did not retry successfully later in the same call."""
+    return [exchange for index, exchange in enumerate(requests) if exchange.failed_transiently
+            and not any(later.method == exchange.method and later.url == exchange.url and later.status is not None
+                        and later.status < 400 for later in requests[index + 1:])]
+
+
+@dataclass(frozen=True)
 class KubectlResult:
     args: tuple[str, ...]
     exit_code: int
     stdout: str
     stderr: str
     duration_s: float
+    requests: tuple[Exchange, ...] = ()
+    """The HTTP exchanges of the call, from its `-v=6` log (empty for a binary that prints no such log)."""
 
     @property
     def ok(self) -> bool:
@@ -72,25 +131,64 @@ class KubectlResult:
 
     @property
     def transient(self) -> bool:
-        return not self.ok and bool(_TRANSIENT.search(self.stderr or self.stdout))
+        """Failed, and a 5xx, 429 or lost connection in any exchange or kubectl's message says a retry may help."""
+        if self.ok:
+            return False
+        return bool(_unresolved(self.requests)) or bool(_TRANSIENT.search(self.stderr or self.stdout))
+
+    @property
+    def maybe_landed(self) -> bool:
+        """Failed, but a write it sent may have been committed: read the object before sending it again."""
+        return not self.ok and any(exchange.unanswered_write for exchange in _unresolved(self.requests))
 
 
 class KubectlError(Exception):
-    """A failed kubectl call; `transient` says whether a retry may help."""
+    """A failed kubectl call; `transient` says whether a retry may help, `maybe_landed` whether a write it sent
+    may have been committed all the same (then re-read before re-sending).
 
-    def __init__(self, message: str, transient: bool, result: KubectlResult | None = None) -> None:
+    Constructed as KubectlError(...), it is a TransientKubectlError (a TemporaryError) or a PermanentKubectlError
+    (a PermanentError), so that `except TemporaryError` catches kubectl's transient failures with all others.
+    """
+
+    def __new__(cls, message: str, transient: bool, result: "KubectlResult | None" = None,
+                maybe_landed: bool = False) -> "KubectlError":
+        if cls is KubectlError:
+            cls = TransientKubectlError if transient else PermanentKubectlError
+        return super().__new__(cls, message)
+
+    def __init__(self, message: str, transient: bool, result: "KubectlResult | None" = None,
+                 maybe_landed: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
         self.result = result
+        self.maybe_landed = maybe_landed
         self.attempts = 1
         """Set by a retrying caller: how many tries ended in this error."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles whole (Prefect may persist a failed task's exception), `attempts` included."""
+        return KubectlError, (str(self), self.transient, self.result, self.maybe_landed), self.__dict__
+
+
+class TransientKubectlError(KubectlError, TemporaryError):
+    pass
+
+
+class PermanentKubectlError(KubectlError, PermanentError):
+    pass
+
+
+def _only_reads(args: Sequence[str]) -> bool:
+    words = [arg for arg in args if not arg.startswith("-")][:2]
+    return bool(words) and (words[0] in _READ_VERBS or " ".join(words) in _READ_VERBS)
 
 
 def run(kubectl: Kubectl, namespace: str, args: Sequence[str], stdin: str | None = None,
         timeout_s: float | None = None) -> KubectlResult:
-    """Run `kubectl [--context=C] -n <namespace> <args>`; a non-zero exit is returned, not raised.
+    """Run `kubectl [--context=C] -v=6 -n <namespace> <args>`; a non-zero exit is returned, not raised.
 
-    Raises KubectlError only when kubectl could not run at all (missing binary: permanent; timeout: transient).
+    Raises KubectlError only when kubectl could not run at all (missing binary: permanent; timeout: transient,
+    and maybe landed unless the command only reads).
     """
     full = [*kubectl.base_args(namespace), *args]
     env = {**os.environ, **(kubectl.env or {})}
@@ -107,8 +205,8 @@ def run(kubectl: Kubectl, namespace: str, args: Sequence[str], stdin: str | None
     # The timeout is a timer that kills kubectl: sh's own `_timeout` and `wait(timeout=)` poll every 100 ms,
     # adding ~50 ms to every call (measured: 109 ms vs 58 ms for a 50 ms process).
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        process = command(*full, _bg=True, _bg_exc=False, _return_cmd=True, _ok_code=_ANY_EXIT, _out=out,
-                          _err=err, _env=env, _in=stdin, _cwd=str(kubectl.cwd) if kubectl.cwd else None)
+        process = command(VERBOSITY, *full, _bg=True, _bg_exc=False, _return_cmd=True, _ok_code=_ANY_EXIT,
+                          _out=out, _err=err, _env=env, _in=stdin, _cwd=str(kubectl.cwd) if kubectl.cwd else None)
 
         def expire() -> None:
             expired.set()
@@ -124,17 +222,20 @@ def run(kubectl: Kubectl, namespace: str, args: Sequence[str], stdin: str | None
         finally:
             timer.cancel()
         if expired.is_set():
-            raise KubectlError(f"kubectl {' '.join(args[:2])} timed out after {limit:g}s", transient=True)
+            raise KubectlError(f"kubectl {' '.join(args[:2])} timed out after {limit:g}s", transient=True,
+                               maybe_landed=not _only_reads(args))
         out.seek(0)
         err.seek(0)
-        return KubectlResult(tuple(full), process.exit_code or 0, out.read().decode(errors="replace"),
-                             err.read().decode(errors="replace"), time.perf_counter() - started)
+        logged = err.read().decode(errors="replace")
+        stderr = "".join(line for line in logged.splitlines(keepends=True) if not _VERBOSE_LINE.match(line))
+        return KubectlResult(tuple(full), process.exit_code or 0, out.read().decode(errors="replace"), stderr,
+                             time.perf_counter() - started, exchanges(logged))
 
 
 def checked(result: KubectlResult) -> KubectlResult:
     """`result`, or a KubectlError carrying its message and classification."""
     if not result.ok:
-        raise KubectlError(result.message, result.transient, result)
+        raise KubectlError(result.message, result.transient, result, maybe_landed=result.maybe_landed)
     return result
 
 
@@ -147,3 +248,18 @@ def get_items(kubectl: Kubectl, namespace: str, resources: Sequence[str]) -> lis
         raise KubectlError(f"kubectl get {','.join(resources)} did not print JSON", transient=False) from None
     items = document.get("items", [document]) if isinstance(document, dict) else []
     return [item for item in items if isinstance(item, dict)]
+
+
+def retry_transient(call: Callable[[], T], deadline: float) -> T:
+    """`call()`, retried on transient failures (TemporaryError) with backoff until `deadline` (time.monotonic);
+    then the last failure raises. Only for calls that are safe to repeat, or that check before they write."""
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except TemporaryError:
+            pause = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+            if time.monotonic() + pause >= deadline:
+                raise
+            time.sleep(pause)
+            attempt += 1

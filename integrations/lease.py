@@ -1,30 +1,41 @@
 """A per-target lock that works across machines: a coordination.k8s.io Lease in the plan's namespace.
 
-Taking and releasing it are compare-and-swap writes (`replace` carries the resourceVersion that was read), so
-two workers, on one Prefect server or two, can never both hold it; a holder that died is taken over once its
-lease has expired.
+Every write is a compare-and-swap (`replace` carries the resourceVersion that was read), so two workers, on one
+Prefect server or two, can never both hold it. The holder renews it from a background thread every third of
+its duration (60 s), so a long run keeps it and a dead holder's lease frees within a minute.
+
+Expiry is judged as client-go's leader election judges it, on the waiting side's own clock: a lease is expired
+once we have seen it unchanged (same resourceVersion) for its whole duration, whatever the clocks of the two
+hosts say. A holder on this very machine whose process is gone is taken over at once. Acquire, renew and release
+retry transient failures with backoff, every call has a timeout, and a release that failed is reported on the
+handle (`release_error`), never swallowed.
 """
 
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from datetime import UTC, datetime, timedelta
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-from integrations.kubectl import Kubectl, KubectlError, checked, run
+from core.errors import LeaseLost, TemporaryError
+from integrations.kubectl import Kubectl, KubectlError, checked, retry_transient, run
 
 LEASE_NAME = "infra-orchestrator-lock"
-LEASE_SECONDS = 900
+LEASE_SECONDS = 60
 
 
-class LockTimeout(Exception):
+class LockTimeout(TemporaryError):
     """Another run held the target's lock for longer than we were willing to wait."""
 
 
 def holder_identity(label: str) -> str:
+    """`<label>@<host>/<pid>`: who holds the lock, and how a waiter on the same host can tell it died."""
     return f"{label}@{socket.gethostname()}/{os.getpid()}"
 
 
@@ -46,69 +57,186 @@ def _holder_is_dead(holder: str) -> bool:
     return False
 
 
-def _expired(spec: dict[str, Any]) -> bool:
-    renewed = spec.get("renewTime") or spec.get("acquireTime")
-    if not spec.get("holderIdentity") or not renewed or _holder_is_dead(spec["holderIdentity"]):
-        return True
-    renewed_at = datetime.strptime(renewed.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z")
-    return datetime.now(UTC) > renewed_at + timedelta(seconds=int(spec.get("leaseDurationSeconds", LEASE_SECONDS)))
+def _call_timeout(lease_s: float, kubectl: Kubectl) -> float:
+    """Each lock call must end well within the lease, so that a renewal can be retried before it expires."""
+    return min(kubectl.timeout_s, max(2.0, lease_s / 4))
 
 
-def _write(kubectl: Kubectl, namespace: str, verb: str, lease: dict[str, Any]) -> bool:
+def _read(kubectl: Kubectl, namespace: str, timeout_s: float) -> dict[str, Any] | None:
+    result = checked(run(kubectl, namespace, ["get", "lease", LEASE_NAME, "-o", "json", "--ignore-not-found"],
+                         timeout_s=timeout_s))
+    try:
+        return json.loads(result.stdout) if result.stdout.strip() else None
+    except json.JSONDecodeError:
+        raise KubectlError(f"lease {LEASE_NAME} did not come back as JSON", transient=True) from None
+
+
+def _write(kubectl: Kubectl, namespace: str, verb: str, lease: dict[str, Any], timeout_s: float) -> bool:
     """True when the write landed; False when someone else got there first (409 AlreadyExists / Conflict)."""
-    result = run(kubectl, namespace, [verb, "-f", "-"], stdin=json.dumps(lease))
-    if not result.ok and ("AlreadyExists" in result.stderr or "Conflict" in result.stderr):
+    result = run(kubectl, namespace, [verb, "-f", "-"], stdin=json.dumps(lease), timeout_s=timeout_s)
+    if not result.ok and ("AlreadyExists" in result.stderr or "Conflict" in result.stderr
+                          or "the object has been modified" in result.stderr):
         return False
     checked(result)
     return True
 
 
-def _lease(namespace: str, holder: str | None, resource_version: str | None) -> dict[str, Any]:
+def _lease(namespace: str, holder: str | None, resource_version: str | None, lease_s: int,
+           acquired_at: str | None = None) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": LEASE_NAME, "namespace": namespace}
     if resource_version:
         metadata["resourceVersion"] = resource_version
     now = _micro_now()
-    spec = {"holderIdentity": holder, "leaseDurationSeconds": LEASE_SECONDS, "acquireTime": now, "renewTime": now}
+    spec = {"holderIdentity": holder, "leaseDurationSeconds": lease_s, "acquireTime": acquired_at or now,
+            "renewTime": now}
     return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}
 
 
-def _read(kubectl: Kubectl, namespace: str) -> dict[str, Any] | None:
-    result = checked(run(kubectl, namespace, ["get", "lease", LEASE_NAME, "-o", "json", "--ignore-not-found"]))
-    return json.loads(result.stdout) if result.stdout.strip() else None
+@dataclass
+class _Observation:
+    """The lease version a waiter saw, and since when (its own monotonic clock): the basis of expiry."""
+
+    version: str | None = None
+    since: float = 0.0
+
+    def unchanged_for(self, version: str) -> float:
+        if version != self.version:
+            self.version, self.since = version, time.monotonic()
+        return time.monotonic() - self.since
 
 
-def acquire(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float, poll_s: float = 1.0) -> None:
+def acquire(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float, poll_s: float = 1.0,
+            lease_s: int = LEASE_SECONDS) -> str:
+    """Take the lease, waiting up to `timeout_s` for its holder to release it or let it expire.
+
+    Returns the acquire time written. Raises LockTimeout when it stayed held; a transient failure that outlasts
+    `timeout_s` raises as the KubectlError it is.
+    """
     deadline = time.monotonic() + timeout_s
+    call_s = _call_timeout(lease_s, kubectl)
+    observed = _Observation()
     while True:
-        current = _read(kubectl, namespace)
-        if current is None:
-            if _write(kubectl, namespace, "create", _lease(namespace, holder, None)):
+        current = retry_transient(partial(_read, kubectl, namespace, call_s), deadline)
+        spec = (current or {}).get("spec", {})
+        other = spec.get("holderIdentity")
+        if current is not None and other == holder:
+            return str(spec.get("acquireTime") or _micro_now())  # our own earlier write landed after all
+        version = None if current is None else str(current["metadata"]["resourceVersion"])
+        duration = float(spec.get("leaseDurationSeconds") or lease_s)
+        free = current is None or not other or _holder_is_dead(other)
+        if free or observed.unchanged_for(str(version)) >= duration:
+            lease = _lease(namespace, holder, version, lease_s)
+            verb = "create" if current is None else "replace"
+            # Re-sending a write that landed after all is safe: it carries the version it replaced, so it fails
+            # with a Conflict, and the next read finds us holding the lease.
+            if retry_transient(partial(_write, kubectl, namespace, verb, lease, call_s), deadline):
+                return str(lease["spec"]["acquireTime"])
+            continue  # lost the race: read again
+        if time.monotonic() >= deadline:
+            raise LockTimeout(f"namespace {namespace} is locked by {other} since {spec.get('acquireTime')}; "
+                              f"waited {timeout_s:g}s")
+        time.sleep(max(0.01, min(poll_s, deadline - time.monotonic())))
+
+
+def release(kubectl: Kubectl, namespace: str, holder: str, lease_s: int = LEASE_SECONDS) -> None:
+    """Give the lease up, only if we still hold it. Transient failures are retried for a third of the lease's
+    duration (the time a renewal may take, too); then the last one raises."""
+    deadline = time.monotonic() + lease_s / 3
+    call_s = _call_timeout(lease_s, kubectl)
+    while True:
+        current = retry_transient(partial(_read, kubectl, namespace, call_s), deadline)
+        if current is None or current.get("spec", {}).get("holderIdentity") != holder:
+            return
+        freed = _lease(namespace, None, current["metadata"]["resourceVersion"], lease_s)
+        if retry_transient(partial(_write, kubectl, namespace, "replace", freed, call_s), deadline):
+            return
+        if time.monotonic() >= deadline:
+            raise KubectlError(f"lease {LEASE_NAME} kept changing while it was released", transient=True)
+
+
+@dataclass
+class LeaseHandle:
+    """The held lock: renewed in the background; `check()` before each step says whether it is still ours."""
+
+    kubectl: Kubectl
+    namespace: str
+    holder: str
+    lease_s: int
+    acquired_at: str
+    renewals: int = 0
+    release_error: str | None = None
+    """Set after the with-block when the lease could not be released (it then expires by itself)."""
+    _renewed_at: float = field(default_factory=time.monotonic)
+    _lost: str | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def check(self) -> None:
+        """Raise LeaseLost when another holder took the lease, or when it went unrenewed past its expiry."""
+        if self._lost is not None:
+            raise LeaseLost(self._lost)
+        unrenewed = time.monotonic() - self._renewed_at
+        if unrenewed > self.lease_s:
+            raise LeaseLost(f"lease {LEASE_NAME} in namespace {self.namespace} was not renewed for "
+                            f"{unrenewed:.0f}s, past its {self.lease_s}s duration")
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._keep_renewed, name=f"lease-{self.namespace}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(_call_timeout(self.lease_s, self.kubectl) + 1)
+
+    def _keep_renewed(self) -> None:
+        while not self._stop.wait(max(0.0, self._renewed_at + self.lease_s / 3 - time.monotonic())):
+            expires = self._renewed_at + self.lease_s
+            try:
+                self._renewed_at = retry_transient(self._renew, expires)
+                self.renewals += 1
+            except LeaseLost as error:
+                self._lost = str(error)
                 return
-        else:
-            spec = current.get("spec", {})
-            if _expired(spec):
-                version = current["metadata"]["resourceVersion"]
-                if _write(kubectl, namespace, "replace", _lease(namespace, holder, version)):
-                    return
-            elif time.monotonic() >= deadline:
-                raise LockTimeout(f"namespace {namespace} is locked by {spec.get('holderIdentity')} "
-                                  f"since {spec.get('acquireTime')}; waited {timeout_s:g}s")
-        time.sleep(poll_s)
+            except KubectlError as error:
+                self._lost = (f"lease {LEASE_NAME} in namespace {self.namespace} could not be renewed before it "
+                              f"expired: {error}")
+                return
 
-
-def release(kubectl: Kubectl, namespace: str, holder: str) -> None:
-    """Give the lease up, only if we still hold it."""
-    current = _read(kubectl, namespace)
-    if current is None or current.get("spec", {}).get("holderIdentity") != holder:
-        return
-    _write(kubectl, namespace, "replace", _lease(namespace, None, current["metadata"]["resourceVersion"]))
+    def _renew(self) -> float:
+        """One compare-and-swap renewal; returns when it was sent (the lease counts from then)."""
+        if self._stop.is_set():
+            return self._renewed_at
+        call_s = _call_timeout(self.lease_s, self.kubectl)
+        sent = time.monotonic()
+        current = _read(self.kubectl, self.namespace, call_s)
+        other = (current or {}).get("spec", {}).get("holderIdentity")
+        if current is None or other != self.holder:
+            raise LeaseLost(f"lease {LEASE_NAME} in namespace {self.namespace} is now held by {other or 'nobody'}")
+        lease = _lease(self.namespace, self.holder, current["metadata"]["resourceVersion"], self.lease_s,
+                       self.acquired_at)
+        if not _write(self.kubectl, self.namespace, "replace", lease, call_s):
+            raise KubectlError("the lease changed while it was renewed", transient=True)  # read again
+        return sent
 
 
 @contextmanager
-def target_lock(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float) -> Iterator[None]:
-    acquire(kubectl, namespace, holder, timeout_s)
+def target_lock(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float,
+                lease_s: int = LEASE_SECONDS) -> Iterator[LeaseHandle]:
+    """Hold the target's lease for the with-block; the handle's `check()` raises LeaseLost once it is lost.
+
+    After the block, `release_error` says whether releasing failed; it never raises for that.
+    """
+    started = time.monotonic()
+    acquired_at = acquire(kubectl, namespace, holder, timeout_s, lease_s=lease_s)
+    handle = LeaseHandle(kubectl, namespace, holder, lease_s, acquired_at, _renewed_at=started)
+    handle.start()
     try:
-        yield
+        yield handle
     finally:
-        with suppress(KubectlError):  # an unreleased lease expires by itself after LEASE_SECONDS
-            release(kubectl, namespace, holder)
+        handle.stop()
+        try:
+            release(kubectl, namespace, holder, lease_s=lease_s)
+        except KubectlError as error:
+            handle.release_error = (f"lease {LEASE_NAME} in namespace {namespace} was not released ({error}); "
+                                    f"it expires by itself {lease_s}s after its last renewal")

@@ -1,0 +1,177 @@
+"""The target's lock, with real kubectl against the sandbox: renewal, expiry, faults, release, loss.
+
+Leases here last 3 s (renewed every second) instead of 60 s, so that expiry can be watched in a test.
+"""
+
+import json
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from core.errors import LeaseLost
+from integrations.kubectl import Kubectl, KubectlError
+from integrations.lease import LEASE_NAME, LockTimeout, acquire, holder_identity, target_lock
+from tests.fixtures.kube import KubeSandbox
+
+LEASE_S = 3
+LEASE_PATH = rf"/leases/{LEASE_NAME}$"
+
+
+@pytest.fixture
+def kubectl(kube_sandbox: KubeSandbox) -> Kubectl:
+    kube_sandbox.create_namespace("shop")
+    return Kubectl(binary="/usr/bin/kubectl", env=kube_sandbox.env)
+
+
+def lease_spec(sandbox: KubeSandbox) -> dict[str, object]:
+    lease = sandbox.get("lease", "shop", LEASE_NAME)
+    assert lease is not None
+    return dict(lease["spec"])
+
+
+def held_by(sandbox: KubeSandbox, holder: str, duration_s: int = LEASE_S) -> None:
+    """A lease that another worker holds, renewed just now."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    sandbox.create({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                    "metadata": {"name": LEASE_NAME, "namespace": "shop"},
+                    "spec": {"holderIdentity": holder, "leaseDurationSeconds": duration_s, "acquireTime": now,
+                             "renewTime": now}})
+
+
+def lease_writes(sandbox: KubeSandbox) -> int:
+    return sandbox.count_requests(method="PUT", path_regex=LEASE_PATH)
+
+
+@pytest.fixture
+def other_holder(kubectl: Kubectl) -> Iterator[threading.Event]:
+    """Another worker (thread) that holds and keeps renewing the lease until the event is set."""
+    release = threading.Event()
+    held = threading.Event()
+
+    def hold() -> None:
+        with target_lock(kubectl, "shop", "other@elsewhere/1", 10, lease_s=LEASE_S):
+            held.set()
+            release.wait(30)
+
+    worker = threading.Thread(target=hold, daemon=True)
+    worker.start()
+    assert held.wait(15)
+    yield release
+    release.set()
+    worker.join(15)
+
+
+def test_the_holder_is_named_by_host_and_process() -> None:
+    import os
+    assert holder_identity("apply") == f"apply@{socket.gethostname()}/{os.getpid()}"
+
+
+def test_a_held_lease_is_renewed_at_a_third_of_its_duration_and_released(
+        kube_sandbox: KubeSandbox, kubectl: Kubectl) -> None:
+    with target_lock(kubectl, "shop", "me@here/1", 10, lease_s=LEASE_S) as lock:
+        first = lease_spec(kube_sandbox)
+        time.sleep(2.6 * LEASE_S / 3 + 0.3)
+        renewed = lease_spec(kube_sandbox)
+        lock.check()
+    assert (first["holderIdentity"], first["leaseDurationSeconds"]) == ("me@here/1", LEASE_S)
+    assert lock.renewals >= 2 and str(renewed["renewTime"]) > str(first["renewTime"])
+    assert renewed["acquireTime"] == first["acquireTime"]
+    assert lease_spec(kube_sandbox)["holderIdentity"] is None and lock.release_error is None
+
+
+def test_the_default_lease_is_much_shorter_than_the_seeds_900_s(kube_sandbox: KubeSandbox, kubectl: Kubectl) -> None:
+    with target_lock(kubectl, "shop", "me@here/1", 10):
+        assert lease_spec(kube_sandbox)["leaseDurationSeconds"] == 60
+
+
+def test_a_lease_on_another_host_is_taken_over_only_after_it_expired(
+        kube_sandbox: KubeSandbox, kubectl: Kubectl) -> None:
+    held_by(kube_sandbox, "other@elsewhere/1")  # the holder died: nobody renews it
+    started = time.monotonic()
+    acquire(kubectl, "shop", "me@here/1", timeout_s=15, poll_s=0.2, lease_s=LEASE_S)
+    waited = time.monotonic() - started
+    assert LEASE_S <= waited < LEASE_S + 5
+    assert lease_spec(kube_sandbox)["holderIdentity"] == "me@here/1"
+
+
+def test_a_live_holder_on_another_host_is_never_taken_over(
+        kube_sandbox: KubeSandbox, kubectl: Kubectl, other_holder: threading.Event) -> None:
+    with pytest.raises(LockTimeout, match="locked by other@elsewhere/1"):
+        acquire(kubectl, "shop", "me@here/1", timeout_s=2 * LEASE_S, poll_s=0.2, lease_s=LEASE_S)
+    assert lease_spec(kube_sandbox)["holderIdentity"] == "other@elsewhere/1"
+
+
+def test_a_dead_holder_on_this_host_is_taken_over_at_once(kube_sandbox: KubeSandbox, kubectl: Kubectl) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    held_by(kube_sandbox, f"apply@{socket.gethostname()}/{gone.pid}", duration_s=900)
+    started = time.monotonic()
+    acquire(kubectl, "shop", "me@here/1", timeout_s=10, poll_s=0.2, lease_s=LEASE_S)
+    assert time.monotonic() - started < LEASE_S
+
+
+@pytest.mark.parametrize("fault", [{"status": 500}, {"status": 429}, {"drop": True}])
+def test_transient_faults_on_acquire_renew_and_release_are_retried(
+        kube_sandbox: KubeSandbox, kubectl: Kubectl, fault: dict[str, object]) -> None:
+    faults = [kube_sandbox.faults.add(method=method, path_regex=path, count=1, **fault)  # type: ignore[arg-type]
+              for method, path in (("GET", LEASE_PATH), ("POST", r"/leases$"))]
+    with target_lock(kubectl, "shop", "me@here/1", 10, lease_s=LEASE_S) as lock:
+        renewals = kube_sandbox.faults.add(method="PUT", path_regex=LEASE_PATH, count=1, **fault)  # type: ignore[arg-type]
+        time.sleep(LEASE_S * 2 / 3 + 0.8)
+        lock.check()
+        releases = kube_sandbox.faults.add(method="PUT", path_regex=LEASE_PATH, count=1, **fault)  # type: ignore[arg-type]
+        lock.stop()  # no renewal may take the release's fault
+    assert [rule.fired for rule in (*faults, renewals, releases)] == [1, 1, 1, 1]
+    assert lock.renewals >= 1 and lock.release_error is None
+    assert lease_spec(kube_sandbox)["holderIdentity"] is None
+
+
+def test_a_failed_release_is_reported_not_swallowed(kube_sandbox: KubeSandbox, kubectl: Kubectl) -> None:
+    with target_lock(kubectl, "shop", "me@here/1", 10, lease_s=LEASE_S) as lock:
+        lock.stop()
+        kube_sandbox.faults.add(method="PUT", path_regex=LEASE_PATH, status=503)
+        started = time.monotonic()
+    assert time.monotonic() - started < LEASE_S
+    assert lock.release_error is not None and "was not released" in lock.release_error
+    assert "ServiceUnavailable" in lock.release_error
+    assert lease_spec(kube_sandbox)["holderIdentity"] == "me@here/1"
+
+
+def test_a_lease_taken_by_someone_else_is_lost(kube_sandbox: KubeSandbox, kubectl: Kubectl) -> None:
+    with target_lock(kubectl, "shop", "me@here/1", 10, lease_s=LEASE_S) as lock:
+        lease = kube_sandbox.get("lease", "shop", LEASE_NAME)
+        assert lease is not None
+        lease["spec"]["holderIdentity"] = "thief@elsewhere/2"
+        kube_sandbox.kubectl("-n", "shop", "replace", "-f", "-", input=json.dumps(lease), check=True)
+        deadline = time.monotonic() + LEASE_S
+        with pytest.raises(LeaseLost, match="now held by thief@elsewhere/2"):
+            while time.monotonic() < deadline:
+                lock.check()
+                time.sleep(0.1)
+    assert lock.release_error is None  # not ours any more: nothing to release
+    assert lease_spec(kube_sandbox)["holderIdentity"] == "thief@elsewhere/2"
+
+
+def test_a_lease_that_cannot_be_renewed_is_lost_once_it_expired(kube_sandbox: KubeSandbox, kubectl: Kubectl) -> None:
+    with target_lock(kubectl, "shop", "me@here/1", 10, lease_s=LEASE_S) as lock:
+        started = time.monotonic()
+        kube_sandbox.faults.add(method="PUT", path_regex=LEASE_PATH, status=500)
+        lock.check()
+        with pytest.raises(LeaseLost):
+            while time.monotonic() - started < 2 * LEASE_S:
+                lock.check()
+                time.sleep(0.1)
+        assert time.monotonic() - started <= LEASE_S + 0.5
+    assert lock.release_error is not None
+
+
+def test_no_lock_call_hangs_past_its_timeout(kube_sandbox: KubeSandbox, kubectl: Kubectl) -> None:
+    kube_sandbox.faults.add(method="GET", path_regex=LEASE_PATH, latency_s=30)
+    started = time.monotonic()
+    with pytest.raises(KubectlError, match="timed out"):
+        acquire(kubectl, "shop", "me@here/1", timeout_s=3, poll_s=0.2, lease_s=LEASE_S)
+    assert time.monotonic() - started < 3 + 2.5
