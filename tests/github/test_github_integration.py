@@ -86,7 +86,7 @@ def test_newest_event_found_across_pages(github_pr: GitHubPR) -> None:
     github_pr.label("execute-plan", "tess")
     decision = check_gate(settings_for(github_pr), req(github_pr))
     assert "'tess'" in decision.reason
-    assert server.count("GET", r"/issues/\d+/events$") == 2
+    assert server.count("GET", r"/issues/\d+/timeline$") == 2
 
 
 def test_other_label_events_do_not_count(github_pr: GitHubPR) -> None:
@@ -212,6 +212,8 @@ def test_approval_required(github_pr: GitHubPR) -> None:
     assert check_gate(settings, needs).allowed
     server.push_commit(github_pr.repo, github_pr.number, {"README.md": "more\n"})  # approval was on old head
     assert github_pr.head_sha != old_head
+    server.remove_label(github_pr.repo, github_pr.number, "execute-plan", "alice")
+    github_pr.label()  # labelled again for the new head
     assert "no approving review" in check_gate(settings, needs).reason
     server.add_review(github_pr.repo, github_pr.number, "mona")
     assert check_gate(settings, needs).allowed
@@ -230,12 +232,13 @@ def test_500_on_a_read_is_retried(github_pr: GitHubPR) -> None:
 
 def test_5xx_forever_is_a_clear_refusal(github_pr: GitHubPR) -> None:
     github_pr.label()
-    github_pr.server.inject("GET", r"/events$", 502, times=100)
+    github_pr.server.inject("GET", r"/timeline$", 502, times=100)
     settings = settings_for(github_pr, retries=2)
     with pytest.raises(GitHubError) as info:
         fetch_facts(settings, req(github_pr))
     assert str(info.value).startswith(f"GitHub answered 502 while reading PR #{github_pr.number}")
-    assert github_pr.server.count("GET", r"/events$") == 3
+    assert info.value.transient
+    assert github_pr.server.count("GET", r"/timeline$") == 3
     decision = check_gate(settings, req(github_pr))
     assert not decision.allowed and decision.reason.startswith("GitHub answered 502")
 
