@@ -429,10 +429,10 @@ def blob_shas(repo: Any, head_sha: str, paths: tuple[str, ...]) -> dict[str, str
     return out
 
 
-def _json_object(raw: Any, what: str) -> None:
-    """PyGithub wraps an answer that is not JSON as {"data": text}; a fetched object must be a real one."""
-    if not isinstance(raw, dict) or set(raw) == {"data"}:
-        raise GitHubError(f"GitHub's answer for {what} was not a JSON object")
+def _json_object(raw: Any, what: str, key: str) -> None:
+    """PyGithub wraps an answer that is not JSON as {"data": text}; a fetched object must have its `key`."""
+    if not isinstance(raw, dict) or key not in raw:
+        raise GitHubError(f"GitHub's answer for {what} was not a JSON object with '{key}'")
 
 
 def fetch_facts(settings: GitHubSettings, requirement: GateRequirement) -> PullRequestFacts:
@@ -457,7 +457,7 @@ def fetch_facts(settings: GitHubSettings, requirement: GateRequirement) -> PullR
             if _is_status(e, 404):
                 raise GitHubError(f"PR #{requirement.pr} not found in {settings.full_name}") from None
             raise
-        _json_object(pr.raw_data, f"PR #{requirement.pr}")
+        _json_object(pr.raw_data, f"PR #{requirement.pr}", "number")
         head_sha: str | None = pr.head.sha if pr.head is not None else None
         head_repo = pr.head.repo if pr.head is not None else None
         base_repo = pr.base.repo if pr.base is not None else None
