@@ -9,12 +9,21 @@ Reasons are short sentences without a trailing period; callers print ``Refusing 
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
-from dataclasses import dataclass
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.hints import ManifestHint
+from core.plan import ApplyHpa, Plan
 
 LABELS = {"apply": "execute-plan", "rollback": "rollback-plan"}
 # Roles allowed to trigger an execution (GitHub's role_name; maintain and write map to legacy "write").
 TRIGGER_ROLES = ("write", "maintain", "admin")
+REPOSITORY_NAME = re.compile(r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+")
+RELABEL = "add the label again to run the new head"
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,9 @@ class GateRequirement:
     # Head SHA when the label was added, if the caller knows it (the `labeled` webhook payload carries
     # pull_request.head.sha). Closes the label-then-push window: a commit pushed after the label refuses.
     expected_head_sha: str | None = None
+    # Repository paths of the other files the run reads (apply_hpa manifests, manifest hints): each must be,
+    # byte for byte, the file the PR carries at the head the gate checked.
+    read_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,8 +59,14 @@ class PullRequestFacts:
     label_added_at: str | None = None
     label_actor_role: str | None = None  # admin, maintain, write, triage, read, none, or a custom role name
     label_actor_permission: str | None = None  # legacy base permission: admin, write, read, none
+    label_actor_type: str | None = None  # GitHub's user type: User, Bot, Organization
+    # Pushes after the newest `labeled` event (timeline `committed` / `head_ref_force_pushed` events, or
+    # commits dated after the label), as short descriptions; () when none, None when the timeline was not read.
+    pushed_after_label: tuple[str, ...] | None = None
     # Blob SHA of the plan file at head_sha (None when the file does not exist there).
     plan_blob_sha: str | None = None
+    # Blob SHA at head_sha of each of the requirement's read_paths (None: not in the PR at that head).
+    file_blob_shas: Mapping[str, str | None] = field(default_factory=dict)
     # Logins whose latest review is APPROVED on head_sha and who have write access or more.
     approvals: tuple[str, ...] | None = None
     # Set when the facts could not be gathered (bad settings, GitHub error): always refuses.
@@ -62,6 +80,7 @@ class GateDecision:
     head_sha: str | None
     plan_blob_sha: str | None
     label_actor: str | None = None
+    file_blob_shas: Mapping[str, str | None] = field(default_factory=dict)
 
     @property
     def message(self) -> str:
@@ -93,13 +112,78 @@ def plan_path_problem(path: str) -> str | None:
     return None
 
 
+def repository_problem(requested: str | None, configured: str | None, allowed: Collection[str]) -> str | None:
+    """Why this worker must not serve `requested` ("owner/name" from an event), or None.
+
+    The worker serves its configured repository (GH_OWNER/GH_REPO) and those explicitly allowed
+    (INFRA_REPOSITORIES); an event's word alone never picks the repository whose label gates this cluster.
+    """
+    if requested is None:
+        return None
+    if not REPOSITORY_NAME.fullmatch(requested):
+        return f"repository {requested!r} is not owner/name"
+    served = {name.lower() for name in (configured, *allowed) if name}
+    if requested.lower() not in served:
+        listed = ", ".join(sorted(served)) or "none configured"
+        return (f"repository {requested} is not served by this worker (serves: {listed}; set GH_OWNER/GH_REPO "
+                f"or INFRA_REPOSITORIES)")
+    return None
+
+
+def is_bot(login: str | None, user_type: str | None) -> bool:
+    return user_type == "Bot" or (login or "").endswith("[bot]")
+
+
+def git_blob_sha(data: bytes) -> str:
+    """The id git (and GitHub's tree and contents APIs) gives a file with these bytes."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def local_files_problem(decision: GateDecision, requirement: GateRequirement,
+                        local: Mapping[str, bytes | None]) -> str | None:
+    """The first file about to be read here that is not, byte for byte, the one the PR carries at the head the
+    gate checked (`local`: repository path -> bytes on disk, None when absent), or None when all match."""
+    pinned = {requirement.plan_path: decision.plan_blob_sha, **decision.file_blob_shas}
+    at = f"PR #{requirement.pr} carries at {short(decision.head_sha)}"
+    for path in (requirement.plan_path, *requirement.read_paths):
+        name = "the plan file" if path == requirement.plan_path else path
+        expected, data = pinned.get(path), local.get(path)
+        if expected is None:
+            return f"{name} is not in the files {at}"
+        if data is None:
+            return f"{name} does not exist here ({at} blob {short(expected)})"
+        here = git_blob_sha(data)
+        if here != expected:
+            where = "the plan file here" if path == requirement.plan_path else f"{path} here"
+            return f"{where} (blob {short(here)}) is not the one {at} (blob {short(expected)})"
+    return None
+
+
+def files_read_by(plan: Plan, plan_path: str) -> dict[str, Path]:
+    """{repository path: local path} of every file besides the plan that a run of `plan` reads: apply_hpa
+    manifests and manifest hints (also `kubectl apply -f` hints). `plan_path` is the plan's repository path."""
+    relative: list[str] = [action.manifest for action in plan.actions
+                           if isinstance(action, ApplyHpa) and action.manifest is not None]
+    for hint in plan.hints:
+        if isinstance(hint, ManifestHint):
+            relative.append(hint.path)
+        elif "-f" in hint.args[:-1]:
+            relative.append(hint.args[hint.args.index("-f") + 1])
+    base = posixpath.dirname(plan_path)
+    return {posixpath.normpath(posixpath.join(base, path)): plan.directory / path for path in dict.fromkeys(relative)}
+
+
 def _refuse(reason: str, facts: PullRequestFacts | None = None) -> GateDecision:
     return GateDecision(False, reason, facts.head_sha if facts else None,
-                        facts.plan_blob_sha if facts else None, facts.label_actor if facts else None)
+                        facts.plan_blob_sha if facts else None, facts.label_actor if facts else None,
+                        dict(facts.file_blob_shas) if facts else {})
 
 
-def evaluate_gate(facts: PullRequestFacts, requirement: GateRequirement) -> GateDecision:
-    """All gate conditions, in the order a reader would check them; the first failing one is the reason."""
+def evaluate_gate(facts: PullRequestFacts, requirement: GateRequirement,
+                  trusted_bots: Collection[str] = ()) -> GateDecision:
+    """All gate conditions, in the order a reader would check them; the first failing one is the reason.
+
+    `trusted_bots`: bot logins (configuration) whose labels count; any other bot's label is refused."""
     label = LABELS.get(requirement.flow)
     if label is None:
         return _refuse(f"unknown flow '{requirement.flow}' (expected one of {', '.join(sorted(LABELS))})")
@@ -107,9 +191,10 @@ def evaluate_gate(facts: PullRequestFacts, requirement: GateRequirement) -> Gate
         return _refuse(facts.error, facts)
     if facts.number != requirement.pr:
         return _refuse(f"facts are for PR #{facts.number}, not PR #{requirement.pr}", facts)
-    problem = plan_path_problem(requirement.plan_path)
-    if problem:
-        return _refuse(problem, facts)
+    for path in (requirement.plan_path, *requirement.read_paths):
+        problem = plan_path_problem(path)
+        if problem:
+            return _refuse(problem, facts)
     pr = f"PR #{requirement.pr}"
     if facts.merged:
         return _refuse(f"{pr} is merged", facts)
@@ -119,10 +204,16 @@ def evaluate_gate(facts: PullRequestFacts, requirement: GateRequirement) -> Gate
         if facts.head_repo is None:
             return _refuse(f"{pr} is from a fork (its head repository was deleted)", facts)
         return _refuse(f"{pr} is from a fork", facts)
+    if facts.draft is not False:
+        return _refuse(f"{pr} is a draft" if facts.draft else f"{pr} draft state is unknown", facts)
     if label not in (facts.labels or ()):
         return _refuse(f"PR missing label '{label}'", facts)
     if not facts.label_actor:
         return _refuse(f"no 'labeled' event found for label '{label}'", facts)
+    trusted = {login.lower() for login in trusted_bots}
+    if is_bot(facts.label_actor, facts.label_actor_type) and facts.label_actor.lower() not in trusted:
+        return _refuse(f"label '{label}' was added by bot account '{facts.label_actor}', which is not a trusted "
+                       f"bot (INFRA_TRUSTED_BOTS)", facts)
     if not trigger_role_ok(facts.label_actor_role, facts.label_actor_permission):
         role = facts.label_actor_role or facts.label_actor_permission or "none"
         return _refuse(f"label '{label}' was added by '{facts.label_actor}' whose permission is '{role}' "
@@ -131,9 +222,18 @@ def evaluate_gate(facts: PullRequestFacts, requirement: GateRequirement) -> Gate
         return _refuse(f"{pr} head SHA is unknown", facts)
     if requirement.expected_head_sha and facts.head_sha != requirement.expected_head_sha:
         return _refuse(f"head SHA changed since the label was added ({short(requirement.expected_head_sha)} -> "
-                       f"{short(facts.head_sha)})", facts)
+                       f"{short(facts.head_sha)}); {RELABEL}", facts)
+    if facts.pushed_after_label is None:
+        return _refuse(f"could not tell whether {pr} changed after label '{label}' was added", facts)
+    if facts.pushed_after_label:
+        return _refuse(f"{pr} changed after label '{label}' was added ({', '.join(facts.pushed_after_label)}); "
+                       f"{RELABEL}", facts)
     if not facts.plan_blob_sha:
         return _refuse(f"plan file {requirement.plan_path} not found at head {short(facts.head_sha)}", facts)
+    for path in requirement.read_paths:
+        if not facts.file_blob_shas.get(path):
+            return _refuse(f"file {path} (read by the plan) not found in {pr} at head {short(facts.head_sha)}",
+                           facts)
     if requirement.require_approval and not facts.approvals:
         return _refuse(f"{pr} has no approving review on head {short(facts.head_sha)}", facts)
     approved = f", approved by {', '.join(facts.approvals)}" if facts.approvals else ""
@@ -142,12 +242,15 @@ def evaluate_gate(facts: PullRequestFacts, requirement: GateRequirement) -> Gate
         f"label '{label}' added by '{facts.label_actor}' ({facts.label_actor_role}) on {pr} "
         f"at head {short(facts.head_sha)}{approved}",
         facts.head_sha, facts.plan_blob_sha, facts.label_actor,
+        {path: facts.file_blob_shas[path] for path in requirement.read_paths},
     )
 
 
-def recheck(first: GateDecision, now: PullRequestFacts, requirement: GateRequirement) -> GateDecision:
-    """Right before executing: the first decision must have passed, the head SHA and the plan file's blob SHA
-    must be the ones it saw, and every gate condition must still hold (label still present, PR still open...)."""
+def recheck(first: GateDecision, now: PullRequestFacts, requirement: GateRequirement,
+            trusted_bots: Collection[str] = ()) -> GateDecision:
+    """Right before executing: the first decision must have passed, the head SHA and the blob SHAs of the plan
+    and of every file it reads must be the ones it saw, and every gate condition must still hold (label still
+    present, PR still open...)."""
     if not first.allowed:
         return first
     if now.error:
@@ -159,11 +262,14 @@ def recheck(first: GateDecision, now: PullRequestFacts, requirement: GateRequire
                        now)
     if now.plan_blob_sha != first.plan_blob_sha:
         return _refuse(f"plan file {requirement.plan_path} changed since the check", now)
+    for path in requirement.read_paths:
+        if not first.file_blob_shas.get(path) or now.file_blob_shas.get(path) != first.file_blob_shas[path]:
+            return _refuse(f"file {path} changed since the check", now)
     label = LABELS.get(requirement.flow)
     if label is not None and label not in (now.labels or ()):
         return _refuse(f"label '{label}' was removed since the check", now)
-    decision = evaluate_gate(now, requirement)
+    decision = evaluate_gate(now, requirement, trusted_bots)
     if not decision.allowed:
         return decision
     return GateDecision(True, f"re-checked: {decision.reason}", first.head_sha, first.plan_blob_sha,
-                        decision.label_actor)
+                        decision.label_actor, dict(first.file_blob_shas))

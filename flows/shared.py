@@ -1,6 +1,5 @@
 """What the apply and rollback flows share: the gate's opening moves and the closing report."""
 
-import hashlib
 import os
 import re
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.states import Failed
 
 from core.apply import touched_workloads
-from core.gate import GateDecision, GateRequirement, short
+from core.gate import GateDecision, GateRequirement, files_read_by, local_files_problem
 from core.plan import Plan
 from core.report import RunReport, StepResult, finished, refusal
 from integrations.kubectl import Kubectl
@@ -70,28 +69,30 @@ def close_run(flow: str, plan: Plan, results: list[StepResult], executed: bool, 
 
 
 def gate_requirement(flow: str, plan: str, pr: int | None, repository: str | None,
-                     require_approval: bool) -> GateRequirement | None:
-    """What the gate must check; `repository` ("owner/name", from the triggering event) overrides GH_OWNER/GH_REPO,
-    and `require_approval` also asks for an approving review of the PR's head by someone with write access."""
+                     require_approval: bool, head_sha: str | None = None) -> GateRequirement | None:
+    """What the gate must check. `repository` ("owner/name", from the triggering event) must be one this worker
+    serves (GH_OWNER/GH_REPO or INFRA_REPOSITORIES); `require_approval` also asks for an approving review of the
+    PR's head by someone with write access; `head_sha` (the event's pull_request.head.sha when the label was
+    added) refuses a head that moved since."""
     if pr is None:
         return None
     return GateRequirement(flow=flow, pr=pr, plan_path=repository_path(plan), repository=repository,
-                           require_approval=require_approval)
+                           require_approval=require_approval, expected_head_sha=head_sha)
 
 
 def pass_gate(requirement: GateRequirement, plan: Plan) -> GateDecision:
-    """The label gate, plus: the plan about to run is, byte for byte, the file the PR carries at the head the
-    gate saw (a local edit or a stale checkout must not ride on someone else's approval)."""
+    """The label gate, plus: the plan and every file it reads (manifests, hint files) are, byte for byte, the
+    files the PR carries at the head the gate saw (a local edit or a stale checkout must not ride on someone
+    else's approval)."""
+    read = files_read_by(plan, requirement.plan_path)
+    requirement = replace(requirement, read_paths=tuple(read))
     decision = verify_label(requirement)
     if not decision.allowed:
         return decision
-    data = plan.path.read_bytes()
-    local = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
-    if local == decision.plan_blob_sha:
-        return decision
-    reason = (f"the plan file here (blob {short(local)}) is not the one PR #{requirement.pr} carries at "
-              f"{short(decision.head_sha)} (blob {short(decision.plan_blob_sha)})")
-    return replace(decision, allowed=False, reason=reason)
+    local = {requirement.plan_path: plan.path.read_bytes(),
+             **{path: file.read_bytes() if file.is_file() else None for path, file in read.items()}}
+    problem = local_files_problem(decision, requirement, local)
+    return decision if problem is None else replace(decision, allowed=False, reason=problem)
 
 
 def gated_execution(flow: str, plan: Plan, requirement: GateRequirement | None, kubectl: Kubectl,

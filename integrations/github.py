@@ -2,24 +2,28 @@
 
 Settings come from the environment (``GitHubSettings.from_env``): GH_OWNER, GH_REPO (or GITHUB_REPOSITORY=o/r),
 GITHUB_TOKEN (or GITHUB_TOKEN_BLOCK naming a Prefect Secret block, loaded lazily), GITHUB_API_URL, PRNUM,
-GITHUB_MAX_RATE_LIMIT_WAIT (seconds, default 60), GITHUB_RETRIES (default 3).
+GITHUB_MAX_RATE_LIMIT_WAIT (seconds, default 60), GITHUB_RETRIES (default 3), GITHUB_TIMEOUT (seconds per
+request, default 15), INFRA_REPOSITORIES (comma-separated owner/name this worker also serves, besides
+GH_OWNER/GH_REPO), INFRA_TRUSTED_BOTS (comma-separated bot logins whose labels count).
 
 Failure policy:
 - ``check_gate`` / ``recheck_gate`` never raise: missing settings or any GitHub error become a refusal
   (fail closed) whose reason is one clear sentence.
 - ``fetch_facts``, ``remove_trigger_label``, ``upsert_audit_comment`` raise ``GitHubError`` (one clear message).
 - Reads (and idempotent PATCH/DELETE) are retried on 5xx; POST and PUT never are. Rate limits are waited for
-  up to ``max_rate_limit_wait`` seconds, then a clear error. The token never appears in a message or repr.
+  up to ``max_rate_limit_wait`` seconds, then a clear error. The token never appears in a message or repr
+  (it is registered with ``integrations.secrets`` as soon as it is known).
+- Answers GitHub should not give (not JSON, a redirect, a link to another host) are refusals too, never retried.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -32,8 +36,11 @@ from core.gate import (
     evaluate_gate,
     plan_path_problem,
     recheck,
+    repository_problem,
+    short,
     trigger_role_ok,
 )
+from integrations import secrets
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +49,22 @@ T = TypeVar("T")
 
 
 class GitHubError(Exception):
-    """A GitHub call failed. The message is one clear sentence and never contains the token."""
+    """A GitHub call failed. The message is one clear sentence and never contains the token.
+
+    `transient`: a 5xx, a timeout or an unreachable server, worth another try; bad settings, 4xx and answers
+    GitHub should not give are not."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class _RedirectRefused(Exception):
+    """Raised from inside urllib3 for a 3xx: PyGithub would follow a same-host 301 silently."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"redirect {status}")
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -57,12 +79,15 @@ class GitHubSettings:
     backoff_factor: float = 0.25
     timeout: float = 15.0
     pr: int | None = None
+    repositories: tuple[str, ...] = ()  # served besides owner/repo (INFRA_REPOSITORIES)
+    trusted_bots: tuple[str, ...] = ()  # bot logins whose labels count (INFRA_TRUSTED_BOTS)
 
     def __repr__(self) -> str:
         token = "***" if self.token else None
         return (f"GitHubSettings(owner={self.owner!r}, repo={self.repo!r}, token={token!r}, "
-                f"api_url={self.api_url!r}, token_block={self.token_block!r}, "
-                f"max_rate_limit_wait={self.max_rate_limit_wait!r}, retries={self.retries!r}, pr={self.pr!r})")
+                f"api_url={secrets.mask(self.api_url)!r}, token_block={self.token_block!r}, "
+                f"max_rate_limit_wait={self.max_rate_limit_wait!r}, retries={self.retries!r}, pr={self.pr!r}, "
+                f"repositories={self.repositories!r}, trusted_bots={self.trusted_bots!r})")
 
     __str__ = __repr__
 
@@ -73,16 +98,35 @@ class GitHubSettings:
             gh_owner, gh_repo = env["GITHUB_REPOSITORY"].split("/", 1)
             owner, repo = owner or gh_owner, repo or gh_repo
         pr_text = (env.get("PRNUM") or "").strip().lstrip("#")
+        token = env.get("GITHUB_TOKEN") or None
+        api_url = (env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
+        secrets.register(token)
+        secrets.register_url(api_url)
         return cls(
             owner=owner,
             repo=repo,
-            token=env.get("GITHUB_TOKEN") or None,
-            api_url=(env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/"),
+            token=token,
+            api_url=api_url,
             token_block=env.get("GITHUB_TOKEN_BLOCK") or None,
             max_rate_limit_wait=_float(env.get("GITHUB_MAX_RATE_LIMIT_WAIT"), 60.0),
             retries=int(_float(env.get("GITHUB_RETRIES"), 3)),
-            pr=int(pr_text) if pr_text.isdigit() else None,
+            timeout=_float(env.get("GITHUB_TIMEOUT"), 15.0),
+            pr=int(pr_text) if pr_text.isascii() and pr_text.isdigit() else None,
+            repositories=_names(env.get("INFRA_REPOSITORIES")),
+            trusted_bots=_names(env.get("INFRA_TRUSTED_BOTS")),
         )
+
+    def serving(self, repository: str | None) -> GitHubSettings:
+        """These settings for `repository` (from an event), if this worker serves it. Raises GitHubError before
+        anything is asked of GitHub when it does not."""
+        configured = self.full_name if self.owner and self.repo else None
+        problem = repository_problem(repository, configured, self.repositories)
+        if problem:
+            raise GitHubError(problem)
+        if repository is None:
+            return self
+        owner, _, name = repository.partition("/")
+        return replace(self, owner=owner, repo=name)
 
     def missing(self) -> list[str]:
         """Names of required settings that are not set (the token counts as set when a block is named)."""
@@ -96,6 +140,10 @@ class GitHubSettings:
         return f"{self.owner}/{self.repo}"
 
 
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(name.strip() for name in (text or "").split(",") if name.strip())
+
+
 def _float(text: str | None, default: float) -> float:
     try:
         return float(text) if text not in (None, "") else default
@@ -106,6 +154,7 @@ def _float(text: str | None, default: float) -> float:
 # --------------------------------------------------------------------------- client
 def _resolve_token(settings: GitHubSettings) -> str:
     if settings.token:
+        secrets.register(settings.token)
         return settings.token
     if settings.token_block:
         try:
@@ -121,6 +170,7 @@ def _resolve_token(settings: GitHubSettings) -> str:
                               f"'{settings.token_block}' ({type(e).__name__})") from None
         if not isinstance(value, str) or not value:
             raise GitHubError(f"Prefect Secret block '{settings.token_block}' holds no token")
+        secrets.register(value)
         return value
     raise GitHubError("no GitHub token configured (set GITHUB_TOKEN or GITHUB_TOKEN_BLOCK)")
 
@@ -130,7 +180,13 @@ def _retry(settings: GitHubSettings) -> Any:
     from github.GithubException import RateLimitExceededExceedsMaxWait
 
     class _Retry(GithubRetry):
-        """GithubRetry without POST/PUT, and with Retry-After capped like the rate-limit reset."""
+        """GithubRetry without POST/PUT, with Retry-After capped like the rate-limit reset, and no redirects:
+        urllib3 asks `is_retry` about every answer, so a 3xx stops here before PyGithub could follow it."""
+
+        def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+            if 300 <= status_code < 400:
+                raise _RedirectRefused(status_code)
+            return bool(super().is_retry(method, status_code, has_retry_after))
 
         def get_retry_after(self, response: Any) -> float | None:
             value: float | None = super().get_retry_after(response)
@@ -165,13 +221,6 @@ def _client(settings: GitHubSettings) -> Any:
     )
 
 
-def _scrub(text: str, settings: GitHubSettings) -> str:
-    for secret in (settings.token,):
-        if secret:
-            text = text.replace(secret, "***")
-    return re.sub(r"(gh[pousr]_|github_pat_)[A-Za-z0-9_]{10,}", r"\1***", text)
-
-
 def _message_of(data: Any) -> str:
     if isinstance(data, dict):
         message = str(data.get("message") or "").strip()
@@ -180,8 +229,8 @@ def _message_of(data: Any) -> str:
             details = "; ".join(str(e.get("message") or e.get("code") or e) if isinstance(e, dict) else str(e)
                                 for e in errors[:3])
             message = f"{message} ({details})" if message else details
-        return message.rstrip(".")
-    return str(data or "").strip().rstrip(".")
+        return secrets.mask_untrusted(message.rstrip("."))
+    return secrets.mask_untrusted(str(data or "").strip().rstrip("."))
 
 
 @contextmanager
@@ -196,11 +245,14 @@ def _translate(settings: GitHubSettings, action: str) -> Iterator[None]:
         UnknownObjectException,
     )
 
-    where = f"{action} ({settings.full_name} at {settings.api_url})"
+    where = f"{action} ({settings.full_name} at {secrets.mask(settings.api_url)})"
     try:
         yield
     except GitHubError as e:
-        raise GitHubError(_scrub(str(e), settings)) from None
+        raise GitHubError(secrets.mask(str(e)), e.transient) from None
+    except _RedirectRefused as e:
+        raise GitHubError(f"GitHub answered with a redirect ({e.status}) while {where}; "
+                          f"redirects are not followed (check GITHUB_API_URL)") from None
     except BadCredentialsException:
         raise GitHubError(f"GitHub rejected the token (401 Bad credentials) while {where}") from None
     except RateLimitExceededExceedsMaxWait as e:
@@ -214,18 +266,36 @@ def _translate(settings: GitHubSettings, action: str) -> Iterator[None]:
     except UnknownObjectException:
         raise GitHubError(f"not found (404) while {where}") from None
     except GithubException as e:
-        message = _scrub(_message_of(e.data), settings)
-        raise GitHubError(f"GitHub answered {e.status} while {where}" + (f": {message}" if message else "")
-                          ) from None
+        message = _message_of(e.data)
+        raise GitHubError(f"GitHub answered {e.status} while {where}" + (f": {message}" if message else ""),
+                          transient=e.status >= 500) from None
     except requests.exceptions.RetryError:
         raise GitHubError(f"GitHub kept failing (5xx) while {where}, gave up after {settings.retries} "
-                          f"retries") from None
+                          f"retries", transient=True) from None
     except requests.exceptions.Timeout:
-        raise GitHubError(f"GitHub did not answer within {settings.timeout:g}s while {where}") from None
-    except requests.exceptions.ConnectionError:
-        raise GitHubError(f"cannot reach GitHub while {where}") from None
+        raise GitHubError(f"GitHub did not answer within {settings.timeout:g}s while {where}",
+                          transient=True) from None
+    except requests.exceptions.ConnectionError as e:
+        if _timed_out(e):
+            raise GitHubError(f"GitHub did not answer within {settings.timeout:g}s while {where}, "
+                              f"{settings.retries} retries included", transient=True) from None
+        raise GitHubError(f"cannot reach GitHub while {where}", transient=True) from None
     except requests.exceptions.RequestException as e:
         raise GitHubError(f"request to GitHub failed while {where} ({type(e).__name__})") from None
+    except json.JSONDecodeError:  # PyGithub parses every answer that starts like JSON
+        raise GitHubError(f"GitHub's answer was not JSON while {where}") from None
+    except AssertionError:  # PyGithub asserts that every URL it follows (bodies, Link headers) is on its host
+        raise GitHubError(f"GitHub's answer links to another host while {where}; not followed") from None
+    except RuntimeError:  # PyGithub's refusal of a redirect to another host or scheme
+        raise GitHubError(f"GitHub answered with a redirect to another host while {where}") from None
+
+
+def _timed_out(error: BaseException) -> bool:
+    """requests reports read timeouts that exhausted urllib3's retries as a ConnectionError."""
+    from urllib3.exceptions import ReadTimeoutError
+
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, ReadTimeoutError)
 
 
 def _call(settings: GitHubSettings, action: str, fn: Callable[[], T]) -> T:
@@ -255,24 +325,64 @@ def _permission(repo: Any, login: str) -> tuple[str, str]:
     return role, str(data.get("permission") or "none")
 
 
-def _newest_labeled(pr: Any, label: str) -> tuple[str | None, str | None]:
-    """(actor login, created_at ISO) of the newest `labeled` event for ``label``."""
-    best: tuple[datetime, int] | None = None
+@dataclass(frozen=True)
+class LabelHistory:
+    """What the PR's timeline says about the newest `labeled` event for a label and what came after it."""
+
     actor: str | None = None
-    when: str | None = None
-    for index, event in enumerate(pr.get_issue_events()):
-        if event.event != "labeled":
+    actor_type: str | None = None
+    added_at: str | None = None
+    pushed_after: tuple[str, ...] = ()
+
+
+def _timestamp(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
+    except ValueError:
+        return None
+
+
+def _object(item: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = item.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _push_of(item: Mapping[str, Any]) -> tuple[str, datetime | None] | None:
+    """(description, when) for a timeline item that changes the PR's head, or None."""
+    if item.get("event") == "committed":
+        return f"commit {short(str(item.get('sha') or '') or None)}", _timestamp(_object(item, "committer").get("date"))
+    if item.get("event") == "head_ref_force_pushed":
+        return f"force-push to {short(item.get('commit_id'))}", _timestamp(item.get("created_at"))
+    return None
+
+
+def label_history(timeline: list[Mapping[str, Any]], label: str) -> LabelHistory:
+    """The newest `labeled` event for `label`, and every push after it: a `committed` or `head_ref_force_pushed`
+    item later in the timeline (GitHub lists it chronologically), or a commit dated after the label."""
+    newest: int | None = None
+    for index, item in enumerate(timeline):
+        if item.get("event") == "labeled" and _object(item, "label").get("name") == label:
+            newest = index
+    if newest is None:
+        return LabelHistory()
+    labeled = timeline[newest]
+    actor = _object(labeled, "actor")
+    added = _timestamp(labeled.get("created_at"))
+    pushed = []
+    for index, item in enumerate(timeline):
+        push = _push_of(item)
+        if push is None:
             continue
-        # .label, not .raw_data: raw_data makes PyGithub fetch each event again from its url
-        if event.label is None or event.label.name != label:
-            continue
-        created = event.created_at
-        key = (created, index)
-        if best is None or key >= best:
-            best = key
-            actor = event.actor.login if event.actor is not None else None
-            when = created.isoformat() if created is not None else None
-    return actor, when
+        description, when = push
+        if index > newest or (when is not None and added is not None and when > added):
+            pushed.append(description)
+    return LabelHistory(actor=actor.get("login"), actor_type=actor.get("type"),
+                        added_at=added.isoformat() if added else None, pushed_after=tuple(pushed))
+
+
+def _timeline(pr: Any) -> list[Mapping[str, Any]]:
+    # raw_data of a TimelineEvent is the item as GitHub sent it (no further request)
+    return [event.raw_data for event in pr.get_issue_timeline()]
 
 
 def _approvals(repo: Any, pr: Any, head_sha: str) -> tuple[str, ...]:
@@ -303,10 +413,26 @@ def contents_or_none(repo: Any, path: str, ref: str) -> Any | None:
     return content
 
 
-def _plan_blob_sha(repo: Any, path: str, ref: str) -> str | None:
-    content = contents_or_none(repo, path, ref)
-    sha: str | None = content.sha if content is not None else None
-    return sha
+def blob_shas(repo: Any, head_sha: str, paths: tuple[str, ...]) -> dict[str, str | None]:
+    """{path: blob SHA at head_sha, None when absent}: one recursive tree call, then the contents API only for
+    paths a truncated (very large) tree left out."""
+    tree = repo.get_git_tree(head_sha, recursive=True)
+    found = {element.path: element.sha for element in tree.tree if element.type == "blob"}
+    truncated = bool(tree.raw_data.get("truncated"))
+    out: dict[str, str | None] = {}
+    for path in paths:
+        if path in found or not truncated:
+            out[path] = found.get(path)
+        else:
+            content = contents_or_none(repo, path, head_sha)
+            out[path] = content.sha if content is not None else None
+    return out
+
+
+def _json_object(raw: Any, what: str, key: str) -> None:
+    """PyGithub wraps an answer that is not JSON as {"data": text}; a fetched object must have its `key`."""
+    if not isinstance(raw, dict) or key not in raw:
+        raise GitHubError(f"GitHub's answer for {what} was not a JSON object with '{key}'")
 
 
 def fetch_facts(settings: GitHubSettings, requirement: GateRequirement) -> PullRequestFacts:
@@ -317,9 +443,10 @@ def fetch_facts(settings: GitHubSettings, requirement: GateRequirement) -> PullR
     label = LABELS.get(requirement.flow)
     if label is None:
         raise GitHubError(f"unknown flow '{requirement.flow}'")
-    problem = plan_path_problem(requirement.plan_path)
-    if problem:
-        raise GitHubError(problem)
+    for path in (requirement.plan_path, *requirement.read_paths):
+        problem = plan_path_problem(path)
+        if problem:
+            raise GitHubError(problem)
     with _translate(settings, f"reading PR #{requirement.pr}"):
         g = _client(settings)
         repo = g.get_repo(settings.full_name)
@@ -330,6 +457,7 @@ def fetch_facts(settings: GitHubSettings, requirement: GateRequirement) -> PullR
             if _is_status(e, 404):
                 raise GitHubError(f"PR #{requirement.pr} not found in {settings.full_name}") from None
             raise
+        _json_object(pr.raw_data, f"PR #{requirement.pr}", "number")
         head_sha: str | None = pr.head.sha if pr.head is not None else None
         head_repo = pr.head.repo if pr.head is not None else None
         base_repo = pr.base.repo if pr.base is not None else None
@@ -337,9 +465,11 @@ def fetch_facts(settings: GitHubSettings, requirement: GateRequirement) -> PullR
                          and head_repo.full_name.lower() == base_repo.full_name.lower()
                          and (head_repo.id is None or head_repo.id == base_repo.id))
         labels = tuple(lb.name for lb in pr.labels or ())
-        actor, added_at = _newest_labeled(pr, label)
+        history = label_history(_timeline(pr), label)
+        actor = history.actor
         role, permission = _permission(repo, actor) if actor else (None, None)
-        blob = _plan_blob_sha(repo, requirement.plan_path, head_sha) if head_sha else None
+        paths = (requirement.plan_path, *requirement.read_paths)
+        blobs = blob_shas(repo, head_sha, paths) if head_sha else dict.fromkeys(paths)
         approvals = _approvals(repo, pr, head_sha) if requirement.require_approval and head_sha else None
         facts = PullRequestFacts(
             number=pr.number,
@@ -351,10 +481,13 @@ def fetch_facts(settings: GitHubSettings, requirement: GateRequirement) -> PullR
             labels=labels,
             head_sha=head_sha,
             label_actor=actor,
-            label_added_at=added_at,
+            label_added_at=history.added_at,
             label_actor_role=role,
             label_actor_permission=permission,
-            plan_blob_sha=blob,
+            label_actor_type=history.actor_type,
+            pushed_after_label=history.pushed_after,
+            plan_blob_sha=blobs[requirement.plan_path],
+            file_blob_shas={path: blobs[path] for path in requirement.read_paths},
             approvals=approvals,
         )
     log.debug("gate facts for %s PR #%s: %s", settings.full_name, requirement.pr, facts)
@@ -363,21 +496,24 @@ def fetch_facts(settings: GitHubSettings, requirement: GateRequirement) -> PullR
 
 def _facts_or_error(settings: GitHubSettings, requirement: GateRequirement) -> PullRequestFacts:
     try:
-        return fetch_facts(settings, requirement)
+        return fetch_facts(settings.serving(requirement.repository), requirement)
     except GitHubError as e:
-        return PullRequestFacts(number=requirement.pr, error=_scrub(str(e), settings))
+        return PullRequestFacts(number=requirement.pr, error=secrets.mask(str(e)))
 
 
 def check_gate(settings: GitHubSettings, requirement: GateRequirement) -> GateDecision:
     """Fetch the facts and evaluate the gate. Never raises: problems become a refusal (fail closed)."""
-    return evaluate_gate(_facts_or_error(settings, requirement), requirement)
+    return evaluate_gate(_facts_or_error(settings, requirement), requirement, settings.trusted_bots)
 
 
 def recheck_gate(settings: GitHubSettings, requirement: GateRequirement, first: GateDecision) -> GateDecision:
     """Fetch the facts again right before executing and compare with the first decision. Never raises."""
     if not first.allowed:
         return first
-    return recheck(first, _facts_or_error(settings, requirement), requirement)
+    # The files pinned by the first check are re-read whether or not the caller's requirement lists them.
+    requirement = replace(requirement, read_paths=tuple(dict.fromkeys((*requirement.read_paths,
+                                                                        *first.file_blob_shas))))
+    return recheck(first, _facts_or_error(settings, requirement), requirement, settings.trusted_bots)
 
 
 # --------------------------------------------------------------------------- writes
@@ -386,6 +522,7 @@ def remove_trigger_label(settings: GitHubSettings, requirement: GateRequirement)
     label = LABELS.get(requirement.flow)
     if label is None:
         raise GitHubError(f"unknown flow '{requirement.flow}'")
+    settings = settings.serving(requirement.repository)
     with _translate(settings, f"removing label '{label}' from PR #{requirement.pr}"):
         g = _client(settings)
         issue = g.get_repo(settings.full_name).get_issue(requirement.pr)
@@ -410,8 +547,9 @@ def upsert_audit_comment(settings: GitHubSettings, requirement: GateRequirement,
     problem = plan_path_problem(requirement.plan_path)
     if problem:
         raise GitHubError(problem)
+    settings = settings.serving(requirement.repository)
     marker = audit_marker(requirement)
-    body = f"{marker}\n{_scrub(body_markdown, settings)}"
+    body = f"{marker}\n{secrets.mask(body_markdown)}"
     action = f"writing the audit comment on PR #{requirement.pr}"
     with _translate(settings, action):
         g = _client(settings)
@@ -465,8 +603,7 @@ def _token_login(g: Any) -> str | None:
 
 def is_transient(error: GitHubError) -> bool:
     """A 5xx, a timeout or an unreachable server: worth another try (4xx and bad settings are not)."""
-    message = str(error)
-    return bool(re.search(r"answered 5\d\d|did not answer|cannot reach|kept failing", message))
+    return error.transient
 
 
 # Public names for other integrations (integrations/pull_request.py builds on the same client and error policy).

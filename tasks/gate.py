@@ -1,8 +1,6 @@
 """The label gate and the PR audit trail. GitHub settings are read inside each task, never passed as
 parameters, so the token cannot end up in a run's recorded inputs."""
 
-from dataclasses import replace
-
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -18,26 +16,25 @@ from integrations.github import (
 
 
 def settings_for(requirement: GateRequirement) -> GitHubSettings:
-    """The environment's settings, for the repository the run was triggered from when one is given."""
-    settings = GitHubSettings.from_env()
-    if requirement.repository is None:
-        return settings
-    owner, _, name = requirement.repository.partition("/")
-    return replace(settings, owner=owner, repo=name)
+    """The environment's settings, for the repository the run was triggered from when one is given and this
+    worker serves it (GH_OWNER/GH_REPO or INFRA_REPOSITORIES). Raises GitHubError when it does not."""
+    return GitHubSettings.from_env().serving(requirement.repository)
 
 
 @task(cache_policy=NO_CACHE)
 def verify_label(requirement: GateRequirement) -> GateDecision:
-    """Who labeled the PR, is it open and not a fork, which head and plan blob were seen (pinned for later)."""
-    decision = check_gate(settings_for(requirement), requirement)
+    """Who labeled the PR, is it open, not a draft and not a fork, did its head move after the label, which
+    head and blobs (plan, manifests, hint files) were seen (pinned for later). An unserved repository is
+    refused before anything is asked of GitHub."""
+    decision = check_gate(GitHubSettings.from_env(), requirement)
     get_run_logger().info(decision.message)
     return decision
 
 
 @task(cache_policy=NO_CACHE)
 def recheck_label(requirement: GateRequirement, first: GateDecision) -> GateDecision:
-    """Time of check vs time of use: the same head SHA, the same plan blob, the label still there."""
-    decision = recheck_gate(settings_for(requirement), requirement, first)
+    """Time of check vs time of use: the same head SHA, the same blobs as pinned, the label still there."""
+    decision = recheck_gate(GitHubSettings.from_env(), requirement, first)
     get_run_logger().info(decision.message)
     return decision
 
@@ -49,8 +46,8 @@ def report_to_pull_request(requirement: GateRequirement, markdown: str) -> str |
     Returns a warning line when GitHub could not be updated: the cluster change already happened and is
     recorded, so a GitHub hiccup must not turn a finished run into a failed one.
     """
-    settings = settings_for(requirement)
     try:
+        settings = settings_for(requirement)
         remove_trigger_label(settings, requirement)
         upsert_audit_comment(settings, requirement, markdown)
     except GitHubError as error:

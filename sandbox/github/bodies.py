@@ -7,7 +7,21 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from .state import LEGACY_PERMISSION, Comment, Event, GitHubState, Issue, Label, Repo, Review, User, blob_sha, iso
+from .state import (
+    LEGACY_PERMISSION,
+    Comment,
+    Commit,
+    Event,
+    GitHubState,
+    Issue,
+    Label,
+    Repo,
+    Review,
+    User,
+    blob_sha,
+    iso,
+    tree_sha,
+)
 
 JSON = dict[str, Any]
 
@@ -227,6 +241,42 @@ class Bodies:
         if event.event in ("closed", "reopened"):
             body["state_reason"] = None
         return body
+
+    def committed(self, repo: Repo, commit: Commit) -> JSON:
+        """A timeline `committed` item (git's view of a commit: no actor, no created_at)."""
+        api = f"{self.base}/repos/{repo.full_name}/git/commits/{commit.sha}"
+        person = {"name": commit.author, "email": f"{commit.author}@users.noreply.example", "date": iso(commit.at)}
+        parents = [commit.parent] if commit.parent else []
+        return {
+            "event": "committed", "sha": commit.sha, "node_id": _node("C", int(commit.sha[:8], 16)), "url": api,
+            "html_url": f"{self.base}/{repo.full_name}/commit/{commit.sha}", "author": person,
+            "committer": person, "message": commit.message,
+            "tree": {"sha": tree_sha(commit), "url": self._tree_url(repo, commit)},
+            "parents": [{"sha": p, "url": f"{self.base}/repos/{repo.full_name}/git/commits/{p}",
+                         "html_url": f"{self.base}/{repo.full_name}/commit/{p}"} for p in parents],
+            "verification": {"verified": False, "reason": "unsigned", "signature": None, "payload": None,
+                             "verified_at": None},
+        }
+
+    def git_tree(self, repo: Repo, commit: Commit) -> JSON:
+        """GET git/trees/SHA?recursive=1: every file and every directory above one, as git lists them."""
+        entries: dict[str, JSON] = {}
+        for path, content in sorted(commit.tree.items()):
+            parts = path.split("/")
+            for depth in range(1, len(parts)):
+                directory = "/".join(parts[:depth])
+                entries.setdefault(directory, {"path": directory, "mode": "040000", "type": "tree",
+                                               "sha": blob_sha(directory.encode()),
+                                               "url": f"{self.base}/repos/{repo.full_name}/git/trees/"
+                                                      f"{blob_sha(directory.encode())}"})
+            sha = blob_sha(content)
+            entries[path] = {"path": path, "mode": "100644", "type": "blob", "sha": sha, "size": len(content),
+                             "url": f"{self.base}/repos/{repo.full_name}/git/blobs/{sha}"}
+        return {"sha": tree_sha(commit), "url": self._tree_url(repo, commit),
+                "tree": [entries[path] for path in sorted(entries)], "truncated": False}
+
+    def _tree_url(self, repo: Repo, commit: Commit) -> str:
+        return f"{self.base}/repos/{repo.full_name}/git/trees/{tree_sha(commit)}"
 
     def issue_event(self, repo: Repo, issue: Issue, event: Event) -> JSON:
         """GET /repos/o/r/issues/events/ID: the event plus the issue it belongs to."""

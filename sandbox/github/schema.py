@@ -9,7 +9,8 @@ from typing import Any
 
 SPEC_PATH = Path(__file__).resolve().parent / "openapi" / "api.github.com.subset.json"
 # Items of these event types must also match their exact schema (the list schema is a permissive anyOf).
-EXACT_EVENT_SCHEMAS = {"labeled": "labeled-issue-event", "unlabeled": "unlabeled-issue-event"}
+EXACT_EVENT_SCHEMAS = {"labeled": "labeled-issue-event", "unlabeled": "unlabeled-issue-event",
+                       "committed": "timeline-committed-event"}
 
 
 @functools.cache

@@ -48,6 +48,9 @@ class Fault:
     store_then_fail: bool = False
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Sent as is instead of JSON (an HTML error page, a truncated body), with `content_type`.
+    raw: str | None = None
+    content_type: str = "text/html; charset=utf-8"
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -286,7 +289,7 @@ class GitHubSandbox(GitHubState):
         r("GET", f"{R}/issues/events/{{event_id}}", self._get_event)
         r("GET", f"{R}/issues/{{issue_number}}", self._get_issue)
         r("GET", f"{R}/issues/{{issue_number}}/events", self._events)
-        r("GET", f"{R}/issues/{{issue_number}}/timeline", self._events)
+        r("GET", f"{R}/issues/{{issue_number}}/timeline", self._timeline)
         r("GET", f"{R}/issues/{{issue_number}}/labels", self._get_labels)
         r("POST", f"{R}/issues/{{issue_number}}/labels", self._post_labels)
         r("DELETE", f"{R}/issues/{{issue_number}}/labels/{{name}}", self._delete_label)
@@ -295,6 +298,7 @@ class GitHubSandbox(GitHubState):
         r("GET", f"{R}/collaborators/{{username}}/permission", self._permission)
         r("GET", f"{R}/git/ref/{{ref}}", self._get_ref)
         r("POST", f"{R}/git/refs", self._create_ref)
+        r("GET", f"{R}/git/trees/{{tree_sha}}", self._get_tree)
         r("GET", f"{R}/contents/{{path}}", self._get_contents)
         r("PUT", f"{R}/contents/{{path}}", self._put_contents)
 
@@ -388,6 +392,24 @@ class GitHubSandbox(GitHubState):
         repo = self._repo(c)
         issue = self.issue(repo.full_name, self._num(c, "issue_number"))
         return 200, [self.b.event(repo, e) for e in issue.events]
+
+    def _timeline(self, c: _Call) -> tuple[int, Any]:
+        """Issue events plus, for a PR, a `committed` item per commit on its head, in time order (as GitHub
+        lists them, a commit by its committer date)."""
+        repo = self._repo(c)
+        issue = self.issue(repo.full_name, self._num(c, "issue_number"))
+        items: list[tuple[float, int, Any]] = [(e.at, e.id, self.b.event(repo, e)) for e in issue.events]
+        if issue.is_pull:
+            items += [(commit.at, 0, self.b.committed(repo, commit))
+                      for commit in self.pull_commits(repo.full_name, issue.number)]
+        return 200, [body for _, _, body in sorted(items, key=lambda item: item[:2])]
+
+    def _get_tree(self, c: _Call) -> tuple[int, Any]:
+        repo = self._repo(c)
+        commit = self.commits[self.resolve(repo.full_name, c.params["tree_sha"])]
+        if c.q("recursive") is None:
+            raise SandboxError(422, "the test server lists trees recursively only (pass recursive=1)")
+        return 200, self.b.git_tree(repo, commit)
 
     def _get_event(self, c: _Call) -> tuple[int, Any]:
         repo = self._repo(c)
@@ -550,6 +572,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if fault is not None and fault.latency:
             time.sleep(fault.latency)
         faulted = fault is not None and fault.status is not None
+        raw = fault.raw if faulted and fault is not None else None
         if faulted and fault is not None and not fault.store_then_fail:
             status, extra, payload = fault.response()
             operation, login = None, None
@@ -570,11 +593,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 "x-github-media-type": "github.v3; format=json",
             }
             response_headers.update(extra)
+            if raw is None:
+                operation = operation or sb.operation_for(self.command, split.path)
             sb.log.append(RequestRecord(
                 method=self.command, path=split.path, query=parse_qs(split.query), login=login,
-                body=parsed_body, status=status, response=payload, response_headers=response_headers,
-                operation=operation or sb.operation_for(self.command, split.path), faulted=faulted, at=time.time()))
-        self._send(status, response_headers, payload)
+                body=parsed_body, status=status, response=payload if raw is None else raw,
+                response_headers=response_headers, operation=operation, faulted=faulted, at=time.time()))
+        if raw is None:
+            self._send(status, response_headers, payload)
+        else:  # not JSON, and no operation recorded: nothing for the schema check to read
+            self._send_raw(status, {**fault.headers, "Content-Type": fault.content_type} if fault else {}, raw)
 
     def _control(self, path: str, raw_body: bytes) -> None:
         sb = self.owner
@@ -597,6 +625,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(200, {}, {"ok": True})
         else:
             self._send(404, {}, _error_body(404, "Not Found"))
+
+    def _send_raw(self, status: int, headers: dict[str, str], text: str) -> None:
+        data = text.encode()
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _send(self, status: int, headers: dict[str, str], payload: Any) -> None:
         data = b"" if status in (204, 304) else json.dumps(payload).encode()

@@ -32,6 +32,12 @@ def blob_sha(content: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
 
 
+def tree_sha(commit: Commit) -> str:
+    """A stable id for the commit's tree (not git's real tree hash, which nothing here needs)."""
+    listing = "\n".join(f"{path} {blob_sha(content)}" for path, content in sorted(commit.tree.items()))
+    return hashlib.sha1(b"tree\0" + listing.encode()).hexdigest()
+
+
 def iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
@@ -387,6 +393,43 @@ class GitHubState:
             pr.state, pr.closed_at = "closed", now
             pr.events.append(Event(self.next_id(), "closed", actor, now, commit_id=sha))
             return sha
+
+    def force_push(self, full_name: str, number: int, files: dict[str, bytes | str | None] | None = None,
+                   message: str = "Rewritten change", actor: str | None = None) -> str:
+        """Rewrite the PR's head branch: a new commit on top of the base (the old head commits are gone from
+        the branch), and a ``head_ref_force_pushed`` event, as GitHub records. Returns the new head sha."""
+        with self.lock:
+            pr = self.pull(full_name, number)
+            if pr.head_repo is None:
+                raise SandboxError(422, "head repository was deleted")
+            actor = actor or pr.user
+            sha = self.make_commit(self.repo(full_name).branches[pr.base_ref], dict(files or {}), message, actor)
+            self.repo(pr.head_repo).branches[pr.head_ref] = sha
+            self._sync_pull_heads(pr.head_repo, pr.head_ref)
+            pr.events.append(Event(self.next_id(), "head_ref_force_pushed", actor, self.now(), commit_id=sha))
+            return sha
+
+    def set_draft(self, full_name: str, number: int, draft: bool) -> None:
+        with self.lock:
+            pr = self.pull(full_name, number)
+            pr.draft, pr.updated = draft, self.now()
+
+    def pull_commits(self, full_name: str, number: int) -> list[Commit]:
+        """The PR's commits, oldest first: from the head back to the first commit the base branch has."""
+        with self.lock:
+            repo = self.repo(full_name)
+            pr = self.pull(full_name, number)
+            on_base = set()
+            sha: str | None = repo.branches[pr.base_ref]
+            while sha:
+                on_base.add(sha)
+                sha = self.commits[sha].parent
+            out = []
+            sha = pr.head_sha
+            while sha and sha not in on_base:
+                out.append(self.commits[sha])
+                sha = self.commits[sha].parent
+            return out[::-1]
 
     def push_commit(self, full_name: str, number: int, files: dict[str, bytes | str | None] | None = None,
                     message: str = "Another change", sha: str | None = None) -> str:

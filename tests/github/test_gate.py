@@ -6,7 +6,17 @@ from dataclasses import replace
 
 import pytest
 
-from core.gate import GateDecision, GateRequirement, PullRequestFacts, evaluate_gate, recheck
+from core.gate import (
+    GateDecision,
+    GateRequirement,
+    PullRequestFacts,
+    evaluate_gate,
+    git_blob_sha,
+    local_files_problem,
+    recheck,
+    repository_problem,
+)
+from integrations.github import label_history
 
 PLAN = "ops/plans/infra-scale/prod/plan.yaml"
 HEAD = "a" * 40
@@ -20,7 +30,7 @@ def good(**changes: object) -> PullRequestFacts:
         number=7, is_open=True, merged=False, draft=False, from_base_repo=True, head_repo="acme/infra",
         labels=("execute-plan", "rollback-plan"), head_sha=HEAD, label_actor="alice",
         label_added_at="2026-01-01T00:00:00+00:00", label_actor_role="admin", label_actor_permission="admin",
-        plan_blob_sha=BLOB, approvals=())
+        plan_blob_sha=BLOB, approvals=(), label_actor_type="User", pushed_after_label=())
     return replace(facts, **changes)  # type: ignore[arg-type]
 
 
@@ -47,6 +57,17 @@ def test_all_conditions_met_allows_and_pins_shas() -> None:
     ({"label_actor": "eve", "label_actor_role": None, "label_actor_permission": None},
      "label 'execute-plan' was added by 'eve' whose permission is 'none' (needs write, maintain or admin)"),
     ({"head_sha": None}, "PR #7 head SHA is unknown"),
+    ({"draft": True}, "PR #7 is a draft"),
+    ({"draft": None}, "PR #7 draft state is unknown"),
+    ({"label_actor": "ci[bot]", "label_actor_type": "Bot"},
+     "label 'execute-plan' was added by bot account 'ci[bot]', which is not a trusted bot (INFRA_TRUSTED_BOTS)"),
+    ({"label_actor": "deploy-bot", "label_actor_type": "Bot"},
+     "label 'execute-plan' was added by bot account 'deploy-bot', which is not a trusted bot (INFRA_TRUSTED_BOTS)"),
+    ({"label_actor": "sneaky[bot]", "label_actor_type": "User"},
+     "label 'execute-plan' was added by bot account 'sneaky[bot]', which is not a trusted bot (INFRA_TRUSTED_BOTS)"),
+    ({"pushed_after_label": ("commit ccccccc",)},
+     "PR #7 changed after label 'execute-plan' was added (commit ccccccc); add the label again to run the new head"),
+    ({"pushed_after_label": None}, "could not tell whether PR #7 changed after label 'execute-plan' was added"),
     ({"plan_blob_sha": None}, f"plan file {PLAN} not found at head aaaaaaa"),
     ({"error": "GitHub settings missing: GH_OWNER"}, "GitHub settings missing: GH_OWNER"),
     ({"number": 8}, "facts are for PR #8, not PR #7"),
@@ -161,4 +182,116 @@ def test_expected_head_sha_from_the_label_event() -> None:
     pinned = GateRequirement("apply", 7, PLAN, expected_head_sha=HEAD)
     assert evaluate_gate(good(), pinned).allowed
     decision = evaluate_gate(good(head_sha="e" * 40), pinned)
-    assert decision.reason == "head SHA changed since the label was added (aaaaaaa -> eeeeeee)"
+    assert decision.reason == ("head SHA changed since the label was added (aaaaaaa -> eeeeeee); "
+                               "add the label again to run the new head")
+
+
+# ----------------------------------------------------------------------------- configuration
+def test_a_trusted_bot_label_counts() -> None:
+    facts = good(label_actor="Renovate[bot]", label_actor_type="Bot")
+    assert evaluate_gate(facts, APPLY, trusted_bots=("renovate[bot]",)).allowed
+    assert not evaluate_gate(facts, APPLY, trusted_bots=("dependabot[bot]",)).allowed
+    first = evaluate_gate(facts, APPLY, trusted_bots=("renovate[bot]",))
+    assert not recheck(first, facts, APPLY).allowed, "the recheck applies the same configuration"
+
+
+@pytest.mark.parametrize(("requested", "problem"), [
+    (None, None),
+    ("acme/infra", None),
+    ("ACME/Infra", None),
+    ("platform/clusters", None),
+    ("mallory/infra", "repository mallory/infra is not served by this worker (serves: acme/infra, "
+                      "platform/clusters; set GH_OWNER/GH_REPO or INFRA_REPOSITORIES)"),
+    ("acme/infra\n", "repository 'acme/infra\\n' is not owner/name"),
+    ("acme/infra/x", "repository 'acme/infra/x' is not owner/name"),
+])
+def test_only_configured_repositories_are_served(requested: str | None, problem: str | None) -> None:
+    assert repository_problem(requested, "acme/infra", ["platform/clusters"]) == problem
+
+
+def test_no_configured_repository_serves_no_event_repository() -> None:
+    assert repository_problem("acme/infra", None, ()) == (
+        "repository acme/infra is not served by this worker (serves: none configured; set GH_OWNER/GH_REPO or "
+        "INFRA_REPOSITORIES)")
+
+
+# ----------------------------------------------------------------------------- files the run reads
+MANIFEST = "ops/plans/infra-scale/prod/hpa.yaml"
+WITH_MANIFEST = GateRequirement("apply", 7, PLAN, read_paths=(MANIFEST,))
+PLAN_BYTES, MANIFEST_BYTES = b"namespace: shop\n", b"kind: HorizontalPodAutoscaler\n"
+
+
+def pinned(**files: str | None) -> PullRequestFacts:
+    return good(plan_blob_sha=git_blob_sha(PLAN_BYTES), file_blob_shas={MANIFEST: git_blob_sha(MANIFEST_BYTES),
+                                                                          **files})
+
+
+def test_git_blob_sha_is_gits() -> None:
+    assert git_blob_sha(b"hello\n") == "ce013625030ba8dba906f756967f9e9ca394464a"  # git hash-object
+
+
+def test_every_file_read_is_pinned_and_compared() -> None:
+    decision = evaluate_gate(pinned(), WITH_MANIFEST)
+    assert decision.allowed and decision.file_blob_shas == {MANIFEST: git_blob_sha(MANIFEST_BYTES)}
+    same = {PLAN: PLAN_BYTES, MANIFEST: MANIFEST_BYTES}
+    assert local_files_problem(decision, WITH_MANIFEST, same) is None
+    edited = local_files_problem(decision, WITH_MANIFEST, {**same, MANIFEST: b"kind: Secret\n"})
+    assert edited is not None and edited.startswith(f"{MANIFEST} here (blob ") and "PR #7 carries at aaaaaaa" in edited
+    plan_edited = local_files_problem(decision, WITH_MANIFEST, {**same, PLAN: b"namespace: prod\n"})
+    assert plan_edited is not None and plan_edited.startswith("the plan file here (blob ")
+    gone = local_files_problem(decision, WITH_MANIFEST, {**same, MANIFEST: None})
+    assert gone == f"{MANIFEST} does not exist here (PR #7 carries at aaaaaaa blob {git_blob_sha(MANIFEST_BYTES)[:7]})"
+
+
+def test_a_file_missing_from_the_pr_refuses_naming_it() -> None:
+    decision = evaluate_gate(pinned(**{MANIFEST: None}), WITH_MANIFEST)
+    assert decision.reason == f"file {MANIFEST} (read by the plan) not found in PR #7 at head aaaaaaa"
+    unpinned = GateDecision(True, "forged", HEAD, git_blob_sha(PLAN_BYTES))
+    assert local_files_problem(unpinned, WITH_MANIFEST, {PLAN: PLAN_BYTES, MANIFEST: MANIFEST_BYTES}) == (
+        f"{MANIFEST} is not in the files PR #7 carries at aaaaaaa")
+
+
+def test_a_read_path_outside_the_repository_refuses() -> None:
+    decision = evaluate_gate(pinned(), GateRequirement("apply", 7, PLAN, read_paths=("../secret.yaml",)))
+    assert not decision.allowed and "'../secret.yaml'" in decision.reason
+
+
+def test_recheck_compares_every_pinned_file() -> None:
+    first = evaluate_gate(pinned(), WITH_MANIFEST)
+    assert recheck(first, pinned(), WITH_MANIFEST).allowed
+    assert recheck(first, pinned(**{MANIFEST: "c" * 40}), WITH_MANIFEST).reason == (
+        f"file {MANIFEST} changed since the check")
+    gone = recheck(first, pinned(**{MANIFEST: None}), WITH_MANIFEST)
+    assert gone.reason == f"file {MANIFEST} changed since the check"
+
+
+# ----------------------------------------------------------------------------- the timeline
+def labeled(at: str, login: str = "alice", user_type: str = "User") -> dict[str, object]:
+    return {"event": "labeled", "label": {"name": "execute-plan"}, "created_at": at,
+            "actor": {"login": login, "type": user_type}}
+
+
+def committed(sha: str, date: str) -> dict[str, object]:
+    return {"event": "committed", "sha": sha, "committer": {"date": date}}
+
+
+def test_the_newest_label_and_the_pushes_after_it() -> None:
+    timeline = [committed("1" * 40, "2026-01-01T10:00:00Z"), labeled("2026-01-01T11:00:00Z", "walt"),
+                committed("2" * 40, "2026-01-01T12:00:00Z"),
+                {"event": "head_ref_force_pushed", "commit_id": "3" * 40, "created_at": "2026-01-01T12:30:00Z"}]
+    history = label_history(timeline, "execute-plan")
+    assert (history.actor, history.actor_type) == ("walt", "User")
+    assert history.pushed_after == ("commit 2222222", "force-push to 3333333")
+    relabeled = label_history([*timeline, labeled("2026-01-01T13:00:00Z", "ci[bot]", "Bot")], "execute-plan")
+    assert (relabeled.actor, relabeled.actor_type, relabeled.pushed_after) == ("ci[bot]", "Bot", ())
+
+
+def test_a_commit_dated_after_the_label_counts_wherever_it_is_listed() -> None:
+    timeline = [committed("4" * 40, "2026-01-01T12:00:00Z"), labeled("2026-01-01T11:00:00Z")]
+    assert label_history(timeline, "execute-plan").pushed_after == ("commit 4444444",)
+
+
+def test_no_labeled_event_means_no_actor() -> None:
+    history = label_history([{"event": "labeled", "label": {"name": "other"}, "actor": {"login": "x"}}],
+                            "execute-plan")
+    assert history.actor is None

@@ -19,6 +19,7 @@ from integrations.github import (
     remove_trigger_label,
     upsert_audit_comment,
 )
+from sandbox.github.state import blob_sha
 from tests.fixtures.github import PLAN_PATH, GitHubPR, GitHubServer
 
 
@@ -41,7 +42,6 @@ def test_label_by_write_or_more_is_allowed(github_pr: GitHubPR, actor: str) -> N
     assert decision.allowed, decision.reason
     assert decision.head_sha == github_pr.head_sha
     assert decision.label_actor == actor
-    from sandbox.github.state import blob_sha
 
     assert decision.plan_blob_sha == blob_sha(github_pr.plan_text.encode())
 
@@ -86,7 +86,7 @@ def test_newest_event_found_across_pages(github_pr: GitHubPR) -> None:
     github_pr.label("execute-plan", "tess")
     decision = check_gate(settings_for(github_pr), req(github_pr))
     assert "'tess'" in decision.reason
-    assert server.count("GET", r"/issues/\d+/events$") == 2
+    assert server.count("GET", r"/issues/\d+/timeline$") == 2
 
 
 def test_other_label_events_do_not_count(github_pr: GitHubPR) -> None:
@@ -212,6 +212,8 @@ def test_approval_required(github_pr: GitHubPR) -> None:
     assert check_gate(settings, needs).allowed
     server.push_commit(github_pr.repo, github_pr.number, {"README.md": "more\n"})  # approval was on old head
     assert github_pr.head_sha != old_head
+    server.remove_label(github_pr.repo, github_pr.number, "execute-plan", "alice")
+    github_pr.label()  # labelled again for the new head
     assert "no approving review" in check_gate(settings, needs).reason
     server.add_review(github_pr.repo, github_pr.number, "mona")
     assert check_gate(settings, needs).allowed
@@ -230,12 +232,13 @@ def test_500_on_a_read_is_retried(github_pr: GitHubPR) -> None:
 
 def test_5xx_forever_is_a_clear_refusal(github_pr: GitHubPR) -> None:
     github_pr.label()
-    github_pr.server.inject("GET", r"/events$", 502, times=100)
+    github_pr.server.inject("GET", r"/timeline$", 502, times=100)
     settings = settings_for(github_pr, retries=2)
     with pytest.raises(GitHubError) as info:
         fetch_facts(settings, req(github_pr))
     assert str(info.value).startswith(f"GitHub answered 502 while reading PR #{github_pr.number}")
-    assert github_pr.server.count("GET", r"/events$") == 3
+    assert info.value.transient
+    assert github_pr.server.count("GET", r"/timeline$") == 3
     decision = check_gate(settings, req(github_pr))
     assert not decision.allowed and decision.reason.startswith("GitHub answered 502")
 
@@ -444,3 +447,120 @@ def test_audit_comment_with_an_app_token_that_cannot_read_user(github_pr: GitHub
     assert upsert_audit_comment(settings, req(github_pr), "v2") == first
     comments = server.issue_comments(github_pr.repo, github_pr.number)
     assert [(c.user, c.body.splitlines()[-1]) for c in comments] == [("tess", "fake"), ("github-actions[bot]", "v2")]
+
+
+# ----------------------------------------------------------------------------- issue 11: what the gate trusts
+def test_an_unserved_repository_is_refused_before_any_github_read(github_pr: GitHubPR) -> None:
+    github_pr.label()
+    github_pr.server.create_repo("mallory/infra")
+    before = len(github_pr.server.log)
+    decision = check_gate(settings_for(github_pr), req(github_pr, repository="mallory/infra"))
+    assert decision.reason.startswith("repository mallory/infra is not served by this worker (serves: acme/infra")
+    with pytest.raises(GitHubError, match="not served"):
+        upsert_audit_comment(settings_for(github_pr), req(github_pr, repository="mallory/infra"), "x")
+    assert len(github_pr.server.log) == before, "not one request reached GitHub"
+
+
+def test_an_allowlisted_repository_is_served(github_pr: GitHubPR) -> None:
+    github_pr.label()
+    served = settings_for(github_pr, owner="other", repo="place", repositories=("ACME/infra",))
+    decision = check_gate(served, req(github_pr, repository="acme/infra"))
+    assert decision.allowed, decision.reason
+
+
+def test_a_draft_pr_is_refused(github_pr: GitHubPR) -> None:
+    github_pr.label()
+    github_pr.server.set_draft(github_pr.repo, github_pr.number, True)
+    assert check_gate(settings_for(github_pr), req(github_pr)).reason == f"PR #{github_pr.number} is a draft"
+
+
+@pytest.mark.parametrize("push", ["commit", "force-push"])
+def test_a_push_after_the_label_is_refused_until_labelled_again(github_pr: GitHubPR, push: str) -> None:
+    server = github_pr.server
+    github_pr.label()
+    if push == "commit":
+        sha = server.push_commit(github_pr.repo, github_pr.number, {"README.md": "changed\n"})
+    else:
+        sha = server.force_push(github_pr.repo, github_pr.number, {github_pr.plan_path: github_pr.plan_text})
+    decision = check_gate(settings_for(github_pr), req(github_pr))
+    pushed = f"commit {sha[:7]}" + (f", force-push to {sha[:7]}" if push == "force-push" else "")
+    assert decision.reason == (f"PR #{github_pr.number} changed after label 'execute-plan' was added ({pushed}); "
+                               "add the label again to run the new head")
+    server.remove_label(github_pr.repo, github_pr.number, "execute-plan", "alice")
+    github_pr.label()
+    assert check_gate(settings_for(github_pr), req(github_pr)).allowed
+
+
+def test_the_event_head_sha_is_pinned(github_pr: GitHubPR) -> None:
+    github_pr.label()
+    labelled_at = github_pr.head_sha
+    assert check_gate(settings_for(github_pr), req(github_pr, expected_head_sha=labelled_at)).allowed
+    stale = req(github_pr, expected_head_sha="f" * 40)
+    assert check_gate(settings_for(github_pr), stale).reason.endswith("add the label again to run the new head")
+
+
+def test_a_bot_label_counts_only_when_the_bot_is_trusted(github_pr: GitHubPR) -> None:
+    server = github_pr.server
+    server.add_user("deployer[bot]", type="Bot")
+    server.add_collaborator(github_pr.repo, "deployer[bot]", "write")
+    github_pr.label(actor="deployer[bot]")
+    refused = check_gate(settings_for(github_pr), req(github_pr))
+    assert refused.reason == ("label 'execute-plan' was added by bot account 'deployer[bot]', which is not a "
+                              "trusted bot (INFRA_TRUSTED_BOTS)")
+    trusted = settings_for(github_pr, trusted_bots=("deployer[bot]",))
+    assert check_gate(trusted, req(github_pr)).allowed
+
+
+def test_every_file_read_is_pinned_with_one_tree_call(github_pr: GitHubPR) -> None:
+    server = github_pr.server
+    manifest = "ops/plans/infra-scale/prod/hpa.yaml"
+    server.push_commit(github_pr.repo, github_pr.number, {manifest: "kind: HorizontalPodAutoscaler\n"})
+    github_pr.label()
+    needs = req(github_pr, read_paths=(manifest, "ops/plans/infra-scale/prod/missing.yaml"))
+    assert check_gate(settings_for(github_pr), needs).reason == (
+        f"file ops/plans/infra-scale/prod/missing.yaml (read by the plan) not found in PR #{github_pr.number} at "
+        f"head {github_pr.head_sha[:7]}")
+    first = check_gate(settings_for(github_pr), req(github_pr, read_paths=(manifest,)))
+    assert first.allowed and first.file_blob_shas == {manifest: blob_sha(b"kind: HorizontalPodAutoscaler\n")}
+    assert server.count("GET", r"/git/trees/") == 2 and server.count("GET", r"/contents/") == 0
+    server.push_commit(github_pr.repo, github_pr.number, {manifest: "kind: Secret\n"})
+    # The recheck re-reads the pinned manifest even when the caller's requirement does not list it.
+    again = recheck_gate(settings_for(github_pr), req(github_pr), first)
+    assert not again.allowed and "head SHA changed since the check" in again.reason
+
+
+@pytest.mark.parametrize(("fault", "message"), [
+    ({"status": 200, "raw": "<html>maintenance</html>"}, "was not a JSON object with 'number'"),
+    ({"status": 200, "raw": "{\"number\": 1,", "content_type": "application/json"}, "answer was not JSON"),
+    ({"status": 301, "headers": {"Location": "/repos/acme/other/pulls/1"}}, "answered with a redirect (301)"),
+    ({"status": 302, "headers": {"Location": "https://evil.example/x"}}, "answered with a redirect (302)"),
+])
+def test_answers_github_should_not_give_are_clean_refusals(github_pr: GitHubPR, fault: dict[str, Any],
+                                                           message: str) -> None:
+    github_pr.server.schema_check_enabled = False
+    github_pr.label()
+    github_pr.server.inject("GET", rf"/pulls/{github_pr.number}$", times=10, **fault)
+    decision = check_gate(settings_for(github_pr), req(github_pr))
+    assert not decision.allowed
+    assert message in decision.reason
+    with pytest.raises(GitHubError) as info:
+        fetch_facts(settings_for(github_pr), req(github_pr))
+    assert not info.value.transient
+
+
+def test_a_pagination_link_to_another_host_is_not_followed(github_pr: GitHubPR) -> None:
+    github_pr.server.schema_check_enabled = False
+    github_pr.label()
+    github_pr.server.inject("GET", r"/timeline$", 200, body=[{"event": "commented"}], times=5,
+                            headers={"Link": '<http://attacker.example/steal?page=2>; rel="next"'})
+    with pytest.raises(GitHubError) as info:
+        fetch_facts(settings_for(github_pr), req(github_pr))
+    assert "links to another host" in str(info.value) and not info.value.transient
+
+
+def test_a_timeout_is_a_transient_refusal(github_pr: GitHubPR) -> None:
+    github_pr.label()
+    github_pr.server.inject("GET", rf"/pulls/{github_pr.number}$", None, latency=2.5, times=10)
+    with pytest.raises(GitHubError) as info:
+        fetch_facts(settings_for(github_pr, timeout=1, retries=1), req(github_pr))
+    assert "did not answer within 1s" in str(info.value) and info.value.transient

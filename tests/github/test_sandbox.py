@@ -60,8 +60,13 @@ def test_pygithub_tour_of_every_call(github_pr: GitHubPR, schema_check: Any) -> 
     assert [(e.event, e.actor.login, e.label.name) for e in events] == [("labeled", "tess", "execute-plan")]
     assert events[0].raw_data["label"]["name"] == "execute-plan"  # completes via GET issues/events/ID
     timeline = list(pr.get_issue_timeline())
-    assert [(e.event, e.raw_data["label"]["name"], e.actor.login) for e in timeline] == [
-        ("labeled", "execute-plan", "tess")]
+    assert [(e.event, e.raw_data.get("label", {}).get("name"), e.actor.login if e.actor else None)
+            for e in timeline] == [("committed", None, None), ("labeled", "execute-plan", "tess")]
+    assert timeline[0].raw_data["sha"] == pr.head.sha
+    tree = repo.get_git_tree(pr.head.sha, recursive=True)
+    blobs = {e.path: e.sha for e in tree.tree if e.type == "blob"}
+    assert blobs == {"README.md": blob_sha(b"# infra\n"), github_pr.plan_path: blob_sha(github_pr.plan_text.encode())}
+    assert "ops/plans/infra-scale/prod" in {e.path for e in tree.tree if e.type == "tree"}
     assert (repo.get_collaborator_permission("tess"), repo.get_collaborator_role_name("tess")) == ("read", "triage")
     assert (repo.get_collaborator_permission("mona"), repo.get_collaborator_role_name("mona")) == ("write", "maintain")
     assert repo.get_collaborator_permission("eve") == "read"  # public repository

@@ -48,6 +48,7 @@ OPERATIONS: list[tuple[str, str]] = [
     ("/repos/{owner}/{repo}/collaborators/{username}/permission", "get"),
     ("/repos/{owner}/{repo}/git/ref/{ref}", "get"),
     ("/repos/{owner}/{repo}/git/refs", "post"),
+    ("/repos/{owner}/{repo}/git/trees/{tree_sha}", "get"),
     ("/repos/{owner}/{repo}/contents/{path}", "get"),
     ("/repos/{owner}/{repo}/contents/{path}", "put"),
 ]

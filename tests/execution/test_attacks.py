@@ -1,0 +1,177 @@
+"""Issue 11, tried as an attacker would: through the CLI (and the flow, for event parameters), against the GitHub
+test server, real kubectl and the sandbox API server. Every attack is refused with the gate's documented exit
+code (0, last line `skipped`), one reason, no traceback, no token in any output, and the API server's request log
+shows that nothing was changed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.execution.conftest import NAMESPACE, PLAN_PATH, REPO, World
+
+PLAN_DIR = PLAN_PATH.rsplit("/", 1)[0]
+HPA = f"""\
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {{name: web, namespace: {NAMESPACE}}}
+spec:
+  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}
+  minReplicas: 2
+  maxReplicas: {{max}}
+"""
+MANIFEST_PLAN = f"""\
+namespace: {NAMESPACE}
+target: prod
+actions:
+  - {{type: scale_workload, name: web, replicas: 4}}
+  - {{type: apply_hpa, name: web, manifest: hpa.yaml}}
+rollbackHints: [hint.yaml]
+"""
+MUTATING = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def hpa(max_replicas: int) -> str:
+    return HPA.replace("{max}", str(max_replicas))
+
+
+def with_files(world: World, local: dict[str, str], pr: dict[str, str | None]) -> None:
+    """The plan that reads hpa.yaml and hint.yaml, with these files in the checkout and at the PR head."""
+    world.write_plan(MANIFEST_PLAN)
+    for name, text in local.items():
+        (world.plan.parent / name).write_text(text)
+    world.github.push_commit(REPO, world.pr, {f"{PLAN_DIR}/{name}": text for name, text in pr.items()})
+
+
+def assert_refused(world: World, result: subprocess.CompletedProcess[str], reason: str, whole: bool = True) -> None:
+    """Exit 0, `Refusing to execute: <reason>.` then `skipped` (`whole=False`: the reason starts so)."""
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    refusal, last = result.stdout.splitlines()[-2:]
+    assert last == "skipped", output
+    assert refusal == f"Refusing to execute: {reason}." if whole else refusal.startswith(
+        f"Refusing to execute: {reason}"), output
+    assert "Traceback" not in output
+    assert world.env["GITHUB_TOKEN"] not in output
+    mutations = [request for request in world.kube.requests() if request.get("method") in MUTATING]
+    assert mutations == [], "nothing was changed in the cluster"
+    assert world.replicas("web") == 2 and world.hpa("web") is None
+
+
+def execute(world: World, flow: str = "apply") -> subprocess.CompletedProcess[str]:
+    world.kube.clear_requests()
+    return world.cli(flow, "--execute", f"--pr={world.pr}")
+
+
+def test_a_manifest_edited_in_the_checkout_is_refused(world: World) -> None:
+    with_files(world, {"hpa.yaml": hpa(50), "hint.yaml": hpa(8)}, {"hpa.yaml": hpa(8), "hint.yaml": hpa(8)})
+    world.label("execute-plan")
+    result = execute(world)
+    head = world.github.head_sha(REPO, world.pr)[:7]
+    assert_refused(world, result, f"{PLAN_DIR}/hpa.yaml here (blob ", whole=False)
+    assert f"is not the one PR #{world.pr} carries at {head}" in result.stdout
+
+
+def test_a_manifest_missing_from_the_pr_is_refused(world: World) -> None:
+    with_files(world, {"hpa.yaml": hpa(8), "hint.yaml": hpa(8)}, {"hint.yaml": hpa(8)})
+    world.label("execute-plan")
+    head = world.github.head_sha(REPO, world.pr)[:7]
+    assert_refused(world, execute(world),
+                   f"file {PLAN_DIR}/hpa.yaml (read by the plan) not found in PR #{world.pr} at head {head}")
+
+
+def test_a_hint_file_that_differs_from_the_pr_is_refused(world: World) -> None:
+    with_files(world, {"hpa.yaml": hpa(8), "hint.yaml": hpa(99)}, {"hpa.yaml": hpa(8), "hint.yaml": hpa(8)})
+    world.label("execute-plan")
+    result = execute(world)
+    assert_refused(world, result, f"{PLAN_DIR}/hint.yaml here (blob ", whole=False)
+
+
+def test_the_same_files_as_the_pr_run(world: World) -> None:
+    with_files(world, {"hpa.yaml": hpa(8), "hint.yaml": hpa(8)}, {"hpa.yaml": hpa(8), "hint.yaml": hpa(8)})
+    world.label("execute-plan")
+    result = execute(world)
+    assert result.returncode == 0 and result.stdout.splitlines()[-1] == "succeeded", result.stdout + result.stderr
+    created = world.hpa("web")
+    assert created is not None and created["spec"]["maxReplicas"] == 8
+
+
+def test_a_draft_pr_is_refused(world: World) -> None:
+    world.label("execute-plan")
+    world.github.set_draft(REPO, world.pr, True)
+    assert_refused(world, execute(world), f"PR #{world.pr} is a draft")
+
+
+@pytest.mark.parametrize("push", ["commit", "force-push"])
+def test_a_push_after_the_label_is_refused(world: World, push: str) -> None:
+    world.label("execute-plan")
+    if push == "commit":  # the plan in the checkout still matches the PR: only the timeline tells
+        sha = world.github.push_commit(REPO, world.pr, {"README.md": "innocent\n"})
+        pushed = f"commit {sha[:7]}"
+    else:
+        sha = world.github.force_push(REPO, world.pr, {PLAN_PATH: world.plan_text})
+        pushed = f"commit {sha[:7]}, force-push to {sha[:7]}"
+    assert_refused(world, execute(world), f"PR #{world.pr} changed after label 'execute-plan' was added "
+                                          f"({pushed}); add the label again to run the new head")
+
+
+def test_a_label_added_by_an_untrusted_bot_is_refused(world: World) -> None:
+    world.github.add_user("helper[bot]", type="Bot")
+    world.github.add_collaborator(REPO, "helper[bot]", "write")
+    world.label("execute-plan", actor="helper[bot]")
+    assert_refused(world, execute(world), "label 'execute-plan' was added by bot account 'helper[bot]', which is "
+                                          "not a trusted bot (INFRA_TRUSTED_BOTS)")
+    world.env["INFRA_TRUSTED_BOTS"] = "helper[bot]"
+    trusted = execute(world)
+    assert trusted.stdout.splitlines()[-1] == "succeeded", trusted.stdout + trusted.stderr
+
+
+@pytest.mark.parametrize(("fault", "reason_part"), [
+    ({"status": 200, "raw": "<html>maintenance</html>"}, "was not a JSON object with 'number'"),
+    ({"status": 301, "headers": {"Location": "/repos/mallory/infra/pulls/1"}}, "answered with a redirect (301)"),
+])
+def test_a_github_answer_that_is_not_github_is_refused(world: World, fault: dict[str, object],
+                                                       reason_part: str) -> None:
+    world.github.schema_check_enabled = False
+    world.label("execute-plan")
+    world.github.inject("GET", rf"/pulls/{world.pr}$", times=50, **fault)  # type: ignore[arg-type]
+    result = execute(world)
+    assert reason_part in result.stdout.splitlines()[-2]
+    assert_refused(world, result, "GitHub", whole=False)
+
+
+def test_an_event_naming_another_repository_is_refused_before_any_github_read(world: World) -> None:
+    """The webhook's `repository` parameter: an attacker's own repository, labelled by its admin (the attacker)."""
+    world.github.create_repo("mallory/infra", files={PLAN_PATH: world.plan_text})
+    world.github.add_user("mallory")
+    pr = world.github.open_pr("mallory/infra", head="x", author="mallory", files={PLAN_PATH: world.plan_text})
+    world.github.add_label("mallory/infra", pr, "execute-plan", "mallory")
+    world.kube.clear_requests()
+    before = len(world.github.log)
+    script = ("from flows.apply import infra_apply\n"
+              f"report = infra_apply(plan={PLAN_PATH!r}, pr={pr}, execute=True, repository='mallory/infra')\n"
+              "print(report.render())\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=world.root, env=world.env, capture_output=True,
+                            text=True, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-2:] == [
+        "Refusing to execute: repository mallory/infra is not served by this worker (serves: acme/infra; set "
+        "GH_OWNER/GH_REPO or INFRA_REPOSITORIES).", "skipped"], result.stdout
+    assert len(world.github.log) == before, "GitHub was not asked"
+    assert [r for r in world.kube.requests() if r.get("method") in MUTATING] == []
+    assert world.replicas("web") == 2
+    assert world.env["GITHUB_TOKEN"] not in result.stdout + result.stderr
+
+
+def test_cli_output_has_no_token_even_when_github_echoes_it(world: World) -> None:
+    token = world.env["GITHUB_TOKEN"]
+    world.github.schema_check_enabled = False
+    world.label("execute-plan")
+    world.github.inject("GET", rf"/pulls/{world.pr}$", 422, times=5,
+                        body={"message": f"token {token} is not allowed here; also ghp_{'A' * 36}", "errors": []})
+    result = execute(world)
+    assert_refused(world, result, f"GitHub answered 422 while reading PR #{world.pr}", whole=False)
+    assert "token *** is not allowed here; also ***" in result.stdout
+    assert "ghp_AAAA" not in result.stdout + result.stderr
