@@ -32,7 +32,7 @@ from deployments.webhook import (
     signature_for,
     signature_ok,
 )
-from tests.deploy.conftest import BridgeProcess
+from tests.deploy.conftest import BridgeProcess, Deployed
 from tests.fixtures.prefect_server import PrefectServer
 
 SECRET = b"s3cret-for-tests"
@@ -543,3 +543,31 @@ def test_the_process_emits_to_prefect_once_per_signed_body_and_drops_idle_connec
         conn.close()
     assert httpx.get(bridge.url + "/healthz", timeout=5).json()["counts"] == {"emitted": 1, "ignored": 2,
                                                                               "refused": 1}  # fmt: skip
+
+
+@pytest.mark.timeout(400)
+def test_the_label_trigger_passes_the_events_head_sha_to_the_run(
+    deployed: Deployed, webhook_bridge: Callable[..., BridgeProcess], tmp_path: Path
+) -> None:
+    """prefect.yaml's trigger maps the event to the run: ``head_sha`` is the head the labeled event carried."""
+    server = deployed.server
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(f"repos:\n  {REPO}: {{targets: [staging]}}\n")
+    bridge = webhook_bridge(routes=routes)
+    dep = server.deployment("infra-apply", "staging")
+    known = {r["id"] for r in server.flow_runs(dep["id"])}
+    sha = uuid.uuid4().hex + "0" * 8
+    body = encoded(labeled(label="execute-plan", number=41, ref="infra-scale/staging", sha=sha))
+    assert bridge.post(body, str(uuid.uuid4())).status_code == 200
+    deadline = time.monotonic() + 30
+    new: list[dict[str, Any]] = []
+    while not new and time.monotonic() < deadline:
+        time.sleep(0.3)
+        new = [r for r in server.flow_runs(dep["id"]) if r["id"] not in known]
+    try:
+        assert len(new) == 1, "the trigger started no run"
+        assert new[0]["parameters"] == {**new[0]["parameters"], "pr": 41, "head_sha": sha, "execute": True,
+                                        "plan": "ops/plans/infra-scale/staging/plan.yaml", "repository": REPO}
+    finally:  # no worker may pick it up later in the session
+        for run in new:
+            server.api("DELETE", f"/flow_runs/{run['id']}")
