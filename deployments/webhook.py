@@ -1,14 +1,21 @@
 """GitHub webhook bridge: a signed ``pull_request`` ``labeled`` delivery in, one Prefect event out.
 
-Run it with ``infra-webhook --port 8787`` (``--host``, ``--state``, ``--routes``; see ``--help``). Endpoints:
+Run it with ``infra-webhook --port 8787`` (see ``--help``). It serves on uvicorn + Starlette (ASGI): no thread per
+connection, and every connection is bounded in time, size and number (see *Limits* below). Endpoints:
 
 - ``POST /`` (also ``/webhook``, ``/github``): the GitHub webhook. Answers:
   ``401`` missing/wrong ``X-Hub-Signature-256`` (checked first, over the raw body, with ``hmac.compare_digest``);
-  ``400`` signed but malformed; ``413`` body over 5 MiB; ``202 {"status": "ignored", "reason": ...}`` for other
-  events, other actions, other labels, unroutable PRs and repeated ``X-GitHub-Delivery`` ids;
-  ``200 {"status": "emitted", ...}`` when the Prefect event was handed to Prefect; ``503`` when emitting failed
-  (the delivery id is then released, so a manual redelivery from GitHub works).
+  ``400`` signed but malformed; ``403 {"status": "refused", "reason": ...}`` for a repository this bridge does
+  not serve; ``408`` body not received within the read timeout; ``413`` body over the size limit;
+  ``202 {"status": "ignored", "reason": ...}`` for other events, other actions, other labels, unroutable PRs and
+  replays; ``200 {"status": "emitted", ...}`` when the Prefect event was handed to Prefect; ``503`` when emitting
+  failed (the replay entry is then released, so a manual redelivery from GitHub works) or when the connection
+  limit is reached.
 - ``GET /healthz``: ``200 {"ok": true, ...}`` (no secrets in it).
+
+Repositories served (checked before anything else in the payload is used, and before any event is emitted):
+``GH_OWNER``/``GH_REPO`` by default, or ``INFRA_REPOSITORIES="owner/a,owner/b"``, or the ``repos`` of a routes
+file. The bridge does not start without one of them.
 
 Routing (PR -> target and plan path), kept deliberately simple:
 
@@ -17,12 +24,12 @@ Routing (PR -> target and plan path), kept deliberately simple:
 2. Optional routes file (``--routes FILE`` or ``INFRA_WEBHOOK_ROUTES``), YAML::
 
        repos:
-         acme/infra:                     # only listed repositories are routed when a routes file is given
+         acme/infra:                     # only listed repositories are served when a routes file is given
            targets: [prod, staging]       # allowed targets (default: any valid name)
            plan: "ops/plans/infra-scale/{target}/plan.yaml"   # plan path template (default as above)
            branch_prefix: "infra-scale/"  # head-branch prefix that carries the target (default as above)
 
-Target names must match ``[a-z0-9][a-z0-9-]{0,62}``; anything else is ignored.
+Target names must match ``[a-z0-9][a-z0-9-]{0,62}`` in full; anything else is ignored.
 
 The event (matched by the deployments' triggers in ``prefect.yaml``)::
 
@@ -31,23 +38,37 @@ The event (matched by the deployments' triggers in ``prefect.yaml``)::
                "github.target": <target>, "github.repository": <owner/repo>}
     payload:  {"number", "repository", "plan", "target", "label", "sender", "head_sha", "head_ref", "delivery"}
 
-Secret: ``GITHUB_WEBHOOK_SECRET`` or, when empty, the Prefect Secret block named by
-``GITHUB_WEBHOOK_SECRET_BLOCK``. It is never logged or echoed. Delivery ids are kept in a small SQLite file
+``head_sha`` is the PR head the ``labeled`` event carried (``pull_request.head.sha``); the triggers pass it to the
+flow run as its ``head_sha`` parameter, so the gate refuses a head that moved after the label was added.
+
+Replays: ``X-GitHub-Delivery`` is not signed, so replay protection keys on SHA-256 of the signature and the signed
+body: the same body re-sent under any delivery id is a replay. Digests are kept in a small SQLite file
 (``--state`` / ``INFRA_WEBHOOK_STATE``, default ``~/.infra-orchestrator/webhook-deliveries.sqlite3``), newest
-10 000 only, so duplicates are dropped across restarts with bounded storage. Prefect settings
-(``PREFECT_API_URL``, ``PREFECT_API_KEY``) come from the environment as for any Prefect client.
+10 000 only, so replays are dropped across restarts with bounded storage. The Prefect event id derives from the
+same digest, so Prefect too sees a re-sent body as the same event.
+
+Limits (flag, env var, default): ``--read-timeout`` ``INFRA_WEBHOOK_READ_TIMEOUT`` 10 s for a request's head and
+again for its body, and for an idle keep-alive connection (GitHub itself gives up after 10 s);
+``--max-body-bytes`` ``INFRA_WEBHOOK_MAX_BODY_BYTES`` 5 MiB (at most GitHub's own 25 MiB cap; ``labeled``
+payloads are tens of KiB); ``--max-connections`` ``INFRA_WEBHOOK_MAX_CONNECTIONS`` 100 open connections, beyond
+which requests get ``503``.
+
+Secret: ``GITHUB_WEBHOOK_SECRET`` or, when empty, the Prefect Secret block named by
+``GITHUB_WEBHOOK_SECRET_BLOCK``. It is never logged or echoed. Prefect settings (``PREFECT_API_URL``,
+``PREFECT_API_KEY``) come from the environment as for any Prefect client.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import re
-import signal
 import sqlite3
 import sys
 import threading
@@ -55,23 +76,43 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+import anyio
+import h11
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger("infra.webhook")
 
 LABELS = ("execute-plan", "rollback-plan")
 EVENT_NAME = "github.pull_request.labeled"
-MAX_BODY = 5 * 1024 * 1024
-MAX_DELIVERIES = 10_000
+GITHUB_MAX_PAYLOAD = 25 * 1024 * 1024
+DEFAULT_MAX_BODY = 5 * 1024 * 1024
+DEFAULT_READ_TIMEOUT = 10.0
+DEFAULT_MAX_CONNECTIONS = 100
+MAX_REMEMBERED = 10_000
 DEFAULT_PLAN_TEMPLATE = "ops/plans/infra-scale/{target}/plan.yaml"
 DEFAULT_BRANCH_PREFIX = "infra-scale/"
-TARGET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+TARGET_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+REPO_RE = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+SHA_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 DEFAULT_STATE = Path.home() / ".infra-orchestrator" / "webhook-deliveries.sqlite3"
 
-Emitter = Callable[[str, dict[str, str], dict[str, Any]], None]
+# (event name, resource, payload, event id)
+Emitter = Callable[[str, dict[str, str], dict[str, Any], uuid.UUID], None]
+
+
+class ConfigError(ValueError):
+    """Bad configuration, shown as the one line ``error: <where>: <field>: <message>``."""
+
+    def __init__(self, where: str, name: str, message: str) -> None:
+        super().__init__(f"{where}: {name}: {message}")
 
 
 # --------------------------------------------------------------------------- signature
@@ -87,38 +128,45 @@ def signature_ok(secret: bytes, body: bytes, header: str | None) -> bool:
     return hmac.compare_digest(expected.encode("ascii"), header.strip().encode("utf-8", "replace"))
 
 
-# --------------------------------------------------------------------------- delivery ids
-class DeliveryLog:
-    """Seen ``X-GitHub-Delivery`` ids in SQLite (a file for durability, ``:memory:`` for tests), bounded."""
+def replay_key(signature: str, body: bytes) -> str:
+    """What identifies a delivery: the signed bytes themselves, never the unsigned ``X-GitHub-Delivery``."""
+    return hashlib.sha256(signature.strip().encode("utf-8", "replace") + b"\n" + body).hexdigest()
 
-    def __init__(self, path: str | Path = ":memory:", limit: int = MAX_DELIVERIES) -> None:
+
+# --------------------------------------------------------------------------- replay log
+class ReplayLog:
+    """Replay keys already handled, in SQLite (a file for durability, ``:memory:`` for tests); newest ``limit``."""
+
+    def __init__(self, path: str | Path = ":memory:", limit: int = MAX_REMEMBERED) -> None:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         if str(path) != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, seen REAL NOT NULL)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS handled_bodies (digest TEXT PRIMARY KEY, seen REAL NOT NULL)")
         self._lock = threading.Lock()
         self._limit = limit
 
-    def claim(self, delivery: str) -> bool:
-        """Record the id; False when it was already there (a repeat)."""
+    def claim(self, key: str) -> bool:
+        """Record the key; False when it was already there (a replay)."""
         with self._lock:
-            cur = self._db.execute("INSERT OR IGNORE INTO deliveries (id, seen) VALUES (?, ?)", (delivery, time.time()))
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO handled_bodies (digest, seen) VALUES (?, ?)", (key, time.time())
+            )
             if cur.rowcount == 0:
                 return False
             self._db.execute(
-                "DELETE FROM deliveries WHERE rowid <= (SELECT MAX(rowid) FROM deliveries) - ?", (self._limit,)
+                "DELETE FROM handled_bodies WHERE rowid <= (SELECT MAX(rowid) FROM handled_bodies) - ?", (self._limit,)
             )
             return True
 
-    def release(self, delivery: str) -> None:
+    def release(self, key: str) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM deliveries WHERE id = ?", (delivery,))
+            self._db.execute("DELETE FROM handled_bodies WHERE digest = ?", (key,))
 
     def __len__(self) -> int:
         with self._lock:
-            row = self._db.execute("SELECT COUNT(*) FROM deliveries").fetchone()
+            row = self._db.execute("SELECT COUNT(*) FROM handled_bodies").fetchone()
         return int(row[0])
 
     def close(self) -> None:
@@ -134,40 +182,83 @@ class RepoRoute:
     branch_prefix: str = DEFAULT_BRANCH_PREFIX
 
 
+def _repository_name(where: str, name: str, value: object) -> str:
+    text = str(value).strip()
+    if not REPO_RE.fullmatch(text):
+        raise ConfigError(where, name, f"{text!r} is not owner/name")
+    return text
+
+
 @dataclass(frozen=True)
 class Routes:
-    repos: Mapping[str, RepoRoute] | None = None  # None: any repository, by convention
+    """The repositories this bridge serves (keys, lower-cased) and how each routes a PR."""
+
+    repos: Mapping[str, RepoRoute]
 
     @classmethod
-    def load(cls, path: str | Path | None) -> Routes:
-        if not path:
-            return cls()
+    def for_repositories(cls, names: Sequence[str]) -> Routes:
+        return cls({name.lower(): RepoRoute() for name in names})
+
+    @classmethod
+    def load(cls, path: str | Path) -> Routes:
         import yaml
 
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        where = str(path)
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            raise ConfigError(where, "(file)", f"cannot be read as YAML ({type(error).__name__})") from None
+        repos_spec = data.get("repos") if isinstance(data, dict) else None
+        if not isinstance(repos_spec, dict) or not repos_spec:
+            raise ConfigError(where, "repos", "must map at least one owner/name to its routing")
         repos: dict[str, RepoRoute] = {}
-        for name, spec in (data.get("repos") or {}).items():
-            spec = spec or {}
+        for name, spec in repos_spec.items():
+            field_name = f"repos.{name}"
+            repository = _repository_name(where, field_name, name)
+            spec = spec if spec is not None else {}
+            if not isinstance(spec, dict):
+                raise ConfigError(where, field_name, "must be a mapping")
             targets = spec.get("targets")
-            repos[str(name).lower()] = RepoRoute(
-                targets=tuple(str(t) for t in targets) if targets is not None else None,
+            if targets is not None and not (
+                isinstance(targets, list) and all(isinstance(t, str) and TARGET_RE.fullmatch(t) for t in targets)
+            ):
+                raise ConfigError(where, f"{field_name}.targets", "must be a list of target names")
+            repos[repository.lower()] = RepoRoute(
+                targets=tuple(targets) if targets is not None else None,
                 plan=str(spec.get("plan", DEFAULT_PLAN_TEMPLATE)),
                 branch_prefix=str(spec.get("branch_prefix", DEFAULT_BRANCH_PREFIX)),
             )
         return cls(repos)
 
+    @classmethod
+    def from_config(cls, routes_file: str | None, env: Mapping[str, str]) -> Routes:
+        """The routes file, else ``INFRA_REPOSITORIES``, else ``GH_OWNER``/``GH_REPO``: never "any repository"."""
+        listed = env.get("INFRA_REPOSITORIES", "").strip()
+        if routes_file and listed:
+            raise ConfigError("environment", "INFRA_REPOSITORIES", "set it or a routes file, not both")
+        if routes_file:
+            return cls.load(routes_file)
+        if listed:
+            names = [part for part in (p.strip() for p in listed.split(",")) if part]
+            return cls.for_repositories([_repository_name("environment", "INFRA_REPOSITORIES", n) for n in names])
+        owner, repo = env.get("GH_OWNER", "").strip(), env.get("GH_REPO", "").strip()
+        if owner and repo:
+            return cls.for_repositories([_repository_name("environment", "GH_OWNER/GH_REPO", f"{owner}/{repo}")])
+        raise ConfigError(
+            "environment", "GH_OWNER", "set GH_OWNER and GH_REPO, INFRA_REPOSITORIES or a routes file "
+            "(the bridge serves only repositories it is configured for)"
+        )  # fmt: skip
+
+    def served(self) -> list[str]:
+        return sorted(self.repos)
+
     def route(self, repository: str, head_ref: str) -> tuple[str, str] | str:
-        """(target, plan path), or the reason the PR is not routable."""
-        if self.repos is None:
-            spec = RepoRoute()
-        elif repository.lower() in self.repos:
-            spec = self.repos[repository.lower()]
-        else:
-            return f"repository {repository} is not in the routes file"
+        """(target, plan path), or the reason the PR is not routable. ``repository`` must be served."""
+        spec = self.repos[repository.lower()]
         if not head_ref.startswith(spec.branch_prefix):
             return f"head branch {head_ref!r} does not start with {spec.branch_prefix!r}"
         target = head_ref[len(spec.branch_prefix) :].split("/", 1)[0]
-        if not TARGET_RE.match(target):
+        if not TARGET_RE.fullmatch(target):
             return f"head branch {head_ref!r} names no valid target"
         if spec.targets is not None and target not in spec.targets:
             return f"target {target!r} is not routed for {repository}"
@@ -186,8 +277,12 @@ def _ignored(reason: str) -> Outcome:
     return Outcome(202, {"status": "ignored", "reason": reason})
 
 
+def _bad_request(reason: str) -> Outcome:
+    return Outcome(400, {"status": "bad request", "reason": reason})
+
+
 def decide(headers: Mapping[str, str], body: bytes, secret: bytes, routes: Routes) -> Outcome:
-    """Everything but the delivery log and the emission: signature, event filter, routing, the event to emit."""
+    """Everything but the replay log and the emission: signature, repository, event filter, routing, the event."""
     if not signature_ok(secret, body, headers.get("x-hub-signature-256")):
         return Outcome(401, {"status": "unauthorized", "reason": "missing or wrong X-Hub-Signature-256"})
     kind = headers.get("x-github-event", "")
@@ -196,9 +291,15 @@ def decide(headers: Mapping[str, str], body: bytes, secret: bytes, routes: Route
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        return Outcome(400, {"status": "bad request", "reason": "body is not JSON"})
+        return _bad_request("body is not JSON")
     if not isinstance(data, dict):
-        return Outcome(400, {"status": "bad request", "reason": "body is not a JSON object"})
+        return _bad_request("body is not a JSON object")
+    repository = (data.get("repository") or {}).get("full_name")
+    if not isinstance(repository, str) or not REPO_RE.fullmatch(repository):
+        return _bad_request("payload lacks repository.full_name")
+    if repository.lower() not in routes.repos:
+        reason = f"repository {repository} is not served by this bridge (serves: {', '.join(routes.served())})"
+        return Outcome(403, {"status": "refused", "reason": reason})
     action = data.get("action")
     if action != "labeled":
         return _ignored(f"action {action!r} is not handled")
@@ -207,11 +308,12 @@ def decide(headers: Mapping[str, str], body: bytes, secret: bytes, routes: Route
         return _ignored(f"label {label!r} is not ours")
     pr = data.get("pull_request") or {}
     number = data.get("number", pr.get("number"))
-    repository = (data.get("repository") or {}).get("full_name")
     head = pr.get("head") or {}
     head_ref, head_sha = head.get("ref"), head.get("sha")
-    if not isinstance(number, int) or number <= 0 or not isinstance(repository, str) or not REPO_RE.match(repository):
-        return Outcome(400, {"status": "bad request", "reason": "payload lacks number or repository.full_name"})
+    if type(number) is not int or not 0 < number < 2**31:
+        return _bad_request("payload lacks number")
+    if not isinstance(head_sha, str) or not SHA_RE.fullmatch(head_sha):
+        return _bad_request("payload lacks pull_request.head.sha")
     if not isinstance(head_ref, str):
         return _ignored("pull request has no head ref")
     routed = routes.route(repository, head_ref)
@@ -240,12 +342,10 @@ def decide(headers: Mapping[str, str], body: bytes, secret: bytes, routes: Route
     return Outcome(200, summary, (EVENT_NAME, resource, payload))
 
 
-def prefect_emitter(event: str, resource: dict[str, str], payload: dict[str, Any]) -> None:
-    """Hand the event to Prefect's events worker; the event id derives from the delivery id (stable on redelivery)."""
+def prefect_emitter(event: str, resource: dict[str, str], payload: dict[str, Any], event_id: uuid.UUID) -> None:
+    """Hand the event to Prefect's events worker."""
     from prefect.events import emit_event
 
-    delivery = str(payload.get("delivery") or "")
-    event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"github-delivery:{delivery}") if delivery else None
     if emit_event(event=event, resource=resource, payload=payload, id=event_id) is None:
         raise RuntimeError("Prefect did not emit the event (is PREFECT_API_URL set?)")
 
@@ -257,12 +357,11 @@ def warm_up_prefect() -> None:
     EventsWorker.instance()
 
 
-# --------------------------------------------------------------------------- HTTP
 @dataclass
 class Bridge:
     secret: bytes = field(repr=False)
     routes: Routes
-    deliveries: DeliveryLog
+    replays: ReplayLog
     emit: Emitter = prefect_emitter
     started: float = field(default_factory=time.time)
     counts: dict[str, int] = field(default_factory=dict)
@@ -271,93 +370,152 @@ class Bridge:
         outcome = decide(headers, body, self.secret, self.routes)
         event = outcome.event
         if event is not None:
+            name, resource, payload = event
             delivery = headers.get("x-github-delivery", "")
+            key = replay_key(headers.get("x-hub-signature-256", ""), body)
             if not delivery or len(delivery) > 128:
-                outcome = Outcome(400, {"status": "bad request", "reason": "missing or oversized X-GitHub-Delivery"})
-            elif not self.deliveries.claim(delivery):
-                outcome = _ignored(f"delivery {delivery} was already handled")
+                outcome = _bad_request("missing or oversized X-GitHub-Delivery")
+            elif not self.replays.claim(key):
+                outcome = _ignored(f"this signed body was already handled (delivery {delivery} is a replay)")
             else:
                 try:
-                    self.emit(*event)
+                    # the event id derives from the replay key, so Prefect too sees a re-sent body as one event
+                    self.emit(name, resource, payload, uuid.uuid5(uuid.NAMESPACE_URL, f"github-webhook-body:{key}"))
                 except Exception as error:  # emission failed: let GitHub's redelivery try again
-                    self.deliveries.release(delivery)
+                    self.replays.release(key)
                     log.error("emitting the Prefect event failed: %s", type(error).__name__)
                     outcome = Outcome(503, {"status": "error", "reason": "could not emit the Prefect event"})
-        key = str(outcome.body.get("status"))
-        self.counts[key] = self.counts.get(key, 0) + 1
+        status = str(outcome.body.get("status"))
+        self.counts[status] = self.counts.get(status, 0) + 1
         return outcome
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    server_version = "infra-webhook"
-    sys_version = ""
+# --------------------------------------------------------------------------- HTTP (uvicorn + Starlette)
+@dataclass(frozen=True)
+class Limits:
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
-    def _send(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
-    def do_GET(self) -> None:
-        if self.path.split("?", 1)[0] in ("/healthz", "/health"):
-            bridge = self.server.bridge
-            self._send(
-                200,
-                {
-                    "ok": True,
-                    "uptime_s": round(time.time() - bridge.started, 1),
-                    "deliveries_remembered": len(bridge.deliveries),
-                    "counts": bridge.counts,
-                },
-            )
-        else:
-            self._send(404, {"status": "not found"})
+class BodyTooLarge(Exception):
+    pass
 
-    def do_POST(self) -> None:
-        if self.path.split("?", 1)[0] not in ("/", "/webhook", "/github"):
-            self._send(404, {"status": "not found"})
-            return
+
+async def read_body(request: Request, limits: Limits) -> bytes:
+    """The whole body within the read timeout and the size limit (``TimeoutError`` / ``BodyTooLarge``)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not re.fullmatch(r"[0-9]{1,12}", declared) or int(declared) > limits.max_body_bytes):
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    with anyio.fail_after(limits.read_timeout_s):
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limits.max_body_bytes:
+                raise BodyTooLarge
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _closing(status: int, reason: str) -> JSONResponse:
+    """An answer sent before the body was read whole: the connection cannot be reused, so it is closed."""
+    return JSONResponse({"status": "bad request", "reason": reason}, status, headers={"Connection": "close"})
+
+
+def create_app(bridge: Bridge, limits: Limits) -> Starlette:
+    async def webhook(request: Request) -> JSONResponse:
         try:
-            length = int(self.headers.get("Content-Length", "0"))
-        except ValueError:
-            length = -1
-        if length < 0 or length > MAX_BODY:
-            self.close_connection = True
-            self._send(413 if length > MAX_BODY else 400, {"status": "bad request", "reason": "body size"})
-            return
-        body = self.rfile.read(length)
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        outcome = self.server.bridge.handle(headers, body)
-        log.info(
+            body = await read_body(request, limits)
+        except BodyTooLarge:
+            log.warning("body over %d bytes -> 413", limits.max_body_bytes)
+            return _closing(413, f"body over {limits.max_body_bytes} bytes")
+        except TimeoutError:
+            log.warning("body not received within %.1f s -> 408", limits.read_timeout_s)
+            return _closing(408, f"body not received within {limits.read_timeout_s:g} s")
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        outcome = await anyio.to_thread.run_sync(bridge.handle, headers, body)
+        log.log(
+            logging.WARNING if outcome.status == 403 else logging.INFO,
             "delivery=%s event=%s -> %d %s",
             headers.get("x-github-delivery", "-")[:64],
             headers.get("x-github-event", "-")[:40],
             outcome.status,
             outcome.body.get("reason", ""),
         )
-        self._send(outcome.status, outcome.body)
+        return JSONResponse(outcome.body, outcome.status)
 
-    def log_message(self, format: str, *args: Any) -> None:  # route access logs through logging (no headers)
-        log.debug("%s %s", self.address_string(), format % args)
+    async def health(request: Request) -> JSONResponse:
+        replays_remembered = await anyio.to_thread.run_sync(len, bridge.replays)
+        return JSONResponse(
+            {
+                "ok": True,
+                "uptime_s": round(time.time() - bridge.started, 1),
+                "replays_remembered": replays_remembered,
+                "repositories": bridge.routes.served(),
+                "counts": bridge.counts,
+            }
+        )
+
+    return Starlette(
+        routes=[
+            Route(path, webhook, methods=["POST"]) for path in ("/", "/webhook", "/github")
+        ] + [Route(path, health, methods=["GET"]) for path in ("/healthz", "/health")]
+    )  # fmt: skip
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class HeadDeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for each request head.
 
-    def __init__(self, address: tuple[str, int], bridge: Bridge) -> None:
-        self.bridge = bridge
-        super().__init__(address, _Handler)
+    uvicorn arms its keep-alive timer only after a response and cancels it on any byte received, so a client that
+    connects and stays silent, or trickles its headers, would otherwise hold the connection forever."""
+
+    head_timeout_s = DEFAULT_READ_TIMEOUT
+    _head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm_head_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+        super().connection_lost(exc)
+
+    def _arm_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+        self._head_deadline = self.loop.call_later(self.head_timeout_s, self._head_deadline_passed)
+
+    def _head_deadline_passed(self) -> None:
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():  # still no complete request head
+            self.transport.close()
 
 
-def make_server(bridge: Bridge, host: str = "127.0.0.1", port: int = 0) -> _Server:
-    _Handler.disable_nagle_algorithm = True
-    return _Server((host, port), bridge)
+def server_config(app: Starlette, limits: Limits, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Config:
+    protocol = type("BridgeHTTPProtocol", (HeadDeadlineProtocol,), {"head_timeout_s": limits.read_timeout_s})
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=protocol,
+        ws="none",
+        lifespan="off",
+        limit_concurrency=limits.max_connections,
+        timeout_keep_alive=max(1, math.ceil(limits.read_timeout_s)),
+        timeout_graceful_shutdown=5,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+    )
 
 
+# --------------------------------------------------------------------------- command line
 def load_secret(env: Mapping[str, str] = os.environ) -> bytes:
     """The webhook secret from ``GITHUB_WEBHOOK_SECRET`` or the Prefect Secret block ``GITHUB_WEBHOOK_SECRET_BLOCK``."""
     value = env.get("GITHUB_WEBHOOK_SECRET", "")
@@ -367,47 +525,78 @@ def load_secret(env: Mapping[str, str] = os.environ) -> bytes:
         block: Any = Secret.load(env["GITHUB_WEBHOOK_SECRET_BLOCK"], _sync=True)  # type: ignore[call-arg]
         value = str(block.get())
     if not value:
-        raise ValueError("set GITHUB_WEBHOOK_SECRET or GITHUB_WEBHOOK_SECRET_BLOCK")
+        raise ConfigError("environment", "GITHUB_WEBHOOK_SECRET", "set it or GITHUB_WEBHOOK_SECRET_BLOCK")
     return value.encode()
 
 
+def _number(flag: str, text: str, low: float, high: float, integer: bool) -> float:
+    """``text`` as a plain ASCII decimal within [low, high]."""
+    pattern = r"[0-9]{1,9}" if integer else r"[0-9]{1,9}(\.[0-9]{1,6})?"
+    if not re.fullmatch(pattern, text.strip()) or not low <= float(text) <= high:
+        bounds = f"an integer from {low:.0f} to {high:.0f}" if integer else f"a number from {low:g} to {high:g}"
+        raise ConfigError("command line", flag, f"must be {bounds}, not {text!r}")
+    return float(text)
+
+
+def limits_from(args: argparse.Namespace) -> Limits:
+    return Limits(
+        read_timeout_s=_number("--read-timeout", args.read_timeout, 0.1, 300, integer=False),
+        max_body_bytes=int(_number("--max-body-bytes", args.max_body_bytes, 1024, GITHUB_MAX_PAYLOAD, integer=True)),
+        max_connections=int(_number("--max-connections", args.max_connections, 2, 100_000, integer=True)),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    env = os.environ
     parser = argparse.ArgumentParser(prog="infra-webhook", description="GitHub webhook -> Prefect event bridge.")
-    parser.add_argument("--host", default=os.environ.get("INFRA_WEBHOOK_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("INFRA_WEBHOOK_PORT", "8787")))
+    parser.add_argument("--host", default=env.get("INFRA_WEBHOOK_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(env.get("INFRA_WEBHOOK_PORT", "8787")))
     parser.add_argument(
         "--state",
-        default=os.environ.get("INFRA_WEBHOOK_STATE", str(DEFAULT_STATE)),
-        help="SQLite file remembering delivery ids (':memory:' for none)",
+        default=env.get("INFRA_WEBHOOK_STATE", str(DEFAULT_STATE)),
+        help="SQLite file remembering handled bodies (':memory:' for none)",
     )
     parser.add_argument(
-        "--routes", default=os.environ.get("INFRA_WEBHOOK_ROUTES") or None, help="optional routes YAML (see module doc)"
+        "--routes", default=env.get("INFRA_WEBHOOK_ROUTES") or None, help="optional routes YAML (see module doc)"
+    )
+    parser.add_argument(
+        "--read-timeout",
+        default=env.get("INFRA_WEBHOOK_READ_TIMEOUT", str(DEFAULT_READ_TIMEOUT)),
+        help="seconds allowed for a request's head, again for its body, and for an idle connection",
+    )
+    parser.add_argument("--max-body-bytes", default=env.get("INFRA_WEBHOOK_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY)))
+    parser.add_argument(
+        "--max-connections",
+        default=env.get("INFRA_WEBHOOK_MAX_CONNECTIONS", str(DEFAULT_MAX_CONNECTIONS)),
+        help="open connections beyond which requests get 503",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=os.environ.get("INFRA_WEBHOOK_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        level=env.get("INFRA_WEBHOOK_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     try:
-        secret = load_secret()
-        routes = Routes.load(args.routes)
+        limits = limits_from(args)
+        routes = Routes.from_config(args.routes, env)
+        secret = load_secret(env)
     except Exception as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if not os.environ.get("PREFECT_API_URL"):
-        print("error: set PREFECT_API_URL (the bridge emits events to a running Prefect server)", file=sys.stderr)
+    if not env.get("PREFECT_API_URL"):
+        print("error: environment: PREFECT_API_URL: is required (the bridge emits events to a Prefect server)",
+              file=sys.stderr)  # fmt: skip
         return 2
     warm_up_prefect()
-    bridge = Bridge(secret=secret, routes=routes, deliveries=DeliveryLog(args.state))
-    server = make_server(bridge, args.host, args.port)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
-    log.info("infra-webhook listening on http://%s:%d", *server.server_address[:2])
+    bridge = Bridge(secret=secret, routes=routes, replays=ReplayLog(args.state))
+    server = uvicorn.Server(server_config(create_app(bridge, limits), limits, args.host, args.port))
+    log.info(
+        "infra-webhook listening on http://%s:%d for %s (read timeout %g s, body limit %d bytes, %d connections)",
+        args.host, args.port, ", ".join(routes.served()), limits.read_timeout_s, limits.max_body_bytes,
+        limits.max_connections,
+    )  # fmt: skip
     try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
+        server.run()  # uvicorn stops gracefully on SIGTERM / SIGINT
     finally:
-        server.server_close()
-        bridge.deliveries.close()
+        bridge.replays.close()
     return 0
 
 
