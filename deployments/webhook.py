@@ -365,6 +365,7 @@ class Bridge:
     emit: Emitter = prefect_emitter
     started: float = field(default_factory=time.time)
     counts: dict[str, int] = field(default_factory=dict)
+    _counts_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # handle() runs in threads
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> Outcome:
         outcome = decide(headers, body, self.secret, self.routes)
@@ -386,7 +387,8 @@ class Bridge:
                     log.error("emitting the Prefect event failed: %s", type(error).__name__)
                     outcome = Outcome(503, {"status": "error", "reason": "could not emit the Prefect event"})
         status = str(outcome.body.get("status"))
-        self.counts[status] = self.counts.get(status, 0) + 1
+        with self._counts_lock:
+            self.counts[status] = self.counts.get(status, 0) + 1
         return outcome
 
 
@@ -453,7 +455,7 @@ def create_app(bridge: Bridge, limits: Limits) -> Starlette:
                 "uptime_s": round(time.time() - bridge.started, 1),
                 "replays_remembered": replays_remembered,
                 "repositories": bridge.routes.served(),
-                "counts": bridge.counts,
+                "counts": dict(bridge.counts),
             }
         )
 
