@@ -365,6 +365,7 @@ class Bridge:
     emit: Emitter = prefect_emitter
     started: float = field(default_factory=time.time)
     counts: dict[str, int] = field(default_factory=dict)
+    _counts_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # handle() runs in threads
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> Outcome:
         outcome = decide(headers, body, self.secret, self.routes)
@@ -386,7 +387,8 @@ class Bridge:
                     log.error("emitting the Prefect event failed: %s", type(error).__name__)
                     outcome = Outcome(503, {"status": "error", "reason": "could not emit the Prefect event"})
         status = str(outcome.body.get("status"))
-        self.counts[status] = self.counts.get(status, 0) + 1
+        with self._counts_lock:
+            self.counts[status] = self.counts.get(status, 0) + 1
         return outcome
 
 
@@ -453,7 +455,7 @@ def create_app(bridge: Bridge, limits: Limits) -> Starlette:
                 "uptime_s": round(time.time() - bridge.started, 1),
                 "replays_remembered": replays_remembered,
                 "repositories": bridge.routes.served(),
-                "counts": bridge.counts,
+                "counts": dict(bridge.counts),
             }
         )
 
@@ -550,7 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = os.environ
     parser = argparse.ArgumentParser(prog="infra-webhook", description="GitHub webhook -> Prefect event bridge.")
     parser.add_argument("--host", default=env.get("INFRA_WEBHOOK_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(env.get("INFRA_WEBHOOK_PORT", "8787")))
+    parser.add_argument("--port", default=env.get("INFRA_WEBHOOK_PORT", "8787"))
     parser.add_argument(
         "--state",
         default=env.get("INFRA_WEBHOOK_STATE", str(DEFAULT_STATE)),
@@ -575,6 +577,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=env.get("INFRA_WEBHOOK_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     try:
+        port = int(_number("--port", args.port, 0, 65535, integer=True))
         limits = limits_from(args)
         routes = Routes.from_config(args.routes, env)
         secret = load_secret(env)
@@ -587,10 +590,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     warm_up_prefect()
     bridge = Bridge(secret=secret, routes=routes, replays=ReplayLog(args.state))
-    server = uvicorn.Server(server_config(create_app(bridge, limits), limits, args.host, args.port))
+    server = uvicorn.Server(server_config(create_app(bridge, limits), limits, args.host, port))
     log.info(
         "infra-webhook listening on http://%s:%d for %s (read timeout %g s, body limit %d bytes, %d connections)",
-        args.host, args.port, ", ".join(routes.served()), limits.read_timeout_s, limits.max_body_bytes,
+        args.host, port, ", ".join(routes.served()), limits.read_timeout_s, limits.max_body_bytes,
         limits.max_connections,
     )  # fmt: skip
     try:

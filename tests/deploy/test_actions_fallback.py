@@ -1,21 +1,28 @@
-"""The GitHub Actions fallback (.github/workflows/infra-label.yml): safe by construction, and its script really
-starts the right deployment on a Prefect server."""
+"""The GitHub Actions fallback (.github/workflows/infra-label.yml): safe by construction (no head checkout, secrets
+only in the step that uses them, a Prefect client pinned by hash), and its script really starts the right
+deployment on a Prefect server, pinned to the head SHA the labeled event carried."""
 
 from __future__ import annotations
 
 import os
 import re
 import subprocess
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.deploy.conftest import REPO_ROOT, Deployed
 from tests.fixtures.prefect_server import VENV_BIN
 
 WORKFLOW = REPO_ROOT / ".github" / "workflows" / "infra-label.yml"
+HEAD_SHA = "0123456789abcdef0123456789abcdef01234567"
+SECRET_RE = re.compile(r"\$\{\{\s*secrets\.")
 
 
 def workflow() -> dict[Any, Any]:
@@ -24,9 +31,37 @@ def workflow() -> dict[Any, Any]:
     return data
 
 
-def start_step() -> dict[str, Any]:
+def the_job() -> dict[str, Any]:
     (job,) = workflow()["jobs"].values()
-    return next(step for step in job["steps"] if "deployment run" in step.get("run", ""))
+    assert isinstance(job, dict)
+    return job
+
+
+def step_running(command: str) -> dict[str, Any]:
+    (step,) = [step for step in the_job()["steps"] if command in step.get("run", "")]
+    assert isinstance(step, dict)
+    return step
+
+
+def start_step() -> dict[str, Any]:
+    return step_running("deployment run")
+
+
+def pinned_requirements() -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, hashes), from the requirements the install step writes and installs."""
+    run = step_running("--require-hashes").get("run", "")
+    written = re.search(r'cat > "(?P<file>[^"]+)" <<\'REQUIREMENTS\'\n(?P<text>.*?)\nREQUIREMENTS\n', run, re.S)
+    assert written, "the install step writes no requirements file"
+    installs = re.findall(r"pip\" install [^\n]*--require-hashes[^\n]*\\\n\s*(.*)", run)
+    assert installs and f'-r "{written["file"]}"' in installs[0], "pip does not install that file --require-hashes"
+    pins: dict[str, tuple[str, list[str]]] = {}
+    for line in written["text"].splitlines():
+        match = re.fullmatch(r"([A-Za-z0-9._-]+)==(\S+)((?: --hash=sha256:[0-9a-f]{64})+)", line)
+        assert match, f"not pinned with a hash: {line!r}"
+        name = canonicalize_name(match[1])
+        assert name not in pins, f"{name} pinned twice"
+        pins[name] = (match[2], re.findall(r"[0-9a-f]{64}", match[3]))
+    return pins
 
 
 def test_trigger_is_labeled_pull_request_target_only() -> None:
@@ -46,8 +81,63 @@ def test_never_checks_out_or_runs_the_pr_head() -> None:
         run = step.get("run", "")
         assert "${{" not in run, f"expression interpolated into a script: {run[:200]}"
         assert "git " not in run and "checkout" not in run
-    assert "actions/checkout" not in text
-    assert not re.search(r"head\.sha|head_sha|refs/pull", text)
+    assert "actions/checkout" not in text and "refs/pull" not in text
+    # the head SHA is data for the gate (an env value, validated), never something fetched
+    assert re.findall(r".*head\.sha.*", text) == ["          HEAD_SHA: ${{ github.event.pull_request.head.sha }}"]
+    assert start_step()["env"]["HEAD_SHA"] == "${{ github.event.pull_request.head.sha }}"
+
+
+def test_secrets_are_only_in_the_env_of_the_step_that_uses_them() -> None:
+    data, job = workflow(), the_job()
+    assert "env" not in data and "env" not in job, "no workflow- or job-level env: every step would see it"
+    holders = [step["name"] for step in job["steps"]
+               if any(SECRET_RE.search(str(v)) for v in (step.get("env") or {}).values())]  # fmt: skip
+    assert holders == [start_step()["name"]]
+    in_step_env = sum(len(SECRET_RE.findall(str(v))) for v in start_step()["env"].values())
+    assert in_step_env == len(SECRET_RE.findall(WORKFLOW.read_text())) == 3, "a secret is referenced elsewhere"
+    assert not SECRET_RE.search(json_of_everything_but_step_envs(data))
+
+
+def json_of_everything_but_step_envs(data: dict[Any, Any]) -> str:
+    import json
+
+    stripped = {**data, "jobs": {name: {**job, "steps": [{k: v for k, v in step.items() if k != "env"}
+                                                        for step in job["steps"]]}
+                                 for name, job in data["jobs"].items()}}  # fmt: skip
+    return json.dumps(stripped, default=str)
+
+
+def test_the_prefect_client_is_pinned_by_hash_with_its_whole_dependency_tree() -> None:
+    install = step_running("--require-hashes")
+    assert "env" not in install, "the install step needs no env, least of all secrets"
+    assert "--only-binary=:all:" in install["run"], "an sdist would run its build code at install time"
+    pins = pinned_requirements()
+    # the client is the version the project (and so its Prefect server) runs
+    assert pins["prefect"][0] == metadata.version("prefect")
+    # pip --require-hashes refuses any dependency the file lacks: walk prefect's requirements (as installed here)
+    # for the runner's Python 3.12 on Linux and find each one pinned
+    environment = {key: str(value) for key, value in default_environment().items()} | {
+        "python_version": "3.12", "python_full_version": "3.12.3", "sys_platform": "linux",
+        "platform_system": "Linux", "extra": ""}  # fmt: skip
+    installed = {canonicalize_name(d.metadata["Name"]) for d in metadata.distributions()}
+    missing: set[str] = set()
+    todo, seen = ["prefect"], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for spec in metadata.requires(name) or []:
+            requirement = Requirement(spec)
+            if requirement.marker is not None and not requirement.marker.evaluate(environment):
+                continue
+            dependency = canonicalize_name(requirement.name)
+            if dependency not in pins:
+                missing.add(dependency)
+            elif dependency in installed:
+                todo.append(dependency)
+    assert not missing, f"dependencies without a pinned hash: {sorted(missing)}"
+    assert len(pins) >= len(seen)
 
 
 def run_script(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -72,30 +162,40 @@ def run_script(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProce
 )
 def test_script_refuses_unroutable_branches_without_prefect(head_ref: str, message: str, tmp_path: Path) -> None:
     env = {"PATH": os.environ["PATH"], "LABEL": "rollback-plan", "PR_NUMBER": "7", "HEAD_REF": head_ref,
-           "PREFECT_API_URL": "http://127.0.0.1:9/api"}  # fmt: skip
+           "HEAD_SHA": HEAD_SHA, "PREFECT_API_URL": "http://127.0.0.1:9/api"}  # fmt: skip
     done = run_script(env, tmp_path)
     assert message in done.stdout + done.stderr
     assert not Path("/tmp/pwned").exists()
 
 
-def test_script_refuses_a_bad_pr_number(tmp_path: Path) -> None:
-    env = {"PATH": os.environ["PATH"], "LABEL": "rollback-plan", "PR_NUMBER": "7 -p execute=false",
-           "HEAD_REF": "infra-scale/prod", "PREFECT_API_URL": "http://127.0.0.1:9/api"}  # fmt: skip
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("PR_NUMBER", "7 -p execute=false", "unexpected pull request number"),
+        ("HEAD_SHA", HEAD_SHA + " -p execute=false", "unexpected head SHA"),
+        ("HEAD_SHA", HEAD_SHA.upper(), "unexpected head SHA"),
+        ("HEAD_SHA", "", "unexpected head SHA"),
+    ],
+)
+def test_script_refuses_a_bad_pr_number_or_head_sha(field: str, value: str, message: str, tmp_path: Path) -> None:
+    env = {"PATH": os.environ["PATH"], "LABEL": "rollback-plan", "PR_NUMBER": "7", "HEAD_SHA": HEAD_SHA,
+           "HEAD_REF": "infra-scale/prod", "PREFECT_API_URL": "http://127.0.0.1:9/api", field: value}  # fmt: skip
     done = run_script(env, tmp_path)
-    assert done.returncode == 1 and "unexpected pull request number" in done.stdout
+    assert done.returncode == 1 and message in done.stdout
 
 
 def test_script_starts_the_targets_deployment(deployed: Deployed, tmp_path: Path) -> None:
     server = deployed.server
     dep = server.deployment("infra-rollback", "staging")
     known = {r["id"] for r in server.flow_runs(dep["id"])}
-    env = {**server.env, "LABEL": "rollback-plan", "PR_NUMBER": "42", "HEAD_REF": "infra-scale/staging/nightly"}
+    env = {**server.env, "LABEL": "rollback-plan", "PR_NUMBER": "42", "HEAD_REF": "infra-scale/staging/nightly",
+           "HEAD_SHA": HEAD_SHA}
     done = run_script(env, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     new = [r for r in server.flow_runs(dep["id"]) if r["id"] not in known]
     try:
         assert len(new) == 1
-        assert new[0]["parameters"] == {**new[0]["parameters"], "pr": 42, "execute": True,
+        assert new[0]["parameters"] == {**new[0]["parameters"], "pr": 42, "execute": True, "head_sha": HEAD_SHA,
                                         "plan": "ops/plans/infra-scale/staging/plan.yaml"}  # fmt: skip
         assert "github-actions" in new[0]["tags"]
     finally:  # no worker may pick it up later in the session

@@ -483,6 +483,7 @@ def test_main_refuses_to_start_without_repositories_secret_or_server(
         (["--max-body-bytes", "٣٠٠٠"], "--max-body-bytes: must be an integer from 1024 to 26214400"),
         (["--max-body-bytes", str(26 * 1024 * 1024)], "--max-body-bytes: must be an integer from 1024 to 26214400"),
         (["--max-connections", "1"], "--max-connections: must be an integer from 2 to 100000, not '1'"),
+        (["--port", "65536"], "--port: must be an integer from 0 to 65535, not '65536'"),
     ],
 )
 def test_main_refuses_bad_limits_in_one_line(
