@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
-from core.fields import Entries, Field, Fields, Integer, Items, Quantities, Record, Text
+from core.fields import CONTEXT, NAME, Entries, Field, Fields, Integer, Items, Quantities, Record, Text
+from core.hints import HPA_REPLICAS
 from core.k8s import MAX_REPLICAS, WORKLOAD_KINDS, context_problem, decimal_integer, dns_label_problem, shown
-from core.plan import CONTEXT, CPU_PERCENT, HPA_REPLICAS, KIND, NAME, HpaBounds, Workload
+from core.plan import CPU_PERCENT, KIND, HpaBounds, Workload
 from core.safeyaml import load_one
 
 MAX_WORKLOADS = 1_000

@@ -15,7 +15,18 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from core.errors import InputError
-from core.k8s import QUANTITY_PATTERN, RESOURCE_NAME_PATTERN, parse_quantity, resource_name_problem, shown
+from core.k8s import (
+    CONTEXT_PATTERN,
+    DNS_LABEL_PATTERN,
+    MAX_NAME_LENGTH,
+    QUANTITY_PATTERN,
+    RESOURCE_NAME_PATTERN,
+    context_problem,
+    dns_label_problem,
+    parse_quantity,
+    resource_name_problem,
+    shown,
+)
 
 Schema = dict[str, Any]
 _SIMPLE_KEY = re.compile("[!-~]{1,63}")  # printable ASCII, no space: cannot break the line
@@ -270,6 +281,11 @@ class Entries(Spec):
     def schema(self) -> Schema:
         return {"type": "object", "minProperties": 1, "propertyNames": self.key.schema(),
                 "additionalProperties": self.value.schema()}
+
+
+NAME = Matching(DNS_LABEL_PATTERN, dns_label_problem, MAX_NAME_LENGTH)
+"""A Kubernetes name, namespace, container or target: an RFC 1123 DNS label."""
+CONTEXT = Matching(CONTEXT_PATTERN, context_problem)
 
 
 def quantity_text(value: object) -> str | None:

@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from core.errors import InputError
-from core.fields import Anything, Choice, Field, Integer, Items, Matching, Record, Schema, anchored, type_name
+from core.fields import NAME, Anything, Choice, Field, Integer, Items, Record, Schema, anchored, type_name
 from core.k8s import (
-    DNS_LABEL_PATTERN,
     MAX_INT32,
-    MAX_NAME_LENGTH,
     MAX_REPLICAS,
     WORKLOAD_KINDS,
     Workload,
@@ -139,32 +137,31 @@ def _check_hpa(document: Any, source: str, namespace: str, workloads: Collection
     return name
 
 
-_NAME = Matching(DNS_LABEL_PATTERN, dns_label_problem, MAX_NAME_LENGTH)
-_REPLICAS = Integer(1, MAX_REPLICAS)
+HPA_REPLICAS = Integer(1, MAX_REPLICAS)
 _TARGET_REF = Record({
     "apiVersion": Field(Choice(("apps/v1",)), required=True),
     "kind": Field(Choice(tuple(WORKLOAD_KINDS)), required=True),
-    "name": Field(_NAME, required=True),
+    "name": Field(NAME, required=True),
 })
 _HPA_V2_SPEC = Record({
     "scaleTargetRef": Field(_TARGET_REF, required=True),
-    "minReplicas": Field(_REPLICAS, default=1),
-    "maxReplicas": Field(_REPLICAS, required=True),
+    "minReplicas": Field(HPA_REPLICAS, default=1),
+    "maxReplicas": Field(HPA_REPLICAS, required=True),
     "metrics": Field(Items({"type": "object"}, 32)),
     "behavior": Field(Anything()),
 })
 _HPA_V1_SPEC = Record({
     "scaleTargetRef": Field(_TARGET_REF, required=True),
-    "minReplicas": Field(_REPLICAS, default=1),
-    "maxReplicas": Field(_REPLICAS, required=True),
+    "minReplicas": Field(HPA_REPLICAS, default=1),
+    "maxReplicas": Field(HPA_REPLICAS, required=True),
     "targetCPUUtilizationPercentage": Field(Integer(1, MAX_INT32)),
 })
 _HPA = Record({
     "kind": Field(Choice((HPA_KIND,)), required=True),
     "apiVersion": Field(Choice(("autoscaling/v2", "autoscaling/v1")), required=True),
     "metadata": Field(Record({
-        "name": Field(_NAME, required=True),
-        "namespace": Field(_NAME),
+        "name": Field(NAME, required=True),
+        "namespace": Field(NAME),
         "labels": Field(Anything()),
         "annotations": Field(Anything()),
     }), required=True),
