@@ -28,9 +28,8 @@ from core.k8s import (
 from core.safeyaml import load_documents, read_text
 
 _SHELL_CHARACTERS = ";|&$`<>(){}[]*?!#~\\\n\r'\""
-SAFE_PATH_PATTERN = "[A-Za-z0-9._-][A-Za-z0-9._/-]*"
+SAFE_PATH_PATTERN = "[A-Za-z0-9._-][A-Za-z0-9._/-]{0,254}"
 """A path relative to the plan, in characters no shell or kubectl reads specially."""
-MAX_PATH_LENGTH = 255
 MAX_REVISION = 2**63 - 1
 HINT_VERBS = ("rollout undo", "apply", "scale", "delete")
 HPA_KIND = "HorizontalPodAutoscaler"
@@ -77,8 +76,8 @@ def manifest_path_problem(value: object) -> str | None:
         return "must be a manifest path"
     if value.startswith("/"):
         return f"{shown(value)} is an absolute path; give a path relative to the plan"
-    if len(value) > MAX_PATH_LENGTH or not re.fullmatch(SAFE_PATH_PATTERN, value):
-        return f"{shown(value)} has characters not allowed in a manifest path"
+    if not re.fullmatch(SAFE_PATH_PATTERN, value):
+        return f"{shown(value)} is not a manifest path (letters, digits and '._/-', at most 255 characters)"
     return None
 
 
@@ -176,8 +175,8 @@ def hint_schema() -> Schema:
     characters."""
     verbs = "|".join(verb.replace(" ", "\\s+") for verb in HINT_VERBS)
     no_shell = "".join(f"\\u{ord(character):04x}" for character in _SHELL_CHARACTERS)
-    return {"type": "string", "anyOf": [
-        {"pattern": anchored(SAFE_PATH_PATTERN), "maxLength": MAX_PATH_LENGTH},
+    return {"type": "string", "anyOf": [  # space around either is allowed: the loader strips it
+        {"pattern": anchored(f"\\s*({SAFE_PATH_PATTERN})\\s*")},
         {"pattern": anchored(f"\\s*kubectl\\s+({verbs})\\s[^{no_shell}]*")},
     ]}
 
