@@ -10,6 +10,7 @@ Every error names the file and the dotted field: `error: <file>: <field>: <messa
 """
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -53,14 +54,14 @@ def type_name(value: object) -> str:
     return type(value).__name__
 
 
-class Spec:
+class Spec(ABC):
     """The rule for one field's value: `check` refuses a bad value through `fields.fail`, `schema` shows it."""
 
-    def check(self, fields: "Fields", key: str, value: object) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def check(self, fields: "Fields", key: str, value: object) -> None: ...
 
-    def schema(self) -> Schema:
-        raise NotImplementedError
+    @abstractmethod
+    def schema(self) -> Schema: ...
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,8 @@ class Items(Spec):
 
 @dataclass(frozen=True)
 class Field:
+    """A declared field: its rule, and whether it must be given (or what it is when it is not)."""
+
     spec: Spec
     required: bool = False
     default: object = None
