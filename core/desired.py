@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
-from core.fields import Entries, Field, Fields, Integer, Items, Quantities, Record, Text
-from core.k8s import MAX_REPLICAS, WORKLOAD_KINDS, decimal_integer, dns_label_problem, shown
-from core.plan import CONTEXT, CPU_PERCENT, HPA_REPLICAS, KIND, NAME, HpaBounds, Workload
+from core.fields import CONTEXT, NAME, Entries, Field, Fields, Integer, Items, Quantities, Record, Text
+from core.hints import HPA_REPLICAS
+from core.k8s import MAX_REPLICAS, WORKLOAD_KINDS, context_problem, decimal_integer, dns_label_problem, shown
+from core.plan import CPU_PERCENT, KIND, HpaBounds, Workload
 from core.safeyaml import load_one
 
 MAX_WORKLOADS = 1_000
@@ -158,6 +159,9 @@ def from_flags(target: str | None, namespace: str | None, workloads: Sequence[st
         problem = dns_label_problem(value)
         if problem:
             raise InputError("arguments", flag, problem)
+    problem = context_problem(context) if context is not None else None
+    if problem:
+        raise InputError("arguments", "--context", problem)
     if not workloads:
         raise InputError("arguments", "--workload", "give at least one --workload=KIND:NAME:REPLICAS")
     parsed = tuple(parse_workload_flag(text, f"--workload[{i}]") for i, text in enumerate(workloads))

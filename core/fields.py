@@ -10,12 +10,24 @@ Every error names the file and the dotted field: `error: <file>: <field>: <messa
 """
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from core.errors import InputError
-from core.k8s import QUANTITY_PATTERN, RESOURCE_NAME_PATTERN, parse_quantity, resource_name_problem, shown
+from core.k8s import (
+    CONTEXT_PATTERN,
+    DNS_LABEL_PATTERN,
+    MAX_NAME_LENGTH,
+    QUANTITY_PATTERN,
+    RESOURCE_NAME_PATTERN,
+    context_problem,
+    dns_label_problem,
+    parse_quantity,
+    resource_name_problem,
+    shown,
+)
 
 Schema = dict[str, Any]
 _SIMPLE_KEY = re.compile("[!-~]{1,63}")  # printable ASCII, no space: cannot break the line
@@ -42,14 +54,14 @@ def type_name(value: object) -> str:
     return type(value).__name__
 
 
-class Spec:
+class Spec(ABC):
     """The rule for one field's value: `check` refuses a bad value through `fields.fail`, `schema` shows it."""
 
-    def check(self, fields: "Fields", key: str, value: object) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def check(self, fields: "Fields", key: str, value: object) -> None: ...
 
-    def schema(self) -> Schema:
-        raise NotImplementedError
+    @abstractmethod
+    def schema(self) -> Schema: ...
 
 
 @dataclass(frozen=True)
@@ -176,6 +188,8 @@ class Items(Spec):
 
 @dataclass(frozen=True)
 class Field:
+    """A declared field: its rule, and whether it must be given (or what it is when it is not)."""
+
     spec: Spec
     required: bool = False
     default: object = None
@@ -270,6 +284,11 @@ class Entries(Spec):
     def schema(self) -> Schema:
         return {"type": "object", "minProperties": 1, "propertyNames": self.key.schema(),
                 "additionalProperties": self.value.schema()}
+
+
+NAME = Matching(DNS_LABEL_PATTERN, dns_label_problem, MAX_NAME_LENGTH)
+"""A Kubernetes name, namespace, container or target: an RFC 1123 DNS label."""
+CONTEXT = Matching(CONTEXT_PATTERN, context_problem)
 
 
 def quantity_text(value: object) -> str | None:

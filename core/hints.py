@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from core.errors import InputError
-from core.fields import Anything, Choice, Field, Integer, Items, Matching, Record, Schema, anchored, type_name
+from core.fields import NAME, Anything, Choice, Field, Integer, Items, Record, Schema, anchored, type_name
 from core.k8s import (
-    DNS_LABEL_PATTERN,
     MAX_INT32,
-    MAX_NAME_LENGTH,
     MAX_REPLICAS,
     WORKLOAD_KINDS,
     Workload,
@@ -30,9 +28,8 @@ from core.k8s import (
 from core.safeyaml import load_documents, read_text
 
 _SHELL_CHARACTERS = ";|&$`<>(){}[]*?!#~\\\n\r'\""
-SAFE_PATH_PATTERN = "[A-Za-z0-9._-][A-Za-z0-9._/-]*"
+SAFE_PATH_PATTERN = "[A-Za-z0-9._-][A-Za-z0-9._/-]{0,254}"
 """A path relative to the plan, in characters no shell or kubectl reads specially."""
-MAX_PATH_LENGTH = 255
 MAX_REVISION = 2**63 - 1
 HINT_VERBS = ("rollout undo", "apply", "scale", "delete")
 HPA_KIND = "HorizontalPodAutoscaler"
@@ -79,8 +76,8 @@ def manifest_path_problem(value: object) -> str | None:
         return "must be a manifest path"
     if value.startswith("/"):
         return f"{shown(value)} is an absolute path; give a path relative to the plan"
-    if len(value) > MAX_PATH_LENGTH or not re.fullmatch(SAFE_PATH_PATTERN, value):
-        return f"{shown(value)} has characters not allowed in a manifest path"
+    if not re.fullmatch(SAFE_PATH_PATTERN, value):
+        return f"{shown(value)} is not a manifest path (letters, digits and '._/-', at most 255 characters)"
     return None
 
 
@@ -139,32 +136,31 @@ def _check_hpa(document: Any, source: str, namespace: str, workloads: Collection
     return name
 
 
-_NAME = Matching(DNS_LABEL_PATTERN, dns_label_problem, MAX_NAME_LENGTH)
-_REPLICAS = Integer(1, MAX_REPLICAS)
+HPA_REPLICAS = Integer(1, MAX_REPLICAS)
 _TARGET_REF = Record({
     "apiVersion": Field(Choice(("apps/v1",)), required=True),
     "kind": Field(Choice(tuple(WORKLOAD_KINDS)), required=True),
-    "name": Field(_NAME, required=True),
+    "name": Field(NAME, required=True),
 })
 _HPA_V2_SPEC = Record({
     "scaleTargetRef": Field(_TARGET_REF, required=True),
-    "minReplicas": Field(_REPLICAS, default=1),
-    "maxReplicas": Field(_REPLICAS, required=True),
+    "minReplicas": Field(HPA_REPLICAS, default=1),
+    "maxReplicas": Field(HPA_REPLICAS, required=True),
     "metrics": Field(Items({"type": "object"}, 32)),
     "behavior": Field(Anything()),
 })
 _HPA_V1_SPEC = Record({
     "scaleTargetRef": Field(_TARGET_REF, required=True),
-    "minReplicas": Field(_REPLICAS, default=1),
-    "maxReplicas": Field(_REPLICAS, required=True),
+    "minReplicas": Field(HPA_REPLICAS, default=1),
+    "maxReplicas": Field(HPA_REPLICAS, required=True),
     "targetCPUUtilizationPercentage": Field(Integer(1, MAX_INT32)),
 })
 _HPA = Record({
     "kind": Field(Choice((HPA_KIND,)), required=True),
     "apiVersion": Field(Choice(("autoscaling/v2", "autoscaling/v1")), required=True),
     "metadata": Field(Record({
-        "name": Field(_NAME, required=True),
-        "namespace": Field(_NAME),
+        "name": Field(NAME, required=True),
+        "namespace": Field(NAME),
         "labels": Field(Anything()),
         "annotations": Field(Anything()),
     }), required=True),
@@ -179,8 +175,8 @@ def hint_schema() -> Schema:
     characters."""
     verbs = "|".join(verb.replace(" ", "\\s+") for verb in HINT_VERBS)
     no_shell = "".join(f"\\u{ord(character):04x}" for character in _SHELL_CHARACTERS)
-    return {"type": "string", "anyOf": [
-        {"pattern": anchored(SAFE_PATH_PATTERN), "maxLength": MAX_PATH_LENGTH},
+    return {"type": "string", "anyOf": [  # space around either is allowed: the loader strips it
+        {"pattern": anchored(f"\\s*({SAFE_PATH_PATTERN})\\s*")},
         {"pattern": anchored(f"\\s*kubectl\\s+({verbs})\\s[^{no_shell}]*")},
     ]}
 

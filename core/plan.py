@@ -17,6 +17,8 @@ from typing import Any
 
 from core.errors import InputError
 from core.fields import (
+    CONTEXT,
+    NAME,
     Anything,
     Choice,
     Exclusive,
@@ -33,17 +35,17 @@ from core.fields import (
     Text,
     type_name,
 )
-from core.hints import SAFE_PATH_PATTERN, Hint, hint_schema, manifest_path_problem, parse_hint, parse_manifest
-from core.k8s import (
-    CONTEXT_PATTERN,
-    DNS_LABEL_PATTERN,
-    MAX_NAME_LENGTH,
-    WORKLOAD_KINDS,
-    context_problem,
-    dns_label_problem,
-    shown,
+from core.hints import (
+    HPA_REPLICAS,
+    SAFE_PATH_PATTERN,
+    Hint,
+    hint_schema,
+    manifest_path_problem,
+    parse_hint,
+    parse_manifest,
 )
 from core.k8s import MAX_REPLICAS as MAX_REPLICAS
+from core.k8s import WORKLOAD_KINDS, shown
 from core.k8s import Workload as Workload
 from core.safeyaml import load_one
 
@@ -51,10 +53,7 @@ MAX_ACTIONS = 20_000
 SCHEMA_ID = "https://infra-orchestrator.dev/schema/plan.schema.json"
 
 # ------------------------------------------------------------------ the declarations: validator and schema
-NAME = Matching(DNS_LABEL_PATTERN, dns_label_problem, MAX_NAME_LENGTH)
-CONTEXT = Matching(CONTEXT_PATTERN, context_problem)
 KIND = Field(Choice(tuple(WORKLOAD_KINDS)), default="Deployment")
-HPA_REPLICAS = Integer(1, MAX_REPLICAS)
 CPU_PERCENT = Integer(1, 1000)
 _INFO = {"reason": Field(Text()), "description": Field(Text()), "comment": Field(Text()), "current": Field(Anything())}
 _QUANTITIES = {"requests": Field(Quantities()), "limits": Field(Quantities())}

@@ -47,6 +47,8 @@ class Case:
     refused: bool = True
     expected: list[str] = field(default_factory=list)
     """For an accepted apply: the preview and note lines, in order."""
+    expected_rollback: list[str] = field(default_factory=list)
+    """For an accepted rollback (no record, no hints): the seed's preview lines, undo per workload then delete hpa."""
 
 
 # ------------------------------------------------------------------------------------------ YAML text
@@ -174,6 +176,8 @@ class Generator:
         plan: dict[str, Any] = {"namespace": namespace, "target": self.pick(["prod", "staging", "t1"]), "actions": []}
         files: dict[str, str] = {}
         expected: list[str] = []
+        undone: dict[str, None] = {}  # ordered sets: the seed's rollback keeps first appearances
+        deleted: dict[str, None] = {}
         for _ in range(self.random.randint(1, 4)):
             kind = self.pick(["Deployment", "StatefulSet"])
             name = self.name()
@@ -184,17 +188,20 @@ class Generator:
                 replicas = self.pick([0, 1, 3, 10_000])
                 action.update(type="scale_workload", replicas=replicas)
                 expected.append(f"preview: kubectl -n {namespace} scale {ref} --replicas={replicas}")
+                undone[ref] = None
             elif variant == "resources":
                 requests = {"cpu": self.quantity()}
                 action.update(type="update_resources", requests=requests, container=self.name())
                 flag = ",".join(f"{key}={value}" for key, value in requests.items())
                 expected.append(f"preview: kubectl -n {namespace} set resources {ref} -c={action['container']} "
                                 f"--requests={flag}")
+                undone[ref] = None
             elif variant == "hpa":
                 low, high = sorted([self.random.randint(1, 10_000), self.random.randint(1, 10_000)])
                 action.update(type="apply_hpa", minReplicas=low, maxReplicas=high)
                 expected += [f"preview: kubectl -n {namespace} apply -f -",
                              f"note: hpa/{name} for {ref}: min {low}, max {high}"]
+                deleted[name] = None
             else:
                 path = f"hpa-{len(files)}.yaml"
                 api = self.pick(["autoscaling/v2", "autoscaling/v1"])
@@ -204,8 +211,11 @@ class Generator:
                 files[path] = to_yaml(manifest) + "\n"
                 action.update(type="apply_hpa", manifest=path)
                 expected.append(f"preview: kubectl -n {namespace} apply -f {path}")
+                deleted[name] = None
             plan["actions"].append(action)
-        return Case("valid", plan, files, refused=False, expected=expected)
+        rollback = [f"preview: kubectl -n {namespace} rollout undo {ref}" for ref in undone]
+        rollback += [f"preview: kubectl -n {namespace} delete hpa {name}" for name in deleted]
+        return Case("valid", plan, files, refused=False, expected=expected, expected_rollback=rollback)
 
     def base(self) -> Case:
         """A small valid plan to break: web (scaled, resized, given an HPA from a manifest) and a hint."""
@@ -346,9 +356,9 @@ def check(case: Case, flow: str, plan: Path, code: int, out: str, err: str, call
         if shown != case.expected:
             return f"preview {shown} is not {case.expected}"
         return f"kubectl was called: {calls}" if calls else None
-    namespace = case.plan["namespace"]
-    if not all(line.startswith(f"preview: kubectl -n {namespace} ") for line in shown if line.startswith("preview")):
-        return f"rollback preview outside namespace {namespace}: {shown}"
+    previews = [line for line in shown if line.startswith("preview: ")]
+    if previews != case.expected_rollback:
+        return f"rollback preview {previews} is not {case.expected_rollback}"
     writes = [call for call in calls if "get" not in call.split() or WRITE_VERBS.intersection(call.split())]
     return f"a rollback preview called kubectl to change something: {writes}" if writes else None
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli.args import parse
-from core.desired import parse_workload_flag
+from core.desired import from_flags, parse_desired, parse_workload_flag
 from core.errors import InputError
 from core.hints import CommandHint, ManifestHint
 from core.k8s import MAX_QUANTITY, decimal_integer, parse_quantity
@@ -236,3 +236,26 @@ def test_quantities_are_bounded_and_exact() -> None:
 ])
 def test_yaml_numbers_that_are_not_plain_decimal_stay_text(text: str, value: object) -> None:
     assert load_documents(text, "x.yaml") == [{"a": value}]
+
+
+@pytest.mark.parametrize(("document", "field"), [
+    ({"target": "prod\n", "namespace": "ns", "workloads": [{"name": "web", "replicas": 1}]}, "target"),
+    ({"target": "../../etc", "namespace": "ns", "workloads": [{"name": "web", "replicas": 1}]}, "target"),
+    ({"target": "t", "namespace": "ns", "context": "-x", "workloads": [{"name": "web", "replicas": 1}]}, "context"),
+    ({"target": "t", "namespace": "ns", "workloads": [{"name": "web", "replicas": "1:30"}]}, "workloads[0].replicas"),
+    ({"target": "t", "namespace": "ns",
+      "workloads": [{"name": "web", "containers": {"app\n": {"limits": {"cpu": 1}}}}]},
+     "workloads[0].containers.'app\\n'"),
+    ({"target": "t", "namespace": "ns", "workloads": [{"name": "web", "hpa": {"maxReplicas": True}}]},
+     "workloads[0].hpa.maxReplicas"),
+])
+def test_desired_state_files_follow_the_same_rules(document: object, field: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_desired(document, "desired.yaml")
+    assert caught.value.field == field
+
+
+def test_the_seeds_flags_check_the_context_too() -> None:
+    with pytest.raises(InputError) as caught:
+        from_flags("t", "ns", ["web:1"], context="--kubeconfig=/tmp/x")
+    assert caught.value.field == "--context"
