@@ -291,6 +291,11 @@ def test_a_commit_dated_after_the_label_counts_wherever_it_is_listed() -> None:
     assert label_history(timeline, "execute-plan").pushed_after == ("commit 4444444",)
 
 
+def test_times_without_a_zone_are_utc() -> None:
+    timeline = [committed("5" * 40, "2026-01-01T12:00:00"), labeled("2026-01-01T11:00:00Z")]
+    assert label_history(timeline, "execute-plan").pushed_after == ("commit 5555555",)
+
+
 def test_no_labeled_event_means_no_actor() -> None:
     history = label_history([{"event": "labeled", "label": {"name": "other"}, "actor": {"login": "x"}}],
                             "execute-plan")
