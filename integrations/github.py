@@ -24,7 +24,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -336,10 +336,12 @@ class LabelHistory:
 
 
 def _timestamp(text: Any) -> datetime | None:
+    """An ISO 8601 time from GitHub, in UTC when it names no zone (so any two compare), or None."""
     try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
+        when = datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
     except ValueError:
         return None
+    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
 
 
 def _object(item: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -350,7 +352,9 @@ def _object(item: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 def _push_of(item: Mapping[str, Any]) -> tuple[str, datetime | None] | None:
     """(description, when) for a timeline item that changes the PR's head, or None."""
     if item.get("event") == "committed":
-        return f"commit {short(str(item.get('sha') or '') or None)}", _timestamp(_object(item, "committer").get("date"))
+        sha = item.get("sha")
+        committed_at = _timestamp(_object(item, "committer").get("date"))
+        return f"commit {short(sha if isinstance(sha, str) else None)}", committed_at
     if item.get("event") == "head_ref_force_pushed":
         return f"force-push to {short(item.get('commit_id'))}", _timestamp(item.get("created_at"))
     return None

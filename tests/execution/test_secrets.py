@@ -37,3 +37,35 @@ def test_the_token_appears_nowhere(world: World) -> None:
     assert len(world.kube.list_objects("ConfigMap", NAMESPACE)) == 1, "the record is in the cluster"
     for text in texts:
         assert token not in text
+
+
+def test_a_token_from_a_secret_block_is_masked_when_github_echoes_it(world: World) -> None:
+    """The documented production setup: GITHUB_TOKEN_BLOCK names a Prefect Secret block. GitHub error bodies that
+    echo the token (a refused read, a failed comment POST) reach stdout, the log table and the artifacts masked."""
+    from prefect.blocks.system import Secret
+
+    token = world.env.pop("GITHUB_TOKEN")
+    Secret(value=token).save("infra-github-token", overwrite=True)
+    world.env["GITHUB_TOKEN_BLOCK"] = "infra-github-token"
+    world.github.schema_check_enabled = False  # the echoing error bodies are deliberately odd
+    echo = {"message": f"Bad token {token} (ghp_{'Z' * 36})", "errors": []}
+
+    world.github.inject("GET", r"/pulls/\d+$", 422, times=5, body=echo)
+    refused = apply(world)
+    world.github.clear_faults()
+    world.github.inject("POST", r"/issues/\d+/comments$", 422, times=10, body=echo)
+    executed = world.cli("apply", "--execute", f"--pr={world.pr}")
+
+    assert refused.stdout.splitlines()[-2].startswith("Refusing to execute: GitHub answered 422"), refused.stdout
+    assert "Bad token *** (***)" in refused.stdout
+    assert executed.stdout.splitlines()[-1] == "succeeded", executed.stdout + executed.stderr
+    assert "could not update PR" in executed.stdout and "Bad token ***" in executed.stdout
+    stored = asyncio.run(everything_prefect_stored())
+    assert "Bad token ***" in stored, "the warning reached Prefect's log table, masked"
+    texts = [refused.stdout, refused.stderr, executed.stdout, executed.stderr, stored,
+             world.plan.with_name("plan.record.json").read_text(),
+             *(json.dumps(item) for item in world.kube.list_objects("ConfigMap", NAMESPACE)),
+             *(comment.body for comment in world.github.issue_comments(REPO, world.pr))]
+    for text in texts:
+        assert token not in text
+        assert "ghp_ZZZZ" not in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -11,11 +12,13 @@ from core.gate import (
     GateRequirement,
     PullRequestFacts,
     evaluate_gate,
+    files_read_by,
     git_blob_sha,
     local_files_problem,
     recheck,
     repository_problem,
 )
+from core.plan import load_plan
 from integrations.github import label_history
 
 PLAN = "ops/plans/infra-scale/prod/plan.yaml"
@@ -291,7 +294,29 @@ def test_a_commit_dated_after_the_label_counts_wherever_it_is_listed() -> None:
     assert label_history(timeline, "execute-plan").pushed_after == ("commit 4444444",)
 
 
+def test_times_without_a_zone_are_utc() -> None:
+    timeline = [committed("5" * 40, "2026-01-01T12:00:00"), labeled("2026-01-01T11:00:00Z")]
+    assert label_history(timeline, "execute-plan").pushed_after == ("commit 5555555",)
+
+
 def test_no_labeled_event_means_no_actor() -> None:
     history = label_history([{"event": "labeled", "label": {"name": "other"}, "actor": {"login": "x"}}],
                             "execute-plan")
     assert history.actor is None
+
+
+def test_files_read_by_a_plan_are_its_manifests_and_hint_files(tmp_path: Path) -> None:
+    directory = tmp_path / "ops" / "plans" / "prod"
+    (directory / "sub").mkdir(parents=True)
+    hpa = ("apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\n"
+           "spec: {scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}, maxReplicas: 3}\n")
+    for name in ("hpa.yaml", "sub/hint.yaml", "applied.yaml"):
+        (directory / name).write_text(hpa)
+    (directory / "plan.yaml").write_text(
+        "namespace: shop\nactions:\n  - {type: apply_hpa, name: web, manifest: ./hpa.yaml}\n"
+        "  - {type: scale_workload, name: web, replicas: 2}\n"
+        "rollbackHints: [sub/hint.yaml, hpa.yaml, kubectl apply -f applied.yaml, kubectl delete hpa web]\n")
+    plan = load_plan(directory / "plan.yaml")
+    read = files_read_by(plan, "ops/plans/prod/plan.yaml")
+    assert sorted(read) == ["ops/plans/prod/applied.yaml", "ops/plans/prod/hpa.yaml", "ops/plans/prod/sub/hint.yaml"]
+    assert all(local.read_text() == hpa for local in read.values())

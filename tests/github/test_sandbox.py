@@ -246,3 +246,26 @@ def test_command_prints_ready_and_serves_demo() -> None:
         proc.terminate()
         proc.wait(timeout=10)
     assert proc.returncode == 0
+
+
+def test_timeline_lists_commits_force_pushes_and_labels_in_time_order(github_pr: GitHubPR, schema_check: Any) -> None:
+    server = github_pr.server
+    first = github_pr.head_sha
+    github_pr.label()
+    second = server.push_commit(github_pr.repo, github_pr.number, {"README.md": "two\n"})
+    rewritten = server.force_push(github_pr.repo, github_pr.number, {"README.md": "three\n"}, actor="walt")
+    server.set_draft(github_pr.repo, github_pr.number, True)
+    status, _, timeline = http(server, "GET", f"/repos/acme/infra/issues/{github_pr.number}/timeline?per_page=100",
+                               token=server.token_for("alice"))
+    assert status == 200
+    assert [(item["event"], item.get("sha") or item.get("commit_id")) for item in timeline] == [
+        ("labeled", None), ("committed", rewritten), ("head_ref_force_pushed", rewritten)], \
+        "the force-push dropped the old commits from the branch; its new commit is listed, then the push"
+    assert first != second != rewritten
+    assert timeline[2]["actor"]["login"] == "walt"
+    _, _, events = http(server, "GET", f"/repos/acme/infra/issues/{github_pr.number}/events",
+                        token=server.token_for("alice"))
+    assert [event["event"] for event in events] == ["labeled", "head_ref_force_pushed"], "no commits in events"
+    _, _, pull = http(server, "GET", f"/repos/acme/infra/pulls/{github_pr.number}", token=server.token_for("alice"))
+    assert (pull["draft"], pull["head"]["sha"]) == (True, rewritten)
+    schema_check()
