@@ -135,12 +135,17 @@ def test_a_failure_retried_successfully_by_client_go_does_not_count() -> None:
     assert (timed_out.transient, timed_out.maybe_landed) == (True, True)
 
 
-def test_exchanges_are_read_from_the_v6_log() -> None:
+def test_exchanges_are_read_from_the_v6_log_of_every_kubectl_minor() -> None:
     log = ("I1201 20:05:53.8   9351 round_trippers.go:560] GET http://h/api?timeout=32s 200 OK in 1 milliseconds\n"
            "I1201 20:05:53.8   9351 round_trippers.go:560] PATCH http://h/apis/x?fieldManager=kubectl-set  in 2 "
            "milliseconds\n")
+    structured = ('I1201 20:31:46.5   22133 round_trippers.go:632] "Response" verb="PUT" url="http://h/apis/y" '
+                  'status="503 Service Unavailable" milliseconds=2\n'
+                  'I1201 20:31:46.5   22133 round_trippers.go:632] "Response" verb="GET" url="http://h/api" status="" '
+                  'milliseconds=0\n')
     assert exchanges(log) == (Exchange("GET", "http://h/api?timeout=32s", 200),
                               Exchange("PATCH", "http://h/apis/x?fieldManager=kubectl-set", None))
+    assert exchanges(structured) == (Exchange("PUT", "http://h/apis/y", 503), Exchange("GET", "http://h/api", None))
 
 
 def test_kubectl_errors_are_typed_and_survive_pickling() -> None:
