@@ -59,7 +59,7 @@ def _holder_is_dead(holder: str) -> bool:
 
 def _call_timeout(lease_s: float, kubectl: Kubectl) -> float:
     """Each lock call must end well within the lease, so that a renewal can be retried before it expires."""
-    return min(kubectl.timeout_s, max(2.0, lease_s / 4))
+    return min(kubectl.timeout_s, max(3.0, lease_s / 4))
 
 
 def _read(kubectl: Kubectl, namespace: str, timeout_s: float) -> dict[str, Any] | None:
