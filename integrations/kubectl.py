@@ -51,7 +51,13 @@ _TRANSIENT = re.compile(
 _KLOG_LINE = re.compile(r"^[EWI]\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+ \S+:\d+\]")
 _VERBOSE_LINE = re.compile(r"^I\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+ \S+:\d+\]")
 """An info line: kubectl prints them only because of VERBOSITY, so they are taken out of `stderr`."""
-_EXCHANGE = re.compile(r"round_trippers\.go:\d+\] (?P<method>[A-Z]+) (?P<url>\S+) (?P<status>\d{3})?.* in \d+ \w+$")
+_EXCHANGES = (
+    re.compile(r"round_trippers\.go:\d+\] (?P<method>[A-Z]+) (?P<url>\S+) (?P<status>\d{3})?.* in \d+ \w+$"),
+    re.compile(r'round_trippers\.go:\d+\] "Response" verb="(?P<method>[A-Z]+)" url="(?P<url>[^"]*)" '
+               r'status="(?P<status>\d{3})?'),
+)
+"""The exchange lines of kubectl up to 1.32 (`GET <url> 200 OK in 3 milliseconds`) and from 1.33 on
+(`"Response" verb="GET" url="<url>" status="200 OK" milliseconds=3`); no status: the connection failed."""
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _READ_VERBS = frozenset({"get", "describe", "diff", "version", "api-resources", "api-versions", "auth", "explain",
                          "wait", "logs", "top", "rollout status", "rollout history"})
@@ -94,7 +100,7 @@ class Exchange:
 def exchanges(stderr: str) -> tuple[Exchange, ...]:
     found = []
     for line in stderr.splitlines():
-        match = _EXCHANGE.search(line)
+        match = next((hit for pattern in _EXCHANGES if (hit := pattern.search(line))), None)
         if match:
             status = match.group("status")
             found.append(Exchange(match.group("method"), match.group("url"), int(status) if status else None))

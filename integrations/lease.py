@@ -59,7 +59,7 @@ def _holder_is_dead(holder: str) -> bool:
 
 def _call_timeout(lease_s: float, kubectl: Kubectl) -> float:
     """Each lock call must end well within the lease, so that a renewal can be retried before it expires."""
-    return min(kubectl.timeout_s, max(2.0, lease_s / 4))
+    return min(kubectl.timeout_s, max(3.0, lease_s / 4))
 
 
 def _read(kubectl: Kubectl, namespace: str, timeout_s: float) -> dict[str, Any] | None:
@@ -106,21 +106,22 @@ class _Observation:
 
 
 def acquire(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float, poll_s: float = 1.0,
-            lease_s: int = LEASE_SECONDS) -> str:
+            lease_s: int = LEASE_SECONDS) -> "LeaseHandle":
     """Take the lease, waiting up to `timeout_s` for its holder to release it or let it expire.
 
-    Returns the acquire time written. Raises LockTimeout when it stayed held; a transient failure that outlasts
-    `timeout_s` raises as the KubectlError it is.
+    Returns the handle, not yet renewing (`start()` it). Raises LockTimeout when the lease stayed held; a
+    transient failure that outlasts `timeout_s` raises as the KubectlError it is.
     """
     deadline = time.monotonic() + timeout_s
     call_s = _call_timeout(lease_s, kubectl)
     observed = _Observation()
+    sent = time.monotonic()
     while True:
         current = retry_transient(partial(_read, kubectl, namespace, call_s), deadline)
         spec = (current or {}).get("spec", {})
         other = spec.get("holderIdentity")
-        if current is not None and other == holder:
-            return str(spec.get("acquireTime") or _micro_now())  # our own earlier write landed after all
+        if current is not None and other == holder:  # our own earlier write landed after all
+            return LeaseHandle(kubectl, namespace, holder, lease_s, str(spec.get("acquireTime")), _renewed_at=sent)
         version = None if current is None else str(current["metadata"]["resourceVersion"])
         duration = float(spec.get("leaseDurationSeconds") or lease_s)
         free = current is None or not other or _holder_is_dead(other)
@@ -129,8 +130,10 @@ def acquire(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float, pol
             verb = "create" if current is None else "replace"
             # Re-sending a write that landed after all is safe: it carries the version it replaced, so it fails
             # with a Conflict, and the next read finds us holding the lease.
+            sent = time.monotonic()
             if retry_transient(partial(_write, kubectl, namespace, verb, lease, call_s), deadline):
-                return str(lease["spec"]["acquireTime"])
+                return LeaseHandle(kubectl, namespace, holder, lease_s, str(lease["spec"]["acquireTime"]),
+                                   _renewed_at=sent)
             continue  # lost the race: read again
         if time.monotonic() >= deadline:
             raise LockTimeout(f"namespace {namespace} is locked by {other} since {spec.get('acquireTime')}; "
@@ -227,9 +230,7 @@ def target_lock(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float,
 
     After the block, `release_error` says whether releasing failed; it never raises for that.
     """
-    started = time.monotonic()
-    acquired_at = acquire(kubectl, namespace, holder, timeout_s, lease_s=lease_s)
-    handle = LeaseHandle(kubectl, namespace, holder, lease_s, acquired_at, _renewed_at=started)
+    handle = acquire(kubectl, namespace, holder, timeout_s, lease_s=lease_s)
     handle.start()
     try:
         yield handle

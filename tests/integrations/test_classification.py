@@ -7,6 +7,7 @@ classification holds for each verb, on the read before the write and on the writ
 
 import json
 import pickle
+import re
 import time
 
 import pytest
@@ -65,15 +66,20 @@ def test_a_dropped_write_is_transient_and_may_have_landed(cluster: tuple[KubeSan
     assert caught.value.maybe_landed and isinstance(caught.value, TemporaryError)
 
 
-def test_a_dropped_read_is_retried_by_kubectl_itself(cluster: tuple[KubeSandbox, Kubectl]) -> None:
+@pytest.mark.parametrize("verb", list(COMMANDS))
+def test_a_dropped_read_is_retried_by_kubectl_itself(cluster: tuple[KubeSandbox, Kubectl], verb: str) -> None:
+    """client-go re-sends a GET whose connection dropped; a write it never re-sends (above)."""
     sandbox, kubectl = cluster
-    sandbox.faults.add(method="GET", path_regex=r"/deployments/web$", drop=True, count=1)
+    args, stdin, path = COMMANDS[verb]
+    rule = sandbox.faults.add(method="GET", path_regex=path.rstrip("$") + "$", drop=True, count=1)
 
-    result = run(kubectl, "shop", ["scale", "deployment/web", "--replicas=5"])
+    result = run(kubectl, "shop", args, stdin=stdin)
 
     assert result.ok, result.stderr
-    assert [r["status"] for r in sandbox.requests() if r["method"] == "GET" and r["path"].endswith("/web")] == [0, 200]
-    assert sandbox.get("deployment", "shop", "web")["spec"]["replicas"] == 5  # type: ignore[index]
+    assert rule.fired == 1
+    pattern = re.compile(rule.path_regex or "")
+    gets = [r["status"] for r in sandbox.requests() if r["method"] == "GET" and pattern.search(r["path"])]
+    assert gets == [0, 200]
 
 
 def test_a_write_that_commits_after_the_timeout_may_have_landed(cluster: tuple[KubeSandbox, Kubectl]) -> None:
@@ -129,12 +135,17 @@ def test_a_failure_retried_successfully_by_client_go_does_not_count() -> None:
     assert (timed_out.transient, timed_out.maybe_landed) == (True, True)
 
 
-def test_exchanges_are_read_from_the_v6_log() -> None:
+def test_exchanges_are_read_from_the_v6_log_of_every_kubectl_minor() -> None:
     log = ("I1201 20:05:53.8   9351 round_trippers.go:560] GET http://h/api?timeout=32s 200 OK in 1 milliseconds\n"
            "I1201 20:05:53.8   9351 round_trippers.go:560] PATCH http://h/apis/x?fieldManager=kubectl-set  in 2 "
            "milliseconds\n")
+    structured = ('I1201 20:31:46.5   22133 round_trippers.go:632] "Response" verb="PUT" url="http://h/apis/y" '
+                  'status="503 Service Unavailable" milliseconds=2\n'
+                  'I1201 20:31:46.5   22133 round_trippers.go:632] "Response" verb="GET" url="http://h/api" status="" '
+                  'milliseconds=0\n')
     assert exchanges(log) == (Exchange("GET", "http://h/api?timeout=32s", 200),
                               Exchange("PATCH", "http://h/apis/x?fieldManager=kubectl-set", None))
+    assert exchanges(structured) == (Exchange("PUT", "http://h/apis/y", 503), Exchange("GET", "http://h/api", None))
 
 
 def test_kubectl_errors_are_typed_and_survive_pickling() -> None:

@@ -224,11 +224,13 @@ def test_a_mirror_that_cannot_be_written_is_a_note_after_the_cluster_record(
 
 
 def test_a_reader_during_writes_sees_the_old_or_the_new_record_never_a_mix(
-        cluster: Kubectl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        kube_sandbox: KubeSandbox, cluster: Kubectl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(records, "CHUNK_BYTES", 512)
     plan = make_plan(tmp_path)
     versions = [make_record(plan, 20, status=f"v{number}", distinct=True) for number in range(6)]
     records.write_cluster(cluster, plan, versions[0])
+    # each index replace takes half a second: a reader certainly runs while a write is half done
+    kube_sandbox.faults.add(method="PUT", path_regex=rf"/configmaps/{record_name(plan)}$", latency_s=0.5)
     seen: list[str] = []
     failures: list[Exception] = []
     done = threading.Event()
