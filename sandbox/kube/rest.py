@@ -18,6 +18,7 @@ import yaml
 
 from . import discovery as disc
 from . import protobuf
+from .auth import ADMIN, Authorizer, User, verb_of
 from .discovery import ResourceType
 from .errors import ApiError, bad_request, qualified
 from .patch import PatchError, json_patch, merge_patch, strategic_merge
@@ -43,6 +44,7 @@ class Request:
     query: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
     body: bytes = b""
+    user: User = ADMIN
 
 
 @dataclass
@@ -103,6 +105,7 @@ class Api:
     def __init__(self, store: Store, server_address: Callable[[], str]) -> None:
         self.store = store
         self._server_address = server_address
+        self.authorizer = Authorizer(store)
 
     # --- routing -------------------------------------------------------------------------------------
 
@@ -202,6 +205,8 @@ class Api:
 
     def _verb(self, req: Request, r: ResourceType, ns: str | None, name: str | None, sub: str | None) -> Response:
         q = req.query
+        verb = verb_of(req.method, name, q.get("watch") in ("true", "1"))
+        self.authorizer.authorize(req.user, verb, r, ns, name, sub)
         dry = q.get("dryRun", "")
         if dry not in ("", "All"):
             raise bad_request(f'dryRun: Unsupported value: "{dry}": supported values: "All"')

@@ -32,7 +32,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
-from .controllers import Controllers
+from .auth import ADMIN, ADMIN_TOKEN, ANONYMOUS, Authenticator, User
+from .controllers import DEFAULT_BROKEN_IMAGE, Controllers
 from .discovery import RESOURCES, ResourceType, by_kind, lookup
 from .errors import ApiError, status_body
 from .faults import FaultInjector
@@ -164,7 +165,15 @@ class _Handler(BaseHTTPRequestHandler):
         query = dict(parse_qsl(query_s, keep_blank_values=True))
         headers = {k.lower(): v for k, v in self.headers.items()}
         try:
-            resp = sandbox.api.handle(Request(self.command, path, query, headers, body))
+            user = sandbox.authenticator.authenticate(headers.get("authorization", ""))
+        except ApiError as e:
+            record.update(status=e.code, duration_s=time.perf_counter() - start)
+            sandbox._log(record)
+            self._send(Response(e.code, e.status()))
+            return
+        record["user"] = user.name
+        try:
+            resp = sandbox.api.handle(Request(self.command, path, query, headers, body, user))
         except Exception as e:  # last line of defence: the server never dies on a request
             resp = Response(500, status_body(500, f"internal error: {type(e).__name__}: {e}"))
         if resp.stream is not None:
@@ -252,10 +261,26 @@ class SandboxServer:
         hpa_delay: float = 0.05,
         seed: int = 0,
         namespaces: Iterable[str] = ("default", "kube-system", "kube-public"),
+        *,
+        broken_image: str = DEFAULT_BROKEN_IMAGE,
+        node_allocatable: dict[str, str] | None = None,
+        hpa_sync_period: float = 15.0,
+        hpa_downscale_stabilization: float = 300.0,
+        anonymous_is_admin: bool = True,
     ) -> None:
         self.host = host
         self.store = Store()
-        self.controllers = Controllers(self.store, rollout_delay, hpa_delay)
+        self.controllers = Controllers(
+            self.store,
+            rollout_delay,
+            hpa_delay,
+            broken_image=broken_image,
+            node_allocatable=node_allocatable,
+            hpa_sync_period=hpa_sync_period,
+            hpa_downscale_stabilization=hpa_downscale_stabilization,
+            seed=seed,
+        )
+        self.authenticator = Authenticator(ADMIN if anonymous_is_admin else ANONYMOUS)
         self.faults = FaultInjector(seed)
         self.api = Api(self.store, lambda: f"{self.host}:{self.port}")
         self._requests: list[dict[str, Any]] = []
@@ -302,15 +327,18 @@ class SandboxServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def write_kubeconfig(self, path: str | Path, context: str = "sandbox", namespace: str = "default") -> Path:
-        """Write a kubeconfig pointing at this server (no auth) and return its path."""
+    def write_kubeconfig(
+        self, path: str | Path, context: str = "sandbox", namespace: str = "default", token: str = ADMIN_TOKEN
+    ) -> Path:
+        """Write a kubeconfig pointing at this server, authenticating with ``token`` (by default the admin's),
+        and return its path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         cfg = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": context, "cluster": {"server": self.url}}],
-            "users": [{"name": context, "user": {"token": "sandbox"}}],
+            "users": [{"name": context, "user": {"token": token}}],
             "contexts": [{"name": context, "context": {"cluster": context, "user": context, "namespace": namespace}}],
             "current-context": context,
             "preferences": {},
@@ -473,6 +501,14 @@ class SandboxServer:
         self.fast_forward()
         return created
 
+    def add_token(self, token: str, user: str, groups: Iterable[str] = ()) -> User:
+        """Make a bearer token authenticate as ``user`` (authorised by the RBAC objects in the server)."""
+        return self.authenticator.add_token(token, user, tuple(groups))
+
+    def set_metric(self, namespace: str, hpa: str, utilization: float) -> None:
+        """The average CPU utilisation (percent of requests) the HPA ``hpa`` observes now; it scales on it."""
+        self.controllers.hpa.set_metric(namespace, hpa, utilization)
+
     def set_stuck(self, namespace: str, name: str, stuck: bool = True) -> None:
         """Make a deployment's rollouts end in ProgressDeadlineExceeded (or complete again)."""
         self.controllers.set_stuck(namespace, name, stuck)
@@ -556,6 +592,19 @@ class SandboxServer:
                 raise ValueError("expected {namespace, name, stuck}")
             self.set_stuck(str(payload["namespace"]), str(payload["name"]), bool(payload.get("stuck", True)))
             return Response(200, {"ok": True})
+        elif what == ["metrics"] and method == "POST":
+            if not isinstance(payload, dict):
+                raise ValueError("expected {namespace, name, utilization}")
+            self.set_metric(str(payload["namespace"]), str(payload["name"]), float(payload["utilization"]))
+            return Response(200, {"ok": True})
+        elif what == ["tokens"] and method == "POST":
+            if not isinstance(payload, dict):
+                raise ValueError("expected {token, user, groups}")
+            groups = payload.get("groups") or []
+            if not isinstance(groups, list):
+                raise ValueError("groups must be a list")
+            found = self.add_token(str(payload["token"]), str(payload["user"]), [str(g) for g in groups])
+            return Response(201, {"user": found.name, "groups": list(found.groups)})
         elif what == ["settle"] and method == "POST":
             return Response(200, {"settled": self.settle()})
         elif what == ["fast-forward"] and method == "POST":
