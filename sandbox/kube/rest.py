@@ -21,6 +21,7 @@ from . import protobuf
 from .auth import ADMIN, Authorizer, User, verb_of
 from .discovery import ResourceType
 from .errors import ApiError, bad_request, qualified
+from .fields import drop_unknown, tree_of
 from .patch import PatchError, json_patch, merge_patch, strategic_merge
 from .schema import apply_defaults, check_types, validate
 from .selectors import selector_from_match_labels
@@ -350,8 +351,20 @@ class Api:
                 )
             meta["name"] = name
 
-    def _prepare(self, r: ResourceType, obj: Obj, live: Obj | None, strict: bool) -> Obj:
-        check_types(obj, strict)
+    def _prepare(self, r: ResourceType, obj: Obj, live: Obj | None, req: Request, resp_headers: dict[str, str]) -> Obj:
+        """Decode as kube-apiserver does: unknown fields dropped (and reported as ``fieldValidation`` asks),
+        types checked, defaults applied, then validated."""
+        mode = req.query.get("fieldValidation") or "Warn"
+        if mode not in ("Strict", "Warn", "Ignore"):
+            raise bad_request(
+                f'fieldValidation: Unsupported value: "{mode}": supported values: "Ignore", "Warn", "Strict"'
+            )
+        unknown = drop_unknown(obj, tree_of(r.kind))
+        if unknown and mode == "Strict":
+            raise bad_request("strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
+        if unknown and mode == "Warn":
+            resp_headers["Warning"] = ", ".join(f'299 - "unknown field \\"{u}\\""' for u in unknown)
+        check_types(obj)
         if "status" in r.subresources and r.kind != "Namespace":
             if live is None:
                 obj.pop("status", None)
@@ -372,8 +385,9 @@ class Api:
             raise _method_not_allowed("POST")
         obj = self._body_object(req)
         self._check_identity(r, obj, ns, None)
-        obj = self._prepare(r, obj, None, req.query.get("fieldValidation") == "Strict")
-        return Response(201, self.store.create(r, obj, dry_run=dry_run))
+        headers: dict[str, str] = {}
+        obj = self._prepare(r, obj, None, req, headers)
+        return Response(201, self.store.create(r, obj, dry_run=dry_run), headers=headers)
 
     def _update(self, req: Request, r: ResourceType, ns: str, name: str, sub: str | None, dry: bool) -> Response:
         obj = self._body_object(req)
@@ -382,13 +396,14 @@ class Api:
             return Response(200, self._apply_scale(r, live, obj, dry))
         self._check_identity(r, obj, ns if r.namespaced else None, name)
         live = self.store.require(r, ns, name)
+        headers: dict[str, str] = {}
         if sub == "status":
             new = copy.deepcopy(live)
             new["status"] = _status_of(obj)
             new["metadata"]["resourceVersion"] = obj["metadata"].get("resourceVersion")
         else:
-            new = self._prepare(r, obj, live, req.query.get("fieldValidation") == "Strict")
-        return Response(200, self.store.update(r, new, dry_run=dry))
+            new = self._prepare(r, obj, live, req, headers)
+        return Response(200, self.store.update(r, new, dry_run=dry), headers=headers)
 
     def _apply_scale(self, r: ResourceType, live: Obj, scale: Obj, dry: bool) -> Obj:
         replicas = (scale.get("spec") or {}).get("replicas") if isinstance(scale.get("spec"), dict) else None
@@ -436,8 +451,9 @@ class Api:
             if live is None:
                 if sub is not None:
                     raise disc_not_found(r, name)
-                obj = self._prepare(r, body, None, req.query.get("fieldValidation") == "Strict")
-                return Response(201, self.store.create(r, obj, dry_run=dry))
+                headers: dict[str, str] = {}
+                obj = self._prepare(r, body, None, req, headers)
+                return Response(201, self.store.create(r, obj, dry_run=dry), headers=headers)
             if req.query.get("force") not in ("true", "1"):
                 self._check_hpa_owns_replicas(r, ns, live, body)
         if live is None:
@@ -463,14 +479,15 @@ class Api:
                 f"meta: {live['metadata']['uid']}",
                 "Conflict",
             )
+        patch_headers: dict[str, str] = {}
         if sub == "status":
             new = {**live, "metadata": dict(live["metadata"])}
             new["status"] = _status_of(patched)
             new["metadata"]["resourceVersion"] = meta.get("resourceVersion")
         else:
             self._check_identity(r, patched, ns if r.namespaced else None, name)
-            new = self._prepare(r, patched, live, req.query.get("fieldValidation") == "Strict")
-        return Response(200, self.store.update(r, new, dry_run=dry))
+            new = self._prepare(r, patched, live, req, patch_headers)
+        return Response(200, self.store.update(r, new, dry_run=dry), headers=patch_headers)
 
     def _check_hpa_owns_replicas(self, r: ResourceType, ns: str, live: Obj, applied: Obj) -> None:
         """Server-side apply conflicts on ``spec.replicas`` of an HPA-managed workload (the HPA's controller
