@@ -55,6 +55,7 @@ class Response:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     stream: Iterator[bytes | None] | None = None
+    audit: dict[str, str] = field(default_factory=dict)  # verb, group, resource (with /subresource), namespace
 
 
 def _not_served() -> ApiError:
@@ -207,7 +208,19 @@ class Api:
     def _verb(self, req: Request, r: ResourceType, ns: str | None, name: str | None, sub: str | None) -> Response:
         q = req.query
         verb = verb_of(req.method, name, q.get("watch") in ("true", "1"))
-        self.authorizer.authorize(req.user, verb, r, ns, name, sub)
+        audit = {"verb": verb, "group": r.group, "resource": f"{r.plural}/{sub}" if sub else r.plural}
+        try:
+            self.authorizer.authorize(req.user, verb, r, ns, name, sub)
+            resp = self._run_verb(req, r, ns, name, sub)
+        except ApiError as e:
+            resp = Response(e.code, e.status())
+        except PatchError as e:
+            resp = Response(e.code, ApiError(e.code, str(e)).status())
+        resp.audit = audit
+        return resp
+
+    def _run_verb(self, req: Request, r: ResourceType, ns: str | None, name: str | None, sub: str | None) -> Response:
+        q = req.query
         dry = q.get("dryRun", "")
         if dry not in ("", "All"):
             raise bad_request(f'dryRun: Unsupported value: "{dry}": supported values: "All"')

@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
+from . import tls
 from .auth import ADMIN, ADMIN_TOKEN, ANONYMOUS, Authenticator, User
 from .controllers import DEFAULT_BROKEN_IMAGE, Controllers
 from .discovery import RESOURCES, ResourceType, by_kind, lookup
@@ -176,6 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
             resp = sandbox.api.handle(Request(self.command, path, query, headers, body, user))
         except Exception as e:  # last line of defence: the server never dies on a request
             resp = Response(500, status_body(500, f"internal error: {type(e).__name__}: {e}"))
+        record.update(resp.audit)
         if resp.stream is not None:
             record.update(status=resp.code, duration_s=time.perf_counter() - start, watch=True)
             sandbox._log(record)
@@ -292,6 +294,8 @@ class SandboxServer:
         self._httpd.sandbox = self
         self.port: int = self._httpd.server_address[1]
         self._thread: threading.Thread | None = None
+        self._https: _HTTPServer | None = None
+        self._https_thread: threading.Thread | None = None
         for ns in namespaces:
             self.create_namespace(ns)
 
@@ -300,6 +304,22 @@ class SandboxServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def https_url(self) -> str:
+        """The HTTPS listener (started on first use) that token-authenticated kubectl talks to: client-go sends
+        bearer tokens only over TLS."""
+        with self._req_lock:
+            if self._https is None:
+                httpd = _HTTPServer((self.host, 0), _Handler)
+                httpd.sandbox = self
+                httpd.socket = tls.server_context().wrap_socket(httpd.socket, server_side=True)
+                self._https = httpd
+                self._https_thread = threading.Thread(
+                    target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="sandbox-https", daemon=True
+                )
+                self._https_thread.start()
+            return f"https://{self.host}:{self._https.server_address[1]}"
 
     def start(self) -> SandboxServer:
         self._thread = threading.Thread(
@@ -320,6 +340,10 @@ class SandboxServer:
             self._httpd.shutdown()
             self._thread.join(timeout=5)
         self._httpd.server_close()
+        if self._https is not None and self._https_thread is not None:
+            self._https.shutdown()
+            self._https_thread.join(timeout=5)
+            self._https.server_close()
 
     def __enter__(self) -> SandboxServer:
         return self.start()
@@ -330,14 +354,18 @@ class SandboxServer:
     def write_kubeconfig(
         self, path: str | Path, context: str = "sandbox", namespace: str = "default", token: str = ADMIN_TOKEN
     ) -> Path:
-        """Write a kubeconfig pointing at this server, authenticating with ``token`` (by default the admin's),
-        and return its path."""
+        """Write a kubeconfig for this server and return its path. With the admin's token it points at the plain
+        HTTP listener (kubectl sends no token there: requests without one act as the admin); with any other
+        token at the HTTPS listener, trusting its certificate, so kubectl authenticates with the token."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        cluster: dict[str, str] = {"server": self.url}
+        if token != ADMIN_TOKEN:
+            cluster = {"server": self.https_url, "certificate-authority-data": tls.ca_data()}
         cfg = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": context, "cluster": {"server": self.url}}],
+            "clusters": [{"name": context, "cluster": cluster}],
             "users": [{"name": context, "user": {"token": token}}],
             "contexts": [{"name": context, "context": {"cluster": context, "user": context, "namespace": namespace}}],
             "current-context": context,
