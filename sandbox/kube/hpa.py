@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .autoscaling import DEFAULT_CPU_UTILIZATION, SCALE_DOWN_DEFAULT, SCALE_UP_DEFAULT
 from .conditions import set_condition as _condition
 from .discovery import ResourceType, lookup
 from .scheduler import Scheduler
@@ -29,16 +30,6 @@ RS = lookup("replicasets")
 STS = lookup("statefulsets")
 HPA = lookup("horizontalpodautoscalers")
 TOLERANCE = 0.1
-DEFAULT_CPU_TARGET = 80
-SCALE_UP_DEFAULT = {
-    "stabilizationWindowSeconds": 0,
-    "selectPolicy": "Max",
-    "policies": [
-        {"type": "Pods", "value": 4, "periodSeconds": 15},
-        {"type": "Percent", "value": 100, "periodSeconds": 15},
-    ],
-}
-SCALE_DOWN_DEFAULT = {"selectPolicy": "Max", "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]}
 
 
 def cpu_target(spec: dict[str, Any]) -> int:
@@ -48,7 +39,7 @@ def cpu_target(spec: dict[str, Any]) -> int:
             value = (resource.get("target") or {}).get("averageUtilization")
             if isinstance(value, int) and value > 0:
                 return value
-    return DEFAULT_CPU_TARGET
+    return DEFAULT_CPU_UTILIZATION
 
 
 def _rules(spec: dict[str, Any], direction: str) -> dict[str, Any]:

@@ -11,13 +11,13 @@ import base64
 import copy
 import json
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
 
+from . import autoscaling, protobuf
 from . import discovery as disc
-from . import protobuf
 from .auth import ADMIN, Authorizer, User, verb_of
 from .discovery import ResourceType
 from .errors import ApiError, bad_request, qualified
@@ -220,6 +220,8 @@ class Api:
         return resp
 
     def _run_verb(self, req: Request, r: ResourceType, ns: str | None, name: str | None, sub: str | None) -> Response:
+        if r is disc.HPA_V1:
+            return self._as_v1(req, ns, name, sub)
         q = req.query
         dry = q.get("dryRun", "")
         if dry not in ("", "All"):
@@ -310,6 +312,29 @@ class Api:
                     yield (json.dumps({"type": ev.type, "object": ev.obj}, separators=(",", ":")) + "\n").encode()
 
         return Response(200, None, "application/json", stream=lines())
+
+    def _as_v1(self, req: Request, ns: str | None, name: str | None, sub: str | None) -> Response:
+        """autoscaling/v1: convert what comes in to the stored v2, run it as v2, convert what goes out."""
+        if req.method in ("POST", "PUT") and sub != "scale":
+            body = json.dumps(autoscaling.to_v2(self._body_object(req))).encode()
+            req = replace(req, body=body, headers={**req.headers, "content-type": "application/json"})
+        elif req.method == "PATCH" and sub is None and name is not None:
+            live = self.store.peek(disc.HPA_V2, ns or "", name)
+            if live is None:
+                raise disc_not_found(disc.HPA_V1, name)
+            kind = _patch_kind(req)
+            body = _parse_yaml(req.body) if kind == "apply" else _parse_json(req.body)
+            patched = _patched(kind, body, autoscaling.to_v1(live))
+            converted = json.dumps(autoscaling.to_v2(patched)).encode()
+            req = replace(
+                req, method="PUT", body=converted, headers={**req.headers, "content-type": "application/json"}
+            )
+        resp = self._run_verb(req, disc.HPA_V2, ns, name, sub)
+        if isinstance(resp.body, dict):
+            resp.body = _v1_view(resp.body)
+        if resp.stream is not None:
+            resp.stream = _v1_lines(resp.stream)
+        return resp
 
     # --- writes --------------------------------------------------------------------------------------
 
@@ -437,15 +462,7 @@ class Api:
         return _scale_of(r, self.store.update(r, new, dry_run=dry))
 
     def _patch(self, req: Request, r: ResourceType, ns: str, name: str, sub: str | None, dry: bool) -> Response:
-        ctype = _ctype(req.headers)
-        kind = PATCH_TYPES.get(ctype)
-        if kind is None:
-            raise ApiError(
-                415,
-                f"the body of the request was in an unknown format - accepted media types "
-                f'include: {", ".join(PATCH_TYPES)} (got "{ctype}")',
-                "UnsupportedMediaType",
-            )
+        kind = _patch_kind(req)
         body = _parse_yaml(req.body) if kind == "apply" else _parse_json(req.body)
         live = self.store.peek(r, ns, name)  # read-only: everything below copies before changing
         if kind == "apply":
@@ -471,15 +488,7 @@ class Api:
                 self._check_hpa_owns_replicas(r, ns, live, body)
         if live is None:
             raise disc_not_found(r, name)
-        base = _scale_of(r, live) if sub == "scale" else live
-        if kind == "json":
-            patched = json_patch(base, body)
-        elif kind == "merge":
-            patched = merge_patch(base, body)
-        else:
-            patched = strategic_merge(base, body)
-        if not isinstance(patched, dict):
-            raise ApiError(422, "the patch did not produce an object", "Invalid")
+        patched = _patched(kind, body, _scale_of(r, live) if sub == "scale" else live)
         if sub == "scale":
             return Response(200, self._apply_scale(r, live, patched, dry))
         meta = patched.get("metadata")
@@ -599,6 +608,51 @@ class Api:
             "items": deleted,
         }
         return Response(200, body)
+
+
+def _patch_kind(req: Request) -> str:
+    ctype = _ctype(req.headers)
+    kind = PATCH_TYPES.get(ctype)
+    if kind is None:
+        raise ApiError(
+            415,
+            f"the body of the request was in an unknown format - accepted media types "
+            f'include: {", ".join(PATCH_TYPES)} (got "{ctype}")',
+            "UnsupportedMediaType",
+        )
+    return kind
+
+
+def _patched(kind: str, body: Any, base: Obj) -> Obj:
+    """``base`` with a patch applied (a server-side apply body merges strategically)."""
+    if kind == "json":
+        patched = json_patch(base, body)
+    elif kind == "merge":
+        patched = merge_patch(base, body)
+    else:
+        patched = strategic_merge(base, body)
+    if not isinstance(patched, dict):
+        raise ApiError(422, "the patch did not produce an object", "Invalid")
+    return patched
+
+
+def _v1_view(body: dict[str, Any]) -> dict[str, Any]:
+    if body.get("kind") == "HorizontalPodAutoscaler":
+        return autoscaling.to_v1(body)
+    if body.get("kind") == "HorizontalPodAutoscalerList":
+        return {**body, "apiVersion": "autoscaling/v1", "items": [autoscaling.to_v1(i) for i in body["items"]]}
+    return body
+
+
+def _v1_lines(lines: Iterator[bytes | None]) -> Iterator[bytes | None]:
+    for line in lines:
+        if line is None:
+            yield None
+            continue
+        event = json.loads(line)
+        if isinstance(event.get("object"), dict):
+            event["object"] = _v1_view(event["object"])
+        yield (json.dumps(event, separators=(",", ":")) + "\n").encode()
 
 
 def _status_of(obj: Obj) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from . import quantity
+from .autoscaling import apply_v2_defaults
 from .discovery import ResourceType
 from .errors import bad_request, invalid
 
@@ -225,7 +226,7 @@ def apply_defaults(r: ResourceType, obj: dict[str, Any]) -> None:
         spec.setdefault("podManagementPolicy", "OrderedReady")
         spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
     elif r.kind == "HorizontalPodAutoscaler" and isinstance(spec, dict):
-        spec.setdefault("minReplicas", 1)
+        apply_v2_defaults(spec)
     elif r.kind == "Namespace":
         meta = obj.setdefault("metadata", {})
         meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta.get("name", "")

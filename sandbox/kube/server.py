@@ -34,8 +34,9 @@ import yaml
 
 from . import tls
 from .auth import ADMIN, ADMIN_TOKEN, ANONYMOUS, Authenticator, User
+from .autoscaling import to_v2
 from .controllers import DEFAULT_BROKEN_IMAGE, Controllers
-from .discovery import RESOURCES, ResourceType, by_kind, lookup
+from .discovery import HPA_V1, HPA_V2, RESOURCES, ResourceType, by_kind, lookup
 from .errors import ApiError, status_body
 from .faults import FaultInjector
 from .rest import Api, Request, Response
@@ -391,10 +392,7 @@ class SandboxServer:
         kinds the sandbox does not serve and :class:`~sandbox.kube.errors.ApiError` (400/404/409/422) as the
         API would answer.
         """
-        obj = copy.deepcopy(obj)
-        r = by_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
-        if r is None:
-            raise ValueError(f"unsupported object {obj.get('apiVersion')}/{obj.get('kind')}")
+        r, obj = self._storage_form(obj)
         check_types(obj)
         meta = obj.setdefault("metadata", {})
         if r.namespaced:
@@ -407,14 +405,21 @@ class SandboxServer:
 
     def update(self, obj: Obj) -> Obj:
         """Write an object back as a client would (resourceVersion checked if set)."""
-        r = by_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
-        if r is None:
-            raise ValueError("unsupported object")
-        obj = copy.deepcopy(obj)
+        r, obj = self._storage_form(obj)
         check_types(obj)
         apply_defaults(r, obj)
         validate(r, obj)
         return copy.deepcopy(self.store.update(r, obj))
+
+    @staticmethod
+    def _storage_form(obj: Obj) -> tuple[ResourceType, Obj]:
+        """The served type of ``obj`` in its storage version, and a copy of ``obj`` converted to it."""
+        r = by_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        if r is None:
+            raise ValueError(f"unsupported object {obj.get('apiVersion')}/{obj.get('kind')}")
+        if r is HPA_V1:
+            return HPA_V2, to_v2(obj)
+        return r, copy.deepcopy(obj)
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
         self.store.delete(lookup(kind), namespace, name)

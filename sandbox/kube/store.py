@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .discovery import RESOURCES, ResourceType
+from .discovery import STORED, ResourceType
 from .errors import ApiError, already_exists, conflict, not_found
 from .selectors import field_selector, label_selector
 
@@ -61,7 +61,7 @@ class Store:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
-        self._objects: dict[str, dict[tuple[str, str], Obj]] = {r.key: {} for r in RESOURCES}
+        self._objects: dict[str, dict[tuple[str, str], Obj]] = {r.key: {} for r in STORED}
         self._rv = 0
         self._history: deque[Event] = deque(maxlen=HISTORY)
         self._listeners: list[Listener] = []
@@ -284,7 +284,7 @@ class Store:
             return gone
 
     def _delete_dependents(self, namespace: str, uid: str) -> None:
-        for rt in RESOURCES:
+        for rt in STORED:
             for (ns, name), o in list(self._objects[rt.key].items()):
                 refs = (o.get("metadata") or {}).get("ownerReferences") or []
                 owned = ns == namespace and any(isinstance(x, dict) and x.get("uid") == uid for x in refs)
@@ -292,7 +292,7 @@ class Store:
                     self.delete(rt, ns, name)
 
     def _delete_namespace_contents(self, namespace: str) -> None:
-        for rt in RESOURCES:
+        for rt in STORED:
             if not rt.namespaced:
                 continue
             for ns, name in list(self._objects[rt.key]):
