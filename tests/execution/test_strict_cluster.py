@@ -121,12 +121,8 @@ def _worker_kubeconfig(world: World, rules_edit: Callable[[list[dict]], None] | 
         rules_edit(role["rules"])
     manifest = world.kube.write("rbac.yaml", yaml.safe_dump_all(documents))
     world.kube.kubectl("-n", NAMESPACE, "apply", "-f", str(manifest), check=True)
-    groups = ["system:serviceaccounts", "system:serviceaccounts:infra-system"]
-    world.kube.server.add_token("worker-token", WORKER, groups)
-    path = world.kube.server.write_kubeconfig(
-        world.kube.tmp / "worker-kubeconfig", namespace=NAMESPACE, token="worker-token"
-    )
-    return str(path)
+    groups = ("system:serviceaccounts", "system:serviceaccounts:infra-system")
+    return str(world.kube.kubeconfig_as("worker-token", WORKER, groups))
 
 
 def test_the_flows_work_under_the_projects_rbac_manifest(world: World) -> None:

@@ -431,8 +431,7 @@ def _as_user(sb: KubeSandbox, rules: list[dict[str, Any]]) -> dict[str, str]:
             "subjects": [{"kind": "User", "name": "jane"}],
         }
     )
-    sb.server.add_token("jane-token", "jane")
-    kubeconfig = sb.server.write_kubeconfig(sb.tmp / "jane", token="jane-token")
+    kubeconfig = sb.kubeconfig_as("jane-token", "jane")
     return {**sb.env, "KUBECONFIG": str(kubeconfig)}
 
 
