@@ -194,9 +194,14 @@ class Controllers:
         self._rng = random.Random(seed)
         self._stuck: set[tuple[str, str]] = set()
         self._progress: dict[tuple[str, str], int] = {}  # deployment -> progress counter (deadline timers)
-        self._key_cache: dict[tuple[str, str], str] = {}  # (RS uid, resourceVersion) -> template key
+        # template dict -> its semantic key; stored objects are never changed in place and writes that keep the
+        # spec keep its dicts, so the id of a template (held here, so it cannot be reused) identifies its content
+        self._key_cache: dict[int, tuple[Any, str]] = {}
+        self._children: dict[str, dict[tuple[str, str], None]] = {}  # owner uid -> (resource key, name) it controls
         self._revisions: dict[tuple[str, str, str], Obj] = {}  # StatefulSet revisions (ControllerRevisions)
+        self._dirty: dict[tuple[str, str], None] = {}  # deployments to sync once the current events are dispatched
         store.add_listener(self._on_event)
+        store.add_idle_hook(self._sync_dirty)
 
     # --- public knobs ----------------------------------------------------------------------------------
 
@@ -231,12 +236,14 @@ class Controllers:
         meta = ev.obj.get("metadata") or {}
         ns, name = meta.get("namespace", ""), meta.get("name", "")
         key = ev.resource.key
+        if key in (POD.key, RS.key):
+            self._index_children(ev)
         if key == DEPLOY.key and ev.type != "DELETED" and _needs_sync(ev):
-            self.sync_deployment(ns, name)
+            self._dirty[(ns, name)] = None
         elif key == RS.key and ev.type != "DELETED":
             if ev.old is None or ev.old.get("spec") != ev.obj.get("spec"):
                 self.sync_replicaset(ns, name)
-            self._sync_owner(ev.obj, DEPLOY, self.sync_deployment)
+            self._sync_owner(ev.obj, DEPLOY, self._mark_dirty)
         elif key == STS.key and ev.type != "DELETED" and _needs_sync(ev):
             self.sync_statefulset(ns, name)
         elif key == POD.key and ev.type == "DELETED":
@@ -245,6 +252,17 @@ class Controllers:
         if key == "namespaces" and ev.type == "MODIFIED" and meta.get("deletionTimestamp"):
             self.scheduler.schedule(self.rollout_delay, lambda: self._finalize_namespace(name))
         self.hpa.on_event(ev)
+
+    def _mark_dirty(self, ns: str, name: str) -> None:
+        self._dirty[(ns, name)] = None
+
+    def _sync_dirty(self) -> None:
+        """One deployment sync for all the ReplicaSet and pod events of a write (the real controller's work
+        queue does the same: a key queued many times is synced once)."""
+        while self._dirty:
+            ns, name = next(iter(self._dirty))
+            del self._dirty[(ns, name)]
+            self.sync_deployment(ns, name)
 
     def _sync_owner(self, obj: Obj, owner_kind: Any, sync: Any) -> None:
         meta = obj.get("metadata") or {}
@@ -264,10 +282,37 @@ class Controllers:
 
     # --- pods ------------------------------------------------------------------------------------------
 
+    def _index_children(self, ev: Event) -> None:
+        """Keep the owner -> pods / ReplicaSets index that ``_pods_of`` and ``_owned_rs`` read."""
+        child = (ev.resource.key, (ev.obj.get("metadata") or {}).get("name", ""))
+        for obj in (ev.old, ev.obj):
+            for ref in ((obj or {}).get("metadata") or {}).get("ownerReferences") or []:
+                if isinstance(ref, dict) and ref.get("controller"):
+                    self._children.get(str(ref.get("uid")), {}).pop(child, None)
+        if ev.type != "DELETED":
+            for ref in (ev.obj.get("metadata") or {}).get("ownerReferences") or []:
+                if isinstance(ref, dict) and ref.get("controller"):
+                    self._children.setdefault(str(ref.get("uid")), {})[child] = None
+        if ev.type == "DELETED":
+            self._children.pop(str((ev.obj.get("metadata") or {}).get("uid")), None)
+
+    def _create_child(self, resource: Any, obj: Obj) -> Obj:
+        """Create a pod or ReplicaSet and index it now: its ADDED event is dispatched only after this sync."""
+        created = self.store.create(resource, obj)
+        self._index_children(Event("ADDED", resource, created, 0))
+        return created
+
+    def _delete_child(self, resource: Any, ns: str, name: str) -> None:
+        self._index_children(Event("DELETED", resource, self.store.delete(resource, ns, name), 0))
+
+    def _controlled(self, owner: Obj, resource: Any) -> list[Obj]:
+        ns = owner["metadata"].get("namespace", "")
+        names = sorted(name for key, name in self._children.get(owner["metadata"]["uid"], {}) if key == resource.key)
+        found = (self.store.peek(resource, ns, name) for name in names)
+        return [o for o in found if o is not None and _owned_by(o, owner["metadata"]["uid"])]
+
     def _pods_of(self, owner: Obj) -> list[Obj]:
-        uid = owner["metadata"]["uid"]
-        items, _ = self.store.list(POD, owner["metadata"].get("namespace", ""), copy_items=False)
-        return [p for p in items if _owned_by(p, uid)]
+        return self._controlled(owner, POD)
 
     def _unschedulable(self, pod_spec: dict[str, Any]) -> list[str]:
         """The resources the pod requests more of than the node has (kube-scheduler's "Insufficient cpu")."""
@@ -345,7 +390,7 @@ class Controllers:
                     if isinstance(c, dict)
                 ],
             )
-        created = self.store.create(POD, pod)
+        created = self._create_child(POD, pod)
         if not insufficient and not self._broken_images(spec):
             self._schedule_ready(created)
 
@@ -400,7 +445,7 @@ class Controllers:
             # the real controller deletes unscheduled, then not-ready, then the newest pods first
             doomed = sorted(pods, key=lambda p: (_pod_ready(p), p["metadata"]["resourceVersion"]))[: len(pods) - want]
             for pod in doomed:
-                self.store.delete(POD, ns, pod["metadata"]["name"])
+                self._delete_child(POD, ns, pod["metadata"]["name"])
         else:
             template = (rs.get("spec") or {}).get("template") or {}
             for _ in range(want - len(pods)):
@@ -422,14 +467,15 @@ class Controllers:
     # --- deployments -----------------------------------------------------------------------------------
 
     def _rs_template_key(self, rs: Obj) -> str:
-        """Semantic template key of a ReplicaSet, cached per object version (sync runs on every write)."""
-        meta = rs["metadata"]
-        cache_key = (meta["uid"], meta["resourceVersion"])
-        key = self._key_cache.get(cache_key)
-        if key is None:
-            if len(self._key_cache) > 10_000:
-                self._key_cache.clear()
-            key = self._key_cache[cache_key] = _template_key(rs["spec"].get("template"))
+        """Semantic template key of a ReplicaSet or Deployment, cached per object version (syncs are frequent)."""
+        template = rs["spec"].get("template")
+        cached = self._key_cache.get(id(template))
+        if cached is not None and cached[0] is template:
+            return cached[1]
+        if len(self._key_cache) > 10_000:
+            self._key_cache.clear()
+        key = _template_key(template)
+        self._key_cache[id(template)] = (template, key)
         return key
 
     def _is_stuck(self, d: Obj) -> bool:
@@ -438,8 +484,7 @@ class Controllers:
         return ann.get(STUCK_ANNOTATION) == "true" or (meta.get("namespace", ""), meta["name"]) in self._stuck
 
     def _owned_rs(self, d: Obj) -> list[Obj]:
-        items, _ = self.store.list(RS, d["metadata"].get("namespace", ""), copy_items=False)
-        return [rs for rs in items if _owned_by(rs, d["metadata"]["uid"])]
+        return self._controlled(d, RS)
 
     def _scale_rs(self, rs: Obj, replicas: int, annotations: dict[str, str] | None = None) -> Obj:
         ann = dict(rs["metadata"].get("annotations") or {})
@@ -450,14 +495,14 @@ class Controllers:
         return self.store.update(RS, new, check_rv=False)
 
     def sync_deployment(self, ns: str, name: str) -> None:
-        d = self.store.get(DEPLOY, ns, name)
+        d = self.store.peek(DEPLOY, ns, name)  # read-only until the status write, which copies
         if d is None:
             return
         spec = d.get("spec") or {}
         template = spec.get("template") or {}
         replicas = _replicas(d)
         owned = self._owned_rs(d)
-        want = _template_key(template)
+        want = self._rs_template_key(d)
         current = next((rs for rs in owned if self._rs_template_key(rs) == want), None)
         olds = [rs for rs in owned if current is None or rs["metadata"]["uid"] != current["metadata"]["uid"]]
         gen = int(d["metadata"].get("generation", 1))
@@ -466,9 +511,13 @@ class Controllers:
             raw = d.get("status")
             status: dict[str, Any] = raw if isinstance(raw, dict) else {}
             if status.get("observedGeneration") != gen:
-                d["status"] = {**status, "observedGeneration": gen}
-                set_condition(d["status"], "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused")
-                self.store.update(DEPLOY, d, check_rv=False)
+                paused = {
+                    **status,
+                    "observedGeneration": gen,
+                    "conditions": copy.deepcopy(status.get("conditions", [])),
+                }
+                set_condition(paused, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused")
+                self.store.update(DEPLOY, {**d, "status": paused}, check_rv=False)
             return
         max_old = max((_revision(rs) for rs in olds), default=0)
         new_rev = max_old + 1
@@ -500,8 +549,11 @@ class Controllers:
         current, olds = self._roll(d, current, olds, recreate, surge, unavailable)
         self._cleanup_history(d, olds)
 
-        d = self.store.require(DEPLOY, ns, name)
-        d["metadata"].setdefault("annotations", {})[REVISION] = str(new_rev)
+        live = self.store.peek(DEPLOY, ns, name)
+        if live is None:
+            return
+        d = {**live, "metadata": {**live["metadata"], "annotations": {**(live["metadata"].get("annotations") or {})}}}
+        d["metadata"]["annotations"][REVISION] = str(new_rev)
         self._update_status(d, current, olds, created, unavailable)
 
     def _roll(
@@ -580,7 +632,7 @@ class Controllers:
             "spec": {"replicas": replicas, "selector": selector, "template": tmpl},
             "status": {"replicas": 0},
         }
-        return self.store.create(RS, rs)
+        return self._create_child(RS, rs)
 
     def _cleanup_history(self, d: Obj, olds: list[Obj]) -> None:
         limit = (d.get("spec") or {}).get("revisionHistoryLimit", 10)
@@ -588,7 +640,7 @@ class Controllers:
             return
         idle = sorted((rs for rs in olds if _replicas(rs) == 0 and _status_int(rs, "replicas") == 0), key=_revision)
         for rs in idle[: max(len(idle) - limit, 0)]:
-            self.store.delete(RS, rs["metadata"].get("namespace", ""), rs["metadata"]["name"])
+            self._delete_child(RS, rs["metadata"].get("namespace", ""), rs["metadata"]["name"])
 
     def _update_status(self, d: Obj, new_rs: Obj, olds: list[Obj], created: bool, unavailable: int) -> None:
         """Counts from the ReplicaSets, then the conditions as ``syncRolloutStatus`` sets them."""
@@ -731,7 +783,7 @@ class Controllers:
             pods = {p["metadata"]["name"]: p for p in self._pods_of(s)}
         for pod_name in sorted(pods, key=lambda n: -int(n.rsplit("-", 1)[1])):
             if int(pod_name.rsplit("-", 1)[1]) >= replicas:
-                self.store.delete(POD, ns, pod_name)
+                self._delete_child(POD, ns, pod_name)
                 pods.pop(pod_name)
         if strategy.get("type", "RollingUpdate") == "RollingUpdate" and all(_pod_ready(p) for p in pods.values()):
             stale = [
@@ -739,7 +791,7 @@ class Controllers:
             ]
             if stale:
                 victim = max(stale, key=lambda p: int(p["metadata"]["name"].rsplit("-", 1)[1]))
-                self.store.delete(POD, ns, victim["metadata"]["name"])  # recreated at updateRevision on the event
+                self._delete_child(POD, ns, victim["metadata"]["name"])  # recreated at updateRevision on the event
         pods = {p["metadata"]["name"]: p for p in self._pods_of(s)}
         updated = [p for p in pods.values() if revision_of(p) == update_rev]
         ready = sum(1 for p in pods.values() if _pod_ready(p))

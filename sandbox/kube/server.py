@@ -32,7 +32,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
-from . import tls
 from .auth import ADMIN, ADMIN_TOKEN, ANONYMOUS, Authenticator, User
 from .autoscaling import to_v2
 from .controllers import DEFAULT_BROKEN_IMAGE, Controllers
@@ -312,6 +311,8 @@ class SandboxServer:
         bearer tokens only over TLS."""
         with self._req_lock:
             if self._https is None:
+                from . import tls  # cryptography costs ~0.3 s to import: only servers with tokens pay it
+
                 httpd = _HTTPServer((self.host, 0), _Handler)
                 httpd.sandbox = self
                 httpd.socket = tls.server_context().wrap_socket(httpd.socket, server_side=True)
@@ -362,6 +363,8 @@ class SandboxServer:
         path.parent.mkdir(parents=True, exist_ok=True)
         cluster: dict[str, str] = {"server": self.url}
         if token != ADMIN_TOKEN:
+            from . import tls
+
             cluster = {"server": self.https_url, "certificate-authority-data": tls.ca_data()}
         cfg = {
             "apiVersion": "v1",

@@ -65,6 +65,7 @@ class Store:
         self._rv = 0
         self._history: deque[Event] = deque(maxlen=HISTORY)
         self._listeners: list[Listener] = []
+        self._idle_hooks: list[Callable[[], None]] = []
         self._queue: deque[Event] = deque()
         self._dispatching = False
         self.closed = False
@@ -77,6 +78,11 @@ class Store:
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def add_idle_hook(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` whenever the events of a write have all been dispatched (its writes are dispatched in
+        turn), so a controller can coalesce work that many events ask for into one sync."""
+        self._idle_hooks.append(hook)
 
     def _next_rv(self) -> int:
         self._rv += 1
@@ -91,12 +97,18 @@ class Store:
         self._dispatching = True
         try:
             while self._queue:
-                nxt = self._queue.popleft()
-                for listener in self._listeners:
+                while self._queue:
+                    nxt = self._queue.popleft()
+                    for listener in self._listeners:
+                        try:
+                            listener(nxt)
+                        except Exception:  # a controller bug must not fail the client's committed write
+                            log.exception("sandbox listener failed on %s %s", nxt.type, nxt.resource.key)
+                for hook in self._idle_hooks:
                     try:
-                        listener(nxt)
-                    except Exception:  # a controller bug must not fail the client's committed write
-                        log.exception("sandbox listener failed on %s %s", nxt.type, nxt.resource.key)
+                        hook()
+                    except Exception:
+                        log.exception("sandbox idle hook failed")
         finally:
             self._dispatching = False
 
@@ -279,7 +291,7 @@ class Store:
             self._emit(Event("DELETED", r, gone, rv, old))
             if r.key == "namespaces":
                 self._delete_namespace_contents(name)
-            elif propagation != "Orphan":
+            elif propagation != "Orphan" and r.key != "pods":  # nothing served is owned by a pod
                 self._delete_dependents(ns, meta["uid"])
             return gone
 
