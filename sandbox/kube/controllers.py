@@ -726,8 +726,10 @@ class Controllers:
         key = (d["metadata"].get("namespace", ""), d["metadata"]["name"])
         token = self._progress[key] = self._progress.get(key, 0) + 1
         seconds = (d.get("spec") or {}).get("progressDeadlineSeconds", 600)
-        delay = self.rollout_delay if self._is_stuck(d) else float(seconds if isinstance(seconds, int) else 600)
-        self.scheduler.schedule(delay, lambda: self._deadline_passed(key, token), timer=True)
+        stuck = self._is_stuck(d)
+        delay = self.rollout_delay if stuck else float(seconds if isinstance(seconds, int) else 600)
+        # the manual switch's short deadline is pending work (settle waits for it); a real deadline is a timer
+        self.scheduler.schedule(delay, lambda: self._deadline_passed(key, token), timer=not stuck)
 
     def _deadline_passed(self, key: tuple[str, str], token: int) -> None:
         if self._progress.get(key) != token:
@@ -739,7 +741,8 @@ class Controllers:
         cond = _condition(status, "Progressing")
         if cond is None or cond.get("status") != "True" or cond.get("reason") == "NewReplicaSetAvailable":
             return
-        rs_name = str(cond.get("message", "")).split('"')[1] if '"' in str(cond.get("message", "")) else ""
+        want = self._rs_template_key(d)
+        rs_name = next((rs["metadata"]["name"] for rs in self._owned_rs(d) if self._rs_template_key(rs) == want), "")
         set_condition(
             status,
             "Progressing",
