@@ -648,7 +648,9 @@ class Controllers:
         every = [new_rs, *olds]
         old_status = d.get("status") if isinstance(d.get("status"), dict) else {}
         assert isinstance(old_status, dict)
-        status: dict[str, Any] = copy.deepcopy(old_status)
+        # set_condition changes condition dicts in place: copy those, the rest of the status is replaced
+        conditions = [dict(c) for c in old_status.get("conditions") or [] if isinstance(c, dict)]
+        status: dict[str, Any] = {**old_status, "conditions": conditions}
         available = sum(_status_int(rs, "availableReplicas") for rs in every)
         status.update(
             observedGeneration=int(d["metadata"].get("generation", 1)),
