@@ -1,7 +1,9 @@
 """Benchmark the sandbox API server: median server handling time for GET and PATCH, and start-up time.
 
-Targets (issue 3): GET and PATCH median under 2 ms, start-up under 1 s. Handling time is what the server logs
-per request (request parsed -> response written), so client and network overhead are excluded.
+Targets (issue 3): GET and PATCH median under 2 ms, start-up under 1 s; issue 15: still under 2 ms with pods on
+(every template PATCH starts a rolling update whose pods the controllers create, make ready and delete while
+the requests go on). Handling time is what the server logs per request (request parsed -> response written),
+so client and network overhead are excluded.
 
     .venv/bin/python bench/sandbox_bench.py [--requests N]
 """
@@ -74,6 +76,9 @@ def main() -> int:
             )
             conn.getresponse().read()
         conn.close()
+        server.settle()
+        pods = len(server.list_objects("pods"))
+        pod_writes = sum(1 for ev in server.store._history if ev.resource.key == "pods")
         get_med, get_p95, n_get = _median_ms(server, "GET", "/deployments/web")
         smp_med, smp_p95, n_smp = _median_ms(server, "PATCH", "/deployments/web")
         scl_med, scl_p95, n_scl = _median_ms(server, "PATCH", "/deployments/web/scale")
@@ -98,6 +103,7 @@ def main() -> int:
     print(f"GET deployment            median {get_med:.3f} ms  p95 {get_p95:.3f} ms  (n={n_get}, target < 2 ms)")
     print(f"PATCH deployment (SMP)    median {smp_med:.3f} ms  p95 {smp_p95:.3f} ms  (n={n_smp}, target < 2 ms)")
     print(f"PATCH deployments/scale   median {scl_med:.3f} ms  p95 {scl_p95:.3f} ms  (n={n_scl}, target < 2 ms)")
+    print(f"pods                      {pods} at the end, {pod_writes} pod writes during the run")
     print(f"start-up in-process       {in_process_start * 1000:.1f} ms (construct + first /version answered)")
     print(
         f"start-up infra-sandbox    {cli_start * 1000:.1f} ms (process spawn to 'ready' line{'' if ok else ', FAILED'})"

@@ -12,6 +12,7 @@ import sys
 import threading
 from types import FrameType
 
+from .controllers import DEFAULT_BROKEN_IMAGE
 from .server import SandboxServer
 
 
@@ -23,8 +24,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--context", default="sandbox", help="context/cluster/user name in the kubeconfig")
     p.add_argument("--namespace", default="default", help="the context's namespace")
     p.add_argument("--seed-file", action="append", default=[], help="YAML/JSON objects to create at start")
-    p.add_argument("--rollout-delay", type=float, default=0.05, help="seconds until a rollout completes")
+    p.add_argument("--rollout-delay", type=float, default=0.05, help="seconds until a new pod becomes ready")
     p.add_argument("--hpa-delay", type=float, default=0.05, help="seconds until an HPA reacts")
+    p.add_argument("--hpa-sync-period", type=float, default=15.0, help="HPA resync period while a window holds")
+    p.add_argument(
+        "--hpa-downscale-stabilization", type=float, default=300.0, help="default scale-down window in seconds"
+    )
+    p.add_argument("--broken-image", default=DEFAULT_BROKEN_IMAGE, help="regex of images whose pods never get ready")
+    p.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        metavar="TOKEN=USER[:GROUP,...]",
+        help="a bearer token for a user authorised by RBAC objects (repeatable)",
+    )
     p.add_argument("--fault-seed", type=int, default=0, help="seed for fraction-based fault rules")
     return p
 
@@ -32,7 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        server = SandboxServer(args.host, args.port, args.rollout_delay, args.hpa_delay, args.fault_seed)
+        server = SandboxServer(
+            args.host,
+            args.port,
+            args.rollout_delay,
+            args.hpa_delay,
+            args.fault_seed,
+            broken_image=args.broken_image,
+            hpa_sync_period=args.hpa_sync_period,
+            hpa_downscale_stabilization=args.hpa_downscale_stabilization,
+        )
     except OSError as e:
         print(f"infra-sandbox: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
         return 1
@@ -44,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
+        for spec in args.token:
+            token, _, who = spec.partition("=")
+            user, _, groups = who.partition(":")
+            if not token or not user:
+                raise ValueError(f"--token {spec!r}: expected TOKEN=USER[:GROUP,...]")
+            server.add_token(token, user, [g for g in groups.split(",") if g])
         for path in args.seed_file:
             server.seed_file(path)
         server.create_namespace(args.namespace)

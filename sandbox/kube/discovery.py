@@ -79,10 +79,32 @@ RESOURCES: tuple[ResourceType, ...] = (
         True,
         ("all",),
     ),
+    ResourceType(
+        "autoscaling",
+        "v1",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        True,
+        ("hpa",),
+        ("status",),
+        True,
+        ("all",),
+    ),
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True),
+    ResourceType("", "v1", "pods", "Pod", True, ("po",), ("status",), False, ("all",)),
+    ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
 )
 
 BY_PATH: dict[tuple[str, str, str], ResourceType] = {(r.group, r.version, r.plural): r for r in RESOURCES}
+STORED: tuple[ResourceType, ...] = tuple(
+    {r.key: r for r in reversed(RESOURCES)}[k] for k in dict.fromkeys(r.key for r in RESOURCES)
+)
+"""One type per stored resource, in its storage version (autoscaling/v1 is a view of the v2 objects)."""
+HPA_V1 = BY_PATH[("autoscaling", "v1", "horizontalpodautoscalers")]
+HPA_V2 = BY_PATH[("autoscaling", "v2", "horizontalpodautoscalers")]
 GROUP_VERSIONS: tuple[tuple[str, str], ...] = tuple(dict.fromkeys((r.group, r.version) for r in RESOURCES))
 
 
@@ -117,12 +139,12 @@ def api_versions(server_address: str) -> dict[str, Any]:
 
 
 def api_group_list() -> dict[str, Any]:
-    groups = []
+    """Each group once, its versions in preference order (the first listed in RESOURCES is preferred)."""
+    versions: dict[str, list[dict[str, str]]] = {}
     for group, version in GROUP_VERSIONS:
-        if not group:
-            continue
-        gv = {"groupVersion": f"{group}/{version}", "version": version}
-        groups.append({"name": group, "versions": [gv], "preferredVersion": gv})
+        if group:
+            versions.setdefault(group, []).append({"groupVersion": f"{group}/{version}", "version": version})
+    groups = [{"name": g, "versions": vs, "preferredVersion": vs[0]} for g, vs in versions.items()]
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 

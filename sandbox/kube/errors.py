@@ -100,6 +100,22 @@ def conflict(plural: str, group: str, name: str) -> ApiError:
     )
 
 
+CAUSE_REASONS = {
+    "Invalid value": "FieldValueInvalid",
+    "Required value": "FieldValueRequired",
+    "Too long": "FieldValueTooLong",
+    "Unsupported value": "FieldValueNotSupported",
+    "Forbidden": "FieldValueForbidden",
+}
+
+
+def _cause(text: str) -> dict[str, str]:
+    """``spec.replicas: Invalid value: -1: ...`` as a StatusCause (field, reason, message)."""
+    field, _, message = text.partition(": ")
+    kind = message.split(":", 1)[0]
+    return {"reason": CAUSE_REASONS.get(kind, "FieldValueInvalid"), "message": message or text, "field": field}
+
+
 def invalid(kind: str, group: str, name: str, causes: list[str]) -> ApiError:
     """422 Invalid, formatted like ``Deployment.apps "web" is invalid: spec.replicas: ...``."""
     qual = f"{kind}.{group}" if group else kind
@@ -107,7 +123,7 @@ def invalid(kind: str, group: str, name: str, causes: list[str]) -> ApiError:
         422,
         f'{qual} "{name}" is invalid: ' + ", ".join(causes),
         "Invalid",
-        {"name": name, "group": group, "kind": kind, "causes": [{"message": c} for c in causes]},
+        {"name": name, "group": group, "kind": kind, "causes": [_cause(c) for c in causes]},
     )
 
 

@@ -11,15 +11,17 @@ import base64
 import copy
 import json
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
 
+from . import autoscaling, protobuf
 from . import discovery as disc
-from . import protobuf
+from .auth import ADMIN, Authorizer, User, verb_of
 from .discovery import ResourceType
 from .errors import ApiError, bad_request, qualified
+from .fields import drop_unknown, tree_of
 from .patch import PatchError, json_patch, merge_patch, strategic_merge
 from .schema import apply_defaults, check_types, validate
 from .selectors import selector_from_match_labels
@@ -43,6 +45,7 @@ class Request:
     query: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
     body: bytes = b""
+    user: User = ADMIN
 
 
 @dataclass
@@ -52,6 +55,7 @@ class Response:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     stream: Iterator[bytes | None] | None = None
+    audit: dict[str, str] = field(default_factory=dict)  # verb, group, resource (with /subresource), namespace
 
 
 def _not_served() -> ApiError:
@@ -103,6 +107,7 @@ class Api:
     def __init__(self, store: Store, server_address: Callable[[], str]) -> None:
         self.store = store
         self._server_address = server_address
+        self.authorizer = Authorizer(store)
 
     # --- routing -------------------------------------------------------------------------------------
 
@@ -202,6 +207,22 @@ class Api:
 
     def _verb(self, req: Request, r: ResourceType, ns: str | None, name: str | None, sub: str | None) -> Response:
         q = req.query
+        verb = verb_of(req.method, name, q.get("watch") in ("true", "1"))
+        audit = {"verb": verb, "group": r.group, "resource": f"{r.plural}/{sub}" if sub else r.plural}
+        try:
+            self.authorizer.authorize(req.user, verb, r, ns, name, sub)
+            resp = self._run_verb(req, r, ns, name, sub)
+        except ApiError as e:
+            resp = Response(e.code, e.status())
+        except PatchError as e:
+            resp = Response(e.code, ApiError(e.code, str(e)).status())
+        resp.audit = audit
+        return resp
+
+    def _run_verb(self, req: Request, r: ResourceType, ns: str | None, name: str | None, sub: str | None) -> Response:
+        if r is disc.HPA_V1:
+            return self._as_v1(req, ns, name, sub)
+        q = req.query
         dry = q.get("dryRun", "")
         if dry not in ("", "All"):
             raise bad_request(f'dryRun: Unsupported value: "{dry}": supported values: "All"')
@@ -292,6 +313,29 @@ class Api:
 
         return Response(200, None, "application/json", stream=lines())
 
+    def _as_v1(self, req: Request, ns: str | None, name: str | None, sub: str | None) -> Response:
+        """autoscaling/v1: convert what comes in to the stored v2, run it as v2, convert what goes out."""
+        if req.method in ("POST", "PUT") and sub != "scale":
+            body = json.dumps(autoscaling.to_v2(self._body_object(req))).encode()
+            req = replace(req, body=body, headers={**req.headers, "content-type": "application/json"})
+        elif req.method == "PATCH" and sub is None and name is not None:
+            live = self.store.peek(disc.HPA_V2, ns or "", name)
+            if live is None:
+                raise disc_not_found(disc.HPA_V1, name)
+            kind = _patch_kind(req)
+            body = _parse_yaml(req.body) if kind == "apply" else _parse_json(req.body)
+            patched = _patched(kind, body, autoscaling.to_v1(live))
+            converted = json.dumps(autoscaling.to_v2(patched)).encode()
+            req = replace(
+                req, method="PUT", body=converted, headers={**req.headers, "content-type": "application/json"}
+            )
+        resp = self._run_verb(req, disc.HPA_V2, ns, name, sub)
+        if isinstance(resp.body, dict):
+            resp.body = _v1_view(resp.body)
+        if resp.stream is not None:
+            resp.stream = _v1_lines(resp.stream)
+        return resp
+
     # --- writes --------------------------------------------------------------------------------------
 
     def _body_object(self, req: Request) -> Obj:
@@ -345,8 +389,20 @@ class Api:
                 )
             meta["name"] = name
 
-    def _prepare(self, r: ResourceType, obj: Obj, live: Obj | None, strict: bool) -> Obj:
-        check_types(obj, strict)
+    def _prepare(self, r: ResourceType, obj: Obj, live: Obj | None, req: Request, resp_headers: dict[str, str]) -> Obj:
+        """Decode as kube-apiserver does: unknown fields dropped (and reported as ``fieldValidation`` asks),
+        types checked, defaults applied, then validated."""
+        mode = req.query.get("fieldValidation") or "Warn"
+        if mode not in ("Strict", "Warn", "Ignore"):
+            raise bad_request(
+                f'fieldValidation: Unsupported value: "{mode}": supported values: "Ignore", "Warn", "Strict"'
+            )
+        unknown = drop_unknown(obj, tree_of(r.kind))
+        if unknown and mode == "Strict":
+            raise bad_request("strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
+        if unknown and mode == "Warn":
+            resp_headers["Warning"] = ", ".join(f'299 - "unknown field \\"{u}\\""' for u in unknown)
+        check_types(obj)
         if "status" in r.subresources and r.kind != "Namespace":
             if live is None:
                 obj.pop("status", None)
@@ -367,8 +423,9 @@ class Api:
             raise _method_not_allowed("POST")
         obj = self._body_object(req)
         self._check_identity(r, obj, ns, None)
-        obj = self._prepare(r, obj, None, req.query.get("fieldValidation") == "Strict")
-        return Response(201, self.store.create(r, obj, dry_run=dry_run))
+        headers: dict[str, str] = {}
+        obj = self._prepare(r, obj, None, req, headers)
+        return Response(201, self.store.create(r, obj, dry_run=dry_run), headers=headers)
 
     def _update(self, req: Request, r: ResourceType, ns: str, name: str, sub: str | None, dry: bool) -> Response:
         obj = self._body_object(req)
@@ -377,13 +434,14 @@ class Api:
             return Response(200, self._apply_scale(r, live, obj, dry))
         self._check_identity(r, obj, ns if r.namespaced else None, name)
         live = self.store.require(r, ns, name)
+        headers: dict[str, str] = {}
         if sub == "status":
             new = copy.deepcopy(live)
             new["status"] = _status_of(obj)
             new["metadata"]["resourceVersion"] = obj["metadata"].get("resourceVersion")
         else:
-            new = self._prepare(r, obj, live, req.query.get("fieldValidation") == "Strict")
-        return Response(200, self.store.update(r, new, dry_run=dry))
+            new = self._prepare(r, obj, live, req, headers)
+        return Response(200, self.store.update(r, new, dry_run=dry), headers=headers)
 
     def _apply_scale(self, r: ResourceType, live: Obj, scale: Obj, dry: bool) -> Obj:
         replicas = (scale.get("spec") or {}).get("replicas") if isinstance(scale.get("spec"), dict) else None
@@ -404,15 +462,7 @@ class Api:
         return _scale_of(r, self.store.update(r, new, dry_run=dry))
 
     def _patch(self, req: Request, r: ResourceType, ns: str, name: str, sub: str | None, dry: bool) -> Response:
-        ctype = _ctype(req.headers)
-        kind = PATCH_TYPES.get(ctype)
-        if kind is None:
-            raise ApiError(
-                415,
-                f"the body of the request was in an unknown format - accepted media types "
-                f'include: {", ".join(PATCH_TYPES)} (got "{ctype}")',
-                "UnsupportedMediaType",
-            )
+        kind = _patch_kind(req)
         body = _parse_yaml(req.body) if kind == "apply" else _parse_json(req.body)
         live = self.store.peek(r, ns, name)  # read-only: everything below copies before changing
         if kind == "apply":
@@ -431,21 +481,14 @@ class Api:
             if live is None:
                 if sub is not None:
                     raise disc_not_found(r, name)
-                obj = self._prepare(r, body, None, req.query.get("fieldValidation") == "Strict")
-                return Response(201, self.store.create(r, obj, dry_run=dry))
+                headers: dict[str, str] = {}
+                obj = self._prepare(r, body, None, req, headers)
+                return Response(201, self.store.create(r, obj, dry_run=dry), headers=headers)
             if req.query.get("force") not in ("true", "1"):
                 self._check_hpa_owns_replicas(r, ns, live, body)
         if live is None:
             raise disc_not_found(r, name)
-        base = _scale_of(r, live) if sub == "scale" else live
-        if kind == "json":
-            patched = json_patch(base, body)
-        elif kind == "merge":
-            patched = merge_patch(base, body)
-        else:
-            patched = strategic_merge(base, body)
-        if not isinstance(patched, dict):
-            raise ApiError(422, "the patch did not produce an object", "Invalid")
+        patched = _patched(kind, body, _scale_of(r, live) if sub == "scale" else live)
         if sub == "scale":
             return Response(200, self._apply_scale(r, live, patched, dry))
         meta = patched.get("metadata")
@@ -458,14 +501,15 @@ class Api:
                 f"meta: {live['metadata']['uid']}",
                 "Conflict",
             )
+        patch_headers: dict[str, str] = {}
         if sub == "status":
             new = {**live, "metadata": dict(live["metadata"])}
             new["status"] = _status_of(patched)
             new["metadata"]["resourceVersion"] = meta.get("resourceVersion")
         else:
             self._check_identity(r, patched, ns if r.namespaced else None, name)
-            new = self._prepare(r, patched, live, req.query.get("fieldValidation") == "Strict")
-        return Response(200, self.store.update(r, new, dry_run=dry))
+            new = self._prepare(r, patched, live, req, patch_headers)
+        return Response(200, self.store.update(r, new, dry_run=dry), headers=patch_headers)
 
     def _check_hpa_owns_replicas(self, r: ResourceType, ns: str, live: Obj, applied: Obj) -> None:
         """Server-side apply conflicts on ``spec.replicas`` of an HPA-managed workload (the HPA's controller
@@ -564,6 +608,51 @@ class Api:
             "items": deleted,
         }
         return Response(200, body)
+
+
+def _patch_kind(req: Request) -> str:
+    ctype = _ctype(req.headers)
+    kind = PATCH_TYPES.get(ctype)
+    if kind is None:
+        raise ApiError(
+            415,
+            f"the body of the request was in an unknown format - accepted media types "
+            f'include: {", ".join(PATCH_TYPES)} (got "{ctype}")',
+            "UnsupportedMediaType",
+        )
+    return kind
+
+
+def _patched(kind: str, body: Any, base: Obj) -> Obj:
+    """``base`` with a patch applied (a server-side apply body merges strategically)."""
+    if kind == "json":
+        patched = json_patch(base, body)
+    elif kind == "merge":
+        patched = merge_patch(base, body)
+    else:
+        patched = strategic_merge(base, body)
+    if not isinstance(patched, dict):
+        raise ApiError(422, "the patch did not produce an object", "Invalid")
+    return patched
+
+
+def _v1_view(body: dict[str, Any]) -> dict[str, Any]:
+    if body.get("kind") == "HorizontalPodAutoscaler":
+        return autoscaling.to_v1(body)
+    if body.get("kind") == "HorizontalPodAutoscalerList":
+        return {**body, "apiVersion": "autoscaling/v1", "items": [autoscaling.to_v1(i) for i in body["items"]]}
+    return body
+
+
+def _v1_lines(lines: Iterator[bytes | None]) -> Iterator[bytes | None]:
+    for line in lines:
+        if line is None:
+            yield None
+            continue
+        event = json.loads(line)
+        if isinstance(event.get("object"), dict):
+            event["object"] = _v1_view(event["object"])
+        yield (json.dumps(event, separators=(",", ":")) + "\n").encode()
 
 
 def _status_of(obj: Obj) -> dict[str, Any]:

@@ -32,8 +32,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
-from .controllers import Controllers
-from .discovery import RESOURCES, ResourceType, by_kind, lookup
+from .auth import ADMIN, ADMIN_TOKEN, ANONYMOUS, Authenticator, User
+from .autoscaling import to_v2
+from .controllers import DEFAULT_BROKEN_IMAGE, Controllers
+from .discovery import HPA_V1, HPA_V2, RESOURCES, ResourceType, by_kind, lookup
 from .errors import ApiError, status_body
 from .faults import FaultInjector
 from .rest import Api, Request, Response
@@ -164,9 +166,18 @@ class _Handler(BaseHTTPRequestHandler):
         query = dict(parse_qsl(query_s, keep_blank_values=True))
         headers = {k.lower(): v for k, v in self.headers.items()}
         try:
-            resp = sandbox.api.handle(Request(self.command, path, query, headers, body))
+            user = sandbox.authenticator.authenticate(headers.get("authorization", ""))
+        except ApiError as e:
+            record.update(status=e.code, duration_s=time.perf_counter() - start)
+            sandbox._log(record)
+            self._send(Response(e.code, e.status()))
+            return
+        record["user"] = user.name
+        try:
+            resp = sandbox.api.handle(Request(self.command, path, query, headers, body, user))
         except Exception as e:  # last line of defence: the server never dies on a request
             resp = Response(500, status_body(500, f"internal error: {type(e).__name__}: {e}"))
+        record.update(resp.audit)
         if resp.stream is not None:
             record.update(status=resp.code, duration_s=time.perf_counter() - start, watch=True)
             sandbox._log(record)
@@ -252,10 +263,26 @@ class SandboxServer:
         hpa_delay: float = 0.05,
         seed: int = 0,
         namespaces: Iterable[str] = ("default", "kube-system", "kube-public"),
+        *,
+        broken_image: str = DEFAULT_BROKEN_IMAGE,
+        node_allocatable: dict[str, str] | None = None,
+        hpa_sync_period: float = 15.0,
+        hpa_downscale_stabilization: float = 300.0,
+        anonymous_is_admin: bool = True,
     ) -> None:
         self.host = host
         self.store = Store()
-        self.controllers = Controllers(self.store, rollout_delay, hpa_delay)
+        self.controllers = Controllers(
+            self.store,
+            rollout_delay,
+            hpa_delay,
+            broken_image=broken_image,
+            node_allocatable=node_allocatable,
+            hpa_sync_period=hpa_sync_period,
+            hpa_downscale_stabilization=hpa_downscale_stabilization,
+            seed=seed,
+        )
+        self.authenticator = Authenticator(ADMIN if anonymous_is_admin else ANONYMOUS)
         self.faults = FaultInjector(seed)
         self.api = Api(self.store, lambda: f"{self.host}:{self.port}")
         self._requests: list[dict[str, Any]] = []
@@ -267,6 +294,8 @@ class SandboxServer:
         self._httpd.sandbox = self
         self.port: int = self._httpd.server_address[1]
         self._thread: threading.Thread | None = None
+        self._https: _HTTPServer | None = None
+        self._https_thread: threading.Thread | None = None
         for ns in namespaces:
             self.create_namespace(ns)
 
@@ -275,6 +304,24 @@ class SandboxServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def https_url(self) -> str:
+        """The HTTPS listener (started on first use) that token-authenticated kubectl talks to: client-go sends
+        bearer tokens only over TLS."""
+        with self._req_lock:
+            if self._https is None:
+                from . import tls  # cryptography costs ~0.3 s to import: only servers with tokens pay it
+
+                httpd = _HTTPServer((self.host, 0), _Handler)
+                httpd.sandbox = self
+                httpd.socket = tls.server_context().wrap_socket(httpd.socket, server_side=True)
+                self._https = httpd
+                self._https_thread = threading.Thread(
+                    target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="sandbox-https", daemon=True
+                )
+                self._https_thread.start()
+            return f"https://{self.host}:{self._https.server_address[1]}"
 
     def start(self) -> SandboxServer:
         self._thread = threading.Thread(
@@ -295,6 +342,10 @@ class SandboxServer:
             self._httpd.shutdown()
             self._thread.join(timeout=5)
         self._httpd.server_close()
+        if self._https is not None and self._https_thread is not None:
+            self._https.shutdown()
+            self._https_thread.join(timeout=5)
+            self._https.server_close()
 
     def __enter__(self) -> SandboxServer:
         return self.start()
@@ -302,15 +353,24 @@ class SandboxServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def write_kubeconfig(self, path: str | Path, context: str = "sandbox", namespace: str = "default") -> Path:
-        """Write a kubeconfig pointing at this server (no auth) and return its path."""
+    def write_kubeconfig(
+        self, path: str | Path, context: str = "sandbox", namespace: str = "default", token: str = ADMIN_TOKEN
+    ) -> Path:
+        """Write a kubeconfig for this server and return its path. With the admin's token it points at the plain
+        HTTP listener (kubectl sends no token there: requests without one act as the admin); with any other
+        token at the HTTPS listener, trusting its certificate, so kubectl authenticates with the token."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        cluster: dict[str, str] = {"server": self.url}
+        if token != ADMIN_TOKEN:
+            from . import tls
+
+            cluster = {"server": self.https_url, "certificate-authority-data": tls.ca_data()}
         cfg = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": context, "cluster": {"server": self.url}}],
-            "users": [{"name": context, "user": {"token": "sandbox"}}],
+            "clusters": [{"name": context, "cluster": cluster}],
+            "users": [{"name": context, "user": {"token": token}}],
             "contexts": [{"name": context, "context": {"cluster": context, "user": context, "namespace": namespace}}],
             "current-context": context,
             "preferences": {},
@@ -335,10 +395,7 @@ class SandboxServer:
         kinds the sandbox does not serve and :class:`~sandbox.kube.errors.ApiError` (400/404/409/422) as the
         API would answer.
         """
-        obj = copy.deepcopy(obj)
-        r = by_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
-        if r is None:
-            raise ValueError(f"unsupported object {obj.get('apiVersion')}/{obj.get('kind')}")
+        r, obj = self._storage_form(obj)
         check_types(obj)
         meta = obj.setdefault("metadata", {})
         if r.namespaced:
@@ -351,14 +408,21 @@ class SandboxServer:
 
     def update(self, obj: Obj) -> Obj:
         """Write an object back as a client would (resourceVersion checked if set)."""
-        r = by_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
-        if r is None:
-            raise ValueError("unsupported object")
-        obj = copy.deepcopy(obj)
+        r, obj = self._storage_form(obj)
         check_types(obj)
         apply_defaults(r, obj)
         validate(r, obj)
         return copy.deepcopy(self.store.update(r, obj))
+
+    @staticmethod
+    def _storage_form(obj: Obj) -> tuple[ResourceType, Obj]:
+        """The served type of ``obj`` in its storage version, and a copy of ``obj`` converted to it."""
+        r = by_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        if r is None:
+            raise ValueError(f"unsupported object {obj.get('apiVersion')}/{obj.get('kind')}")
+        if r is HPA_V1:
+            return HPA_V2, to_v2(obj)
+        return r, copy.deepcopy(obj)
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
         self.store.delete(lookup(kind), namespace, name)
@@ -473,6 +537,14 @@ class SandboxServer:
         self.fast_forward()
         return created
 
+    def add_token(self, token: str, user: str, groups: Iterable[str] = ()) -> User:
+        """Make a bearer token authenticate as ``user`` (authorised by the RBAC objects in the server)."""
+        return self.authenticator.add_token(token, user, tuple(groups))
+
+    def set_metric(self, namespace: str, hpa: str, utilization: float) -> None:
+        """The average CPU utilisation (percent of requests) the HPA ``hpa`` observes now; it scales on it."""
+        self.controllers.hpa.set_metric(namespace, hpa, utilization)
+
     def set_stuck(self, namespace: str, name: str, stuck: bool = True) -> None:
         """Make a deployment's rollouts end in ProgressDeadlineExceeded (or complete again)."""
         self.controllers.set_stuck(namespace, name, stuck)
@@ -556,6 +628,19 @@ class SandboxServer:
                 raise ValueError("expected {namespace, name, stuck}")
             self.set_stuck(str(payload["namespace"]), str(payload["name"]), bool(payload.get("stuck", True)))
             return Response(200, {"ok": True})
+        elif what == ["metrics"] and method == "POST":
+            if not isinstance(payload, dict):
+                raise ValueError("expected {namespace, name, utilization}")
+            self.set_metric(str(payload["namespace"]), str(payload["name"]), float(payload["utilization"]))
+            return Response(200, {"ok": True})
+        elif what == ["tokens"] and method == "POST":
+            if not isinstance(payload, dict):
+                raise ValueError("expected {token, user, groups}")
+            groups = payload.get("groups") or []
+            if not isinstance(groups, list):
+                raise ValueError("groups must be a list")
+            found = self.add_token(str(payload["token"]), str(payload["user"]), [str(g) for g in groups])
+            return Response(201, {"user": found.name, "groups": list(found.groups)})
         elif what == ["settle"] and method == "POST":
             return Response(200, {"settled": self.settle()})
         elif what == ["fast-forward"] and method == "POST":

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .discovery import RESOURCES, ResourceType
+from .discovery import STORED, ResourceType
 from .errors import ApiError, already_exists, conflict, not_found
 from .selectors import field_selector, label_selector
 
@@ -61,10 +61,11 @@ class Store:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
-        self._objects: dict[str, dict[tuple[str, str], Obj]] = {r.key: {} for r in RESOURCES}
+        self._objects: dict[str, dict[tuple[str, str], Obj]] = {r.key: {} for r in STORED}
         self._rv = 0
         self._history: deque[Event] = deque(maxlen=HISTORY)
         self._listeners: list[Listener] = []
+        self._idle_hooks: list[Callable[[], None]] = []
         self._queue: deque[Event] = deque()
         self._dispatching = False
         self.closed = False
@@ -77,6 +78,11 @@ class Store:
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def add_idle_hook(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` whenever the events of a write have all been dispatched (its writes are dispatched in
+        turn), so a controller can coalesce work that many events ask for into one sync."""
+        self._idle_hooks.append(hook)
 
     def _next_rv(self) -> int:
         self._rv += 1
@@ -91,12 +97,18 @@ class Store:
         self._dispatching = True
         try:
             while self._queue:
-                nxt = self._queue.popleft()
-                for listener in self._listeners:
+                while self._queue:
+                    nxt = self._queue.popleft()
+                    for listener in self._listeners:
+                        try:
+                            listener(nxt)
+                        except Exception:  # a controller bug must not fail the client's committed write
+                            log.exception("sandbox listener failed on %s %s", nxt.type, nxt.resource.key)
+                for hook in self._idle_hooks:
                     try:
-                        listener(nxt)
-                    except Exception:  # a controller bug must not fail the client's committed write
-                        log.exception("sandbox listener failed on %s %s", nxt.type, nxt.resource.key)
+                        hook()
+                    except Exception:
+                        log.exception("sandbox idle hook failed")
         finally:
             self._dispatching = False
 
@@ -279,12 +291,12 @@ class Store:
             self._emit(Event("DELETED", r, gone, rv, old))
             if r.key == "namespaces":
                 self._delete_namespace_contents(name)
-            elif propagation != "Orphan":
+            elif propagation != "Orphan" and r.key != "pods":  # nothing served is owned by a pod
                 self._delete_dependents(ns, meta["uid"])
             return gone
 
     def _delete_dependents(self, namespace: str, uid: str) -> None:
-        for rt in RESOURCES:
+        for rt in STORED:
             for (ns, name), o in list(self._objects[rt.key].items()):
                 refs = (o.get("metadata") or {}).get("ownerReferences") or []
                 owned = ns == namespace and any(isinstance(x, dict) and x.get("uid") == uid for x in refs)
@@ -292,7 +304,7 @@ class Store:
                     self.delete(rt, ns, name)
 
     def _delete_namespace_contents(self, namespace: str) -> None:
-        for rt in RESOURCES:
+        for rt in STORED:
             if not rt.namespaced:
                 continue
             for ns, name in list(self._objects[rt.key]):

@@ -169,3 +169,27 @@ def test_strategic_merge_containers_by_name_and_directives() -> None:
     ) == {"metadata": {"annotations": {"b": "2"}}}
     with pytest.raises(PatchError):
         strategic_merge(live, {"spec": {"template": {"spec": {"containers": [{"image": "no-name"}]}}}})
+
+
+def test_cli_strict_cluster_flags(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(SEED.replace('"cart:1"', '"bad/cart:1"'))
+    proc, line = _start(tmp_path, "--seed-file", str(seed), "--broken-image", "^bad/", "--token", "t=wendy:ops")
+    try:
+        assert line.startswith("ready http://127.0.0.1:"), line
+        env = {"PATH": os.environ.get("PATH", "/usr/bin"), "KUBECONFIG": str(tmp_path / "kc"), "HOME": str(tmp_path)}
+        out = subprocess.run(
+            [KUBECTL, "-n", "shop", "get", "deployment", "cart", "-o", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["status"]["availableReplicas"] == 0, "pods of a broken image never get ready"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    bad, _ = _start(tmp_path, "--token", "no-user")
+    assert bad.wait(timeout=10) == 1
+    assert bad.stderr is not None and "expected TOKEN=USER" in bad.stderr.read()

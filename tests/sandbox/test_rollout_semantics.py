@@ -138,6 +138,8 @@ def test_revision_history_limit_bounds_old_replicasets(kube_sandbox: KubeSandbox
     kube_sandbox.create_deployment("default", "web", revision_history_limit=2)
     for tag in ("1.26", "1.27", "1.28", "1.29"):
         assert kube_sandbox.kubectl("set", "image", "deployment/web", f"app=nginx:{tag}").returncode == 0
+    # like kube-controller-manager, only ReplicaSets whose pods are all gone are cleaned up: wait for the rollout
+    assert kube_sandbox.fast_forward()
     assert kube_sandbox.revisions("default", "web") == [3, 4, 5]
     out = kube_sandbox.kubectl("rollout", "undo", "deployment/web", "--to-revision=1")
     assert out.returncode == 1 and "unable to find specified revision 1 in history" in out.stderr
@@ -167,7 +169,8 @@ def test_rollout_status_waits_then_succeeds(kube_sandbox_factory: Callable[..., 
     sb.create_deployment("default", "web", replicas=2)
     assert sb.kubectl("set", "image", "deployment/web", "app=nginx:1.26").returncode == 0
     dep = sb.get("deployment", "default", "web")
-    assert dep is not None and dep["status"]["updatedReplicas"] == 0
+    # maxSurge 25% of 2 rounds up to one new pod, which is not ready yet; maxUnavailable rounds down to 0
+    assert dep is not None and (dep["status"]["updatedReplicas"], dep["status"]["availableReplicas"]) == (1, 2)
     proc = subprocess.Popen(
         [KUBECTL, "rollout", "status", "deployment/web", "--timeout=30s"],
         env=sb.env,
@@ -182,7 +185,7 @@ def test_rollout_status_waits_then_succeeds(kube_sandbox_factory: Callable[..., 
     finally:
         proc.kill()
     assert proc.returncode == 0, err
-    assert 'Waiting for deployment "web" rollout to finish: 0 out of 2 new replicas have been updated' in out
+    assert 'Waiting for deployment "web" rollout to finish: 1 out of 2 new replicas have been updated' in out
     assert out.strip().endswith('deployment "web" successfully rolled out')
     watches = [r for r in sb.requests() if "watch=true" in r["query"]]
     assert "fieldSelector=metadata.name%3Dweb" in watches[0]["query"]
