@@ -225,9 +225,12 @@ def record_problems(checkout: Path, kube_env: Mapping[str, str], expected_status
         return ["no record in the cluster"]
     problems = [] if stored.status == expected_status else [f"record status {stored.status!r}, not "
                                                             f"{expected_status!r}"]
-    mirrored = records.read_mirror(load_plan(checkout / PLAN_PATH))
+    try:
+        mirrored = records.read_mirror(load_plan(checkout / PLAN_PATH))
+    except records.RecordUnreadable as error:
+        return [*problems, f"the local mirror is unreadable: {error}"]
     if mirrored is None:
-        problems.append("the local mirror is missing or unreadable")
+        problems.append("the local mirror is missing")
     elif mirrored.to_json() != stored.to_json():
         problems.append("the local mirror differs from the cluster record")
     return problems

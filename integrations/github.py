@@ -40,6 +40,7 @@ from core.gate import (
     short,
     trigger_role_ok,
 )
+from core.k8s import MAX_INT32, decimal_integer
 from integrations import secrets
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ class GitHubSettings:
             max_rate_limit_wait=_float(env.get("GITHUB_MAX_RATE_LIMIT_WAIT"), 60.0),
             retries=int(_float(env.get("GITHUB_RETRIES"), 3)),
             timeout=_float(env.get("GITHUB_TIMEOUT"), 15.0),
-            pr=int(pr_text) if pr_text.isascii() and pr_text.isdigit() else None,
+            pr=decimal_integer(pr_text, 1, MAX_INT32),
             repositories=_names(env.get("INFRA_REPOSITORIES")),
             trusted_bots=_names(env.get("INFRA_TRUSTED_BOTS")),
         )

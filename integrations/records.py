@@ -31,6 +31,7 @@ from core.plan import Plan
 from core.record import ApplyRecord, RecordUnreadable, from_json, record_name
 from integrations.files import write_atomically
 from integrations.kubectl import Kubectl, KubectlError, checked, retry_transient, run
+from integrations.secrets import mask
 
 LEGACY_KEY = "record.json"
 """Version 1: the record as JSON text in `data`."""
@@ -76,7 +77,7 @@ def _labels(kind: str) -> dict[str, str]:
 def cluster_objects(plan: Plan, record: ApplyRecord, generation: str) -> list[dict[str, Any]]:
     """The ConfigMaps that store `record`: its chunks (none when it fits inline), then the index, last."""
     name = record_name(plan)
-    blob = gzip.compress(record.to_json(compact=True).encode(), compresslevel=6, mtime=0)
+    blob = gzip.compress(mask(record.to_json(compact=True)).encode(), compresslevel=6, mtime=0)
     index: dict[str, Any] = {
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": name, "namespace": plan.namespace, "labels": _labels("apply"),
@@ -224,7 +225,7 @@ def save(kubectl: Kubectl | None, plan: Plan, record: ApplyRecord) -> str | None
     """
     notes = [write_cluster(kubectl, plan, record)] if kubectl is not None else []
     try:
-        write_atomically(mirror_path(plan), record.to_json())
+        write_atomically(mirror_path(plan), mask(record.to_json()))
     except OSError as error:
         where = "the cluster record is current" if kubectl is not None else "no copy of the record was kept"
         notes.append(f"could not write the local record mirror {mirror_path(plan)} ({error}); {where}")

@@ -111,6 +111,8 @@ def webhook_bridge(prefect_server: PrefectServer, tmp_path: Path) -> Iterator[Ca
             env["GITHUB_WEBHOOK_SECRET"] = secret
         if routes:
             env["INFRA_WEBHOOK_ROUTES"] = str(routes)
+        else:
+            env["INFRA_REPOSITORIES"] = "acme/infra"
         proc = subprocess.Popen(
             [str(VENV_BIN / "infra-webhook"), "--port", str(port)],
             env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,

@@ -68,5 +68,5 @@ def test_deploy_all_creates_label_triggers(deployed: Deployed) -> None:
             assert action["deployment_id"] == server.deployment(flow, target)["id"]
             assert action["parameters"] == {"pr": "{{ event.payload.number }}", "plan": "{{ event.payload.plan }}",
                                             "repository": "{{ event.payload.repository }}",
-                                            "execute": True}  # fmt: skip
+                                            "head_sha": "{{ event.payload.head_sha }}", "execute": True}  # fmt: skip
     assert len([a for a in automations if a["name"].startswith("infra-")]) == 4
