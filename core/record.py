@@ -31,8 +31,9 @@ def plan_digest(plan: Plan) -> str:
 
 
 def record_name(plan: Plan) -> str:
-    """The ConfigMap name of a plan's record: stable per namespace and plan path, a valid DNS label."""
-    identity = f"{plan.namespace}\n{plan.path.as_posix()}"
+    """The ConfigMap name of a plan's record: stable per namespace and plan (however its path is spelled), a
+    valid DNS label."""
+    identity = f"{plan.namespace}\n{plan.repository_path}"
     return f"infra-record-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
 
 
