@@ -18,10 +18,11 @@ from datetime import UTC, datetime
 from typing import Any, TextIO, TypeVar
 
 from cli.args import _Parser
+from core.conventions import DEFAULT_PLANS_DIR, PLAN_FILE
 from core.desired import DesiredState, desired_from
 from core.diff import LIVE_RESOURCES, diff
 from core.errors import InputError
-from core.plan_writer import DEFAULT_PLANS_DIR, PLAN_FILE, scale_report
+from core.plan_writer import scale_report
 from core.report import RunReport
 from integrations.kubectl import Kubectl, KubectlError, get_items
 

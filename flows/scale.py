@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 from prefect import flow
 
-from core.plan_writer import DEFAULT_PLANS_DIR, PLAN_FILE, scale_report
+from core.conventions import DEFAULT_PLANS_DIR, PLAN_FILE
+from core.plan_writer import scale_report
 from core.report import RunReport
 from tasks.scale import (
     diff_state,
