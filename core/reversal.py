@@ -8,7 +8,7 @@ with what apply left: if someone changed it since, the step is `drifted` and ski
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from core.conventions import Flow
@@ -71,19 +71,24 @@ def undo_args(action: Action, stored: StepRecord) -> tuple[tuple[str, ...], str 
 
 
 def reversals(plan: Plan, record: ApplyRecord, objects: Objects | None, first_number: int = 1,
-              step_type: StepType = StepType.ACTION) -> list[Reversal]:
+              step_type: StepType = StepType.ACTION, force: bool = False) -> list[Reversal]:
     """Every apply step that has a captured before-state, last first, with its verdict against `objects`
-    (all `reverse` when no live objects are given, as in a preview)."""
+    (all `reverse` when no live objects are given, as in a preview). With `force`, a drifted scale's
+    `--current-replicas` precondition is the live count, so the undo overwrites the drift (and still fails if
+    the count changes again in between)."""
     result: list[Reversal] = []
     for forward in reversed(apply_steps(plan)):
         stored = record.step(forward.number)
         action = plan.actions[forward.number - 1]
         if stored.before is None and not isinstance(action, ApplyHpa):
             continue  # the workload did not exist, so the step cannot have changed it
+        live = state_of(action, objects) if objects is not None else None
+        judged = Verdict.REVERSE if objects is None else verdict(action, stored, live)
+        if force and judged == Verdict.DRIFTED and isinstance(action, ScaleWorkload) and live is not None:
+            stored = replace(stored, after={**(stored.after or {}), "replicas": live["replicas"]})  # overwrite it
         args, stdin = undo_args(action, stored)
         step = Step(first_number + len(result), step_type, action.type, forward.obj, args, f"restored {forward.obj}",
                     stdin=stdin)
-        judged = Verdict.REVERSE if objects is None else verdict(action, stored, state_of(action, objects))
         result.append(Reversal(forward.number, step, judged))
     return result
 

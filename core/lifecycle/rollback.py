@@ -110,7 +110,7 @@ class Rollback:
                 step_type: StepType = StepType.ACTION, before_change: Callable[[], None] = lambda: None) -> Undo:
         """Capture, judge each recorded step against the live object, undo those as apply left them (and the
         drifted ones when forced), verify the rollouts, and return the record with the rollback's outcome."""
-        judged = reversals(plan, record, cluster.capture(plan), first_number, step_type)
+        judged = reversals(plan, record, cluster.capture(plan), first_number, step_type, self.force)
         to_run = [r for r in judged if r.verdict == Verdict.REVERSE or (r.verdict == Verdict.DRIFTED and self.force)]
         lines = []
         if not to_run:
