@@ -47,6 +47,11 @@ class StepResult:
         return result
 
 
+def notes_in(lines: Iterable[str]) -> list[str]:
+    """The text of the `note:` lines, for artifacts and the PR comment."""
+    return [line.removeprefix("note: ") for line in lines if line.startswith("note: ")]
+
+
 def preview_lines(steps: Iterable[Step], namespace: str) -> list[str]:
     """`preview: kubectl -n <ns> <args>` per step, each followed by its `note:` lines."""
     lines = []

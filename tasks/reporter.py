@@ -9,13 +9,9 @@ from prefect import get_run_logger
 from core.conventions import Flow
 from core.gate import GateRequirement
 from core.plan import Plan
-from core.report import RunReport, StepResult, finished
+from core.report import RunReport, StepResult, finished, notes_in
 from tasks.artifacts import record_results
 from tasks.gate import report_to_pull_request
-
-
-def notes_of(lines: Sequence[str]) -> list[str]:
-    return [line.removeprefix("note: ") for line in lines if line.startswith("note: ")]
 
 
 @dataclass(frozen=True)
@@ -26,7 +22,7 @@ class TaskReporter:
         for line in lines:
             logger.info(line)
         markdown = record_results(flow, plan.target or plan.namespace, f"{flow.flow_name}: {plan.path}",
-                                  plan.namespace, results, executed, notes_of(lines))
+                                  plan.namespace, results, executed, notes_in(lines))
         if executed and requirement is not None:
             warning = report_to_pull_request(requirement, markdown)
             if warning:
