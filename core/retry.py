@@ -18,8 +18,7 @@ class RetryPolicy:
     def retries(self) -> int:
         return len(self.delays_s)
 
-    def call(self, attempt: Callable[[], T], transient: Callable[[Exception], bool],
-             sleep: Callable[[float], None] = time.sleep) -> T:
+    def call(self, attempt: Callable[[], T], transient: Callable[[Exception], bool]) -> T:
         """`attempt()`, retried after each delay while it raises a transient error; the last error is raised."""
         for delay in self.delays_s:
             try:
@@ -27,7 +26,7 @@ class RetryPolicy:
             except Exception as error:
                 if not transient(error):
                     raise
-            sleep(delay)
+            time.sleep(delay)
         return attempt()
 
 
