@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from core.conventions import LABELS, Flow
 from core.conventions import PLAN_FILE as PLAN_FILE  # re-exported until integrations/pull_request imports it
 from core.desired import DesiredState
 from core.diff import Change, Diff
@@ -139,7 +140,7 @@ def render_plan(state: DesiredState, diff: Diff, generated_on: date) -> dict[str
         _comment(f"infra-scale plan for target {state.target} (namespace {state.namespace}), generated on {stamp} "
                  f"from {state.source}."),
         "# Only what differs from the live cluster; `current` shows what the cluster held when this was written.",
-        "# Apply: label the pull request `execute-plan`. Roll back: label it `rollback-plan`.",
+        f"# Apply: label the pull request `{LABELS[Flow.APPLY]}`. Roll back: label it `{LABELS[Flow.ROLLBACK]}`.",
         *(_comment(f"note: {note}") for note in diff.notes),
     ]
     files = {PLAN_FILE: "\n".join(header) + "\n" + _dump(document)}
@@ -164,8 +165,8 @@ def pr_body(plan: Plan, plan_path: str, source: str, notes: tuple[str, ...] | li
         f"cluster in namespace `{plan.namespace}`.",
         "",
         f"- Plan: `{plan_path}` ({len(plan.actions)} action{'s' if len(plan.actions) != 1 else ''})",
-        "- Apply: add the `execute-plan` label (by someone with write access). "
-        "Roll back: add the `rollback-plan` label.",
+        f"- Apply: add the `{LABELS[Flow.APPLY]}` label (by someone with write access). "
+        f"Roll back: add the `{LABELS[Flow.ROLLBACK]}` label.",
         "- A later run for this target updates this pull request instead of opening another.",
         "",
         table,
