@@ -4,18 +4,18 @@ Every transition is recorded: the record is saved before the first step and afte
 boundaries a resume depends on), so a crash never leaves a finished step only in the local mirror.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.apply import finished_record, group_of, prepare_apply, results_with_states, step_finished, with_after_states
 from core.conventions import Flow
 from core.gate import GateDecision, GateRequirement
-from core.lifecycle.common import admitted, lock_holder, preview, recheck, verify_rollouts
-from core.lifecycle.ports import Execution, Records, Refused, Reporter
+from core.lifecycle.common import Lifecycle, preview_report, recheck, verify_rollouts
+from core.lifecycle.ports import Execution, Records
 from core.lifecycle.rollback import Rollback
 from core.plan import Plan
 from core.record import ApplyRecord, plan_digest
-from core.report import RunReport, StepResult, refusal
+from core.report import RunReport, StepResult
 from core.steps import apply_steps
 from core.vocabulary import RecordStatus, StepStatus, StepType
 
@@ -34,34 +34,21 @@ class Progress:
 
 
 @dataclass(frozen=True)
-class Apply:
+class Apply(Lifecycle):
     """infra-apply: capture each object's prior state, apply the plan, verify the rollouts, record it all.
 
     Without `execution` this is the preview. Steps on different workloads run side by side, one workload's in
     plan order. With `atomic`, a failed run reverses what it applied through the same `Rollback`.
     """
 
-    plan_path: str
-    load: Callable[[str], Plan]
-    records: Records
-    reporter: Reporter
-    execution: Execution | None = None
+    flow = Flow.APPLY
     atomic: bool = False
-    rollout_timeout_s: float = 120
 
-    def run(self) -> RunReport:
-        plan = self.load(self.plan_path)
-        if self.execution is None:
-            return preview(Flow.APPLY, plan, apply_steps(plan), [], self.reporter)
-        try:
-            requirement, decision = admitted(plan, self.execution)
-            with self.execution.lock.hold(plan, lock_holder(Flow.APPLY, requirement)):
-                return self._locked(plan, self.execution, requirement, decision)
-        except Refused as refused:
-            return refusal(refused.reason, refused.lines)
+    def preview(self, plan: Plan) -> RunReport:
+        return preview_report(Flow.APPLY, plan, apply_steps(plan), [], self.reporter)
 
-    def _locked(self, plan: Plan, execution: Execution, requirement: GateRequirement,
-                decision: GateDecision) -> RunReport:
+    def locked(self, plan: Plan, execution: Execution, requirement: GateRequirement,
+               decision: GateDecision) -> RunReport:
         cluster = execution.cluster
         existing, _ = self.records.load(plan)
         prepared = prepare_apply(plan, cluster.capture(plan), existing, plan_digest(plan), requirement.pr,

@@ -1,20 +1,25 @@
-"""What Apply and Rollback share: the preview, the opening gates, the recheck, and rollout verification."""
+"""What Apply and Rollback share: the lifecycle's opening (load, preview or gate, lock), the recheck, and
+rollout verification."""
 
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 from core.apply import touched_workloads
 from core.conventions import REPOSITORY_PATTERN, Flow
 from core.gate import GateDecision, GateRequirement
-from core.lifecycle.ports import Cluster, Execution, Refused, Reporter
+from core.lifecycle.ports import Cluster, Execution, Records, Refused, Reporter
 from core.plan import Plan
-from core.report import RunReport, StepResult, preview_lines
+from core.report import RunReport, StepResult, preview_lines, refusal
 from core.steps import Step, rollout_steps
 from core.vocabulary import StepStatus
 
 PREVIEW_GATE_NOTE = "label check not required in preview"
 
 
-def preview(flow: Flow, plan: Plan, steps: Sequence[Step], notes: Sequence[str], reporter: Reporter) -> RunReport:
+def preview_report(flow: Flow, plan: Plan, steps: Sequence[Step], notes: Sequence[str],
+                   reporter: Reporter) -> RunReport:
     """Every step as `preview: kubectl -n <ns> <args>`, then the notes; nothing runs."""
     lines = [*preview_lines(steps, plan.namespace), *(f"note: {note}" for note in notes),
              f"note: {PREVIEW_GATE_NOTE}"]
@@ -52,3 +57,37 @@ def verify_rollouts(cluster: Cluster, plan: Plan, step_numbers: Sequence[int], f
     """`rollout status` for every workload whose replicas or template the given plan steps changed."""
     steps = rollout_steps(touched_workloads(plan, list(step_numbers)), first_number, timeout_s)
     return cluster.verify(plan, steps, timeout_s) if steps else []
+
+
+@dataclass(frozen=True)
+class Lifecycle(ABC):
+    """One action (after Helm's pkg/action): options as fields, `run` = load, then the preview or the gate, the
+    lock and the locked part. Without `execution` it is the preview: nothing is gated, locked or changed."""
+
+    flow: ClassVar[Flow]
+    plan_path: str
+    load: Callable[[str], Plan]
+    records: Records
+    reporter: Reporter
+    execution: Execution | None = None
+    rollout_timeout_s: float = 120
+
+    def run(self) -> RunReport:
+        plan = self.load(self.plan_path)
+        if self.execution is None:
+            return self.preview(plan)
+        try:
+            requirement, decision = admitted(plan, self.execution)
+            with self.execution.lock.hold(plan, lock_holder(self.flow, requirement)):
+                return self.locked(plan, self.execution, requirement, decision)
+        except Refused as refused:
+            return refusal(refused.reason, refused.lines)
+
+    @abstractmethod
+    def preview(self, plan: Plan) -> RunReport:
+        """The steps the run would take, as `preview:` lines."""
+
+    @abstractmethod
+    def locked(self, plan: Plan, execution: Execution, requirement: GateRequirement,
+               decision: GateDecision) -> RunReport:
+        """Everything after the gate, while the target's lock is held."""

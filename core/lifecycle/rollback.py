@@ -10,11 +10,11 @@ from dataclasses import dataclass, replace
 from core.apply import group_of
 from core.conventions import Flow
 from core.gate import GateDecision, GateRequirement
-from core.lifecycle.common import admitted, lock_holder, preview, recheck, verify_rollouts
-from core.lifecycle.ports import Cluster, Execution, Records, Refused, Reporter
+from core.lifecycle.common import Lifecycle, preview_report, recheck, verify_rollouts
+from core.lifecycle.ports import Cluster, Execution
 from core.plan import Plan
 from core.record import ApplyRecord, RollbackRecord, now
-from core.report import RunReport, StepResult, refusal
+from core.report import RunReport, StepResult
 from core.reversal import Reversal, plan_steps, reversals
 from core.steps import SEED_FALLBACK_NOTE, seed_rollback_steps
 from core.vocabulary import RecordStatus, StepStatus, StepType, Verdict
@@ -66,36 +66,23 @@ def rolled_back(record: ApplyRecord, results: Sequence[StepResult], applied_by: 
 
 
 @dataclass(frozen=True)
-class Rollback:
+class Rollback(Lifecycle):
     """infra-rollback: restore exactly what apply captured, last step first, only for steps that ran.
 
     Without `execution` this is the preview. A step whose object changed since apply is `drifted` and left
     alone unless `force`. Plans applied by the old scripts (no record) get the seed's rollback.
     """
 
-    plan_path: str
-    load: Callable[[str], Plan]
-    records: Records
-    reporter: Reporter
-    execution: Execution | None = None
+    flow = Flow.ROLLBACK
     force: bool = False
-    rollout_timeout_s: float = 120
 
-    def run(self) -> RunReport:
-        plan = self.load(self.plan_path)
-        if self.execution is None:
-            record, where = self.records.load_for_preview(plan)
-            steps, notes = plan_steps(plan, Flow.ROLLBACK, record)
-            return preview(Flow.ROLLBACK, plan, steps, [where, *notes], self.reporter)
-        try:
-            requirement, decision = admitted(plan, self.execution)
-            with self.execution.lock.hold(plan, lock_holder(Flow.ROLLBACK, requirement)):
-                return self._locked(plan, self.execution, requirement, decision)
-        except Refused as refused:
-            return refusal(refused.reason, refused.lines)
+    def preview(self, plan: Plan) -> RunReport:
+        record, where = self.records.load_for_preview(plan)
+        steps, notes = plan_steps(plan, Flow.ROLLBACK, record)
+        return preview_report(Flow.ROLLBACK, plan, steps, [where, *notes], self.reporter)
 
-    def _locked(self, plan: Plan, execution: Execution, requirement: GateRequirement,
-                decision: GateDecision) -> RunReport:
+    def locked(self, plan: Plan, execution: Execution, requirement: GateRequirement,
+               decision: GateDecision) -> RunReport:
         """The record is read again under the lock: it is the truth about what apply did."""
         record, where = self.records.load(plan)
         lines = [f"note: {where}"]
