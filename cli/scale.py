@@ -17,7 +17,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, TextIO
 
 from cli.args import _Parser
-from core.conventions import DEFAULT_PLANS_DIR, PLAN_FILE
+from core.conventions import DEFAULT_PLANS_DIR, PLAN_FILE, Flow
 from core.desired import DesiredState, desired_from
 from core.diff import LIVE_RESOURCES, Diff
 from core.errors import InputError
@@ -43,7 +43,7 @@ class ScaleOptions:
 
 
 def parse(argv: Sequence[str]) -> ScaleOptions:
-    parser = _Parser(prog="infra-scale", allow_abbrev=False,
+    parser = _Parser(prog=Flow.SCALE.flow_name, allow_abbrev=False,
                      description="Write a plan with what differs between desired and live sizes; "
                                  "with --execute, open or update the target's pull request.")
     parser.add_argument("--desired", help="a desired-state file (e.g. ops/desired/staging.yaml)")
