@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cli.demo import Prefect, Sandboxes, command_for, launch_prefect, summary_of, wait_prefect  # noqa: E402
+from core.conventions import LABELS  # noqa: E402
 
 REAL_KUBECTL = os.environ.get("REAL_KUBECTL", "/usr/bin/kubectl")
 APP = {"name": "app", "image": "bench/app:1.0",
@@ -305,13 +306,13 @@ def main() -> int:
                 pr = sandboxes.github.open_pr("acme/infra", head=f"bench-{size}", author="alice",
                                               title=f"bench {size}", files={path: (checkout / path).read_text()})
                 result: dict[str, Any] = {"size": size}
-                for flow, label in (("apply", "execute-plan"), ("rollback", "rollback-plan")):
+                for flow, label in LABELS.items():
                     sandboxes.github.add_label("acme/infra", pr, label, "alice")
-                    ours = measured([*command_for(f"infra-{flow}"), "--execute", f"--pr={pr}", f"--plan={path}"],
+                    ours = measured([*command_for(flow.flow_name), "--execute", f"--pr={pr}", f"--plan={path}"],
                                     checkout, env, log)
                     if ours.returncode != 0 or not ours.summary:
                         print(ours.stdout[-3000:], ours.stderr[-3000:], sep="\n")
-                        raise SystemExit(f"infra-{flow} failed at {size} deployments (exit {ours.returncode})")
+                        raise SystemExit(f"{flow.flow_name} failed at {size} deployments (exit {ours.returncode})")
                     result[flow] = ours
                 for flow in ("apply", "rollback"):  # the baseline replays both, so the cluster ends as it began
                     script = baseline_script(result[flow], tmp, namespace, wrapper, f"baseline-{size}-{flow}")

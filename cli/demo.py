@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.conventions import DEFAULT_PLAN, LABELS, Flow
+
 REPO = "acme/infra"
 ADMIN = "alice"
-PLAN_DIR = "ops/plans/infra-scale/prod"
-PLAN_PATH = f"{PLAN_DIR}/plan.yaml"
+PLAN_PATH = DEFAULT_PLAN
+PLAN_DIR = str(Path(PLAN_PATH).parent)
 NAMESPACE = "assistant"
 VENV_BIN = Path(sys.executable).parent
 EXAMPLE_DIR = Path(__file__).resolve().parents[1] / PLAN_DIR
@@ -396,15 +398,15 @@ def demo(keep: bool = False) -> int:
             env = sandboxes.env(prefect)
             before = _snapshot(kube)
 
-            sandboxes.label(pr, "execute-plan")
-            print(f"\nlabel execute-plan added to PR #{pr} by {ADMIN} (admin)")
+            sandboxes.label(pr, LABELS[Flow.APPLY])
+            print(f"\nlabel {LABELS[Flow.APPLY]} added to PR #{pr} by {ADMIN} (admin)")
             applied = run_cli("apply", ["--execute", f"--pr={pr}", plan_arg], checkout, env)
             _show(f"infra-apply --execute --pr={pr} {plan_arg}", applied)
             kube.settle()
             after_apply = _snapshot(kube)
 
-            sandboxes.label(pr, "rollback-plan")
-            print(f"\nlabel rollback-plan added to PR #{pr} by {ADMIN} (admin)")
+            sandboxes.label(pr, LABELS[Flow.ROLLBACK])
+            print(f"\nlabel {LABELS[Flow.ROLLBACK]} added to PR #{pr} by {ADMIN} (admin)")
             rolled = run_cli("rollback", ["--execute", f"--pr={pr}", plan_arg], checkout, env)
             _show(f"infra-rollback --execute --pr={pr} {plan_arg}", rolled)
             kube.settle()

@@ -8,6 +8,7 @@ import os
 
 from cli.args import Options
 from core.report import RunReport
+from core.vocabulary import Outcome
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -26,4 +27,4 @@ def execute(options: Options) -> RunReport:
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, RunReport):
         return outcome
-    return RunReport((f"error: {outcome}",), None, "failed")
+    return RunReport((f"error: {outcome}",), None, Outcome.FAILED)

@@ -1,33 +1,27 @@
 """`infra-apply` and `infra-rollback`: validate, then preview (default) or hand over to the Prefect flow.
 
-The preview path imports only the core and the kubectl wrapper, so it costs milliseconds; Prefect is imported
-only to execute.
+The preview runs the same Apply/Rollback action as the flow, with preview on and interfaces that import only
+the core and the kubectl wrapper, so it costs milliseconds; Prefect is imported only to execute.
 """
 
 import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from cli.adapters import DirectRecords, SummaryReporter
 from cli.args import Options, parse
+from core.conventions import Flow
 from core.errors import InputError
+from core.lifecycle.apply import Apply
+from core.lifecycle.rollback import Rollback
 from core.plan import Plan, load_plan
-from core.report import RunReport, StepResult, finished, preview_lines, refusal
-from core.reversal import plan_steps
-from integrations.kubectl import Kubectl
-from integrations.records import load_for_preview
-
-PREVIEW_RECORD_TIMEOUT_S = 5.0
+from core.report import RunReport, refusal
 
 
 def preview(options: Options, plan: Plan) -> RunReport:
     """The same preview the flow shows; for a rollback, the record is looked up (cluster, then mirror)."""
-    record, where = None, None
-    if options.flow == "rollback":
-        kubectl = Kubectl(context=plan.context, cwd=plan.directory, timeout_s=PREVIEW_RECORD_TIMEOUT_S)
-        record, where = load_for_preview(kubectl, plan)
-    steps, notes = plan_steps(plan, options.flow, record)
-    lines = [*preview_lines(steps, plan.namespace), *(f"note: {note}" for note in [where, *notes] if note)]
-    return finished([StepResult(step, "previewed") for step in steps], plan.namespace, False, lines)
+    action = Apply if options.flow == Flow.APPLY else Rollback
+    return action(str(plan.path), load=lambda path: plan, records=DirectRecords(), reporter=SummaryReporter()).run()
 
 
 def run(flow: str, argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:

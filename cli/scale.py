@@ -11,22 +11,24 @@ workload that does not exist) prints one `error:` line and exits 2 with nothing 
 
 import os
 import sys
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, TextIO, TypeVar
+from datetime import date
+from typing import TYPE_CHECKING, Any, TextIO
 
 from cli.args import _Parser
+from core.conventions import DEFAULT_PLANS_DIR, PLAN_FILE, Flow
 from core.desired import DesiredState, desired_from
-from core.diff import LIVE_RESOURCES, diff
+from core.diff import LIVE_RESOURCES, Diff
 from core.errors import InputError
-from core.plan_writer import DEFAULT_PLANS_DIR, PLAN_FILE, scale_report
+from core.lifecycle.scale import Scale
+from core.plan_writer import scale_report
 from core.report import RunReport
+from core.retry import KUBECTL_RETRY
 from integrations.kubectl import Kubectl, KubectlError, get_items
 
-READ_ATTEMPTS = 3
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from integrations.pull_request import WrittenPlan
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class ScaleOptions:
 
 
 def parse(argv: Sequence[str]) -> ScaleOptions:
-    parser = _Parser(prog="infra-scale", allow_abbrev=False,
+    parser = _Parser(prog=Flow.SCALE.flow_name, allow_abbrev=False,
                      description="Write a plan with what differs between desired and live sizes; "
                                  "with --execute, open or update the target's pull request.")
     parser.add_argument("--desired", help="a desired-state file (e.g. ops/desired/staging.yaml)")
@@ -69,31 +71,44 @@ def _check_execute(options: ScaleOptions, state: DesiredState, env: Mapping[str,
     repository_paths(options.plans_dir, state.target, [PLAN_FILE])
 
 
-def _retrying(read: Callable[[], T]) -> T:
-    """A few attempts with backoff for transient kubectl failures (what the flow's task retries do)."""
-    for attempt in range(1, READ_ATTEMPTS + 1):
-        try:
-            return read()
-        except KubectlError as error:
-            if not error.transient or attempt == READ_ATTEMPTS:
-                raise
-            time.sleep(attempt)
-    raise AssertionError("unreachable")
+def _transient(error: Exception) -> bool:
+    return isinstance(error, KubectlError) and error.transient
+
+
+@dataclass(frozen=True)
+class RetriedLiveState:
+    """The live state through kubectl, retried on transient failures with the flow's policy."""
+
+    def read(self, state: DesiredState) -> list[dict[str, Any]]:
+        return KUBECTL_RETRY.call(lambda: get_items(Kubectl(context=state.context), state.namespace, LIVE_RESOURCES),
+                                  _transient)
+
+
+@dataclass(frozen=True)
+class LocalPlanFiles:
+    def write(self, state: DesiredState, changes: Diff, plans_dir: str, day: date) -> "WrittenPlan":
+        from integrations.pull_request import write_plan_locally
+
+        return write_plan_locally(state, changes, plans_dir, day)
+
+
+@dataclass(frozen=True)
+class SilentReporter:
+    """The CLI prints the report itself; nothing else to publish."""
+
+    def report(self, state: DesiredState, written: "WrittenPlan | None", report: RunReport) -> None:
+        return None
 
 
 def dry_run(options: ScaleOptions, state: DesiredState) -> RunReport:
-    """Read, diff, write the plan locally; no Prefect, no GitHub."""
-    from integrations.pull_request import write_plan_locally
-
+    """The Scale action without pull requests: read, diff, write the plan locally; no Prefect, no GitHub."""
+    action = Scale(options.desired, options.target, options.namespace, options.workloads, options.plans_dir,
+                   options.base, load=lambda *_: state, live=RetriedLiveState(), plans=LocalPlanFiles(),
+                   reporter=SilentReporter())
     try:
-        live = _retrying(lambda: get_items(Kubectl(context=state.context), state.namespace, LIVE_RESOURCES))
+        return action.run()
     except KubectlError as error:
         return scale_report(state, None, None, None, False, error=f"cannot read the live state: {error}")
-    changes = diff(state, live)
-    if changes.empty:
-        return scale_report(state, changes, None, None, False)
-    written = write_plan_locally(state, changes, options.plans_dir, datetime.now(UTC).date())
-    return scale_report(state, changes, written.plan, f"{options.plans_dir}/{state.target}/{PLAN_FILE}", False)
 
 
 def execute(options: ScaleOptions, state: DesiredState) -> RunReport:

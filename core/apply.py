@@ -12,6 +12,15 @@ from core.record import ApplyRecord, StepRecord, now
 from core.report import StepResult
 from core.state import Objects, comparable, expected_after, state_of
 from core.steps import Step, apply_steps
+from core.vocabulary import RecordStatus, StepStatus, StepType
+
+_DONE = (StepStatus.SUCCEEDED, StepStatus.UNCHANGED)
+"""Step states whose change is live: resuming skips them, and their after-state is recorded."""
+
+
+ROLLBACK_UNFINISHED = ("the last rollback of this plan did not finish: run infra-rollback (label the PR "
+                       "rollback-plan) to restore the recorded state before applying again")
+"""A fresh capture now would record the half-restored objects as "before" and lose the true prior state."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,7 @@ def _fresh(plan: Plan, objects: Objects, digest: str, pr: int | None, head_sha: 
         for step, action in zip(apply_steps(plan), plan.actions, strict=True)
     )
     return ApplyRecord(plan=plan.path.as_posix(), namespace=plan.namespace, target=plan.target, digest=digest,
-                       status="running", started_at=now(), steps=steps, pr=pr, head_sha=head_sha)
+                       status=RecordStatus.RUNNING, started_at=now(), steps=steps, pr=pr, head_sha=head_sha)
 
 
 def prepare_apply(plan: Plan, objects: Objects, existing: ApplyRecord | None, digest: str, pr: int | None,
@@ -69,12 +78,15 @@ def prepare_apply(plan: Plan, objects: Objects, existing: ApplyRecord | None, di
     """
     steps = apply_steps(plan)
     conflicts = hpa_conflicts(plan, objects)
-    resumable = existing is not None and existing.digest == digest and existing.status in ("running", "failed")
-    if existing is not None and existing.digest == digest and existing.status == "succeeded":
-        settled = [StepResult(step, "unchanged") for step in steps]
+    previous = existing.status if existing is not None and existing.digest == digest else None
+    resumable = previous in (RecordStatus.RUNNING, RecordStatus.FAILED)
+    if existing is not None and previous == RecordStatus.SUCCEEDED:
+        settled = [StepResult(step, StepStatus.UNCHANGED) for step in steps]
         return ApplyPreparation(existing, [], settled, note="this plan was already applied: nothing to do")
+    if existing is not None and previous == RecordStatus.ROLLBACK_FAILED:
+        return ApplyPreparation(existing, [], [], problem=ROLLBACK_UNFINISHED)
     record = existing if resumable and existing is not None else _fresh(plan, objects, digest, pr, head_sha)
-    record = replace(record, status="running", finished_at=None, pr=pr or record.pr,
+    record = replace(record, status=RecordStatus.RUNNING, finished_at=None, pr=pr or record.pr,
                      head_sha=head_sha or record.head_sha)
     if conflicts:
         return ApplyPreparation(record, [], [], problem="; ".join(conflicts))
@@ -83,10 +95,10 @@ def prepare_apply(plan: Plan, objects: Objects, existing: ApplyRecord | None, di
         stored = record.step(step.number)
         live = comparable(action, state_of(action, objects))
         wanted = comparable(action, stored.after or expected_after(action, stored.before))
-        if resumable and (stored.status in ("succeeded", "unchanged") or (wanted is not None and live == wanted)):
-            settled.append(StepResult(step, "unchanged", before=stored.before, after=stored.after))
-            record = record.with_step(replace(stored, status="unchanged" if stored.status != "succeeded"
-                                              else "succeeded", error=None))
+        if resumable and (stored.status in _DONE or (wanted is not None and live == wanted)):
+            settled.append(StepResult(step, StepStatus.UNCHANGED, before=stored.before, after=stored.after))
+            kept = StepStatus.SUCCEEDED if stored.status == StepStatus.SUCCEEDED else StepStatus.UNCHANGED
+            record = record.with_step(replace(stored, status=kept, error=None))
         else:
             to_run.append(step)
     note = f"resuming an interrupted apply: {len(settled)} step(s) already done" if resumable else None
@@ -105,19 +117,19 @@ def step_finished(record: ApplyRecord, result: StepResult) -> ApplyRecord:
 def with_after_states(record: ApplyRecord, plan: Plan, objects: Objects) -> ApplyRecord:
     """Store what apply left for every step that ran: rollback later compares the live object with it."""
     for action, stored in zip(plan.actions, record.steps, strict=True):
-        if stored.status in ("succeeded", "unchanged"):
+        if stored.status in _DONE:
             record = record.with_step(replace(stored, after=state_of(action, objects)))
     return record
 
 
-def finished_record(record: ApplyRecord, ok: bool, status: str | None = None) -> ApplyRecord:
-    return replace(record, status=status or ("succeeded" if ok else "failed"), finished_at=now())
+def finished_record(record: ApplyRecord, status: RecordStatus) -> ApplyRecord:
+    return replace(record, status=status, finished_at=now())
 
 
 def results_with_states(results: list[StepResult], record: ApplyRecord) -> list[StepResult]:
     """Attach each step's before/after from the record, for the artifact table and the JSON summary."""
     def states(result: StepResult) -> dict[str, Any]:
-        if result.step.type != "action":
+        if result.step.type != StepType.ACTION:
             return {}
         stored = record.step(result.step.number)
         return {"before": stored.before, "after": stored.after}

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from core.report import StepResult
 from core.steps import Step
+from core.vocabulary import StepStatus
 
 MAX_BATCH = 200
 """Objects per call at most: bounds the command line and how much one slow call holds back."""
@@ -75,7 +76,7 @@ class BatchRun:
 
     def results(self) -> list[StepResult]:
         size = len(self.batch.steps)
-        return [StepResult(step, "succeeded", attempts=1, duration_s=self.duration_s, batch=size)
+        return [StepResult(step, StepStatus.SUCCEEDED, attempts=1, duration_s=self.duration_s, batch=size)
                 for step in self.done]
 
     @property

@@ -13,7 +13,7 @@ namespace (a list of object dicts). Rules:
   `previous-hpa-<name>.yaml` manifest for the seed's rollback.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from core.desired import ContainerResources, DesiredState, DesiredWorkload
 from core.errors import InputError
 from core.k8s import parse_quantity
 from core.plan import Action, ApplyHpa, HpaBounds, ScaleWorkload, UpdateResources, Workload
+from core.state import managing_hpa
 
 LIVE_RESOURCES = ("deployments", "statefulsets", "horizontalpodautoscalers")
 """What to read per namespace, in one `kubectl get a,b,c -o json`."""
@@ -63,15 +64,6 @@ def _index(live: Iterable[Mapping[str, Any]]) -> tuple[dict[Workload, Mapping[st
             hpas.append(item)
     hpas.sort(key=lambda hpa: str(hpa["metadata"]["name"]))
     return workloads, hpas
-
-
-def managing_hpa(workload: Workload, hpas: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The (first, by name) HPA whose scaleTargetRef names `workload`."""
-    for hpa in hpas:
-        ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
-        if ref.get("kind") == workload.kind and ref.get("name") == workload.name:
-            return hpa
-    return None
 
 
 def hpa_bounds(hpa: Mapping[str, Any]) -> HpaBounds:

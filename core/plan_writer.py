@@ -16,14 +16,15 @@ from typing import Any
 
 import yaml
 
+from core.conventions import LABELS, Flow
+from core.conventions import PLAN_FILE as PLAN_FILE  # re-exported until integrations/pull_request imports it
 from core.desired import DesiredState
 from core.diff import Change, Diff
 from core.plan import ApplyHpa, Plan, ScaleWorkload, UpdateResources, Workload
-from core.report import RunReport, StepResult, markdown, preview_lines, summary
+from core.report import RunReport, StepResult, markdown, outcome, preview_lines, summary
 from core.steps import apply_steps
+from core.vocabulary import Outcome, StepStatus
 
-PLAN_FILE = "plan.yaml"
-DEFAULT_PLANS_DIR = "ops/plans/infra-scale"
 _DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration", "deployment.kubernetes.io/revision")
 
 
@@ -139,7 +140,7 @@ def render_plan(state: DesiredState, diff: Diff, generated_on: date) -> dict[str
         _comment(f"infra-scale plan for target {state.target} (namespace {state.namespace}), generated on {stamp} "
                  f"from {state.source}."),
         "# Only what differs from the live cluster; `current` shows what the cluster held when this was written.",
-        "# Apply: label the pull request `execute-plan`. Roll back: label it `rollback-plan`.",
+        f"# Apply: label the pull request `{LABELS[Flow.APPLY]}`. Roll back: label it `{LABELS[Flow.ROLLBACK]}`.",
         *(_comment(f"note: {note}") for note in diff.notes),
     ]
     files = {PLAN_FILE: "\n".join(header) + "\n" + _dump(document)}
@@ -152,7 +153,7 @@ def render_plan(state: DesiredState, diff: Diff, generated_on: date) -> dict[str
 
 def preview_results(plan: Plan) -> list[StepResult]:
     """The plan's apply steps as previewed results (what `infra-apply` would run)."""
-    return [StepResult(step, "previewed") for step in apply_steps(plan)]
+    return [StepResult(step, StepStatus.PREVIEWED) for step in apply_steps(plan)]
 
 
 def pr_body(plan: Plan, plan_path: str, source: str, notes: tuple[str, ...] | list[str] = ()) -> str:
@@ -164,8 +165,8 @@ def pr_body(plan: Plan, plan_path: str, source: str, notes: tuple[str, ...] | li
         f"cluster in namespace `{plan.namespace}`.",
         "",
         f"- Plan: `{plan_path}` ({len(plan.actions)} action{'s' if len(plan.actions) != 1 else ''})",
-        "- Apply: add the `execute-plan` label (by someone with write access). "
-        "Roll back: add the `rollback-plan` label.",
+        f"- Apply: add the `{LABELS[Flow.APPLY]}` label (by someone with write access). "
+        f"Roll back: add the `{LABELS[Flow.ROLLBACK]}` label.",
         "- A later run for this target updates this pull request instead of opening another.",
         "",
         table,
@@ -205,7 +206,7 @@ def scale_report(state: DesiredState, diff: Diff | None, plan: Plan | None, plan
     if error is not None:
         document["ok"] = False
         document["error"] = error
-    final = "succeeded" if document["ok"] else "failed"
-    if final == "succeeded" and pull_request is not None and pull_request.get("blocked"):
-        final = "skipped"
+    final = outcome(document)
+    if final == Outcome.SUCCEEDED and pull_request is not None and pull_request.get("blocked"):
+        final = Outcome.SKIPPED
     return RunReport(tuple(lines), document, final)

@@ -10,15 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.steps import Step
-
-OK_STATUSES = frozenset({"previewed", "succeeded", "unchanged"})
-"""Statuses that leave the run successful; `drifted` and `skipped` steps were not done, so they are not ok."""
+from core.vocabulary import Outcome, StepStatus
 
 
 @dataclass(frozen=True)
 class StepResult:
     step: Step
-    status: str
+    status: StepStatus
     attempts: int = 0
     duration_s: float = 0.0
     error: str | None = None
@@ -29,7 +27,7 @@ class StepResult:
 
     @property
     def ok(self) -> bool:
-        return self.status in OK_STATUSES
+        return self.status.ok
 
     def to_json(self, namespace: str) -> dict[str, Any]:
         result: dict[str, Any] = {"ok": self.ok, "type": self.step.type}
@@ -47,6 +45,11 @@ class StepResult:
             if getattr(self, name) is not None:
                 result[name] = getattr(self, name)
         return result
+
+
+def notes_in(lines: Iterable[str]) -> list[str]:
+    """The text of the `note:` lines, for artifacts and the PR comment."""
+    return [line.removeprefix("note: ") for line in lines if line.startswith("note: ")]
 
 
 def preview_lines(steps: Iterable[Step], namespace: str) -> list[str]:
@@ -78,9 +81,9 @@ def summary_json(document: dict[str, Any]) -> str:
     return "{\n" + ",\n".join([*fields, body]) + "\n}"
 
 
-def outcome(document: dict[str, Any]) -> str:
+def outcome(document: dict[str, Any]) -> Outcome:
     """The contract's last line."""
-    return "succeeded" if document["ok"] else "failed"
+    return Outcome.SUCCEEDED if document["ok"] else Outcome.FAILED
 
 
 def _compact(value: Any) -> str:
@@ -133,11 +136,11 @@ class RunReport:
 
     lines: tuple[str, ...]
     document: dict[str, Any] | None
-    final: str
+    final: Outcome
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.final == "failed" else 0
+        return 1 if self.final == Outcome.FAILED else 0
 
     def render(self) -> str:
         parts = list(self.lines)
@@ -149,7 +152,7 @@ class RunReport:
 
 def refusal(reason: str, lines: Sequence[str] = ()) -> RunReport:
     """A failed gate: say why and change nothing (exit 0, `skipped`)."""
-    return RunReport((*lines, f"Refusing to execute: {reason}."), None, "skipped")
+    return RunReport((*lines, f"Refusing to execute: {reason}."), None, Outcome.SKIPPED)
 
 
 def finished(results: Sequence[StepResult], namespace: str, executed: bool, lines: Sequence[str] = ()) -> RunReport:

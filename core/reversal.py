@@ -8,13 +8,15 @@ with what apply left: if someone changed it since, the step is `drifted` and ski
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from core.conventions import Flow
 from core.plan import Action, ApplyHpa, Plan, ScaleWorkload
 from core.record import ApplyRecord, StepRecord
 from core.state import Objects, comparable, expected_after, state_of
 from core.steps import SEED_FALLBACK_NOTE, Step, apply_steps, seed_rollback_steps
+from core.vocabulary import StepStatus, StepType, Verdict
 
 RECORD_NOTE = "rolling back from the apply record: exact prior state, reverse order, only steps that ran"
 
@@ -25,19 +27,20 @@ class Reversal:
 
     applied: int
     step: Step
-    verdict: str  # reverse, unchanged, drifted
+    verdict: Verdict
 
 
-def verdict(action: Action, stored: StepRecord, live: Mapping[str, Any] | None) -> str:
+def verdict(action: Action, stored: StepRecord, live: Mapping[str, Any] | None) -> Verdict:
     """`unchanged` when the object is as it was before apply, `reverse` when it is as apply left it,
     `drifted` when it is neither (someone changed it since)."""
     now = comparable(action, live)
     if now == comparable(action, stored.before):
-        return "unchanged"
+        return Verdict.UNCHANGED
     after = stored.after if stored.after is not None else expected_after(action, stored.before)
     if after is None:
-        return "reverse" if stored.status in ("succeeded", "unchanged", "pending") else "drifted"
-    return "reverse" if now == comparable(action, after) else "drifted"
+        ran = stored.status in (StepStatus.SUCCEEDED, StepStatus.UNCHANGED, StepStatus.PENDING)
+        return Verdict.REVERSE if ran else Verdict.DRIFTED
+    return Verdict.REVERSE if now == comparable(action, after) else Verdict.DRIFTED
 
 
 def _applied_state(action: Action, stored: StepRecord) -> dict[str, Any]:
@@ -68,29 +71,34 @@ def undo_args(action: Action, stored: StepRecord) -> tuple[tuple[str, ...], str 
 
 
 def reversals(plan: Plan, record: ApplyRecord, objects: Objects | None, first_number: int = 1,
-              step_type: str = "action") -> list[Reversal]:
+              step_type: StepType = StepType.ACTION, force: bool = False) -> list[Reversal]:
     """Every apply step that has a captured before-state, last first, with its verdict against `objects`
-    (all `reverse` when no live objects are given, as in a preview)."""
+    (all `reverse` when no live objects are given, as in a preview). With `force`, a drifted scale's
+    `--current-replicas` precondition is the live count, so the undo overwrites the drift (and still fails if
+    the count changes again in between)."""
     result: list[Reversal] = []
     for forward in reversed(apply_steps(plan)):
         stored = record.step(forward.number)
         action = plan.actions[forward.number - 1]
         if stored.before is None and not isinstance(action, ApplyHpa):
             continue  # the workload did not exist, so the step cannot have changed it
+        live = state_of(action, objects) if objects is not None else None
+        judged = Verdict.REVERSE if objects is None else verdict(action, stored, live)
+        if force and judged == Verdict.DRIFTED and isinstance(action, ScaleWorkload) and live is not None:
+            stored = replace(stored, after={**(stored.after or {}), "replicas": live["replicas"]})  # overwrite it
         args, stdin = undo_args(action, stored)
         step = Step(first_number + len(result), step_type, action.type, forward.obj, args, f"restored {forward.obj}",
                     stdin=stdin)
-        judged = "reverse" if objects is None else verdict(action, stored, state_of(action, objects))
         result.append(Reversal(forward.number, step, judged))
     return result
 
 
-def plan_steps(plan: Plan, flow: str, record: ApplyRecord | None = None) -> tuple[list[Step], list[str]]:
-    """The steps `flow` ("apply" or "rollback") would run for `plan`, and notes on where they came from.
+def plan_steps(plan: Plan, flow: Flow, record: ApplyRecord | None = None) -> tuple[list[Step], list[str]]:
+    """The steps `flow` (apply or rollback) would run for `plan`, and notes on where they came from.
 
     Without live objects a record-based rollback previews every recorded step; drift is judged at execution.
     """
-    if flow == "apply":
+    if flow == Flow.APPLY:
         return apply_steps(plan), []
     if record is None:
         return seed_rollback_steps(plan), [SEED_FALLBACK_NOTE]

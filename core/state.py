@@ -27,12 +27,14 @@ def find(objects: Objects, kind: str, name: str) -> Mapping[str, Any] | None:
     return None
 
 
-def hpa_managing(objects: Objects, workload: Workload) -> str | None:
-    """The name of the HPA whose scaleTargetRef is `workload`, if any."""
+def managing_hpa(workload: Workload, objects: Objects) -> Mapping[str, Any] | None:
+    """The first HPA in `objects` whose scaleTargetRef names `workload`, if any."""
     for item in objects:
-        ref = item.get("spec", {}).get("scaleTargetRef", {}) if item.get("kind") == "HorizontalPodAutoscaler" else {}
+        if item.get("kind") != "HorizontalPodAutoscaler":
+            continue
+        ref = (item.get("spec") or {}).get("scaleTargetRef") or {}
         if ref.get("kind") == workload.kind and ref.get("name") == workload.name:
-            return str(item["metadata"]["name"])
+            return item
     return None
 
 
@@ -81,8 +83,9 @@ def state_of(action: Action, objects: Objects) -> dict[str, Any] | None:
     if workload is None:
         return None
     if isinstance(action, ScaleWorkload):
+        hpa = managing_hpa(action.workload, objects)
         return {"replicas": workload.get("spec", {}).get("replicas", 1),
-                "hpa": hpa_managing(objects, action.workload)}
+                "hpa": str(hpa["metadata"]["name"]) if hpa is not None else None}
     containers = _touched_containers(action, workload)
     if action.container is not None and action.container not in containers:
         return {"containers": {}, "missing_container": action.container}

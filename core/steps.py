@@ -6,12 +6,14 @@ agree on what "the command" was.
 
 import json
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.hints import CommandHint, ManifestHint
 from core.plan import Action, ApplyHpa, HpaBounds, Plan, ScaleWorkload, UpdateResources, Workload
 from core.state import Objects, in_effect
+from core.vocabulary import StepType
 
 SEED_FALLBACK_NOTE = (
     "no execution record for this plan: using the seed's rollback (hints, rollout undo, delete hpa); "
@@ -28,7 +30,7 @@ class Step:
     """
 
     number: int
-    type: str
+    type: StepType
     action: str | None
     obj: str | None
     args: tuple[str, ...]
@@ -62,26 +64,33 @@ def _quantity_flag(flag: str, values: dict[str, str] | Any) -> list[str]:
 def forward_step(number: int, action: Action, namespace: str) -> Step:
     """The kubectl call that applies one action."""
     if isinstance(action, ScaleWorkload):
-        return Step(number, "action", action.type, action.workload.ref,
+        return Step(number, StepType.ACTION, action.type, action.workload.ref,
                     ("scale", action.workload.ref, f"--replicas={action.replicas}"),
                     f"scaled {action.workload.ref} to {action.replicas}")
     if isinstance(action, UpdateResources):
         container = [f"-c={action.container}"] if action.container else []
         args = ("set", "resources", action.workload.ref, *container,
                 *_quantity_flag("--requests", action.requests), *_quantity_flag("--limits", action.limits))
-        return Step(number, "action", action.type, action.workload.ref, args,
+        return Step(number, StepType.ACTION, action.type, action.workload.ref, args,
                     f"updated resources of {action.workload.ref}")
     if action.manifest is not None:
-        return Step(number, "action", action.type, f"hpa/{action.name}", ("apply", "-f", action.manifest),
+        return Step(number, StepType.ACTION, action.type, f"hpa/{action.name}", ("apply", "-f", action.manifest),
                     f"applied hpa/{action.name} from {action.manifest}")
     assert action.bounds is not None
     manifest = hpa_manifest(action.name, namespace, action.workload, action.bounds)
     bounds = action.bounds
     cpu = f", cpu {bounds.cpu_utilization}%" if bounds.cpu_utilization is not None else ""
-    return Step(number, "action", action.type, f"hpa/{action.name}", ("apply", "-f", "-"),
+    return Step(number, StepType.ACTION, action.type, f"hpa/{action.name}", ("apply", "-f", "-"),
                 f"applied hpa/{action.name}", stdin=json.dumps(manifest),
                 notes=(f"hpa/{action.name} for {action.workload.ref}: "
                        f"min {bounds.min_replicas}, max {bounds.max_replicas}{cpu}",))
+
+
+def rollout_steps(refs: Sequence[str], first_number: int, timeout_s: float) -> list[Step]:
+    """`rollout status --timeout` for each workload, numbered from `first_number`."""
+    return [Step(first_number + offset, StepType.VERIFY, None, ref,
+                 ("rollout", "status", ref, f"--timeout={timeout_s:g}s"), f"{ref} rolled out")
+            for offset, ref in enumerate(refs)]
 
 
 def apply_steps(plan: Plan) -> list[Step]:
@@ -101,7 +110,7 @@ def seed_rollback_steps(plan: Plan, live: Objects | None = None) -> list[Step]:
         return []
     steps: list[Step] = []
 
-    def add(type_: str, action: str | None, obj: str | None, args: tuple[str, ...], summary: str,
+    def add(type_: StepType, action: str | None, obj: str | None, args: tuple[str, ...], summary: str,
             notes: tuple[str, ...] = ()) -> None:
         steps.append(Step(len(steps) + 1, type_, action, obj, args, summary, notes=notes))
 
@@ -115,24 +124,24 @@ def seed_rollback_steps(plan: Plan, live: Objects | None = None) -> list[Step]:
     for hint in plan.hints:
         if isinstance(hint, ManifestHint):
             covered_hpas.update(name for kind, name in hint.objects if kind == "HorizontalPodAutoscaler")
-            add("hint", None, None, ("apply", "-f", hint.path), f"applied {hint.path}",
+            add(StepType.HINT, None, None, ("apply", "-f", hint.path), f"applied {hint.path}",
                 notes=(f"manual hint: {hint.path}",))
         elif hint.args in undo_args:
             continue  # the action loop below runs this very command
         else:
             if hint.args[:2] == ("delete", "hpa"):
                 covered_hpas.add(hint.args[2])
-            add("hint", None, _hint_object(hint), hint.args, f"ran hint: {hint.text}",
+            add(StepType.HINT, None, _hint_object(hint), hint.args, f"ran hint: {hint.text}",
                 notes=(f"manual hint: {hint.text}",))
     for ref, action_types in undo_targets.items():
         if ref in scaled_by_hint and set(action_types) == {"scale_workload"}:
             continue  # the scale hint restores replicas; an undo would revert the template too (#25236)
         notes = (f"{ref}: one rollout undo covers {' and '.join(action_types)}",) if len(action_types) > 1 else ()
-        add("action", action_types[0], ref, ("rollout", "undo", ref), f"rolled back {ref}", notes)
+        add(StepType.ACTION, action_types[0], ref, ("rollout", "undo", ref), f"rolled back {ref}", notes)
     for action in actions:
         if isinstance(action, ApplyHpa) and action.name not in covered_hpas:
             covered_hpas.add(action.name)
-            add("action", action.type, f"hpa/{action.name}", ("delete", "hpa", action.name),
+            add(StepType.ACTION, action.type, f"hpa/{action.name}", ("delete", "hpa", action.name),
                 f"deleted hpa/{action.name}")
     return steps
 

@@ -4,24 +4,21 @@ Replaces the old nightly orchestrator. Nothing changes in the cluster: the flow 
 means no plan and no PR; a changed plan updates the target's open PR rather than opening another.
 """
 
-from dataclasses import asdict
-from datetime import UTC, datetime
-
 from prefect import flow
 
-from core.plan_writer import DEFAULT_PLANS_DIR, PLAN_FILE, scale_report
+from core.conventions import DEFAULT_PLANS_DIR, Flow
+from core.lifecycle.scale import Scale
 from core.report import RunReport
 from tasks.scale import (
-    diff_state,
+    TaskLiveState,
+    TaskPlanFiles,
+    TaskPullRequests,
+    TaskScaleReporter,
     load_desired_state,
-    open_or_update_pr,
-    read_live_state,
-    record_scale_artifacts,
-    write_plan,
 )
 
 
-@flow(name="infra-scale")
+@flow(name=Flow.SCALE.flow_name)
 def infra_scale(desired: str | None = None, target: str | None = None, namespace: str | None = None,
                 workloads: list[str] | None = None, execute: bool = False, base: str = "main",
                 plans_dir: str = DEFAULT_PLANS_DIR) -> RunReport:
@@ -32,18 +29,6 @@ def infra_scale(desired: str | None = None, target: str | None = None, namespace
     previews it; `execute=True` also commits it to the PR (GH_OWNER, GH_REPO, GITHUB_TOKEN or
     GITHUB_TOKEN_BLOCK, GITHUB_API_URL for GHE). Bad input raises InputError and fails the run.
     """
-    day = datetime.now(UTC).date()
-    state = load_desired_state(desired, target, namespace, workloads)
-    live = read_live_state(state)
-    changes = diff_state(state, live)
-    if changes.empty:
-        report = scale_report(state, changes, None, None, execute)
-        record_scale_artifacts(state, None, report)
-        return report
-    written = write_plan(state, changes, plans_dir, day)
-    plan_path = f"{plans_dir}/{state.target}/{PLAN_FILE}"
-    pull_request = open_or_update_pr(state, written, plans_dir, base, changes.notes, day) if execute else None
-    report = scale_report(state, changes, written.plan, plan_path, execute,
-                          asdict(pull_request) if pull_request is not None else None)
-    record_scale_artifacts(state, written, report)
-    return report
+    return Scale(desired, target, namespace, workloads or [], plans_dir, base, load=load_desired_state,
+                 live=TaskLiveState(), plans=TaskPlanFiles(), reporter=TaskScaleReporter(),
+                 pull_requests=TaskPullRequests() if execute else None).run()

@@ -1,8 +1,10 @@
 """kubectl as Prefect tasks: batched capture, steps in shared calls or alone (retried when transient), rollout
 checks."""
 
+import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import task
@@ -14,10 +16,18 @@ from core.batch import Batch, BatchRun, batches, waves
 from core.plan import Plan
 from core.report import StepResult
 from core.steps import Step
+from core.vocabulary import StepStatus
 from integrations.kubectl import Kubectl, KubectlError, checked, get_items, run
 from tasks.retry import RETRIES, RETRY_DELAYS_S, is_transient
 
 _KIND_RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
+
+
+def kubectl_for(plan: Plan) -> Kubectl:
+    """kubectl for the plan's cluster: `KUBECTL`/`KUBECONFIG` from the environment, the plan's context, and
+    the plan's directory as working directory so relative manifests resolve as they did in the preview."""
+    timeout = float(os.environ.get("INFRA_KUBECTL_TIMEOUT", "60"))
+    return Kubectl(context=plan.context, cwd=plan.directory.resolve(), timeout_s=timeout)
 
 
 @task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, retry_condition_fn=is_transient)
@@ -53,7 +63,7 @@ def execute_step(namespace: str, kubectl: Kubectl, step: Step, earlier_attempts:
     except KubectlError as error:
         error.attempts = attempt
         raise
-    return StepResult(step, "succeeded", attempts=attempt, duration_s=result.duration_s)
+    return StepResult(step, StepStatus.SUCCEEDED, attempts=attempt, duration_s=result.duration_s)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="verify {step.obj}")
@@ -63,15 +73,11 @@ def verify_rollout(namespace: str, kubectl: Kubectl, step: Step, timeout_s: floa
     try:
         result = run(kubectl, namespace, step.args, timeout_s=timeout_s + 15)
     except KubectlError as error:
-        return StepResult(step, "failed", attempts=1, duration_s=time.perf_counter() - started, error=str(error))
-    status = "succeeded" if result.ok else "failed"
+        return StepResult(step, StepStatus.FAILED, attempts=1, duration_s=time.perf_counter() - started,
+                          error=str(error))
+    status = StepStatus.SUCCEEDED if result.ok else StepStatus.FAILED
     return StepResult(step, status, attempts=1, duration_s=result.duration_s,
                       error=None if result.ok else result.message)
-
-
-def rollout_steps(refs: Sequence[str], first_number: int, timeout_s: float) -> list[Step]:
-    return [Step(first_number + offset, "verify", None, ref, ("rollout", "status", ref, f"--timeout={timeout_s:g}s"),
-                 f"{ref} rolled out") for offset, ref in enumerate(refs)]
 
 
 def verify_all(namespace: str, kubectl: Kubectl, steps: Sequence[Step], timeout_s: float) -> list[StepResult]:
@@ -88,7 +94,7 @@ def verify_all(namespace: str, kubectl: Kubectl, steps: Sequence[Step], timeout_
         results.update((result.step.number, result) for result in ran.results())
         left = ran.left
         if left and ran.error is not None and ran.stderr:  # kubectl answered: its error is the first one's
-            results[left[0].number] = StepResult(left[0], "failed", attempts=1, duration_s=ran.duration_s,
+            results[left[0].number] = StepResult(left[0], StepStatus.FAILED, attempts=1, duration_s=ran.duration_s,
                                                  error=ran.error)
             left = left[1:]
         alone += [verify_rollout.submit(namespace, kubectl, step, timeout_s) for step in left]
@@ -104,18 +110,18 @@ def _outcome(future: PrefectFuture[StepResult], step: Step) -> StepResult:
     if state.is_completed():
         return future.result()
     error = future.result(raise_on_failure=False)
-    return StepResult(step, "failed", attempts=getattr(error, "attempts", 1), error=str(error))
+    return StepResult(step, StepStatus.FAILED, attempts=getattr(error, "attempts", 1), error=str(error))
 
 
 def run_steps(namespace: str, kubectl: Kubectl, steps: Sequence[Step], group_of: Callable[[Step], str],
-              on_result: Callable[[StepResult], None], retries: int = RETRIES,
+              on_wave: Callable[[list[StepResult]], None], retries: int = RETRIES,
               retry_delays_s: Sequence[float] = RETRY_DELAYS_S) -> list[StepResult]:
     """Run the steps, those of one group (object) in order and groups side by side, wave by wave.
 
     In a wave, steps that differ only in their object share one kubectl call (core.batch); a step that call
     did not confirm, and a step that cannot share, runs as its own task, retried when transient. After a failed
-    step, the rest of its group is skipped. `on_result` sees each result as it arrives, so the record can be
-    saved while later steps still run.
+    step, the rest of its group is skipped. `on_wave` sees each wave's results before the next wave starts, so
+    the record is saved at every boundary a resume depends on.
     """
     single = execute_step.with_options(retries=retries, retry_delay_seconds=list(retry_delays_s))
     results: dict[int, StepResult] = {}
@@ -125,12 +131,12 @@ def run_steps(namespace: str, kubectl: Kubectl, steps: Sequence[Step], group_of:
         results[result.step.number] = result
         if not result.ok:
             stopped.add(group_of(result.step))
-        on_result(result)
 
     for wave in waves(steps, group_of):
         for step in wave:
             if group_of(step) in stopped:
-                settle(StepResult(step, "skipped", error="not run: an earlier step on the same object failed"))
+                settle(StepResult(step, StepStatus.SKIPPED,
+                                  error="not run: an earlier step on the same object failed"))
         ready = [step for step in wave if group_of(step) not in stopped]
         planned = batches(ready)
         alone: dict[PrefectFuture[StepResult], Step] = {
@@ -147,4 +153,20 @@ def run_steps(namespace: str, kubectl: Kubectl, steps: Sequence[Step], group_of:
                 alone[single.submit(namespace, kubectl, step, earlier_attempts=earlier)] = step
         for future in as_completed(list(alone)):
             settle(_outcome(future, alone[future]))
+        on_wave([results[step.number] for step in wave])
     return [results[step.number] for step in steps]
+
+
+@dataclass(frozen=True)
+class TaskCluster:
+    """The lifecycle's cluster, each call a Prefect task with kubectl's retry policy."""
+
+    def capture(self, plan: Plan) -> list[dict[str, Any]]:
+        return capture_objects(plan, kubectl_for(plan))
+
+    def run_steps(self, plan: Plan, steps: Sequence[Step], group_of: Callable[[Step], str],
+                  on_wave: Callable[[list[StepResult]], None]) -> list[StepResult]:
+        return run_steps(plan.namespace, kubectl_for(plan), steps, group_of, on_wave)
+
+    def verify(self, plan: Plan, steps: Sequence[Step], timeout_s: float) -> list[StepResult]:
+        return verify_all(plan.namespace, kubectl_for(plan), steps, timeout_s)

@@ -2,11 +2,12 @@
 
 from typing import Any
 
+from core.retry import KUBECTL_RETRY
 from integrations import github
 from integrations.kubectl import KubectlError
 
-RETRIES = 3
-RETRY_DELAYS_S = [1.0, 2.0, 4.0]
+RETRIES = KUBECTL_RETRY.retries
+RETRY_DELAYS_S = list(KUBECTL_RETRY.delays_s)
 
 
 def is_transient(task: Any, task_run: Any, state: Any) -> bool:

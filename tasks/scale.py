@@ -5,18 +5,19 @@ integration is idempotent, so a retry never opens a second PR or commits a file 
 every run must see the cluster and GitHub as they are now.
 """
 
-import re
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from core.conventions import Flow
 from core.desired import DesiredState, desired_from
-from core.diff import LIVE_RESOURCES, Diff, diff
+from core.diff import LIVE_RESOURCES, Diff
 from core.plan_writer import PLAN_FILE, pr_body, preview_results
-from core.report import RunReport, markdown, table_rows
+from core.report import RunReport, notes_in
+from core.retry import GITHUB_RETRY
 from integrations.github import GitHubSettings
 from integrations.kubectl import Kubectl, get_items
 from integrations.pull_request import (
@@ -26,6 +27,7 @@ from integrations.pull_request import (
     repository_paths,
     write_plan_locally,
 )
+from tasks.artifacts import record_results
 from tasks.retry import RETRIES, RETRY_DELAYS_S, is_transient
 
 
@@ -43,11 +45,6 @@ def read_live_state(state: DesiredState) -> list[dict[str, Any]]:
 
 
 @task(cache_policy=NO_CACHE)
-def diff_state(state: DesiredState, live: list[dict[str, Any]]) -> Diff:
-    return diff(state, live)
-
-
-@task(cache_policy=NO_CACHE)
 def write_plan(state: DesiredState, changes: Diff, plans_dir: str, day: date) -> WrittenPlan:
     """plan.yaml and previous-*.yaml into `<plans_dir>/<target>/`, atomically, then loaded back to validate."""
     written = write_plan_locally(state, changes, plans_dir, day)
@@ -55,7 +52,8 @@ def write_plan(state: DesiredState, changes: Diff, plans_dir: str, day: date) ->
     return written
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 5], retry_condition_fn=is_transient)
+@task(cache_policy=NO_CACHE, retries=GITHUB_RETRY.retries, retry_delay_seconds=list(GITHUB_RETRY.delays_s),
+      retry_condition_fn=is_transient)
 def open_or_update_pr(state: DesiredState, written: WrittenPlan, plans_dir: str, base: str,
                       notes: tuple[str, ...], day: date) -> PullRequestOutcome:
     """Commit the plan files to the target's branch and open its PR, or update the open one."""
@@ -68,22 +66,37 @@ def open_or_update_pr(state: DesiredState, written: WrittenPlan, plans_dir: str,
     return outcome
 
 
-def scale_artifact_key(target: str) -> str:
-    """Same shape as tasks.artifacts.artifact_key: one history per flow and target."""
-    return re.sub(r"[^a-z0-9-]+", "-", f"infra-scale-{target}".lower()).strip("-")
-
-
 @task(cache_policy=NO_CACHE)
-def record_scale_artifacts(state: DesiredState, written: WrittenPlan | None, report: RunReport) -> str:
-    """A table (one row per planned step) and a markdown summary; logs the report's lines."""
+def record_scale_artifacts(state: DesiredState, written: WrittenPlan | None, report: RunReport) -> None:
+    """Log the report's lines; a table (one row per planned step) and a markdown summary."""
     logger = get_run_logger()
     for line in [*report.lines, report.final]:
         logger.info(line)
-    key = scale_artifact_key(state.target)
-    title = f"infra-scale: {state.target} ({state.namespace})"
     results = preview_results(written.plan) if written is not None else []
-    notes = [line.removeprefix("note: ") for line in report.lines if line.startswith("note: ")]
-    create_table_artifact(table=table_rows(results, state.namespace), key=key, description=title)
-    text = markdown(title, results, state.namespace, False, notes)
-    create_markdown_artifact(markdown=text, key=f"{key}-summary", description=title)
-    return text
+    record_results(Flow.SCALE, state.target, f"infra-scale: {state.target} ({state.namespace})", state.namespace,
+                   results, False, notes_in(report.lines))
+
+
+@dataclass(frozen=True)
+class TaskLiveState:
+    def read(self, state: DesiredState) -> list[dict[str, Any]]:
+        return read_live_state(state)
+
+
+@dataclass(frozen=True)
+class TaskPlanFiles:
+    def write(self, state: DesiredState, changes: Diff, plans_dir: str, day: date) -> WrittenPlan:
+        return write_plan(state, changes, plans_dir, day)
+
+
+@dataclass(frozen=True)
+class TaskPullRequests:
+    def publish(self, state: DesiredState, written: WrittenPlan, plans_dir: str, base: str, notes: tuple[str, ...],
+                day: date) -> PullRequestOutcome:
+        return open_or_update_pr(state, written, plans_dir, base, notes, day)
+
+
+@dataclass(frozen=True)
+class TaskScaleReporter:
+    def report(self, state: DesiredState, written: WrittenPlan | None, report: RunReport) -> None:
+        record_scale_artifacts(state, written, report)

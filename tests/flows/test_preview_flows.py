@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from core.conventions import Flow, artifact_key
 from core.report import RunReport
-from tasks.artifacts import artifact_key
 
 EXAMPLE = "ops/plans/infra-scale/prod/plan.yaml"
 REPO = Path(__file__).resolve().parents[2]
@@ -44,7 +44,8 @@ def test_rollback_flow_preview_matches_the_cli_and_records_a_table(prefect_api: 
     assert report.document["executed"] is False
     cli = preview(parse("rollback", [f"--plan={EXAMPLE}"], {}), load_plan(Path(EXAMPLE)))
     assert [r["command"] for r in report.document["results"]] == [r["command"] for r in cli.document["results"]]
-    key = artifact_key("rollback", load_plan(Path(EXAMPLE)))
+    example = load_plan(Path(EXAMPLE))
+    key = artifact_key(Flow.ROLLBACK, example.target or example.namespace)
     table = asyncio.run(read_artifact(key, state.state_details.flow_run_id))
     assert isinstance(table, str) and "kubectl -n assistant apply -f previous-hpa.yaml" in table
     assert "previewed" in table

@@ -120,7 +120,7 @@ def test_unreachable_cluster_fails_cleanly(
     config = tmp_path / "dead.kubeconfig"
     config.write_text(cluster.kubeconfig.read_text().replace(cluster.url, "http://127.0.0.1:9"))
     monkeypatch.setenv("KUBECONFIG", str(config))
-    monkeypatch.setattr("cli.scale.time.sleep", lambda _: None)
+    monkeypatch.setattr("core.retry.time.sleep", lambda _: None)
     code, out, _ = cli(*SEED_FLAGS, "--workload=web:3")
     assert code == 1 and out.splitlines()[-1] == "failed"
     assert "cannot read the live state" in out and not Path("ops").exists()

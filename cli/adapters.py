@@ -1,0 +1,53 @@
+"""The lifecycle's interfaces without Prefect, for the CLI preview: records through kubectl directly, and a
+reporter that only builds the report (the CLI prints it).
+
+kubectl (and `sh`, which imports asyncio) is imported on first use: an apply preview never needs it.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from core.conventions import Flow
+from core.gate import GateRequirement
+from core.plan import Plan
+from core.record import ApplyRecord
+from core.report import RunReport, StepResult, finished
+
+if TYPE_CHECKING:
+    from integrations.kubectl import Kubectl
+
+PREVIEW_RECORD_TIMEOUT_S = 5.0
+"""A preview looks the record up in the cluster but must not hang on one that cannot be reached."""
+
+
+@dataclass(frozen=True)
+class DirectRecords:
+    timeout_s: float = PREVIEW_RECORD_TIMEOUT_S
+
+    def _kubectl(self, plan: Plan) -> "Kubectl":
+        from integrations.kubectl import Kubectl
+
+        return Kubectl(context=plan.context, cwd=plan.directory, timeout_s=self.timeout_s)
+
+    def load(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
+        from integrations import records
+
+        return records.load(self._kubectl(plan), plan)
+
+    def load_for_preview(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
+        from integrations import records
+
+        return records.load_for_preview(self._kubectl(plan), plan)
+
+    def save(self, plan: Plan, record: ApplyRecord) -> None:
+        from integrations import records
+
+        records.save(self._kubectl(plan), plan, record)
+
+
+@dataclass(frozen=True)
+class SummaryReporter:
+    def report(self, flow: Flow, plan: Plan, results: Sequence[StepResult], executed: bool, lines: Sequence[str],
+               requirement: GateRequirement | None) -> RunReport:
+        return finished(results, plan.namespace, executed, lines)

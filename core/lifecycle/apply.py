@@ -1,0 +1,83 @@
+"""Apply: load -> gate -> lock -> capture -> perform -> verify -> record -> report.
+
+Every transition is recorded: the record is saved before the first step and after each wave of steps (the
+boundaries a resume depends on), so a crash never leaves a finished step only in the local mirror.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from core.apply import finished_record, group_of, prepare_apply, results_with_states, step_finished, with_after_states
+from core.conventions import Flow
+from core.gate import GateDecision, GateRequirement
+from core.lifecycle.common import Lifecycle, preview_report, recheck, verify_rollouts
+from core.lifecycle.ports import Execution, Records
+from core.lifecycle.rollback import Rollback
+from core.plan import Plan
+from core.record import ApplyRecord, plan_digest
+from core.report import RunReport, StepResult
+from core.steps import apply_steps
+from core.vocabulary import RecordStatus, StepStatus, StepType
+
+
+class Progress:
+    """The record of a run in progress: each wave's results are written into it, then it is saved."""
+
+    def __init__(self, records: Records, plan: Plan, record: ApplyRecord) -> None:
+        self.records, self.plan, self.record = records, plan, record
+        records.save(plan, record)
+
+    def wave_done(self, results: Sequence[StepResult]) -> None:
+        for result in results:
+            self.record = step_finished(self.record, result)
+        self.records.save(self.plan, self.record)
+
+
+@dataclass(frozen=True)
+class Apply(Lifecycle):
+    """infra-apply: capture each object's prior state, apply the plan, verify the rollouts, record it all.
+
+    Without `execution` this is the preview. Steps on different workloads run side by side, one workload's in
+    plan order. With `atomic`, a failed run reverses what it applied through the same `Rollback`.
+    """
+
+    flow = Flow.APPLY
+    atomic: bool = False
+
+    def preview(self, plan: Plan) -> RunReport:
+        return preview_report(Flow.APPLY, plan, apply_steps(plan), [], self.reporter)
+
+    def locked(self, plan: Plan, execution: Execution, requirement: GateRequirement,
+               decision: GateDecision) -> RunReport:
+        cluster = execution.cluster
+        existing, _ = self.records.load(plan)
+        prepared = prepare_apply(plan, cluster.capture(plan), existing, plan_digest(plan), requirement.pr,
+                                 decision.head_sha)
+        lines = [f"note: {prepared.note}"] if prepared.note else []
+        if prepared.problem:
+            failed = [StepResult(step, StepStatus.FAILED, error=prepared.problem) for step in apply_steps(plan)]
+            return self.reporter.report(Flow.APPLY, plan, failed, True, lines, requirement)
+        if prepared.to_run:
+            recheck(execution, requirement, decision, lines)
+        progress = Progress(self.records, plan, prepared.record)
+        ran = cluster.run_steps(plan, prepared.to_run, lambda step: group_of(plan, step.number), progress.wave_done)
+        results = sorted([*prepared.settled, *ran], key=lambda result: result.step.number)
+        record = with_after_states(progress.record, plan, cluster.capture(plan))
+        results = results_with_states(results, record)
+        changed = [stored.number for stored in record.steps if stored.status == StepStatus.SUCCEEDED]
+        results += verify_rollouts(cluster, plan, changed, len(results) + 1, self.rollout_timeout_s)
+        if all(result.ok for result in results):
+            record = finished_record(record, RecordStatus.SUCCEEDED)
+        elif self.atomic:
+            undone = self._rollback().reverse(plan, cluster, record, len(results) + 1, StepType.ROLLBACK)
+            results, lines = [*results, *undone.results], [*lines, *undone.lines]
+            record = finished_record(undone.record, undone.status)
+        else:
+            record = finished_record(record, RecordStatus.FAILED)
+        self.records.save(plan, record)
+        return self.reporter.report(Flow.APPLY, plan, results, True, lines, requirement)
+
+    def _rollback(self) -> Rollback:
+        """--atomic: the same Rollback as infra-rollback, never forced (drifted objects are left alone)."""
+        return Rollback(self.plan_path, self.load, self.records, self.reporter, self.execution,
+                        rollout_timeout_s=self.rollout_timeout_s)

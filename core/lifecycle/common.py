@@ -1,0 +1,93 @@
+"""What Apply and Rollback share: the lifecycle's opening (load, preview or gate, lock), the recheck, and
+rollout verification."""
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from core.apply import touched_workloads
+from core.conventions import REPOSITORY_PATTERN, Flow
+from core.gate import GateDecision, GateRequirement
+from core.lifecycle.ports import Cluster, Execution, Records, Refused, Reporter
+from core.plan import Plan
+from core.report import RunReport, StepResult, preview_lines, refusal
+from core.steps import Step, rollout_steps
+from core.vocabulary import StepStatus
+
+PREVIEW_GATE_NOTE = "label check not required in preview"
+
+
+def preview_report(flow: Flow, plan: Plan, steps: Sequence[Step], notes: Sequence[str],
+                   reporter: Reporter) -> RunReport:
+    """Every step as `preview: kubectl -n <ns> <args>`, then the notes; nothing runs."""
+    lines = [*preview_lines(steps, plan.namespace), *(f"note: {note}" for note in notes),
+             f"note: {PREVIEW_GATE_NOTE}"]
+    return reporter.report(flow, plan, [StepResult(step, StepStatus.PREVIEWED) for step in steps], False, lines,
+                           None)
+
+
+def admitted(plan: Plan, execution: Execution) -> tuple[GateRequirement, GateDecision]:
+    """Gates 2 to 4: a PR was given, the repository is owner/name, and the label gate passes."""
+    requirement = execution.requirement
+    if requirement is None:
+        raise Refused("--execute needs --pr=<number> (or PRNUM)")
+    if requirement.repository is not None and not REPOSITORY_PATTERN.match(requirement.repository):
+        raise Refused(f"repository {requirement.repository!r} is not owner/name")
+    decision = execution.gate.check(requirement, plan)
+    if not decision.allowed:
+        raise Refused(decision.reason)
+    return requirement, decision
+
+
+def recheck(execution: Execution, requirement: GateRequirement, decision: GateDecision,
+            lines: Sequence[str]) -> None:
+    """Time of check against time of use, right before the first change; raises Refused (keeping `lines`)."""
+    again = execution.gate.recheck(requirement, decision)
+    if not again.allowed:
+        raise Refused(again.reason, lines)
+
+
+def lock_holder(flow: Flow, requirement: GateRequirement) -> str:
+    return f"{flow.flow_name} PR #{requirement.pr}"
+
+
+def verify_rollouts(cluster: Cluster, plan: Plan, step_numbers: Sequence[int], first_number: int,
+                    timeout_s: float) -> list[StepResult]:
+    """`rollout status` for every workload whose replicas or template the given plan steps changed."""
+    steps = rollout_steps(touched_workloads(plan, list(step_numbers)), first_number, timeout_s)
+    return cluster.verify(plan, steps, timeout_s) if steps else []
+
+
+@dataclass(frozen=True)
+class Lifecycle(ABC):
+    """One action (after Helm's pkg/action): options as fields, `run` = load, then the preview or the gate, the
+    lock and the locked part. Without `execution` it is the preview: nothing is gated, locked or changed."""
+
+    flow: ClassVar[Flow]
+    plan_path: str
+    load: Callable[[str], Plan]
+    records: Records
+    reporter: Reporter
+    execution: Execution | None = None
+    rollout_timeout_s: float = 120
+
+    def run(self) -> RunReport:
+        plan = self.load(self.plan_path)
+        if self.execution is None:
+            return self.preview(plan)
+        try:
+            requirement, decision = admitted(plan, self.execution)
+            with self.execution.lock.hold(plan, lock_holder(self.flow, requirement)):
+                return self.locked(plan, self.execution, requirement, decision)
+        except Refused as refused:
+            return refusal(refused.reason, refused.lines)
+
+    @abstractmethod
+    def preview(self, plan: Plan) -> RunReport:
+        """The steps the run would take, as `preview:` lines."""
+
+    @abstractmethod
+    def locked(self, plan: Plan, execution: Execution, requirement: GateRequirement,
+               decision: GateDecision) -> RunReport:
+        """Everything after the gate, while the target's lock is held."""

@@ -1,0 +1,79 @@
+"""The small interfaces a lifecycle runs over. The Prefect implementations (tasks/, flows/shared.py) run each
+method as a task with its retry policy; the CLI preview and the unit tests bring their own."""
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from core.conventions import Flow
+from core.gate import GateDecision, GateRequirement
+from core.plan import Plan
+from core.record import ApplyRecord
+from core.report import RunReport, StepResult
+from core.steps import Step
+
+Objects = list[dict[str, Any]]
+
+
+class Refused(Exception):
+    """A gate or the lock said no: the run prints `Refusing to execute: <reason>.` and changes nothing."""
+
+    def __init__(self, reason: str, lines: Sequence[str] = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.lines = tuple(lines)
+
+
+class Cluster(Protocol):
+    def capture(self, plan: Plan) -> Objects:
+        """Every workload and HPA the plan could touch, as they are now."""
+
+    def run_steps(self, plan: Plan, steps: Sequence[Step], group_of: Callable[[Step], str],
+                  on_wave: Callable[[list[StepResult]], None]) -> list[StepResult]:
+        """Run the steps (one group's in order, groups side by side, wave by wave); after a failed step the rest
+        of its group is skipped. `on_wave` sees each wave's results before the next wave starts."""
+
+    def verify(self, plan: Plan, steps: Sequence[Step], timeout_s: float) -> list[StepResult]:
+        """Run `rollout status` steps, each result failed on a timeout or a missed progress deadline."""
+
+
+class Records(Protocol):
+    def load(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
+        """The plan's record (cluster first, then the mirror) and where it came from; raises if unreadable."""
+
+    def load_for_preview(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
+        """Like `load`, but an unreachable cluster falls back to the mirror (a preview needs no cluster)."""
+
+    def save(self, plan: Plan, record: ApplyRecord) -> None:
+        """Store the record atomically in the cluster (the source of truth) and mirror it next to the plan."""
+
+
+class Gate(Protocol):
+    def check(self, requirement: GateRequirement, plan: Plan) -> GateDecision:
+        """The label gate, and that the plan here is the file the PR carries."""
+
+    def recheck(self, requirement: GateRequirement, first: GateDecision) -> GateDecision:
+        """Right before the first change: the same head, the same plan blob, the label still there."""
+
+
+class Lock(Protocol):
+    def hold(self, plan: Plan, holder: str) -> AbstractContextManager[None]:
+        """The target's lock for the duration of the block; raises Refused when it cannot be had in time."""
+
+
+class Reporter(Protocol):
+    def report(self, flow: Flow, plan: Plan, results: Sequence[StepResult], executed: bool, lines: Sequence[str],
+               requirement: GateRequirement | None) -> RunReport:
+        """Publish the results (log, artifacts, and the PR after an execution) and return the run's report."""
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What a run that changes the cluster needs beyond a preview's plan, records and reporter."""
+
+    cluster: Cluster
+    gate: Gate
+    lock: Lock
+    requirement: GateRequirement | None
+    """What the gate checks; None when no PR was given (the run is then refused)."""

@@ -1,0 +1,129 @@
+"""Rollback: load -> gate -> lock -> capture -> judge drift -> perform the undo -> verify -> record -> report.
+
+`reverse` is the whole undo of an apply record (capture, drift verdicts, undo steps, rollout checks, the record's
+new status). infra-rollback runs it after its gate; `Apply --atomic` runs the very same on what it applied.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from core.apply import group_of
+from core.conventions import Flow
+from core.gate import GateDecision, GateRequirement
+from core.lifecycle.common import Lifecycle, preview_report, recheck, verify_rollouts
+from core.lifecycle.ports import Cluster, Execution
+from core.plan import Plan
+from core.record import ApplyRecord, RollbackRecord, now
+from core.report import RunReport, StepResult
+from core.reversal import Reversal, plan_steps, reversals
+from core.steps import SEED_FALLBACK_NOTE, seed_rollback_steps
+from core.vocabulary import RecordStatus, StepStatus, StepType, Verdict
+
+DRIFT_ERROR = "drifted: changed since apply; skipped (rerun with --force to overwrite)"
+NOTHING_TO_DO = "nothing to roll back: every object is as it was before apply"
+NOTHING_REVERSED = "nothing reversed: the objects changed since apply"
+NEVER_APPLIED = "nothing to roll back: none of the plan's changes is live, so it was never applied"
+SEED_ORDER = "seed order"
+"""The one group of a seed rollback: its steps run strictly in order, as the seed ran them."""
+
+
+@dataclass(frozen=True)
+class Undo:
+    """What reversing a record did: a result per reversal (run or judged), rollout checks, the updated record."""
+
+    results: list[StepResult]
+    record: ApplyRecord
+    lines: list[str]
+    status: RecordStatus
+    """`rolled-back` only if every undo step and rollout check succeeded, else `rollback-failed`."""
+
+
+def _not_run(reversal: Reversal) -> StepResult:
+    if reversal.verdict == Verdict.DRIFTED:
+        return StepResult(reversal.step, StepStatus.DRIFTED, error=DRIFT_ERROR)
+    return StepResult(reversal.step, StepStatus.UNCHANGED)
+
+
+def failure_note(failed: Sequence[StepResult]) -> str:
+    """What a person must do after an incomplete rollback: the record still holds every before-state."""
+    names = ", ".join(f"{result.step.number} ({result.step.obj}: {result.status})" for result in failed)
+    force = " (with --force to overwrite drifted objects)" if any(
+        result.status == StepStatus.DRIFTED for result in failed) else ""
+    return (f"note: rollback incomplete, the cluster is only partly restored: step(s) {names} did not succeed. "
+            f"Fix the cause, then run infra-rollback (label the PR rollback-plan){force} to finish from the record")
+
+
+def rolled_back(record: ApplyRecord, results: Sequence[StepResult], applied_by: dict[int, int],
+                status: RecordStatus) -> ApplyRecord:
+    """The record after a rollback, with each apply step's undo status in the rollback history."""
+    outcome = {str(applied_by[r.step.number]): r.status.value for r in results if r.step.number in applied_by}
+    ok = status == RecordStatus.ROLLED_BACK
+    resumed = record.rollback is not None and record.rollback.finished_at is None
+    history = RollbackRecord(status=RecordStatus.SUCCEEDED if ok else RecordStatus.FAILED,
+                             started_at=record.rollback.started_at if resumed and record.rollback else now(),
+                             finished_at=now(), steps=outcome)
+    return replace(record, status=status, rollback=history)
+
+
+@dataclass(frozen=True)
+class Rollback(Lifecycle):
+    """infra-rollback: restore exactly what apply captured, last step first, only for steps that ran.
+
+    Without `execution` this is the preview. A step whose object changed since apply is `drifted` and left
+    alone unless `force`. Plans applied by the old scripts (no record) get the seed's rollback.
+    """
+
+    flow = Flow.ROLLBACK
+    force: bool = False
+
+    def preview(self, plan: Plan) -> RunReport:
+        record, where = self.records.load_for_preview(plan)
+        steps, notes = plan_steps(plan, Flow.ROLLBACK, record)
+        return preview_report(Flow.ROLLBACK, plan, steps, [where, *notes], self.reporter)
+
+    def locked(self, plan: Plan, execution: Execution, requirement: GateRequirement,
+               decision: GateDecision) -> RunReport:
+        """The record is read again under the lock: it is the truth about what apply did."""
+        record, where = self.records.load(plan)
+        lines = [f"note: {where}"]
+        if record is None:
+            return self._seed_rollback(plan, execution, requirement, decision, [*lines, f"note: {SEED_FALLBACK_NOTE}"])
+        undone = self.reverse(plan, execution.cluster, record,
+                              before_change=lambda: recheck(execution, requirement, decision, lines))
+        self.records.save(plan, undone.record)
+        return self.reporter.report(Flow.ROLLBACK, plan, undone.results, True, [*lines, *undone.lines], requirement)
+
+    def reverse(self, plan: Plan, cluster: Cluster, record: ApplyRecord, first_number: int = 1,
+                step_type: StepType = StepType.ACTION, before_change: Callable[[], None] = lambda: None) -> Undo:
+        """Capture, judge each recorded step against the live object, undo those as apply left them (and the
+        drifted ones when forced), verify the rollouts, and return the record with the rollback's outcome."""
+        judged = reversals(plan, record, cluster.capture(plan), first_number, step_type, self.force)
+        to_run = [r for r in judged if r.verdict == Verdict.REVERSE or (r.verdict == Verdict.DRIFTED and self.force)]
+        lines = []
+        if not to_run:
+            nothing = NOTHING_TO_DO if all(r.verdict == Verdict.UNCHANGED for r in judged) else NOTHING_REVERSED
+            lines.append(f"note: {nothing}")
+        else:
+            before_change()
+        applied_by = {r.step.number: r.applied for r in judged}
+        ran = {result.step.number: result for result in cluster.run_steps(
+            plan, [r.step for r in to_run], lambda step: group_of(plan, applied_by[step.number]), lambda wave: None)}
+        results = [ran.get(r.step.number) or _not_run(r) for r in judged]
+        restored = [applied_by[number] for number, result in ran.items() if result.ok]
+        results += verify_rollouts(cluster, plan, restored, first_number + len(results), self.rollout_timeout_s)
+        failed = [result for result in results if not result.ok]
+        if failed:
+            lines.append(failure_note(failed))
+        status = RecordStatus.ROLLBACK_FAILED if failed else RecordStatus.ROLLED_BACK
+        return Undo(results, rolled_back(record, results, applied_by, status), lines, status)
+
+    def _seed_rollback(self, plan: Plan, execution: Execution, requirement: GateRequirement,
+                       decision: GateDecision, lines: list[str]) -> RunReport:
+        """No record (applied by the old scripts): the seed's steps, strictly in order, as the seed ran them."""
+        steps = seed_rollback_steps(plan, execution.cluster.capture(plan))
+        if not steps:
+            return self.reporter.report(Flow.ROLLBACK, plan, [], True, [*lines, f"note: {NEVER_APPLIED}"],
+                                        requirement)
+        recheck(execution, requirement, decision, lines)
+        results = execution.cluster.run_steps(plan, steps, lambda step: SEED_ORDER, lambda wave: None)
+        return self.reporter.report(Flow.ROLLBACK, plan, results, True, lines, requirement)

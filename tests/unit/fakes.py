@@ -1,0 +1,154 @@
+"""Small in-memory stand-ins for the lifecycle's interfaces: a cluster that carries out scale and HPA steps on
+dicts, records in a dict, a gate that answers as told, a lock that is always free, a reporter that only builds."""
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from cli.adapters import SummaryReporter
+from core.batch import waves
+from core.gate import GateDecision, GateRequirement
+from core.lifecycle.ports import Execution
+from core.plan import Plan, load_plan
+from core.record import ApplyRecord
+from core.report import StepResult
+from core.steps import Step
+from core.vocabulary import StepStatus
+
+NAMESPACE = "shop"
+PLAN = f"""\
+namespace: {NAMESPACE}
+actions:
+  - {{type: scale_workload, name: web, replicas: 4}}
+  - {{type: scale_workload, name: api, replicas: 3}}
+  - {{type: apply_hpa, name: web, minReplicas: 4, maxReplicas: 8}}
+"""
+
+
+def deployment(name: str, replicas: int) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "app"}]}}}}
+
+
+@dataclass
+class FakeCluster:
+    """Deployments and HPAs as dicts. `failing` holds (verb, object) pairs whose step fails."""
+
+    objects: list[dict[str, Any]]
+    failing: set[tuple[str, str]] = field(default_factory=set)
+    ran: list[tuple[str, ...]] = field(default_factory=list)
+    waves_seen: list[list[int]] = field(default_factory=list)
+
+    def find(self, kind: str, name: str) -> dict[str, Any] | None:
+        return next((o for o in self.objects if o["kind"] == kind and o["metadata"]["name"] == name), None)
+
+    def capture(self, plan: Plan) -> list[dict[str, Any]]:
+        return json.loads(json.dumps(self.objects))  # type: ignore[no-any-return]
+
+    def _carry_out(self, step: Step) -> str | None:
+        """The step's effect on the objects, or its error."""
+        self.ran.append(step.args)
+        if (step.args[0], step.obj or "") in self.failing:
+            return f"{step.args[0]} {step.obj}: forbidden"
+        if step.args[0] == "scale":
+            target = self.find("Deployment", step.args[1].removeprefix("deployment/"))
+            flags = dict(arg.removeprefix("--").split("=") for arg in step.args[2:])
+            if target is None or ("current-replicas" in flags
+                                  and int(flags["current-replicas"]) != target["spec"]["replicas"]):
+                return "precondition failed"
+            target["spec"]["replicas"] = int(flags["replicas"])
+        elif step.args[:2] == ("delete", "hpa"):
+            self.objects = [o for o in self.objects if (o["kind"], o["metadata"]["name"]) !=
+                            ("HorizontalPodAutoscaler", step.args[2])]
+        elif step.args[1:] == ("-f", "-") and step.stdin is not None:
+            manifest = json.loads(step.stdin)
+            self.objects = [o for o in self.objects if (o["kind"], o["metadata"]["name"]) !=
+                            (manifest["kind"], manifest["metadata"]["name"])] + [manifest]
+        return None
+
+    def run_steps(self, plan: Plan, steps: Sequence[Step], group_of: Callable[[Step], str],
+                  on_wave: Callable[[list[StepResult]], None]) -> list[StepResult]:
+        results: dict[int, StepResult] = {}
+        stopped: set[str] = set()
+        for wave in waves(steps, group_of):
+            self.waves_seen.append([step.number for step in wave])
+            for step in wave:
+                if group_of(step) in stopped:
+                    results[step.number] = StepResult(step, StepStatus.SKIPPED)
+                    continue
+                error = self._carry_out(step)
+                results[step.number] = StepResult(step, StepStatus.FAILED if error else StepStatus.SUCCEEDED,
+                                                  attempts=1, error=error)
+                if error:
+                    stopped.add(group_of(step))
+            on_wave([results[step.number] for step in wave])
+        return [results[step.number] for step in steps]
+
+    def verify(self, plan: Plan, steps: Sequence[Step], timeout_s: float) -> list[StepResult]:
+        return [StepResult(step, StepStatus.SUCCEEDED, attempts=1) for step in steps]
+
+
+@dataclass
+class FakeRecords:
+    stored: dict[str, ApplyRecord] = field(default_factory=dict)
+    saves: list[ApplyRecord] = field(default_factory=list)
+
+    def load(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
+        record = self.stored.get(plan.path.as_posix())
+        return record, "record read from memory" if record else "no apply record"
+
+    def load_for_preview(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
+        return self.load(plan)
+
+    def save(self, plan: Plan, record: ApplyRecord) -> None:
+        self.stored[plan.path.as_posix()] = record
+        self.saves.append(record)
+
+
+@dataclass
+class FakeGate:
+    allowed: bool = True
+    recheck_allowed: bool = True
+    rechecks: int = 0
+
+    def check(self, requirement: GateRequirement, plan: Plan) -> GateDecision:
+        return GateDecision(self.allowed, "label ok" if self.allowed else "PR missing label", "abc1234", "b10b")
+
+    def recheck(self, requirement: GateRequirement, first: GateDecision) -> GateDecision:
+        self.rechecks += 1
+        return replace(first, allowed=self.recheck_allowed, reason="a commit came after the label")
+
+
+class FreeLock:
+    def __init__(self) -> None:
+        self.holders: list[str] = []
+
+    @contextmanager
+    def hold(self, plan: Plan, holder: str) -> Iterator[None]:
+        self.holders.append(holder)
+        yield
+
+
+@dataclass
+class World:
+    plan_path: Path
+    cluster: FakeCluster
+    records: FakeRecords = field(default_factory=FakeRecords)
+    gate: FakeGate = field(default_factory=FakeGate)
+    lock: FreeLock = field(default_factory=FreeLock)
+    reporter: SummaryReporter = field(default_factory=SummaryReporter)
+
+    def execution(self, pr: int | None = 7, flow: str = "apply") -> Execution:
+        requirement = GateRequirement(flow=flow, pr=pr, plan_path="plan.yaml") if pr is not None else None
+        return Execution(self.cluster, self.gate, self.lock, requirement)
+
+    def load(self, path: str) -> Plan:
+        return load_plan(Path(path))
+
+    def replicas(self, name: str) -> int:
+        found = self.cluster.find("Deployment", name)
+        assert found is not None
+        return int(found["spec"]["replicas"])

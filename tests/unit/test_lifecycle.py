@@ -1,0 +1,161 @@
+"""The Apply and Rollback lifecycles over in-memory stand-ins: capture, reversal, drift, resume, atomic, waves."""
+
+from dataclasses import replace
+from typing import Any
+
+from core.lifecycle.apply import Apply
+from core.lifecycle.rollback import Rollback
+from core.report import RunReport
+from core.vocabulary import Outcome, RecordStatus, StepStatus, StepType
+from tests.unit.fakes import World
+
+
+def apply(world: World, pr: int | None = 7, **options: Any) -> RunReport:
+    return Apply(str(world.plan_path), world.load, world.records, world.reporter, world.execution(pr),
+                 **options).run()
+
+
+def rollback(world: World, **options: Any) -> RunReport:
+    return Rollback(str(world.plan_path), world.load, world.records, world.reporter,
+                    world.execution(flow="rollback"), **options).run()
+
+
+def statuses(report: RunReport, step_type: StepType = StepType.ACTION) -> list[str]:
+    assert report.document is not None
+    return [r["status"] for r in report.document["results"] if r["type"] == step_type]
+
+
+def record_of(world: World) -> Any:
+    return world.records.stored[world.plan_path.as_posix()]
+
+
+def test_apply_captures_before_states_and_saves_after_every_wave(world: World) -> None:
+    report = apply(world)
+
+    assert report.final == Outcome.SUCCEEDED, report.render()
+    assert world.replicas("web") == 4 and world.cluster.find("HorizontalPodAutoscaler", "web") is not None
+    record = record_of(world)
+    assert record.status == RecordStatus.SUCCEEDED
+    assert [step.before for step in record.steps[:2]] == [{"replicas": 2, "hpa": None}, {"replicas": 1, "hpa": None}]
+    assert record.steps[2].before is None, "the HPA did not exist"
+    assert world.cluster.waves_seen == [[1, 2], [3]], "web's HPA waits for web's scale; api runs beside it"
+    saved = [[step.status for step in saved.steps] for saved in world.records.saves]
+    assert saved == [["pending"] * 3, ["succeeded", "succeeded", "pending"], ["succeeded"] * 3, ["succeeded"] * 3]
+    assert world.lock.holders == ["infra-apply PR #7"]
+
+
+def test_rollback_restores_exactly_last_step_first(world: World) -> None:
+    apply(world)
+    world.cluster.ran.clear()
+
+    report = rollback(world)
+
+    assert report.final == Outcome.SUCCEEDED, report.render()
+    assert [args[:2] for args in world.cluster.ran] == [("delete", "hpa"), ("scale", "deployment/api"),
+                                                        ("scale", "deployment/web")]
+    assert world.replicas("web") == 2 and world.replicas("api") == 1
+    assert world.cluster.find("HorizontalPodAutoscaler", "web") is None
+    assert record_of(world).status == RecordStatus.ROLLED_BACK
+
+
+def test_a_drifted_object_is_left_alone_and_the_record_says_rollback_failed(world: World) -> None:
+    apply(world)
+    target = world.cluster.find("Deployment", "api")
+    assert target is not None
+    target["spec"]["replicas"] = 9  # someone scaled it by hand
+
+    report = rollback(world)
+
+    assert report.final == Outcome.FAILED
+    assert statuses(report) == ["succeeded", "drifted", "succeeded"]
+    assert world.replicas("api") == 9
+    record = record_of(world)
+    assert record.status == RecordStatus.ROLLBACK_FAILED and record.rollback.steps["2"] == "drifted"
+    assert any(line.startswith("note: rollback incomplete") and "2 (deployment/api: drifted)" in line
+               and "--force" in line for line in report.lines)
+
+    forced = rollback(world, force=True)
+
+    assert forced.final == Outcome.SUCCEEDED and world.replicas("api") == 1
+    assert record_of(world).status == RecordStatus.ROLLED_BACK
+
+
+def test_an_interrupted_apply_resumes_without_repeating_done_steps(world: World) -> None:
+    world.cluster.failing.add(("apply", "hpa/web"))
+    assert apply(world).final == Outcome.FAILED
+    world.cluster.failing.clear()
+    world.cluster.ran.clear()
+    interrupted = replace(record_of(world), status=RecordStatus.RUNNING)
+    world.records.stored[world.plan_path.as_posix()] = interrupted
+
+    report = apply(world)
+
+    assert report.final == Outcome.SUCCEEDED, report.render()
+    assert "note: resuming an interrupted apply: 2 step(s) already done" in report.lines
+    assert [args[0] for args in world.cluster.ran] == ["apply"], "only the step that had not run"
+    assert record_of(world).steps[0].before == {"replicas": 2, "hpa": None}, "the first run's capture is kept"
+
+
+def test_atomic_rolls_back_what_it_applied_through_rollback(world: World) -> None:
+    world.cluster.failing.add(("apply", "hpa/web"))
+
+    report = apply(world, atomic=True)
+
+    assert report.final == Outcome.FAILED
+    assert statuses(report) == ["succeeded", "succeeded", "failed"]
+    assert statuses(report, StepType.ROLLBACK) == ["unchanged", "succeeded", "succeeded"]
+    assert world.replicas("web") == 2 and world.replicas("api") == 1
+    record = record_of(world)
+    assert record.status == RecordStatus.ROLLED_BACK and record.finished_at is not None
+    assert record.rollback.status == RecordStatus.SUCCEEDED
+
+
+def test_an_undo_that_fails_makes_the_record_rollback_failed(world: World) -> None:
+    world.cluster.failing.add(("apply", "hpa/web"))
+    original = world.cluster._carry_out
+
+    def undo_of_api_fails(step: Any) -> str | None:
+        if step.args[0] == "scale" and any(arg.startswith("--current-replicas") for arg in step.args) \
+                and step.obj == "deployment/api":
+            return "the server is on fire"
+        return original(step)
+
+    world.cluster._carry_out = undo_of_api_fails  # type: ignore[method-assign]
+
+    report = apply(world, atomic=True)
+
+    assert statuses(report, StepType.ROLLBACK) == ["unchanged", "failed", "succeeded"]
+    assert world.replicas("web") == 2 and world.replicas("api") == 3
+    record = record_of(world)
+    assert record.status == RecordStatus.ROLLBACK_FAILED
+    assert record.rollback.steps == {"3": "unchanged", "2": "failed", "1": "succeeded"}
+    note = next(line for line in report.lines if line.startswith("note: rollback incomplete"))
+    assert "deployment/api: failed" in note and "infra-rollback" in note
+
+    again = apply(world)
+
+    assert again.final == Outcome.FAILED, "re-applying would capture half-restored objects as 'before'"
+    assert "did not finish" in (again.document or {})["results"][0]["error"]
+    assert world.replicas("api") == 3
+
+
+def test_refusals_change_nothing(world: World) -> None:
+    without_pr = apply(world, pr=None)
+    assert without_pr.lines == ("Refusing to execute: --execute needs --pr=<number> (or PRNUM).",)
+    world.gate.allowed = False
+    assert apply(world).lines[-1] == "Refusing to execute: PR missing label."
+    world.gate.allowed, world.gate.recheck_allowed = True, False
+    late = apply(world)
+    assert late.final == Outcome.SKIPPED and late.lines[-1] == "Refusing to execute: a commit came after the label."
+    assert world.cluster.ran == [] and world.replicas("web") == 2
+    assert world.records.saves == [], "nothing recorded before the recheck passed"
+
+
+def test_preview_is_the_same_action_without_execution(world: World) -> None:
+    report = Apply(str(world.plan_path), world.load, world.records, world.reporter).run()
+
+    assert report.final == Outcome.SUCCEEDED
+    assert report.lines[0] == "preview: kubectl -n shop scale deployment/web --replicas=4"
+    assert report.lines[-1] == "note: label check not required in preview"
+    assert statuses(report) == [StepStatus.PREVIEWED] * 3
+    assert world.cluster.ran == [] and world.records.saves == []
