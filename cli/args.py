@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from core.conventions import DEFAULT_PLAN
 from core.errors import InputError
 from core.k8s import MAX_INT32, decimal_integer, shown
-
-DEFAULT_PLAN = "ops/plans/infra-scale/prod/plan.yaml"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The project's names, each defined once: flows, labels, default paths, record names, artifact keys and the
 repository pattern. Tests, the CLI, the flows and the deployments read them from here."""
 
+import os
 import re
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
@@ -17,7 +18,7 @@ class Flow(StrEnum):
         return f"infra-{self.value}"
 
 
-LABELS: dict[Flow, str] = {Flow.APPLY: "execute-plan", Flow.ROLLBACK: "rollback-plan"}
+LABELS: dict[str, str] = {Flow.APPLY: "execute-plan", Flow.ROLLBACK: "rollback-plan"}
 """The PR label that triggers each executing flow."""
 
 DEFAULT_PLANS_DIR = "ops/plans/infra-scale"
@@ -26,8 +27,9 @@ DEFAULT_PLAN = f"{DEFAULT_PLANS_DIR}/prod/{PLAN_FILE}"
 RECORD_NAME_PREFIX = "infra-record-"
 """Apply records are ConfigMaps named `infra-record-<hash of namespace and plan path>`."""
 
-REPOSITORY_PATTERN = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$")
-"""`owner/name` as GitHub allows them: owners are letters, digits and hyphens; names may add `.` and `_`."""
+REPOSITORY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+"""`owner/name`, matched in full (`fullmatch`): letters, digits, `-`, `_` and `.` (GitHub Enterprise allows `_`
+and `.` in owners), never a name of dots only (`..` would walk the API's URL)."""
 
 
 def artifact_key(flow: Flow, target: str) -> str:
@@ -37,9 +39,9 @@ def artifact_key(flow: Flow, target: str) -> str:
 
 
 def repository_path(path: str | Path) -> str:
-    """A local path as the repository names it (POSIX, relative to the working directory, the clone's root); a
-    path outside the working directory stays as given, and then names no file in the repository."""
-    local = Path(path)
-    if local.is_absolute() and local.resolve().is_relative_to(Path.cwd().resolve()):
-        local = local.resolve().relative_to(Path.cwd().resolve())
-    return PurePosixPath(*local.parts).as_posix().removeprefix("./")
+    """A local path as the repository names it: POSIX, normalised, relative to the working directory (the
+    clone's root), so that `x`, `./x` and `/clone/x` are one file (one plan, one record, one blob in the PR). A
+    path outside the working directory stays absolute, and then names no file in the repository."""
+    cwd = Path(os.path.normpath(Path.cwd()))
+    local = Path(os.path.normpath(cwd / path))
+    return PurePosixPath(*(local.relative_to(cwd) if local.is_relative_to(cwd) else local).parts).as_posix()

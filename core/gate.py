@@ -16,10 +16,10 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.conventions import LABELS
 from core.hints import ManifestHint
 from core.plan import ApplyHpa, Plan
 
-LABELS = {"apply": "execute-plan", "rollback": "rollback-plan"}
 # Roles allowed to trigger an execution (GitHub's role_name; maintain and write map to legacy "write").
 TRIGGER_ROLES = ("write", "maintain", "admin")
 REPOSITORY_NAME = re.compile(r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+")

@@ -10,12 +10,12 @@ for editors (core/schema/plan.schema.json) is rendered from them by `schema_text
 """
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.conventions import repository_path
 from core.errors import InputError
 from core.fields import (
     CONTEXT,
@@ -170,14 +170,6 @@ class Plan:
     @property
     def repository_path(self) -> str:
         return repository_path(self.path)
-
-
-def repository_path(path: Path) -> str:
-    """A plan's path as the repository names it: relative to the working directory (the checkout's root) and
-    normalised, so that `x`, `./x` and `/checkout/x` are one plan, with one record and one blob in the PR."""
-    absolute = Path(os.path.normpath(Path.cwd() / path))
-    cwd = Path(os.path.normpath(Path.cwd()))
-    return (absolute.relative_to(cwd) if absolute.is_relative_to(cwd) else absolute).as_posix()
 
 
 def load_plan(path: Path) -> Plan:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from core.conventions import RECORD_NAME_PREFIX
 from core.errors import RecordUnreadable as RecordUnreadable  # raised by integrations.records
 from core.plan import Plan
 
@@ -18,7 +19,6 @@ RECORD_VERSION = 1
 RECORD_ANNOTATION = "infra-orchestrator.io/record"
 """Stamped by apply on every object it changes, naming the record (`record_name`): an object that carries it was
 changed by us, so a rollback that finds no readable record for it must refuse rather than guess."""
-STEP_STATES = ("pending", "succeeded", "failed", "skipped", "unchanged")
 """Apply-side step states: `unchanged` is a step found already done when an interrupted apply was resumed."""
 
 
@@ -34,7 +34,7 @@ def record_name(plan: Plan) -> str:
     """The ConfigMap name of a plan's record: stable per namespace and plan (however its path is spelled), a
     valid DNS label."""
     identity = f"{plan.namespace}\n{plan.repository_path}"
-    return f"infra-record-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+    return f"{RECORD_NAME_PREFIX}{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
 
 
 @dataclass(frozen=True)

@@ -88,19 +88,20 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from core.conventions import DEFAULT_PLANS_DIR, LABELS, PLAN_FILE, REPOSITORY_PATTERN
+
 log = logging.getLogger("infra.webhook")
 
-LABELS = ("execute-plan", "rollback-plan")
+TRIGGER_LABELS = tuple(LABELS.values())
 EVENT_NAME = "github.pull_request.labeled"
 GITHUB_MAX_PAYLOAD = 25 * 1024 * 1024
 DEFAULT_MAX_BODY = 5 * 1024 * 1024
 DEFAULT_READ_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 100
 MAX_REMEMBERED = 10_000
-DEFAULT_PLAN_TEMPLATE = "ops/plans/infra-scale/{target}/plan.yaml"
+DEFAULT_PLAN_TEMPLATE = f"{DEFAULT_PLANS_DIR}/{{target}}/{PLAN_FILE}"
 DEFAULT_BRANCH_PREFIX = "infra-scale/"
 TARGET_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-REPO_RE = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 SHA_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 DEFAULT_STATE = Path.home() / ".infra-orchestrator" / "webhook-deliveries.sqlite3"
 
@@ -184,7 +185,7 @@ class RepoRoute:
 
 def _repository_name(where: str, name: str, value: object) -> str:
     text = str(value).strip()
-    if not REPO_RE.fullmatch(text):
+    if not REPOSITORY_PATTERN.fullmatch(text):
         raise ConfigError(where, name, f"{text!r} is not owner/name")
     return text
 
@@ -295,7 +296,7 @@ def decide(headers: Mapping[str, str], body: bytes, secret: bytes, routes: Route
     if not isinstance(data, dict):
         return _bad_request("body is not a JSON object")
     repository = (data.get("repository") or {}).get("full_name")
-    if not isinstance(repository, str) or not REPO_RE.fullmatch(repository):
+    if not isinstance(repository, str) or not REPOSITORY_PATTERN.fullmatch(repository):
         return _bad_request("payload lacks repository.full_name")
     if repository.lower() not in routes.repos:
         reason = f"repository {repository} is not served by this bridge (serves: {', '.join(routes.served())})"
@@ -304,7 +305,7 @@ def decide(headers: Mapping[str, str], body: bytes, secret: bytes, routes: Route
     if action != "labeled":
         return _ignored(f"action {action!r} is not handled")
     label = (data.get("label") or {}).get("name")
-    if label not in LABELS:
+    if label not in TRIGGER_LABELS:
         return _ignored(f"label {label!r} is not ours")
     pr = data.get("pull_request") or {}
     number = data.get("number", pr.get("number"))

@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+from core.conventions import LABELS
 from core.gate import (
-    LABELS,
     GateDecision,
     GateRequirement,
     PullRequestFacts,

@@ -32,7 +32,7 @@ def admitted(plan: Plan, execution: Execution) -> tuple[GateRequirement, GateDec
     requirement = execution.requirement
     if requirement is None:
         raise Refused("--execute needs --pr=<number> (or PRNUM)")
-    if requirement.repository is not None and not REPOSITORY_PATTERN.match(requirement.repository):
+    if requirement.repository is not None and not REPOSITORY_PATTERN.fullmatch(requirement.repository):
         raise Refused(f"repository {requirement.repository!r} is not owner/name")
     decision = execution.gate.check(requirement, plan)
     if not decision.allowed:

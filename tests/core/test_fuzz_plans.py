@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from cli.main import run
+from core.lifecycle.common import PREVIEW_GATE_NOTE
 
 SEED = 20261201
 GENERATED = 240
@@ -353,8 +354,8 @@ def check(case: Case, flow: str, plan: Path, code: int, out: str, err: str, call
         return f"not accepted: exit {code}, stderr {err!r}"
     shown = [line for line in out.splitlines() if line.startswith(("preview: ", "note: "))]
     if flow == "apply":
-        if shown != case.expected:
-            return f"preview {shown} is not {case.expected}"
+        if shown != [*case.expected, f"note: {PREVIEW_GATE_NOTE}"]:
+            return f"preview {shown} is not {case.expected} and the preview's gate note"
         return f"kubectl was called: {calls}" if calls else None
     previews = [line for line in shown if line.startswith("preview: ")]
     if previews != case.expected_rollback:
