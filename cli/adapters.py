@@ -40,10 +40,10 @@ class DirectRecords:
 
         return records.load_for_preview(self._kubectl(plan), plan)
 
-    def save(self, plan: Plan, record: ApplyRecord) -> None:
+    def save(self, plan: Plan, record: ApplyRecord) -> str | None:
         from integrations import records
 
-        records.save(self._kubectl(plan), plan, record)
+        return records.save(self._kubectl(plan), plan, record)
 
 
 @dataclass(frozen=True)

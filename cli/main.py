@@ -16,6 +16,7 @@ from core.lifecycle.apply import Apply
 from core.lifecycle.rollback import Rollback
 from core.plan import Plan, load_plan
 from core.report import RunReport, refusal
+from integrations.secrets import mask
 
 
 def preview(options: Options, plan: Plan) -> RunReport:
@@ -29,7 +30,7 @@ def run(flow: str, argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = 
         options = parse(flow, argv)
         plan = load_plan(options.plan)
     except InputError as error:
-        print(f"error: {error}", file=err)
+        print(mask(f"error: {error}"), file=err)
         return 2
     if not options.execute:
         report = preview(options, plan)
@@ -39,5 +40,5 @@ def run(flow: str, argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = 
         from cli.execute import execute
 
         report = execute(options)
-    print(report.render(), file=out)
+    print(mask(report.render()), file=out)
     return report.exit_code

@@ -6,7 +6,7 @@ old scripts' output keeps working.
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from core.steps import Step
@@ -148,6 +148,11 @@ class RunReport:
             parts.append(summary_json(self.document))
         parts.append(self.final)
         return "\n".join(parts)
+
+
+def with_lines(report: RunReport, lines: Sequence[str]) -> RunReport:
+    """`report` with more `note:` lines before its JSON summary."""
+    return replace(report, lines=(*report.lines, *lines)) if lines else report
 
 
 def refusal(reason: str, lines: Sequence[str] = ()) -> RunReport:

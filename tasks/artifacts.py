@@ -8,6 +8,7 @@ from prefect.cache_policies import NO_CACHE
 
 from core.conventions import Flow, artifact_key
 from core.report import StepResult, markdown, table_rows
+from integrations.secrets import mask
 
 
 @task(cache_policy=NO_CACHE)
@@ -16,7 +17,9 @@ def record_results(flow: Flow, target: str, title: str, namespace: str, results:
     """Publish the step table and the markdown summary under the target's key; returns the markdown (reused for
     the PR comment)."""
     key = artifact_key(flow, target)
-    create_table_artifact(table=table_rows(results, namespace), key=key, description=title)
-    text = markdown(title, results, namespace, executed, notes)
+    rows = [{column: mask(value) if isinstance(value, str) else value for column, value in row.items()}
+            for row in table_rows(results, namespace)]
+    create_table_artifact(table=rows, key=key, description=title)
+    text = mask(markdown(title, results, namespace, executed, notes))
     create_markdown_artifact(markdown=text, key=f"{key}-summary", description=title)
     return text

@@ -9,7 +9,7 @@ from prefect.concurrency.sync import concurrency
 
 from core.lifecycle.ports import Refused
 from core.plan import Plan
-from integrations.lease import LockTimeout, holder_identity, target_lock
+from integrations.lease import LeaseHandle, LockTimeout, holder_identity, target_lock
 from tasks.kube import kubectl_for
 
 
@@ -27,12 +27,12 @@ class TaskLock:
     timeout_s: float
 
     @contextmanager
-    def hold(self, plan: Plan, holder: str) -> Iterator[None]:
+    def hold(self, plan: Plan, holder: str) -> Iterator[LeaseHandle]:
         slot = target_slot_name(plan)
         try:
             with concurrency(slot, occupy=1, timeout_seconds=self.timeout_s, strict=False), \
-                    target_lock(kubectl_for(plan), plan.namespace, holder_identity(holder), self.timeout_s):
-                yield
+                    target_lock(kubectl_for(plan), plan.namespace, holder_identity(holder), self.timeout_s) as held:
+                yield held
         except LockTimeout as error:
             raise Refused(str(error)) from None
         except TimeoutError:

@@ -1,4 +1,5 @@
-"""Reading and writing apply records (cluster ConfigMap + local mirror), as Prefect tasks."""
+"""Reading and writing apply records (cluster ConfigMap + local mirror), as Prefect tasks. Not retried by
+Prefect: integrations.records retries transient failures itself, for up to RETRY_S."""
 
 from dataclasses import dataclass
 
@@ -9,10 +10,9 @@ from core.plan import Plan
 from core.record import ApplyRecord
 from integrations import records
 from tasks.kube import kubectl_for
-from tasks.retry import RETRIES, RETRY_DELAYS_S, is_transient
 
 
-@task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, retry_condition_fn=is_transient)
+@task(cache_policy=NO_CACHE)
 def load_record(plan: Plan) -> tuple[ApplyRecord | None, str]:
     """The cluster's record for this plan (else the local mirror), and where it came from."""
     return records.load(kubectl_for(plan), plan)
@@ -24,9 +24,10 @@ def find_record_for_preview(plan: Plan) -> tuple[ApplyRecord | None, str]:
     return records.load_for_preview(kubectl_for(plan), plan)
 
 
-@task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, retry_condition_fn=is_transient)
-def save_record(plan: Plan, record: ApplyRecord) -> None:
-    records.save(kubectl_for(plan), plan, record)
+@task(cache_policy=NO_CACHE)
+def save_record(plan: Plan, record: ApplyRecord) -> str | None:
+    """Cluster first, then the mirror; a mirror that cannot be written is a note, not a failure."""
+    return records.save(kubectl_for(plan), plan, record)
 
 
 @dataclass(frozen=True)
@@ -39,5 +40,5 @@ class TaskRecords:
     def load_for_preview(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
         return find_record_for_preview(plan)
 
-    def save(self, plan: Plan, record: ApplyRecord) -> None:
-        save_record(plan, record)
+    def save(self, plan: Plan, record: ApplyRecord) -> str | None:
+        return save_record(plan, record)

@@ -11,7 +11,7 @@ from core.apply import finished_record, group_of, prepare_apply, results_with_st
 from core.conventions import Flow
 from core.gate import GateDecision, GateRequirement
 from core.lifecycle.common import Lifecycle, preview_report, recheck, verify_rollouts
-from core.lifecycle.ports import Execution, Records
+from core.lifecycle.ports import Execution, Held, Records
 from core.lifecycle.rollback import Rollback
 from core.plan import Plan
 from core.record import ApplyRecord, plan_digest
@@ -21,16 +21,26 @@ from core.vocabulary import RecordStatus, StepStatus, StepType
 
 
 class Progress:
-    """The record of a run in progress: each wave's results are written into it, then it is saved."""
+    """The record of a run in progress: each wave's results are written into it, then it is saved, then the
+    lock is checked (a run that lost it stops before its next change)."""
 
-    def __init__(self, records: Records, plan: Plan, record: ApplyRecord) -> None:
-        self.records, self.plan, self.record = records, plan, record
-        records.save(plan, record)
+    def __init__(self, records: Records, plan: Plan, record: ApplyRecord, held: Held) -> None:
+        self.records, self.plan, self.record, self.held = records, plan, record, held
+        self.notes: list[str] = []
+        self.save(record)
+
+    def save(self, record: ApplyRecord) -> None:
+        self.record = record
+        note = self.records.save(self.plan, record)
+        if note and f"note: {note}" not in self.notes:
+            self.notes.append(f"note: {note}")
 
     def wave_done(self, results: Sequence[StepResult]) -> None:
+        record = self.record
         for result in results:
-            self.record = step_finished(self.record, result)
-        self.records.save(self.plan, self.record)
+            record = step_finished(record, result)
+        self.save(record)
+        self.held.check()
 
 
 @dataclass(frozen=True)
@@ -47,8 +57,8 @@ class Apply(Lifecycle):
     def preview(self, plan: Plan) -> RunReport:
         return preview_report(Flow.APPLY, plan, apply_steps(plan), [], self.reporter)
 
-    def locked(self, plan: Plan, execution: Execution, requirement: GateRequirement,
-               decision: GateDecision) -> RunReport:
+    def locked(self, plan: Plan, execution: Execution, requirement: GateRequirement, decision: GateDecision,
+               held: Held) -> RunReport:
         cluster = execution.cluster
         existing, _ = self.records.load(plan)
         prepared = prepare_apply(plan, cluster.capture(plan), existing, plan_digest(plan), requirement.pr,
@@ -59,7 +69,7 @@ class Apply(Lifecycle):
             return self.reporter.report(Flow.APPLY, plan, failed, True, lines, requirement)
         if prepared.to_run:
             recheck(execution, requirement, decision, lines)
-        progress = Progress(self.records, plan, prepared.record)
+        progress = Progress(self.records, plan, prepared.record, held)
         ran = cluster.run_steps(plan, prepared.to_run, lambda step: group_of(plan, step.number), progress.wave_done)
         results = sorted([*prepared.settled, *ran], key=lambda result: result.step.number)
         record = with_after_states(progress.record, plan, cluster.capture(plan))
@@ -69,13 +79,13 @@ class Apply(Lifecycle):
         if all(result.ok for result in results):
             record = finished_record(record, RecordStatus.SUCCEEDED)
         elif self.atomic:
-            undone = self._rollback().reverse(plan, cluster, record, len(results) + 1, StepType.ROLLBACK)
+            undone = self._rollback().reverse(plan, cluster, record, held, len(results) + 1, StepType.ROLLBACK)
             results, lines = [*results, *undone.results], [*lines, *undone.lines]
             record = finished_record(undone.record, undone.status)
         else:
             record = finished_record(record, RecordStatus.FAILED)
-        self.records.save(plan, record)
-        return self.reporter.report(Flow.APPLY, plan, results, True, lines, requirement)
+        progress.save(record)
+        return self.reporter.report(Flow.APPLY, plan, results, True, [*lines, *progress.notes], requirement)
 
     def _rollback(self) -> Rollback:
         """--atomic: the same Rollback as infra-rollback, never forced (drifted objects are left alone)."""

@@ -8,12 +8,13 @@ from typing import ClassVar
 
 from core.apply import touched_workloads
 from core.conventions import REPOSITORY_PATTERN, Flow
+from core.errors import LeaseLost, RecordUnreadable
 from core.gate import GateDecision, GateRequirement
-from core.lifecycle.ports import Cluster, Execution, Records, Refused, Reporter
+from core.lifecycle.ports import Cluster, Execution, Held, Records, Refused, Reporter
 from core.plan import Plan
-from core.report import RunReport, StepResult, preview_lines, refusal
+from core.report import RunReport, StepResult, preview_lines, refusal, with_lines
 from core.steps import Step, rollout_steps
-from core.vocabulary import StepStatus
+from core.vocabulary import Outcome, StepStatus
 
 PREVIEW_GATE_NOTE = "label check not required in preview"
 
@@ -78,16 +79,23 @@ class Lifecycle(ABC):
             return self.preview(plan)
         try:
             requirement, decision = admitted(plan, self.execution)
-            with self.execution.lock.hold(plan, lock_holder(self.flow, requirement)):
-                return self.locked(plan, self.execution, requirement, decision)
+            with self.execution.lock.hold(plan, lock_holder(self.flow, requirement)) as held:
+                report = self.locked(plan, self.execution, requirement, decision, held)
         except Refused as refused:
             return refusal(refused.reason, refused.lines)
+        except RecordUnreadable as unreadable:
+            return refusal(f"{unreadable}; refusing rather than guessing what was applied: put the record back "
+                           "(the ConfigMap, or the plan's .record.json next to it) and run again")
+        except LeaseLost as lost:
+            return RunReport((f"note: {lost}: stopped before the next change; the record holds every step that "
+                              "ran, and a rerun resumes from it",), None, Outcome.FAILED)
+        return with_lines(report, [f"note: {held.release_error}"] if held.release_error else [])
 
     @abstractmethod
     def preview(self, plan: Plan) -> RunReport:
         """The steps the run would take, as `preview:` lines."""
 
     @abstractmethod
-    def locked(self, plan: Plan, execution: Execution, requirement: GateRequirement,
-               decision: GateDecision) -> RunReport:
+    def locked(self, plan: Plan, execution: Execution, requirement: GateRequirement, decision: GateDecision,
+               held: Held) -> RunReport:
         """Everything after the gate, while the target's lock is held."""

@@ -45,8 +45,9 @@ class Records(Protocol):
     def load_for_preview(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
         """Like `load`, but an unreachable cluster falls back to the mirror (a preview needs no cluster)."""
 
-    def save(self, plan: Plan, record: ApplyRecord) -> None:
-        """Store the record atomically in the cluster (the source of truth) and mirror it next to the plan."""
+    def save(self, plan: Plan, record: ApplyRecord) -> str | None:
+        """Store the record atomically in the cluster (the source of truth), then mirror it next to the plan;
+        returns a note when only the mirror could not be written (the cluster record is what counts)."""
 
 
 class Gate(Protocol):
@@ -57,8 +58,18 @@ class Gate(Protocol):
         """Right before the first change: the same head, the same plan blob, the label still there."""
 
 
+class Held(Protocol):
+    """The lock while it is held: renewed in the background, checked before each wave of changes."""
+
+    release_error: str | None
+    """Set after the block when giving the lock up failed (it then expires by itself)."""
+
+    def check(self) -> None:
+        """Raises LeaseLost once the lock is no longer ours: the run stops before its next change."""
+
+
 class Lock(Protocol):
-    def hold(self, plan: Plan, holder: str) -> AbstractContextManager[None]:
+    def hold(self, plan: Plan, holder: str) -> AbstractContextManager[Held]:
         """The target's lock for the duration of the block; raises Refused when it cannot be had in time."""
 
 

@@ -11,7 +11,7 @@ from core.apply import group_of
 from core.conventions import Flow
 from core.gate import GateDecision, GateRequirement
 from core.lifecycle.common import Lifecycle, preview_report, recheck, verify_rollouts
-from core.lifecycle.ports import Cluster, Execution
+from core.lifecycle.ports import Cluster, Execution, Held
 from core.plan import Plan
 from core.record import ApplyRecord, RollbackRecord, now
 from core.report import RunReport, StepResult
@@ -81,19 +81,21 @@ class Rollback(Lifecycle):
         steps, notes = plan_steps(plan, Flow.ROLLBACK, record)
         return preview_report(Flow.ROLLBACK, plan, steps, [where, *notes], self.reporter)
 
-    def locked(self, plan: Plan, execution: Execution, requirement: GateRequirement,
-               decision: GateDecision) -> RunReport:
+    def locked(self, plan: Plan, execution: Execution, requirement: GateRequirement, decision: GateDecision,
+               held: Held) -> RunReport:
         """The record is read again under the lock: it is the truth about what apply did."""
         record, where = self.records.load(plan)
         lines = [f"note: {where}"]
         if record is None:
-            return self._seed_rollback(plan, execution, requirement, decision, [*lines, f"note: {SEED_FALLBACK_NOTE}"])
-        undone = self.reverse(plan, execution.cluster, record,
+            lines.append(f"note: {SEED_FALLBACK_NOTE}")
+            return self._seed_rollback(plan, execution, requirement, decision, held, lines)
+        undone = self.reverse(plan, execution.cluster, record, held,
                               before_change=lambda: recheck(execution, requirement, decision, lines))
-        self.records.save(plan, undone.record)
+        note = self.records.save(plan, undone.record)
+        lines += [f"note: {note}"] if note else []
         return self.reporter.report(Flow.ROLLBACK, plan, undone.results, True, [*lines, *undone.lines], requirement)
 
-    def reverse(self, plan: Plan, cluster: Cluster, record: ApplyRecord, first_number: int = 1,
+    def reverse(self, plan: Plan, cluster: Cluster, record: ApplyRecord, held: Held, first_number: int = 1,
                 step_type: StepType = StepType.ACTION, before_change: Callable[[], None] = lambda: None) -> Undo:
         """Capture, judge each recorded step against the live object, undo those as apply left them (and the
         drifted ones when forced), verify the rollouts, and return the record with the rollback's outcome."""
@@ -107,7 +109,8 @@ class Rollback(Lifecycle):
             before_change()
         applied_by = {r.step.number: r.applied for r in judged}
         ran = {result.step.number: result for result in cluster.run_steps(
-            plan, [r.step for r in to_run], lambda step: group_of(plan, applied_by[step.number]), lambda wave: None)}
+            plan, [r.step for r in to_run], lambda step: group_of(plan, applied_by[step.number]),
+            lambda wave: held.check())}
         results = [ran.get(r.step.number) or _not_run(r) for r in judged]
         restored = [applied_by[number] for number, result in ran.items() if result.ok]
         results += verify_rollouts(cluster, plan, restored, first_number + len(results), self.rollout_timeout_s)
@@ -118,12 +121,12 @@ class Rollback(Lifecycle):
         return Undo(results, rolled_back(record, results, applied_by, status), lines, status)
 
     def _seed_rollback(self, plan: Plan, execution: Execution, requirement: GateRequirement,
-                       decision: GateDecision, lines: list[str]) -> RunReport:
+                       decision: GateDecision, held: Held, lines: list[str]) -> RunReport:
         """No record (applied by the old scripts): the seed's steps, strictly in order, as the seed ran them."""
         steps = seed_rollback_steps(plan, execution.cluster.capture(plan))
         if not steps:
             return self.reporter.report(Flow.ROLLBACK, plan, [], True, [*lines, f"note: {NEVER_APPLIED}"],
                                         requirement)
         recheck(execution, requirement, decision, lines)
-        results = execution.cluster.run_steps(plan, steps, lambda step: SEED_ORDER, lambda wave: None)
+        results = execution.cluster.run_steps(plan, steps, lambda step: SEED_ORDER, lambda wave: held.check())
         return self.reporter.report(Flow.ROLLBACK, plan, results, True, lines, requirement)

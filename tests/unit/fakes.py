@@ -10,6 +10,7 @@ from typing import Any
 
 from cli.adapters import SummaryReporter
 from core.batch import waves
+from core.errors import LeaseLost, RecordUnreadable
 from core.gate import GateDecision, GateRequirement
 from core.lifecycle.ports import Execution
 from core.plan import Plan, load_plan
@@ -95,17 +96,22 @@ class FakeCluster:
 class FakeRecords:
     stored: dict[str, ApplyRecord] = field(default_factory=dict)
     saves: list[ApplyRecord] = field(default_factory=list)
+    unreadable: str | None = None
+    """Names a copy of the record that exists but cannot be read: `load` raises RecordUnreadable."""
 
     def load(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
+        if self.unreadable is not None:
+            raise RecordUnreadable(self.unreadable, "truncated JSON")
         record = self.stored.get(plan.path.as_posix())
         return record, "record read from memory" if record else "no apply record"
 
     def load_for_preview(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
         return self.load(plan)
 
-    def save(self, plan: Plan, record: ApplyRecord) -> None:
+    def save(self, plan: Plan, record: ApplyRecord) -> str | None:
         self.stored[plan.path.as_posix()] = record
         self.saves.append(record)
+        return None
 
 
 @dataclass
@@ -122,14 +128,29 @@ class FakeGate:
         return replace(first, allowed=self.recheck_allowed, reason="a commit came after the label")
 
 
+@dataclass
+class HeldLock:
+    """A lock that stays ours until `lose_after` checks (None: never lost)."""
+
+    lose_after: int | None = None
+    checks: int = 0
+    release_error: str | None = None
+
+    def check(self) -> None:
+        self.checks += 1
+        if self.lose_after is not None and self.checks > self.lose_after:
+            raise LeaseLost("lease infra-orchestrator-lock is held by another run")
+
+
 class FreeLock:
-    def __init__(self) -> None:
+    def __init__(self, held: HeldLock | None = None) -> None:
         self.holders: list[str] = []
+        self.held = held or HeldLock()
 
     @contextmanager
-    def hold(self, plan: Plan, holder: str) -> Iterator[None]:
+    def hold(self, plan: Plan, holder: str) -> Iterator[HeldLock]:
         self.holders.append(holder)
-        yield
+        yield self.held
 
 
 @dataclass

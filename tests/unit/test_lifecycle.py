@@ -159,3 +159,34 @@ def test_preview_is_the_same_action_without_execution(world: World) -> None:
     assert report.lines[-1] == "note: label check not required in preview"
     assert statuses(report) == [StepStatus.PREVIEWED] * 3
     assert world.cluster.ran == [] and world.records.saves == []
+
+
+def test_a_lost_lock_stops_the_run_before_its_next_wave(world: World) -> None:
+    world.lock.held.lose_after = 0  # lost by the end of the first wave
+
+    report = apply(world)
+
+    assert report.final == Outcome.FAILED and "stopped before the next change" in report.render()
+    assert world.cluster.waves_seen == [[1, 2]], "the HPA wave must not run without the lock"
+    assert world.replicas("web") == 4, "the first wave ran while the lock was held"
+    assert [step.status for step in record_of(world).steps] == ["succeeded", "succeeded", "pending"]
+
+
+def test_a_failed_release_is_said_on_the_output(world: World) -> None:
+    world.lock.held.release_error = "lease infra-orchestrator-lock was not released (connection refused)"
+
+    report = apply(world)
+
+    assert report.final == Outcome.SUCCEEDED
+    assert "note: lease infra-orchestrator-lock was not released (connection refused)" in report.lines
+
+
+def test_an_unreadable_record_refuses_the_rollback_instead_of_guessing(world: World) -> None:
+    apply(world)
+    world.cluster.ran.clear()
+    world.records.unreadable = "plan.record.json"
+
+    report = rollback(world)
+
+    assert report.final == Outcome.SKIPPED and world.cluster.ran == []
+    assert "plan.record.json: the apply record exists but cannot be read" in report.render()
