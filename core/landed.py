@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.plan import Action, ApplyHpa, ScaleWorkload, UpdateResources
-from core.state import comparable, normalized_resources
-from core.steps import hpa_manifest
+from core.state import Objects, comparable, normalized_resources, state_of
+from core.steps import Landing, hpa_manifest
 
 
 def forward_landed(action: Action, live: Mapping[str, Any] | None,
@@ -37,6 +37,14 @@ def reverse_landed(action: Action, live: Mapping[str, Any] | None, before: Mappi
     if before is None or live is None:
         return before is None and live is None
     return bool(comparable(action, live) == comparable(action, before))
+
+
+def landed(landing: Landing, objects: Objects) -> bool:
+    """Whether the live `objects` show the step's write as landed."""
+    live = state_of(landing.action, objects)
+    if landing.reverse:
+        return reverse_landed(landing.action, live, landing.before)
+    return forward_landed(landing.action, live)
 
 
 def _resources_landed(action: UpdateResources, live: Mapping[str, Any]) -> bool:

@@ -15,7 +15,7 @@ from core.conventions import Flow
 from core.plan import Action, ApplyHpa, Plan, ScaleWorkload
 from core.record import ApplyRecord, StepRecord
 from core.state import Objects, comparable, expected_after, state_of
-from core.steps import SEED_FALLBACK_NOTE, Step, apply_steps, seed_rollback_steps
+from core.steps import SEED_FALLBACK_NOTE, Landing, Step, apply_steps, seed_rollback_steps
 from core.vocabulary import StepStatus, StepType, Verdict
 
 RECORD_NOTE = "rolling back from the apply record: exact prior state, reverse order, only steps that ran"
@@ -88,7 +88,7 @@ def reversals(plan: Plan, record: ApplyRecord, objects: Objects | None, first_nu
             stored = replace(stored, after={**(stored.after or {}), "replicas": live["replicas"]})  # overwrite it
         args, stdin = undo_args(action, stored)
         step = Step(first_number + len(result), step_type, action.type, forward.obj, args, f"restored {forward.obj}",
-                    stdin=stdin)
+                    stdin=stdin, landing=Landing(action, reverse=True, before=stored.before))
         result.append(Reversal(forward.number, step, judged))
     return result
 

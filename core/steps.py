@@ -7,7 +7,7 @@ agree on what "the command" was.
 import json
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.hints import CommandHint, ManifestHint
@@ -19,6 +19,16 @@ SEED_FALLBACK_NOTE = (
     "no execution record for this plan: using the seed's rollback (hints, rollout undo, delete hpa); "
     "rollout undo does not restore replicas (kubernetes/kubernetes#25236)"
 )
+
+
+@dataclass(frozen=True)
+class Landing:
+    """What the live object looks like once a step's write landed (core.landed judges it): the plan's action,
+    forward, or reversed back to the state recorded before apply."""
+
+    action: Action
+    reverse: bool = False
+    before: Any = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,8 @@ class Step:
     summary: str
     stdin: str | None = None
     notes: tuple[str, ...] = field(default=())
+    landing: Landing | None = None
+    """Set for writes whose effect can be read back: a write whose answer was lost is confirmed, not re-sent."""
 
     def command(self, namespace: str) -> str:
         """The command as the output contract prints it: `kubectl -n <ns> <args>`."""
@@ -63,6 +75,10 @@ def _quantity_flag(flag: str, values: dict[str, str] | Any) -> list[str]:
 
 def forward_step(number: int, action: Action, namespace: str) -> Step:
     """The kubectl call that applies one action."""
+    return replace(_forward_call(number, action, namespace), landing=Landing(action))
+
+
+def _forward_call(number: int, action: Action, namespace: str) -> Step:
     if isinstance(action, ScaleWorkload):
         return Step(number, StepType.ACTION, action.type, action.workload.ref,
                     ("scale", action.workload.ref, f"--replicas={action.replicas}"),

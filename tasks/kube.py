@@ -1,6 +1,7 @@
 """kubectl as Prefect tasks: batched capture, steps in shared calls or alone (retried when transient), rollout
 checks."""
 
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import task_run
 
 from core.batch import Batch, BatchRun, batches, waves
+from core.landed import landed
 from core.plan import Plan
 from core.report import StepResult
 from core.steps import Step
@@ -56,14 +58,29 @@ def run_batch(namespace: str, kubectl: Kubectl, batch: Batch, timeout_s: float |
 def execute_step(namespace: str, kubectl: Kubectl, step: Step, earlier_attempts: int = 0) -> StepResult:
     """Run one step; a failure raises KubectlError so that Prefect retries it only when transient.
 
-    `earlier_attempts` counts a shared call (core.batch) that already tried this step and failed."""
+    `earlier_attempts` counts a shared call (core.batch) that already tried this step and failed. A step tried
+    before (a retry, or after that shared call) first reads its object: a write whose answer was lost may have
+    landed, and is then confirmed rather than sent twice."""
     attempt = earlier_attempts + (task_run.run_count or 1)
+    started = time.perf_counter()
+    if attempt > 1 and step.landing is not None and landed(step.landing, live_object(namespace, kubectl, step)):
+        return StepResult(step, StepStatus.SUCCEEDED, attempts=attempt, duration_s=time.perf_counter() - started)
     try:
         result = checked(run(kubectl, namespace, step.args, stdin=step.stdin))
     except KubectlError as error:
         error.attempts = attempt
         raise
     return StepResult(step, StepStatus.SUCCEEDED, attempts=attempt, duration_s=result.duration_s)
+
+
+def live_object(namespace: str, kubectl: Kubectl, step: Step) -> list[dict[str, Any]]:
+    """The object a step changes, as it is now (none when it does not exist)."""
+    result = checked(run(kubectl, namespace, ["get", str(step.obj), "-o", "json", "--ignore-not-found"]))
+    try:
+        document = json.loads(result.stdout) if result.stdout.strip() else None
+    except json.JSONDecodeError:
+        raise KubectlError(f"kubectl get {step.obj} did not print JSON", transient=True) from None
+    return [document] if isinstance(document, dict) else []
 
 
 @task(cache_policy=NO_CACHE, task_run_name="verify {step.obj}")

@@ -203,3 +203,29 @@ def test_two_applies_on_one_namespace_do_not_interleave(world: World) -> None:
     assert web_patch < api_patch, "the second apply ran its step only after the first"
     assert world.replicas("api") == 3 and world.replicas("web") == 4
     assert first_done > web_patch
+
+
+def test_a_write_that_lands_after_its_timeout_is_confirmed_not_sent_again(world: World) -> None:
+    """The scale PATCH commits only after kubectl gave up waiting (2 s), before the retry (1 s later) reads the
+    object and finds the write landed. In rollback, re-sending `scale --current-replicas` would fail against its
+    own first write."""
+    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/web/scale$", latency_s=2.6, count=1)
+    timeout = {"INFRA_KUBECTL_TIMEOUT": "2"}
+
+    world.label("execute-plan")
+    result = world.cli("apply", "--execute", f"--pr={world.pr}", **timeout)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert by_action(result.stdout)["scale_workload"]["attempts"] == 2
+    assert world.replicas("web") == 4
+    landed = [r for r in world.kube.requests() if r["method"] == "PATCH" and r["path"].endswith("/web/scale")
+              and 200 <= r["status"] < 300]
+    assert len(landed) == 1, f"the scale was sent {len(landed)} times"
+
+    world.label("rollback-plan")
+    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/web/scale$", latency_s=2.6, count=1)
+    undone = world.cli("rollback", "--execute", f"--pr={world.pr}", **timeout)
+
+    assert undone.returncode == 0, undone.stdout + undone.stderr
+    assert by_action(undone.stdout)["scale_workload"]["status"] == "succeeded"
+    assert world.replicas("web") == 2 and world.hpa("web") is None
