@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from core.conventions import LABELS
+from core.errors import PermanentError, TemporaryError
 from core.gate import (
     GateDecision,
     GateRequirement,
@@ -53,11 +54,28 @@ class GitHubError(Exception):
     """A GitHub call failed. The message is one clear sentence and never contains the token.
 
     `transient`: a 5xx, a timeout or an unreachable server, worth another try; bad settings, 4xx and answers
-    GitHub should not give are not."""
+    GitHub should not give are not. Constructed as GitHubError(...), it is a TransientGitHubError (a
+    TemporaryError) or a PermanentGitHubError (a PermanentError), as kubectl's errors are."""
+
+    def __new__(cls, message: str, transient: bool = False) -> GitHubError:
+        if cls is GitHubError:
+            cls = TransientGitHubError if transient else PermanentGitHubError
+        return super().__new__(cls, message)
 
     def __init__(self, message: str, transient: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return GitHubError, (str(self), self.transient)
+
+
+class TransientGitHubError(GitHubError, TemporaryError):
+    pass
+
+
+class PermanentGitHubError(GitHubError, PermanentError):
+    pass
 
 
 class _RedirectRefused(Exception):

@@ -1,10 +1,9 @@
-"""The retry policy shared by every kubectl task: transient failures only, with backoff."""
+"""The retry policy shared by every kubectl and GitHub task: transient failures only, with backoff."""
 
 from typing import Any
 
+from core.errors import TemporaryError
 from core.retry import KUBECTL_RETRY
-from integrations import github
-from integrations.kubectl import KubectlError
 
 RETRIES = KUBECTL_RETRY.retries
 RETRY_DELAYS_S = list(KUBECTL_RETRY.delays_s)
@@ -15,10 +14,8 @@ def is_transient(task: Any, task_run: Any, state: Any) -> bool:
     NotFound, Forbidden or Invalid."""
     try:
         state.result()
-    except KubectlError as error:
-        return error.transient
-    except github.GitHubError as error:
-        return github.is_transient(error)
+    except TemporaryError:
+        return True
     except Exception:
         return False
     return False
