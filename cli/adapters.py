@@ -12,7 +12,7 @@ from core.conventions import Flow
 from core.gate import GateRequirement
 from core.plan import Plan
 from core.record import ApplyRecord
-from core.report import RunReport, StepResult, finished
+from core.report import RunReport, StepResult, failure, finished
 
 if TYPE_CHECKING:
     from integrations.kubectl import Kubectl
@@ -51,3 +51,7 @@ class SummaryReporter:
     def report(self, flow: Flow, plan: Plan, results: Sequence[StepResult], executed: bool, lines: Sequence[str],
                requirement: GateRequirement | None) -> RunReport:
         return finished(results, plan.namespace, executed, lines)
+
+    def fail(self, flow: Flow, plan: Plan, reason: str, lines: Sequence[str],
+             requirement: GateRequirement) -> RunReport:
+        return failure(reason, lines)

@@ -150,6 +150,11 @@ class RunReport:
         return "\n".join(parts)
 
 
+def failure(reason: str, lines: Sequence[str] = ()) -> RunReport:
+    """A run that stopped before it could report its steps: one `error:` line saying why, then `failed`."""
+    return RunReport((*lines, f"error: {reason}"), None, Outcome.FAILED)
+
+
 def with_lines(report: RunReport, lines: Sequence[str]) -> RunReport:
     """`report` with more `note:` lines before its JSON summary."""
     return replace(report, lines=(*report.lines, *lines)) if lines else report

@@ -109,15 +109,18 @@ def acquire(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float, pol
             lease_s: int = LEASE_SECONDS) -> "LeaseHandle":
     """Take the lease, waiting up to `timeout_s` for its holder to release it or let it expire.
 
-    Returns the handle, not yet renewing (`start()` it). Raises LockTimeout when the lease stayed held; a
-    transient failure that outlasts `timeout_s` raises as the KubectlError it is.
+    Returns the handle, not yet renewing (`start()` it). Raises LockTimeout when the lease stayed held.
+    Transient failures are retried for at most a third of the lease (a cluster that cannot be reached for that
+    long fails the run at once rather than after the whole lock timeout), then raise as the KubectlError they
+    are.
     """
     deadline = time.monotonic() + timeout_s
+    unreachable_s = min(timeout_s, lease_s / 3)
     call_s = _call_timeout(lease_s, kubectl)
     observed = _Observation()
     sent = time.monotonic()
     while True:
-        current = retry_transient(partial(_read, kubectl, namespace, call_s), deadline)
+        current = retry_transient(partial(_read, kubectl, namespace, call_s), time.monotonic() + unreachable_s)
         spec = (current or {}).get("spec", {})
         other = spec.get("holderIdentity")
         if current is not None and other == holder:  # our own earlier write landed after all
@@ -131,7 +134,8 @@ def acquire(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float, pol
             # Re-sending a write that landed after all is safe: it carries the version it replaced, so it fails
             # with a Conflict, and the next read finds us holding the lease.
             sent = time.monotonic()
-            if retry_transient(partial(_write, kubectl, namespace, verb, lease, call_s), deadline):
+            if retry_transient(partial(_write, kubectl, namespace, verb, lease, call_s),
+                               time.monotonic() + unreachable_s):
                 return LeaseHandle(kubectl, namespace, holder, lease_s, str(lease["spec"]["acquireTime"]),
                                    _renewed_at=sent)
             continue  # lost the race: read again

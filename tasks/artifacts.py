@@ -23,3 +23,12 @@ def record_results(flow: Flow, target: str, title: str, namespace: str, results:
     text = mask(markdown(title, results, namespace, executed, notes))
     create_markdown_artifact(markdown=text, key=f"{key}-summary", description=title)
     return text
+
+
+@task(cache_policy=NO_CACHE)
+def record_failure(flow: Flow, target: str, title: str, reason: str) -> str:
+    """A run the cluster stopped: the reason as the target's summary artifact; returns it (the PR comment)."""
+    text = mask(f"### {title}\n\n**failed**: {reason}.\n\nThe label was left on: once the cluster answers, "
+                "remove and add it again to retry. The apply record holds every step that ran.")
+    create_markdown_artifact(markdown=text, key=f"{artifact_key(flow, target)}-summary", description=title)
+    return text

@@ -40,15 +40,17 @@ def recheck_label(requirement: GateRequirement, first: GateDecision) -> GateDeci
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 3])
-def report_to_pull_request(requirement: GateRequirement, markdown: str) -> str | None:
-    """One label, one run: remove the trigger label; then create or update the single audit comment.
+def report_to_pull_request(requirement: GateRequirement, markdown: str, remove_label: bool = True) -> str | None:
+    """One label, one run: remove the trigger label (unless the run could not reach the cluster, so that a
+    person can retry it); then create or update the single audit comment.
 
     Returns a warning line when GitHub could not be updated: the cluster change already happened and is
     recorded, so a GitHub hiccup must not turn a finished run into a failed one.
     """
     try:
         settings = settings_for(requirement)
-        remove_trigger_label(settings, requirement)
+        if remove_label:
+            remove_trigger_label(settings, requirement)
         upsert_audit_comment(settings, requirement, markdown)
     except GitHubError as error:
         get_run_logger().warning("could not update PR #%s: %s", requirement.pr, error)

@@ -9,8 +9,8 @@ from prefect import get_run_logger
 from core.conventions import Flow
 from core.gate import GateRequirement
 from core.plan import Plan
-from core.report import RunReport, StepResult, finished, notes_in
-from tasks.artifacts import record_results
+from core.report import RunReport, StepResult, failure, finished, notes_in
+from tasks.artifacts import record_failure, record_results
 from tasks.gate import report_to_pull_request
 
 
@@ -30,3 +30,11 @@ class TaskReporter:
         report = finished(results, plan.namespace, executed, lines)
         logger.info("%s", report.final)
         return report
+
+    def fail(self, flow: Flow, plan: Plan, reason: str, lines: Sequence[str],
+             requirement: GateRequirement) -> RunReport:
+        get_run_logger().error("%s", reason)
+        title = f"{flow.flow_name}: {plan.path}"
+        markdown = record_failure(flow, plan.target or plan.namespace, title, reason)
+        warning = report_to_pull_request(requirement, markdown, remove_label=False)
+        return failure(reason, [*lines, *([f"note: {warning}"] if warning else [])])

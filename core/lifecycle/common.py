@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from core.apply import touched_workloads
 from core.conventions import REPOSITORY_PATTERN, Flow
-from core.errors import LeaseLost, RecordUnreadable
+from core.errors import LeaseLost, PermanentError, RecordUnreadable, TemporaryError
 from core.gate import GateDecision, GateRequirement
 from core.lifecycle.ports import Cluster, Execution, Held, Records, Refused, Reporter
 from core.plan import Plan
@@ -89,6 +89,11 @@ class Lifecycle(ABC):
         except LeaseLost as lost:
             return RunReport((f"note: {lost}: stopped before the next change; the record holds every step that "
                               "ran, and a rerun resumes from it",), None, Outcome.FAILED)
+        except TemporaryError as error:
+            return self.reporter.fail(self.flow, plan, f"the cluster could not be reached ({error})", [],
+                                      requirement)
+        except PermanentError as error:
+            return self.reporter.fail(self.flow, plan, f"the cluster refused the run ({error})", [], requirement)
         return with_lines(report, [f"note: {held.release_error}"] if held.release_error else [])
 
     @abstractmethod

@@ -78,6 +78,11 @@ class Reporter(Protocol):
                requirement: GateRequirement | None) -> RunReport:
         """Publish the results (log, artifacts, and the PR after an execution) and return the run's report."""
 
+    def fail(self, flow: Flow, plan: Plan, reason: str, lines: Sequence[str],
+             requirement: GateRequirement) -> RunReport:
+        """A run the cluster stopped (unreachable, or refusing it): say why in the log, an artifact and on the
+        PR, leave the trigger label on for a retry, and return a failed report whose last line says why."""
+
 
 @dataclass(frozen=True)
 class Execution:
