@@ -4,6 +4,7 @@ The preview runs the same Apply/Rollback action as the flow, with preview on and
 the core and the kubectl wrapper, so it costs milliseconds; Prefect is imported only to execute.
 """
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -40,5 +41,8 @@ def run(flow: str, argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = 
         from cli.execute import execute
 
         report = execute(options)
-    print(mask(report.render()), file=out)
+    try:
+        print(mask(report.render()), file=out, flush=True)
+    except BrokenPipeError:  # `infra-rollback | head`: the reader left; say nothing more, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
     return report.exit_code
