@@ -23,9 +23,7 @@ def execute(options: Options) -> RunReport:
     if options.flow == "apply":
         state = infra_apply(**common, atomic=options.atomic, return_state=True)
     else:
-        from_record = str(options.from_record.resolve()) if options.from_record is not None else None
-        state = infra_rollback(**common, force=options.force, from_record=from_record,
-                               seed_fallback=options.seed_fallback, return_state=True)
+        state = infra_rollback(**common, force=options.force, return_state=True)
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, RunReport):
         return outcome
