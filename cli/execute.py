@@ -13,6 +13,10 @@ from core.vocabulary import Outcome
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
+LOG_DRAIN_S = 30.0
+"""How long the CLI waits, before it exits, for the run's last log lines (the audit warnings among them) to reach
+the Prefect server; Prefect's own drain at exit gives up after 5 s, which a busy machine outlasts."""
+
 
 def execute(options: Options) -> RunReport:
     from flows.apply import infra_apply
@@ -24,6 +28,9 @@ def execute(options: Options) -> RunReport:
         state = infra_apply(**common, atomic=options.atomic, return_state=True)
     else:
         state = infra_rollback(**common, force=options.force, return_state=True)
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=LOG_DRAIN_S)
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, RunReport):
         return outcome
