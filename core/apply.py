@@ -10,7 +10,7 @@ from typing import Any
 from core.plan import ApplyHpa, Plan, ScaleWorkload
 from core.record import ApplyRecord, StepRecord, now
 from core.report import StepResult
-from core.state import Objects, comparable, expected_after, state_of
+from core.state import Objects, captured, comparable, expected_after, state_of
 from core.steps import Step, apply_steps
 from core.vocabulary import RecordStatus, StepStatus, StepType
 
@@ -62,7 +62,7 @@ def hpa_conflicts(plan: Plan, objects: Objects) -> list[str]:
 def _fresh(plan: Plan, objects: Objects, digest: str, pr: int | None, head_sha: str | None) -> ApplyRecord:
     steps = tuple(
         StepRecord(number=step.number, action=step.action or "", obj=step.obj or "",
-                   command=step.command(plan.namespace), before=state_of(action, objects))
+                   command=step.command(plan.namespace), before=captured(action, objects))
         for step, action in zip(apply_steps(plan), plan.actions, strict=True)
     )
     return ApplyRecord(plan=plan.path.as_posix(), namespace=plan.namespace, target=plan.target, digest=digest,

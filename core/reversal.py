@@ -14,7 +14,7 @@ from typing import Any
 from core.conventions import Flow
 from core.plan import Action, ApplyHpa, Plan, ScaleWorkload
 from core.record import ApplyRecord, StepRecord
-from core.state import Objects, comparable, expected_after, state_of
+from core.state import Objects, comparable, expected_after, prior_object, state_of
 from core.steps import SEED_FALLBACK_NOTE, Landing, Step, apply_steps, seed_rollback_steps
 from core.vocabulary import StepStatus, StepType, Verdict
 
@@ -59,7 +59,7 @@ def undo_args(action: Action, stored: StepRecord) -> tuple[tuple[str, ...], str 
         applied = _applied_state(action, stored).get("replicas")
         return ("scale", action.workload.ref, f"--replicas={before['replicas']}", f"--current-replicas={applied}"), None
     if isinstance(action, ApplyHpa):
-        if stored.before is None:
+        if prior_object(action, stored.before) is None:
             return ("delete", "hpa", action.name), None
         return ("replace", "-f", "-"), json.dumps(before["manifest"])
     patch: list[dict[str, Any]] = []
@@ -88,9 +88,44 @@ def reversals(plan: Plan, record: ApplyRecord, objects: Objects | None, first_nu
             stored = replace(stored, after={**(stored.after or {}), "replicas": live["replicas"]})  # overwrite it
         args, stdin = undo_args(action, stored)
         step = Step(first_number + len(result), step_type, action.type, forward.obj, args, f"restored {forward.obj}",
-                    stdin=stdin, landing=Landing(action, reverse=True, before=stored.before))
+                    stdin=stdin, landing=Landing(action, reverse=True, before=prior_object(action, stored.before)))
         result.append(Reversal(forward.number, step, judged))
+        raised = _raised_replicas(plan, action, stored, objects) if isinstance(action, ApplyHpa) else None
+        if raised is not None and isinstance(action, ApplyHpa):
+            restore, current, raised_verdict = raised
+            ref = action.workload.ref
+            step = Step(first_number + len(result), step_type, action.type, ref,
+                        ("scale", ref, f"--replicas={restore.replicas}", f"--current-replicas={current}"),
+                        f"restored replicas of {ref} changed by hpa/{action.name}",
+                        landing=Landing(restore, reverse=True, before={"replicas": restore.replicas}))
+            result.append(Reversal(forward.number, step, raised_verdict))
     return result
+
+
+def _raised_replicas(plan: Plan, action: ApplyHpa, stored: StepRecord,
+                     objects: Objects | None) -> tuple[ScaleWorkload, int, Verdict] | None:
+    """The undo of replicas that an HPA created by the plan changed: the scale back to the count captured before
+    apply, the live count it is preconditioned on, and its verdict. A count outside the HPA's bounds is not the
+    HPA's doing (drifted). None when the HPA existed before, the record predates this capture, or a scale step of
+    the plan restores the workload's replicas itself."""
+    captured = (stored.before or {}).get("target_replicas")
+    scaled = any(isinstance(other, ScaleWorkload) and other.workload == action.workload for other in plan.actions)
+    if captured is None or prior_object(action, stored.before) is not None or scaled:
+        return None
+    restore = ScaleWorkload(action.workload, int(captured))
+    spec = (stored.after or {}).get("spec") or {}
+    bounds = action.bounds
+    low = int(spec.get("minReplicas", bounds.min_replicas if bounds is not None else 1))
+    high = int(spec.get("maxReplicas", bounds.max_replicas if bounds is not None else low))
+    if objects is None:  # a preview: the HPA keeps at least its minimum
+        return restore, max(restore.replicas, low), Verdict.REVERSE
+    live = state_of(restore, objects)
+    if live is None:
+        return None
+    current = int(live["replicas"])
+    if current == restore.replicas:
+        return restore, current, Verdict.UNCHANGED
+    return restore, current, Verdict.REVERSE if low <= current <= high else Verdict.DRIFTED
 
 
 def plan_steps(plan: Plan, flow: Flow, record: ApplyRecord | None = None) -> tuple[list[Step], list[str]]:

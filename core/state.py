@@ -96,6 +96,24 @@ def state_of(action: Action, objects: Objects) -> dict[str, Any] | None:
             "revision": revision, "template": _template_digest(template, set(containers))}
 
 
+def captured(action: Action, objects: Objects) -> dict[str, Any] | None:
+    """The before-state apply records: `state_of`, and for an HPA the plan creates, its target's replicas
+    (the HPA controller may raise them, and rollback puts them back)."""
+    state = state_of(action, objects)
+    if state is not None or not isinstance(action, ApplyHpa):
+        return state
+    workload = find(objects, action.workload.kind, action.workload.name)
+    return None if workload is None else {"target_replicas": workload.get("spec", {}).get("replicas", 1)}
+
+
+def prior_object(action: Action, before: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The object's recorded state before apply, None when it did not exist (an HPA captured only by its
+    target's replicas, or recorded before those were captured)."""
+    if isinstance(action, ApplyHpa) and before is not None and "manifest" not in before:
+        return None
+    return before
+
+
 def _template_digest(template: Mapping[str, Any], touched: set[str]) -> str:
     """The pod template without the resources a step sets: a change here is someone else's deploy."""
     spec = dict(template.get("spec", {}))

@@ -4,7 +4,7 @@ checks."""
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,13 +97,77 @@ def verify_rollout(namespace: str, kubectl: Kubectl, step: Step, timeout_s: floa
                       error=None if result.ok else result.message)
 
 
+ON_DELETE_POLL_S = 1.0
+
+
+def on_delete_unready(statefulset: Mapping[str, Any]) -> str | None:
+    """Why an `updateStrategy: OnDelete` StatefulSet is not verified yet, None when it is.
+
+    Its pods are replaced only when deleted, so updateRevision stays ahead of currentRevision and kubectl refuses
+    `rollout status`: the controller must have seen the latest spec, and every wanted replica must be ready."""
+    generation = int(statefulset.get("metadata", {}).get("generation", 1))
+    status = statefulset.get("status") or {}
+    observed = int(status.get("observedGeneration") or 0)
+    if observed < generation:
+        return f"observedGeneration {observed} is behind generation {generation}"
+    wanted = int(statefulset.get("spec", {}).get("replicas", 1))
+    ready = int(status.get("readyReplicas") or 0)
+    return None if ready == wanted else f"{ready} of {wanted} replicas ready"
+
+
+def _is_on_delete(item: Mapping[str, Any]) -> bool:
+    return bool(item.get("kind") == "StatefulSet"
+                and (item.get("spec", {}).get("updateStrategy") or {}).get("type") == "OnDelete")
+
+
+def on_delete_steps(namespace: str, kubectl: Kubectl, steps: Sequence[Step]) -> set[int]:
+    """The verify steps whose object is an OnDelete StatefulSet, read in one `kubectl get`. When the read fails,
+    none: `rollout status` then reports the cluster's error for each."""
+    refs = [str(step.obj) for step in steps if str(step.obj).startswith("statefulset/")]
+    if not refs:
+        return set()
+    try:
+        result = checked(run(kubectl, namespace, ["get", *refs, "-o", "json"]))
+        document = json.loads(result.stdout)
+    except (KubectlError, json.JSONDecodeError):
+        return set()
+    items = document.get("items", [document]) if isinstance(document, dict) else []
+    names = {f"statefulset/{item['metadata']['name']}" for item in items if _is_on_delete(item)}
+    return {step.number for step in steps if step.obj in names}
+
+
+@task(cache_policy=NO_CACHE, task_run_name="verify {step.obj} from status")
+def verify_from_status(namespace: str, kubectl: Kubectl, step: Step, timeout_s: float) -> StepResult:
+    """Poll an OnDelete StatefulSet's status until it is ready (on_delete_unready), for at most `timeout_s`:
+    a timeout is a failed step saying what was still missing."""
+    started = time.perf_counter()
+    reason: str | None = "not read yet"
+    while True:
+        try:
+            found = live_object(namespace, kubectl, step)
+            reason = on_delete_unready(found[0]) if found else f"{step.obj} not found"
+        except KubectlError as error:
+            reason = str(error)
+        elapsed = time.perf_counter() - started
+        if reason is None:
+            return StepResult(step, StepStatus.SUCCEEDED, attempts=1, duration_s=elapsed)
+        if elapsed >= timeout_s:
+            return StepResult(step, StepStatus.FAILED, attempts=1, duration_s=elapsed,
+                              error=f"{step.obj} (updateStrategy OnDelete) not ready after {timeout_s:g}s: {reason}")
+        time.sleep(min(ON_DELETE_POLL_S, max(timeout_s - elapsed, 0.0)))
+
+
 def verify_all(namespace: str, kubectl: Kubectl, steps: Sequence[Step], timeout_s: float) -> list[StepResult]:
     """`rollout status a b c`, a call per batch, side by side. kubectl checks the objects in order and stops at
-    the first that fails, so that one gets the call's message and those after it are checked one by one."""
+    the first that fails, so that one gets the call's message and those after it are checked one by one.
+    OnDelete StatefulSets, which kubectl refuses, are verified from their status instead."""
     results: dict[int, StepResult] = {}
-    planned = batches(steps)
-    alone = [verify_rollout.submit(namespace, kubectl, batch.steps[0], timeout_s)
-             for batch in planned if len(batch.steps) == 1]
+    from_status = on_delete_steps(namespace, kubectl, steps)
+    planned = batches([step for step in steps if step.number not in from_status])
+    alone = [verify_from_status.submit(namespace, kubectl, step, timeout_s)
+             for step in steps if step.number in from_status]
+    alone += [verify_rollout.submit(namespace, kubectl, batch.steps[0], timeout_s)
+              for batch in planned if len(batch.steps) == 1]
     shared = [run_batch.submit(namespace, kubectl, batch, timeout_s * len(batch.steps) + 15)
               for batch in planned if len(batch.steps) > 1]
     for batch_future in as_completed(shared):

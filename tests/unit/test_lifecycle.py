@@ -37,7 +37,7 @@ def test_apply_captures_before_states_and_saves_after_every_wave(world: World) -
     record = record_of(world)
     assert record.status == RecordStatus.SUCCEEDED
     assert [step.before for step in record.steps[:2]] == [{"replicas": 2, "hpa": None}, {"replicas": 1, "hpa": None}]
-    assert record.steps[2].before is None, "the HPA did not exist"
+    assert record.steps[2].before == {"target_replicas": 2}, "the HPA did not exist: only its target's replicas"
     assert world.cluster.waves_seen == [[1, 2], [3]], "web's HPA waits for web's scale; api runs beside it"
     saved = [[step.status for step in saved.steps] for saved in world.records.saves]
     assert saved == [["pending"] * 3, ["succeeded", "succeeded", "pending"], ["succeeded"] * 3, ["succeeded"] * 3]
