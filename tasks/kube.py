@@ -5,7 +5,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from prefect import task
@@ -103,8 +103,9 @@ ON_DELETE_POLL_S = 1.0
 def on_delete_unready(statefulset: Mapping[str, Any]) -> str | None:
     """Why an `updateStrategy: OnDelete` StatefulSet is not verified yet, None when it is.
 
-    Its pods are replaced only when deleted, so updateRevision stays ahead of currentRevision and kubectl refuses
-    `rollout status`: the controller must have seen the latest spec, and every wanted replica must be ready."""
+    Its pods are replaced only when deleted, so updateRevision stays ahead of currentRevision (on clusters before
+    kubernetes/kubernetes#136833 it stays so even after every pod was replaced) and kubectl refuses `rollout
+    status`: the controller must have seen the latest spec, and run exactly the wanted replicas, all ready."""
     generation = int(statefulset.get("metadata", {}).get("generation", 1))
     status = statefulset.get("status") or {}
     observed = int(status.get("observedGeneration") or 0)
@@ -112,7 +113,19 @@ def on_delete_unready(statefulset: Mapping[str, Any]) -> str | None:
         return f"observedGeneration {observed} is behind generation {generation}"
     wanted = int(statefulset.get("spec", {}).get("replicas", 1))
     ready = int(status.get("readyReplicas") or 0)
+    pods = int(status.get("replicas") or 0)
+    if pods > wanted:
+        return f"{pods} pods for {wanted} replicas"
     return None if ready == wanted else f"{ready} of {wanted} replicas ready"
+
+
+def _verified_from_status(step: Step, statefulset: Mapping[str, Any]) -> Step:
+    """The verify step as it ran: a read of the object, and what its status says about the pods."""
+    wanted = int(statefulset.get("spec", {}).get("replicas", 1))
+    waiting = wanted - int((statefulset.get("status") or {}).get("updatedReplicas") or 0)
+    kept = f"; updateStrategy OnDelete: {waiting} pods keep their template until deleted" if waiting > 0 else ""
+    return replace(step, args=("get", str(step.obj), "-o", "json"),
+                   summary=f"{step.obj} verified from status: {wanted} of {wanted} replicas ready{kept}")
 
 
 def _is_on_delete(item: Mapping[str, Any]) -> bool:
@@ -141,7 +154,7 @@ def verify_from_status(namespace: str, kubectl: Kubectl, step: Step, timeout_s: 
     """Poll an OnDelete StatefulSet's status until it is ready (on_delete_unready), for at most `timeout_s`:
     a timeout is a failed step saying what was still missing."""
     started = time.perf_counter()
-    reason: str | None = "not read yet"
+    ran = replace(step, args=("get", str(step.obj), "-o", "json"))
     while True:
         try:
             found = live_object(namespace, kubectl, step)
@@ -150,9 +163,10 @@ def verify_from_status(namespace: str, kubectl: Kubectl, step: Step, timeout_s: 
             reason = str(error)
         elapsed = time.perf_counter() - started
         if reason is None:
-            return StepResult(step, StepStatus.SUCCEEDED, attempts=1, duration_s=elapsed)
+            return StepResult(_verified_from_status(step, found[0]), StepStatus.SUCCEEDED, attempts=1,
+                              duration_s=elapsed)
         if elapsed >= timeout_s:
-            return StepResult(step, StepStatus.FAILED, attempts=1, duration_s=elapsed,
+            return StepResult(ran, StepStatus.FAILED, attempts=1, duration_s=elapsed,
                               error=f"{step.obj} (updateStrategy OnDelete) not ready after {timeout_s:g}s: {reason}")
         time.sleep(min(ON_DELETE_POLL_S, max(timeout_s - elapsed, 0.0)))
 

@@ -80,14 +80,15 @@ def test_a_record_without_the_target_replicas_only_deletes_the_hpa(tmp_path: Pat
     assert created_hpa_undo(tmp_path, live_replicas=3, legacy=True) == [(Verdict.REVERSE, ("delete", "hpa", "web"))]
 
 
-def statefulset(generation: int, observed: int, replicas: int, ready: int) -> dict[str, Any]:
+def statefulset(generation: int, observed: int, replicas: int, ready: int, pods: int | None = None) -> dict[str, Any]:
     return {"kind": "StatefulSet", "metadata": {"name": "db", "generation": generation},
             "spec": {"replicas": replicas, "updateStrategy": {"type": "OnDelete"}},
-            "status": {"observedGeneration": observed, "readyReplicas": ready,
-                       "currentRevision": "db-1", "updateRevision": "db-2"}}
+            "status": {"observedGeneration": observed, "replicas": replicas if pods is None else pods,
+                       "readyReplicas": ready, "currentRevision": "db-1", "updateRevision": "db-2"}}
 
 
 def test_an_on_delete_statefulset_is_verified_from_generation_and_ready_replicas() -> None:
     assert on_delete_unready(statefulset(2, 2, 3, 3)) is None, "revisions differ by design under OnDelete"
     assert on_delete_unready(statefulset(2, 1, 3, 3)) == "observedGeneration 1 is behind generation 2"
     assert on_delete_unready(statefulset(2, 2, 3, 1)) == "1 of 3 replicas ready"
+    assert on_delete_unready(statefulset(2, 2, 2, 2, pods=3)) == "3 pods for 2 replicas", "a scale-down not done"
