@@ -119,13 +119,12 @@ def on_delete_unready(statefulset: Mapping[str, Any]) -> str | None:
     return None if ready == wanted else f"{ready} of {wanted} replicas ready"
 
 
-def _verified_from_status(step: Step, statefulset: Mapping[str, Any]) -> Step:
-    """The verify step as it ran: a read of the object, and what its status says about the pods."""
+def _ready_summary(ref: str, statefulset: Mapping[str, Any]) -> str:
+    """What a verified OnDelete StatefulSet's status says, pods still at the old template included."""
     wanted = int(statefulset.get("spec", {}).get("replicas", 1))
     waiting = wanted - int((statefulset.get("status") or {}).get("updatedReplicas") or 0)
-    kept = f"; updateStrategy OnDelete: {waiting} pods keep their template until deleted" if waiting > 0 else ""
-    return replace(step, args=("get", str(step.obj), "-o", "json"),
-                   summary=f"{step.obj} verified from status: {wanted} of {wanted} replicas ready{kept}")
+    kept = f"; pods on the previous template until deleted: {waiting}" if waiting > 0 else ""
+    return f"{ref} verified from status (updateStrategy OnDelete): {wanted} of {wanted} replicas ready{kept}"
 
 
 def _is_on_delete(item: Mapping[str, Any]) -> bool:
@@ -154,7 +153,7 @@ def verify_from_status(namespace: str, kubectl: Kubectl, step: Step, timeout_s: 
     """Poll an OnDelete StatefulSet's status until it is ready (on_delete_unready), for at most `timeout_s`:
     a timeout is a failed step saying what was still missing."""
     started = time.perf_counter()
-    ran = replace(step, args=("get", str(step.obj), "-o", "json"))
+    ran = replace(step, args=("get", str(step.obj), "-o", "json"))  # reported as run: a read, not rollout status
     while True:
         try:
             found = live_object(namespace, kubectl, step)
@@ -163,8 +162,8 @@ def verify_from_status(namespace: str, kubectl: Kubectl, step: Step, timeout_s: 
             reason = str(error)
         elapsed = time.perf_counter() - started
         if reason is None:
-            return StepResult(_verified_from_status(step, found[0]), StepStatus.SUCCEEDED, attempts=1,
-                              duration_s=elapsed)
+            return StepResult(replace(ran, summary=_ready_summary(str(step.obj), found[0])), StepStatus.SUCCEEDED,
+                              attempts=1, duration_s=elapsed)
         if elapsed >= timeout_s:
             return StepResult(ran, StepStatus.FAILED, attempts=1, duration_s=elapsed,
                               error=f"{step.obj} (updateStrategy OnDelete) not ready after {timeout_s:g}s: {reason}")

@@ -92,7 +92,8 @@ def test_an_on_delete_statefulset_is_verified_from_its_status_not_rollout_status
     [verify] = results(applied.stdout, "verify")
     assert verify["status"] == "succeeded"
     assert verify["command"] == f"kubectl -n {NAMESPACE} get statefulset/db -o json"
-    assert "2 pods keep their template until deleted" in verify["note"]
+    assert verify["note"] == ("statefulset/db verified from status (updateStrategy OnDelete): 2 of 2 replicas ready; "
+                              "pods on the previous template until deleted: 2")
     assert world.kube.count_requests(command="kubectl rollout status") == 0
     status = statefulset(world)["status"]
     assert status["updateRevision"] != status["currentRevision"] and status["updatedReplicas"] == 0
