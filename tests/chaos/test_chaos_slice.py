@@ -20,7 +20,9 @@ def chaos_prefect() -> Iterator[Prefect]:
         yield server
 
 
-@pytest.mark.timeout(1500)
-def test_seeded_chaos_leaves_exact_state_and_free_lock(chaos_prefect: Prefect) -> None:
-    trials = [run_seed(seed, chaos_prefect) for seed in CI_SEEDS]
-    assert not any(trial.findings for trial in trials), report(trials)
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("seed", CI_SEEDS)
+def test_seeded_chaos_leaves_exact_state_and_free_lock(chaos_prefect: Prefect, seed: int) -> None:
+    """One seed per test, so that pytest-xdist spreads the seeds over the workers."""
+    trial = run_seed(seed, chaos_prefect)
+    assert not trial.findings, report([trial])
