@@ -7,6 +7,7 @@ Shaped after Helm's action objects: `prepare_apply` decides everything that can 
 from dataclasses import dataclass, replace
 from typing import Any
 
+from core.conventions import LABELS, Flow
 from core.plan import ApplyHpa, Plan, ScaleWorkload
 from core.record import ApplyRecord, StepRecord, now
 from core.report import StepResult
@@ -19,7 +20,7 @@ _DONE = (StepStatus.SUCCEEDED, StepStatus.UNCHANGED)
 
 
 ROLLBACK_UNFINISHED = ("the last rollback of this plan did not finish: run infra-rollback (label the PR "
-                       "rollback-plan) to restore the recorded state before applying again")
+                       f"{LABELS[Flow.ROLLBACK]}) to restore the recorded state before applying again")
 """A fresh capture now would record the half-restored objects as "before" and lose the true prior state."""
 
 
