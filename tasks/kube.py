@@ -16,6 +16,7 @@ from prefect.runtime import task_run
 from core.batch import Batch, BatchRun, batches, waves
 from core.landed import landed
 from core.plan import Plan
+from core.record import RECORD_ANNOTATION
 from core.report import StepResult
 from core.steps import Step
 from core.vocabulary import StepStatus
@@ -81,6 +82,14 @@ def live_object(namespace: str, kubectl: Kubectl, step: Step) -> list[dict[str, 
     except json.JSONDecodeError:
         raise KubectlError(f"kubectl get {step.obj} did not print JSON", transient=True) from None
     return [document] if isinstance(document, dict) else []
+
+
+@task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, retry_condition_fn=is_transient,
+      task_run_name="stamp {record}")
+def stamp_objects(namespace: str, kubectl: Kubectl, refs: Sequence[str], record: str) -> None:
+    """One `kubectl annotate a b ... infra-orchestrator.io/record=<record> --overwrite`: metadata only, so no
+    rollout. Idempotent, hence safe to retry blindly."""
+    checked(run(kubectl, namespace, ["annotate", *refs, f"{RECORD_ANNOTATION}={record}", "--overwrite"]))
 
 
 @task(cache_policy=NO_CACHE, task_run_name="verify {step.obj}")
@@ -187,3 +196,6 @@ class TaskCluster:
 
     def verify(self, plan: Plan, steps: Sequence[Step], timeout_s: float) -> list[StepResult]:
         return verify_all(plan.namespace, kubectl_for(plan), steps, timeout_s)
+
+    def stamp(self, plan: Plan, refs: Sequence[str], record: str) -> None:
+        stamp_objects(plan.namespace, kubectl_for(plan), refs, record)
