@@ -65,7 +65,8 @@ MUTATING = ("POST", "PUT", "PATCH", "DELETE")
 BOOKKEEPING = ("/configmaps", "/leases")
 """Records and the lock are rewritten on purpose; every other object must get each kind of write once."""
 RESTAMPED = "kubectl annotate"
-"""The record stamp is written again by a rerun (an `--overwrite` of the same value, changing nothing)."""
+"""The record stamp is written again by a rerun, and by a retry after a timeout whose write landed all the same:
+an `--overwrite` of the same value, changing nothing, so it is never a doubled write."""
 
 
 @dataclass

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 
 from core.apply import finished_record, group_of, prepare_apply, results_with_states, step_finished, with_after_states
 from core.conventions import Flow
+from core.errors import PermanentError, TemporaryError
 from core.gate import GateDecision, GateRequirement
 from core.lifecycle.common import Lifecycle, preview_report, recheck, verify_rollouts
 from core.lifecycle.ports import Cluster, Execution, Held, Records
 from core.lifecycle.rollback import Rollback, live_plan_objects
 from core.plan import Plan
-from core.record import ApplyRecord, plan_digest, record_name
+from core.record import RECORD_ANNOTATION, ApplyRecord, plan_digest, record_name
 from core.report import RunReport, StepResult
 from core.steps import apply_steps
 from core.vocabulary import RecordStatus, StepStatus, StepType
@@ -71,11 +72,15 @@ class Apply(Lifecycle):
         to_change = list(dict.fromkeys(step.obj for step in prepared.to_run if step.obj is not None))
         if prepared.to_run:
             recheck(execution, requirement, decision, lines)
-            _stamp(cluster, plan, [ref for ref in to_change if ref in existed])
+            unstamped = _stamp(cluster, plan, [ref for ref in to_change if ref in existed])
+            if unstamped:
+                return self.reporter.fail(Flow.APPLY, plan, f"{unstamped}; nothing was changed", lines, requirement)
         progress = Progress(self.records, plan, prepared.record, held)
         ran = cluster.run_steps(plan, prepared.to_run, lambda step: group_of(plan, step.number), progress.wave_done)
-        _stamp(cluster, plan, [result.step.obj for result in ran
-                               if result.ok and result.step.obj is not None and result.step.obj not in existed])
+        unstamped = _stamp(cluster, plan, [result.step.obj for result in ran
+                                           if result.ok and result.step.obj is not None
+                                           and result.step.obj not in existed])
+        lines += [f"note: {unstamped}; the record still names what the run created"] if unstamped else []
         results = sorted([*prepared.settled, *ran], key=lambda result: result.step.number)
         record = with_after_states(progress.record, plan, cluster.capture(plan))
         results = results_with_states(results, record)
@@ -98,9 +103,20 @@ class Apply(Lifecycle):
                         rollout_timeout_s=self.rollout_timeout_s)
 
 
-def _stamp(cluster: Cluster, plan: Plan, refs: Sequence[str]) -> None:
+def _stamp(cluster: Cluster, plan: Plan, refs: Sequence[str]) -> str | None:
     """Mark the objects as changed by this plan's apply (RECORD_ANNOTATION): the objects that exist before the
     first change, and the HPAs the run created right after it; a rollback that then finds no record refuses
-    rather than guess."""
-    if refs:
-        cluster.stamp(plan, list(dict.fromkeys(refs)), record_name(plan))
+    rather than guess. Returns why the stamp failed (its transient failures already retried), if it did."""
+    if not refs:
+        return None
+    unique, name = list(dict.fromkeys(refs)), record_name(plan)
+    try:
+        cluster.stamp(plan, unique, name)
+    except TemporaryError as error:
+        attempts = getattr(error, "attempts", 1)
+        why = f"still failing after {attempts} attempts ({error})" if attempts > 1 else f"failed ({error})"
+    except PermanentError as error:
+        why = f"refused by the cluster ({error})"
+    else:
+        return None
+    return f"could not stamp {', '.join(unique)} with {RECORD_ANNOTATION}={name}: {why}"

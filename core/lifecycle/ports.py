@@ -38,8 +38,8 @@ class Cluster(Protocol):
         """Run `rollout status` steps, each result failed on a timeout or a missed progress deadline."""
 
     def stamp(self, plan: Plan, refs: Sequence[str], record: str) -> None:
-        """Annotate the objects (`deployment/web`, `hpa/web`) with RECORD_ANNOTATION=`record` in one call;
-        raises on failure (the run must not change an object it could not stamp)."""
+        """Annotate the objects (`deployment/web`, `hpa/web`) with RECORD_ANNOTATION=`record`, a kubectl call per
+        batch, transient failures retried; raises TemporaryError or PermanentError when that did not succeed."""
 
 
 class Records(Protocol):

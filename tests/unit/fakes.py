@@ -44,6 +44,8 @@ class FakeCluster:
     waves_seen: list[list[int]] = field(default_factory=list)
     stamps: list[tuple[int, list[str]]] = field(default_factory=list)
     """Each stamp call: how many steps had run before it, and the refs it annotated."""
+    stamp_errors: list[Exception | None] = field(default_factory=list)
+    """What the next stamp calls raise, in order (None: that call succeeds); later calls succeed."""
 
     def find(self, kind: str, name: str) -> dict[str, Any] | None:
         return next((o for o in self.objects if o["kind"] == kind and o["metadata"]["name"] == name), None)
@@ -94,6 +96,9 @@ class FakeCluster:
         return [StepResult(step, StepStatus.SUCCEEDED, attempts=1) for step in steps]
 
     def stamp(self, plan: Plan, refs: Sequence[str], record: str) -> None:
+        error = self.stamp_errors.pop(0) if self.stamp_errors else None
+        if error is not None:
+            raise error
         self.stamps.append((len(self.ran), list(refs)))
         for ref in refs:
             kind, name = ref.split("/")

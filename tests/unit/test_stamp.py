@@ -6,12 +6,14 @@ from typing import Any
 
 import pytest
 
+from bench.chaos import doubled_writes
 from cli.args import parse
-from core.errors import InputError
+from core.errors import InputError, PermanentError, TemporaryError
 from core.record import RECORD_ANNOTATION, record_name
 from core.report import RunReport
 from core.state import comparable, state_of
 from core.vocabulary import Outcome
+from tasks.kube import stamp_calls
 from tests.unit.fakes import World
 from tests.unit.test_lifecycle import apply, record_of, rollback
 
@@ -36,6 +38,56 @@ def test_apply_stamps_existing_objects_before_the_first_change_and_created_hpas_
     name = record_name(world.load(str(world.plan_path)))
     for kind, object_name in [("Deployment", "web"), ("Deployment", "api"), ("HorizontalPodAutoscaler", "web")]:
         assert annotation(world.cluster.find(kind, object_name)) == name
+
+
+def test_a_stamp_the_cluster_refuses_fails_the_run_before_any_change(world: World) -> None:
+    world.cluster.stamp_errors.append(PermanentError('Error from server (Forbidden): deployments.apps "web" is '
+                                                     "forbidden"))
+
+    report = apply(world)
+
+    assert report.final == Outcome.FAILED
+    name = record_name(world.load(str(world.plan_path)))
+    assert report.lines[-1] == (f"error: could not stamp deployment/web, deployment/api with {RECORD_ANNOTATION}="
+                                f"{name}: refused by the cluster (Error from server (Forbidden): deployments.apps "
+                                '"web" is forbidden); nothing was changed')
+    assert world.cluster.ran == [] and world.records.saves == [], "no step ran, no record was written"
+    assert world.replicas("web") == 2
+
+
+def test_a_stamp_still_failing_after_its_retries_says_so(world: World) -> None:
+    unreachable = TemporaryError("The connection to the server 127.0.0.1:1 was refused")
+    unreachable.attempts = 4  # type: ignore[attr-defined]  # set by the retrying task, as on KubectlError
+    world.cluster.stamp_errors.append(unreachable)
+
+    report = apply(world)
+
+    assert report.final == Outcome.FAILED
+    assert report.lines[-1].endswith(": still failing after 4 attempts (The connection to the server 127.0.0.1:1 "
+                                     "was refused); nothing was changed")
+    assert world.cluster.ran == []
+
+
+def test_a_created_hpa_left_unstamped_is_a_note_the_record_covers(world: World) -> None:
+    world.cluster.stamp_errors += [None, PermanentError("Error from server (Forbidden): forbidden")]
+
+    report = apply(world)
+
+    assert report.final == Outcome.SUCCEEDED, report.render()
+    assert any(line.startswith("note: could not stamp hpa/web with ") and line.endswith(
+        "the record still names what the run created") for line in report.lines)
+    assert annotation(world.cluster.find("HorizontalPodAutoscaler", "web")) is None
+    assert record_of(world).status == "succeeded"
+
+
+def test_the_stamp_is_one_annotate_call_per_limiter_sized_batch() -> None:
+    refs = [f"deployment/w{index}" for index in range(12)]
+
+    calls = stamp_calls(refs, "infra-plan-x")
+
+    assert [call[1:-2] for call in calls] == [tuple(refs[:5]), tuple(refs[5:10]), tuple(refs[10:])]
+    assert {(call[0], *call[-2:]) for call in calls} == {("annotate", f"{RECORD_ANNOTATION}=infra-plan-x",
+                                                         "--overwrite")}
 
 
 def test_the_stamp_is_not_drift(world: World) -> None:
@@ -130,3 +182,16 @@ def test_from_record_is_checked_by_the_cli(tmp_path: Path, world: World) -> None
         parse("rollback", [f"--plan={plan}", f"--from-record={garbled}"])
     with pytest.raises(InputError, match="unknown flag"):
         parse("apply", [f"--plan={plan}", "--seed-fallback"])
+
+
+def test_chaos_never_counts_a_repeated_stamp_as_a_doubled_write() -> None:
+    """A rerun stamps again, and a stamp retried after a timeout may land twice: the same value, so harmless; a
+    step's write landing twice is still found."""
+    def patch(path: str, command: str) -> dict[str, Any]:
+        return {"method": "PATCH", "path": path, "command": command, "status": 200}
+
+    web = "/apis/apps/v1/namespaces/shop/deployments/web"
+    requests = [patch(web, "kubectl annotate"), patch(web, "kubectl annotate"), patch(f"{web}/scale", "kubectl scale"),
+                patch(f"{web}/scale", "kubectl scale")]
+
+    assert doubled_writes(requests) == [f"PATCH {web}/scale (kubectl scale) x2"]
