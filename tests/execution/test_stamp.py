@@ -59,3 +59,33 @@ def test_a_record_file_of_another_plan_is_bad_input(world: World) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().startswith(f"error: {other}: record: not a readable apply record")
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_a_refused_stamp_changes_nothing_and_a_transient_one_is_retried(world: World) -> None:
+    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/api$", command="kubectl annotate", status=403,
+                          count=1, message='deployments.apps "api" is forbidden: no annotations here')
+    world.kube.clear_requests()
+
+    refused = apply(world)
+
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stdout + refused.stderr
+    *_, error, last = refused.stdout.splitlines()
+    assert last == "failed"
+    assert error.startswith("error: could not stamp deployment/web, deployment/api with "
+                            f"{RECORD_ANNOTATION}=") and error.endswith("; nothing was changed"), error
+    assert "refused by the cluster" in error and "is forbidden: no annotations here" in error
+    changed = {r["command"] for r in world.kube.requests() if r["method"] in MUTATING and r["status"] < 300
+               and "/leases" not in r["path"]}
+    assert changed == {"kubectl annotate"}, "the stamp alone was written, no step ran and no record was saved"
+    assert world.replicas("web") == 2 and world.hpa("web") is None
+    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/web$", command="kubectl annotate", status=503,
+                          count=2)
+    world.kube.clear_requests()
+
+    applied = apply(world)
+
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert world.kube.kubectl_invocations("kubectl annotate") == 4, "3 tries before the first change, 1 after"
+    assert world.replicas("web") == 4
+    assert stamp_of(world.deployment("web")) == stamp_of(world.hpa("web")) is not None
