@@ -195,3 +195,33 @@ def test_chaos_never_counts_a_repeated_stamp_as_a_doubled_write() -> None:
                 patch(f"{web}/scale", "kubectl scale")]
 
     assert doubled_writes(requests) == [f"PATCH {web}/scale (kubectl scale) x2"]
+
+
+def test_an_unreadable_record_refusal_names_both_ways_out_and_each_one_works(world: World) -> None:
+    apply(world)
+    saved = forget_record(world)
+    world.records.unreadable = "plan.record.json"
+    world.cluster.ran.clear()
+
+    refused = rollback(world)
+
+    assert refused.final == Outcome.SKIPPED and world.cluster.ran == []
+    assert refused.lines[-1].startswith("Refusing to execute: plan.record.json: the apply record exists but cannot "
+                                        "be read: truncated JSON; refusing rather than guessing")
+    assert "--from-record FILE" in refused.lines[-1] and "--seed-fallback" in refused.lines[-1]
+
+    assert rollback(world, from_record=str(saved)).final == Outcome.SUCCEEDED
+    assert world.replicas("web") == 2 and world.cluster.find("HorizontalPodAutoscaler", "web") is None
+
+
+def test_seed_fallback_counts_an_unreadable_record_as_none(world: World) -> None:
+    apply(world)
+    world.records.unreadable = "plan.record.json"
+    world.cluster.ran.clear()
+
+    report = rollback(world, seed_fallback=True)
+
+    assert report.final == Outcome.SUCCEEDED, report.render()
+    assert "note: plan.record.json: the apply record exists but cannot be read: truncated JSON; ignored " \
+           "(--seed-fallback)" in report.lines
+    assert world.cluster.ran[0] == ("rollout", "undo", "deployment/web")
