@@ -1,6 +1,7 @@
 """The seed's flags (`--plan=`, `--dry-run`, `--execute`, `--pr=`) and environment, parsed into one dataclass."""
 
 import argparse
+import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ class Options:
     force: bool
     atomic: bool
     require_approval: bool
+    from_record: Path | None = None
+    seed_fallback: bool = False
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,11 +59,16 @@ def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -
                         help="also require an approving review of the PR's head by someone with write access")
     if flow == "rollback":
         parser.add_argument("--force", action="store_true", help="reverse steps even where the object drifted")
+        parser.add_argument("--from-record", metavar="FILE",
+                            help="roll back from this record file (e.g. a saved plan.record.json), not the stored one")
+        parser.add_argument("--seed-fallback", action="store_true",
+                            help="run the seed's rollback even though infra-apply stamped the objects")
     else:
         parser.add_argument("--atomic", action="store_true", help="roll back applied steps if a later one fails")
     parsed = parser.parse_args(list(argv))
     pr_text = parsed.pr if parsed.pr is not None else env.get("PRNUM") or None
     where = "--pr" if parsed.pr is not None else "PRNUM"
+    from_record = getattr(parsed, "from_record", None)
     return Options(
         flow=flow,
         plan=Path(parsed.plan),
@@ -69,4 +77,21 @@ def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -
         force=getattr(parsed, "force", False),
         atomic=getattr(parsed, "atomic", False),
         require_approval=parsed.require_approval,
+        from_record=_record_file(from_record, Path(parsed.plan)) if from_record is not None else None,
+        seed_fallback=getattr(parsed, "seed_fallback", False),
     )
+
+
+def _record_file(value: str, plan: Path) -> Path:
+    """--from-record: an existing, readable apply record of this very plan file (its digest matches)."""
+    from core.lifecycle.rollback import record_from_file
+
+    path = Path(value)
+    if not path.is_file():
+        raise InputError("arguments", "--from-record", f"{shown(value)} is not an existing file")
+    try:
+        digest = hashlib.sha256(plan.read_bytes()).hexdigest()
+    except OSError:
+        return path  # the plan itself is unreadable: loading it reports that
+    record_from_file(path, digest)
+    return path

@@ -27,7 +27,9 @@ def execute(options: Options) -> RunReport:
     if options.flow == "apply":
         state = infra_apply(**common, atomic=options.atomic, return_state=True)
     else:
-        state = infra_rollback(**common, force=options.force, return_state=True)
+        from_record = str(options.from_record.resolve()) if options.from_record is not None else None
+        state = infra_rollback(**common, force=options.force, from_record=from_record,
+                               seed_fallback=options.seed_fallback, return_state=True)
     from prefect.logging.handlers import APILogWorker
 
     APILogWorker.drain_all(timeout=LOG_DRAIN_S)

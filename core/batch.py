@@ -23,7 +23,7 @@ from core.vocabulary import StepStatus
 MAX_BATCH = 200
 """Objects per call at most: bounds the command line and how much one slow call holds back."""
 
-_BY_NAME = {"scale": 1, "set resources": 2, "patch": 1, "delete": 2, "rollout status": 1}
+_BY_NAME = {"scale": 1, "set resources": 2, "patch": 1, "delete": 2, "rollout status": 1, "annotate": 2}
 """Verbs that accept several objects named on the command line, and the requests per object that kubectl's
 client-go rate limiter counts (`scale --current-replicas` makes two: it GETs and PUTs /scale)."""
 _LIMITER_BURST = 10
@@ -107,8 +107,13 @@ def _capacity(step: Step, max_batch: int) -> int:
     verb = _verb(step)
     if verb is None or step.stdin is not None:
         return max_batch
-    requests = _BY_NAME[verb] + any(arg.startswith("--current-replicas") for arg in step.args)
-    return min(max_batch, _LIMITER_BURST // requests)
+    current_replicas = any(arg.startswith("--current-replicas") for arg in step.args)
+    return objects_per_call(verb, max_batch, extra_requests=int(current_replicas))
+
+
+def objects_per_call(verb: str, max_batch: int = MAX_BATCH, extra_requests: int = 0) -> int:
+    """How many objects one call of `verb` (`annotate`, `scale`...) may name and stay within the limiter's burst."""
+    return min(max_batch, _LIMITER_BURST // (_BY_NAME[verb] + extra_requests))
 
 
 def _key(step: Step) -> tuple[object, ...] | None:

@@ -16,16 +16,20 @@ from tasks.reporter import TaskReporter
 @flow(name=Flow.ROLLBACK.flow_name, task_runner=ThreadPoolTaskRunner(max_workers=MAX_PARALLEL_STEPS))  # type: ignore[arg-type]
 def infra_rollback(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool = False, force: bool = False,
                    rollout_timeout_s: float = 120, lock_timeout_s: float = 300, repository: str | None = None,
-                   require_approval: bool = False, head_sha: str | None = None) -> RunReport | State:
+                   require_approval: bool = False, head_sha: str | None = None, from_record: str | None = None,
+                   seed_fallback: bool = False) -> RunReport | State:
     """Preview by default; with `execute`, a PR number and a passing gate: restore exactly what apply captured.
 
     Only steps that ran are reversed, last first. A step whose object changed since apply is reported as
-    drifted and left alone unless `force`. Plans applied by the old scripts (no record) get the seed's rollback.
+    drifted and left alone unless `force`. Plans applied by the old scripts (no record, no stamp) get the seed's
+    rollback; with no record but objects stamped by infra-apply the run refuses, unless `from_record` (a record
+    file, e.g. a saved plan.record.json, whose digest matches the plan) or `seed_fallback` (the seed's rollback
+    anyway) is given.
     `repository` ("owner/name", from the triggering event) overrides GH_OWNER/GH_REPO; `require_approval`
     also asks for an approving review of the head SHA; `head_sha` is the head the labeled event carried.
     """
     run = Rollback(plan, load=load_plan, records=TaskRecords(), reporter=TaskReporter(), force=force,
-                   rollout_timeout_s=rollout_timeout_s,
+                   from_record=from_record, seed_fallback=seed_fallback, rollout_timeout_s=rollout_timeout_s,
                    execution=execution(Flow.ROLLBACK, plan, pr, repository, require_approval, head_sha,
                                        lock_timeout_s) if execute else None)
     return flow_result(run.run())

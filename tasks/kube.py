@@ -13,9 +13,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import task_run
 
-from core.batch import Batch, BatchRun, batches, waves
+from core.batch import Batch, BatchRun, batches, objects_per_call, waves
 from core.landed import landed
 from core.plan import Plan
+from core.record import RECORD_ANNOTATION
 from core.report import StepResult
 from core.steps import Step
 from core.vocabulary import StepStatus
@@ -81,6 +82,35 @@ def live_object(namespace: str, kubectl: Kubectl, step: Step) -> list[dict[str, 
     except json.JSONDecodeError:
         raise KubectlError(f"kubectl get {step.obj} did not print JSON", transient=True) from None
     return [document] if isinstance(document, dict) else []
+
+
+def stamp_calls(refs: Sequence[str], record: str) -> list[tuple[str, ...]]:
+    """The stamp's `kubectl annotate <objects> infra-orchestrator.io/record=<record> --overwrite` calls: one per
+    batch of objects, each within kubectl's rate-limiter burst (core.batch)."""
+    size = objects_per_call("annotate")
+    return [("annotate", *refs[start:start + size], f"{RECORD_ANNOTATION}={record}", "--overwrite")
+            for start in range(0, len(refs), size)]
+
+
+@task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, retry_condition_fn=is_transient,
+      task_run_name="stamp {args[1]}")
+def stamp_objects(namespace: str, kubectl: Kubectl, args: Sequence[str]) -> None:
+    """One stamp call: metadata only, so no rollout. Retried when transient like any write, and blindly: an
+    annotation that landed after a timeout is simply written again with the same value."""
+    try:
+        checked(run(kubectl, namespace, args))
+    except KubectlError as error:
+        error.attempts = task_run.run_count or 1
+        raise
+
+
+def stamp_all(namespace: str, kubectl: Kubectl, refs: Sequence[str], record: str) -> None:
+    """The stamp's calls side by side; once every one has ended, the first failure is raised."""
+    futures = [stamp_objects.submit(namespace, kubectl, args) for args in stamp_calls(refs, record)]
+    for future in futures:
+        future.wait()
+    for future in futures:
+        future.result()
 
 
 @task(cache_policy=NO_CACHE, task_run_name="verify {step.obj}")
@@ -264,3 +294,6 @@ class TaskCluster:
 
     def verify(self, plan: Plan, steps: Sequence[Step], timeout_s: float) -> list[StepResult]:
         return verify_all(plan.namespace, kubectl_for(plan), steps, timeout_s)
+
+    def stamp(self, plan: Plan, refs: Sequence[str], record: str) -> None:
+        stamp_all(plan.namespace, kubectl_for(plan), refs, record)

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 
 from core.apply import finished_record, group_of, prepare_apply, results_with_states, step_finished, with_after_states
 from core.conventions import Flow
+from core.errors import PermanentError, TemporaryError
 from core.gate import GateDecision, GateRequirement
 from core.lifecycle.common import Lifecycle, preview_report, recheck, verify_rollouts
-from core.lifecycle.ports import Execution, Held, Records
-from core.lifecycle.rollback import Rollback
+from core.lifecycle.ports import Cluster, Execution, Held, Records
+from core.lifecycle.rollback import Rollback, live_plan_objects
 from core.plan import Plan
-from core.record import ApplyRecord, plan_digest
+from core.record import RECORD_ANNOTATION, ApplyRecord, plan_digest, record_name
 from core.report import RunReport, StepResult
 from core.steps import apply_steps
 from core.vocabulary import RecordStatus, StepStatus, StepType
@@ -61,16 +62,25 @@ class Apply(Lifecycle):
                held: Held) -> RunReport:
         cluster = execution.cluster
         existing, _ = self.records.load(plan)
-        prepared = prepare_apply(plan, cluster.capture(plan), existing, plan_digest(plan), requirement.pr,
-                                 decision.head_sha)
+        live = cluster.capture(plan)
+        prepared = prepare_apply(plan, live, existing, plan_digest(plan), requirement.pr, decision.head_sha)
         lines = [f"note: {prepared.note}"] if prepared.note else []
         if prepared.problem:
             failed = [StepResult(step, StepStatus.FAILED, error=prepared.problem) for step in apply_steps(plan)]
             return self.reporter.report(Flow.APPLY, plan, failed, True, lines, requirement)
+        existed = live_plan_objects(plan, live)
+        to_change = list(dict.fromkeys(step.obj for step in prepared.to_run if step.obj is not None))
         if prepared.to_run:
             recheck(execution, requirement, decision, lines)
+            unstamped = _stamp(cluster, plan, [ref for ref in to_change if ref in existed])
+            if unstamped:
+                return self.reporter.fail(Flow.APPLY, plan, f"{unstamped}; nothing was changed", lines, requirement)
         progress = Progress(self.records, plan, prepared.record, held)
         ran = cluster.run_steps(plan, prepared.to_run, lambda step: group_of(plan, step.number), progress.wave_done)
+        unstamped = _stamp(cluster, plan, [result.step.obj for result in ran
+                                           if result.ok and result.step.obj is not None
+                                           and result.step.obj not in existed])
+        lines += [f"note: {unstamped}; the record still names what the run created"] if unstamped else []
         results = sorted([*prepared.settled, *ran], key=lambda result: result.step.number)
         record = with_after_states(progress.record, plan, cluster.capture(plan))
         results = results_with_states(results, record)
@@ -91,3 +101,22 @@ class Apply(Lifecycle):
         """--atomic: the same Rollback as infra-rollback, never forced (drifted objects are left alone)."""
         return Rollback(self.plan_path, self.load, self.records, self.reporter, self.execution,
                         rollout_timeout_s=self.rollout_timeout_s)
+
+
+def _stamp(cluster: Cluster, plan: Plan, refs: Sequence[str]) -> str | None:
+    """Mark the objects as changed by this plan's apply (RECORD_ANNOTATION): the objects that exist before the
+    first change, and the HPAs the run created right after it; a rollback that then finds no record refuses
+    rather than guess. Returns why the stamp failed (its transient failures already retried), if it did."""
+    if not refs:
+        return None
+    unique, name = list(dict.fromkeys(refs)), record_name(plan)
+    try:
+        cluster.stamp(plan, unique, name)
+    except TemporaryError as error:
+        attempts = getattr(error, "attempts", 1)
+        why = f"still failing after {attempts} attempts ({error})" if attempts > 1 else f"failed ({error})"
+    except PermanentError as error:
+        why = f"refused by the cluster ({error})"
+    else:
+        return None
+    return f"could not stamp {', '.join(unique)} with {RECORD_ANNOTATION}={name}: {why}"

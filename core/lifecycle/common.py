@@ -85,7 +85,9 @@ class Lifecycle(ABC):
             return refusal(refused.reason, refused.lines)
         except RecordUnreadable as unreadable:
             return refusal(f"{unreadable}; refusing rather than guessing what was applied: put the record back "
-                           "(the ConfigMap, or the plan's .record.json next to it) and run again")
+                           "(the ConfigMap, or the plan's .record.json next to it) and run again, or roll back "
+                           "from a saved copy with --from-record FILE (--seed-fallback runs the old scripts' "
+                           "rollback instead)")
         except LeaseLost as lost:
             return RunReport((f"note: {lost}: stopped before the next change; the record holds every step that "
                               "ran, and a rerun resumes from it",), None, Outcome.FAILED)

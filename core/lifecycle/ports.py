@@ -37,6 +37,10 @@ class Cluster(Protocol):
     def verify(self, plan: Plan, steps: Sequence[Step], timeout_s: float) -> list[StepResult]:
         """Run `rollout status` steps, each result failed on a timeout or a missed progress deadline."""
 
+    def stamp(self, plan: Plan, refs: Sequence[str], record: str) -> None:
+        """Annotate the objects (`deployment/web`, `hpa/web`) with RECORD_ANNOTATION=`record`, a kubectl call per
+        batch, transient failures retried; raises TemporaryError or PermanentError when that did not succeed."""
+
 
 class Records(Protocol):
     def load(self, plan: Plan) -> tuple[ApplyRecord | None, str]:

@@ -4,18 +4,22 @@
 new status). infra-rollback runs it after its gate; `Apply --atomic` runs the very same on what it applied.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 from core.apply import group_of
 from core.conventions import Flow
+from core.errors import InputError, RecordUnreadable
 from core.gate import GateDecision, GateRequirement
 from core.lifecycle.common import Lifecycle, preview_report, recheck, verify_rollouts
-from core.lifecycle.ports import Cluster, Execution, Held
-from core.plan import Plan
-from core.record import ApplyRecord, RollbackRecord, now
+from core.lifecycle.ports import Cluster, Execution, Held, Objects, Refused
+from core.plan import ApplyHpa, Plan
+from core.record import RECORD_ANNOTATION, ApplyRecord, RollbackRecord, from_json, now, plan_digest, record_name
 from core.report import RunReport, StepResult
 from core.reversal import Reversal, plan_steps, reversals
+from core.state import find
 from core.steps import SEED_FALLBACK_NOTE, seed_rollback_steps
 from core.vocabulary import RecordStatus, StepStatus, StepType, Verdict
 
@@ -23,8 +27,49 @@ DRIFT_ERROR = "drifted: changed since apply; skipped (rerun with --force to over
 NOTHING_TO_DO = "nothing to roll back: every object is as it was before apply"
 NOTHING_REVERSED = "nothing reversed: the objects changed since apply"
 NEVER_APPLIED = "nothing to roll back: none of the plan's changes is live, so it was never applied"
+SEED_FALLBACK_CHOSEN = "--seed-fallback: the seed's rollback was asked for, although infra-apply stamped objects"
 SEED_ORDER = "seed order"
 """The one group of a seed rollback: its steps run strictly in order, as the seed ran them."""
+
+
+def live_plan_objects(plan: Plan, live: Objects) -> dict[str, Mapping[str, Any]]:
+    """The live objects the plan's actions change, by ref (`deployment/web`, `hpa/web`), in plan order."""
+    found: dict[str, Mapping[str, Any]] = {}
+    for action in plan.actions:
+        kind, name, ref = (("HorizontalPodAutoscaler", action.name, f"hpa/{action.name}")
+                           if isinstance(action, ApplyHpa) else
+                           (action.workload.kind, action.workload.name, action.workload.ref))
+        item = find(live, kind, name)
+        if item is not None:
+            found.setdefault(ref, item)
+    return found
+
+
+def stamped(plan: Plan, live: Objects) -> list[str]:
+    """The plan's live objects that infra-apply stamped with this plan's record name."""
+    name = record_name(plan)
+    return [ref for ref, item in live_plan_objects(plan, live).items()
+            if (item.get("metadata", {}).get("annotations") or {}).get(RECORD_ANNOTATION) == name]
+
+
+def record_from_file(path: Path, digest: str) -> ApplyRecord:
+    """A record saved to a file (such as a copy of plan.record.json) for this plan; InputError names the file."""
+    try:
+        record = from_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise InputError(str(path), "record", f"not a readable apply record ({error})") from None
+    if record.digest != digest:
+        raise InputError(str(path), "digest", "the record is of another version of the plan (its digest "
+                         "differs from the plan file's)")
+    return record
+
+
+def refusal_without_record(plan: Plan, refs: Sequence[str]) -> str:
+    """Why a rollback with no record but stamped objects refuses, and the two ways out."""
+    return (f"no apply record for this plan, but {', '.join(refs)} carry {RECORD_ANNOTATION}={record_name(plan)}: "
+            "infra-apply changed them, and the seed's fallback would only guess what it did. Roll back from a "
+            "saved record with --from-record FILE (e.g. a copy of the plan's .record.json), or run the seed's "
+            "fallback anyway with --seed-fallback")
 
 
 @dataclass(frozen=True)
@@ -70,11 +115,15 @@ class Rollback(Lifecycle):
     """infra-rollback: restore exactly what apply captured, last step first, only for steps that ran.
 
     Without `execution` this is the preview. A step whose object changed since apply is `drifted` and left
-    alone unless `force`. Plans applied by the old scripts (no record) get the seed's rollback.
+    alone unless `force`. Plans applied by the old scripts (no record, no stamp) get the seed's rollback; with
+    no record but objects stamped by infra-apply, the run refuses unless given `from_record` (a record file,
+    used instead of the stored record) or `seed_fallback`.
     """
 
     flow = Flow.ROLLBACK
     force: bool = False
+    from_record: str | None = None
+    seed_fallback: bool = False
 
     def preview(self, plan: Plan) -> RunReport:
         record, where = self.records.load_for_preview(plan)
@@ -84,16 +133,35 @@ class Rollback(Lifecycle):
     def locked(self, plan: Plan, execution: Execution, requirement: GateRequirement, decision: GateDecision,
                held: Held) -> RunReport:
         """The record is read again under the lock: it is the truth about what apply did."""
-        record, where = self.records.load(plan)
+        record, where = self._record(plan)
         lines = [f"note: {where}"]
         if record is None:
-            lines.append(f"note: {SEED_FALLBACK_NOTE}")
+            refs = stamped(plan, execution.cluster.capture(plan))
+            if refs and not self.seed_fallback:
+                raise Refused(refusal_without_record(plan, refs), lines)
+            lines.append(f"note: {SEED_FALLBACK_CHOSEN if refs else SEED_FALLBACK_NOTE}")
             return self._seed_rollback(plan, execution, requirement, decision, held, lines)
         undone = self.reverse(plan, execution.cluster, record, held,
                               before_change=lambda: recheck(execution, requirement, decision, lines))
         note = self.records.save(plan, undone.record)
         lines += [f"note: {note}"] if note else []
         return self.reporter.report(Flow.ROLLBACK, plan, undone.results, True, [*lines, *undone.lines], requirement)
+
+    def _record(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
+        """The record given as a file, else the stored one; with `seed_fallback`, an unreadable stored record
+        counts as none."""
+        if self.from_record is not None:
+            try:
+                record = record_from_file(Path(self.from_record), plan_digest(plan))
+            except InputError as error:
+                raise Refused(str(error)) from None
+            return record, f"record read from {self.from_record} (--from-record)"
+        try:
+            return self.records.load(plan)
+        except RecordUnreadable as unreadable:
+            if not self.seed_fallback:
+                raise
+            return None, f"{unreadable}; ignored (--seed-fallback)"
 
     def reverse(self, plan: Plan, cluster: Cluster, record: ApplyRecord, held: Held, first_number: int = 1,
                 step_type: StepType = StepType.ACTION, before_change: Callable[[], None] = lambda: None) -> Undo:

@@ -60,7 +60,8 @@ Controllers: ``set_stuck(ns, name, stuck=True)``, ``set_metric(ns, hpa, utilizat
 HPA resyncs are timers that fire only when due).
 Auth: ``add_token(token, user, groups=())``.
 Faults: ``.faults.add(method=, path_regex=, status=, retry_after=, latency_s=, drop=, count=, fraction=,
-message=)`` -> rule (``.id``, ``.fired``), ``.faults.remove(id)``, ``.faults.clear()``, ``.faults.seed(n)``.
+message=, command=)`` (``command="kubectl set"``: only requests whose ``Kubectl-Command`` header names it)
+-> rule (``.id``, ``.fired``), ``.faults.remove(id)``, ``.faults.clear()``, ``.faults.seed(n)``.
 Request log: ``requests(since=0)`` (with ``user``, ``verb``, ``group``, ``resource`` of resource requests),
 ``clear_requests()``.
 

@@ -1,9 +1,14 @@
 """Fault injection, deterministic under a seed.
 
-A rule matches requests by method and path regex and, when it fires, adds latency, answers a status (with an
-optional ``Retry-After``) or drops the connection. It fires for the next ``count`` matching requests, or for a
-``fraction`` of them drawn from a seeded RNG (both: a fraction, at most count times). Rules are checked in the
-order they were added; the first one that fires wins. ``/_sandbox/*`` control requests are never faulted.
+A rule matches requests by method, path regex and kubectl command and, when it fires, adds latency, answers a
+status (with an optional ``Retry-After``) or drops the connection. It fires for the next ``count`` matching
+requests, or for a ``fraction`` of them drawn from a seeded RNG (both: a fraction, at most count times). Rules are
+checked in the order they were added; the first one that fires wins. ``/_sandbox/*`` control requests are never faulted.
+
+``command`` targets one kubectl command the way real kubectl identifies itself: every request carries a
+``Kubectl-Command`` header (``kubectl scale``, ``kubectl annotate``, ``kubectl rollout status``). The rule matches
+that header exactly or as its leading words (``kubectl rollout`` matches ``kubectl rollout status``, ``kubectl a``
+matches nothing), so a fault meant for one step's write is not consumed by another command on the same path.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ class FaultRule:
 
     method: str | None = None
     path_regex: str | None = None
+    command: str | None = None
     status: int | None = None
     retry_after: float | None = None
     latency_s: float = 0.0
@@ -51,7 +57,23 @@ class Fault:
     message: str | None
 
 
-_FIELDS = ("method", "path_regex", "status", "retry_after", "latency_s", "drop", "count", "fraction", "message")
+_FIELDS = (
+    "method",
+    "path_regex",
+    "command",
+    "status",
+    "retry_after",
+    "latency_s",
+    "drop",
+    "count",
+    "fraction",
+    "message",
+)
+
+
+def _same_command(wanted: str, header: str) -> bool:
+    """``header`` is the ``wanted`` command, or it with more words (a subcommand)."""
+    return header == wanted or header.startswith(wanted + " ")
 
 
 class FaultInjector:
@@ -78,6 +100,7 @@ class FaultInjector:
         count: int | None = None,
         fraction: float | None = None,
         message: str | None = None,
+        command: str | None = None,
     ) -> FaultRule:
         """Add a rule; returns it (``.id`` to remove it, ``.fired`` to see how often it fired)."""
         if status is None and not drop and latency_s <= 0:
@@ -88,9 +111,12 @@ class FaultInjector:
             raise ValueError("fraction must be within [0, 1]")
         if count is not None and int(count) < 0:
             raise ValueError("count must be >= 0")
+        if command is not None and not str(command).startswith("kubectl "):
+            raise ValueError(f'command must name a kubectl command ("kubectl scale"), not {command!r}')
         rule = FaultRule(
             method=method.upper() if method else None,
             path_regex=path_regex,
+            command=" ".join(str(command).split()) if command is not None else None,
             status=int(status) if status is not None else None,
             retry_after=retry_after,
             latency_s=float(latency_s),
@@ -127,11 +153,13 @@ class FaultInjector:
         with self._lock:
             return list(self._rules)
 
-    def match(self, method: str, path: str) -> Fault | None:
-        """Decide (and record) whether a request is faulted."""
+    def match(self, method: str, path: str, command: str = "") -> Fault | None:
+        """Decide (and record) whether a request is faulted; ``command`` is its ``Kubectl-Command`` header."""
         with self._lock:
             for rule in self._rules:
                 if rule.method and rule.method != method.upper():
+                    continue
+                if rule.command is not None and not _same_command(rule.command, command):
                     continue
                 if rule._re is not None and not rule._re.search(path):
                     continue

@@ -140,7 +140,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith(CONTROL_PREFIX):
             self._send(sandbox._control(self.command, path, query_s, body))
             return
-        fault = sandbox.faults.match(self.command, path)
+        fault = sandbox.faults.match(self.command, path, record["command"])
         if fault is not None:
             record["fault"] = fault.rule_id
             if fault.latency_s > 0:

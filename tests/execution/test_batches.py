@@ -41,6 +41,7 @@ def test_one_call_per_kind_of_step_on_the_way_there_and_back(world: World) -> No
     assert [(r["status"], r.get("batch")) for r in results] == [("succeeded", 4)] * 16
     assert (processes(world, "scale"), processes(world, "set"), processes(world, "apply"),
             processes(world, "rollout")) == (1, 1, 1, 1)
+    assert processes(world, "annotate") == 2, "one stamp call before the first change, one for the new HPAs"
     assert all(world.replicas(name) == 3 for name in NAMES)
     assert all(world.resources(name) == {**APP["resources"], "requests": {"cpu": "300m", "memory": "128Mi"},
                                          "limits": {"cpu": "600m"}} for name in NAMES)
@@ -60,7 +61,7 @@ def test_one_call_per_kind_of_step_on_the_way_there_and_back(world: World) -> No
 def test_what_a_shared_call_did_not_confirm_runs_alone_retried_only_when_transient(world: World) -> None:
     with_workloads(world)
     world.kube.faults.add(method="PATCH", path_regex=r"/deployments/w2/scale$", status=500, count=2)
-    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/w3$", status=404, count=2,
+    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/w3$", command="kubectl set", status=404, count=2,
                           message='deployments.apps "w3" not found')
 
     applied = apply(world)

@@ -76,8 +76,8 @@ def test_an_unrelated_deploy_after_apply_is_drift(world: World) -> None:
 def test_transient_failures_are_retried_and_a_404_is_not(world: World) -> None:
     world.kube.faults.add(method="PATCH", path_regex=r"/deployments/web/scale$", status=500, count=2)
     world.kube.faults.add(
-        method="PATCH", path_regex=r"/deployments/api$", status=404, count=1, message='deployments.apps "api" not found'
-    )
+        method="PATCH", path_regex=r"/deployments/api$", command="kubectl set", status=404, count=1,
+        message='deployments.apps "api" not found')
 
     result = apply(world)
 

@@ -31,7 +31,8 @@ async def everything_prefect_stored() -> str:
 def test_the_token_appears_nowhere(world: World) -> None:
     token = world.env["GITHUB_TOKEN"]
     assert len(token) > 8
-    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/api$", status=404, count=1)  # an error path too
+    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/api$", command="kubectl set", status=404,
+                          count=1)  # an error path too
     outputs = [apply(world), rollback(world)]
     world.github.inject("GET", r"/pulls/\d+$", 401, times=1)  # and a GitHub failure
     outputs.append(rollback(world))

@@ -301,3 +301,27 @@ def test_dropped_connection_get_is_retried_patch_is_not(kube_sandbox: KubeSandbo
     assert scale.returncode == 1 and "EOF" in scale.stderr
     dep = kube_sandbox.get("deployment", "default", "web")
     assert dep is not None and dep["spec"]["replicas"] == 1
+
+
+def test_a_rule_can_target_one_kubectl_command(kube_sandbox: KubeSandbox) -> None:
+    """Both commands PATCH /deployments/web: the rule for `kubectl set` is left alone by `kubectl annotate`."""
+    kube_sandbox.create_deployment("default", "web")
+    rule = kube_sandbox.faults.add(method="PATCH", path_regex=r"/deployments/web$", command="kubectl set", status=500,
+                                   count=1)
+    annotated = kube_sandbox.kubectl("annotate", "deployment/web", "note=kept", "--overwrite")
+    assert annotated.returncode == 0 and rule.fired == 0, annotated.stderr
+    changed = kube_sandbox.kubectl("set", "resources", "deployment/web", "-c=app", "--limits=cpu=300m")
+    assert changed.returncode == 1 and "injected fault (HTTP 500)" in changed.stderr and rule.fired == 1
+    [faulted] = [r for r in kube_sandbox.requests() if r.get("fault") == rule.id]
+    assert faulted["command"] == "kubectl set resources" and faulted["method"] == "PATCH"
+    # leading words only, never a partial word; and the HTTP control endpoint takes the same field
+    assert kube_sandbox.faults.add(command="kubectl a", status=500).fired == 0
+    assert kube_sandbox.kubectl("annotate", "deployment/web", "note=again", "--overwrite").returncode == 0
+    status, _, body = _call(kube_sandbox, "POST", "/_sandbox/faults",
+                            {"method": "GET", "command": "kubectl rollout", "status": 503, "count": 1})
+    assert status == 201 and body["items"][0]["command"] == "kubectl rollout"
+    assert kube_sandbox.kubectl("get", "deployment", "web", "-o", "name").returncode == 0
+    history = kube_sandbox.kubectl("rollout", "history", "deployment/web")
+    assert history.returncode == 1 and "HTTP 503" in history.stderr, history.stderr
+    with pytest.raises(ValueError, match="must name a kubectl command"):
+        kube_sandbox.faults.add(command="scale", status=500)

@@ -14,7 +14,7 @@ from core.errors import LeaseLost, RecordUnreadable
 from core.gate import GateDecision, GateRequirement
 from core.lifecycle.ports import Execution
 from core.plan import Plan, load_plan
-from core.record import ApplyRecord
+from core.record import RECORD_ANNOTATION, ApplyRecord
 from core.report import StepResult
 from core.steps import Step
 from core.vocabulary import StepStatus
@@ -42,6 +42,10 @@ class FakeCluster:
     failing: set[tuple[str, str]] = field(default_factory=set)
     ran: list[tuple[str, ...]] = field(default_factory=list)
     waves_seen: list[list[int]] = field(default_factory=list)
+    stamps: list[tuple[int, list[str]]] = field(default_factory=list)
+    """Each stamp call: how many steps had run before it, and the refs it annotated."""
+    stamp_errors: list[Exception | None] = field(default_factory=list)
+    """What the next stamp calls raise, in order (None: that call succeeds); later calls succeed."""
 
     def find(self, kind: str, name: str) -> dict[str, Any] | None:
         return next((o for o in self.objects if o["kind"] == kind and o["metadata"]["name"] == name), None)
@@ -90,6 +94,17 @@ class FakeCluster:
 
     def verify(self, plan: Plan, steps: Sequence[Step], timeout_s: float) -> list[StepResult]:
         return [StepResult(step, StepStatus.SUCCEEDED, attempts=1) for step in steps]
+
+    def stamp(self, plan: Plan, refs: Sequence[str], record: str) -> None:
+        error = self.stamp_errors.pop(0) if self.stamp_errors else None
+        if error is not None:
+            raise error
+        self.stamps.append((len(self.ran), list(refs)))
+        for ref in refs:
+            kind, name = ref.split("/")
+            target = self.find({"deployment": "Deployment", "hpa": "HorizontalPodAutoscaler"}[kind], name)
+            assert target is not None, f"stamped {ref}, which does not exist"
+            target["metadata"].setdefault("annotations", {})[RECORD_ANNOTATION] = record
 
 
 @dataclass

@@ -1,0 +1,91 @@
+"""Rollback never guesses, through the CLI with real kubectl against the sandbox: apply stamps what it changes,
+and with the record lost the rollback refuses until it is given a saved copy."""
+
+import shutil
+
+from core.record import RECORD_ANNOTATION
+from tests.execution.conftest import NAMESPACE, World
+from tests.execution.test_scenarios import apply, rollback
+
+MUTATING = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def stamp_of(item: dict | None) -> str | None:  # type: ignore[type-arg]
+    assert item is not None
+    return item["metadata"].get("annotations", {}).get(RECORD_ANNOTATION)  # type: ignore[no-any-return]
+
+
+def test_a_lost_record_refuses_the_rollback_until_a_saved_copy_is_given(world: World) -> None:
+    applied = apply(world)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    [record_map] = world.kube.list_objects("ConfigMap", NAMESPACE)
+    name = record_map["metadata"]["name"]
+    assert [stamp_of(world.deployment("web")), stamp_of(world.deployment("api")), stamp_of(world.hpa("web"))] == [
+        name] * 3
+    mirror = world.plan.with_name("plan.record.json")
+    saved = world.root / "saved.record.json"
+    shutil.copy(mirror, saved)
+    world.kube.kubectl("-n", NAMESPACE, "delete", "configmap", name, check=True)
+    mirror.unlink()
+    world.kube.clear_requests()
+
+    refused = rollback(world)
+
+    assert refused.returncode == 0, refused.stdout + refused.stderr
+    assert refused.stdout.splitlines()[-1] == "skipped"
+    refusal = refused.stdout.splitlines()[-2]
+    assert refusal.startswith("Refusing to execute: no apply record for this plan, but deployment/web, "
+                              f"deployment/api, hpa/web carry {RECORD_ANNOTATION}={name}")
+    assert "--from-record FILE" in refusal and "--seed-fallback" in refusal
+    touched = [r for r in world.kube.requests() if r["method"] in MUTATING and "/leases/" not in r["path"]
+               and not r["path"].endswith("/leases")]
+    assert touched == [], "nothing but the lock was written"
+    assert world.replicas("web") == 4 and world.hpa("web") is not None
+
+    restored = rollback(world, f"--from-record={saved}")
+
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert restored.stdout.splitlines()[-1] == "succeeded"
+    assert world.replicas("web") == 2 and world.hpa("web") is None
+    assert world.resources("api") == {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "200m"}}
+
+
+def test_a_record_file_of_another_plan_is_bad_input(world: World) -> None:
+    other = world.root / "other.record.json"
+    other.write_text('{"version": 1}')
+
+    result = rollback(world, f"--from-record={other}")
+
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(f"error: {other}: record: not a readable apply record")
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_a_refused_stamp_changes_nothing_and_a_transient_one_is_retried(world: World) -> None:
+    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/api$", command="kubectl annotate", status=403,
+                          count=1, message='deployments.apps "api" is forbidden: no annotations here')
+    world.kube.clear_requests()
+
+    refused = apply(world)
+
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stdout + refused.stderr
+    *_, error, last = refused.stdout.splitlines()
+    assert last == "failed"
+    assert error.startswith("error: could not stamp deployment/web, deployment/api with "
+                            f"{RECORD_ANNOTATION}=") and error.endswith("; nothing was changed"), error
+    assert "refused by the cluster" in error and "is forbidden: no annotations here" in error
+    changed = {r["command"] for r in world.kube.requests() if r["method"] in MUTATING and r["status"] < 300
+               and "/leases" not in r["path"]}
+    assert changed == {"kubectl annotate"}, "the stamp alone was written, no step ran and no record was saved"
+    assert world.replicas("web") == 2 and world.hpa("web") is None
+    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/web$", command="kubectl annotate", status=503,
+                          count=2)
+    world.kube.clear_requests()
+
+    applied = apply(world)
+
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert world.kube.kubectl_invocations("kubectl annotate") == 4, "3 tries before the first change, 1 after"
+    assert world.replicas("web") == 4
+    assert stamp_of(world.deployment("web")) == stamp_of(world.hpa("web")) is not None
