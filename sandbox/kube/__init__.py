@@ -59,7 +59,7 @@ Controllers: ``set_stuck(ns, name, stuck=True)``, ``set_metric(ns, hpa, utilizat
 ``settle(timeout_s=5.0)``, ``fast_forward()`` (time jumps to the last pending piece of work; deadlines and
 HPA resyncs are timers that fire only when due).
 Auth: ``add_token(token, user, groups=())``.
-Faults: ``.faults.add(method=, path_regex=, status=, retry_after=, latency_s=, drop=, count=, fraction=,
+Faults: ``.faults.add(method=, path_regex=, status=, retry_after=, latency_s=, drop=, answer_late_s=, count=, fraction=,
 message=, command=)`` (``command="kubectl set"``: only requests whose ``Kubectl-Command`` header names it)
 -> rule (``.id``, ``.fired``), ``.faults.remove(id)``, ``.faults.clear()``, ``.faults.seed(n)``.
 Request log: ``requests(since=0)`` (with ``user``, ``verb``, ``group``, ``resource`` of resource requests),

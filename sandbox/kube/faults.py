@@ -1,7 +1,9 @@
 """Fault injection, deterministic under a seed.
 
 A rule matches requests by method, path regex and kubectl command and, when it fires, adds latency, answers a
-status (with an optional ``Retry-After``) or drops the connection. It fires for the next ``count`` matching
+status (with an optional ``Retry-After``), drops the connection, or serves the request and holds its answer back
+(``answer_late_s``: the write commits, the client times out first, as when an API server answers after a
+client's deadline). It fires for the next ``count`` matching
 requests, or for a ``fraction`` of them drawn from a seeded RNG (both: a fraction, at most count times). Rules are
 checked in the order they were added; the first one that fires wins. ``/_sandbox/*`` control requests are never faulted.
 
@@ -32,6 +34,7 @@ class FaultRule:
     retry_after: float | None = None
     latency_s: float = 0.0
     drop: bool = False
+    answer_late_s: float = 0.0
     count: int | None = None
     fraction: float | None = None
     message: str | None = None
@@ -55,6 +58,7 @@ class Fault:
     latency_s: float
     drop: bool
     message: str | None
+    answer_late_s: float = 0.0
 
 
 _FIELDS = (
@@ -65,6 +69,7 @@ _FIELDS = (
     "retry_after",
     "latency_s",
     "drop",
+    "answer_late_s",
     "count",
     "fraction",
     "message",
@@ -101,10 +106,11 @@ class FaultInjector:
         fraction: float | None = None,
         message: str | None = None,
         command: str | None = None,
+        answer_late_s: float = 0.0,
     ) -> FaultRule:
         """Add a rule; returns it (``.id`` to remove it, ``.fired`` to see how often it fired)."""
-        if status is None and not drop and latency_s <= 0:
-            raise ValueError("a fault needs a status, drop=True or latency_s > 0")
+        if status is None and not drop and latency_s <= 0 and answer_late_s <= 0:
+            raise ValueError("a fault needs a status, drop=True, latency_s > 0 or answer_late_s > 0")
         if status is not None and not 100 <= int(status) <= 599:
             raise ValueError(f"bad status {status!r}")
         if fraction is not None and not 0.0 <= float(fraction) <= 1.0:
@@ -121,6 +127,7 @@ class FaultInjector:
             retry_after=retry_after,
             latency_s=float(latency_s),
             drop=bool(drop),
+            answer_late_s=float(answer_late_s),
             count=int(count) if count is not None else None,
             fraction=float(fraction) if fraction is not None else None,
             message=message,
@@ -168,5 +175,6 @@ class FaultInjector:
                 if rule.fraction is not None and self._rng.random() >= rule.fraction:
                     continue
                 rule.fired += 1
-                return Fault(rule.id, rule.status, rule.retry_after, rule.latency_s, rule.drop, rule.message)
+                return Fault(rule.id, rule.status, rule.retry_after, rule.latency_s, rule.drop, rule.message,
+                             rule.answer_late_s)
         return None

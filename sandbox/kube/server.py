@@ -187,6 +187,8 @@ class _Handler(BaseHTTPRequestHandler):
         data = self._encode(resp)
         record.update(status=resp.code, duration_s=time.perf_counter() - start)
         sandbox._log(record)
+        if fault is not None and fault.answer_late_s > 0:
+            sandbox.stopped.wait(fault.answer_late_s)  # served and logged; only the answer is late
         self._send(resp, data)
 
     @staticmethod

@@ -206,10 +206,11 @@ def test_two_applies_on_one_namespace_do_not_interleave(world: World) -> None:
 
 
 def test_a_write_that_lands_after_its_timeout_is_confirmed_not_sent_again(world: World) -> None:
-    """The scale PATCH commits only after kubectl gave up waiting (2 s), before the retry (1 s later) reads the
-    object and finds the write landed. In rollback, re-sending `scale --current-replicas` would fail against its
-    own first write."""
-    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/web/scale$", latency_s=2.6, count=1)
+    """The scale PATCH commits, but its answer comes only after kubectl gave up waiting (2 s): the retry reads the
+    object, finds the write landed and does not send it again. In rollback, re-sending `scale --current-replicas`
+    would fail against its own first write. (Served at once and answered late, so the outcome does not hang on
+    how fast a loaded machine starts kubectl.)"""
+    late = world.kube.faults.add(method="PATCH", path_regex=r"/deployments/web/scale$", answer_late_s=5, count=1)
     timeout = {"INFRA_KUBECTL_TIMEOUT": "2"}
 
     world.label("execute-plan")
@@ -220,12 +221,13 @@ def test_a_write_that_lands_after_its_timeout_is_confirmed_not_sent_again(world:
     assert world.replicas("web") == 4
     landed = [r for r in world.kube.requests() if r["method"] == "PATCH" and r["path"].endswith("/web/scale")
               and 200 <= r["status"] < 300]
-    assert len(landed) == 1, f"the scale was sent {len(landed)} times"
+    assert len(landed) == 1 and late.fired == 1, f"the scale was sent {len(landed)} times"
 
     world.label("rollback-plan")
-    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/web/scale$", latency_s=2.6, count=1)
+    late = world.kube.faults.add(method="PUT", path_regex=r"/deployments/web/scale$", answer_late_s=5, count=1)
     undone = world.cli("rollback", "--execute", f"--pr={world.pr}", **timeout)
 
     assert undone.returncode == 0, undone.stdout + undone.stderr
     assert by_action(undone.stdout)["scale_workload"]["status"] == "succeeded"
     assert world.replicas("web") == 2 and world.hpa("web") is None
+    assert late.fired == 1, "the rollback's scale write was the one answered late"

@@ -325,3 +325,16 @@ def test_a_rule_can_target_one_kubectl_command(kube_sandbox: KubeSandbox) -> Non
     assert history.returncode == 1 and "HTTP 503" in history.stderr, history.stderr
     with pytest.raises(ValueError, match="must name a kubectl command"):
         kube_sandbox.faults.add(command="scale", status=500)
+
+
+def test_an_answer_held_back_past_the_client_timeout_still_commits_the_write(kube_sandbox: KubeSandbox) -> None:
+    """`answer_late_s`: the API server served the write, the client gave up before the answer came."""
+    kube_sandbox.create_deployment("default", "web")
+    kube_sandbox.faults.add(method="PATCH", path_regex=r"/scale$", answer_late_s=3, count=1)
+    started = time.monotonic()
+    scale = kube_sandbox.kubectl("scale", "deploy/web", "--replicas=3", "--request-timeout=1s")
+    assert scale.returncode == 1 and time.monotonic() - started < 3, scale.stderr
+    dep = kube_sandbox.get("deployment", "default", "web")
+    assert dep is not None and dep["spec"]["replicas"] == 3, "the write landed though its answer never arrived"
+    [late] = [r for r in kube_sandbox.requests() if r["method"] == "PATCH"]
+    assert late["status"] == 200
