@@ -280,8 +280,12 @@ def finished(results: Sequence[StepResult], namespace: str, executed: bool, line
 
 
 def plan_report(results: Sequence[StepResult], namespace: str, warnings: Sequence[str],
-                lines: Sequence[str] = ()) -> RunReport:
-    """infra-plan's report: the change and warning lines, the JSON summary (the dry-run steps, `warnings`),
-    and `succeeded` when every step passed its dry run."""
+                lines: Sequence[str] = (), problems: Sequence[str] = ()) -> RunReport:
+    """infra-plan's report: the change and warning lines, `error:` lines for `problems` (what makes the review
+    fail besides a dry run, e.g. a checkout that is not the PR's head), the JSON summary (the dry-run steps,
+    `warnings`, `errors`), and `succeeded` when every step passed its dry run and there is no problem."""
     document = {**summary(results, namespace, False), "warnings": list(warnings)}
-    return RunReport((*lines, *plan_lines(results, warnings)), document, outcome(document))
+    if problems:
+        document.update(ok=False, errors=list(problems))
+    errors = [f"error: {problem}" for problem in problems]
+    return RunReport((*lines, *plan_lines(results, warnings), *errors), document, outcome(document))

@@ -336,7 +336,7 @@ def decide(headers: Mapping[str, str], body: bytes, secret: bytes, routes: Route
     resource = {
         "prefect.resource.id": f"github.pr.{repository}/{number}",
         "prefect.resource.name": f"{repository}#{number}",
-        "github.label": label,
+        "github.label": str(label),
         "github.target": target,
         "github.repository": repository,
     }

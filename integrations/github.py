@@ -650,13 +650,28 @@ def set_commit_status(settings: GitHubSettings, repository: str | None, sha: str
                 raise
 
 
-def pull_request_head(settings: GitHubSettings, repository: str | None, pr: int) -> tuple[str, str]:
-    """(head SHA, web URL) of the PR. Raises GitHubError."""
+@dataclass(frozen=True)
+class PullRequestView:
+    head_sha: str
+    url: str
+    blobs: Mapping[str, str | None]
+    """{path: blob SHA at the head, None when absent} for the paths asked about."""
+
+
+def pull_request_view(settings: GitHubSettings, repository: str | None, pr: int,
+                      paths: tuple[str, ...]) -> PullRequestView:
+    """The PR's head, its web page, and the blob SHAs of `paths` at its head. Raises GitHubError."""
+    for path in paths:
+        problem = plan_path_problem(path)
+        if problem:
+            raise GitHubError(problem)
     settings = settings.serving(repository)
     with _translate(settings, f"reading PR #{pr}"):
-        pull = _client(settings).get_repo(settings.full_name).get_pull(pr)
+        repo = _client(settings).get_repo(settings.full_name)
+        pull = repo.get_pull(pr)
         _json_object(pull.raw_data, f"PR #{pr}", "number")
-        return str(pull.head.sha), str(pull.html_url)
+        head = str(pull.head.sha)
+        return PullRequestView(head, str(pull.html_url), blob_shas(repo, head, paths))
 
 
 def changed_files(settings: GitHubSettings, repository: str | None, pr: int) -> list[str]:
