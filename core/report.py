@@ -212,11 +212,13 @@ def plan_markdown(title: str, results: Sequence[StepResult], namespace: str, war
 
 def sticky_body(marker: str, newest: str, previous: str | None) -> str:
     """A sticky comment: `marker`, the newest run, then the earlier runs (newest first), each collapsed. The
-    oldest are dropped past MAX_EARLIER_RUNS or GitHub's size limit."""
+    oldest are dropped past MAX_EARLIER_RUNS or GitHub's size limit; the same newest run again changes nothing."""
     earlier: list[str] = []
     if previous is not None:
         text = previous.split("\n", 1)[1] if previous.startswith(marker) and "\n" in previous else ""
         latest, _, older = text.partition(EARLIER_RUNS)
+        if latest.strip() == newest.strip():  # the same run again (a retried write): nothing to add
+            return previous
         earlier = [_collapsed(latest.strip())] if latest.strip() else []
         earlier += [run.strip() for run in older.split(RUN_SEPARATOR)[1:] if run.strip()]
     earlier = earlier[:MAX_EARLIER_RUNS]
@@ -240,18 +242,20 @@ def _collapsed(run: str) -> str:
 
 @dataclass(frozen=True)
 class RunReport:
-    """Everything a run prints, in order: `preview:`/`note:` lines, the JSON summary, the last word."""
+    """Everything a run prints, in order: `preview:`/`note:` lines, a `change:` line per object and field, the
+    JSON summary, the last word."""
 
     lines: tuple[str, ...]
     document: dict[str, Any] | None
     final: Outcome
+    changes: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
         return 1 if self.final == Outcome.FAILED else 0
 
     def render(self) -> str:
-        parts = list(self.lines)
+        parts = [*self.lines, *self.changes]
         if self.document is not None:
             parts.append(summary_json(self.document))
         parts.append(self.final)
@@ -274,9 +278,8 @@ def refusal(reason: str, lines: Sequence[str] = ()) -> RunReport:
 
 
 def finished(results: Sequence[StepResult], namespace: str, executed: bool, lines: Sequence[str] = ()) -> RunReport:
-    """The run's report: its lines, then a `change:` line per object and field, then the JSON summary."""
     document = summary(results, namespace, executed)
-    return RunReport((*lines, *change_lines(results)), document, outcome(document))
+    return RunReport(tuple(lines), document, outcome(document), tuple(change_lines(results)))
 
 
 def plan_report(results: Sequence[StepResult], namespace: str, warnings: Sequence[str],
