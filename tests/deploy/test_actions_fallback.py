@@ -219,7 +219,7 @@ def test_a_pr_that_changes_no_plan_starts_nothing(github_pr: GitHubPR, tmp_path:
     env = plan_env(github_pr, PR_NUMBER=str(github_pr.number + 1))
     done = run_script(env, tmp_path)
     assert done.returncode == 0 and "changes no ops/plans/** file: nothing to plan" in done.stdout, done.stderr
-    assert github_pr.server.count("GET", r"/pulls/\d+/files$") == 1
+    assert github_pr.server.count("GET", r"/pulls/\d+/files$") == 2  # its one page, then an empty one
 
 
 def test_a_pr_that_changes_a_plan_starts_infra_plan(deployed: Deployed, github_pr: GitHubPR, tmp_path: Path) -> None:
