@@ -95,3 +95,31 @@ def test_the_pr_gets_one_sticky_comment_edited_on_a_new_commit_and_a_status_per_
     assert world.github.latest_statuses(REPO, second_head)["infra/plan"].state == "success"
     assert world.github.count("PATCH", r"/issues/comments/\d+$") == 1
     assert world.github.count("POST", r"/issues/\d+/comments$") == 1
+
+
+def test_a_checkout_that_is_not_the_prs_head_fails_the_plan_status(world: World) -> None:
+    world.plan.write_text(PLAN.replace("replicas: 4", "replicas: 9"))  # a local edit the PR does not carry
+
+    result = world.cli("plan", f"--pr={world.pr}")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert any(line.startswith("error: the plan file") for line in result.stdout.splitlines()), result.stdout
+    status = world.github.latest_statuses(REPO, world.github.head_sha(REPO, world.pr))["infra/plan"]
+    assert status.state == "failure" and status.description is not None
+    assert status.description.startswith("the plan file")
+
+
+def test_apply_sets_infra_apply_pending_then_success_and_its_comment_shows_the_changes(world: World) -> None:
+    head = world.github.head_sha(REPO, world.pr)
+    world.label("execute-plan")
+
+    result = world.cli("apply", "--execute", f"--pr={world.pr}")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "change: deployment/web replicas: 2 → 4 (succeeded, 1 attempt," in result.stdout
+    states = [(s.context, s.state) for s in world.github.statuses_for(REPO, head)]
+    assert states == [("infra/apply", "success"), ("infra/apply", "pending")], "newest first"
+    [body] = [comment.body for comment in world.github.comments[REPO].values()
+              if comment.body.startswith("<!-- infra-orchestrator:apply")]
+    assert "| `deployment/web` | replicas | 2 → **4** | succeeded | 1 |" in body
+    assert "/runs/flow-run/" in body
