@@ -11,10 +11,12 @@ class Flow(StrEnum):
     APPLY = "apply"
     ROLLBACK = "rollback"
     SCALE = "scale"
+    PLAN = "plan"
 
     @property
     def flow_name(self) -> str:
-        """The Prefect flow's name (and the command's): `infra-apply`, `infra-rollback`, `infra-scale`."""
+        """The Prefect flow's name (and the command's): `infra-apply`, `infra-rollback`, `infra-scale`,
+        `infra-plan`."""
         return f"infra-{self.value}"
 
 

@@ -9,8 +9,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from core.changes import FieldChange, step_changes
 from core.steps import Step
 from core.vocabulary import Outcome, StepStatus
+
+GITHUB_COMMENT_LIMIT = 65536
+"""GitHub refuses a comment body longer than this (422)."""
+EARLIER_RUNS = "<!-- infra-orchestrator:earlier-runs -->"
+"""Separates a sticky comment's newest run from the earlier ones (collapsed under it)."""
+RUN_SEPARATOR = "<!-- infra-orchestrator:run -->"
+MAX_EARLIER_RUNS = 10
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,14 @@ class StepResult:
     def ok(self) -> bool:
         return self.status.ok
 
+    @property
+    def changes(self) -> list[FieldChange]:
+        """One row per object and field the step changed (or, not run yet, sets); none for checks and hints."""
+        landing = self.step.landing
+        if landing is None:
+            return []
+        return step_changes(landing.action, landing.reverse, landing.before, self.before, self.after)
+
     def to_json(self, namespace: str) -> dict[str, Any]:
         result: dict[str, Any] = {"ok": self.ok, "type": self.step.type}
         if self.step.action is not None:
@@ -41,6 +57,8 @@ class StepResult:
                       attempts=self.attempts, duration_ms=round(self.duration_s * 1000, 1))
         if self.batch > 1:
             result["batch"] = self.batch
+        if self.changes:
+            result["changes"] = [change.to_json() for change in self.changes]
         for name in ("before", "after"):
             if getattr(self, name) is not None:
                 result[name] = getattr(self, name)
@@ -86,64 +104,158 @@ def outcome(document: dict[str, Any]) -> Outcome:
     return Outcome.SUCCEEDED if document["ok"] else Outcome.FAILED
 
 
-def _compact(value: Any) -> str:
-    return "" if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
+def _duration(result: StepResult) -> str:
+    return f"{round(result.duration_s * 1000)} ms"
+
+
+def change_line(change: FieldChange, result: StepResult) -> str:
+    """`change: deployment/web replicas: 2 → 4 (succeeded, 1 attempt, 35 ms)` for the CLI."""
+    attempts = f"{result.attempts} attempt{'s' if result.attempts != 1 else ''}"
+    how = result.status if result.status == StepStatus.PREVIEWED else \
+        f"{result.status}, {attempts}, {_duration(result)}"
+    return f"change: {change.obj} {change.field}: {change.before} → {change.after} ({how})"
+
+
+def change_lines(results: Sequence[StepResult]) -> list[str]:
+    return [change_line(change, result) for result in results for change in result.changes]
 
 
 def table_rows(results: Sequence[StepResult], namespace: str) -> list[dict[str, Any]]:
-    """One row per step for a Prefect table artifact."""
-    return [
-        {
-            "step": result.step.number,
-            "command": result.step.command(namespace),
-            "status": result.status,
-            "attempts": result.attempts,
-            "duration_ms": round(result.duration_s * 1000, 1),
-            "shared_call": result.batch,
-            "before": _compact(result.before),
-            "after": _compact(result.after),
-            "error": result.error or "",
-        }
-        for result in results
-    ]
+    """One row per object and field for a Prefect table artifact (a step without changes, such as a rollout
+    check, is one row naming what it checked); the kubectl command is the last column."""
+    rows = []
+    for result in results:
+        changes = result.changes or [FieldChange(result.step.obj or "", result.step.summary, "", "")]
+        rows += [{"object": change.obj, "field": change.field, "before": change.before, "after": change.after,
+                  "status": result.status, "attempts": result.attempts,
+                  "duration_ms": round(result.duration_s * 1000, 1), "error": result.error or "",
+                  "step": result.step.number, "command": result.step.command(namespace)}
+                 for change in changes]
+    return rows
 
 
 def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def change_table(results: Sequence[StepResult], namespace: str) -> list[str]:
+    """The reviewer's table: object · field · before → after · status · attempts · duration, then the kubectl
+    commands collapsed under it."""
+    lines = ["| object | field | before → after | status | attempts | duration |", "|---|---|---|---|---|---|"]
+    for row in table_rows(results, namespace):
+        change = f"{_cell(row['before'])} → **{_cell(row['after'])}**" if row["before"] or row["after"] else ""
+        status = f"{row['status']}: {_cell(row['error'])}" if row["error"] else row["status"]
+        lines.append(f"| `{_cell(row['object'])}` | {_cell(row['field'])} | {change} | {status} | "
+                     f"{row['attempts']} | {row['duration_ms']:g} ms |")
+    lines += ["", "<details><summary>kubectl commands</summary>", "", "| step | command |", "|---|---|"]
+    lines += [f"| {result.step.number} | `{_cell(result.step.command(namespace))}` |" for result in results]
+    lines += ["", "</details>"]
+    return lines
+
+
 def markdown(title: str, results: Sequence[StepResult], namespace: str, executed: bool,
-             notes: Sequence[str] = ()) -> str:
-    """A human summary for the Prefect UI and the PR comment: the step table, then the JSON summary."""
+             notes: Sequence[str] = (), links: Sequence[tuple[str, str]] = ()) -> str:
+    """A human summary for the Prefect UI and the PR comment: links (the PR, the Prefect run), the change
+    table, then the JSON summary."""
     document = summary(results, namespace, executed)
     mode = "executed" if executed else "preview (nothing changed)"
     lines = [f"### {title}", "", f"Namespace `{namespace}`, {mode}: **{outcome(document)}**", ""]
+    if links:
+        lines += [" · ".join(f"[{text}]({url})" for text, url in links), ""]
     lines += [f"> note: {_cell(note)}" for note in notes]
     if notes:
         lines.append("")
-    lines += ["| step | command | status | attempts | ms | error |", "|---|---|---|---|---|---|"]
-    for row in table_rows(results, namespace):
-        lines.append(f"| {row['step']} | `{_cell(row['command'])}` | {row['status']} | {row['attempts']} | "
-                     f"{row['duration_ms']} | {_cell(row['error'])} |")
+    lines += change_table(results, namespace)
     lines += ["", "<details><summary>JSON summary</summary>", "", "```json", summary_json(document), "```",
               "", "</details>"]
     return "\n".join(lines)
 
 
+def _dry_run(result: StepResult) -> str:
+    return "passed" if result.ok else f"failed: {result.error or 'rejected'}"
+
+
+def plan_lines(results: Sequence[StepResult], warnings: Sequence[str]) -> list[str]:
+    """`change: deployment/web replicas: 2 → 4 (dry run passed)` per object and field, then `warning:` lines."""
+    lines = []
+    for result in results:
+        for change in result.changes:
+            same = ", no change" if not change.changed else ""
+            lines.append(f"change: {change.obj} {change.field}: {change.before} → {change.after} "
+                         f"(dry run {_dry_run(result)}{same})")
+    return [*lines, *(f"warning: {warning}" for warning in warnings)]
+
+
+def plan_markdown(title: str, results: Sequence[StepResult], namespace: str, warnings: Sequence[str],
+                  links: Sequence[tuple[str, str]] = ()) -> str:
+    """The plan comment: live → planned per object and field with its dry-run verdict, the warnings, and the
+    dry-run commands collapsed."""
+    ok = all(result.ok for result in results)
+    lines = [f"### {title}", "", f"Namespace `{namespace}`: live → planned, validated by a server-side dry run: "
+             f"**{'passed' if ok else 'failed'}**", ""]
+    if links:
+        lines += [" · ".join(f"[{text}]({url})" for text, url in links), ""]
+    lines += [f"> :warning: {_cell(warning)}" for warning in warnings]
+    if warnings:
+        lines.append("")
+    lines += ["| object | field | live → planned | dry run |", "|---|---|---|---|"]
+    for result in results:
+        for change in result.changes:
+            planned = f"**{_cell(change.after)}**" if change.changed else f"{_cell(change.after)} (no change)"
+            lines.append(f"| `{_cell(change.obj)}` | {_cell(change.field)} | {_cell(change.before)} → {planned} | "
+                         f"{_cell(_dry_run(result))} |")
+    lines += ["", "<details><summary>kubectl dry-run commands</summary>", "", "| step | command |", "|---|---|"]
+    lines += [f"| {result.step.number} | `{_cell(result.step.command(namespace))}` |" for result in results]
+    lines += ["", "</details>"]
+    return "\n".join(lines)
+
+
+def sticky_body(marker: str, newest: str, previous: str | None) -> str:
+    """A sticky comment: `marker`, the newest run, then the earlier runs (newest first), each collapsed. The
+    oldest are dropped past MAX_EARLIER_RUNS or GitHub's size limit; the same newest run again changes nothing."""
+    earlier: list[str] = []
+    if previous is not None:
+        text = previous.split("\n", 1)[1] if previous.startswith(marker) and "\n" in previous else ""
+        latest, _, older = text.partition(EARLIER_RUNS)
+        if latest.strip() == newest.strip():  # the same run again (a retried write): nothing to add
+            return previous
+        earlier = [_collapsed(latest.strip())] if latest.strip() else []
+        earlier += [run.strip() for run in older.split(RUN_SEPARATOR)[1:] if run.strip()]
+    earlier = earlier[:MAX_EARLIER_RUNS]
+    while True:
+        body = "\n".join([marker, newest.strip()])
+        if earlier:
+            runs = [f"{RUN_SEPARATOR}\n{run}" for run in earlier]
+            body += f"\n\n{EARLIER_RUNS}\n**Earlier runs** (newest first)\n\n" + "\n\n".join(runs)
+        if len(body) <= GITHUB_COMMENT_LIMIT or not earlier:
+            return body[:GITHUB_COMMENT_LIMIT]
+        earlier.pop()
+
+
+def _collapsed(run: str) -> str:
+    """An earlier run under its own title, collapsed (its own <details> blocks stay inside)."""
+    if run.startswith("<details>"):
+        return run
+    title, _, rest = run.partition("\n")
+    return f"<details><summary>{title.lstrip('#').strip()}</summary>\n\n{rest.strip()}\n\n</details>"
+
+
 @dataclass(frozen=True)
 class RunReport:
-    """Everything a run prints, in order: `preview:`/`note:` lines, the JSON summary, the last word."""
+    """Everything a run prints, in order: `preview:`/`note:` lines, a `change:` line per object and field, the
+    JSON summary, the last word."""
 
     lines: tuple[str, ...]
     document: dict[str, Any] | None
     final: Outcome
+    changes: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
         return 1 if self.final == Outcome.FAILED else 0
 
     def render(self) -> str:
-        parts = list(self.lines)
+        parts = [*self.lines, *self.changes]
         if self.document is not None:
             parts.append(summary_json(self.document))
         parts.append(self.final)
@@ -167,4 +279,16 @@ def refusal(reason: str, lines: Sequence[str] = ()) -> RunReport:
 
 def finished(results: Sequence[StepResult], namespace: str, executed: bool, lines: Sequence[str] = ()) -> RunReport:
     document = summary(results, namespace, executed)
-    return RunReport(tuple(lines), document, outcome(document))
+    return RunReport(tuple(lines), document, outcome(document), tuple(change_lines(results)))
+
+
+def plan_report(results: Sequence[StepResult], namespace: str, warnings: Sequence[str],
+                lines: Sequence[str] = (), problems: Sequence[str] = ()) -> RunReport:
+    """infra-plan's report: the change and warning lines, `error:` lines for `problems` (what makes the review
+    fail besides a dry run, e.g. a checkout that is not the PR's head), the JSON summary (the dry-run steps,
+    `warnings`, `errors`), and `succeeded` when every step passed its dry run and there is no problem."""
+    document = {**summary(results, namespace, False), "warnings": list(warnings)}
+    if problems:
+        document.update(ok=False, errors=list(problems))
+    errors = [f"error: {problem}" for problem in problems]
+    return RunReport((*lines, *plan_lines(results, warnings), *errors), document, outcome(document))

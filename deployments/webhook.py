@@ -38,6 +38,12 @@ The event (matched by the deployments' triggers in ``prefect.yaml``)::
                "github.target": <target>, "github.repository": <owner/repo>}
     payload:  {"number", "repository", "plan", "target", "label", "sender", "head_sha", "head_ref", "delivery"}
 
+Plan on PR: a routed PR that is ``opened``, ``synchronize``d (new commits) or ``reopened`` emits
+``github.pull_request.plan`` (same resource without ``github.label``; payload as above with ``action`` instead of
+``label``), which starts ``infra-plan`` for the target. With GitHub settings (``GITHUB_TOKEN`` or
+``GITHUB_TOKEN_BLOCK``, ``GH_OWNER``/``GH_REPO``, ``GITHUB_API_URL``) in its environment, the bridge first asks for
+the PR's files and ignores a PR that changes nothing under ``ops/plans/``.
+
 ``head_sha`` is the PR head the ``labeled`` event carried (``pull_request.head.sha``); the triggers pass it to the
 flow run as its ``head_sha`` parameter, so the gate refuses a head that moved after the label was added.
 
@@ -94,6 +100,10 @@ log = logging.getLogger("infra.webhook")
 
 TRIGGER_LABELS = tuple(LABELS.values())
 EVENT_NAME = "github.pull_request.labeled"
+PLAN_EVENT_NAME = "github.pull_request.plan"
+"""Emitted when a routed PR opens, gets new commits or reopens (and touches PLANS_PREFIX): starts infra-plan."""
+PLAN_ACTIONS = ("opened", "synchronize", "reopened")
+PLANS_PREFIX = "ops/plans/"
 GITHUB_MAX_PAYLOAD = 25 * 1024 * 1024
 DEFAULT_MAX_BODY = 5 * 1024 * 1024
 DEFAULT_READ_TIMEOUT = 10.0
@@ -302,10 +312,10 @@ def decide(headers: Mapping[str, str], body: bytes, secret: bytes, routes: Route
         reason = f"repository {repository} is not served by this bridge (serves: {', '.join(routes.served())})"
         return Outcome(403, {"status": "refused", "reason": reason})
     action = data.get("action")
-    if action != "labeled":
+    if action not in ("labeled", *PLAN_ACTIONS):
         return _ignored(f"action {action!r} is not handled")
-    label = (data.get("label") or {}).get("name")
-    if label not in TRIGGER_LABELS:
+    label = (data.get("label") or {}).get("name") if action == "labeled" else None
+    if action == "labeled" and label not in TRIGGER_LABELS:
         return _ignored(f"label {label!r} is not ours")
     pr = data.get("pull_request") or {}
     number = data.get("number", pr.get("number"))
@@ -321,10 +331,12 @@ def decide(headers: Mapping[str, str], body: bytes, secret: bytes, routes: Route
     if isinstance(routed, str):
         return _ignored(routed)
     target, plan = routed
+    if action in PLAN_ACTIONS:
+        return _plan_outcome(data, headers, repository, number, head_sha, head_ref, target, plan)
     resource = {
         "prefect.resource.id": f"github.pr.{repository}/{number}",
         "prefect.resource.name": f"{repository}#{number}",
-        "github.label": label,
+        "github.label": str(label),
         "github.target": target,
         "github.repository": repository,
     }
@@ -341,6 +353,37 @@ def decide(headers: Mapping[str, str], body: bytes, secret: bytes, routes: Route
     }
     summary = {"status": "emitted", "event": EVENT_NAME, "target": target, "plan": plan, "pr": number, "label": label}
     return Outcome(200, summary, (EVENT_NAME, resource, payload))
+
+
+def _plan_outcome(data: Mapping[str, Any], headers: Mapping[str, str], repository: str, number: int, head_sha: str,
+                  head_ref: str, target: str, plan: str) -> Outcome:
+    """The infra-plan event for a routed PR that opened, got new commits or reopened."""
+    resource: dict[str, str] = {
+        "prefect.resource.id": f"github.pr.{repository}/{number}",
+        "prefect.resource.name": f"{repository}#{number}",
+        "github.target": target,
+        "github.repository": repository,
+    }
+    payload: dict[str, Any] = {
+        "number": number,
+        "repository": repository,
+        "plan": plan,
+        "target": target,
+        "action": data.get("action"),
+        "sender": (data.get("sender") or {}).get("login"),
+        "head_sha": head_sha,
+        "head_ref": head_ref,
+        "delivery": headers.get("x-github-delivery"),
+    }
+    summary = {"status": "emitted", "event": PLAN_EVENT_NAME, "target": target, "plan": plan, "pr": number}
+    return Outcome(200, summary, (PLAN_EVENT_NAME, resource, payload))
+
+
+def github_files(repository: str, number: int) -> list[str]:
+    """The PR's changed paths, asked of GitHub with the environment's settings (GITHUB_TOKEN...)."""
+    from integrations.github import GitHubSettings, changed_files
+
+    return changed_files(GitHubSettings.from_env(), repository, number)
 
 
 def prefect_emitter(event: str, resource: dict[str, str], payload: dict[str, Any], event_id: uuid.UUID) -> None:
@@ -364,12 +407,14 @@ class Bridge:
     routes: Routes
     replays: ReplayLog
     emit: Emitter = prefect_emitter
+    files_of: Callable[[str, int], list[str]] | None = None
+    """The PR's changed paths; set, a plan event is emitted only for a PR touching ops/plans/**."""
     started: float = field(default_factory=time.time)
     counts: dict[str, int] = field(default_factory=dict)
     _counts_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # handle() runs in threads
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> Outcome:
-        outcome = decide(headers, body, self.secret, self.routes)
+        outcome = self._touching_plans(decide(headers, body, self.secret, self.routes))
         event = outcome.event
         if event is not None:
             name, resource, payload = event
@@ -390,6 +435,23 @@ class Bridge:
         status = str(outcome.body.get("status"))
         with self._counts_lock:
             self.counts[status] = self.counts.get(status, 0) + 1
+        return outcome
+
+
+    def _touching_plans(self, outcome: Outcome) -> Outcome:
+        """A plan event for a PR that changes no plan file is ignored. When GitHub cannot say, the event goes
+        out anyway: infra-plan only reads, and reports what it found."""
+        if outcome.event is None or outcome.event[0] != PLAN_EVENT_NAME or self.files_of is None:
+            return outcome
+        payload = outcome.event[2]
+        try:
+            files = self.files_of(str(payload["repository"]), int(payload["number"]))
+        except Exception as error:
+            log.warning("could not list the files of PR #%s (%s); planning it anyway", payload["number"],
+                        type(error).__name__)
+            return outcome
+        if not any(path.startswith(PLANS_PREFIX) for path in files):
+            return _ignored(f"PR #{payload['number']} changes no {PLANS_PREFIX}** file")
         return outcome
 
 
@@ -590,7 +652,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     warm_up_prefect()
-    bridge = Bridge(secret=secret, routes=routes, replays=ReplayLog(args.state))
+    can_list_files = bool(os.environ.get("GITHUB_TOKEN") or os.environ.get("GITHUB_TOKEN_BLOCK"))
+    bridge = Bridge(secret=secret, routes=routes, replays=ReplayLog(args.state),
+                    files_of=github_files if can_list_files else None)
     server = uvicorn.Server(server_config(create_app(bridge, limits), limits, args.host, port))
     log.info(
         "infra-webhook listening on http://%s:%d for %s (read timeout %g s, body limit %d bytes, %d connections)",

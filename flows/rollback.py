@@ -7,7 +7,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from core.conventions import DEFAULT_PLAN, Flow
 from core.lifecycle.rollback import Rollback
 from core.report import RunReport
-from flows.shared import MAX_PARALLEL_STEPS, execution, flow_result
+from flows.shared import MAX_PARALLEL_STEPS, execution, flow_result, settle_status
 from tasks.plan import load_plan
 from tasks.records import TaskRecords
 from tasks.reporter import TaskReporter
@@ -32,4 +32,4 @@ def infra_rollback(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: boo
                    from_record=from_record, seed_fallback=seed_fallback, rollout_timeout_s=rollout_timeout_s,
                    execution=execution(Flow.ROLLBACK, plan, pr, repository, require_approval, head_sha,
                                        lock_timeout_s) if execute else None)
-    return flow_result(run.run())
+    return flow_result(settle_status(run.execution, run.run()))

@@ -12,7 +12,7 @@ from core.lifecycle.ports import Execution
 from core.plan import Plan
 from core.report import RunReport
 from core.vocabulary import Outcome
-from tasks.gate import recheck_label, verify_label
+from tasks.gate import recheck_label, report_status, verify_label
 from tasks.kube import TaskCluster
 from tasks.lock import TaskLock
 
@@ -48,10 +48,18 @@ def pass_gate(requirement: GateRequirement, plan: Plan) -> GateDecision:
 
 
 class TaskGate:
-    """The lifecycle's gate: the label check (a task) with the plan-blob comparison, and its recheck (a task)."""
+    """The lifecycle's gate: the label check (a task) with the plan-blob comparison, and its recheck (a task).
+    A passed gate marks its head `infra/<flow>: pending`; `settle_status` sets the outcome there."""
+
+    def __init__(self) -> None:
+        self.pending: tuple[GateRequirement, str] | None = None
 
     def check(self, requirement: GateRequirement, plan: Plan) -> GateDecision:
-        return pass_gate(requirement, plan)
+        decision = pass_gate(requirement, plan)
+        if decision.allowed and decision.head_sha:
+            self.pending = (requirement, decision.head_sha)
+            report_status(requirement, decision.head_sha, "pending", f"infra-{requirement.flow} is running")
+        return decision
 
     def recheck(self, requirement: GateRequirement, first: GateDecision) -> GateDecision:
         return recheck_label(requirement, first)
@@ -63,6 +71,26 @@ def execution(flow: Flow, plan: str, pr: int | None, repository: str | None, req
     given) and the target's lock."""
     requirement = gate_requirement(flow, plan, pr, repository, require_approval, head_sha)
     return Execution(TaskCluster(), TaskGate(), TaskLock(lock_timeout_s), requirement)
+
+
+def settle_status(execution: Execution | None, report: RunReport) -> RunReport:
+    """After a run whose gate passed: `infra/<flow>` success or failure on the head it saw, with one line why
+    (a later refusal, by the recheck or the lock, is a failure too: nothing was done)."""
+    gate = execution.gate if execution is not None else None
+    if not isinstance(gate, TaskGate) or gate.pending is None:
+        return report
+    requirement, sha = gate.pending
+    results = (report.document or {}).get("results", [])
+    failed = sum(not result["ok"] for result in results)
+    if report.final == Outcome.SUCCEEDED:
+        state, description = "success", f"{len(results)} steps succeeded"
+    elif report.final == Outcome.SKIPPED:
+        state, description = "failure", (report.lines[-1] if report.lines else "refused")
+    else:
+        errors = [line.removeprefix("error: ") for line in report.lines if line.startswith("error: ")]
+        state, description = "failure", errors[-1] if errors else f"{failed} of {len(results)} steps did not succeed"
+    warning = report_status(requirement, sha, state, description)
+    return replace(report, lines=(*report.lines, f"note: {warning}")) if warning else report
 
 
 def flow_result(report: RunReport) -> RunReport | State:

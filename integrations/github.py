@@ -42,6 +42,7 @@ from core.gate import (
     trigger_role_ok,
 )
 from core.k8s import MAX_INT32, decimal_integer
+from core.report import sticky_body
 from integrations import secrets
 
 log = logging.getLogger(__name__)
@@ -572,7 +573,8 @@ def upsert_audit_comment(settings: GitHubSettings, requirement: GateRequirement,
         raise GitHubError(problem)
     settings = settings.serving(requirement.repository)
     marker = audit_marker(requirement)
-    body = f"{marker}\n{secrets.mask(body_markdown)}"
+    newest = secrets.mask(body_markdown)
+    body = sticky_body(marker, newest, None)
     action = f"writing the audit comment on PR #{requirement.pr}"
     with _translate(settings, action):
         g = _client(settings)
@@ -595,8 +597,9 @@ def upsert_audit_comment(settings: GitHubSettings, requirement: GateRequirement,
                 if len(existing) > 1:
                     log.warning("PR #%s has %d audit comments for %s; updating the oldest",
                                 requirement.pr, len(existing), requirement.plan_path)
-                if comment.body != body:
-                    comment.edit(body)
+                edited = sticky_body(marker, newest, comment.body)  # earlier runs stay, collapsed, under it
+                if comment.body != edited:
+                    comment.edit(edited)
                 comment_id: int = comment.id
                 return comment_id
         try:
@@ -609,6 +612,74 @@ def upsert_audit_comment(settings: GitHubSettings, requirement: GateRequirement,
                 raise
             log.info("audit comment POST failed (%s); checking whether it was stored before retrying", e)
     raise GitHubError(f"could not write the audit comment on PR #{requirement.pr}")  # pragma: no cover
+
+
+STATUS_STATES = ("pending", "success", "failure", "error")
+STATUS_DESCRIPTION_LIMIT = 140
+"""GitHub refuses a longer status description (422)."""
+
+
+def status_context(flow: str) -> str:
+    """The commit status each flow sets, which branch protection can require: `infra/plan`, `infra/apply`..."""
+    return f"infra/{flow}"
+
+
+def set_commit_status(settings: GitHubSettings, repository: str | None, sha: str, context: str, state: str,
+                      description: str, target_url: str | None = None) -> None:
+    """POST a commit status. A repeated status is harmless (the newest per context counts), so a transient
+    failure is tried once more. Raises GitHubError."""
+    if state not in STATUS_STATES:
+        raise GitHubError(f"unknown commit status state {state!r}")
+    settings = settings.serving(repository)
+    text = secrets.mask(description)
+    if len(text) > STATUS_DESCRIPTION_LIMIT:
+        text = text[:STATUS_DESCRIPTION_LIMIT - 1] + "…"
+    action = f"setting status {context} on {short(sha)}"
+    for attempt in (1, 2):
+        try:
+            with _translate(settings, action):
+                repo = _client(settings).get_repo(settings.full_name)
+                # POST /repos/{o}/{r}/statuses/{sha} (PyGithub's Commit.create_status would first GET the commit)
+                body = {"state": state, "description": text, "context": context,
+                        **({"target_url": target_url} if target_url else {})}
+                repo._requester.requestJsonAndCheck("POST", f"{repo.url}/statuses/{quote(sha, safe='')}",
+                                                    input=body)
+                return
+        except GitHubError as e:
+            if attempt == 2 or not e.transient:
+                raise
+
+
+@dataclass(frozen=True)
+class PullRequestView:
+    head_sha: str
+    url: str
+    blobs: Mapping[str, str | None]
+    """{path: blob SHA at the head, None when absent} for the paths asked about."""
+
+
+def pull_request_view(settings: GitHubSettings, repository: str | None, pr: int,
+                      paths: tuple[str, ...]) -> PullRequestView:
+    """The PR's head, its web page, and the blob SHAs of `paths` at its head. Raises GitHubError."""
+    for path in paths:
+        problem = plan_path_problem(path)
+        if problem:
+            raise GitHubError(problem)
+    settings = settings.serving(repository)
+    with _translate(settings, f"reading PR #{pr}"):
+        repo = _client(settings).get_repo(settings.full_name)
+        pull = repo.get_pull(pr)
+        _json_object(pull.raw_data, f"PR #{pr}", "number")
+        head = str(pull.head.sha)
+        return PullRequestView(head, str(pull.html_url), blob_shas(repo, head, paths))
+
+
+def changed_files(settings: GitHubSettings, repository: str | None, pr: int) -> list[str]:
+    """The paths the PR changes (GitHub lists up to 3000). Raises GitHubError."""
+    settings = settings.serving(repository)
+    with _translate(settings, f"listing the files of PR #{pr}"):
+        pull = _client(settings).get_repo(settings.full_name).get_pull(pr)
+        return [str(file.filename) for file in pull.get_files()]
 
 
 def _token_login(g: Any) -> str | None:

@@ -11,8 +11,11 @@ from integrations.github import (
     check_gate,
     recheck_gate,
     remove_trigger_label,
+    set_commit_status,
+    status_context,
     upsert_audit_comment,
 )
+from tasks.links import flow_run_url
 
 
 def settings_for(requirement: GateRequirement) -> GitHubSettings:
@@ -47,6 +50,9 @@ def report_to_pull_request(requirement: GateRequirement, markdown: str, remove_l
     Returns a warning line when GitHub could not be updated: the cluster change already happened and is
     recorded, so a GitHub hiccup must not turn a finished run into a failed one.
     """
+    run_url = flow_run_url()
+    if run_url:
+        markdown = f"{markdown}\n\n[Prefect flow run]({run_url})"
     try:
         settings = settings_for(requirement)
         if remove_label:
@@ -55,4 +61,17 @@ def report_to_pull_request(requirement: GateRequirement, markdown: str, remove_l
     except GitHubError as error:
         get_run_logger().warning("could not update PR #%s: %s", requirement.pr, error)
         return f"could not update PR #{requirement.pr}: {error}"
+    return None
+
+
+@task(cache_policy=NO_CACHE)
+def report_status(requirement: GateRequirement, sha: str, state: str, description: str) -> str | None:
+    """`infra/<flow>` on the head the gate saw (pending, then success or failure), for branch protection.
+    Returns a warning line when GitHub could not be updated (the run's outcome stands)."""
+    try:
+        set_commit_status(settings_for(requirement), requirement.repository, sha, status_context(requirement.flow),
+                          state, description, flow_run_url())
+    except GitHubError as error:
+        get_run_logger().warning("could not set %s on %s: %s", status_context(requirement.flow), sha[:12], error)
+        return f"could not set {status_context(requirement.flow)}: {error}"
     return None

@@ -11,6 +11,7 @@ from .state import (
     LEGACY_PERMISSION,
     Comment,
     Commit,
+    CommitStatus,
     Event,
     GitHubState,
     Issue,
@@ -24,6 +25,10 @@ from .state import (
 )
 
 JSON = dict[str, Any]
+
+
+def _line_count(content: bytes | None) -> int:
+    return len(content.splitlines()) if content is not None else 0
 
 
 def _node(kind: str, ident: int) -> str:
@@ -306,6 +311,36 @@ class Bodies:
             "issue_url": f"{self.base}/repos/{repo.full_name}/issues/{comment.number}",
             "author_association": self._association(repo, comment.user),
         }
+
+    def commit_status(self, repo: Repo, status: CommitStatus) -> JSON:
+        return {
+            "url": f"{self.base}/repos/{repo.full_name}/statuses/{status.sha}",
+            "avatar_url": f"{self.base}/avatars/{status.creator}", "id": status.id,
+            "node_id": _node("SC", status.id), "state": status.state, "description": status.description,
+            "target_url": status.target_url, "context": status.context, "created_at": iso(status.at),
+            "updated_at": iso(status.at), "creator": self.user(status.creator),
+        }
+
+    def combined_status(self, repo: Repo, sha: str, latest: list[CommitStatus]) -> JSON:
+        """GitHub's rule: failure if any is error/failure, pending if any is pending (or none exist), else
+        success."""
+        states = {status.state for status in latest}
+        state = "failure" if states & {"error", "failure"} else "pending" if "pending" in states or not states \
+            else "success"
+        simple = [{key: value for key, value in self.commit_status(repo, status).items() if key != "creator"}
+                  for status in latest]
+        return {"state": state, "statuses": simple, "sha": sha, "total_count": len(latest),
+                "repository": self.repository(repo), "commit_url": f"{self.base}/repos/{repo.full_name}/commits/{sha}",
+                "url": f"{self.base}/repos/{repo.full_name}/commits/{sha}/status"}
+
+    def pull_file(self, repo: Repo, path: str, base: bytes | None, head: bytes | None, head_sha: str) -> JSON:
+        status = "added" if base is None else "removed" if head is None else "modified"
+        additions, deletions = _line_count(head), _line_count(base)
+        raw = f"{self.base}/{repo.full_name}/raw/{head_sha}/{quote(path)}"
+        return {"sha": blob_sha(head if head is not None else base or b""), "filename": path, "status": status,
+                "additions": additions, "deletions": deletions, "changes": additions + deletions,
+                "blob_url": f"{self.base}/{repo.full_name}/blob/{head_sha}/{quote(path)}", "raw_url": raw,
+                "contents_url": f"{self.base}/repos/{repo.full_name}/contents/{quote(path)}?ref={head_sha}"}
 
     # ----------------------------------------------------------------- git, contents
     def git_ref(self, repo: Repo, branch: str) -> JSON:

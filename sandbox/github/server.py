@@ -284,6 +284,10 @@ class GitHubSandbox(GitHubState):
         r("GET", f"{R}/pulls/{{pull_number}}", self._get_pull)
         r("PATCH", f"{R}/pulls/{{pull_number}}", self._patch_pull)
         r("GET", f"{R}/pulls/{{pull_number}}/reviews", self._reviews)
+        r("GET", f"{R}/pulls/{{pull_number}}/files", self._pull_files)
+        r("POST", f"{R}/statuses/{{sha}}", self._post_status)
+        r("GET", f"{R}/commits/{{ref}}/statuses", self._list_statuses)
+        r("GET", f"{R}/commits/{{ref}}/status", self._combined_status)
         r("GET", f"{R}/issues/comments/{{comment_id}}", self._get_comment)
         r("PATCH", f"{R}/issues/comments/{{comment_id}}", self._patch_comment)
         r("GET", f"{R}/issues/events/{{event_id}}", self._get_event)
@@ -479,6 +483,51 @@ class GitHubSandbox(GitHubState):
             raise SandboxError(422, "Validation Failed",
                                [{"resource": "IssueComment", "code": "missing_field", "field": "body"}])
         return 200, self.b.comment(repo, self.edit_comment(repo.full_name, cid, body))
+
+    def _pull_files(self, c: _Call) -> tuple[int, Any]:
+        repo = self._repo(c)
+        pr = self.pull(repo.full_name, self._num(c, "pull_number"))
+        base = self.commits[repo.branches[pr.base_ref]].tree
+        head = self.commits[pr.head_sha].tree
+        changed = sorted(path for path in set(base) | set(head) if base.get(path) != head.get(path))
+        return 200, [self.b.pull_file(repo, path, base.get(path), head.get(path), pr.head_sha) for path in changed]
+
+    def _post_status(self, c: _Call) -> tuple[int, Any]:
+        repo = self._repo(c, "write")
+        body = c.body if isinstance(c.body, dict) else {}
+        sha = c.params["sha"]
+        if sha not in self.commits:
+            raise SandboxError(422, f"No commit found for SHA: {sha}")
+        state = body.get("state")
+        if state not in ("error", "failure", "pending", "success"):
+            raise SandboxError(422, "Validation Failed",
+                               [{"resource": "Status", "code": "custom", "field": "state",
+                                 "message": "state is not included in the list"}])
+        description, target_url = body.get("description"), body.get("target_url")
+        if description is not None and (not isinstance(description, str) or len(description) > 140):
+            raise SandboxError(422, "Validation Failed",
+                               [{"resource": "Status", "code": "custom", "field": "description",
+                                 "message": "description is too long (maximum is 140 characters)"}])
+        status = self.add_status(repo.full_name, sha, str(state), str(body.get("context") or "default"), c.login,
+                                 description, target_url if isinstance(target_url, str) else None)
+        return 201, self.b.commit_status(repo, status)
+
+    def _commit_sha(self, repo: Repo, ref: str) -> str:
+        try:
+            return self.resolve(repo.full_name, ref)
+        except SandboxError:
+            raise SandboxError(404, "Not Found") from None
+
+    def _list_statuses(self, c: _Call) -> tuple[int, Any]:
+        repo = self._repo(c)
+        sha = self._commit_sha(repo, c.params["ref"])
+        return 200, [self.b.commit_status(repo, status) for status in self.statuses_for(repo.full_name, sha)]
+
+    def _combined_status(self, c: _Call) -> tuple[int, Any]:
+        repo = self._repo(c)
+        sha = self._commit_sha(repo, c.params["ref"])
+        latest = list(self.latest_statuses(repo.full_name, sha).values())
+        return 200, self.b.combined_status(repo, sha, latest)
 
     def _permission(self, c: _Call) -> tuple[int, Any]:
         repo = self._repo(c)

@@ -89,6 +89,20 @@ class Comment:
 
 
 @dataclass
+class CommitStatus:
+    """One POST /statuses/{sha}: GitHub keeps every one; the newest per context is the commit's state for it."""
+
+    id: int
+    sha: str
+    state: str  # error, failure, pending, success
+    context: str
+    description: str | None
+    target_url: str | None
+    creator: str
+    at: float
+
+
+@dataclass
 class Review:
     id: int
     user: str
@@ -157,6 +171,7 @@ class GitHubState:
         self.repos: dict[str, Repo] = {}
         self.commits: dict[str, Commit] = {}  # shared object store: forks and base see the same commits
         self.comments: dict[str, dict[int, Comment]] = {}  # repo full name -> id -> comment
+        self.statuses: dict[str, list[CommitStatus]] = {}  # repo full name -> statuses, oldest first
         self._next_id = 1000
         self._clock_last = 0.0
 
@@ -458,6 +473,26 @@ class GitHubState:
                     if issue.head_repo == full_name:
                         issue.head_repo = None
             del self.repos[full_name]
+
+    def add_status(self, full_name: str, sha: str, state: str, context: str, creator: str,
+                   description: str | None = None, target_url: str | None = None) -> CommitStatus:
+        with self.lock:
+            self.repo(full_name)
+            status = CommitStatus(self.next_id(), sha, state, context, description, target_url, creator, self.now())
+            self.statuses.setdefault(full_name, []).append(status)
+            return status
+
+    def statuses_for(self, full_name: str, sha: str) -> list[CommitStatus]:
+        """Every status of commit `sha`, newest first (GitHub's order)."""
+        with self.lock:
+            return [status for status in reversed(self.statuses.get(full_name, [])) if status.sha == sha]
+
+    def latest_statuses(self, full_name: str, sha: str) -> dict[str, CommitStatus]:
+        """{context: its newest status}: what branch protection reads."""
+        latest: dict[str, CommitStatus] = {}
+        for status in self.statuses_for(full_name, sha):
+            latest.setdefault(status.context, status)
+        return latest
 
     def add_review(self, full_name: str, number: int, login: str, state: str = "APPROVED",
                    commit_id: str | None = None, body: str = "") -> int:

@@ -18,6 +18,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from tests.deploy.conftest import REPO_ROOT, Deployed
+from tests.fixtures.github import GitHubPR
 from tests.fixtures.prefect_server import VENV_BIN
 
 WORKFLOW = REPO_ROOT / ".github" / "workflows" / "infra-label.yml"
@@ -64,10 +65,10 @@ def pinned_requirements() -> dict[str, tuple[str, list[str]]]:
     return pins
 
 
-def test_trigger_is_labeled_pull_request_target_only() -> None:
+def test_trigger_is_pull_request_target_labeled_or_changed_only() -> None:
     data = workflow()
     triggers = data[True] if True in data else data["on"]  # YAML 1.1 reads the key `on` as True
-    assert triggers == {"pull_request_target": {"types": ["labeled"]}}
+    assert triggers == {"pull_request_target": {"types": ["labeled", "opened", "synchronize", "reopened"]}}
     assert data["permissions"] == {}
 
 
@@ -161,7 +162,8 @@ def run_script(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProce
     ],
 )
 def test_script_refuses_unroutable_branches_without_prefect(head_ref: str, message: str, tmp_path: Path) -> None:
-    env = {"PATH": os.environ["PATH"], "LABEL": "rollback-plan", "PR_NUMBER": "7", "HEAD_REF": head_ref,
+    env = {"PATH": os.environ["PATH"], "ACTION": "labeled", "LABEL": "rollback-plan", "PR_NUMBER": "7",
+           "HEAD_REF": head_ref,
            "HEAD_SHA": HEAD_SHA, "PREFECT_API_URL": "http://127.0.0.1:9/api"}  # fmt: skip
     done = run_script(env, tmp_path)
     assert message in done.stdout + done.stderr
@@ -178,7 +180,8 @@ def test_script_refuses_unroutable_branches_without_prefect(head_ref: str, messa
     ],
 )
 def test_script_refuses_a_bad_pr_number_or_head_sha(field: str, value: str, message: str, tmp_path: Path) -> None:
-    env = {"PATH": os.environ["PATH"], "LABEL": "rollback-plan", "PR_NUMBER": "7", "HEAD_SHA": HEAD_SHA,
+    env = {"PATH": os.environ["PATH"], "ACTION": "labeled", "LABEL": "rollback-plan", "PR_NUMBER": "7",
+           "HEAD_SHA": HEAD_SHA,
            "HEAD_REF": "infra-scale/prod", "PREFECT_API_URL": "http://127.0.0.1:9/api", field: value}  # fmt: skip
     done = run_script(env, tmp_path)
     assert done.returncode == 1 and message in done.stdout
@@ -188,8 +191,8 @@ def test_script_starts_the_targets_deployment(deployed: Deployed, tmp_path: Path
     server = deployed.server
     dep = server.deployment("infra-rollback", "staging")
     known = {r["id"] for r in server.flow_runs(dep["id"])}
-    env = {**server.env, "LABEL": "rollback-plan", "PR_NUMBER": "42", "HEAD_REF": "infra-scale/staging/nightly",
-           "HEAD_SHA": HEAD_SHA}
+    env = {**server.env, "ACTION": "labeled", "LABEL": "rollback-plan", "PR_NUMBER": "42",
+           "HEAD_REF": "infra-scale/staging/nightly", "HEAD_SHA": HEAD_SHA}
     done = run_script(env, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     new = [r for r in server.flow_runs(dep["id"]) if r["id"] not in known]
@@ -198,6 +201,38 @@ def test_script_starts_the_targets_deployment(deployed: Deployed, tmp_path: Path
         assert new[0]["parameters"] == {**new[0]["parameters"], "pr": 42, "execute": True, "head_sha": HEAD_SHA,
                                         "plan": "ops/plans/infra-scale/staging/plan.yaml"}  # fmt: skip
         assert "github-actions" in new[0]["tags"]
+    finally:  # no worker may pick it up later in the session
+        for run in new:
+            server.api("DELETE", f"/flow_runs/{run['id']}")
+
+
+def plan_env(github_pr: GitHubPR, **extra: str) -> dict[str, str]:
+    """The step's environment for a `synchronize` of the GitHub test server's PR (whose token lists its files)."""
+    return {"PATH": os.environ["PATH"], "ACTION": "synchronize", "LABEL": "", "PR_NUMBER": str(github_pr.number),
+            "HEAD_REF": "infra-scale/staging", "HEAD_SHA": github_pr.head_sha, "REPOSITORY": github_pr.repo,
+            "GITHUB_API": github_pr.server.url, "GITHUB_TOKEN": github_pr.server.token_for("alice"),
+            "PREFECT_API_URL": "http://127.0.0.1:9/api", **extra}  # fmt: skip
+
+
+def test_a_pr_that_changes_no_plan_starts_nothing(github_pr: GitHubPR, tmp_path: Path) -> None:
+    github_pr.server.open_pr(github_pr.repo, head="infra-scale/docs", files={"README.md": "# only docs\n"})
+    env = plan_env(github_pr, PR_NUMBER=str(github_pr.number + 1))
+    done = run_script(env, tmp_path)
+    assert done.returncode == 0 and "changes no ops/plans/** file: nothing to plan" in done.stdout, done.stderr
+    assert github_pr.server.count("GET", r"/pulls/\d+/files$") == 2  # its one page, then an empty one
+
+
+def test_a_pr_that_changes_a_plan_starts_infra_plan(deployed: Deployed, github_pr: GitHubPR, tmp_path: Path) -> None:
+    server = deployed.server
+    dep = server.deployment("infra-plan", "staging")
+    known = {r["id"] for r in server.flow_runs(dep["id"])}
+    done = run_script({**plan_env(github_pr), **server.env}, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    new = [r for r in server.flow_runs(dep["id"]) if r["id"] not in known]
+    try:
+        assert len(new) == 1
+        assert new[0]["parameters"] == {"pr": github_pr.number, "plan": "ops/plans/infra-scale/staging/plan.yaml",
+                                        "head_sha": github_pr.head_sha, "repository": github_pr.repo}
     finally:  # no worker may pick it up later in the session
         for run in new:
             server.api("DELETE", f"/flow_runs/{run['id']}")

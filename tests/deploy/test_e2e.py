@@ -200,8 +200,50 @@ def _visible_text(dom: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
 
 
+def header_boxes(chromium: str, url: str, profile: Path, width: int, timeout_s: float = 60) -> dict[str, Any]:
+    """The page's width and each table header's (text, left, right) as Chromium lays it out at `width` px, read
+    over the DevTools protocol once the page has rendered its table."""
+    from websockets.sync.client import connect
+
+    browser = subprocess.Popen([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                f"--window-size={width},1000", "--remote-debugging-port=0",
+                                f"--user-data-dir={profile}", "about:blank"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert browser.stderr is not None
+        port = next(int(found[1]) for line in browser.stderr
+                    if (found := re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", line)))
+        pages = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
+        with connect(next(page["webSocketDebuggerUrl"] for page in pages if page["type"] == "page"),
+                     max_size=None) as socket:
+            calls = iter(range(1, 10_000))
+
+            def call(method: str, **params: Any) -> dict[str, Any]:
+                number = next(calls)
+                socket.send(json.dumps({"id": number, "method": method, "params": params}))
+                while True:
+                    answer = json.loads(socket.recv())
+                    if answer.get("id") == number:
+                        return dict(answer.get("result", {}))
+
+            call("Page.navigate", url=url)
+            script = ("JSON.stringify({width: document.documentElement.clientWidth, headers: [...document"
+                      ".querySelectorAll('th')].map(th => {const box = th.getBoundingClientRect(); "
+                      "return [th.innerText.trim(), box.left, box.right]})})")
+            deadline = time.monotonic() + timeout_s
+            while True:
+                value = call("Runtime.evaluate", expression=script, returnByValue=True)["result"].get("value")
+                layout: dict[str, Any] = json.loads(value) if value else {"headers": []}
+                if layout["headers"] or time.monotonic() > deadline:
+                    return layout
+                time.sleep(0.5)
+    finally:
+        browser.kill()
+        browser.wait()
+
+
 def test_browser_shows_the_run_and_its_step_table(tmp_path: Path) -> None:
-    """Headless Chromium opens the flow run page (Artifacts tab) and the table artifact it links to."""
+    """Headless Chromium opens the flow run page (Artifacts tab) and the table artifact it links to, at 1280 px:
+    the object, field, before and after columns are on screen."""
     if not SEEN:
         pytest.fail("the end-to-end run did not complete, so there is no flow run to look at")
     chromium = chromium_binary()
@@ -210,7 +252,7 @@ def test_browser_shows_the_run_and_its_step_table(tmp_path: Path) -> None:
     server, run, table = SEEN["server"], SEEN["run"], SEEN["table"]
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--window-size=1400,1000", "--virtual-time-budget=15000"]  # fmt: skip
+             "--window-size=1280,1000", "--virtual-time-budget=15000"]  # fmt: skip
 
     def browse(url: str, name: str) -> str:
         # the UI's deep links answer 200 (with Accept: text/html)
@@ -237,3 +279,10 @@ def test_browser_shows_the_run_and_its_step_table(tmp_path: Path) -> None:
             text = str(value).strip()
             if isinstance(value, str) and text and len(text) < 80:  # numbers are reformatted by the UI
                 assert text in table_page, f"{text!r} not rendered in the table page: {table_page[:1500]}"
+    layout = header_boxes(chromium, f"{server.ui_url}/artifacts/artifact/{table['id']}", tmp_path / "profile-layout",
+                          1280)
+    boxes = {text.lower(): (left, right) for text, left, right in layout["headers"]}
+    assert layout["width"] <= 1280 and {"object", "field", "before", "after"} <= set(boxes), layout
+    for column in ("object", "field", "before", "after"):
+        left, right = boxes[column]
+        assert 0 <= left < right <= layout["width"], f"{column} is off screen at 1280 px: {layout}"

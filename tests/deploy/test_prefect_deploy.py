@@ -9,7 +9,7 @@ from deployments.work_pools import ensure
 from tests.deploy.conftest import Deployed
 
 TARGETS = ("prod", "staging")
-FLOWS = ("infra-scale", "infra-apply", "infra-rollback")
+FLOWS = ("infra-scale", "infra-apply", "infra-rollback", "infra-plan")
 
 
 def test_work_pools_and_limits_are_idempotent(deployed: Deployed) -> None:
@@ -45,6 +45,9 @@ def test_deploy_all_creates_every_deployment(deployed: Deployed) -> None:
                 (schedule,) = dep["schedules"]
                 assert schedule["schedule"]["cron"] == "0 3 * * *" and schedule["schedule"]["timezone"] == "UTC"
                 assert schedule["parameters"] == {"execute": True}
+            elif flow == "infra-plan":
+                assert {"plan", "pr", "repository", "head_sha"} <= set(properties)
+                assert dep["schedules"] == []
             else:
                 assert {"plan", "pr", "execute"} <= set(properties)
                 assert dep["parameters"]["execute"] is False
@@ -69,4 +72,8 @@ def test_deploy_all_creates_label_triggers(deployed: Deployed) -> None:
             assert action["parameters"] == {"pr": "{{ event.payload.number }}", "plan": "{{ event.payload.plan }}",
                                             "repository": "{{ event.payload.repository }}",
                                             "head_sha": "{{ event.payload.head_sha }}", "execute": True}  # fmt: skip
-    assert len([a for a in automations if a["name"].startswith("infra-")]) == 4
+    for target in TARGETS:
+        trigger = by_name[f"infra-plan-{target}-on-pr-change"]["trigger"]
+        assert trigger["expect"] == ["github.pull_request.plan"]
+        assert trigger["match"] == {"prefect.resource.id": "github.pr.*", "github.target": target}
+    assert len([a for a in automations if a["name"].startswith("infra-")]) == 6

@@ -102,11 +102,34 @@ def test_decide_builds_the_event_with_the_labeled_head_sha() -> None:
     assert payload["head_sha"] == HEAD_SHA
 
 
+@pytest.mark.parametrize("action", ["opened", "synchronize", "reopened"])
+def test_a_routed_pr_that_opens_or_gets_commits_starts_infra_plan(action: str) -> None:
+    body = encoded({**labeled(action=action), "label": None})
+    out = decide(headers_for(body), body, SECRET, SERVED)
+    assert out.status == 200 and out.event is not None
+    name, resource, payload = out.event
+    assert name == "github.pull_request.plan" and "github.label" not in resource
+    assert (resource["github.target"], payload["plan"], payload["head_sha"], payload["action"]) == \
+        ("prod", "ops/plans/infra-scale/prod/plan.yaml", HEAD_SHA, action)
+
+
+def test_a_plan_event_needs_a_pr_that_touches_the_plans() -> None:
+    emitted: Emitted = []
+    changed: dict[int, list[str]] = {7: ["README.md"], 8: ["ops/plans/infra-scale/prod/plan.yaml"]}
+    bridge = Bridge(secret=SECRET, routes=SERVED, replays=ReplayLog(), emit=lambda *event: emitted.append(event),
+                    files_of=lambda repository, number: changed[number])
+    for number in (7, 8):
+        body = encoded(labeled(action="synchronize", number=number))
+        out = bridge.handle({**headers_for(body), "x-github-delivery": str(uuid.uuid4())}, body)
+        assert out.status == (202 if number == 7 else 200), out.body
+    assert [event[2]["number"] for event in emitted] == [8]
+
+
 @pytest.mark.parametrize(
     ("payload", "event", "reason"),
     [
         (labeled(action="unlabeled"), "pull_request", "action"),
-        (labeled(action="opened"), "pull_request", "action"),
+        (labeled(action="closed"), "pull_request", "action"),
         (labeled(label="bug"), "pull_request", "not ours"),
         (labeled(), "issues", "event issues"),
         (labeled(), "ping", "event ping"),

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from core.gate import GateRequirement
+from core.report import EARLIER_RUNS
 from integrations.github import (
     GitHubError,
     GitHubSettings,
@@ -321,7 +322,9 @@ def test_audit_comment_created_once_then_edited(github_pr: GitHubPR) -> None:
     comments = github_pr.server.issue_comments(github_pr.repo, github_pr.number)
     assert first == second == comments[0].id and len(comments) == 1
     assert comments[0].body.splitlines()[0] == audit_marker(req(github_pr))
-    assert comments[0].body.endswith("| 1 | failed |")
+    newest, _, earlier = comments[0].body.partition(EARLIER_RUNS)
+    assert newest.rstrip().endswith("| 1 | failed |") and "| 1 | done |" not in newest
+    assert "<details><summary>| step | result |</summary>" in earlier and "| 1 | done |" in earlier
     assert github_pr.server.count("POST", r"/comments$") == 1
     assert github_pr.server.count("PATCH", r"/issues/comments/\d+$") == 1
     # another flow on the same plan gets its own comment; an unchanged body is not re-sent
@@ -342,7 +345,9 @@ def test_audit_comment_single_and_current_after_post_stored_then_failed(github_p
     github_pr.server.inject("PATCH", r"/issues/comments/\d+$", 500, store_then_fail=True)
     assert upsert_audit_comment(settings, req(github_pr), "summary v2") == comment_id
     comments = github_pr.server.issue_comments(github_pr.repo, github_pr.number)
-    assert len(comments) == 1 and comments[0].body.endswith("summary v2")
+    newest, _, earlier = comments[0].body.partition(EARLIER_RUNS)
+    assert len(comments) == 1 and newest.rstrip().endswith("summary v2")
+    assert earlier.count("summary v1") == 1, "the retried edit keeps the earlier run once"
 
 
 def test_audit_comment_post_failed_before_storing_is_posted_again(github_pr: GitHubPR) -> None:
@@ -446,7 +451,8 @@ def test_audit_comment_with_an_app_token_that_cannot_read_user(github_pr: GitHub
     first = upsert_audit_comment(settings, req(github_pr), "v1")
     assert upsert_audit_comment(settings, req(github_pr), "v2") == first
     comments = server.issue_comments(github_pr.repo, github_pr.number)
-    assert [(c.user, c.body.splitlines()[-1]) for c in comments] == [("tess", "fake"), ("github-actions[bot]", "v2")]
+    newest = [(c.user, c.body.partition(EARLIER_RUNS)[0].strip().splitlines()[-1]) for c in comments]
+    assert newest == [("tess", "fake"), ("github-actions[bot]", "v2")]
 
 
 # ----------------------------------------------------------------------------- issue 11: what the gate trusts

@@ -51,6 +51,10 @@ OPERATIONS: list[tuple[str, str]] = [
     ("/repos/{owner}/{repo}/git/trees/{tree_sha}", "get"),
     ("/repos/{owner}/{repo}/contents/{path}", "get"),
     ("/repos/{owner}/{repo}/contents/{path}", "put"),
+    ("/repos/{owner}/{repo}/pulls/{pull_number}/files", "get"),
+    ("/repos/{owner}/{repo}/statuses/{sha}", "post"),
+    ("/repos/{owner}/{repo}/commits/{ref}/statuses", "get"),
+    ("/repos/{owner}/{repo}/commits/{ref}/status", "get"),
 ]
 
 

@@ -1,0 +1,101 @@
+"""`infra-plan --plan=PATH [--pr=N]`: what the plan would change, live value → planned value, validated by a
+server-side dry run; read-only.
+
+Without --pr it only prints, through kubectl directly (no Prefect). With --pr it runs the `infra-plan` flow,
+which also posts the PR's sticky plan comment and sets the `infra/plan` commit status on its head.
+"""
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from cli.args import _Parser, _pr_number
+from core.conventions import DEFAULT_PLAN
+from core.errors import InputError
+from core.lifecycle.plan import Plan
+from core.plan import Plan as PlanFile
+from core.plan import load_plan
+from core.report import RunReport, StepResult, failure, plan_report
+from core.state import Objects
+from core.steps import Step
+from core.vocabulary import Outcome
+from integrations.secrets import mask
+
+if TYPE_CHECKING:
+    from integrations.kubectl import Kubectl
+
+
+@dataclass(frozen=True)
+class DirectPlanCluster:
+    """The plan's cluster through kubectl, without Prefect."""
+
+    def capture(self, plan: PlanFile) -> Objects:
+        from integrations.plan_review import live_objects
+
+        return live_objects(_kubectl(plan), plan)
+
+    def dry_run(self, plan: PlanFile, steps: Sequence[Step]) -> list[StepResult]:
+        from integrations.plan_review import dry_run
+
+        return dry_run(_kubectl(plan), plan, steps)
+
+
+def _kubectl(plan: PlanFile) -> "Kubectl":
+    from integrations.kubectl import Kubectl
+
+    return Kubectl(context=plan.context, cwd=plan.directory.resolve())
+
+
+@dataclass(frozen=True)
+class PrintedPlan:
+    def report(self, plan: PlanFile, results: Sequence[StepResult], warnings: Sequence[str]) -> RunReport:
+        return plan_report(results, plan.namespace, warnings)
+
+    def fail(self, plan: PlanFile, reason: str) -> RunReport:
+        return failure(reason)
+
+
+def parse(argv: Sequence[str]) -> tuple[Path, int | None]:
+    parser = _Parser(prog="infra-plan", allow_abbrev=False,
+                     description="Show what a plan.yaml would change (live → planned, validated by a server-side "
+                                 "dry run); with --pr, post it as the PR's plan comment and set infra/plan.")
+    parser.add_argument("--plan", default=DEFAULT_PLAN, help=f"the plan file (default {DEFAULT_PLAN})")
+    parser.add_argument("--pr", help="the pull request to comment on (without it, the plan is only printed)")
+    parsed = parser.parse_args(list(argv))
+    return Path(parsed.plan), _pr_number(parsed.pr, "--pr") if parsed.pr is not None else None
+
+
+def run_plan_flow(plan: str, pr: int) -> RunReport:
+    """`--pr`: the infra-plan flow (Prefect is imported only here), its report back once its logs are sent."""
+    from cli.execute import LOG_DRAIN_S
+    from flows.plan import infra_plan
+
+    state = infra_plan(plan=plan, pr=pr, return_state=True)
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=LOG_DRAIN_S)
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, RunReport):
+        return outcome
+    return RunReport((f"error: {outcome}",), None, Outcome.FAILED)
+
+
+def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    try:
+        path, pr = parse(argv)
+        plan = load_plan(path)
+    except InputError as error:
+        print(mask(f"error: {error}"), file=err)
+        return 2
+    if pr is None:
+        report = Plan(str(path), load=lambda _: plan, cluster=DirectPlanCluster(), reporter=PrintedPlan()).run()
+    else:
+        report = run_plan_flow(str(path), pr)
+    print(mask(report.render()), file=out, flush=True)
+    return report.exit_code
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))

@@ -1,0 +1,140 @@
+"""Plan (infra-plan): load -> read the live objects -> live → planned per object and field -> server-side dry
+run -> warnings -> report.
+
+Read-only: the cluster is read (`kubectl get`) and asked to validate each step (`--dry-run=server`: validation
+and admission run, nothing is stored); nothing is gated, locked or changed.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from core import plan as plans
+from core.changes import object_of, planned_state
+from core.errors import PermanentError, TemporaryError
+from core.k8s import parse_quantity
+from core.report import RunReport, StepResult
+from core.safeyaml import load_one
+from core.state import Objects, find, managing_hpa, state_of
+from core.steps import Step, apply_steps
+
+DRY_RUN_FLAG = "--dry-run=server"
+
+
+class PlanCluster(Protocol):
+    def capture(self, plan: plans.Plan) -> Objects:
+        """Every workload and HPA the plan could touch, as they are now (a read)."""
+
+    def dry_run(self, plan: plans.Plan, steps: Sequence[Step]) -> list[StepResult]:
+        """Send each step with `--dry-run=server`: succeeded when the server accepts it, failed with its error."""
+
+
+class PlanReporter(Protocol):
+    def report(self, plan: plans.Plan, results: Sequence[StepResult], warnings: Sequence[str]) -> RunReport:
+        """Publish the review (printed; in a flow also artifacts, and with a PR its comment and status)."""
+
+    def fail(self, plan: plans.Plan, reason: str) -> RunReport:
+        """The cluster could not be read: say why (and on the PR, a failed status)."""
+
+
+def dry_run_steps(plan: plans.Plan) -> list[Step]:
+    """The apply steps, each sent with `--dry-run=server`."""
+    return [replace(step, args=(*step.args, DRY_RUN_FLAG)) for step in apply_steps(plan)]
+
+
+def recorded_current(plan: plans.Plan) -> list[Any]:
+    """Each action's `current` (what the cluster held when infra-scale wrote the plan), None where absent."""
+    document = load_one(plan.path, str(plan.path))
+    actions = document.get("actions") if isinstance(document, Mapping) else None
+    return [raw.get("current") if isinstance(raw, Mapping) else None for raw in actions or ()]
+
+
+def _same_quantities(recorded: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
+    return all(live.get(name) is not None and parse_quantity(str(value)) == parse_quantity(str(live[name]))
+               for name, value in recorded.items())
+
+
+def _drift(action: plans.Action, current: Any, live: Objects) -> str | None:
+    """What changed since the plan recorded `current`, or None when the live object still matches it."""
+    state = state_of(action, live)
+    where = object_of(action)
+    if isinstance(action, plans.ScaleWorkload):
+        now = state.get("replicas") if state is not None else None
+        return None if now == current else f"{where} replicas was {current} when the plan was written, is {now} now"
+    if isinstance(action, plans.UpdateResources):
+        containers = (state or {}).get("containers") or {}
+        for name, resources in containers.items():
+            for part in ("requests", "limits"):
+                recorded = (current or {}).get(part) or {}
+                if not _same_quantities(recorded, (resources or {}).get(part) or {}):
+                    return (f"{where} container {name} {part} were {recorded} when the plan was written, are "
+                            f"{(resources or {}).get(part) or {}} now")
+        return None
+    spec = (state or {}).get("spec") or {}
+    for field in ("minReplicas", "maxReplicas"):
+        if field in (current or {}) and spec.get(field) != current[field]:
+            return f"{where} {field} was {current[field]} when the plan was written, is {spec.get(field)} now"
+    return None
+
+
+def _hpa_bounds_for(plan: plans.Plan, workload: plans.Workload, live: Objects) -> tuple[str, Any, Any] | None:
+    """(HPA, min, max) of the HPA that will manage `workload` once the plan ran: the plan's own, else the live."""
+    for action in plan.actions:
+        if isinstance(action, plans.ApplyHpa) and action.workload == workload and action.bounds is not None:
+            return f"hpa/{action.name}", action.bounds.min_replicas, action.bounds.max_replicas
+    hpa = managing_hpa(workload, live)
+    if hpa is None:
+        return None
+    spec = hpa.get("spec") or {}
+    return f"hpa/{hpa['metadata']['name']}", spec.get("minReplicas", 1), spec.get("maxReplicas")
+
+
+def warnings_for(plan: plans.Plan, live: Objects, current: Sequence[Any]) -> list[str]:
+    """Objects that do not exist, HPAs that would fight a planned replica count, drift since the plan."""
+    warnings: list[str] = []
+    for index, action in enumerate(plan.actions):
+        workload = action.workload
+        if find(live, workload.kind, workload.name) is None:
+            warnings.append(f"{workload.ref} does not exist in namespace {plan.namespace}")
+            continue
+        if isinstance(action, plans.UpdateResources) and action.container is not None and \
+                action.container not in (state_of(action, live) or {}).get("containers", {}):
+            warnings.append(f"{workload.ref} has no container {action.container!r}")
+            continue
+        if isinstance(action, plans.ScaleWorkload):
+            hpa = _hpa_bounds_for(plan, workload, live)
+            if hpa is not None:
+                name, low, high = hpa
+                warnings.append(f"{name} manages {workload.ref} (min {low}, max {high}): it will move replicas "
+                                f"away from the planned {action.replicas}; change the HPA's bounds instead")
+        recorded = current[index] if index < len(current) else None
+        if recorded is not None:
+            drift = _drift(action, recorded, live)
+            if drift is not None:
+                warnings.append(f"drift since the plan was written: {drift}")
+    return warnings
+
+
+@dataclass(frozen=True)
+class Plan:
+    """infra-plan: what the plan would change, live value → planned value, validated by the server."""
+
+    plan_path: str
+    load: Callable[[str], plans.Plan]
+    cluster: PlanCluster
+    reporter: PlanReporter
+
+    def run(self) -> RunReport:
+        plan = self.load(self.plan_path)
+        try:
+            live = self.cluster.capture(plan)
+            checked = self.cluster.dry_run(plan, dry_run_steps(plan))
+        except TemporaryError as error:
+            return self.reporter.fail(plan, f"the cluster could not be reached ({error})")
+        except PermanentError as error:
+            return self.reporter.fail(plan, f"the cluster refused to be read ({error})")
+        results = []
+        for result, action in zip(checked, plan.actions, strict=True):
+            before = state_of(action, live)
+            results.append(replace(result, before=before, after=planned_state(plan, action, before)))
+        return self.reporter.report(plan, results, warnings_for(plan, live, recorded_current(plan)))

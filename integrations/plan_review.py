@@ -1,0 +1,39 @@
+"""kubectl for infra-plan: read the plan's objects, and send each step as a server-side dry run. Nothing here
+writes: `get` reads, and `--dry-run=server` asks the API server to validate and admit without storing."""
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from core.plan import Plan
+from core.report import StepResult
+from core.steps import Step
+from core.vocabulary import StepStatus
+from integrations.kubectl import Kubectl, KubectlError, get_items, retry_transient, run
+
+_KIND_RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
+READ_DEADLINE_S = 30.0
+
+
+def live_objects(kubectl: Kubectl, plan: Plan) -> list[dict[str, Any]]:
+    """Every workload and HPA the plan could touch, in one `kubectl get a,b -o json` (retried when transient)."""
+    if not plan.actions:
+        return []
+    kinds = sorted({action.workload.kind for action in plan.actions})
+    resources = [_KIND_RESOURCES[kind] for kind in kinds] + ["horizontalpodautoscalers"]
+    return retry_transient(lambda: get_items(kubectl, plan.namespace, resources), time.monotonic() + READ_DEADLINE_S)
+
+
+def dry_run(kubectl: Kubectl, plan: Plan, steps: Sequence[Step]) -> list[StepResult]:
+    """Each step as sent (`--dry-run=server` already in its args): succeeded when the server accepts it."""
+    results = []
+    for step in steps:
+        try:
+            result = run(kubectl, plan.namespace, step.args, stdin=step.stdin)
+        except KubectlError as error:
+            results.append(StepResult(step, StepStatus.FAILED, attempts=1, error=str(error)))
+            continue
+        status = StepStatus.SUCCEEDED if result.ok else StepStatus.FAILED
+        results.append(StepResult(step, status, attempts=1, duration_s=result.duration_s,
+                                  error=None if result.ok else result.message))
+    return results

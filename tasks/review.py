@@ -1,0 +1,141 @@
+"""infra-plan's interfaces in a flow: the read-only cluster calls as tasks, and the reporter that publishes the
+review (log, artifacts, and with a PR its sticky comment and the `infra/plan` commit status)."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from core.conventions import Flow, artifact_key, repository_path
+from core.gate import GateDecision, GateRequirement, files_read_by, local_files_problem
+from core.plan import Plan
+from core.report import RunReport, StepResult, failure, plan_markdown, plan_report, table_rows
+from core.state import Objects
+from core.steps import Step
+from integrations.github import (
+    GitHubSettings,
+    PullRequestView,
+    pull_request_view,
+    set_commit_status,
+    status_context,
+    upsert_audit_comment,
+)
+from integrations.plan_review import dry_run, live_objects
+from integrations.secrets import mask
+from tasks.kube import kubectl_for
+from tasks.links import flow_run_url
+
+
+@task(cache_policy=NO_CACHE)
+def read_live_objects(plan: Plan) -> Objects:
+    """`kubectl get` of every workload and HPA the plan could touch (a read, retried when transient)."""
+    return live_objects(kubectl_for(plan), plan)
+
+
+@task(cache_policy=NO_CACHE)
+def dry_run_steps(plan: Plan, steps: Sequence[Step]) -> list[StepResult]:
+    """Every step with `--dry-run=server`: the API server validates and admits it, and stores nothing."""
+    return dry_run(kubectl_for(plan), plan, steps)
+
+
+@dataclass(frozen=True)
+class TaskPlanCluster:
+    def capture(self, plan: Plan) -> Objects:
+        return read_live_objects(plan)
+
+    def dry_run(self, plan: Plan, steps: Sequence[Step]) -> list[StepResult]:
+        return dry_run_steps(plan, steps)
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 3])
+def view_pull_request(pr: int, repository: str | None, paths: tuple[str, ...]) -> PullRequestView:
+    """The PR's head, web page, and the blobs there of the plan and the files it reads."""
+    return pull_request_view(GitHubSettings.from_env(), repository, pr, paths)
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 3])
+def post_plan(pr: int, repository: str | None, plan_path: str, markdown: str, ok: bool, description: str,
+              sha: str) -> str:
+    """The sticky plan comment (one per PR and plan, edited on every new commit) and `infra/plan` on `sha`.
+    Returns the note saying what was posted. Raises GitHubError: a plan not shown on its PR did not do its job."""
+    settings = GitHubSettings.from_env()
+    requirement = GateRequirement(flow=Flow.PLAN, pr=pr, plan_path=plan_path, repository=repository)
+    comment = upsert_audit_comment(settings, requirement, markdown)
+    set_commit_status(settings, repository, sha, status_context(Flow.PLAN), "success" if ok else "failure",
+                      description, flow_run_url())
+    return f"plan comment {comment} on PR #{pr}, status {status_context(Flow.PLAN)} on {sha[:12]}"
+
+
+def checkout_problem(plan: Plan, pr: int, view: PullRequestView) -> str | None:
+    """Whether the plan (and every file it reads) here is, byte for byte, what the PR carries at its head."""
+    plan_path = repository_path(plan.path)
+    read = files_read_by(plan, plan_path)
+    requirement = GateRequirement(flow=Flow.PLAN, pr=pr, plan_path=plan_path, read_paths=tuple(read))
+    decision = GateDecision(True, "", view.head_sha, view.blobs.get(plan_path),
+                            file_blob_shas={path: view.blobs.get(path) for path in read})
+    local = {plan_path: plan.path.read_bytes(),
+             **{path: file.read_bytes() if file.is_file() else None for path, file in read.items()}}
+    return local_files_problem(decision, requirement, local)
+
+
+def plan_description(results: Sequence[StepResult], warnings: Sequence[str]) -> str:
+    """One line for the commit status: how many steps passed their dry run, how many warnings."""
+    failed = sum(not result.ok for result in results)
+    verdict = f"dry run failed for {failed} of {len(results)} steps" if failed else \
+        f"{len(results)} step{'s' if len(results) != 1 else ''} valid (server dry run)"
+    return verdict + (f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''}" if warnings else "")
+
+
+@dataclass(frozen=True)
+class TaskPlanReporter:
+    pr: int | None = None
+    repository: str | None = None
+    head_sha: str | None = None
+    """The head the triggering event carried: the status goes on it (a newer commit gets its own run)."""
+
+    def _view(self, plan: Plan) -> PullRequestView | None:
+        if self.pr is None:
+            return None
+        plan_path = repository_path(plan.path)
+        return view_pull_request(self.pr, self.repository, (plan_path, *files_read_by(plan, plan_path)))
+
+    def report(self, plan: Plan, results: Sequence[StepResult], warnings: Sequence[str]) -> RunReport:
+        logger = get_run_logger()
+        view = self._view(plan)
+        problem = checkout_problem(plan, self.pr, view) if view is not None and self.pr is not None else None
+        problems = [problem] if problem is not None else []
+        run_url = flow_run_url()
+        links = [*([(f"PR #{self.pr}", view.url)] if view is not None else []),
+                 *([("Prefect flow run", run_url)] if run_url else [])]
+        title = f"{Flow.PLAN.flow_name}: {plan.repository_path}"
+        text = mask(plan_markdown(title, results, plan.namespace, [*problems, *warnings], links))
+        key = artifact_key(Flow.PLAN, plan.target or plan.namespace)
+        rows = [{column: mask(value) if isinstance(value, str) else value for column, value in row.items()}
+                for row in table_rows(results, plan.namespace)]
+        create_table_artifact(table=rows, key=key, description=title)
+        create_markdown_artifact(markdown=text, key=f"{key}-summary", description=title)
+        lines = []
+        if self.pr is not None and view is not None:
+            ok = all(result.ok for result in results) and not problems
+            note = post_plan(self.pr, self.repository, repository_path(plan.path), text, ok,
+                             problem or plan_description(results, warnings), self.head_sha or view.head_sha)
+            lines.append(f"note: {note}")
+        report = plan_report(results, plan.namespace, warnings, lines, problems)
+        for line in report.lines:
+            logger.info(line)
+        logger.info("%s", report.final)
+        return report
+
+    def fail(self, plan: Plan, reason: str) -> RunReport:
+        get_run_logger().error("%s", reason)
+        title = f"{Flow.PLAN.flow_name}: {plan.repository_path}"
+        text = mask(f"### {title}\n\n**failed**: {reason}.")
+        create_markdown_artifact(markdown=text, key=f"{artifact_key(Flow.PLAN, plan.target or plan.namespace)}"
+                                                    "-summary", description=title)
+        view = self._view(plan)
+        if self.pr is not None and view is not None:
+            post_plan(self.pr, self.repository, repository_path(plan.path), text, False, reason,
+                      self.head_sha or view.head_sha)
+        return failure(reason)
