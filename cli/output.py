@@ -73,8 +73,9 @@ def progress(err: TextIO, env: Mapping[str, str]) -> Iterator[None]:
     if not err.isatty():
         yield
         return
-    import prefect  # noqa: F401  (configures Prefect's loggers, which would drop a handler added before)
+    from prefect.logging.configuration import ensure_logging_setup
 
+    ensure_logging_setup()  # Prefect's own configuration would drop a handler added before it
     handler = FinishedTasks(err, colour_on(err, env))
     logger = logging.getLogger("prefect.task_runs")
     logger.addHandler(handler)
