@@ -146,3 +146,20 @@ def test_progress_lines_only_on_a_terminal(stream: io.StringIO, env: dict[str, s
         return
     assert lines[0].endswith(expected) and re.match(r"\[\s*\d+\.\d s\] ", lines[0]), lines
     assert lines[1].endswith("load plan: " + coloured("Failed", Outcome.FAILED, not env)), "generated names: the task's"
+
+
+SOURCE_DIRS = ("core", "cli", "flows", "tasks", "integrations", "deployments")
+
+
+def test_troubleshooting_quotes_ten_messages_the_code_prints() -> None:
+    """Each `**Message:**` of docs/troubleshooting.md, split at `…` (what varies), is literally in the code."""
+    quoted = re.findall(r"^\*\*Message:\*\* `([^`]+)`$", (REPO / "docs" / "troubleshooting.md").read_text(),
+                        re.MULTILINE)
+    code = "\n".join(path.read_text() for folder in SOURCE_DIRS for path in (REPO / folder).rglob("*.py"))
+
+    assert len(quoted) == 10, quoted
+    for message in quoted:
+        pieces = [piece.strip() for piece in message.split("…") if len(piece.strip()) >= 6]
+        assert pieces, message
+        missing = [piece for piece in pieces if piece not in code]
+        assert not missing, f"{message!r}: not in the code: {missing}"
