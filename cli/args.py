@@ -102,7 +102,6 @@ def require_github(env: Mapping[str, str]) -> None:
 def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -> Options:
     parser = _Parser(prog=f"infra-{flow}", allow_abbrev=False,
                      description=f"Preview (default) or execute the {flow} of a plan.yaml.")
-    documented(parser, usage(flow))
     parser.add_argument("--plan", default=DEFAULT_PLAN, help=f"the plan file (default {DEFAULT_PLAN})")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="preview only (the default)")
@@ -115,6 +114,7 @@ def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -
     else:
         parser.add_argument("--atomic", action="store_true", help="roll back applied steps if a later one fails")
     add_output(parser)
+    documented(parser, usage(flow))  # last: the seed's flags keep their places in `known:` and --help
     parsed = parser.parse_args(list(argv))
     pr_text = parsed.pr if parsed.pr is not None else env.get("PRNUM") or None
     where = "--pr" if parsed.pr is not None else "PRNUM"
