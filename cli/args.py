@@ -8,7 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from core.conventions import DEFAULT_PLAN
+from cli.help import (
+    GITHUB_ENVIRONMENT,
+    KUBE_ENVIRONMENT,
+    PREFECT_ENVIRONMENT,
+    TERMINAL_ENVIRONMENT,
+    Usage,
+    documented,
+)
+from cli.output import OUTPUT_FORMATS
+from core.conventions import DEFAULT_PLAN, LABELS
 from core.errors import InputError
 from core.k8s import MAX_INT32, decimal_integer, shown
 
@@ -24,6 +33,7 @@ class Options:
     require_approval: bool
     from_record: Path | None = None
     seed_fallback: bool = False
+    output: str = "text"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,6 +57,51 @@ def _pr_number(value: str, where: str) -> int:
     return number
 
 
+def add_output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", choices=OUTPUT_FORMATS, default="text",
+                        help="text (default: the seed's lines) or json (the JSON summary alone on stdout)")
+
+
+EXIT_CODES = (
+    ("0", "succeeded, or skipped: the gate refused (`Refusing to execute: ...`) and nothing changed"),
+    ("1", "failed: a step failed, or the cluster could not be reached or refused the run, or the lock was lost"),
+    ("2", "bad input: a flag, the plan file or the environment (`error: <file>: <field>: ...`); nothing ran"),
+)
+
+
+def usage(flow: str) -> Usage:
+    """--help's examples, environment variables and exit codes for infra-apply / infra-rollback."""
+    command, label = f"infra-{flow}", LABELS[flow]
+    extra = "--atomic" if flow == "apply" else "--force"
+    return Usage(
+        examples=(f"{command}    # preview {DEFAULT_PLAN}: nothing changes",
+                  f"{command} --plan=ops/plans/infra-scale/staging/plan.yaml -o json",
+                  f"{command} --execute --pr=42 {extra}    # once PR #42 carries {label}"),
+        environment=(*KUBE_ENVIRONMENT, *GITHUB_ENVIRONMENT,
+                     ("PRNUM", "the pull request when --pr is not given"), *PREFECT_ENVIRONMENT,
+                     ("INFRA_MAX_PARALLEL_STEPS", "kubectl calls on different workloads at a time (default 4)"),
+                     ("INFRA_REPOSITORIES", "further owner/name repositories this worker serves"),
+                     ("INFRA_TRUSTED_BOTS", "bot logins whose labels may trigger a run"),
+                     *TERMINAL_ENVIRONMENT),
+        exit_codes=EXIT_CODES,
+    )
+
+
+def require_github(env: Mapping[str, str]) -> None:
+    """--execute asks GitHub before anything else: missing settings are bad input, refused before Prefect starts
+    (importing it and a temporary server would cost seconds just to say so)."""
+    from integrations.github import GitHubSettings
+
+    missing = GitHubSettings.from_env(env).missing()
+    fixes = []
+    if {"GH_OWNER", "GH_REPO"} & set(missing):
+        fixes.append("GH_OWNER and GH_REPO (or GITHUB_REPOSITORY=owner/name)")
+    if "GITHUB_TOKEN" in missing:
+        fixes.append("GITHUB_TOKEN (or GITHUB_TOKEN_BLOCK, the name of a Prefect Secret block holding it)")
+    if missing:
+        raise InputError("environment", missing[0], f"is required for --execute: set {' and '.join(fixes)}")
+
+
 def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -> Options:
     parser = _Parser(prog=f"infra-{flow}", allow_abbrev=False,
                      description=f"Preview (default) or execute the {flow} of a plan.yaml.")
@@ -65,6 +120,8 @@ def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -
                             help="run the seed's rollback even though infra-apply stamped the objects")
     else:
         parser.add_argument("--atomic", action="store_true", help="roll back applied steps if a later one fails")
+    add_output(parser)
+    documented(parser, usage(flow))  # last: the seed's flags keep their places in `known:` and --help
     parsed = parser.parse_args(list(argv))
     pr_text = parsed.pr if parsed.pr is not None else env.get("PRNUM") or None
     where = "--pr" if parsed.pr is not None else "PRNUM"
@@ -79,6 +136,7 @@ def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -
         require_approval=parsed.require_approval,
         from_record=_record_file(from_record, Path(parsed.plan)) if from_record is not None else None,
         seed_fallback=getattr(parsed, "seed_fallback", False),
+        output=parsed.output,
     )
 
 

@@ -433,7 +433,14 @@ def demo(keep: bool = False) -> int:
 def main() -> None:
     import argparse
 
+    from cli.help import PREFECT_ENVIRONMENT, Usage, documented
+
     parser = argparse.ArgumentParser(prog="infra-demo", description=__doc__.splitlines()[0] if __doc__ else None)
+    documented(parser, Usage(
+        examples=("infra-demo", "infra-demo --keep    # keep the temporary directory: records, logs, the plan"),
+        environment=(*PREFECT_ENVIRONMENT, ("KUBECTL", "the kubectl binary (default kubectl)")),
+        exit_codes=(("0", "the rollback restored everything apply changed"),
+                    ("1", "apply or rollback failed, or something was not restored"), ("2", "bad flags"))))
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (plan records, logs)")
     args = parser.parse_args()
     sys.exit(demo(keep=args.keep))

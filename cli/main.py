@@ -6,11 +6,12 @@ the core and the kubectl wrapper, so it costs milliseconds; Prefect is imported 
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from cli.adapters import DirectRecords, SummaryReporter
-from cli.args import Options, parse
+from cli.args import Options, parse, require_github
+from cli.output import progress, rendered
 from core.conventions import Flow
 from core.errors import InputError
 from core.lifecycle.apply import Apply
@@ -26,10 +27,13 @@ def preview(options: Options, plan: Plan) -> RunReport:
     return action(str(plan.path), load=lambda path: plan, records=DirectRecords(), reporter=SummaryReporter()).run()
 
 
-def run(flow: str, argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run(flow: str, argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+        env: Mapping[str, str] = os.environ) -> int:
     try:
-        options = parse(flow, argv)
+        options = parse(flow, argv, env)
         plan = load_plan(options.plan)
+        if options.execute and options.pr is not None:
+            require_github(env)
     except InputError as error:
         print(mask(f"error: {error}"), file=err)
         return 2
@@ -40,9 +44,10 @@ def run(flow: str, argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = 
     else:
         from cli.execute import execute
 
-        report = execute(options)
+        with progress(err, env):
+            report = execute(options)
     try:
-        print(mask(report.render()), file=out, flush=True)
+        print(mask(rendered(report, options.output, out, env)), file=out, flush=True)
     except BrokenPipeError:  # `infra-rollback | head`: the reader left; say nothing more, as other tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
     return report.exit_code

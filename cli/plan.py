@@ -5,13 +5,16 @@ Without --pr it only prints, through kubectl directly (no Prefect). With --pr it
 which also posts the PR's sticky plan comment and sets the `infra/plan` commit status on its head.
 """
 
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from cli.args import _Parser, _pr_number
+from cli.args import _Parser, _pr_number, add_output, require_github
+from cli.help import GITHUB_ENVIRONMENT, KUBE_ENVIRONMENT, PREFECT_ENVIRONMENT, TERMINAL_ENVIRONMENT, Usage, documented
+from cli.output import rendered
 from core.conventions import DEFAULT_PLAN
 from core.errors import InputError
 from core.lifecycle.plan import Plan
@@ -57,14 +60,36 @@ class PrintedPlan:
         return failure(reason)
 
 
-def parse(argv: Sequence[str]) -> tuple[Path, int | None]:
+USAGE = Usage(
+    examples=(f"infra-plan    # print what {DEFAULT_PLAN} would change; read-only",
+              "infra-plan --plan=ops/plans/infra-scale/staging/plan.yaml --pr=42    # comment and set infra/plan",
+              "infra-plan -o json    # the rows as JSON, alone on stdout"),
+    environment=(*KUBE_ENVIRONMENT, *GITHUB_ENVIRONMENT, *PREFECT_ENVIRONMENT, *TERMINAL_ENVIRONMENT),
+    exit_codes=(("0", "the plan was read and dry-run on the server (warnings are printed, not failures)"),
+                ("1", "failed: the cluster could not be read, a server-side dry run refused a step, or the PR's "
+                      "files differ from the checkout"),
+                ("2", "bad input: a flag, the plan file or (with --pr) the GitHub environment; nothing ran")),
+)
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    plan: Path
+    pr: int | None
+    output: str
+
+
+def parse(argv: Sequence[str]) -> PlanOptions:
     parser = _Parser(prog="infra-plan", allow_abbrev=False,
                      description="Show what a plan.yaml would change (live → planned, validated by a server-side "
                                  "dry run); with --pr, post it as the PR's plan comment and set infra/plan.")
     parser.add_argument("--plan", default=DEFAULT_PLAN, help=f"the plan file (default {DEFAULT_PLAN})")
     parser.add_argument("--pr", help="the pull request to comment on (without it, the plan is only printed)")
+    add_output(parser)
+    documented(parser, USAGE)
     parsed = parser.parse_args(list(argv))
-    return Path(parsed.plan), _pr_number(parsed.pr, "--pr") if parsed.pr is not None else None
+    return PlanOptions(Path(parsed.plan), _pr_number(parsed.pr, "--pr") if parsed.pr is not None else None,
+                       parsed.output)
 
 
 def run_plan_flow(plan: str, pr: int) -> RunReport:
@@ -82,18 +107,22 @@ def run_plan_flow(plan: str, pr: int) -> RunReport:
     return RunReport((f"error: {outcome}",), None, Outcome.FAILED)
 
 
-def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+        env: Mapping[str, str] = os.environ) -> int:
     try:
-        path, pr = parse(argv)
-        plan = load_plan(path)
+        options = parse(argv)
+        plan = load_plan(options.plan)
+        if options.pr is not None:
+            require_github(env)
     except InputError as error:
         print(mask(f"error: {error}"), file=err)
         return 2
-    if pr is None:
-        report = Plan(str(path), load=lambda _: plan, cluster=DirectPlanCluster(), reporter=PrintedPlan()).run()
+    if options.pr is None:
+        report = Plan(str(options.plan), load=lambda _: plan, cluster=DirectPlanCluster(),
+                      reporter=PrintedPlan()).run()
     else:
-        report = run_plan_flow(str(path), pr)
-    print(mask(report.render()), file=out, flush=True)
+        report = run_plan_flow(str(options.plan), options.pr)
+    print(mask(rendered(report, options.output, out, env)), file=out, flush=True)
     return report.exit_code
 
 

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any, TextIO
 
-from cli.args import _Parser
+from cli.args import _Parser, add_output, require_github
+from cli.help import GITHUB_ENVIRONMENT, KUBE_ENVIRONMENT, PREFECT_ENVIRONMENT, TERMINAL_ENVIRONMENT, Usage, documented
+from cli.output import progress, rendered
 from core.conventions import DEFAULT_PLANS_DIR, PLAN_FILE, Flow
 from core.desired import DesiredState, desired_from
 from core.diff import LIVE_RESOURCES, Diff
@@ -40,12 +42,26 @@ class ScaleOptions:
     execute: bool
     base: str
     plans_dir: str
+    output: str = "text"
+
+
+USAGE = Usage(
+    examples=("infra-scale --desired=ops/desired/staging.yaml    # write and preview the plan; nothing is pushed",
+              "infra-scale --dry-run --target=staging --namespace=assistant-staging --workload=Deployment:web:2",
+              "infra-scale --desired=ops/desired/prod.yaml --execute -o json    # open or update the target's PR"),
+    environment=(*KUBE_ENVIRONMENT, *GITHUB_ENVIRONMENT, *PREFECT_ENVIRONMENT, *TERMINAL_ENVIRONMENT),
+    exit_codes=(("0", "succeeded: the plan was written (with --execute, pushed) or nothing differs; or skipped: "
+                      "the open pull request was left alone (a note says why)"),
+                ("1", "failed: the live state could not be read, or GitHub refused the pull request"),
+                ("2", "bad input: a flag, the desired-state file, a workload or the environment; nothing written")),
+)
 
 
 def parse(argv: Sequence[str]) -> ScaleOptions:
     parser = _Parser(prog=Flow.SCALE.flow_name, allow_abbrev=False,
                      description="Write a plan with what differs between desired and live sizes; "
                                  "with --execute, open or update the target's pull request.")
+    documented(parser, USAGE)
     parser.add_argument("--desired", help="a desired-state file (e.g. ops/desired/staging.yaml)")
     parser.add_argument("--target", help="the plan's target (e.g. staging)")
     parser.add_argument("--namespace", help="the Kubernetes namespace")
@@ -55,19 +71,17 @@ def parse(argv: Sequence[str]) -> ScaleOptions:
     mode.add_argument("--execute", action="store_true", help="also open or update the target's pull request")
     parser.add_argument("--base", default="main", help="the PR's base branch (default main)")
     parser.add_argument("--plans-dir", default=DEFAULT_PLANS_DIR, help=f"default {DEFAULT_PLANS_DIR}")
+    add_output(parser)
     parsed = parser.parse_args(list(argv))
     return ScaleOptions(parsed.desired, parsed.target, parsed.namespace, tuple(parsed.workload), parsed.execute,
-                        parsed.base, parsed.plans_dir)
+                        parsed.base, parsed.plans_dir, parsed.output)
 
 
 def _check_execute(options: ScaleOptions, state: DesiredState, env: Mapping[str, str]) -> None:
     """What --execute needs, checked before anything is read or written."""
-    from integrations.github import GitHubSettings
     from integrations.pull_request import repository_paths
 
-    missing = GitHubSettings.from_env(env).missing()
-    if missing:
-        raise InputError("environment", missing[0], f"is required for --execute (missing: {', '.join(missing)})")
+    require_github(env)
     repository_paths(options.plans_dir, state.target, [PLAN_FILE])
 
 
@@ -133,13 +147,14 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr,
         state = desired_from(options.desired, options.target, options.namespace, options.workloads)
         if options.execute:
             _check_execute(options, state, env)
-            report = execute(options, state)
+            with progress(err, env):
+                report = execute(options, state)
         else:
             report = dry_run(options, state)
     except InputError as error:
         print(f"error: {error}", file=err)
         return 2
-    print(report.render(), file=out)
+    print(rendered(report, options.output, out, env), file=out)
     return report.exit_code
 
 

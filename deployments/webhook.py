@@ -94,6 +94,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from cli.help import Usage, documented
 from core.conventions import DEFAULT_PLANS_DIR, LABELS, PLAN_FILE, REPOSITORY_PATTERN
 
 log = logging.getLogger("infra.webhook")
@@ -611,9 +612,26 @@ def limits_from(args: argparse.Namespace) -> Limits:
     )
 
 
+USAGE = Usage(
+    examples=("infra-webhook --host 0.0.0.0 --port 8787 --state /var/lib/infra-webhook/deliveries.sqlite3",
+              "infra-webhook --routes routes.yaml    # targets per repository, plan path template"),
+    environment=(("PREFECT_API_URL", "the Prefect server the events go to (required)"),
+                 ("GITHUB_WEBHOOK_SECRET", "the webhook's secret"),
+                 ("GITHUB_WEBHOOK_SECRET_BLOCK", "a Prefect Secret block holding it, instead"),
+                 ("GH_OWNER, GH_REPO", "the repository served (or INFRA_REPOSITORIES=owner/a,owner/b, or --routes)"),
+                 ("INFRA_WEBHOOK_HOST, _PORT, _STATE, _ROUTES", "defaults of --host, --port, --state, --routes"),
+                 ("INFRA_WEBHOOK_READ_TIMEOUT, _MAX_BODY_BYTES, _MAX_CONNECTIONS", "defaults of the limit flags"),
+                 ("INFRA_WEBHOOK_LOG_LEVEL", "log level (default INFO)")),
+    exit_codes=(("0", "stopped by SIGTERM or SIGINT"),
+                ("2", "bad configuration: a flag, the routes file, the secret, no repository or no PREFECT_API_URL"),
+                ("3", "could not listen on --host/--port (uvicorn's startup failure)")),
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     env = os.environ
     parser = argparse.ArgumentParser(prog="infra-webhook", description="GitHub webhook -> Prefect event bridge.")
+    documented(parser, USAGE)
     parser.add_argument("--host", default=env.get("INFRA_WEBHOOK_HOST", "127.0.0.1"))
     parser.add_argument("--port", default=env.get("INFRA_WEBHOOK_PORT", "8787"))
     parser.add_argument(

@@ -7,13 +7,14 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from core.conventions import DEFAULT_PLAN, Flow
 from core.lifecycle.apply import Apply
 from core.report import RunReport
-from flows.shared import MAX_PARALLEL_STEPS, execution, flow_result, settle_status
+from flows.shared import MAX_PARALLEL_STEPS, execution, flow_result, run_name, settle_status, tag_run
 from tasks.plan import load_plan
 from tasks.records import TaskRecords
 from tasks.reporter import TaskReporter
 
 
-@flow(name=Flow.APPLY.flow_name, task_runner=ThreadPoolTaskRunner(max_workers=MAX_PARALLEL_STEPS))  # type: ignore[arg-type]
+@flow(name=Flow.APPLY.flow_name, flow_run_name=run_name(Flow.APPLY),
+      task_runner=ThreadPoolTaskRunner(max_workers=MAX_PARALLEL_STEPS))  # type: ignore[arg-type]
 def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool = False, atomic: bool = False,
                 rollout_timeout_s: float = 120, lock_timeout_s: float = 300, repository: str | None = None,
                 require_approval: bool = False, head_sha: str | None = None) -> RunReport | State:
@@ -26,8 +27,9 @@ def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool =
     asks for an approving review of the head SHA (Atlantis's apply requirement); `head_sha` is the head the
     labeled event carried (the gate refuses when the PR's head differs).
     """
+    tag_run(pr)
     run = Apply(plan, load=load_plan, records=TaskRecords(), reporter=TaskReporter(), atomic=atomic,
                 rollout_timeout_s=rollout_timeout_s,
                 execution=execution(Flow.APPLY, plan, pr, repository, require_approval, head_sha, lock_timeout_s)
                 if execute else None)
-    return flow_result(settle_status(run.execution, run.run()))
+    return flow_result(Flow.APPLY, plan, settle_status(run.execution, run.run()))

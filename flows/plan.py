@@ -7,12 +7,12 @@ from prefect.client.schemas.objects import State
 from core.conventions import DEFAULT_PLAN, Flow
 from core.lifecycle.plan import Plan
 from core.report import RunReport
-from flows.shared import flow_result
+from flows.shared import flow_result, run_name
 from tasks.plan import load_plan
 from tasks.review import TaskPlanCluster, TaskPlanReporter
 
 
-@flow(name=Flow.PLAN.flow_name)
+@flow(name=Flow.PLAN.flow_name, flow_run_name=run_name(Flow.PLAN))
 def infra_plan(plan: str = DEFAULT_PLAN, pr: int | None = None, repository: str | None = None,
                head_sha: str | None = None) -> RunReport | State:
     """Read the plan's objects, compare live → planned per object and field, dry-run every step on the server,
@@ -22,5 +22,5 @@ def infra_plan(plan: str = DEFAULT_PLAN, pr: int | None = None, repository: str 
     is the commit the status goes on. The plan (and the files it reads) here must be the PR's, byte for byte."""
     review = Plan(plan, load=load_plan, cluster=TaskPlanCluster(),
                   reporter=TaskPlanReporter(pr, repository, head_sha))
-    return flow_result(review.run())
+    return flow_result(Flow.PLAN, plan, review.run())
 

@@ -7,13 +7,14 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from core.conventions import DEFAULT_PLAN, Flow
 from core.lifecycle.rollback import Rollback
 from core.report import RunReport
-from flows.shared import MAX_PARALLEL_STEPS, execution, flow_result, settle_status
+from flows.shared import MAX_PARALLEL_STEPS, execution, flow_result, run_name, settle_status, tag_run
 from tasks.plan import load_plan
 from tasks.records import TaskRecords
 from tasks.reporter import TaskReporter
 
 
-@flow(name=Flow.ROLLBACK.flow_name, task_runner=ThreadPoolTaskRunner(max_workers=MAX_PARALLEL_STEPS))  # type: ignore[arg-type]
+@flow(name=Flow.ROLLBACK.flow_name, flow_run_name=run_name(Flow.ROLLBACK),
+      task_runner=ThreadPoolTaskRunner(max_workers=MAX_PARALLEL_STEPS))  # type: ignore[arg-type]
 def infra_rollback(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool = False, force: bool = False,
                    rollout_timeout_s: float = 120, lock_timeout_s: float = 300, repository: str | None = None,
                    require_approval: bool = False, head_sha: str | None = None, from_record: str | None = None,
@@ -28,8 +29,9 @@ def infra_rollback(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: boo
     `repository` ("owner/name", from the triggering event) overrides GH_OWNER/GH_REPO; `require_approval`
     also asks for an approving review of the head SHA; `head_sha` is the head the labeled event carried.
     """
+    tag_run(pr)
     run = Rollback(plan, load=load_plan, records=TaskRecords(), reporter=TaskReporter(), force=force,
                    from_record=from_record, seed_fallback=seed_fallback, rollout_timeout_s=rollout_timeout_s,
                    execution=execution(Flow.ROLLBACK, plan, pr, repository, require_approval, head_sha,
                                        lock_timeout_s) if execute else None)
-    return flow_result(settle_status(run.execution, run.run()))
+    return flow_result(Flow.ROLLBACK, plan, settle_status(run.execution, run.run()))

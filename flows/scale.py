@@ -4,7 +4,10 @@ Replaces the old nightly orchestrator. Nothing changes in the cluster: the flow 
 means no plan and no PR; a changed plan updates the target's open PR rather than opening another.
 """
 
+from pathlib import Path
+
 from prefect import flow
+from prefect.runtime import flow_run
 
 from core.conventions import DEFAULT_PLANS_DIR, Flow
 from core.lifecycle.scale import Scale
@@ -18,7 +21,14 @@ from tasks.scale import (
 )
 
 
-@flow(name=Flow.SCALE.flow_name)
+def scale_run_name() -> str:
+    """"scale prod" (or "scale prod preview" without `execute`): the target, else the desired-state file's name."""
+    parameters = flow_run.parameters
+    target = parameters.get("target") or Path(str(parameters.get("desired") or "")).stem or "?"
+    return f"{Flow.SCALE.value} {target}" + ("" if parameters.get("execute") else " preview")
+
+
+@flow(name=Flow.SCALE.flow_name, flow_run_name=scale_run_name)
 def infra_scale(desired: str | None = None, target: str | None = None, namespace: str | None = None,
                 workloads: list[str] | None = None, execute: bool = False, base: str = "main",
                 plans_dir: str = DEFAULT_PLANS_DIR) -> RunReport:

@@ -1,17 +1,23 @@
 """What the apply and rollback flows share: the gate and the Prefect implementations of a run's interfaces."""
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from prefect.client.schemas.objects import State
-from prefect.states import Failed
+from prefect.context import FlowRunContext
+from prefect.runtime import flow_run
+from prefect.states import Completed, Failed
 
-from core.conventions import Flow, repository_path
+from core.conventions import DEFAULT_PLAN, Flow, repository_path
+from core.errors import InputError
 from core.gate import GateDecision, GateRequirement, files_read_by, local_files_problem
 from core.lifecycle.ports import Execution
-from core.plan import Plan
+from core.plan import Plan, load_plan
 from core.report import RunReport
 from core.vocabulary import Outcome
+from tasks.artifacts import record_refusal
 from tasks.gate import recheck_label, report_status, verify_label
 from tasks.kube import TaskCluster
 from tasks.lock import TaskLock
@@ -93,11 +99,55 @@ def settle_status(execution: Execution | None, report: RunReport) -> RunReport:
     return replace(report, lines=(*report.lines, f"note: {warning}")) if warning else report
 
 
-def flow_result(report: RunReport) -> RunReport | State:
-    """A failed run returns a Failed state carrying the report, so the UI shows it failed without a traceback."""
-    if report.final != Outcome.FAILED:
-        return report
+def plan_target(plan: str) -> str:
+    """The plan's target (as its artifacts are keyed), or its directory's name when the plan cannot be read: a
+    run name must not fail where the run itself reports the bad plan."""
+    try:
+        loaded = load_plan(Path(plan))
+    except (InputError, OSError):
+        return Path(plan).parent.name or plan
+    return loaded.target or loaded.namespace
+
+
+def run_name(flow: Flow) -> Callable[[], str]:
+    """`flow_run_name` for apply, rollback and plan: "apply prod PR#42", or "apply prod preview" when nothing is
+    executed (a plan names its PR whenever it comments on one), instead of Prefect's random names."""
+
+    def name() -> str:
+        parameters = flow_run.parameters
+        target = plan_target(str(parameters.get("plan") or DEFAULT_PLAN))
+        pr = parameters.get("pr")
+        on_pr = pr is not None and (parameters.get("execute") or flow == Flow.PLAN)
+        return f"{flow.value} {target} " + (f"PR#{pr}" if on_pr else "preview")
+
+    return name
+
+
+def tag_run(pr: int | None) -> None:
+    """Adds `pr-<N>` to this flow run's tags, however it was started (CLI, deployment trigger, UI), so the UI
+    filters a PR's runs."""
+    context = FlowRunContext.get()
+    if pr is None or context is None or context.flow_run is None:
+        return
+    tags = [*context.flow_run.tags, f"pr-{pr}"]
+    context.client.update_flow_run(flow_run_id=context.flow_run.id, tags=tags)
+    context.flow_run.tags = tags
+
+
+def flow_result(flow: Flow, plan: str, report: RunReport) -> RunReport | State:
+    """The run's final state, named for what happened: a failed run is Failed (carrying the report, so the UI
+    shows it failed without a traceback), a gate refusal is Completed named `Refused` with the reason as its
+    message (and an artifact saying why), a preview is Completed named `Previewed`."""
     document = report.document or {}
-    failed = sum(not result["ok"] for result in document.get("results", []))
-    return Failed(message=f"{failed} of {len(document.get('results', []))} steps did not succeed; see the step table",
-                  data=report)
+    results = document.get("results", [])
+    if report.final == Outcome.FAILED:
+        failed = sum(not result["ok"] for result in results)
+        return Failed(message=f"{failed} of {len(results)} steps did not succeed; see the step table", data=report)
+    if report.final == Outcome.SKIPPED:
+        reason = report.lines[-1]  # `Refusing to execute: <reason>.`
+        record_refusal(flow, plan_target(plan), f"{flow.flow_name}: {plan}", reason)
+        return Completed(name="Refused", message=reason, data=report)
+    if not document.get("executed", True):
+        return Completed(name="Previewed", message=f"{len(results)} steps previewed; nothing changed", data=report)
+    return report
+

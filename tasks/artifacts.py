@@ -32,3 +32,10 @@ def record_failure(flow: Flow, target: str, title: str, reason: str) -> str:
                 "remove and add it again to retry. The apply record holds every step that ran.")
     create_markdown_artifact(markdown=text, key=f"{artifact_key(flow, target)}-summary", description=title)
     return text
+
+
+@task(cache_policy=NO_CACHE)
+def record_refusal(flow: Flow, target: str, title: str, reason: str) -> None:
+    """A run the gate refused: why, as the target's summary artifact (nothing ran, so there is no step table)."""
+    text = mask(f"### {title}\n\n**refused**: {reason}\n\nNothing was changed.")
+    create_markdown_artifact(markdown=text, key=f"{artifact_key(flow, target)}-summary", description=title)

@@ -8,12 +8,21 @@ import signal
 import sys
 import threading
 
+from cli.help import Usage, documented
+
 from .server import GitHubSandbox
 from .state import seed_demo
+
+USAGE = Usage(
+    examples=("infra-github-sandbox --port 8900 --seed demo    # prints GITHUB_API_URL=..., the seed, then `ready`",),
+    environment=(),
+    exit_codes=(("0", "stopped by SIGTERM or SIGINT"), ("2", "bad flags")),
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="infra-github-sandbox", description=__doc__)
+    documented(parser, USAGE)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--seed", choices=["demo", "none"], default="none")

@@ -12,12 +12,24 @@ import sys
 import threading
 from types import FrameType
 
+from cli.help import Usage, documented
+
 from .controllers import DEFAULT_BROKEN_IMAGE
 from .server import SandboxServer
+
+USAGE = Usage(
+    examples=("infra-sandbox --kubeconfig /tmp/sandbox.kubeconfig    # prints `ready <url>`, serves until SIGTERM",
+              "infra-sandbox --kubeconfig kc --namespace assistant --seed-file objects.yaml --token t=alice"),
+    environment=(),
+    exit_codes=(("0", "stopped by SIGTERM or SIGINT"),
+                ("1", "could not listen, or a --token or --seed-file was refused"),
+                ("2", "bad flags")),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="infra-sandbox", description="Sandbox Kubernetes API server for kubectl.")
+    documented(p, USAGE)
     p.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: pick a free one)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--kubeconfig", required=True, help="kubeconfig file to write for this server")

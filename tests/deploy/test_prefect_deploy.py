@@ -36,7 +36,7 @@ def test_deploy_all_creates_every_deployment(deployed: Deployed) -> None:
             dep = server.deployment(flow, target)
             assert dep["work_pool_name"] == f"infra-{target}"
             assert dep["description"] and "Parameters:" in dep["description"]
-            assert dep["pull_steps"] == [{"prefect.deployments.steps.set_working_directory":
+            assert dep["pull_steps"] == [{"deployments.worker.use_checkout":
                                           {"directory": "{{ $INFRA_ORCHESTRATOR_DIR }}"}}]  # fmt: skip
             properties = dep["parameter_openapi_schema"]["properties"]
             if flow == "infra-scale":

@@ -1,0 +1,62 @@
+"""What every console script's `--help` ends with (examples, environment variables, exit codes) and `--version`.
+
+Only the standard library: the sandbox servers and the webhook bridge use it too, and a preview must stay fast.
+"""
+
+import argparse
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+
+PACKAGE = "infra-orchestrator"
+
+Entries = tuple[tuple[str, str], ...]
+
+
+def package_version() -> str:
+    """The installed distribution's version (pyproject.toml); a bare checkout on sys.path has none."""
+    try:
+        return version(PACKAGE)
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+@dataclass(frozen=True)
+class Usage:
+    examples: tuple[str, ...]
+    environment: Entries
+    exit_codes: Entries
+
+    def epilog(self) -> str:
+        width = max(len(name) for name, _ in self.environment) if self.environment else 0
+        sections = ["examples:", *(f"  {example}" for example in self.examples)]
+        if self.environment:
+            sections += ["", "environment:", *(f"  {name:<{width}}  {text}" for name, text in self.environment)]
+        sections += ["", "exit codes:", *(f"  {code}  {text}" for code, text in self.exit_codes)]
+        return "\n".join(sections)
+
+
+def documented(parser: argparse.ArgumentParser, usage: Usage) -> argparse.ArgumentParser:
+    """`parser` with the usage as its epilog (kept as written) and a `--version` flag."""
+    parser.epilog = usage.epilog()
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--version", action="version", version=f"{parser.prog} {package_version()}")
+    return parser
+
+
+KUBE_ENVIRONMENT: Entries = (
+    ("KUBECONFIG", "the cluster (a plan may also name a context)"),
+    ("KUBECTL", "the kubectl binary (default kubectl)"),
+    ("INFRA_KUBECTL_TIMEOUT", "seconds before a kubectl call is killed and retried (default 60)"),
+)
+GITHUB_ENVIRONMENT: Entries = (
+    ("GH_OWNER, GH_REPO", "the repository carrying the plan's PR (or GITHUB_REPOSITORY=owner/name)"),
+    ("GITHUB_TOKEN", "a token that reads PRs and writes comments and labels"),
+    ("GITHUB_TOKEN_BLOCK", "a Prefect Secret block holding the token, instead of GITHUB_TOKEN"),
+    ("GITHUB_API_URL", "GitHub Enterprise's API (default https://api.github.com)"),
+)
+PREFECT_ENVIRONMENT: Entries = (
+    ("PREFECT_API_URL", "the Prefect server --execute records its run on (unset: a temporary one, ~10 s)"),
+)
+TERMINAL_ENVIRONMENT: Entries = (
+    ("NO_COLOR", "set: no colour even on a terminal"),
+)
