@@ -105,6 +105,10 @@ class Run:
     stderr: str = ""
     returncode: int = 0
     summary: dict[str, Any] = field(default_factory=dict)
+    cpu_s: float = 0.0
+    """CPU time (user + system) of the process and its children, from wait4: less sensitive to load than wall."""
+    server_cpu_s: float = 0.0
+    """CPU time of this bench process meanwhile: the in-process sandbox API server and GitHub test server."""
     scale: float = 1.0
     """A sampled baseline's factor to the whole plan: `estimate` is `wall` times it."""
 
@@ -157,6 +161,7 @@ def tree_rss_kb(root: int) -> int:
 def measured(command: list[str], cwd: Path, env: dict[str, str], log: Path, stdin_text: str | None = None) -> Run:
     _, before = read_calls(log, 0)
     started = time.time()
+    server_cpu = time.process_time()
     proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.PIPE if stdin_text is not None else None,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0]
@@ -187,6 +192,8 @@ def measured(command: list[str], cwd: Path, env: dict[str, str], log: Path, stdi
     run = Run(started, wall, calls, peak[0], int(usage.ru_maxrss), "".join(out_chunks), "".join(err_chunks),
               proc.returncode)
     run.summary = summary_of(run.stdout) or {}
+    run.cpu_s = usage.ru_utime + usage.ru_stime
+    run.server_cpu_s = time.process_time() - server_cpu
     return run
 
 
@@ -387,6 +394,8 @@ def report(result: dict[str, Any]) -> None:
               f", baseline sum {sum(c.end - c.start for c in base.calls):.2f} s;"
               f" peak RSS tree {ours.peak_tree_rss_kb / 1024:.0f} MiB, largest process"
               f" {ours.max_process_rss_kb / 1024:.0f} MiB")
+        print(f"           CPU: ours {ours.cpu_s:.1f} s (sandbox servers {ours.server_cpu_s:.1f} s), baseline"
+              f" {base.cpu_s * base.scale:.1f} s (sandbox servers {base.server_cpu_s * base.scale:.1f} s)")
         print(f"           kubectl by verb: {verbs(ours)}")
         if flow == "apply":
             print(f"           capture: {capture_reads(ours)} kubectl reads before the first change (1 namespace)")

@@ -21,6 +21,7 @@ from core.rollout import confirmed_by_listing
 from core.steps import Step
 from core.vocabulary import StepStatus
 from integrations.kubectl import Kubectl, KubectlError, checked, get_items, run
+from tasks.passing import as_is
 from tasks.retry import RETRIES, RETRY_DELAYS_S, is_transient
 
 _KIND_RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
@@ -118,7 +119,7 @@ def verify_all(namespace: str, kubectl: Kubectl, steps: Sequence[Step], timeout_
         planned = batches([step for step in steps if step.number not in results])
     alone = [verify_rollout.submit(namespace, kubectl, batch.steps[0], timeout_s)
              for batch in planned if len(batch.steps) == 1]
-    shared = [run_batch.submit(namespace, kubectl, batch, timeout_s * len(batch.steps) + 15)
+    shared = [run_batch.submit(namespace, kubectl, as_is(batch), timeout_s * len(batch.steps) + 15)
               for batch in planned if len(batch.steps) > 1]
     for batch_future in as_completed(shared):
         ran = batch_future.result()
@@ -173,7 +174,7 @@ def run_steps(namespace: str, kubectl: Kubectl, steps: Sequence[Step], group_of:
         alone: dict[PrefectFuture[StepResult], Step] = {
             single.submit(namespace, kubectl, batch.steps[0]): batch.steps[0]
             for batch in planned if len(batch.steps) == 1}
-        shared = [run_batch.submit(namespace, kubectl, batch) for batch in planned if len(batch.steps) > 1]
+        shared = [run_batch.submit(namespace, kubectl, as_is(batch)) for batch in planned if len(batch.steps) > 1]
         for batch_future in as_completed(shared):
             ran = batch_future.result()
             for result in ran.results():
@@ -193,7 +194,7 @@ class TaskCluster:
     """The lifecycle's cluster, each call a Prefect task with kubectl's retry policy."""
 
     def capture(self, plan: Plan) -> list[dict[str, Any]]:
-        return capture_objects(plan, kubectl_for(plan))
+        return capture_objects(as_is(plan), kubectl_for(plan))
 
     def run_steps(self, plan: Plan, steps: Sequence[Step], group_of: Callable[[Step], str],
                   on_wave: Callable[[list[StepResult]], None]) -> list[StepResult]:

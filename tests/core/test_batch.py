@@ -111,7 +111,14 @@ def test_an_object_appears_once_per_call_and_calls_are_bounded() -> None:
 
     assert [[s.number for s in call.steps] for call in batches(same_name)] == [[1], [2, 3]]
     assert [len(call.steps) for call in batches([scale(n, f"w{n}") for n in range(7)], max_batch=3)] == [3, 3, 1]
-    assert [len(call.steps) for call in batches([scale(n, f"w{n}") for n in range(120)])] == [50, 50, 20]
+    assert [len(call.steps) for call in batches([scale(n, f"w{n}") for n in range(1000)])] == [200] * 5
+
+
+def test_a_large_batch_is_spread_over_calls_that_run_side_by_side() -> None:
+    assert [len(call.steps) for call in batches([scale(n, f"w{n}") for n in range(100)])] == [25] * 4
+    assert [len(call.steps) for call in batches([hpa(n, f"w{n}") for n in range(30)])] == [10, 10, 10]
+    assert [len(call.steps) for call in batches([scale(n, f"w{n}") for n in range(12)])] == [10, 2]
+    assert [len(call.steps) for call in batches([scale(n, f"w{n}") for n in range(10)])] == [10]
 
 
 def test_calls_naming_objects_stay_within_kubectls_request_rate_limiter() -> None:
@@ -120,7 +127,7 @@ def test_calls_naming_objects_stay_within_kubectls_request_rate_limiter() -> Non
 
     assert [len(call.steps) for call in batches(deletes)] == [5, 2]
     assert [len(call.steps) for call in batches(rollouts)] == [10, 10, 3]
-    assert [len(call.steps) for call in batches([hpa(n, f"w{n}") for n in range(23)])] == [23]
+    assert [len(call.steps) for call in batches([hpa(n, f"w{n}") for n in range(10)])] == [10]
 
 
 def test_output_confirms_steps_by_object_name() -> None:
