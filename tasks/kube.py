@@ -174,7 +174,10 @@ def run_steps(namespace: str, kubectl: Kubectl, steps: Sequence[Step], group_of:
         alone: dict[PrefectFuture[StepResult], Step] = {
             single.submit(namespace, kubectl, batch.steps[0]): batch.steps[0]
             for batch in planned if len(batch.steps) == 1}
-        shared = [run_batch.submit(namespace, kubectl, as_is(batch)) for batch in planned if len(batch.steps) > 1]
+        # a second more per object: a call over 250 HPAs took over a minute on a loaded machine, and a batch
+        # that times out runs every one of its steps again alone
+        shared = [run_batch.submit(namespace, kubectl, as_is(batch), kubectl.timeout_s + len(batch.steps))
+                  for batch in planned if len(batch.steps) > 1]
         for batch_future in as_completed(shared):
             ran = batch_future.result()
             for result in ran.results():
