@@ -42,9 +42,11 @@ client-go rate limiter counts (`scale` GETs the object, then writes /scale)."""
 _LIMITER_BURST = 10
 """The limiter lets a process make 10 requests at once, then 5 a second (measured: `scale` over 10 objects
 took 0.11 s, over 100 took 36 s), so a call naming objects stays within the burst."""
-_NAMED_ON_STDIN = frozenset({"set resources", "patch", "scale"})
-"""Verbs whose batches name their objects on stdin instead (`scale` as `patch --subresource=scale`)."""
-_WORKLOAD_API = {"deployment": ("apps/v1", "Deployment"), "statefulset": ("apps/v1", "StatefulSet")}
+_NAMED_ON_STDIN = frozenset({"set resources", "patch", "scale", "delete"})
+"""Verbs whose batches name their objects on stdin instead (`scale` as `patch --subresource=scale`; `delete`
+with `--wait=false`, since its wait watches through one shared client: an HPA has no finalizer to wait for)."""
+_WORKLOAD_API = {"deployment": ("apps/v1", "Deployment"), "statefulset": ("apps/v1", "StatefulSet"),
+                 "hpa": ("autoscaling/v2", "HorizontalPodAutoscaler")}
 _SCALE = re.compile(r"^--replicas=(\d+)$")
 _CURRENT = re.compile(r"^--current-replicas=(\d+)$")
 _BY_STDIN = (("apply", "-f", "-"), ("replace", "-f", "-"))
@@ -134,11 +136,15 @@ def _stdin_form(step: Step) -> tuple[str, ...] | None:
     objects stay named on the command line."""
     position = _name_position(step)
     verb = _verb(step)
-    if position is None or verb not in _NAMED_ON_STDIN or step.args[position] != step.obj:
-        return None
-    if (step.obj or "").partition("/")[0] not in _WORKLOAD_API:
+    kind = (step.obj or "").partition("/")[0]
+    if position is None or verb not in _NAMED_ON_STDIN or kind not in _WORKLOAD_API:
         return None
     options = step.args[position + 1:]
+    if verb == "delete":
+        named_hpa = step.args[:position] == ("delete", "hpa") and kind == "hpa"
+        return ("delete", "-f", "-", *options, "--wait=false", "-o", "name") if named_hpa else None
+    if step.args[position] != step.obj or kind == "hpa":
+        return None
     if verb != "scale":
         return (*step.args[:position], "-f", "-", *options, "-o", "name")
     replicas = [int(match.group(1)) for option in options if (match := _SCALE.match(option))]

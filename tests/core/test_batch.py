@@ -76,10 +76,19 @@ def test_a_step_alone_keeps_its_own_command() -> None:
     assert [(call.args, call.stdin) for call in batches([only])] == [(only.args, None)]
 
 
-def test_kubectl_style_names_after_a_kind_word_are_batched_too() -> None:
+def test_hpa_deletes_read_their_objects_from_stdin_and_do_not_wait() -> None:
     calls = batches([step(1, "hpa/a", "delete", "hpa", "a"), step(2, "hpa/b", "delete", "hpa", "b")])
 
-    assert [call.args for call in calls] == [("delete", "hpa", "a", "b", "-o", "name")]
+    assert [(call.args, identities(call.stdin)) for call in calls] == [
+        (("delete", "-f", "-", "--wait=false", "-o", "name"),
+         [("autoscaling/v2", "HorizontalPodAutoscaler", "a"), ("autoscaling/v2", "HorizontalPodAutoscaler", "b")])]
+
+
+def test_kubectl_style_names_after_a_kind_word_are_batched_too() -> None:
+    calls = batches([step(1, "deployment/a", "delete", "deployment", "a"),
+                     step(2, "deployment/b", "delete", "deployment", "b")])
+
+    assert [call.args for call in calls] == [("delete", "deployment", "a", "b", "-o", "name")]
 
 
 def test_manifests_on_stdin_become_one_json_object_per_line() -> None:
@@ -122,7 +131,7 @@ def test_a_large_batch_is_spread_over_calls_that_run_side_by_side() -> None:
 
 
 def test_calls_naming_objects_stay_within_kubectls_request_rate_limiter() -> None:
-    deletes = [step(n, f"hpa/w{n}", "delete", "hpa", f"w{n}") for n in range(7)]
+    deletes = [step(n, f"deployment/w{n}", "delete", "deployment", f"w{n}") for n in range(7)]
     rollouts = [step(n, f"deployment/w{n}", "rollout", "status", f"deployment/w{n}") for n in range(23)]
 
     assert [len(call.steps) for call in batches(deletes)] == [5, 2]
