@@ -27,8 +27,9 @@ from core.report import StepResult
 from core.steps import Step
 from core.vocabulary import StepStatus
 
-MAX_BATCH = 200
-"""Objects per call at most: bounds the command line, the stdin and how much one slow call holds back."""
+MAX_BATCH = 250
+"""Objects per call at most: bounds the command line, the stdin and how much one slow call holds back; 1,000
+objects make `SPREAD_OVER` calls, with no fifth one left to run alone after them."""
 SPREAD_OVER = 4
 """Calls a large batch is split into, to run side by side (the flows run 4 kubectl calls at a time,
 flows/shared.py): kubectl sends an object's requests one after another, so on a cluster 20 ms away a call over

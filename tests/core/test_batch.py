@@ -120,7 +120,7 @@ def test_an_object_appears_once_per_call_and_calls_are_bounded() -> None:
 
     assert [[s.number for s in call.steps] for call in batches(same_name)] == [[1], [2, 3]]
     assert [len(call.steps) for call in batches([scale(n, f"w{n}") for n in range(7)], max_batch=3)] == [3, 3, 1]
-    assert [len(call.steps) for call in batches([scale(n, f"w{n}") for n in range(1000)])] == [200] * 5
+    assert [len(call.steps) for call in batches([scale(n, f"w{n}") for n in range(1000)])] == [250] * 4
 
 
 def test_a_large_batch_is_spread_over_calls_that_run_side_by_side() -> None:
