@@ -24,13 +24,20 @@ Figures
 Targets: <= 0.6x the baseline at 100 deployments (2 cores), <= 10 ms overhead per step, capture <= 2 kubectl
 calls per namespace.
 
-    .venv/bin/python bench/execution_bench.py [--quick] [--sizes 10,100]
+With `--latency-ms MS` the sandbox delays every API request by MS (a cluster some way off). With
+`--baseline-sample N`, a plan over more than N deployments has its baseline run for the steps on N of them
+only, and that time scaled by the step count (printed as extrapolated): the shell loop over 1,000
+deployments is 9,000 kubectl processes.
+
+    .venv/bin/python bench/execution_bench.py [--quick] [--sizes 10,100,1000] [--latency-ms 20]
+        [--baseline-sample 100]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -98,6 +105,16 @@ class Run:
     stderr: str = ""
     returncode: int = 0
     summary: dict[str, Any] = field(default_factory=dict)
+    cpu_s: float = 0.0
+    """CPU time (user + system) of the process and its children, from wait4: less sensitive to load than wall."""
+    server_cpu_s: float = 0.0
+    """CPU time of this bench process meanwhile: the in-process sandbox API server and GitHub test server."""
+    scale: float = 1.0
+    """A sampled baseline's factor to the whole plan: `estimate` is `wall` times it."""
+
+    @property
+    def estimate(self) -> float:
+        return self.wall * self.scale
 
     def busy(self) -> float:
         """Wall time during which at least one kubectl process was running (union of intervals)."""
@@ -144,6 +161,7 @@ def tree_rss_kb(root: int) -> int:
 def measured(command: list[str], cwd: Path, env: dict[str, str], log: Path, stdin_text: str | None = None) -> Run:
     _, before = read_calls(log, 0)
     started = time.time()
+    server_cpu = time.process_time()
     proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.PIPE if stdin_text is not None else None,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0]
@@ -174,18 +192,22 @@ def measured(command: list[str], cwd: Path, env: dict[str, str], log: Path, stdi
     run = Run(started, wall, calls, peak[0], int(usage.ru_maxrss), "".join(out_chunks), "".join(err_chunks),
               proc.returncode)
     run.summary = summary_of(run.stdout) or {}
+    run.cpu_s = usage.ru_utime + usage.ru_stime
+    run.server_cpu_s = time.process_time() - server_cpu
     return run
 
 
 def verb(args: str) -> str:
     """The kubectl verb and object of a call, e.g. `get lease/x` -> `get lease`, `rollout status` ..."""
     words = [w for w in args.split() if not w.startswith("-")]
-    skip = {"-n", "--namespace", "--context"}
+    skip = {"-n", "--namespace", "--context", "-o"}
     raw = args.split()
     for index, word in enumerate(raw):
         if word in skip and index + 1 < len(raw) and raw[index + 1] in words:
             words.remove(raw[index + 1])
-    return " ".join(w.split("/")[0] for w in words[:2])
+    subresource = " /scale" if "--subresource=scale" in raw else ""
+    stdin = " -f -" if " -f - " in f" {args} " else ""
+    return " ".join(w.split("/")[0] for w in words[:2]) + subresource + stdin
 
 
 def category(args: str) -> str:
@@ -247,10 +269,23 @@ def capture_reads(run: Run) -> int:
     return reads
 
 
-def baseline_script(run: Run, directory: Path, namespace: str, wrapper: Path, name: str) -> Path:
-    """The same step and verification commands as our run, one after another; HPA manifests from files."""
+_DEPLOYMENT = re.compile(r"\bapp-(\d{3})\b")
+
+
+def sampled(results: list[dict[str, Any]], deployments: int | None) -> list[dict[str, Any]]:
+    """The results on the first `deployments` deployments (and their HPAs); all of them for None."""
+    def index(result: dict[str, Any]) -> int:
+        found = _DEPLOYMENT.search(f"{result['command']} {result.get('note', '')}")
+        return int(found.group(1)) if found else 0
+    return [result for result in results if deployments is None or index(result) < deployments]
+
+
+def baseline_script(run: Run, directory: Path, namespace: str, wrapper: Path, name: str,
+                    deployments: int | None = None) -> Path:
+    """The same step and verification commands as our run (on the first `deployments` deployments only, if
+    given), one after another; HPA manifests from files."""
     lines = ["#!/bin/bash", "set -e"]
-    for result in run.summary.get("results", []):
+    for result in sampled(run.summary.get("results", []), deployments):
         argv = shlex.split(result["command"])
         assert argv[0] == "kubectl", result["command"]
         if argv[-2:] == ["-f", "-"]:
@@ -270,10 +305,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 deployments only")
     parser.add_argument("--sizes", default="10,100")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay the sandbox adds to every request")
+    parser.add_argument("--baseline-sample", type=int, default=None,
+                        help="run the baseline on this many deployments at most, and scale its time")
     args = parser.parse_args()
     sizes = [10] if args.quick else [int(size) for size in args.sizes.split(",") if size]
 
-    print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())};"
+          f" sandbox latency {args.latency_ms:g} ms per request")
     with tempfile.TemporaryDirectory(prefix="execution-bench-") as tmp_name:
         tmp = Path(tmp_name)
         log = tmp / "kubectl-calls.log"
@@ -298,6 +337,7 @@ def main() -> int:
                 (checkout / path).parent.mkdir(parents=True)
                 (checkout / path).write_text(plan_text(namespace, size))
                 plans[size] = (namespace, path)
+            sandboxes.kube.latency_s = args.latency_ms / 1000
             sandboxes.github.create_repo("acme/infra", files={"README.md": "# infra\n"})
             sandboxes.github.add_collaborator("acme/infra", "alice", "admin")
             rows = []
@@ -314,11 +354,15 @@ def main() -> int:
                         print(ours.stdout[-3000:], ours.stderr[-3000:], sep="\n")
                         raise SystemExit(f"{flow.flow_name} failed at {size} deployments (exit {ours.returncode})")
                     result[flow] = ours
+                sample = args.baseline_sample if args.baseline_sample and args.baseline_sample < size else None
                 for flow in ("apply", "rollback"):  # the baseline replays both, so the cluster ends as it began
-                    script = baseline_script(result[flow], tmp, namespace, wrapper, f"baseline-{size}-{flow}")
+                    script = baseline_script(result[flow], tmp, namespace, wrapper, f"baseline-{size}-{flow}",
+                                             sample)
                     base = measured(["/bin/bash", str(script)], checkout, env, log)
                     if base.returncode != 0:
                         raise SystemExit(f"baseline {flow} failed at {size}: {base.stderr[-2000:]}")
+                    all_steps = result[flow].summary.get("results", [])
+                    base.scale = len(all_steps) / max(len(sampled(all_steps, sample)), 1)
                     result[f"{flow}-baseline"] = base
                 rows.append(result)
                 report(result)
@@ -338,7 +382,9 @@ def report(result: dict[str, Any]) -> None:
         steps = len(ours.summary.get("results", []))
         startup = min(c.start for c in ours.calls) - ours.started_at if ours.calls else 0.0
         idle = ours.wall - ours.busy()
-        print(f"  {flow:<8} ours {ours.wall:7.2f} s  baseline {base.wall:7.2f} s  ratio {ours.wall / base.wall:5.2f}x"
+        sampled_note = f" (extrapolated x{base.scale:.1f} from a sample)" if base.scale != 1 else ""
+        print(f"  {flow:<8} ours {ours.wall:7.2f} s  baseline {base.estimate:7.2f} s{sampled_note}  ratio"
+              f" {ours.wall / base.estimate:5.2f}x"
               f"  | steps {steps}, kubectl calls ours {len(ours.calls)} {counts(ours)}, baseline {len(base.calls)}")
         print(f"           not-in-kubectl wall {idle:6.2f} s = {idle / steps * 1000:6.1f} ms/step"
               f" (of which ~{startup:.2f} s before the first kubectl call; without it "
@@ -348,6 +394,8 @@ def report(result: dict[str, Any]) -> None:
               f", baseline sum {sum(c.end - c.start for c in base.calls):.2f} s;"
               f" peak RSS tree {ours.peak_tree_rss_kb / 1024:.0f} MiB, largest process"
               f" {ours.max_process_rss_kb / 1024:.0f} MiB")
+        print(f"           CPU: ours {ours.cpu_s:.1f} s (sandbox servers {ours.server_cpu_s:.1f} s), baseline"
+              f" {base.cpu_s * base.scale:.1f} s (sandbox servers {base.server_cpu_s * base.scale:.1f} s)")
         print(f"           kubectl by verb: {verbs(ours)}")
         if flow == "apply":
             print(f"           capture: {capture_reads(ours)} kubectl reads before the first change (1 namespace)")
@@ -366,7 +414,7 @@ def summary_table(rows: list[dict[str, Any]]) -> None:
             ours: Run = row[flow]
             base: Run = row[f"{flow}-baseline"]
             capture = str(capture_reads(ours)) if flow == "apply" else "-"
-            print(f"{row['size']:>11} {flow:<9}{ours.wall:>8.2f}{base.wall:>8.2f}{ours.wall / base.wall:>7.2f}"
+            print(f"{row['size']:>11} {flow:<9}{ours.wall:>8.2f}{base.estimate:>8.2f}{ours.wall / base.estimate:>7.2f}"
                   f"{row[f'{flow}-idle-ms']:>9.1f}{len(ours.calls):>7}{len(base.calls):>11}{capture:>8}"
                   f"{ours.peak_tree_rss_kb / 1024:>8.0f}")
     if len(rows) < 2:

@@ -2,16 +2,23 @@
 
 Starting kubectl costs about 90 ms of CPU here, while the API request it then makes takes 1-3 ms (measured,
 bench/README.md), so a plan over 100 workloads spent almost all its time starting kubectl. kubectl takes
-several objects in one call (`scale a b c`, `set resources a b c`, `patch a b c`, `delete hpa a b c`,
-`rollout status a b c`, and `apply`/`replace -f -` with one JSON object per line) and sends the same requests
-it would send one call per object. With `-o name` it prints every object it changed, so each step of a batch
-is confirmed on its own; a step the call did not confirm runs again alone, with retries and kubectl's own
-error message.
+several objects in one call and sends the same requests it would send one call per object. With `-o name` it
+prints every object it changed, so each step of a batch is confirmed on its own; a step the call did not
+confirm runs again alone, with retries and kubectl's own error message.
+
+How the objects are named decides how fast the call is. Named on the command line (`delete hpa a b c`,
+`rollout status a b c`), they share one client, whose rate limiter lets 10 requests through and then 5 a
+second. Read from `-f -` (`apply`, `replace`, `set resources`, `patch`), each object gets its own client and
+nothing waits. So `set resources` and `patch` of named workloads read the names from stdin (objects carrying
+only apiVersion, kind and name), and `scale` becomes the equivalent `patch --subresource=scale` of the same
+objects: one request each (kubectl's `scale` GETs then PUTs, through one throttled client), with
+`--current-replicas` kept as a JSON-patch `test` that the server checks atomically.
 
 Order is kept per group (one workload and its HPA): `waves` puts each group's k-th step in wave k, and a wave
 starts after the previous one ended.
 """
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,15 +27,29 @@ from core.report import StepResult
 from core.steps import Step
 from core.vocabulary import StepStatus
 
-MAX_BATCH = 200
-"""Objects per call at most: bounds the command line and how much one slow call holds back."""
+MAX_BATCH = 250
+"""Objects per call at most: bounds the command line, the stdin and how much one slow call holds back; 1,000
+objects make `SPREAD_OVER` calls, with no fifth one left to run alone after them."""
+SPREAD_OVER = 4
+"""Calls a large batch is split into, to run side by side (the flows run 4 kubectl calls at a time,
+flows/shared.py): kubectl sends an object's requests one after another, so on a cluster 20 ms away a call over
+100 workloads took 4 s; four calls over 25 take 1 s each."""
+_MIN_SPLIT = 10
+"""A batch this small stays one call: a process start (~90 ms of CPU) costs more than the round trips saved."""
 
-_BY_NAME = {"scale": 1, "set resources": 2, "patch": 1, "delete": 2, "rollout status": 1, "annotate": 2}
+_BY_NAME = {"scale": 2, "set resources": 2, "patch": 1, "delete": 2, "rollout status": 1, "annotate": 2}
 """Verbs that accept several objects named on the command line, and the requests per object that kubectl's
-client-go rate limiter counts (`scale --current-replicas` makes two: it GETs and PUTs /scale)."""
+client-go rate limiter counts (`scale` GETs the object, then writes /scale)."""
 _LIMITER_BURST = 10
 """The limiter lets a process make 10 requests at once, then 5 a second (measured: `scale` over 10 objects
-took 0.11 s, over 100 took 36 s), so a call stays within the burst."""
+took 0.11 s, over 100 took 36 s), so a call naming objects stays within the burst."""
+_NAMED_ON_STDIN = frozenset({"set resources", "patch", "scale", "delete"})
+"""Verbs whose batches name their objects on stdin instead (`scale` as `patch --subresource=scale`; `delete`
+with `--wait=false`, since its wait watches through one shared client: an HPA has no finalizer to wait for)."""
+_WORKLOAD_API = {"deployment": ("apps/v1", "Deployment"), "statefulset": ("apps/v1", "StatefulSet"),
+                 "hpa": ("autoscaling/v2", "HorizontalPodAutoscaler")}
+_SCALE = re.compile(r"^--replicas=(\d+)$")
+_CURRENT = re.compile(r"^--current-replicas=(\d+)$")
 _BY_STDIN = (("apply", "-f", "-"), ("replace", "-f", "-"))
 """Verbs whose objects come on stdin, one JSON object per line. kubectl makes a client per object there, so the
 limiter never waits (measured: 100 HPAs applied in 0.4 s)."""
@@ -81,7 +102,8 @@ class BatchRun:
 
     @property
     def left(self) -> list[Step]:
-        return [step for step in self.batch.steps if step not in self.done]
+        done = {step.number for step in self.done}
+        return [step for step in self.batch.steps if step.number not in done]
 
 
 def object_name(step: Step) -> str:
@@ -105,15 +127,49 @@ def _verb(step: Step) -> str | None:
 
 def _capacity(step: Step, max_batch: int) -> int:
     verb = _verb(step)
-    if verb is None or step.stdin is not None:
+    if verb is None or step.stdin is not None or _stdin_form(step) is not None:
         return max_batch
-    current_replicas = any(arg.startswith("--current-replicas") for arg in step.args)
-    return objects_per_call(verb, max_batch, extra_requests=int(current_replicas))
+    return objects_per_call(verb, max_batch)
 
 
-def objects_per_call(verb: str, max_batch: int = MAX_BATCH, extra_requests: int = 0) -> int:
+def objects_per_call(verb: str, max_batch: int = MAX_BATCH) -> int:
     """How many objects one call of `verb` (`annotate`, `scale`...) may name and stay within the limiter's burst."""
-    return min(max_batch, _LIMITER_BURST // (_BY_NAME[verb] + extra_requests))
+    return min(max_batch, _LIMITER_BURST // _BY_NAME[verb])
+
+
+def _stdin_form(step: Step) -> tuple[str, ...] | None:
+    """The arguments of a batch of steps like `step` that reads its objects from `-f -`, or None when the
+    objects stay named on the command line."""
+    position = _name_position(step)
+    verb = _verb(step)
+    kind = (step.obj or "").partition("/")[0]
+    if position is None or verb not in _NAMED_ON_STDIN or kind not in _WORKLOAD_API:
+        return None
+    options = step.args[position + 1:]
+    if verb == "delete":
+        named_hpa = step.args[:position] == ("delete", "hpa") and kind == "hpa"
+        return ("delete", "-f", "-", *options, "--wait=false", "-o", "name") if named_hpa else None
+    if step.args[position] != step.obj or kind == "hpa":
+        return None
+    if verb != "scale":
+        return (*step.args[:position], "-f", "-", *options, "-o", "name")
+    replicas = [int(match.group(1)) for option in options if (match := _SCALE.match(option))]
+    current = [int(match.group(1)) for option in options if (match := _CURRENT.match(option))]
+    if len(replicas) != 1 or len(current) + len(replicas) != len(options):
+        return None
+    operations = [{"op": "test", "path": "/spec/replicas", "value": value} for value in current]
+    operations.append({"op": "replace", "path": "/spec/replicas", "value": replicas[0]})
+    return ("patch", "-f", "-", "--subresource=scale", "--type=json",
+            f"-p={json.dumps(operations, separators=(',', ':'))}", "-o", "name")
+
+
+def _identity(step: Step) -> str:
+    """A JSON line naming the step's workload for `-f -`: enough for kubectl to find the live object."""
+    kind, _, name = (step.obj or "").partition("/")
+    api_version, kind_name = _WORKLOAD_API[kind]
+    return json.dumps({"apiVersion": api_version, "kind": kind_name, "metadata": {"name": name}})
+
+
 
 
 def _key(step: Step) -> tuple[object, ...] | None:
@@ -133,6 +189,9 @@ def _batched(steps: list[Step]) -> Batch:
         return Batch((first,), first.args, first.stdin)
     if first.stdin is not None:
         return Batch(tuple(steps), (*first.args, "-o", "name"), "\n".join(step.stdin or "" for step in steps) + "\n")
+    on_stdin = _stdin_form(first)
+    if on_stdin is not None:
+        return Batch(tuple(steps), on_stdin, "\n".join(_identity(step) for step in steps) + "\n")
     position = _name_position(first)
     assert position is not None
     names = tuple(step.args[position] for step in steps)
@@ -142,20 +201,25 @@ def _batched(steps: list[Step]) -> Batch:
 
 def batches(steps: Sequence[Step], max_batch: int = MAX_BATCH) -> list[Batch]:
     """Steps grouped into calls, in order of first appearance; each object at most once per call (kubectl's
-    output names objects, not steps)."""
-    open_batches: dict[tuple[object, ...], list[Step]] = {}
+    output names objects, not steps). A group larger than `_MIN_SPLIT` is spread over `SPREAD_OVER` calls."""
+    sharing: dict[tuple[object, ...], int] = {}
+    for step in steps:
+        if (key := _key(step)) is not None:
+            sharing[key] = sharing.get(key, 0) + 1
+    open_batches: dict[tuple[object, ...], tuple[list[Step], set[str]]] = {}
     ordered: list[list[Step]] = []
     for step in steps:
         key = _key(step)
         current = open_batches.get(key) if key is not None else None
-        full = current is not None and len(current) >= _capacity(step, max_batch)
-        if current is None or full or object_name(step) in map(object_name, current):
-            current = [step]
-            ordered.append(current)
+        spread = max(_MIN_SPLIT, -(-sharing.get(key, 1) // SPREAD_OVER)) if key is not None else 1
+        name = object_name(step)
+        if current is None or len(current[0]) >= min(_capacity(step, max_batch), spread) or name in current[1]:
+            current = ([], set())
+            ordered.append(current[0])
             if key is not None:
                 open_batches[key] = current
-        else:
-            current.append(step)
+        current[0].append(step)
+        current[1].add(name)
     return [_batched(group) for group in ordered]
 
 

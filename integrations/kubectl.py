@@ -16,6 +16,7 @@ whole call timed out) may have landed: `KubectlError.maybe_landed` tells the cal
 import json
 import os
 import re
+import signal
 import tempfile
 import threading
 import time
@@ -189,6 +190,28 @@ def _only_reads(args: Sequence[str]) -> bool:
     return bool(words) and (words[0] in _READ_VERBS or " ".join(words) in _READ_VERBS)
 
 
+def _children() -> dict[int, list[int]]:
+    """Every live process's children, from /proc (Linux); empty where there is no /proc."""
+    children: dict[int, list[int]] = {}
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError, ValueError, IndexError):
+            parent = int(stat_file.read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(stat_file.parent.name))
+    return children
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL `pid` and everything it started, children first found, so none is reparented and missed."""
+    children = _children()
+    tree, index = [pid], 0
+    while index < len(tree):
+        tree += children.get(tree[index], [])
+        index += 1
+    for member in tree:
+        with suppress(OSError):
+            os.kill(member, signal.SIGKILL)
+
+
 def run(kubectl: Kubectl, namespace: str, args: Sequence[str], stdin: str | None = None,
         timeout_s: float | None = None) -> KubectlResult:
     """Run `kubectl [--context=C] -v=6 -n <namespace> <args>`; a non-zero exit is returned, not raised.
@@ -209,15 +232,17 @@ def run(kubectl: Kubectl, namespace: str, args: Sequence[str], stdin: str | None
     # line (about 1 s per 4 MB here, vs 12 ms this way) and stop reading 2 s after the process ends, so on a
     # busy machine a large answer can come back cut short (a bench run got a `get -o json` that was not JSON).
     # The timeout is a timer that kills kubectl: sh's own `_timeout` and `wait(timeout=)` poll every 100 ms,
-    # adding ~50 ms to every call (measured: 109 ms vs 58 ms for a 50 ms process).
+    # adding ~50 ms to every call (measured: 109 ms vs 58 ms for a 50 ms process). It kills the call's whole
+    # process tree: a `KUBECTL` wrapper script's kubectl would otherwise go on running, and writing, after the
+    # call was given up and its steps retried. kubectl stays in our process group, so Ctrl-C and a kill of the
+    # whole group (a worker's container stopping) still reach it.
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = command(VERBOSITY, *full, _bg=True, _bg_exc=False, _return_cmd=True, _ok_code=_ANY_EXIT,
                           _out=out, _err=err, _env=env, _in=stdin, _cwd=str(kubectl.cwd) if kubectl.cwd else None)
 
         def expire() -> None:
             expired.set()
-            with suppress(OSError):
-                process.kill()
+            kill_tree(process.pid)
 
         timer = threading.Timer(limit, expire)
         timer.start()

@@ -10,6 +10,7 @@ from core.plan import Plan
 from core.record import ApplyRecord
 from integrations import records
 from tasks.kube import kubectl_for
+from tasks.passing import as_is
 
 
 @task(cache_policy=NO_CACHE)
@@ -35,10 +36,10 @@ class TaskRecords:
     """The lifecycle's records, each call a Prefect task (reads and writes retried when transient)."""
 
     def load(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
-        return load_record(plan)
+        return load_record(as_is(plan))
 
     def load_for_preview(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
-        return find_record_for_preview(plan)
+        return find_record_for_preview(as_is(plan))
 
     def save(self, plan: Plan, record: ApplyRecord) -> str | None:
-        return save_record(plan, record)
+        return save_record(as_is(plan), as_is(record))

@@ -8,11 +8,12 @@ Starting one
 ------------
 * Python: ``SandboxServer(port=0, rollout_delay=0.05, hpa_delay=0.05, seed=0, *, broken_image=r":broken$",
   node_allocatable={"cpu": "8", "memory": "32Gi"}, hpa_sync_period=15.0, hpa_downscale_stabilization=300.0,
-  anonymous_is_admin=True).start()``; ``.url``, ``.https_url``, ``.write_kubeconfig(path, context="sandbox",
-  namespace="default", token="sandbox")``, ``.stop()`` (also a context manager).
+  anonymous_is_admin=True, latency_s=0.0).start()``; ``.url``, ``.https_url``,
+  ``.write_kubeconfig(path, context="sandbox", namespace="default", token="sandbox")``,
+  ``.stop()`` (also a context manager).
 * Shell: ``infra-sandbox --port PORT --kubeconfig FILE [--seed-file objs.yaml] [--rollout-delay S]
   [--hpa-delay S] [--hpa-sync-period S] [--hpa-downscale-stabilization S] [--broken-image REGEX]
-  [--token TOKEN=USER[:GROUP,...]] [--fault-seed N] [--namespace NS] [--context NAME]`` (or
+  [--token TOKEN=USER[:GROUP,...]] [--latency-ms MS] [--fault-seed N] [--namespace NS] [--context NAME]`` (or
   ``python -m sandbox.kube``); prints ``ready <url>`` once serving, exits 0 on SIGTERM/SIGINT.
 * pytest: the ``kube_sandbox`` / ``kube_sandbox_factory`` fixtures in ``tests/fixtures/kube.py``.
 

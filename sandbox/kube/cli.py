@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TOKEN=USER[:GROUP,...]",
         help="a bearer token for a user authorised by RBAC objects (repeatable)",
     )
+    p.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every API request, in ms")
     p.add_argument("--fault-seed", type=int, default=0, help="seed for fraction-based fault rules")
     return p
 
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             broken_image=args.broken_image,
             hpa_sync_period=args.hpa_sync_period,
             hpa_downscale_stabilization=args.hpa_downscale_stabilization,
+            latency_s=args.latency_ms / 1000,
         )
     except OSError as e:
         print(f"infra-sandbox: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)

@@ -140,6 +140,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith(CONTROL_PREFIX):
             self._send(sandbox._control(self.command, path, query_s, body))
             return
+        if sandbox.latency_s > 0:
+            sandbox.stopped.wait(sandbox.latency_s)
         fault = sandbox.faults.match(self.command, path, record["command"])
         if fault is not None:
             record["fault"] = fault.rule_id
@@ -271,8 +273,11 @@ class SandboxServer:
         hpa_sync_period: float = 15.0,
         hpa_downscale_stabilization: float = 300.0,
         anonymous_is_admin: bool = True,
+        latency_s: float = 0.0,
     ) -> None:
         self.host = host
+        self.latency_s = latency_s
+        """Added to every API request (not the control endpoints): a cluster some way off. Settable while running."""
         self.store = Store()
         self.controllers = Controllers(
             self.store,

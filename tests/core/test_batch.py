@@ -19,13 +19,55 @@ def hpa(number: int, name: str, verb: str = "apply") -> Step:
     return step(number, f"hpa/{name}", verb, "-f", "-", stdin=json.dumps(manifest))
 
 
-def test_steps_that_differ_only_in_their_object_share_a_call_with_o_name() -> None:
+def identities(stdin: str | None) -> list[tuple[str, str, str]]:
+    objects = [json.loads(line) for line in (stdin or "").splitlines()]
+    return [(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in objects]
+
+
+def test_steps_that_differ_only_in_their_object_share_a_call_that_reads_them_from_stdin() -> None:
     calls = batches([scale(1, "a"), scale(2, "b"), scale(3, "c", replicas=5), scale(4, "d")])
 
     assert [(call.args, [s.number for s in call.steps]) for call in calls] == [
-        (("scale", "deployment/a", "deployment/b", "deployment/d", "--replicas=3", "-o", "name"), [1, 2, 4]),
+        (("patch", "-f", "-", "--subresource=scale", "--type=json",
+          '-p=[{"op":"replace","path":"/spec/replicas","value":3}]', "-o", "name"), [1, 2, 4]),
         (("scale", "deployment/c", "--replicas=5"), [3]),
     ]
+    assert identities(calls[0].stdin) == [("apps/v1", "Deployment", "a"), ("apps/v1", "Deployment", "b"),
+                                          ("apps/v1", "Deployment", "d")]
+
+
+def test_a_scale_precondition_becomes_a_json_patch_test() -> None:
+    steps = [step(n, f"statefulset/{x}", "scale", f"statefulset/{x}", "--replicas=1", "--current-replicas=4")
+             for n, x in ((1, "a"), (2, "b"))]
+
+    (call,) = batches(steps)
+
+    assert call.args[:5] == ("patch", "-f", "-", "--subresource=scale", "--type=json")
+    assert json.loads(call.args[5].removeprefix("-p=")) == [{"op": "test", "path": "/spec/replicas", "value": 4},
+                                                            {"op": "replace", "path": "/spec/replicas", "value": 1}]
+    assert identities(call.stdin) == [("apps/v1", "StatefulSet", "a"), ("apps/v1", "StatefulSet", "b")]
+
+
+def test_set_resources_and_patch_of_workloads_read_their_objects_from_stdin() -> None:
+    resources = batches([step(n, f"deployment/{x}", "set", "resources", f"deployment/{x}", "-c=app",
+                              "--limits=cpu=1") for n, x in ((1, "a"), (2, "b"))])
+    patches = batches([step(n, f"deployment/{x}", "patch", f"deployment/{x}", "--type=json", "-p=[]")
+                       for n, x in ((1, "a"), (2, "b"))])
+
+    assert [(c.args, identities(c.stdin)) for c in resources + patches] == [
+        (("set", "resources", "-f", "-", "-c=app", "--limits=cpu=1", "-o", "name"),
+         [("apps/v1", "Deployment", "a"), ("apps/v1", "Deployment", "b")]),
+        (("patch", "-f", "-", "--type=json", "-p=[]", "-o", "name"),
+         [("apps/v1", "Deployment", "a"), ("apps/v1", "Deployment", "b")]),
+    ]
+
+
+def test_a_scale_with_other_options_stays_named() -> None:
+    steps = [step(n, f"deployment/{x}", "scale", f"deployment/{x}", "--replicas=1", "--timeout=5s")
+             for n, x in ((1, "a"), (2, "b"))]
+
+    assert [(c.args, c.stdin) for c in batches(steps)] == [
+        (("scale", "deployment/a", "deployment/b", "--replicas=1", "--timeout=5s", "-o", "name"), None)]
 
 
 def test_a_step_alone_keeps_its_own_command() -> None:
@@ -34,10 +76,19 @@ def test_a_step_alone_keeps_its_own_command() -> None:
     assert [(call.args, call.stdin) for call in batches([only])] == [(only.args, None)]
 
 
-def test_kubectl_style_names_after_a_kind_word_are_batched_too() -> None:
+def test_hpa_deletes_read_their_objects_from_stdin_and_do_not_wait() -> None:
     calls = batches([step(1, "hpa/a", "delete", "hpa", "a"), step(2, "hpa/b", "delete", "hpa", "b")])
 
-    assert [call.args for call in calls] == [("delete", "hpa", "a", "b", "-o", "name")]
+    assert [(call.args, identities(call.stdin)) for call in calls] == [
+        (("delete", "-f", "-", "--wait=false", "-o", "name"),
+         [("autoscaling/v2", "HorizontalPodAutoscaler", "a"), ("autoscaling/v2", "HorizontalPodAutoscaler", "b")])]
+
+
+def test_kubectl_style_names_after_a_kind_word_are_batched_too() -> None:
+    calls = batches([step(1, "deployment/a", "delete", "deployment", "a"),
+                     step(2, "deployment/b", "delete", "deployment", "b")])
+
+    assert [call.args for call in calls] == [("delete", "deployment", "a", "b", "-o", "name")]
 
 
 def test_manifests_on_stdin_become_one_json_object_per_line() -> None:
@@ -69,24 +120,29 @@ def test_an_object_appears_once_per_call_and_calls_are_bounded() -> None:
 
     assert [[s.number for s in call.steps] for call in batches(same_name)] == [[1], [2, 3]]
     assert [len(call.steps) for call in batches([scale(n, f"w{n}") for n in range(7)], max_batch=3)] == [3, 3, 1]
+    assert [len(call.steps) for call in batches([scale(n, f"w{n}") for n in range(1000)])] == [250] * 4
 
 
-def test_calls_stay_within_kubectls_request_rate_limiter() -> None:
-    resources = [step(n, f"deployment/w{n}", "set", "resources", f"deployment/w{n}", "--limits=cpu=1")
-                 for n in range(7)]
+def test_a_large_batch_is_spread_over_calls_that_run_side_by_side() -> None:
+    assert [len(call.steps) for call in batches([scale(n, f"w{n}") for n in range(100)])] == [25] * 4
+    assert [len(call.steps) for call in batches([hpa(n, f"w{n}") for n in range(30)])] == [10, 10, 10]
+    assert [len(call.steps) for call in batches([scale(n, f"w{n}") for n in range(12)])] == [10, 2]
+    assert [len(call.steps) for call in batches([scale(n, f"w{n}") for n in range(10)])] == [10]
 
-    assert [len(call.steps) for call in batches([scale(n, f"w{n}") for n in range(23)])] == [10, 10, 3]
-    assert [len(call.steps) for call in batches(resources)] == [5, 2]
-    preconditioned = [step(n, f"deployment/w{n}", "scale", f"deployment/w{n}", "--replicas=1", "--current-replicas=2")
-                      for n in range(7)]
-    assert [len(call.steps) for call in batches(preconditioned)] == [5, 2]
-    assert [len(call.steps) for call in batches([hpa(n, f"w{n}") for n in range(23)])] == [23]
+
+def test_calls_naming_objects_stay_within_kubectls_request_rate_limiter() -> None:
+    deletes = [step(n, f"deployment/w{n}", "delete", "deployment", f"w{n}") for n in range(7)]
+    rollouts = [step(n, f"deployment/w{n}", "rollout", "status", f"deployment/w{n}") for n in range(23)]
+
+    assert [len(call.steps) for call in batches(deletes)] == [5, 2]
+    assert [len(call.steps) for call in batches(rollouts)] == [10, 10, 3]
+    assert [len(call.steps) for call in batches([hpa(n, f"w{n}") for n in range(10)])] == [10]
 
 
 def test_output_confirms_steps_by_object_name() -> None:
     (call,) = batches([scale(1, "a"), scale(2, "b"), scale(3, "c")])
 
-    assert [s.number for s in call.confirmed("deployment.apps/a\ndeployment.apps/c\n")] == [1, 3]
+    assert [s.number for s in call.confirmed("scale.autoscaling/a\nscale.autoscaling/c\n")] == [1, 3]
     rollouts = batches([step(n, f"deployment/{x}", "rollout", "status", f"deployment/{x}", "--timeout=5s")
                         for n, x in ((1, "a"), (2, "b"))])[0]
     assert rollouts.args == ("rollout", "status", "deployment/a", "deployment/b", "--timeout=5s")

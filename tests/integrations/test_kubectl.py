@@ -6,6 +6,7 @@ answer has to be exact (40,000 lines; a shared call that exits 0 without naming 
 """
 
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,20 @@ def test_a_hanging_kubectl_times_out_as_transient(tmp_path: Path) -> None:
     with pytest.raises(KubectlError, match=r"timed out after 0\.5s") as caught:
         run(Kubectl(binary=str(hang), timeout_s=0.5), "ns", ["get", "pods"])
     assert caught.value.transient
+
+
+def test_a_timeout_also_stops_what_a_kubectl_wrapper_started(tmp_path: Path) -> None:
+    """A `KUBECTL` wrapper runs kubectl as its child: killing the wrapper alone left that child writing."""
+    wrote = tmp_path / "wrote"
+    wrapper = tmp_path / "kubectl"
+    wrapper.write_text(f"#!/bin/sh\nsh -c 'sleep 1.5; touch {wrote}'\n")
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+
+    with pytest.raises(KubectlError, match=r"timed out after 0\.5s"):
+        run(Kubectl(binary=str(wrapper), timeout_s=0.5), "ns", ["scale", "deployment/web", "--replicas=1"])
+    time.sleep(2)
+
+    assert not wrote.exists()
 
 
 def test_a_missing_binary_is_permanent() -> None:
