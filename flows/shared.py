@@ -15,6 +15,7 @@ from core.vocabulary import Outcome
 from tasks.gate import recheck_label, verify_label
 from tasks.kube import TaskCluster
 from tasks.lock import TaskLock
+from tasks.reporter import LastReport
 
 MAX_PARALLEL_STEPS = int(os.environ.get("INFRA_MAX_PARALLEL_STEPS", "4"))
 """kubectl calls on different workloads run side by side, this many at a time (each is one process)."""
@@ -66,7 +67,9 @@ def execution(flow: Flow, plan: str, pr: int | None, repository: str | None, req
 
 
 def flow_result(report: RunReport) -> RunReport | State:
-    """A failed run returns a Failed state carrying the report, so the UI shows it failed without a traceback."""
+    """A failed run returns a Failed state carrying the report, so the UI shows it failed without a traceback.
+    The report is also kept in the process (`LastReport`), for a CLI whose Prefect server went away."""
+    LastReport.keep(report)
     if report.final != Outcome.FAILED:
         return report
     document = report.document or {}
