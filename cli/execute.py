@@ -53,8 +53,9 @@ def execute(options: Options) -> RunReport:
         from prefect.logging.handlers import APILogWorker
 
         APILogWorker.drain_all(timeout=LOG_DRAIN_S)
-    report, notes = (outcome, []) if isinstance(outcome, RunReport) else (LastReport.report, [
-        f"note: the flow run ended in an error after its report ({outcome})"])
+    report = outcome if isinstance(outcome, RunReport) else LastReport.report
+    notes = [] if report is outcome or lost is not None else [
+        f"note: the flow run ended in an error after its report ({outcome})"]
     if report is None:
         return RunReport((f"error: {outcome}",), None, Outcome.FAILED)
     if lost is not None:

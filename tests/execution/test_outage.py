@@ -3,6 +3,7 @@ once, the record in the cluster is complete, the outcome is printed, and what co
 `note:`. No call waits past its bound, so the CLI exits promptly."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -69,17 +70,24 @@ def wait_for_first_change(world: World, cli: subprocess.Popen[str]) -> None:
 
 
 def finish(cli: subprocess.Popen[str], since: float) -> tuple[list[str], str, float]:
+    """The output lines, all output, and the seconds from `since` to the exit. Asserts that none of our code
+    crashed: Prefect's own log lines on stderr may carry tracebacks of its failed calls to a dead server, but no
+    traceback passes through this project's code, and stdout has none."""
     try:
         out, err = cli.communicate(timeout=EXIT_BOUND_S + 60)
     except subprocess.TimeoutExpired:
         os.killpg(cli.pid, signal.SIGKILL)
         out, err = cli.communicate()
-    return out.strip().splitlines(), out + err, time.monotonic() - since
+    took = time.monotonic() - since
+    ours = [frame for frame in re.findall(r'File "([^"]+)"', err) if "site-packages" not in frame
+            and "/lib/python" not in frame]
+    assert "Traceback" not in out and not ours, out + err[-5000:]
+    return out.strip().splitlines(), out + err, took
 
 
 def cluster_record(world: World, monkeypatch: pytest.MonkeyPatch) -> ApplyRecord | None:
     monkeypatch.chdir(world.root)  # the record's name comes from the plan's path in the repository
-    return read_cluster(Kubectl(env=world.kube.env), load_plan(PLAN_PATH))
+    return read_cluster(Kubectl(env=world.kube.env), load_plan(Path(PLAN_PATH)))
 
 
 def assert_applied_once(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,10 +119,10 @@ def test_prefect_killed_mid_apply(world: World, doomed_prefect: tuple[subprocess
 
     assert took < EXIT_BOUND_S, f"exited {took:.0f}s after Prefect died:\n{output[-3000:]}"
     assert cli.returncode == 0, output[-3000:]
-    assert "Traceback" not in output
     assert lines[-1] == "succeeded"
     notes = [line for line in lines if line.startswith("note: ")]
     assert any("the Prefect server stopped answering" in note for note in notes), lines
+    assert not any("ended in an error" in note for note in notes), notes
     assert_applied_once(world, monkeypatch)
     assert "execute-plan" not in world.github.labels_of(REPO, world.pr), "GitHub still answered: label removed"
     assert len([c for c in world.github.issue_comments(REPO, world.pr) if "infra-orchestrator:apply" in c.body]) == 1
@@ -131,7 +139,6 @@ def test_github_down_after_the_gate(world: World, monkeypatch: pytest.MonkeyPatc
 
     assert took < EXIT_BOUND_S, f"exited {took:.0f}s after GitHub went down:\n{output[-3000:]}"
     assert cli.returncode == 0, output[-3000:]
-    assert "Traceback" not in output
     assert lines[-1] == "succeeded"
     notes = [line for line in lines if line.startswith("note: could not ")]
     assert len(notes) == 2, lines
@@ -176,6 +183,7 @@ def test_a_refused_update_is_not_retried(github_server: GitHubServer) -> None:
     warnings = report_execution(settings, requirement, "applied", remove_label=True, policy=FAST)
 
     assert forbidden.hits == 1
-    assert len(warnings) == 1 and warnings[0].startswith(f"could not remove the trigger label on PR #{requirement.pr}: ")
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"could not remove the trigger label on PR #{requirement.pr}: ")
     assert "attempts" not in warnings[0]
     assert len(github_server.issue_comments(REPO, requirement.pr)) == 1, "the comment is still written"
