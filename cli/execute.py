@@ -2,38 +2,99 @@
 
 With PREFECT_API_URL set, the run is recorded on that server (UI, artifacts, concurrency); without it,
 Prefect starts a temporary local server for the run, which costs about ten seconds.
+
+When that server goes away mid-run, the run does not wait for it: every Prefect API call is bounded
+(PREFECT_API_REQUEST_TIMEOUT, PREFECT_CLIENT_MAX_RETRIES, defaults below), the tasks go on without Prefect's
+tracking (their state is kept in this process), the cluster work finishes, the lock is released, the record is
+written in the cluster, and the outcome is printed with a note saying what the Prefect UI is missing.
 """
 
 import os
+import sys
+import threading
 
 from cli.args import Options
-from core.report import RunReport
+from core.report import RunReport, with_lines
 from core.vocabulary import Outcome
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# Prefect's defaults (60 s per request, 5 retries backing off 2, 4, ... 32 s) make each call to a server that
+# is gone last about a minute; these bound it to a few seconds. The environment can still override them.
+os.environ.setdefault("PREFECT_API_REQUEST_TIMEOUT", "10")
+os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "2")
 
 LOG_DRAIN_S = 30.0
 """How long the CLI waits, before it exits, for the run's last log lines (the audit warnings among them) to reach
 the Prefect server; Prefect's own drain at exit gives up after 5 s, which a busy machine outlasts."""
+HEALTH_TIMEOUT_S = 3.0
+"""How long the check that the Prefect server still answers may take, after the run."""
 
 
 def execute(options: Options) -> RunReport:
     from flows.apply import infra_apply
     from flows.rollback import infra_rollback
+    from tasks.artifacts import PrefectOutage
+    from tasks.reporter import LastReport
 
     common = {"plan": str(options.plan), "pr": options.pr, "execute": True,
               "require_approval": options.require_approval}
-    if options.flow == "apply":
-        state = infra_apply(**common, atomic=options.atomic, return_state=True)
-    else:
-        from_record = str(options.from_record.resolve()) if options.from_record is not None else None
-        state = infra_rollback(**common, force=options.force, from_record=from_record,
-                               seed_fallback=options.seed_fallback, return_state=True)
-    from prefect.logging.handlers import APILogWorker
+    outcome: object
+    try:
+        if options.flow == "apply":
+            state = infra_apply(**common, atomic=options.atomic, return_state=True)
+        else:
+            from_record = str(options.from_record.resolve()) if options.from_record is not None else None
+            state = infra_rollback(**common, force=options.force, from_record=from_record,
+                                   seed_fallback=options.seed_fallback, return_state=True)
+        outcome = state.result(raise_on_failure=False)
+    except Exception as error:  # Prefect's engine could not record the run's state: its server went away
+        outcome = error
+    lost = PrefectOutage.error or prefect_unreachable()
+    if lost is None:
+        from prefect.logging.handlers import APILogWorker
 
-    APILogWorker.drain_all(timeout=LOG_DRAIN_S)
-    outcome = state.result(raise_on_failure=False)
-    if isinstance(outcome, RunReport):
-        return outcome
-    return RunReport((f"error: {outcome}",), None, Outcome.FAILED)
+        APILogWorker.drain_all(timeout=LOG_DRAIN_S)
+    report = outcome if isinstance(outcome, RunReport) else LastReport.report
+    notes = [] if report is outcome or lost is not None else [
+        f"note: the flow run ended in an error after its report ({outcome})"]
+    if report is None:
+        return RunReport((f"error: {outcome}",), None, Outcome.FAILED)
+    if lost is not None:
+        notes.append(f"note: the Prefect server stopped answering ({lost}): its UI may lack this run's final "
+                     "state, logs and artifacts; the outcome here and the record in the cluster are complete")
+        leave_without_waiting_for_prefect(report.exit_code)
+    return with_lines(report, notes)
+
+
+def prefect_unreachable() -> str | None:
+    """Why the Prefect server this run reports to no longer answers, or None (also without a server URL: then
+    the server was a temporary one of this process)."""
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        return None
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=HEALTH_TIMEOUT_S).raise_for_status()
+    except httpx.HTTPError as error:
+        return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return None
+
+
+def leave_without_waiting_for_prefect(exit_code: int) -> None:
+    """At interpreter exit, Prefect's event and log services wait, without a bound, until each queued item has
+    reached the server; against a server that is gone the events client spends about 7 s on every event. Once
+    the outcome is printed, leave with its exit code instead: what is still queued could never be delivered.
+
+    The hook is one of threading's exit hooks (as Prefect's own are), registered after theirs so that it runs
+    first (they run last-registered first), after `main` has printed the report."""
+
+    def leave() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exit_code)
+
+    register = getattr(threading, "_register_atexit")  # noqa: B009 - private, as Prefect's services use it
+    register(leave)

@@ -21,6 +21,7 @@ from tasks.artifacts import record_refusal
 from tasks.gate import recheck_label, report_status, verify_label
 from tasks.kube import TaskCluster
 from tasks.lock import TaskLock
+from tasks.reporter import LastReport
 
 MAX_PARALLEL_STEPS = int(os.environ.get("INFRA_MAX_PARALLEL_STEPS", "4"))
 """kubectl calls on different workloads run side by side, this many at a time (each is one process)."""
@@ -137,7 +138,9 @@ def tag_run(pr: int | None) -> None:
 def flow_result(flow: Flow, plan: str, report: RunReport) -> RunReport | State:
     """The run's final state, named for what happened: a failed run is Failed (carrying the report, so the UI
     shows it failed without a traceback), a gate refusal is Completed named `Refused` with the reason as its
-    message (and an artifact saying why), a preview is Completed named `Previewed`."""
+    message (and an artifact saying why), a preview is Completed named `Previewed`. The report is also kept in
+    the process (`LastReport`), for a CLI whose Prefect server went away."""
+    LastReport.keep(report)
     document = report.document or {}
     results = document.get("results", [])
     if report.final == Outcome.FAILED:

@@ -1,4 +1,5 @@
-"""Publishing an infra-scale plan: atomically in the working tree, and as one pull request per target on GitHub.
+"""Publishing an infra-scale plan: atomically in the working tree, and as one pull request per target on GitHub;
+and, after an execution, reporting it on its pull request (`report_execution`).
 
 The PR lives on branch `infra-scale/<target>/<YYYY-MM-DD>` (cut from the base branch), its files are committed
 through the contents API, its title is `infra-scale: <target> (<date>)` and it carries the `infra-plan` label.
@@ -15,6 +16,7 @@ failure is not repeated.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -24,10 +26,21 @@ from typing import Any, TypeVar
 from core.desired import DesiredState
 from core.diff import Diff
 from core.errors import InputError
+from core.gate import GateRequirement
 from core.plan import Plan, load_plan
 from core.plan_writer import PLAN_FILE, render_plan
+from core.retry import GITHUB_RETRY, RetryPolicy
 from integrations.files import write_atomically
-from integrations.github import GitHubError, GitHubSettings, client, contents_or_none, translate_errors
+from integrations.github import (
+    GitHubError,
+    GitHubSettings,
+    client,
+    contents_or_none,
+    is_transient,
+    remove_trigger_label,
+    translate_errors,
+    upsert_audit_comment,
+)
 
 log = logging.getLogger(__name__)
 
@@ -256,3 +269,38 @@ def publish_pull_request(settings: GitHubSettings, target: str, files: Mapping[s
             _write(f"labelling PR #{pr.number}", lambda: pr.add_to_labels(label) or True,
                    lambda: True if label in {lb.name for lb in pr.get_labels()} else None)
         return PullRequestOutcome(pr.number, pr.html_url, branch, created, committed)
+
+
+# --------------------------------------------------------------------------- after an execution
+def report_execution(settings: GitHubSettings, requirement: GateRequirement, markdown: str, remove_label: bool,
+                     policy: RetryPolicy = GITHUB_RETRY) -> list[str]:
+    """Remove the trigger label (unless `remove_label` is False: the run could not reach the cluster, and a person
+    retries it by labelling again) and write the audit comment; returns a warning per part that could not be done.
+
+    Each part is retried on its own on `policy`'s schedule while GitHub fails transiently (5xx, timeouts, an
+    unreachable server), so a removed label is not removed again while the comment is retried; both are
+    idempotent. The cluster change has happened and is recorded, so what GitHub refused or never answered is
+    reported as a warning, not raised.
+    """
+    parts: dict[str, Callable[[], object]] = {
+        "write the audit comment": lambda: upsert_audit_comment(settings, requirement, markdown)}
+    if remove_label:
+        parts = {"remove the trigger label": lambda: remove_trigger_label(settings, requirement), **parts}
+    failed: dict[str, GitHubError] = {}
+    for delay in (*policy.delays_s, None):
+        for name, attempt in list(parts.items()):
+            try:
+                attempt()
+                failed.pop(name, None)
+                del parts[name]
+            except GitHubError as error:
+                failed[name] = error
+                if not is_transient(error):
+                    del parts[name]
+        if not parts or delay is None:
+            break
+        log.info("GitHub failed transiently (%s); retrying in %gs", "; ".join(map(str, failed.values())), delay)
+        time.sleep(delay)
+    tries = f" after {policy.retries + 1} attempts"
+    return [f"could not {name} on PR #{requirement.pr}{tries if is_transient(error) else ''}: {error}"
+            for name, error in failed.items()]

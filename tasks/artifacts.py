@@ -1,7 +1,15 @@
-"""Per-run artifacts: a table with one row per step and a markdown summary, for the Prefect UI."""
+"""Per-run artifacts: a table with one row per step and a markdown summary, for the Prefect UI.
 
-from collections.abc import Sequence
+Artifacts are the one part of a run's report that only the Prefect server keeps. When it stops answering, the
+run goes on (the outcome is printed and the record is in the cluster): the artifacts that could not be
+published become a note, and once one call failed no further one is tried (each would wait out the client's
+retries against a server that is gone).
+"""
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import httpx
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -11,31 +19,58 @@ from core.report import StepResult, markdown, table_rows
 from integrations.secrets import mask
 
 
+class PrefectOutage:
+    """The first Prefect API failure this process saw while publishing artifacts, or None."""
+
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Summary:
+    markdown: str
+    """The run's summary (reused for the PR comment)."""
+    note: str | None = None
+    """Why the artifacts are missing from the Prefect UI, when they are."""
+
+
+def publish(key: str, *creates: Callable[[], object]) -> str | None:
+    """Run the artifact calls in order; returns a note when the Prefect API failed (then the rest are skipped)."""
+    for create in creates:
+        if PrefectOutage.error is None:
+            try:
+                create()
+                continue
+            except (httpx.HTTPError, OSError) as error:
+                PrefectOutage.error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        return f"the run's artifacts ({key}) were not published: the Prefect API failed ({PrefectOutage.error})"
+    return None
+
+
 @task(cache_policy=NO_CACHE)
 def record_results(flow: Flow, target: str, title: str, namespace: str, results: Sequence[StepResult],
-                   executed: bool, notes: Sequence[str]) -> str:
-    """Publish the step table and the markdown summary under the target's key; returns the markdown (reused for
-    the PR comment)."""
+                   executed: bool, notes: Sequence[str]) -> Summary:
+    """Publish the step table and the markdown summary under the target's key."""
     key = artifact_key(flow, target)
     rows = [{column: mask(value) if isinstance(value, str) else value for column, value in row.items()}
             for row in table_rows(results, namespace)]
-    create_table_artifact(table=rows, key=key, description=title)
     text = mask(markdown(title, results, namespace, executed, notes))
-    create_markdown_artifact(markdown=text, key=f"{key}-summary", description=title)
-    return text
+    note = publish(key, lambda: create_table_artifact(table=rows, key=key, description=title),
+                   lambda: create_markdown_artifact(markdown=text, key=f"{key}-summary", description=title))
+    return Summary(text, note)
 
 
 @task(cache_policy=NO_CACHE)
-def record_failure(flow: Flow, target: str, title: str, reason: str) -> str:
-    """A run the cluster stopped: the reason as the target's summary artifact; returns it (the PR comment)."""
+def record_failure(flow: Flow, target: str, title: str, reason: str) -> Summary:
+    """A run the cluster stopped: the reason as the target's summary artifact."""
     text = mask(f"### {title}\n\n**failed**: {reason}.\n\nThe label was left on: once the cluster answers, "
                 "remove and add it again to retry. The apply record holds every step that ran.")
-    create_markdown_artifact(markdown=text, key=f"{artifact_key(flow, target)}-summary", description=title)
-    return text
+    key = f"{artifact_key(flow, target)}-summary"
+    return Summary(text, publish(key, lambda: create_markdown_artifact(markdown=text, key=key, description=title)))
 
 
 @task(cache_policy=NO_CACHE)
-def record_refusal(flow: Flow, target: str, title: str, reason: str) -> None:
+def record_refusal(flow: Flow, target: str, title: str, reason: str) -> Summary:
     """A run the gate refused: why, as the target's summary artifact (nothing ran, so there is no step table)."""
     text = mask(f"### {title}\n\n**refused**: {reason}\n\nNothing was changed.")
-    create_markdown_artifact(markdown=text, key=f"{artifact_key(flow, target)}-summary", description=title)
+    key = f"{artifact_key(flow, target)}-summary"
+    return Summary(text, publish(key, lambda: create_markdown_artifact(markdown=text, key=key, description=title)))

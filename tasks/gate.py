@@ -5,16 +5,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from core.gate import GateDecision, GateRequirement
-from integrations.github import (
-    GitHubError,
-    GitHubSettings,
-    check_gate,
-    recheck_gate,
-    remove_trigger_label,
-    set_commit_status,
-    status_context,
-    upsert_audit_comment,
-)
+from integrations.github import GitHubError, GitHubSettings, check_gate, recheck_gate, set_commit_status, status_context
+from integrations.pull_request import report_execution
 from tasks.links import flow_run_url
 
 
@@ -42,26 +34,25 @@ def recheck_label(requirement: GateRequirement, first: GateDecision) -> GateDeci
     return decision
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 3])
-def report_to_pull_request(requirement: GateRequirement, markdown: str, remove_label: bool = True) -> str | None:
-    """One label, one run: remove the trigger label (unless the run could not reach the cluster, so that a
-    person can retry it); then create or update the single audit comment.
+@task(cache_policy=NO_CACHE)
+def report_to_pull_request(requirement: GateRequirement, markdown: str, remove_label: bool = True) -> list[str]:
+    """One label, one run: remove the trigger label (unless the run could not reach the cluster, so that a person
+    can retry it); then create or update the single audit comment.
 
-    Returns a warning line when GitHub could not be updated: the cluster change already happened and is
-    recorded, so a GitHub hiccup must not turn a finished run into a failed one.
+    Returns a warning per part GitHub refused or never answered, after a bounded retry
+    (integrations.pull_request.report_execution): the cluster change already happened and is recorded, so a
+    GitHub outage must not turn a finished run into a failed one.
     """
     run_url = flow_run_url()
     if run_url:
         markdown = f"{markdown}\n\n[Prefect flow run]({run_url})"
     try:
-        settings = settings_for(requirement)
-        if remove_label:
-            remove_trigger_label(settings, requirement)
-        upsert_audit_comment(settings, requirement, markdown)
-    except GitHubError as error:
-        get_run_logger().warning("could not update PR #%s: %s", requirement.pr, error)
-        return f"could not update PR #{requirement.pr}: {error}"
-    return None
+        warnings = report_execution(settings_for(requirement), requirement, markdown, remove_label)
+    except GitHubError as error:  # a repository this worker does not serve
+        warnings = [f"could not update PR #{requirement.pr}: {error}"]
+    for warning in warnings:
+        get_run_logger().warning("%s", warning)
+    return warnings
 
 
 @task(cache_policy=NO_CACHE)

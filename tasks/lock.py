@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import httpx
 from prefect.concurrency.sync import concurrency
 
 from core.lifecycle.ports import Refused
@@ -29,11 +30,20 @@ class TaskLock:
     @contextmanager
     def hold(self, plan: Plan, holder: str) -> Iterator[LeaseHandle]:
         slot = target_slot_name(plan)
+        held: LeaseHandle | None = None
+        finished = False
         try:
             with concurrency(slot, occupy=1, timeout_seconds=self.timeout_s, strict=False), \
                     target_lock(kubectl_for(plan), plan.namespace, holder_identity(holder), self.timeout_s) as held:
                 yield held
+                finished = True
         except LockTimeout as error:
             raise Refused(str(error)) from None
         except TimeoutError:
             raise Refused(f"Prefect concurrency limit {slot} had no free slot for {self.timeout_s:g}s") from None
+        except httpx.HTTPError as error:  # the slot's release, after the Lease's: the Prefect server went away
+            if not finished or held is None:
+                raise
+            unreleased = (f"the Prefect concurrency slot {slot} could not be released ({error}); it frees itself "
+                          "when its slot lease expires")
+            held.release_error = "; ".join(filter(None, [held.release_error, unreleased]))
