@@ -13,6 +13,7 @@ from core.plan import Plan
 from core.report import RunReport, StepResult, failure, finished, notes_in
 from tasks.artifacts import record_failure, record_results
 from tasks.gate import report_to_pull_request
+from tasks.passing import as_is
 
 
 class LastReport:
@@ -39,7 +40,7 @@ class TaskReporter:
         for line in lines:
             logger.info(line)
         summary = record_results(flow, plan.target or plan.namespace, f"{flow.flow_name}: {plan.path}",
-                                 plan.namespace, results, executed, notes_in(lines))
+                                 plan.namespace, as_is(results), executed, notes_in(lines))
         warnings = report_to_pull_request(requirement, summary.markdown) if executed and requirement else []
         report = finished(results, plan.namespace, executed, [*lines, *unpublished(summary.note, *warnings)])
         logger.info("%s", report.final)
