@@ -12,7 +12,7 @@ from typing import Any
 from core.plan import Action, ApplyHpa, Plan, ScaleWorkload, UpdateResources
 from core.safeyaml import load_documents, read_text
 from core.state import Objects, expected_after, state_of
-from core.steps import hpa_manifest
+from core.steps import Landing, hpa_manifest
 
 ABSENT = "—"
 """How a field that does not exist (yet, or any more) is shown."""
@@ -130,11 +130,11 @@ def wanted_changes(action: Action, before: str = UNREAD) -> list[FieldChange]:
             for name, value in wanted.items() if value is not None]
 
 
-def step_changes(landing_action: Action, reverse: bool, restored: Any, before: Any, after: Any) -> list[FieldChange]:
+def step_changes(landing: Landing, before: Any, after: Any) -> list[FieldChange]:
     """The rows of one step's result: a forward step shows its recorded states (or, not run yet, what it sets);
-    an undo shows the state it restores (what it found is not recorded in the result)."""
-    if reverse:
-        return changes_between(landing_action, None, restored, before_read=False)
+    an undo shows the state apply left (as the record has it) → the state it restores."""
+    if landing.reverse:
+        return changes_between(landing.action, landing.found, landing.before, before_read=landing.found is not None)
     if before is None and after is None:
-        return wanted_changes(landing_action)
-    return changes_between(landing_action, before, after)
+        return wanted_changes(landing.action)
+    return changes_between(landing.action, before, after)

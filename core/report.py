@@ -43,7 +43,7 @@ class StepResult:
         landing = self.step.landing
         if landing is None:
             return []
-        return step_changes(landing.action, landing.reverse, landing.before, self.before, self.after)
+        return step_changes(landing, self.before, self.after)
 
     def to_json(self, namespace: str) -> dict[str, Any]:
         result: dict[str, Any] = {"ok": self.ok, "type": self.step.type}

@@ -88,7 +88,8 @@ def reversals(plan: Plan, record: ApplyRecord, objects: Objects | None, first_nu
             stored = replace(stored, after={**(stored.after or {}), "replicas": live["replicas"]})  # overwrite it
         args, stdin = undo_args(action, stored)
         step = Step(first_number + len(result), step_type, action.type, forward.obj, args, f"restored {forward.obj}",
-                    stdin=stdin, landing=Landing(action, reverse=True, before=prior_object(action, stored.before)))
+                    stdin=stdin, landing=Landing(action, reverse=True, before=prior_object(action, stored.before),
+                                    found=prior_object(action, stored.after)))
         result.append(Reversal(forward.number, step, judged))
         raised = _raised_replicas(plan, action, stored, objects) if isinstance(action, ApplyHpa) else None
         if raised is not None and isinstance(action, ApplyHpa):
@@ -97,7 +98,8 @@ def reversals(plan: Plan, record: ApplyRecord, objects: Objects | None, first_nu
             step = Step(first_number + len(result), step_type, action.type, ref,
                         ("scale", ref, f"--replicas={restore.replicas}", f"--current-replicas={current}"),
                         f"restored replicas of {ref} changed by hpa/{action.name}",
-                        landing=Landing(restore, reverse=True, before={"replicas": restore.replicas}))
+                        landing=Landing(restore, reverse=True, before={"replicas": restore.replicas},
+                                        found={"replicas": current}))
             result.append(Reversal(forward.number, step, raised_verdict))
     return result
 

@@ -29,6 +29,9 @@ class Landing:
     action: Action
     reverse: bool = False
     before: Any = None
+    found: Any = None
+    """An undo's expected starting point: the state apply left (recorded), or the live state a forced undo
+    overwrites; shown as the `before` of its change rows."""
 
 
 @dataclass(frozen=True)

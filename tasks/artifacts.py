@@ -48,12 +48,12 @@ def publish(key: str, *creates: Callable[[], object]) -> str | None:
 
 @task(cache_policy=NO_CACHE)
 def record_results(flow: Flow, target: str, title: str, namespace: str, results: Sequence[StepResult],
-                   executed: bool, notes: Sequence[str]) -> Summary:
-    """Publish the step table and the markdown summary under the target's key."""
+                   executed: bool, notes: Sequence[str], links: Sequence[tuple[str, str]] = ()) -> Summary:
+    """Publish the step table and the markdown summary (with `links`: the PR) under the target's key."""
     key = artifact_key(flow, target)
     rows = [{column: mask(value) if isinstance(value, str) else value for column, value in row.items()}
             for row in table_rows(results, namespace)]
-    text = mask(markdown(title, results, namespace, executed, notes))
+    text = mask(markdown(title, results, namespace, executed, notes, links))
     note = publish(key, lambda: create_table_artifact(table=rows, key=key, description=title),
                    lambda: create_markdown_artifact(markdown=text, key=f"{key}-summary", description=title))
     return Summary(text, note)

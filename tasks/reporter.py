@@ -13,6 +13,7 @@ from core.plan import Plan
 from core.report import RunReport, StepResult, failure, finished, notes_in
 from tasks.artifacts import record_failure, record_results
 from tasks.gate import report_to_pull_request
+from tasks.links import pull_request_url
 from tasks.passing import as_is
 
 
@@ -39,8 +40,10 @@ class TaskReporter:
         logger = get_run_logger()
         for line in lines:
             logger.info(line)
+        pr_url = pull_request_url(requirement) if requirement else None
         summary = record_results(flow, plan.target or plan.namespace, f"{flow.flow_name}: {plan.path}",
-                                 plan.namespace, as_is(results), executed, notes_in(lines))
+                                 plan.namespace, as_is(results), executed, notes_in(lines),
+                                 [(f"PR #{requirement.pr}", pr_url)] if requirement and pr_url else [])
         warnings = report_to_pull_request(requirement, summary.markdown) if executed and requirement else []
         report = finished(results, plan.namespace, executed, [*lines, *unpublished(summary.note, *warnings)])
         logger.info("%s", report.final)

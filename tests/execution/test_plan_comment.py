@@ -123,3 +123,4 @@ def test_apply_sets_infra_apply_pending_then_success_and_its_comment_shows_the_c
               if comment.body.startswith("<!-- infra-orchestrator:apply")]
     assert "| `deployment/web` | replicas | 2 → **4** | succeeded | 1 |" in body
     assert "/runs/flow-run/" in body
+    assert f"[PR #{world.pr}]({world.env['GITHUB_API_URL']}/{REPO}/pull/{world.pr})" in body, "the summary links the PR"

@@ -190,3 +190,17 @@ def test_an_unreadable_record_refuses_the_rollback_instead_of_guessing(world: Wo
 
     assert report.final == Outcome.SKIPPED and world.cluster.ran == []
     assert "plan.record.json: the apply record exists but cannot be read" in report.render()
+
+
+def test_rollback_change_rows_read_from_what_apply_left_to_what_they_restore(world: World) -> None:
+    apply(world)
+
+    report = rollback(world)
+
+    assert report.document is not None
+    rows = {(change["object"], change["field"]): (change["before"], change["after"])
+            for result in report.document["results"] for change in result.get("changes", [])}
+    assert rows[("deployment/web", "replicas")] == ("4", "2"), rows
+    assert rows[("deployment/api", "replicas")] == ("3", "1"), rows
+    assert rows[("hpa/web", "minReplicas")][1] == "—", "the HPA is deleted"
+    assert "?" not in {value for pair in rows.values() for value in pair}, "every undo row says what it found"
