@@ -143,7 +143,8 @@ def test_pr_body_and_report(tmp_path: Path) -> None:
     changes = diff(state, live)
     plan = write_plan_locally(state, changes, tmp_path, NOW).plan
     body = pr_body(plan, "ops/plans/infra-scale/prod/plan.yaml", state.source)
-    assert "| 1 | `kubectl -n assistant scale deployment/web --replicas=4` | previewed |" in body
+    assert "| `deployment/web` | replicas | ? → **4** | previewed |" in body, "change-centric rows"
+    assert "| 1 | `kubectl -n assistant scale deployment/web --replicas=4` |" in body, "commands, collapsed"
     assert "`execute-plan`" in body
     report = scale_report(state, changes, plan, "ops/plans/infra-scale/prod/plan.yaml", False)
     assert report.lines[0] == "preview: kubectl -n assistant scale deployment/web --replicas=4"
