@@ -286,7 +286,13 @@ def report_execution(settings: GitHubSettings, requirement: GateRequirement, mar
         "write the audit comment": lambda: upsert_audit_comment(settings, requirement, markdown)}
     if remove_label:
         parts = {"remove the trigger label": lambda: remove_trigger_label(settings, requirement), **parts}
-    failed: dict[str, GitHubError] = {}
+    return [f"could not {name} on PR #{requirement.pr}{failure}" for name, failure in retried(parts, policy).items()]
+
+
+def retried(parts: dict[str, Callable[[], object]], policy: RetryPolicy = GITHUB_RETRY) -> dict[str, str]:
+    """Run each GitHub call, retrying those that fail transiently on `policy`'s schedule, each on its own (one
+    that succeeded is not sent again); returns, per part that still failed, `[ after N attempts]: <error>`."""
+    parts, failed = dict(parts), dict[str, GitHubError]()
     for delay in (*policy.delays_s, None):
         for name, attempt in list(parts.items()):
             try:
@@ -302,5 +308,4 @@ def report_execution(settings: GitHubSettings, requirement: GateRequirement, mar
         log.info("GitHub failed transiently (%s); retrying in %gs", "; ".join(map(str, failed.values())), delay)
         time.sleep(delay)
     tries = f" after {policy.retries + 1} attempts"
-    return [f"could not {name} on PR #{requirement.pr}{tries if is_transient(error) else ''}: {error}"
-            for name, error in failed.items()]
+    return {name: f"{tries if is_transient(error) else ''}: {error}" for name, error in failed.items()}

@@ -6,7 +6,7 @@ from prefect.cache_policies import NO_CACHE
 
 from core.gate import GateDecision, GateRequirement
 from integrations.github import GitHubError, GitHubSettings, check_gate, recheck_gate, set_commit_status, status_context
-from integrations.pull_request import report_execution
+from integrations.pull_request import report_execution, retried
 from tasks.links import flow_run_url
 
 
@@ -57,12 +57,17 @@ def report_to_pull_request(requirement: GateRequirement, markdown: str, remove_l
 
 @task(cache_policy=NO_CACHE)
 def report_status(requirement: GateRequirement, sha: str, state: str, description: str) -> str | None:
-    """`infra/<flow>` on the head the gate saw (pending, then success or failure), for branch protection.
-    Returns a warning line when GitHub could not be updated (the run's outcome stands)."""
+    """`infra/<flow>` on the head the gate saw (pending, then success or failure), for branch protection, retried
+    like the PR comment. Returns a warning line when GitHub could not be updated (the run's outcome stands)."""
+    context = status_context(requirement.flow)
     try:
-        set_commit_status(settings_for(requirement), requirement.repository, sha, status_context(requirement.flow),
-                          state, description, flow_run_url())
-    except GitHubError as error:
-        get_run_logger().warning("could not set %s on %s: %s", status_context(requirement.flow), sha[:12], error)
-        return f"could not set {status_context(requirement.flow)}: {error}"
-    return None
+        settings = settings_for(requirement)
+    except GitHubError as error:  # a repository this worker does not serve
+        return f"could not set {context} on {sha[:7]}: {error}"
+    part = f"set {context} on {sha[:7]}"
+    failure = retried({part: lambda: set_commit_status(settings, requirement.repository, sha, context, state,
+                                                       description, flow_run_url())}).get(part)
+    if failure is None:
+        return None
+    get_run_logger().warning("could not %s%s", part, failure)
+    return f"could not {part}{failure}"

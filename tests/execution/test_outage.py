@@ -141,8 +141,9 @@ def test_github_down_after_the_gate(world: World, monkeypatch: pytest.MonkeyPatc
     assert cli.returncode == 0, output[-3000:]
     assert lines[-1] == "succeeded"
     notes = [line for line in lines if line.startswith("note: could not ")]
-    assert len(notes) == 2, lines
+    assert len(notes) == 3, lines
     assert "remove the trigger label" in notes[0] and "write the audit comment" in notes[1]
+    assert "set infra/apply on" in notes[2], "the commit status is retried and reported like the PR update"
     assert all("after 3 attempts" in note for note in notes), notes
     assert unavailable.hits >= 6, "each part was tried on the whole schedule"
     assert_applied_once(world, monkeypatch)

@@ -69,7 +69,7 @@ def test_a_token_from_a_secret_block_is_masked_when_github_echoes_it(world: Worl
     assert refused.stdout.splitlines()[-2].startswith("Refusing to execute: GitHub answered 422"), refused.stdout
     assert "Bad token *** (***)" in refused.stdout
     assert executed.stdout.splitlines()[-1] == "succeeded", executed.stdout + executed.stderr
-    assert "could not update PR" in executed.stdout and "Bad token ***" in executed.stdout
+    assert "could not write the audit comment on PR" in executed.stdout and "Bad token ***" in executed.stdout
     stored = asyncio.run(everything_prefect_stored())
     assert "Bad token ***" in stored, "the CLI drained the warning to Prefect's log table, masked, before exiting"
     texts = [refused.stdout, refused.stderr, executed.stdout, executed.stderr, stored,
