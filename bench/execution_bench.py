@@ -387,7 +387,10 @@ def main() -> int:
                         print(ours.stdout[-3000:], ours.stderr[-3000:], sep="\n")
                         raise SystemExit(f"{flow.flow_name} failed at {size} deployments (exit {ours.returncode})")
                     result[flow] = ours
-                    result[f"{flow}-phases"] = phases(prefect.api_url, ours)
+                    try:
+                        result[f"{flow}-phases"] = phases(prefect.api_url, ours)
+                    except (httpx.HTTPError, IndexError, KeyError) as error:  # a figure lost, not the run
+                        result[f"{flow}-phases"] = f"unavailable ({error!r})"
                 sample = args.baseline_sample if args.baseline_sample and args.baseline_sample < size else None
                 for flow in ("apply", "rollback"):  # the baseline replays both, so the cluster ends as it began
                     script = baseline_script(result[flow], tmp, namespace, wrapper, f"baseline-{size}-{flow}",
