@@ -36,6 +36,7 @@ deployments is 9,000 kubectl processes.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import re
 import shlex
@@ -47,6 +48,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -195,6 +198,36 @@ def measured(command: list[str], cwd: Path, env: dict[str, str], log: Path, stdi
     run.cpu_s = usage.ru_utime + usage.ru_stime
     run.server_cpu_s = time.process_time() - server_cpu
     return run
+
+
+def _epoch(stamp: str | None) -> float | None:
+    return dt.datetime.fromisoformat(stamp).timestamp() if stamp else None
+
+
+def phases(api_url: str, run: Run) -> str:
+    """Where a run's time outside kubectl went, from the Prefect server's record of it (the latest flow run):
+    when the flow run was created and started, and each task run that started before the first kubectl call or
+    after the last one ended, as seconds from the CLI's start."""
+    flow_run = httpx.post(f"{api_url}/flow_runs/filter", json={"sort": "EXPECTED_START_TIME_DESC", "limit": 1},
+                          timeout=10).json()[0]
+    task_runs = httpx.post(f"{api_url}/task_runs/filter", timeout=10, json={
+        "flow_runs": {"id": {"any_": [flow_run["id"]]}}, "sort": "EXPECTED_START_TIME_ASC", "limit": 200}).json()
+    first = min((c.start for c in run.calls), default=run.started_at + run.wall) - run.started_at
+    last = max((c.end for c in run.calls), default=run.started_at) - run.started_at
+
+    def at(stamp: str | None) -> str:
+        moment = _epoch(stamp)
+        return "?" if moment is None else f"{moment - run.started_at:.2f}"
+
+    outside = []
+    for task in task_runs:
+        start, end = _epoch(task.get("start_time")), _epoch(task.get("end_time"))
+        if start is None or first <= start - run.started_at <= last:
+            continue
+        outside.append(f"{task['name']} {at(task['start_time'])}+{(end or start) - start:.2f}")
+    return (f"flow run created {at(flow_run.get('created'))}, started {at(flow_run.get('start_time'))}, ended "
+            f"{at(flow_run.get('end_time'))}; first kubectl call {first:.2f}, last ended {last:.2f}, exit "
+            f"{run.wall:.2f}; task runs outside kubectl (start+duration): {', '.join(outside) or 'none'}")
 
 
 def verb(args: str) -> str:
@@ -354,6 +387,10 @@ def main() -> int:
                         print(ours.stdout[-3000:], ours.stderr[-3000:], sep="\n")
                         raise SystemExit(f"{flow.flow_name} failed at {size} deployments (exit {ours.returncode})")
                     result[flow] = ours
+                    try:
+                        result[f"{flow}-phases"] = phases(prefect.api_url, ours)
+                    except (httpx.HTTPError, IndexError, KeyError) as error:  # a figure lost, not the run
+                        result[f"{flow}-phases"] = f"unavailable ({error!r})"
                 sample = args.baseline_sample if args.baseline_sample and args.baseline_sample < size else None
                 for flow in ("apply", "rollback"):  # the baseline replays both, so the cluster ends as it began
                     script = baseline_script(result[flow], tmp, namespace, wrapper, f"baseline-{size}-{flow}",
@@ -397,6 +434,7 @@ def report(result: dict[str, Any]) -> None:
         print(f"           CPU: ours {ours.cpu_s:.1f} s (sandbox servers {ours.server_cpu_s:.1f} s), baseline"
               f" {base.cpu_s * base.scale:.1f} s (sandbox servers {base.server_cpu_s * base.scale:.1f} s)")
         print(f"           kubectl by verb: {verbs(ours)}")
+        print(f"           phases (s from the CLI's start): {result[f'{flow}-phases']}")
         if flow == "apply":
             print(f"           capture: {capture_reads(ours)} kubectl reads before the first change (1 namespace)")
         result[f"{flow}-idle-ms"] = idle / steps * 1000

@@ -5,7 +5,11 @@ Targets (issue 3): GET and PATCH median under 2 ms, start-up under 1 s; issue 15
 the requests go on). Handling time is what the server logs per request (request parsed -> response written),
 so client and network overhead are excluded.
 
-    .venv/bin/python bench/sandbox_bench.py [--requests N]
+``--hpas N`` (issue 16) instead times N HPAs over N deployments applied, then deleted, by 4 ``kubectl apply -f -``
+/ ``delete -f - --wait=false`` calls side by side, as a batched plan sends them; the HPA controller's syncs
+share the store lock with these requests.
+
+    .venv/bin/python bench/sandbox_bench.py [--requests N] [--hpas N]
 """
 
 from __future__ import annotations
@@ -23,7 +27,45 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.execution_bench import REAL_KUBECTL, hpa_manifest  # noqa: E402
 from sandbox.kube import SandboxServer  # noqa: E402
+
+HPA_CALLS = 4
+
+
+def hpa_waves(count: int) -> int:
+    """Apply then delete ``count`` HPAs over ``count`` deployments in HPA_CALLS kubectl calls side by side."""
+    server = SandboxServer().start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            kubeconfig = str(server.write_kubeconfig(Path(tmp) / "kubeconfig"))
+            server.create_namespace("bench")
+            for i in range(count):
+                server.create_deployment("bench", f"app-{i:03d}", replicas=2, wait=False)
+            server.settle(120)
+            parts = [
+                "---\n".join(hpa_manifest("bench", f"app-{i:03d}") for i in range(part, count, HPA_CALLS))
+                for part in range(HPA_CALLS)
+            ]
+            for verb in (["apply", "-f", "-"], ["delete", "-f", "-", "--wait=false"]):
+                t0 = time.perf_counter()
+                procs = [
+                    subprocess.Popen(
+                        [REAL_KUBECTL, "--kubeconfig", kubeconfig, *verb],
+                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                    )
+                    for _ in parts
+                ]
+                errors = [proc.communicate(part)[1] for proc, part in zip(procs, parts, strict=True)]
+                wall = time.perf_counter() - t0
+                failed = [err for proc, err in zip(procs, errors, strict=True) if proc.returncode != 0]
+                if failed:
+                    print(f"{verb[0]} failed: {failed[0].strip()}")
+                    return 1
+                print(f"{verb[0]:<7} {count} HPAs in {HPA_CALLS} calls side by side: {wall:.2f} s")
+            return 0
+    finally:
+        server.stop()
 
 
 def _median_ms(server: SandboxServer, method: str, suffix: str) -> tuple[float, float, int]:
@@ -35,7 +77,10 @@ def _median_ms(server: SandboxServer, method: str, suffix: str) -> tuple[float, 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=500, help="GETs and PATCHes each (default 500)")
+    parser.add_argument("--hpas", type=int, default=0, help="time N HPAs applied and deleted instead")
     args = parser.parse_args()
+    if args.hpas:
+        return hpa_waves(args.hpas)
 
     t0 = time.perf_counter()
     server = SandboxServer().start()

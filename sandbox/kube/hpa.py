@@ -10,8 +10,9 @@
   .stabilizationWindowSeconds``, else ``downscale_stabilization``, default 300 s), the lowest of the scale-up
   window (default 0), and the ``behavior`` policies (defaults: up by max(4 pods, 100 %) per 15 s, down by
   100 % per 15 s).
-* It syncs ``hpa_delay`` after a change to an HPA, its target or its metric, and again every ``sync_period``
-  (default 15 s) while a window or a policy holds a recommendation back.
+* It syncs an HPA ``hpa_delay`` after a change to it, its target or its metric (the HPAs asked for meanwhile in
+  one pass), and again every ``sync_period`` (default 15 s) while a window or a policy holds a recommendation
+  back.
 """
 
 from __future__ import annotations
@@ -80,22 +81,49 @@ class HpaController:
         self.delay = delay
         self.sync_period = sync_period
         self.downscale_stabilization = downscale_stabilization
-        self._pending: set[str] = set()
+        self._pending: set[tuple[str, str]] = set()  # HPAs (namespace, name) to sync at the next flush
+        self._flush_armed = False
+        # target (namespace, resource key, name) -> the HPAs scaling it, so a workload change syncs only those
+        self._by_target: dict[tuple[str, str, str], set[str]] = {}
+        self._target_of: dict[tuple[str, str], tuple[str, str, str]] = {}
         self._load: dict[tuple[str, str], float] = {}  # HPA -> utilisation x replicas (the simulated load)
         self._recommendations: dict[tuple[str, str], list[tuple[float, int]]] = {}
         self._events: dict[tuple[str, str], list[tuple[float, int]]] = {}
         self._resync_armed: set[tuple[str, str]] = set()
 
     def on_event(self, ev: Event) -> None:
-        """Resync on any HPA write and on spec changes of the workloads HPAs target."""
+        """Resync an HPA on any write to it, and the HPAs targeting a workload on a change of its spec."""
         key = ev.resource.key
-        workload_spec_changed = (
+        meta = ev.obj.get("metadata") or {}
+        ns, name = meta.get("namespace", ""), meta.get("name", "")
+        if key == HPA.key:
+            self._index(ns, name, None if ev.type == "DELETED" else ev.obj)
+            if ev.type != "DELETED":
+                self.schedule((ns, name))
+        elif (
             key in (DEPLOY.key, STS.key, RS.key)
             and ev.type != "DELETED"
             and (ev.old is None or ev.old.get("spec") != ev.obj.get("spec"))
-        )
-        if key == HPA.key or workload_spec_changed:
-            self.schedule((ev.obj.get("metadata") or {}).get("namespace", ""))
+        ):
+            for hpa in sorted(self._by_target.get((ns, key, name), ())):
+                self.schedule((ns, hpa))
+
+    def _index(self, ns: str, name: str, hpa: Obj | None) -> None:
+        """Keep the target -> HPAs index current for an HPA written (or deleted: ``hpa`` None)."""
+        previous = self._target_of.pop((ns, name), None)
+        if previous is not None:
+            self._by_target[previous].discard(name)
+            if not self._by_target[previous]:
+                del self._by_target[previous]
+        ref = ((hpa or {}).get("spec") or {}).get("scaleTargetRef") or {}
+        try:
+            rt = lookup(str(ref.get("kind", "")))
+        except KeyError:
+            return
+        if hpa is not None and rt.key in (DEPLOY.key, STS.key, RS.key):
+            target = (ns, rt.key, str(ref.get("name", "")))
+            self._target_of[(ns, name)] = target
+            self._by_target.setdefault(target, set()).add(name)
 
     def set_metric(self, namespace: str, name: str, utilization: float) -> None:
         """Observe an average CPU utilisation (percent of requests) for an HPA's target at its current size."""
@@ -106,22 +134,27 @@ class HpaController:
             found = self._target(namespace, (hpa.get("spec") or {}).get("scaleTargetRef") or {})
             replicas = max(int((found[1].get("spec") or {}).get("replicas", 1)), 1) if found else 1
             self._load[(namespace, name)] = utilization * replicas
-            self.schedule(namespace)
+            self.schedule((namespace, name))
 
-    def schedule(self, ns: str) -> None:
-        if ns in self._pending:
+    def schedule(self, hpa: tuple[str, str]) -> None:
+        """Sync ``hpa`` ``delay`` from now, with every other HPA asked for meanwhile (one flush, not a sweep of
+        the namespace per write: a sweep holds the store lock that API requests wait for)."""
+        self._pending.add(hpa)
+        if self._flush_armed:
             return
-        self._pending.add(ns)
+        self._flush_armed = True
 
-        def run() -> None:
-            self._pending.discard(ns)
-            self.sync(ns)
+        def flush() -> None:
+            self._flush_armed = False
+            pending, self._pending = sorted(self._pending), set()
+            for ns, name in pending:
+                self.sync(ns, name)
 
-        self.scheduler.schedule(self.delay, run)
+        self.scheduler.schedule(self.delay, flush)
 
-    def sync(self, ns: str) -> None:
-        hpas, _ = self.store.list(HPA, ns)
-        for hpa in hpas:
+    def sync(self, ns: str, name: str) -> None:
+        hpa = self.store.get(HPA, ns, name)
+        if hpa is not None:
             self._sync_one(hpa)
 
     def _target(self, ns: str, ref: dict[str, Any]) -> tuple[ResourceType, Obj] | None:
@@ -163,7 +196,7 @@ class HpaController:
 
             def resync() -> None:
                 self._resync_armed.discard(key)
-                self.sync(key[0])
+                self.sync(*key)
 
             self.scheduler.schedule(self.sync_period, resync, timer=True)
         return desired

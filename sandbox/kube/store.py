@@ -15,7 +15,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +47,11 @@ class Event:
 Listener = Callable[[Event], None]
 
 
+def _owner_uids(obj: Obj) -> list[str]:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return [str(ref["uid"]) for ref in refs if isinstance(ref, dict) and "uid" in ref]
+
+
 def _strip_rv(obj: Obj) -> Obj:
     out = dict(obj)
     meta = dict(out.get("metadata") or {})
@@ -63,6 +68,8 @@ class Store:
         self.cond = threading.Condition(self.lock)
         self._objects: dict[str, dict[tuple[str, str], Obj]] = {r.key: {} for r in STORED}
         self._rv = 0
+        # owner uid -> how many stored objects name it, so deleting an owner of nothing skips the scan for dependents
+        self._owned: Counter[str] = Counter()
         self._history: deque[Event] = deque(maxlen=HISTORY)
         self._listeners: list[Listener] = []
         self._idle_hooks: list[Callable[[], None]] = []
@@ -203,6 +210,7 @@ class Store:
             rv = self._next_rv()
             meta["resourceVersion"] = str(rv)
             self._objects[r.key][(ns, name)] = obj
+            self._owned.update(_owner_uids(obj))
             self._emit(Event("ADDED", r, obj, rv))
             return obj
 
@@ -254,6 +262,8 @@ class Store:
             rv = self._next_rv()
             nmeta["resourceVersion"] = str(rv)
             self._objects[r.key][(ns, name)] = new
+            self._disown(old)
+            self._owned.update(_owner_uids(new))
             self._emit(Event("MODIFIED", r, new, rv, old))
             return new
 
@@ -286,6 +296,7 @@ class Store:
             if dry_run:
                 return copy.deepcopy(old)
             del self._objects[r.key][(ns, name)]
+            self._disown(old)
             rv = self._next_rv()
             gone = {**old, "metadata": {**meta, "resourceVersion": str(rv)}}
             self._emit(Event("DELETED", r, gone, rv, old))
@@ -295,7 +306,15 @@ class Store:
                 self._delete_dependents(ns, meta["uid"])
             return gone
 
+    def _disown(self, obj: Obj) -> None:
+        for uid in _owner_uids(obj):
+            self._owned[uid] -= 1
+            if self._owned[uid] <= 0:
+                del self._owned[uid]
+
     def _delete_dependents(self, namespace: str, uid: str) -> None:
+        if uid not in self._owned:
+            return
         for rt in STORED:
             for (ns, name), o in list(self._objects[rt.key].items()):
                 refs = (o.get("metadata") or {}).get("ownerReferences") or []

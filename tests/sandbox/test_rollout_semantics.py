@@ -299,3 +299,19 @@ spec:
     forced = kube_sandbox.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
     assert forced.returncode == 0, forced.stderr
     assert _wait(lambda: _replicas(kube_sandbox) == 5)
+
+
+def test_hpa_follows_its_current_target_only(kube_sandbox: KubeSandbox) -> None:
+    # an HPA written before its target exists takes the target over once it is created
+    kube_sandbox.create_hpa("default", "web", "later", min_replicas=2, max_replicas=5)
+    kube_sandbox.create_deployment("default", "later", replicas=9)
+    assert _wait(lambda: _replicas(kube_sandbox, "later") == 5)
+    # retargeted, it bounds the new target and no longer the old one
+    kube_sandbox.create_deployment("default", "other", replicas=3)
+    patch = '{"spec":{"scaleTargetRef":{"name":"other"}}}'
+    assert kube_sandbox.kubectl("patch", "hpa", "web", "--type=merge", "-p", patch).returncode == 0
+    assert kube_sandbox.kubectl("scale", "deployment/later", "--replicas=9").returncode == 0
+    assert kube_sandbox.kubectl("scale", "deployment/other", "--replicas=9").returncode == 0
+    assert _wait(lambda: _replicas(kube_sandbox, "other") == 5)
+    kube_sandbox.settle()
+    assert _replicas(kube_sandbox, "later") == 9
