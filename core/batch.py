@@ -37,7 +37,7 @@ flows/shared.py): kubectl sends an object's requests one after another, so on a 
 _MIN_SPLIT = 10
 """A batch this small stays one call: a process start (~90 ms of CPU) costs more than the round trips saved."""
 
-_BY_NAME = {"scale": 2, "set resources": 2, "patch": 1, "delete": 2, "rollout status": 1, "annotate": 2}
+_BY_NAME = {"scale": 2, "set resources": 2, "patch": 1, "delete": 2, "rollout status": 1}
 """Verbs that accept several objects named on the command line, and the requests per object that kubectl's
 client-go rate limiter counts (`scale` GETs the object, then writes /scale)."""
 _LIMITER_BURST = 10
@@ -163,11 +163,19 @@ def _stdin_form(step: Step) -> tuple[str, ...] | None:
             f"-p={json.dumps(operations, separators=(',', ':'))}", "-o", "name")
 
 
-def _identity(step: Step) -> str:
-    """A JSON line naming the step's workload for `-f -`: enough for kubectl to find the live object."""
-    kind, _, name = (step.obj or "").partition("/")
+def identity(ref: str) -> str:
+    """A JSON line naming a workload or HPA (`deployment/web`) for `-f -`: enough for kubectl to find the live
+    object."""
+    kind, _, name = ref.partition("/")
     api_version, kind_name = _WORKLOAD_API[kind]
     return json.dumps({"apiVersion": api_version, "kind": kind_name, "metadata": {"name": name}})
+
+
+def stdin_chunks(refs: Sequence[str]) -> list[str]:
+    """`refs` as the `-f -` inputs of calls that run side by side: one call up to `_MIN_SPLIT` objects, else
+    spread over `SPREAD_OVER` calls of at most `MAX_BATCH` (as step batches are)."""
+    size = min(MAX_BATCH, max(_MIN_SPLIT, -(-len(refs) // SPREAD_OVER)))
+    return ["".join(identity(ref) + "\n" for ref in refs[start:start + size]) for start in range(0, len(refs), size)]
 
 
 
@@ -191,7 +199,7 @@ def _batched(steps: list[Step]) -> Batch:
         return Batch(tuple(steps), (*first.args, "-o", "name"), "\n".join(step.stdin or "" for step in steps) + "\n")
     on_stdin = _stdin_form(first)
     if on_stdin is not None:
-        return Batch(tuple(steps), on_stdin, "\n".join(_identity(step) for step in steps) + "\n")
+        return Batch(tuple(steps), on_stdin, "\n".join(identity(step.obj or "") for step in steps) + "\n")
     position = _name_position(first)
     assert position is not None
     names = tuple(step.args[position] for step in steps)

@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import task_run
 
-from core.batch import Batch, BatchRun, batches, objects_per_call, waves
+from core.batch import Batch, BatchRun, batches, stdin_chunks, waves
 from core.landed import landed
 from core.plan import Plan
 from core.record import RECORD_ANNOTATION
@@ -86,21 +86,21 @@ def live_object(namespace: str, kubectl: Kubectl, step: Step) -> list[dict[str, 
     return [document] if isinstance(document, dict) else []
 
 
-def stamp_calls(refs: Sequence[str], record: str) -> list[tuple[str, ...]]:
-    """The stamp's `kubectl annotate <objects> infra-orchestrator.io/record=<record> --overwrite` calls: one per
-    batch of objects, each within kubectl's rate-limiter burst (core.batch)."""
-    size = objects_per_call("annotate")
-    return [("annotate", *refs[start:start + size], f"{RECORD_ANNOTATION}={record}", "--overwrite")
-            for start in range(0, len(refs), size)]
+def stamp_calls(refs: Sequence[str], record: str) -> list[tuple[tuple[str, ...], str]]:
+    """The stamp's `kubectl annotate -f - infra-orchestrator.io/record=<record> --overwrite` calls and their
+    stdin: objects read from stdin get a client each, so kubectl's rate limiter never holds them back, and a
+    large plan's stamp is spread over a few calls side by side (core.batch)."""
+    args = ("annotate", "-f", "-", f"{RECORD_ANNOTATION}={record}", "--overwrite", "-o", "name")
+    return [(args, chunk) for chunk in stdin_chunks(refs)]
 
 
 @task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, retry_condition_fn=is_transient,
-      task_run_name="stamp {args[1]}")
-def stamp_objects(namespace: str, kubectl: Kubectl, args: Sequence[str]) -> None:
+      task_run_name="stamp {objects} objects")
+def stamp_objects(namespace: str, kubectl: Kubectl, args: Sequence[str], stdin: str, objects: int) -> None:
     """One stamp call: metadata only, so no rollout. Retried when transient like any write, and blindly: an
     annotation that landed after a timeout is simply written again with the same value."""
     try:
-        checked(run(kubectl, namespace, args))
+        checked(run(kubectl, namespace, args, stdin=stdin))
     except KubectlError as error:
         error.attempts = task_run.run_count or 1
         raise
@@ -108,7 +108,8 @@ def stamp_objects(namespace: str, kubectl: Kubectl, args: Sequence[str]) -> None
 
 def stamp_all(namespace: str, kubectl: Kubectl, refs: Sequence[str], record: str) -> None:
     """The stamp's calls side by side; once every one has ended, the first failure is raised."""
-    futures = [stamp_objects.submit(namespace, kubectl, args) for args in stamp_calls(refs, record)]
+    futures = [stamp_objects.submit(namespace, kubectl, args, stdin, stdin.count("\n"))
+               for args, stdin in stamp_calls(refs, record)]
     for future in futures:
         future.wait()
     for future in futures:

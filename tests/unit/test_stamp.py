@@ -1,6 +1,7 @@
 """Rollback never guesses: apply stamps what it changes, and a rollback without a record for stamped objects refuses
 unless given a record file or told to use the seed's fallback."""
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +81,18 @@ def test_a_created_hpa_left_unstamped_is_a_note_the_record_covers(world: World) 
     assert record_of(world).status == "succeeded"
 
 
-def test_the_stamp_is_one_annotate_call_per_limiter_sized_batch() -> None:
-    refs = [f"deployment/w{index}" for index in range(12)]
+def test_the_stamp_reads_its_objects_from_stdin_one_call_or_spread_over_a_few() -> None:
+    few = [f"deployment/w{index}" for index in range(10)]
+    many = [f"deployment/w{index}" for index in range(1000)]
 
-    calls = stamp_calls(refs, "infra-plan-x")
+    [(args, stdin)] = stamp_calls(few, "infra-plan-x")
+    spread = stamp_calls(many, "infra-plan-x")
 
-    assert [call[1:-2] for call in calls] == [tuple(refs[:5]), tuple(refs[5:10]), tuple(refs[10:])]
-    assert {(call[0], *call[-2:]) for call in calls} == {("annotate", f"{RECORD_ANNOTATION}=infra-plan-x",
-                                                         "--overwrite")}
+    assert args == ("annotate", "-f", "-", f"{RECORD_ANNOTATION}=infra-plan-x", "--overwrite", "-o", "name")
+    assert [json.loads(line)["metadata"]["name"] for line in stdin.splitlines()] == [f"w{i}" for i in range(10)]
+    assert json.loads(stdin.splitlines()[0])["kind"] == "Deployment"
+    assert [chunk.count("\n") for _, chunk in spread] == [250] * 4, "1,000 objects: four calls side by side"
+    assert "".join(chunk for _, chunk in spread).count('"name": "w999"') == 1
 
 
 def test_the_stamp_is_not_drift(world: World) -> None:
