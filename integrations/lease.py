@@ -43,8 +43,13 @@ def _micro_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+DEAD_HOLDER_GRACE_S = 2.0
+"""Beyond kubectl's timeout, how long a write a dead holder sent may still take to land at the API server."""
+
+
 def _holder_is_dead(holder: str) -> bool:
-    """A holder on this very machine whose process is gone (killed mid-run) need not be waited for."""
+    """A holder on this very machine whose process is gone (killed mid-run): its lease need not expire, but the
+    writes it had in flight must be given time to land first (see `acquire`)."""
     host, _, pid = holder.rpartition("@")[2].partition("/")
     if host != socket.gethostname() or not pid.isdigit():
         return False
@@ -119,6 +124,7 @@ def acquire(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float, pol
     call_s = _call_timeout(lease_s, kubectl)
     observed = _Observation()
     sent = time.monotonic()
+    dead_since: tuple[str | None, float] = (None, 0.0)
     while True:
         current = retry_transient(partial(_read, kubectl, namespace, call_s), time.monotonic() + unreachable_s)
         spec = (current or {}).get("spec", {})
@@ -127,7 +133,14 @@ def acquire(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float, pol
             return LeaseHandle(kubectl, namespace, holder, lease_s, str(spec.get("acquireTime")), _renewed_at=sent)
         version = None if current is None else str(current["metadata"]["resourceVersion"])
         duration = float(spec.get("leaseDurationSeconds") or lease_s)
-        free = current is None or not other or _holder_is_dead(other)
+        dead = bool(current is not None and other and _holder_is_dead(other))
+        if not dead or dead_since[0] != version:  # first seen dead at this version: from now on
+            dead_since = (version if dead else None, time.monotonic())
+        # A write the dead holder had in flight may still land after it died (an API server commits what it
+        # received, answered or not): taken over at once, this run would read the object before that write
+        # landed and send it a second time.
+        settled = time.monotonic() - dead_since[1] >= kubectl.timeout_s + DEAD_HOLDER_GRACE_S
+        free = current is None or not other or (dead and settled)
         if free or observed.unchanged_for(str(version)) >= duration:
             lease = _lease(namespace, holder, version, lease_s)
             verb = "create" if current is None else "replace"
