@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/mypy
-.venv/bin/python -m pytest -q -n auto --dist loadgroup "$@"
+.venv/bin/python -m pytest -q -n auto --dist loadfile "$@"

@@ -23,6 +23,6 @@ def chaos_prefect() -> Iterator[Prefect]:
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("seed", CI_SEEDS)
 def test_seeded_chaos_leaves_exact_state_and_free_lock(chaos_prefect: Prefect, seed: int) -> None:
-    """One seed per test, so that pytest-xdist spreads the seeds over the workers."""
+    """One seed per test, so that a failing seed is named on its own."""
     trial = run_seed(seed, chaos_prefect)
     assert not trial.findings, report([trial])
