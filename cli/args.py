@@ -36,7 +36,7 @@ class Options:
     output: str = "text"
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """argparse that raises InputError instead of printing usage and exiting."""
 
     def error(self, message: str) -> NoReturn:
@@ -49,7 +49,7 @@ class _Parser(argparse.ArgumentParser):
         raise InputError("arguments", "arguments", message)
 
 
-def _pr_number(value: str, where: str) -> int:
+def pr_number(value: str, where: str) -> int:
     """A pull request number: ASCII digits only (no Unicode digits such as fullwidth ones), 1 to 2**31-1."""
     number = decimal_integer(value, 1, MAX_INT32)
     if number is None:
@@ -103,7 +103,7 @@ def require_github(env: Mapping[str, str]) -> None:
 
 
 def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -> Options:
-    parser = _Parser(prog=f"infra-{flow}", allow_abbrev=False,
+    parser = Parser(prog=f"infra-{flow}", allow_abbrev=False,
                      description=f"Preview (default) or execute the {flow} of a plan.yaml.")
     parser.add_argument("--plan", default=DEFAULT_PLAN, help=f"the plan file (default {DEFAULT_PLAN})")
     mode = parser.add_mutually_exclusive_group()
@@ -130,7 +130,7 @@ def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -
         flow=flow,
         plan=Path(parsed.plan),
         execute=parsed.execute,
-        pr=_pr_number(pr_text, where) if pr_text is not None else None,
+        pr=pr_number(pr_text, where) if pr_text is not None else None,
         force=getattr(parsed, "force", False),
         atomic=getattr(parsed, "atomic", False),
         require_approval=parsed.require_approval,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from cli.args import _Parser, _pr_number, add_output, require_github
+from cli.args import Parser, add_output, pr_number, require_github
 from cli.help import GITHUB_ENVIRONMENT, KUBE_ENVIRONMENT, PREFECT_ENVIRONMENT, TERMINAL_ENVIRONMENT, Usage, documented
 from cli.output import rendered
 from core.conventions import DEFAULT_PLAN
@@ -80,7 +80,7 @@ class PlanOptions:
 
 
 def parse(argv: Sequence[str]) -> PlanOptions:
-    parser = _Parser(prog="infra-plan", allow_abbrev=False,
+    parser = Parser(prog="infra-plan", allow_abbrev=False,
                      description="Show what a plan.yaml would change (live → planned, validated by a server-side "
                                  "dry run); with --pr, post it as the PR's plan comment and set infra/plan.")
     parser.add_argument("--plan", default=DEFAULT_PLAN, help=f"the plan file (default {DEFAULT_PLAN})")
@@ -88,7 +88,7 @@ def parse(argv: Sequence[str]) -> PlanOptions:
     add_output(parser)
     documented(parser, USAGE)
     parsed = parser.parse_args(list(argv))
-    return PlanOptions(Path(parsed.plan), _pr_number(parsed.pr, "--pr") if parsed.pr is not None else None,
+    return PlanOptions(Path(parsed.plan), pr_number(parsed.pr, "--pr") if parsed.pr is not None else None,
                        parsed.output)
 
 

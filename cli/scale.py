@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any, TextIO
 
-from cli.args import _Parser, add_output, require_github
+from cli.args import Parser, add_output, require_github
 from cli.help import GITHUB_ENVIRONMENT, KUBE_ENVIRONMENT, PREFECT_ENVIRONMENT, TERMINAL_ENVIRONMENT, Usage, documented
 from cli.output import progress, rendered
 from core.conventions import DEFAULT_PLANS_DIR, PLAN_FILE, Flow
@@ -58,7 +58,7 @@ USAGE = Usage(
 
 
 def parse(argv: Sequence[str]) -> ScaleOptions:
-    parser = _Parser(prog=Flow.SCALE.flow_name, allow_abbrev=False,
+    parser = Parser(prog=Flow.SCALE.flow_name, allow_abbrev=False,
                      description="Write a plan with what differs between desired and live sizes; "
                                  "with --execute, open or update the target's pull request.")
     documented(parser, USAGE)

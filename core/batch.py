@@ -129,11 +129,6 @@ def _capacity(step: Step, max_batch: int) -> int:
     verb = _verb(step)
     if verb is None or step.stdin is not None or _stdin_form(step) is not None:
         return max_batch
-    return objects_per_call(verb, max_batch)
-
-
-def objects_per_call(verb: str, max_batch: int = MAX_BATCH) -> int:
-    """How many objects one call of `verb` (`annotate`, `scale`...) may name and stay within the limiter's burst."""
     return min(max_batch, _LIMITER_BURST // _BY_NAME[verb])
 
 
