@@ -2,7 +2,9 @@
 --plan=...` as subprocesses, median of N (default 5), for the example plan and generated plans of 1,000 and
 10,000 actions.
 
-Targets on this machine: <= 0.5 s for the example, <= 3 s for 10,000 actions, growing linearly. The machine is
+Targets on this machine: <= 0.3 s for the example (issue 12; issue 2 asked 0.5 s), <= 3 s for 10,000 actions,
+growing linearly. The project's bytecode is compiled first, as an installed package has it: this machine sets
+PYTHONDONTWRITEBYTECODE=1, under which an editable checkout recompiles every changed module on every run. The machine is
 shared and noisy, so the same run also measures interpreter start-up baselines (`python -c pass` and
 `python -c "import yaml"`) and prints every figure as a ratio against them too.
 
@@ -26,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "ops/plans/infra-scale/prod/plan.yaml"
 VENV_BIN = Path(sys.executable).parent
+PACKAGES = ("cli", "core", "integrations")
+EXAMPLE_TARGET_S = 0.3
 
 
 def generated_plan(directory: Path, actions: int) -> Path:
@@ -76,6 +80,9 @@ def main() -> int:
     print(f"CLI preview wall time, median of {args.runs} (subprocess; rollback with KUBECTL=true so the "
           f"cluster-record lookup answers 'no record' at once)")
     print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    subprocess.run([python, "-m", "compileall", "-q", *(str(ROOT / package) for package in PACKAGES)], check=True)
+    print(f"bytecode of {', '.join(PACKAGES)} compiled first (PYTHONDONTWRITEBYTECODE="
+          f"{os.environ.get('PYTHONDONTWRITEBYTECODE', 'unset')} here)")
     with tempfile.TemporaryDirectory(prefix="preview-bench-") as tmp:
         plans: list[tuple[str, int, Path]] = [("example", 3, EXAMPLE)]
         for size in sizes:
@@ -93,10 +100,9 @@ def main() -> int:
                 times = timed([*command, f"--plan={path}"], {**env}, args.runs, check_last="succeeded")
                 median = statistics.median(times)
                 medians[(flow, count)] = median
-                target = "<= 0.5 s" if count == 3 else ("<= 3 s" if count == 10_000 else "")
-                verdict = ""
-                if target:
-                    verdict = " ok" if median <= (0.5 if count == 3 else 3.0) else " MISS"
+                limit = EXAMPLE_TARGET_S if count == 3 else (3.0 if count == 10_000 else None)
+                target = f"<= {limit:g} s" if limit is not None else ""
+                verdict = "" if limit is None else (" ok" if median <= limit else " MISS")
                 print(f"{label:<16}{flow:<10}{median:>10.3f}{min(times):>8.3f}{max(times):>8.3f}"
                       f"{median / with_yaml:>8.1f}{target:>10}{verdict}")
 

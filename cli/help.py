@@ -4,8 +4,9 @@ Only the standard library: the sandbox servers and the webhook bridge use it too
 """
 
 import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
+from typing import Any, NoReturn
 
 PACKAGE = "infra-orchestrator"
 
@@ -14,10 +15,25 @@ Entries = tuple[tuple[str, str], ...]
 
 def package_version() -> str:
     """The installed distribution's version (pyproject.toml); a bare checkout on sys.path has none."""
+    from importlib.metadata import PackageNotFoundError, version  # 50 ms of imports: only when asked
+
     try:
         return version(PACKAGE)
     except PackageNotFoundError:
         return "unknown (not installed)"
+
+
+class VersionAction(argparse.Action):
+    """`--version`: looks the version up when the flag is given, not on every start (a preview must be fast)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show the installed version and exit", **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> NoReturn:
+        print(f"{parser.prog} {package_version()}")
+        parser.exit()
 
 
 @dataclass(frozen=True)
@@ -39,7 +55,7 @@ def documented(parser: argparse.ArgumentParser, usage: Usage) -> argparse.Argume
     """`parser` with the usage as its epilog (kept as written) and a `--version` flag."""
     parser.epilog = usage.epilog()
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--version", action="version", version=f"{parser.prog} {package_version()}")
+    parser.add_argument("--version", action=VersionAction)
     return parser
 
 

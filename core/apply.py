@@ -4,11 +4,12 @@ Shaped after Helm's action objects: `prepare_apply` decides everything that can 
 `step_finished` records each transition (pending -> succeeded/failed/skipped) as it happens.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from core.conventions import LABELS, Flow
-from core.plan import ApplyHpa, Plan, ScaleWorkload
+from core.plan import Action, ApplyHpa, Plan, ScaleWorkload
 from core.record import ApplyRecord, StepRecord, now
 from core.report import StepResult
 from core.state import Objects, captured, comparable, expected_after, state_of
@@ -40,11 +41,9 @@ def group_of(plan: Plan, step_number: int) -> str:
     return plan.actions[step_number - 1].workload.ref
 
 
-def touched_workloads(plan: Plan, step_numbers: list[int]) -> list[str]:
-    """Workloads whose replicas or pod template the given steps changed, in plan order, each once."""
-    refs = [plan.actions[number - 1].workload.ref for number in sorted(step_numbers)
-            if not isinstance(plan.actions[number - 1], ApplyHpa)]
-    return list(dict.fromkeys(refs))
+def touched_workloads(actions: Sequence[Action]) -> list[str]:
+    """Workloads whose replicas or pod template the given actions changed, in their order, each once."""
+    return list(dict.fromkeys(action.workload.ref for action in actions if not isinstance(action, ApplyHpa)))
 
 
 def hpa_conflicts(plan: Plan, objects: Objects) -> list[str]:

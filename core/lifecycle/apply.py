@@ -84,7 +84,7 @@ class Apply(Lifecycle):
         results = sorted([*prepared.settled, *ran], key=lambda result: result.step.number)
         record = with_after_states(progress.record, plan, cluster.capture(plan))
         results = results_with_states(results, record)
-        changed = [stored.number for stored in record.steps if stored.status == StepStatus.SUCCEEDED]
+        changed = [plan.actions[stored.number - 1] for stored in record.steps if stored.status == StepStatus.SUCCEEDED]
         results += verify_rollouts(cluster, plan, changed, len(results) + 1, self.rollout_timeout_s)
         if all(result.ok for result in results):
             record = finished_record(record, RecordStatus.SUCCEEDED)

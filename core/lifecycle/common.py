@@ -11,7 +11,7 @@ from core.conventions import REPOSITORY_PATTERN, Flow
 from core.errors import LeaseLost, PermanentError, RecordUnreadable, TemporaryError
 from core.gate import GateDecision, GateRequirement
 from core.lifecycle.ports import Cluster, Execution, Held, Records, Refused, Reporter
-from core.plan import Plan
+from core.plan import Action, Plan
 from core.report import RunReport, StepResult, preview_lines, refusal, with_lines
 from core.steps import Step, rollout_steps
 from core.vocabulary import Outcome, StepStatus
@@ -53,10 +53,10 @@ def lock_holder(flow: Flow, requirement: GateRequirement) -> str:
     return f"{flow.flow_name} PR #{requirement.pr}"
 
 
-def verify_rollouts(cluster: Cluster, plan: Plan, step_numbers: Sequence[int], first_number: int,
+def verify_rollouts(cluster: Cluster, plan: Plan, changes: Sequence[Action], first_number: int,
                     timeout_s: float) -> list[StepResult]:
-    """`rollout status` for every workload whose replicas or template the given plan steps changed."""
-    steps = rollout_steps(touched_workloads(plan, list(step_numbers)), first_number, timeout_s)
+    """`rollout status` for every workload whose replicas or template the given changes touched."""
+    steps = rollout_steps(touched_workloads(changes), first_number, timeout_s)
     return cluster.verify(plan, steps, timeout_s) if steps else []
 
 

@@ -180,7 +180,7 @@ class Rollback(Lifecycle):
             plan, [r.step for r in to_run], lambda step: group_of(plan, applied_by[step.number]),
             lambda wave: held.check())}
         results = [ran.get(r.step.number) or _not_run(r) for r in judged]
-        restored = [applied_by[number] for number, result in ran.items() if result.ok]
+        restored = [result.step.landing.action for result in ran.values() if result.ok and result.step.landing]
         results += verify_rollouts(cluster, plan, restored, first_number + len(results), self.rollout_timeout_s)
         failed = [result for result in results if not result.ok]
         if failed:

@@ -68,6 +68,8 @@ def test_rollback_deletes_a_created_hpa_and_restores_the_replicas_it_raised(worl
     assert [(r["status"], r["command"]) for r in results(undone.stdout, "action")] == [
         ("succeeded", f"kubectl -n {NAMESPACE} delete hpa web"),
         ("succeeded", f"kubectl -n {NAMESPACE} scale deployment/web --replicas=2 --current-replicas=3")]
+    assert [(r["status"], r["note"]) for r in results(undone.stdout, "verify")] == [
+        ("succeeded", "deployment/web rolled out")], "the scale back is a replica change: its rollout is verified"
     assert world.hpa("web") is None
     world.kube.settle()
     spec_after = world.deployment("web")["spec"]
