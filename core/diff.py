@@ -41,6 +41,8 @@ class Diff:
     changes: tuple[Change, ...]
     previous_hpas: Mapping[str, dict[str, Any]]
     notes: tuple[str, ...]
+    live: tuple[Mapping[str, Any], ...] = ()
+    """The objects the diff was taken against: the before of every reviewer's row."""
 
     @property
     def actions(self) -> tuple[Action, ...]:
@@ -156,6 +158,7 @@ def _hpa_change(state: DesiredState, item: DesiredWorkload, hpa: Mapping[str, An
 
 def diff(state: DesiredState, live: Iterable[Mapping[str, Any]]) -> Diff:
     """The actions that take `live` to `state`, in desired order: scale, resources, HPA per workload."""
+    live = tuple(live)
     workloads, hpas = _index(live)
     changes: list[Change] = []
     previous: dict[str, dict[str, Any]] = {}
@@ -193,4 +196,4 @@ def diff(state: DesiredState, live: Iterable[Mapping[str, Any]]) -> Diff:
             changes.append(hpa_change)
             if prior is not None:
                 previous[str(prior["metadata"]["name"])] = dict(prior)
-    return Diff(tuple(changes), previous, tuple(notes))
+    return Diff(tuple(changes), previous, tuple(notes), live)

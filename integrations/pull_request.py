@@ -23,12 +23,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
+from core.conventions import PLAN_FILE
 from core.desired import DesiredState
 from core.diff import Diff
 from core.errors import InputError
 from core.gate import GateRequirement
 from core.plan import Plan, load_plan
-from core.plan_writer import PLAN_FILE, render_plan
+from core.plan_writer import render_plan
 from core.retry import GITHUB_RETRY, RetryPolicy
 from integrations.files import write_atomically
 from integrations.github import (
@@ -91,6 +92,8 @@ class WrittenPlan:
     plan: Plan
     files: Mapping[str, str]
     """{file name: text}, `plan.yaml` first."""
+    live: tuple[Mapping[str, Any], ...] = ()
+    """The live objects the plan was written against (its reviewers' `before` column)."""
 
 
 def write_plan_locally(state: DesiredState, diff: Diff, plans_dir: str | Path, generated_on: date) -> WrittenPlan:
@@ -98,7 +101,7 @@ def write_plan_locally(state: DesiredState, diff: Diff, plans_dir: str | Path, g
     files = render_plan(state, diff, generated_on)
     directory = Path(plans_dir) / state.target
     write_files_atomically(directory, files)
-    return WrittenPlan(load_plan(directory / PLAN_FILE), files)
+    return WrittenPlan(load_plan(directory / PLAN_FILE), files, diff.live)
 
 
 def repository_paths(plans_dir: str | Path, target: str, names: list[str] | tuple[str, ...],

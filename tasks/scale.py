@@ -12,10 +12,10 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from core.conventions import Flow
+from core.conventions import PLAN_FILE, Flow
 from core.desired import DesiredState, desired_from
 from core.diff import LIVE_RESOURCES, Diff
-from core.plan_writer import PLAN_FILE, pr_body, preview_results
+from core.plan_writer import pr_body, preview_results
 from core.report import RunReport, notes_in
 from core.retry import GITHUB_RETRY
 from integrations.github import GitHubSettings
@@ -58,7 +58,7 @@ def open_or_update_pr(state: DesiredState, written: WrittenPlan, plans_dir: str,
                       notes: tuple[str, ...], day: date) -> PullRequestOutcome:
     """Commit the plan files to the target's branch and open its PR, or update the open one."""
     paths = repository_paths(plans_dir, state.target, list(written.files))
-    body = pr_body(written.plan, paths[PLAN_FILE], state.source, notes)
+    body = pr_body(written.plan, written.live, paths[PLAN_FILE], state.source, notes)
     files = {paths[name]: text for name, text in written.files.items()}
     outcome = publish_pull_request(GitHubSettings.from_env(), state.target, files, body, day, base)
     get_run_logger().info("%s pull request #%d (%s), committed: %s", "opened" if outcome.created else "updated",
@@ -72,7 +72,7 @@ def record_scale_artifacts(state: DesiredState, written: WrittenPlan | None, rep
     logger = get_run_logger()
     for line in [*report.lines, report.final]:
         logger.info(line)
-    results = preview_results(written.plan) if written is not None else []
+    results = preview_results(written.plan, written.live) if written is not None else []
     record_results(Flow.SCALE, state.target, f"infra-scale: {state.target} ({state.namespace})", state.namespace,
                    results, False, notes_in(report.lines))
 

@@ -56,7 +56,7 @@ def test_one_difference_opens_a_pr_and_a_rerun_updates_it(
     assert pr["created"] is True and pr["branch"].startswith("infra-scale/staging/")
     assert open_prs(github) == [pr["number"]]
     assert github.file_at(REPO, pr["branch"], PLAN) == Path(PLAN).read_bytes()
-    assert "| `deployment/web` | replicas | ? → **3** | previewed |" in (
+    assert "| `deployment/web` | replicas | 2 → **3** | previewed |" in (
         github.snapshot(REPO, pr["number"]).body or ""
     )
     assert github.labels_of(REPO, pr["number"]) == ["infra-plan"]

@@ -141,9 +141,13 @@ def test_repository_paths(tmp_path: Path) -> None:
 def test_pr_body_and_report(tmp_path: Path) -> None:
     state, live = seed_like()
     changes = diff(state, live)
-    plan = write_plan_locally(state, changes, tmp_path, NOW).plan
-    body = pr_body(plan, "ops/plans/infra-scale/prod/plan.yaml", state.source)
-    assert "| `deployment/web` | replicas | ? → **4** | previewed |" in body, "change-centric rows"
+    written = write_plan_locally(state, changes, tmp_path, NOW)
+    plan = written.plan
+    body = pr_body(plan, written.live, "ops/plans/infra-scale/prod/plan.yaml", state.source)
+    web = next(item for item in live if item["metadata"]["name"] == "web" and item["kind"] == "Deployment")
+    assert f"| `deployment/web` | replicas | {web['spec']['replicas']} → **4** | previewed |" in body, \
+        "change-centric rows, from the live value the plan was written against"
+    assert "?" not in body.split("| previewed |")[0], "every before value was read"
     assert "| 1 | `kubectl -n assistant scale deployment/web --replicas=4` |" in body, "commands, collapsed"
     assert "`execute-plan`" in body
     report = scale_report(state, changes, plan, "ops/plans/infra-scale/prod/plan.yaml", False)
