@@ -148,6 +148,12 @@ class GitHubSettings:
         owner, _, name = repository.partition("/")
         return replace(self, owner=owner, repo=name)
 
+    def pull_request_page(self, number: int) -> str:
+        """The PR's web page: github.com for api.github.com, the host itself for GitHub Enterprise (`<host>/api/v3`)."""
+        api = self.api_url.rstrip("/")
+        web = "https://github.com" if api == DEFAULT_API_URL.rstrip("/") else api.removesuffix("/api/v3")
+        return f"{web}/{self.owner}/{self.repo}/pull/{number}"
+
     def missing(self) -> list[str]:
         """Names of required settings that are not set (the token counts as set when a block is named)."""
         out = [name for name, value in (("GH_OWNER", self.owner), ("GH_REPO", self.repo)) if not value]

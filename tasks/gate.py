@@ -7,13 +7,7 @@ from prefect.cache_policies import NO_CACHE
 from core.gate import GateDecision, GateRequirement
 from integrations.github import GitHubError, GitHubSettings, check_gate, recheck_gate, set_commit_status, status_context
 from integrations.pull_request import report_execution, retried
-from tasks.links import flow_run_url
-
-
-def settings_for(requirement: GateRequirement) -> GitHubSettings:
-    """The environment's settings, for the repository the run was triggered from when one is given and this
-    worker serves it (GH_OWNER/GH_REPO or INFRA_REPOSITORIES). Raises GitHubError when it does not."""
-    return GitHubSettings.from_env().serving(requirement.repository)
+from tasks.links import flow_run_url, settings_for
 
 
 @task(cache_policy=NO_CACHE)

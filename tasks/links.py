@@ -1,10 +1,10 @@
-"""Links a run leaves behind: the Prefect UI page of the running flow, and the pull request it ran for."""
+"""Where a run points: the Prefect UI page of the running flow, the pull request it ran for and its GitHub settings."""
 
 from prefect.runtime import flow_run
 from prefect.settings import PREFECT_UI_URL
 
 from core.gate import GateRequirement
-from integrations.github import DEFAULT_API_URL, GitHubError, GitHubSettings
+from integrations.github import GitHubError, GitHubSettings
 
 
 def flow_run_url() -> str | None:
@@ -14,13 +14,15 @@ def flow_run_url() -> str | None:
     return f"{str(ui).rstrip('/')}/runs/flow-run/{run_id}" if ui and run_id else None
 
 
+def settings_for(requirement: GateRequirement) -> GitHubSettings:
+    """The environment's settings, for the repository the run was triggered from when one is given and this
+    worker serves it (GH_OWNER/GH_REPO or INFRA_REPOSITORIES). Raises GitHubError when it does not."""
+    return GitHubSettings.from_env().serving(requirement.repository)
+
+
 def pull_request_url(requirement: GateRequirement) -> str | None:
-    """The PR's page: github.com for api.github.com, the host itself for GitHub Enterprise (`<host>/api/v3`);
-    None for a repository this worker does not serve."""
+    """The PR's page; None for a repository this worker does not serve."""
     try:
-        settings = GitHubSettings.from_env().serving(requirement.repository)
+        return settings_for(requirement).pull_request_page(requirement.pr)
     except GitHubError:
         return None
-    api = settings.api_url.rstrip("/")
-    web = "https://github.com" if api == DEFAULT_API_URL.rstrip("/") else api.removesuffix("/api/v3")
-    return f"{web}/{settings.owner}/{settings.repo}/pull/{requirement.pr}"

@@ -5,7 +5,7 @@ import pytest
 
 from core.gate import GateRequirement
 from integrations.github import GitHubError
-from tasks.gate import settings_for
+from tasks.links import settings_for
 
 
 def test_an_event_may_name_only_a_repository_the_worker_serves(monkeypatch: pytest.MonkeyPatch) -> None:
