@@ -16,6 +16,8 @@ import re
 import threading
 from urllib.parse import urlsplit
 
+from core.errors import PermanentError, TemporaryError
+
 MASK = "***"
 # Shorter values would mask ordinary words; no real token is this short.
 MIN_SECRET_LENGTH = 8
@@ -66,13 +68,20 @@ def mask_untrusted(text: str) -> str:
 
 
 class SecretFilter(logging.Filter):
-    """Masks the formatted message (and any traceback text) of every record it sees; never drops a record."""
+    """Masks the formatted message (and any traceback text) of every record it sees; never drops a record.
+
+    A TemporaryError or PermanentError (kubectl's, GitHub's, the lock's) is an expected failure whose message
+    says it all, and the run reports it as one line: Prefect's engine logs the exception a task raised after its
+    last retry with its traceback, which is left out here, on the console and in the UI alike.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         masked = mask(message)
         if masked != message:
             record.msg, record.args = masked, None
+        if record.exc_info and isinstance(record.exc_info[1], TemporaryError | PermanentError):
+            record.exc_info, record.exc_text = None, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:

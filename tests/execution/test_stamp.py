@@ -89,3 +89,18 @@ def test_a_refused_stamp_changes_nothing_and_a_transient_one_is_retried(world: W
     assert world.kube.kubectl_invocations("kubectl annotate") == 4, "3 tries before the first change, 1 after"
     assert world.replicas("web") == 4
     assert stamp_of(world.deployment("web")) == stamp_of(world.hpa("web")) is not None
+
+
+def test_a_stamp_still_failing_after_its_retries_is_one_error_line_without_a_traceback(world: World) -> None:
+    """Chaos seed 20: every annotate PATCH of one object dropped, so the stamp's retries all fail."""
+    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/api$", command="kubectl annotate", drop=True)
+    world.kube.clear_requests()
+
+    failed = apply(world)
+
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "Traceback" not in failed.stdout + failed.stderr, failed.stderr[-3000:]
+    *_, error, last = failed.stdout.splitlines()
+    assert last == "failed"
+    assert error.startswith("error: could not stamp ") and "still failing after" in error, error
+    assert error.endswith("; nothing was changed"), error
