@@ -200,6 +200,12 @@ def _children() -> dict[int, list[int]]:
     return children
 
 
+LATE_WRITE_GRACE_S = 2.0
+"""How long a write may still take to land at the API server after kubectl was killed for timing out: the
+request was sent, and the server commits what it received (chaos seed 41: a retry that read the object 1 s after
+the timeout re-sent a scale whose first PATCH landed 0.5 s later)."""
+
+
 def kill_tree(pid: int) -> None:
     """SIGKILL `pid` and everything it started, children first found, so none is reparented and missed."""
     children = _children()
@@ -253,8 +259,11 @@ def run(kubectl: Kubectl, namespace: str, args: Sequence[str], stdin: str | None
         finally:
             timer.cancel()
         if expired.is_set():
+            writes = not _only_reads(args)
+            if writes:  # whoever reads the object next (a retry deciding whether to re-send) sees what landed
+                time.sleep(LATE_WRITE_GRACE_S)
             raise KubectlError(f"kubectl {' '.join(args[:2])} timed out after {limit:g}s", transient=True,
-                               maybe_landed=not _only_reads(args))
+                               maybe_landed=writes)
         out.seek(0)
         err.seek(0)
         logged = err.read().decode(errors="replace")

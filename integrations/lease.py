@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any
 
 from core.errors import LeaseLost, TemporaryError
-from integrations.kubectl import Kubectl, KubectlError, checked, retry_transient, run
+from integrations.kubectl import LATE_WRITE_GRACE_S, Kubectl, KubectlError, checked, retry_transient, run
 
 LEASE_NAME = "infra-orchestrator-lock"
 LEASE_SECONDS = 60
@@ -41,10 +41,6 @@ def holder_identity(label: str) -> str:
 
 def _micro_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-DEAD_HOLDER_GRACE_S = 2.0
-"""Beyond kubectl's timeout, how long a write a dead holder sent may still take to land at the API server."""
 
 
 def _holder_is_dead(holder: str) -> bool:
@@ -139,7 +135,7 @@ def acquire(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float, pol
         # A write the dead holder had in flight may still land after it died (an API server commits what it
         # received, answered or not): taken over at once, this run would read the object before that write
         # landed and send it a second time.
-        settled = time.monotonic() - dead_since[1] >= kubectl.timeout_s + DEAD_HOLDER_GRACE_S
+        settled = time.monotonic() - dead_since[1] >= kubectl.timeout_s + LATE_WRITE_GRACE_S
         free = current is None or not other or (dead and settled)
         if free or observed.unchanged_for(str(version)) >= duration:
             lease = _lease(namespace, holder, version, lease_s)

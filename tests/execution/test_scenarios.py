@@ -205,6 +205,22 @@ def test_two_applies_on_one_namespace_do_not_interleave(world: World) -> None:
     assert first_done > web_patch
 
 
+def test_a_write_the_server_commits_after_kubectl_gave_up_is_not_sent_again(world: World) -> None:
+    """Chaos seed 41: the server holds the scale PATCH and commits it 1.5 s after kubectl was killed for timing
+    out. The retry must not read the object before that, or it re-sends a write that then lands twice."""
+    late = world.kube.faults.add(method="PATCH", path_regex=r"/deployments/web/scale$", latency_s=3.5, count=1)
+
+    world.label("execute-plan")
+    result = world.cli("apply", "--execute", f"--pr={world.pr}", INFRA_KUBECTL_TIMEOUT="2")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert late.fired == 1 and world.replicas("web") == 4
+    landed = [r for r in world.kube.requests() if r["method"] == "PATCH" and r["path"].endswith("/web/scale")
+              and 200 <= r["status"] < 300]
+    assert len(landed) == 1, f"the scale landed {len(landed)} times"
+    assert by_action(result.stdout)["scale_workload"]["attempts"] == 2, "confirmed by the retry's read"
+
+
 def test_a_write_that_lands_after_its_timeout_is_confirmed_not_sent_again(world: World) -> None:
     """The scale PATCH commits, but its answer comes only after kubectl gave up waiting (2 s): the retry reads the
     object, finds the write landed and does not send it again. In rollback, re-sending `scale --current-replicas`

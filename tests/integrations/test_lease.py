@@ -14,8 +14,8 @@ from dataclasses import replace
 import pytest
 
 from core.errors import LeaseLost
-from integrations.kubectl import Kubectl, KubectlError
-from integrations.lease import DEAD_HOLDER_GRACE_S, LEASE_NAME, LockTimeout, acquire, holder_identity, target_lock
+from integrations.kubectl import LATE_WRITE_GRACE_S, Kubectl, KubectlError
+from integrations.lease import LEASE_NAME, LockTimeout, acquire, holder_identity, target_lock
 from tests.fixtures.kube import KubeSandbox
 
 LEASE_S = 6
@@ -120,7 +120,7 @@ def test_a_dead_holder_on_this_host_is_taken_over_once_its_writes_can_have_lande
     started = time.monotonic()
     acquire(replace(kubectl, timeout_s=1.0), "shop", "me@here/1", timeout_s=10, poll_s=0.2, lease_s=LEASE_S)
     took = time.monotonic() - started
-    assert 1.0 + DEAD_HOLDER_GRACE_S <= took < LEASE_S, took
+    assert 1.0 + LATE_WRITE_GRACE_S <= took < LEASE_S, took
 
 
 @pytest.mark.parametrize("fault", [{"status": 500}, {"status": 429}, {"drop": True}])
