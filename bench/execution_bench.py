@@ -31,6 +31,7 @@ deployments is 9,000 kubectl processes.
 
     .venv/bin/python bench/execution_bench.py [--quick] [--sizes 10,100,1000] [--latency-ms 20]
         [--baseline-sample 100]
+    .venv/bin/python bench/execution_bench.py --event-latency [--runs 5] [--poll-seconds 1]   # bench/event_bench.py
 """
 
 from __future__ import annotations
@@ -341,7 +342,16 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay the sandbox adds to every request")
     parser.add_argument("--baseline-sample", type=int, default=None,
                         help="run the baseline on this many deployments at most, and scale its time")
-    args = parser.parse_args()
+    parser.add_argument("--event-latency", action="store_true",
+                        help="label to first change through the webhook bridge and a worker instead "
+                             "(bench/event_bench.py; its flags follow, e.g. --runs 5 --poll-seconds 1)")
+    args, rest = parser.parse_known_args()
+    if args.event_latency:
+        from bench.event_bench import main as event_latency
+
+        return event_latency(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     sizes = [10] if args.quick else [int(size) for size in args.sizes.split(",") if size]
 
     print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())};"
