@@ -3,9 +3,10 @@ webhook bridge, through a Prefect server, its automation and a process worker, t
 the sandbox API server logs.
 
 Everything is real except the cluster and GitHub: `infra-webhook` as a process, a Prefect server (`prefect
-server start`, SQLite, its own PREFECT_HOME), the work pools and limits of `deployments/work_pools.py`, the
-deployments and triggers of prefect.yaml (`prefect --no-prompt deploy --all`), `prefect worker start --type
-process` on pool infra-prod, the in-process sandbox API server and GitHub test server, real kubectl.
+server start` on PostgreSQL as production runs it, or `--database sqlite`), the work pools and limits of
+`deployments/work_pools.py`, the deployments and triggers of prefect.yaml (`prefect --no-prompt deploy --all`),
+`prefect worker start --type process` on pool infra-prod, the in-process sandbox API server and GitHub test
+server, real kubectl.
 
 Each run adds the label on the GitHub server (as the labeler did) and posts a newly signed delivery; runs
 alternate execute-plan and rollback-plan, so every run changes the cluster (web 2 -> 4 -> 2 ...). Per run, in
@@ -13,13 +14,20 @@ ms from the POST:
 
 - answered: the bridge's 200; created: the flow run's `created`; pending: the worker claimed it (its Pending
   state); spawned: the flow-run process started (its /proc start time, a child of the worker); running: the
-  engine's Running state; gate: the end of the last gate task run (the recheck); slot: the first Lease request
-  (the target's Prefect concurrency slot is taken just before the Lease); first write: the first mutating
-  request of any kind (the Lease); change: the first mutating request on the plan's object (the target).
-- stall: slot - gate, the wait for the Prefect slot plus the Lease's read.
+  engine's Running state; gate: the end of `verify_label`; slot: the target's Prefect concurrency slot taken
+  (its `prefect.concurrency-limit.acquired` event); lease: the first Lease request; change: the first mutating
+  request on the plan's object.
+- stall: slot - gate (the commit status in between takes ~30-100 ms).
+- the flow-run process's CPU seconds to Running and to the change (sampled from /proc every 20 ms): the load
+  stretches wall time, far less CPU time.
+- before each worker's runs, what its polling costs idle: CPU of the worker and of the server and database.
 
-    .venv/bin/python bench/event_bench.py [--runs 5] [--poll-seconds 1,0.2]
-    .venv/bin/python bench/execution_bench.py --event-latency [--runs 5] [--poll-seconds 1,0.2]
+    .venv/bin/python bench/event_bench.py [--runs 5] [--poll-seconds 1,0.25] [--compare-start] [--database sqlite]
+    .venv/bin/python bench/execution_bench.py --event-latency [--runs 5] [--poll-seconds 1]
+
+`--worker-log-level DEBUG --keep DIR` keeps the worker's log, where a flow-run process's client retries show
+(`Received response with retryable status code 503`); with PREFECT_API_LOG_RETRYABLE_ERRORS=true in the
+environment the server's log says why.
 
 With several `--poll-seconds`, a worker is started for each value in turn (the same server, deployments and
 PR), so the figures compare in one run.
@@ -269,9 +277,8 @@ class Stack:
         raise SystemExit(f"the bridge did not start:\n{bridge.log.read_text()[-3000:]}")
 
     @contextmanager
-    def worker(self, poll_s: float) -> Iterator[Service]:
-        env = {**self.client_env(), "PREFECT_WORKER_QUERY_SECONDS": f"{poll_s:g}",
-               "PREFECT_LOGGING_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "INFO")}
+    def worker(self, poll_s: float, log_level: str) -> Iterator[Service]:
+        env = {**self.client_env(), "PREFECT_WORKER_QUERY_SECONDS": f"{poll_s:g}", "PREFECT_LOGGING_LEVEL": log_level}
         worker = Service.start([str(VENV_BIN / "prefect"), "worker", "start", "--pool", f"infra-{TARGET}",
                                 "--type", "process", "--name", f"bench-{poll_s:g}"], env, self.checkout,
                                self.tmp / f"worker-{poll_s:g}.log")
@@ -463,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="first measure with Prefect's default flow-run start (no `command` job variable)")
     parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql",
                         help="the Prefect server's database (SQLite answers concurrent writes with 503s)")
+    parser.add_argument("--worker-log-level", default="INFO",
+                        help="DEBUG shows the flow-run processes' client retries (503s) in the worker's log")
+    parser.add_argument("--keep", type=Path, help="copy the logs (worker, bridge, Prefect server) here at the end")
     parser.add_argument("--idle-seconds", type=float, default=10, help="how long the idle poll cost is measured")
     args = parser.parse_args(argv)
     polls = [float(value) for value in args.poll_seconds.split(",") if value]
@@ -491,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
                     "Prefect's default (workspace resolver process, then the engine)"
                 for poll_s in polls:
                     print(f"\nflow-run start: {start}")
-                    with stack.worker(poll_s) as worker:
+                    with stack.worker(poll_s, args.worker_log_level) as worker:
                         servers = [proc.pid for proc in (prefect.proc, database and database.proc) if proc]
                         print(idle_cost(worker.proc.pid, servers, args.idle_seconds))
                         spawns = SpawnWatch(worker.proc.pid)
@@ -507,8 +517,8 @@ def main(argv: list[str] | None = None) -> int:
                         report(poll_s, runs, load)
         finally:
             stack.stop()
-            if os.environ.get("BENCH_KEEP"):
-                shutil.copytree(tmp, os.environ["BENCH_KEEP"], symlinks=True, dirs_exist_ok=True)
+            if args.keep:
+                shutil.copytree(tmp, args.keep, symlinks=True, dirs_exist_ok=True)
             prefect.stop()
             sandboxes.stop()
             if database is not None:
