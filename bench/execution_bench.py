@@ -31,6 +31,7 @@ deployments is 9,000 kubectl processes.
 
     .venv/bin/python bench/execution_bench.py [--quick] [--sizes 10,100,1000] [--latency-ms 20]
         [--baseline-sample 100]
+    .venv/bin/python bench/execution_bench.py --event-latency [--runs 5] [--poll-seconds 1]   # bench/event_bench.py
 """
 
 from __future__ import annotations
@@ -341,6 +342,13 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay the sandbox adds to every request")
     parser.add_argument("--baseline-sample", type=int, default=None,
                         help="run the baseline on this many deployments at most, and scale its time")
+    parser.add_argument("--event-latency", action="store_true",
+                        help="label to first change through the webhook bridge and a worker instead "
+                             "(bench/event_bench.py; its flags follow, e.g. --runs 5 --poll-seconds 1)")
+    if "--event-latency" in sys.argv[1:]:
+        from bench.event_bench import main as event_latency
+
+        return event_latency([arg for arg in sys.argv[1:] if arg != "--event-latency"])
     args = parser.parse_args()
     sizes = [10] if args.quick else [int(size) for size in args.sizes.split(",") if size]
 
