@@ -19,10 +19,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from ..http import SandboxHTTPServer
 from .bodies import Bodies
 from .state import GitHubState, Issue, Repo, SandboxError, blob_sha
 
@@ -133,7 +134,7 @@ class GitHubSandbox(GitHubState):
         self.faults: list[Fault] = []
         self.log: list[RequestRecord] = []
         self.rate_remaining = 5000
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: SandboxHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
         self.b = Bodies(self, "http://127.0.0.1")
@@ -147,8 +148,7 @@ class GitHubSandbox(GitHubState):
         class _Handler(_RequestHandler):
             owner = sandbox
 
-        self._httpd = ThreadingHTTPServer((self.host, self.port), _Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = SandboxHTTPServer((self.host, self.port), _Handler)
         self.port = self._httpd.server_address[1]
         self.url = f"http://{self.host}:{self.port}"
         self.b = Bodies(self, self.url)

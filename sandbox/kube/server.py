@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from re import error as re_error
 from typing import Any
@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
+from ..http import SandboxHTTPServer
 from .auth import ADMIN, ADMIN_TOKEN, ANONYMOUS, Authenticator, User
 from .autoscaling import to_v2
 from .controllers import DEFAULT_BROKEN_IMAGE, Controllers
@@ -47,9 +48,7 @@ MAX_LOGGED_REQUESTS = 100_000
 CONTROL_PREFIX = "/_sandbox/"
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _HTTPServer(SandboxHTTPServer):
     request_queue_size = 128
     sandbox: SandboxServer
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
+import struct
 import time
 from collections.abc import Callable
 from typing import Any
@@ -338,3 +340,17 @@ def test_an_answer_held_back_past_the_client_timeout_still_commits_the_write(kub
     assert dep is not None and dep["spec"]["replicas"] == 3, "the write landed though its answer never arrived"
     [late] = [r for r in kube_sandbox.requests() if r["method"] == "PATCH"]
     assert late["status"] == 200
+
+
+def test_a_client_that_resets_its_connection_is_not_a_server_error(kube_sandbox: KubeSandbox,
+                                                                    capfd: pytest.CaptureFixture[str]) -> None:
+    """A run killed mid-request resets its connection: the server says nothing (stdlib printed a traceback)."""
+    host, port = kube_sandbox.url.removeprefix("http://").split(":")
+    for _ in range(3):
+        with socket.create_connection((host, int(port))) as client:
+            client.sendall(b"GET /api HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+    time.sleep(0.5)
+
+    assert "Traceback" not in capfd.readouterr().err
+    assert _call(kube_sandbox, "GET", "/api/v1/namespaces/default")[0] == 200, "still serving"
