@@ -7,11 +7,19 @@ When that server goes away mid-run, the run does not wait for it: every Prefect 
 (PREFECT_API_REQUEST_TIMEOUT, PREFECT_CLIENT_MAX_RETRIES, defaults below), the tasks go on without Prefect's
 tracking (their state is kept in this process), the cluster work finishes, the lock is released, the record is
 written in the cluster, and the outcome is printed with a note saying what the Prefect UI is missing.
+
+The CLI's own flow runs send no heartbeats unless PREFECT_FLOWS_HEARTBEAT_FREQUENCY asks for them. Heartbeats let
+an automation mark a run whose machine died as crashed (Prefect's zombie detection, for deployment runs on a
+worker, which keep them); here the person at the terminal sees the crash and the cluster record and the Lease
+carry the run's state. Prefect 3.9's heartbeat thread sleeps in whole seconds and is joined when the flow ends, so
+it held every CLI run for a further second after its last step.
 """
 
 import os
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from cli.args import Options
 from core.report import RunReport, with_lines
@@ -41,12 +49,13 @@ def execute(options: Options) -> RunReport:
               "require_approval": options.require_approval}
     outcome: object
     try:
-        if options.flow == "apply":
-            state = infra_apply(**common, atomic=options.atomic, return_state=True)
-        else:
-            from_record = str(options.from_record.resolve()) if options.from_record is not None else None
-            state = infra_rollback(**common, force=options.force, from_record=from_record,
-                                   seed_fallback=options.seed_fallback, return_state=True)
+        with without_heartbeats():
+            if options.flow == "apply":
+                state = infra_apply(**common, atomic=options.atomic, return_state=True)
+            else:
+                from_record = str(options.from_record.resolve()) if options.from_record is not None else None
+                state = infra_rollback(**common, force=options.force, from_record=from_record,
+                                       seed_fallback=options.seed_fallback, return_state=True)
         outcome = state.result(raise_on_failure=False)
     except Exception as error:  # Prefect's engine could not record the run's state: its server went away
         outcome = error
@@ -65,6 +74,18 @@ def execute(options: Options) -> RunReport:
                      "state, logs and artifacts; the outcome here and the record in the cluster are complete")
         leave_without_waiting_for_prefect(report.exit_code)
     return with_lines(report, notes)
+
+
+@contextmanager
+def without_heartbeats() -> Iterator[None]:
+    """No flow-run heartbeats for the CLI's own run, unless the environment sets their frequency (module doc)."""
+    if "PREFECT_FLOWS_HEARTBEAT_FREQUENCY" in os.environ:
+        yield
+        return
+    from prefect.settings import temporary_settings
+
+    with temporary_settings(updates={"flows.heartbeat_frequency": None}):
+        yield
 
 
 def prefect_unreachable() -> str | None:
