@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from cli.demo import Prefect, Sandboxes, command_for, start_prefect  # noqa: E402
 from core.plan import load_plan  # noqa: E402
+from core.record import STAMP_FIELD_MANAGER  # noqa: E402
 from core.state import normalized_resources  # noqa: E402
 
 NAMESPACE = "chaos"
@@ -64,9 +65,6 @@ LABELS = {"apply": "execute-plan", "rollback-plan": "rollback-plan", "rollback":
 MUTATING = ("POST", "PUT", "PATCH", "DELETE")
 BOOKKEEPING = ("/configmaps", "/leases")
 """Records and the lock are rewritten on purpose; every other object must get each kind of write once."""
-RESTAMPED = "kubectl annotate"
-"""The record stamp is written again by a rerun, and by a retry after a timeout whose write landed all the same:
-an `--overwrite` of the same value, changing nothing, so it is never a doubled write."""
 
 
 @dataclass
@@ -195,12 +193,14 @@ def kill_after(process: subprocess.Popen[str], delay_s: float) -> Run:
 
 # --------------------------------------------------------------------------- checks
 def doubled_writes(requests: list[dict[str, Any]]) -> list[str]:
-    """Objects that got the same kind of successful write more than once in one phase."""
+    """Objects that got the same kind of successful write more than once in one phase. The record stamp (written
+    as STAMP_FIELD_MANAGER) is not counted: a rerun writes it again, and so may a retry after a timeout whose write
+    landed all the same, the same value, changing nothing."""
     seen: Counter[tuple[str, str, str]] = Counter()
     for request in requests:
         if request["method"] in MUTATING and 200 <= int(request.get("status") or 0) < 300 \
                 and not any(part in request["path"] for part in BOOKKEEPING) \
-                and request.get("command") != RESTAMPED:
+                and request.get("field_manager") != STAMP_FIELD_MANAGER:
             seen[(request["method"], request["path"], request.get("command", ""))] += 1
     return [f"{method} {path} ({command or 'no command'}) x{count}"
             for (method, path, command), count in sorted(seen.items()) if count > 1]

@@ -19,7 +19,9 @@ RECORD_VERSION = 1
 RECORD_ANNOTATION = "infra-orchestrator.io/record"
 """Stamped by apply on every object it changes, naming the record (`record_name`): an object that carries it was
 changed by us, so a rollback that finds no readable record for it must refuse rather than guess."""
-"""Apply-side step states: `unchanged` is a step found already done when an interrupted apply was resumed."""
+STAMP_FIELD_MANAGER = "infra-orchestrator-stamp"
+"""The stamp's field manager: the API server's managedFields, its audit log and a request log tell the stamp's
+PATCH from a step's."""
 
 
 def now() -> str:

@@ -16,7 +16,7 @@ from prefect.runtime import task_run
 from core.batch import Batch, BatchRun, batches, stdin_chunks, waves
 from core.landed import landed
 from core.plan import Plan
-from core.record import RECORD_ANNOTATION
+from core.record import RECORD_ANNOTATION, STAMP_FIELD_MANAGER
 from core.report import StepResult
 from core.rollout import confirmed_by_listing
 from core.steps import Step
@@ -87,10 +87,13 @@ def live_object(namespace: str, kubectl: Kubectl, step: Step) -> list[dict[str, 
 
 
 def stamp_calls(refs: Sequence[str], record: str) -> list[tuple[tuple[str, ...], str]]:
-    """The stamp's `kubectl annotate -f - infra-orchestrator.io/record=<record> --overwrite` calls and their
-    stdin: objects read from stdin get a client each, so kubectl's rate limiter never holds them back, and a
+    """The stamp's `kubectl patch -f - --type=merge` calls setting infra-orchestrator.io/record=<record>, and
+    their stdin. A merge patch is one request per object; `kubectl annotate` reads each object first, a second
+    round trip. Objects read from stdin get a client each, so kubectl's rate limiter never holds them back, and a
     large plan's stamp is spread over a few calls side by side (core.batch)."""
-    args = ("annotate", "-f", "-", f"{RECORD_ANNOTATION}={record}", "--overwrite", "-o", "name")
+    patch = json.dumps({"metadata": {"annotations": {RECORD_ANNOTATION: record}}}, separators=(",", ":"))
+    args = ("patch", "-f", "-", "--type=merge", f"-p={patch}", f"--field-manager={STAMP_FIELD_MANAGER}",
+            "-o", "name")
     return [(args, chunk) for chunk in stdin_chunks(refs)]
 
 

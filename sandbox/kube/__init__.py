@@ -61,9 +61,11 @@ Controllers: ``set_stuck(ns, name, stuck=True)``, ``set_metric(ns, hpa, utilizat
 HPA resyncs are timers that fire only when due).
 Auth: ``add_token(token, user, groups=())``.
 Faults: ``.faults.add(method=, path_regex=, status=, retry_after=, latency_s=, drop=, answer_late_s=, count=, fraction=,
-message=, command=)`` (``command="kubectl set"``: only requests whose ``Kubectl-Command`` header names it)
+message=, command=, field_manager=)`` (``command="kubectl set"``: only requests whose ``Kubectl-Command`` header
+names it; ``field_manager``: only writes with that ``fieldManager`` query parameter)
 -> rule (``.id``, ``.fired``), ``.faults.remove(id)``, ``.faults.clear()``, ``.faults.seed(n)``.
-Request log: ``requests(since=0)`` (with ``user``, ``verb``, ``group``, ``resource`` of resource requests),
+Request log: ``requests(since=0)`` (with ``field_manager``, and ``user``, ``verb``, ``group``, ``resource`` of
+resource requests),
 ``clear_requests()``.
 
 HTTP control endpoints (never faulted or logged): ``GET|DELETE /_sandbox/requests`` (``?since=SEQ``),

@@ -1,7 +1,8 @@
 """Fault injection, deterministic under a seed.
 
-A rule matches requests by method, path regex and kubectl command and, when it fires, adds latency, answers a
-status (with an optional ``Retry-After``), drops the connection, or serves the request and holds its answer back
+A rule matches requests by method, path regex, kubectl command and field manager and, when it fires, adds
+latency, answers a status (with an optional ``Retry-After``), drops the connection, or serves the request and holds
+its answer back
 (``answer_late_s``: the write commits, the client times out first, as when an API server answers after a
 client's deadline). It fires for the next ``count`` matching
 requests, or for a ``fraction`` of them drawn from a seeded RNG (both: a fraction, at most count times). Rules are
@@ -11,6 +12,9 @@ checked in the order they were added; the first one that fires wins. ``/_sandbox
 ``Kubectl-Command`` header (``kubectl scale``, ``kubectl annotate``, ``kubectl rollout status``). The rule matches
 that header exactly or as its leading words (``kubectl rollout`` matches ``kubectl rollout status``, ``kubectl a``
 matches nothing), so a fault meant for one step's write is not consumed by another command on the same path.
+``field_manager`` matches a write's ``fieldManager`` query parameter exactly (``kubectl patch
+--field-manager=NAME``): one command's writes made for different purposes, told apart as the API server's
+managedFields tell them.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class FaultRule:
     method: str | None = None
     path_regex: str | None = None
     command: str | None = None
+    field_manager: str | None = None
     status: int | None = None
     retry_after: float | None = None
     latency_s: float = 0.0
@@ -65,6 +70,7 @@ _FIELDS = (
     "method",
     "path_regex",
     "command",
+    "field_manager",
     "status",
     "retry_after",
     "latency_s",
@@ -107,6 +113,7 @@ class FaultInjector:
         message: str | None = None,
         command: str | None = None,
         answer_late_s: float = 0.0,
+        field_manager: str | None = None,
     ) -> FaultRule:
         """Add a rule; returns it (``.id`` to remove it, ``.fired`` to see how often it fired)."""
         if status is None and not drop and latency_s <= 0 and answer_late_s <= 0:
@@ -123,6 +130,7 @@ class FaultInjector:
             method=method.upper() if method else None,
             path_regex=path_regex,
             command=" ".join(str(command).split()) if command is not None else None,
+            field_manager=field_manager,
             status=int(status) if status is not None else None,
             retry_after=retry_after,
             latency_s=float(latency_s),
@@ -160,13 +168,16 @@ class FaultInjector:
         with self._lock:
             return list(self._rules)
 
-    def match(self, method: str, path: str, command: str = "") -> Fault | None:
-        """Decide (and record) whether a request is faulted; ``command`` is its ``Kubectl-Command`` header."""
+    def match(self, method: str, path: str, command: str = "", field_manager: str = "") -> Fault | None:
+        """Decide (and record) whether a request is faulted; ``command`` is its ``Kubectl-Command`` header,
+        ``field_manager`` its ``fieldManager`` query parameter."""
         with self._lock:
             for rule in self._rules:
                 if rule.method and rule.method != method.upper():
                     continue
                 if rule.command is not None and not _same_command(rule.command, command):
+                    continue
+                if rule.field_manager is not None and rule.field_manager != field_manager:
                     continue
                 if rule._re is not None and not rule._re.search(path):
                     continue

@@ -3,7 +3,7 @@
 ``ThreadingHTTPServer`` speaking HTTP/1.1 with keep-alive (client-go reuses connections) and Nagle disabled
 (small JSON answers must not wait 40 ms for an ACK). Each request is parsed defensively, checked against the
 fault rules, routed through :class:`~sandbox.kube.rest.Api`, logged (method, path, query, ``Kubectl-Command``,
-status, server handling time) and answered; watches are streamed with chunked encoding.
+``fieldManager``, status, server handling time) and answered; watches are streamed with chunked encoding.
 
 Control endpoints (never faulted, never logged):
 
@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from re import error as re_error
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import yaml
 
@@ -123,6 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
             "query": query_s,
             "command": self.headers.get("Kubectl-Command", ""),
             "session": self.headers.get("Kubectl-Session", ""),
+            "field_manager": parse_qs(query_s).get("fieldManager", [""])[0],
             "user_agent": self.headers.get("User-Agent", ""),
             "time": time.time(),
         }
@@ -141,7 +142,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if sandbox.latency_s > 0:
             sandbox.stopped.wait(sandbox.latency_s)
-        fault = sandbox.faults.match(self.command, path, record["command"])
+        fault = sandbox.faults.match(self.command, path, record["command"], record["field_manager"])
         if fault is not None:
             record["fault"] = fault.rule_id
             if fault.latency_s > 0:

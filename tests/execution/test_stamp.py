@@ -3,7 +3,7 @@ and with the record lost the rollback refuses until it is given a saved copy."""
 
 import shutil
 
-from core.record import RECORD_ANNOTATION
+from core.record import RECORD_ANNOTATION, STAMP_FIELD_MANAGER
 from tests.execution.conftest import NAMESPACE, World
 from tests.execution.test_scenarios import apply, rollback
 
@@ -62,8 +62,8 @@ def test_a_record_file_of_another_plan_is_bad_input(world: World) -> None:
 
 
 def test_a_refused_stamp_changes_nothing_and_a_transient_one_is_retried(world: World) -> None:
-    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/api$", command="kubectl annotate", status=403,
-                          count=1, message='deployments.apps "api" is forbidden: no annotations here')
+    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/api$", field_manager=STAMP_FIELD_MANAGER,
+                          status=403, count=1, message='deployments.apps "api" is forbidden: no annotations here')
     world.kube.clear_requests()
 
     refused = apply(world)
@@ -75,25 +75,26 @@ def test_a_refused_stamp_changes_nothing_and_a_transient_one_is_retried(world: W
     assert error.startswith("error: could not stamp deployment/web, deployment/api with "
                             f"{RECORD_ANNOTATION}=") and error.endswith("; nothing was changed"), error
     assert "refused by the cluster" in error and "is forbidden: no annotations here" in error
-    changed = {r["command"] for r in world.kube.requests() if r["method"] in MUTATING and r["status"] < 300
+    changed = {r["field_manager"] for r in world.kube.requests() if r["method"] in MUTATING and r["status"] < 300
                and "/leases" not in r["path"]}
-    assert changed == {"kubectl annotate"}, "the stamp alone was written, no step ran and no record was saved"
+    assert changed == {STAMP_FIELD_MANAGER}, "the stamp alone was written, no step ran and no record was saved"
     assert world.replicas("web") == 2 and world.hpa("web") is None
-    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/web$", command="kubectl annotate", status=503,
-                          count=2)
+    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/web$", field_manager=STAMP_FIELD_MANAGER,
+                          status=503, count=2)
     world.kube.clear_requests()
 
     applied = apply(world)
 
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    assert world.kube.kubectl_invocations("kubectl annotate") == 4, "3 tries before the first change, 1 after"
+    assert world.kube.kubectl_invocations(field_manager=STAMP_FIELD_MANAGER) == 4, \
+        "3 tries before the first change, 1 after"
     assert world.replicas("web") == 4
     assert stamp_of(world.deployment("web")) == stamp_of(world.hpa("web")) is not None
 
 
 def test_a_stamp_still_failing_after_its_retries_is_one_error_line_without_a_traceback(world: World) -> None:
-    """Chaos seed 20: every annotate PATCH of one object dropped, so the stamp's retries all fail."""
-    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/api$", command="kubectl annotate", drop=True)
+    """Chaos seed 20: every stamp PATCH of one object dropped, so the stamp's retries all fail."""
+    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/api$", field_manager=STAMP_FIELD_MANAGER, drop=True)
     world.kube.clear_requests()
 
     failed = apply(world)

@@ -354,3 +354,19 @@ def test_a_client_that_resets_its_connection_is_not_a_server_error(kube_sandbox:
 
     assert "Traceback" not in capfd.readouterr().err
     assert _call(kube_sandbox, "GET", "/api/v1/namespaces/default")[0] == 200, "still serving"
+
+
+def test_a_rule_can_target_one_field_manager(kube_sandbox: KubeSandbox) -> None:
+    """Two `kubectl patch` calls on one path, told apart by `--field-manager`, as the request log tells them."""
+    kube_sandbox.create_deployment("default", "web")
+    rule = kube_sandbox.faults.add(method="PATCH", path_regex=r"/deployments/web$", field_manager="stamper",
+                                   status=500, count=1)
+    patch = ("patch", "deployment/web", "--type=merge", "-p", '{"metadata":{"annotations":{"note":"x"}}}')
+    assert kube_sandbox.kubectl(*patch).returncode == 0 and rule.fired == 0
+    stamped = kube_sandbox.kubectl(*patch, "--field-manager=stamper")
+    assert stamped.returncode == 1 and "injected fault (HTTP 500)" in stamped.stderr and rule.fired == 1
+    assert [r["field_manager"] for r in kube_sandbox.requests() if r["method"] == "PATCH"] == ["kubectl-patch",
+                                                                                             "stamper"]
+    status, _, body = _call(kube_sandbox, "POST", "/_sandbox/faults",
+                            {"method": "PATCH", "field_manager": "stamper", "status": 503, "count": 1})
+    assert status == 201 and body["items"][0]["field_manager"] == "stamper"

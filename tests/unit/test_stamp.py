@@ -10,7 +10,7 @@ import pytest
 from bench.chaos import doubled_writes
 from cli.args import parse
 from core.errors import InputError, PermanentError, TemporaryError
-from core.record import RECORD_ANNOTATION, record_name
+from core.record import RECORD_ANNOTATION, STAMP_FIELD_MANAGER, record_name
 from core.report import RunReport
 from core.state import comparable, state_of
 from core.vocabulary import Outcome
@@ -88,7 +88,9 @@ def test_the_stamp_reads_its_objects_from_stdin_one_call_or_spread_over_a_few() 
     [(args, stdin)] = stamp_calls(few, "infra-plan-x")
     spread = stamp_calls(many, "infra-plan-x")
 
-    assert args == ("annotate", "-f", "-", f"{RECORD_ANNOTATION}=infra-plan-x", "--overwrite", "-o", "name")
+    assert args == ("patch", "-f", "-", "--type=merge",
+                    f'-p={{"metadata":{{"annotations":{{"{RECORD_ANNOTATION}":"infra-plan-x"}}}}}}',
+                    f"--field-manager={STAMP_FIELD_MANAGER}", "-o", "name")
     assert [json.loads(line)["metadata"]["name"] for line in stdin.splitlines()] == [f"w{i}" for i in range(10)]
     assert json.loads(stdin.splitlines()[0])["kind"] == "Deployment"
     assert [chunk.count("\n") for _, chunk in spread] == [250] * 4, "1,000 objects: four calls side by side"
@@ -192,14 +194,14 @@ def test_from_record_is_checked_by_the_cli(tmp_path: Path, world: World) -> None
 def test_chaos_never_counts_a_repeated_stamp_as_a_doubled_write() -> None:
     """A rerun stamps again, and a stamp retried after a timeout may land twice: the same value, so harmless; a
     step's write landing twice is still found."""
-    def patch(path: str, command: str) -> dict[str, Any]:
-        return {"method": "PATCH", "path": path, "command": command, "status": 200}
+    def patch(path: str, command: str, field_manager: str) -> dict[str, Any]:
+        return {"method": "PATCH", "path": path, "command": command, "field_manager": field_manager, "status": 200}
 
     web = "/apis/apps/v1/namespaces/shop/deployments/web"
-    requests = [patch(web, "kubectl annotate"), patch(web, "kubectl annotate"), patch(f"{web}/scale", "kubectl scale"),
-                patch(f"{web}/scale", "kubectl scale")]
+    requests = [patch(web, "kubectl patch", STAMP_FIELD_MANAGER), patch(web, "kubectl patch", STAMP_FIELD_MANAGER),
+                patch(web, "kubectl patch", "kubectl-patch"), patch(web, "kubectl patch", "kubectl-patch")]
 
-    assert doubled_writes(requests) == [f"PATCH {web}/scale (kubectl scale) x2"]
+    assert doubled_writes(requests) == [f"PATCH {web} (kubectl patch) x2"]
 
 
 def test_an_unreadable_record_refusal_names_both_ways_out_and_each_one_works(world: World) -> None:
