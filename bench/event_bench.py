@@ -461,6 +461,29 @@ def idle_cost(worker: int, servers: list[int], seconds: float) -> str:
             f" + database {1000 * (after[1] - before[1]) / seconds:.0f} ms CPU/s")
 
 
+DATABASES = ("postgresql", "sqlite")
+DATABASE_HELP = ("the Prefect server's database: PostgreSQL as production runs it, or SQLite, whose server "
+                 "answers a concurrency-slot write that meets another write with a 503 its client retries ~2 s later")
+
+
+@contextmanager
+def prefect_database(kind: str) -> Iterator[Postgres | None]:
+    """For `postgresql`, a PostgreSQL server of its own that `launch_prefect`'s server then uses (through
+    PREFECT_SERVER_DATABASE_CONNECTION_URL); for `sqlite`, nothing (Prefect's default)."""
+    if kind != "postgresql":
+        yield None
+        return
+    database = Postgres(root=Path(tempfile.mkdtemp(prefix="bench-pg-")), port=free_port())
+    database.root.chmod(0o755)  # PostgreSQL runs as its own user
+    os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database.start().url
+    try:
+        yield database
+    finally:
+        os.environ.pop("PREFECT_SERVER_DATABASE_CONNECTION_URL", None)
+        database.stop()
+        shutil.rmtree(database.root, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -468,8 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pause", type=float, default=3.0, help="seconds between a run's end and the next label")
     parser.add_argument("--compare-start", action="store_true",
                         help="first measure with Prefect's default flow-run start (no `command` job variable)")
-    parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql",
-                        help="the Prefect server's database (SQLite answers concurrent writes with 503s)")
+    parser.add_argument("--database", choices=DATABASES, default="postgresql", help=DATABASE_HELP)
     parser.add_argument("--worker-log-level", default="INFO",
                         help="DEBUG shows the flow-run processes' client retries (503s) in the worker's log")
     parser.add_argument("--keep", type=Path, help="copy the logs (worker, bridge, Prefect server) here at the end")
@@ -478,13 +500,9 @@ def main(argv: list[str] | None = None) -> int:
     polls = [float(value) for value in args.poll_seconds.split(",") if value]
     print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())};"
           f" Prefect server on {args.database}")
-    with tempfile.TemporaryDirectory(prefix="event-bench-") as tmp_name:
+    with tempfile.TemporaryDirectory(prefix="event-bench-") as tmp_name, \
+            prefect_database(args.database) as database:
         tmp = Path(tmp_name)
-        database = None
-        if args.database == "postgresql":  # as production runs it (docs/production.md, section 1)
-            database = Postgres(root=Path(tempfile.mkdtemp(prefix="event-bench-pg-")), port=free_port())
-            database.root.chmod(0o755)  # PostgreSQL runs as its own user
-            os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database.start().url
         prefect = launch_prefect(tmp)
         sandboxes = Sandboxes(tmp)
         stack = Stack(prefect, sandboxes, checkout_for(tmp), tmp)
@@ -521,9 +539,6 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copytree(tmp, args.keep, symlinks=True, dirs_exist_ok=True)
             prefect.stop()
             sandboxes.stop()
-            if database is not None:
-                database.stop()
-                shutil.rmtree(database.root, ignore_errors=True)
     return 0
 
 

@@ -5,7 +5,9 @@ same run.
 
 Everything is real except the cluster and GitHub: real kubectl, the in-process sandbox API server, the GitHub
 test server with a labeled PR (the real gate), and a Prefect server (`$PREFECT_API_URL`, or a local
-`prefect server start` with its own PREFECT_HOME).
+`prefect server start` with its own PREFECT_HOME, on a PostgreSQL of its own as production runs it, or with
+`--database sqlite` on Prefect's default SQLite: there, about one run in three waits ~2 s for the concurrency
+slot, whose write SQLite refuses while another is under way; the server answers 503 and Prefect's client retries).
 
 Every kubectl call (ours and the baseline's) goes through the same wrapper script (`KUBECTL=wrapper`), which
 runs /usr/bin/kubectl and appends start, end and arguments to a log; so call counts are counted, not inferred.
@@ -30,7 +32,7 @@ only, and that time scaled by the step count (printed as extrapolated): the shel
 deployments is 9,000 kubectl processes.
 
     .venv/bin/python bench/execution_bench.py [--quick] [--sizes 10,100,1000] [--latency-ms 20]
-        [--baseline-sample 100]
+        [--baseline-sample 100] [--database sqlite]
     .venv/bin/python bench/execution_bench.py --event-latency [--runs 5] [--poll-seconds 1]   # bench/event_bench.py
 """
 
@@ -55,6 +57,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.event_bench import DATABASE_HELP, DATABASES, prefect_database  # noqa: E402
 from cli.demo import Prefect, Sandboxes, command_for, launch_prefect, summary_of, wait_prefect  # noqa: E402
 from core.conventions import LABELS  # noqa: E402
 
@@ -342,6 +345,7 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay the sandbox adds to every request")
     parser.add_argument("--baseline-sample", type=int, default=None,
                         help="run the baseline on this many deployments at most, and scale its time")
+    parser.add_argument("--database", choices=DATABASES, default="postgresql", help=DATABASE_HELP)
     parser.add_argument("--event-latency", action="store_true",
                         help="label to first change through the webhook bridge and a worker instead "
                              "(bench/event_bench.py; its flags follow, e.g. --runs 5 --poll-seconds 1)")
@@ -353,8 +357,9 @@ def main() -> int:
     sizes = [10] if args.quick else [int(size) for size in args.sizes.split(",") if size]
 
     print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())};"
-          f" sandbox latency {args.latency_ms:g} ms per request")
-    with tempfile.TemporaryDirectory(prefix="execution-bench-") as tmp_name:
+          f" sandbox latency {args.latency_ms:g} ms per request; Prefect server on "
+          f"{'$PREFECT_API_URL' if os.environ.get('PREFECT_API_URL') else args.database}")
+    with tempfile.TemporaryDirectory(prefix="execution-bench-") as tmp_name, prefect_database(args.database):
         tmp = Path(tmp_name)
         log = tmp / "kubectl-calls.log"
         wrapper = tmp / "kubectl-wrapper"
