@@ -3,7 +3,8 @@
 import sys
 
 from cli.main import run
+from cli.process import run_and_exit
 
 
 def main() -> None:
-    sys.exit(run("apply", sys.argv[1:]))
+    run_and_exit(lambda: run("apply", sys.argv[1:]))

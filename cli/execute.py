@@ -15,8 +15,6 @@ carry the run's state. Prefect 3.9's heartbeat thread sleeps in whole seconds an
 it held every CLI run for a further second after its last step.
 """
 
-import atexit
-import logging
 import os
 import sys
 import threading
@@ -42,7 +40,6 @@ HEALTH_TIMEOUT_S = 3.0
 
 
 def execute(options: Options) -> RunReport:
-    exit_code = exit_without_teardown()
     from flows.apply import infra_apply
     from flows.rollback import infra_rollback
     from tasks.artifacts import PrefectOutage
@@ -71,12 +68,11 @@ def execute(options: Options) -> RunReport:
     notes = [] if report is outcome or lost is not None else [
         f"note: the flow run ended in an error after its report ({outcome})"]
     if report is None:
-        report, notes = RunReport((f"error: {outcome}",), None, Outcome.FAILED), []
-    elif lost is not None:
+        return RunReport((f"error: {outcome}",), None, Outcome.FAILED)
+    if lost is not None:
         notes.append(f"note: the Prefect server stopped answering ({lost}): its UI may lack this run's final "
                      "state, logs and artifacts; the outcome here and the record in the cluster are complete")
         leave_without_waiting_for_prefect(report.exit_code)
-    exit_code.append(report.exit_code)
     return with_lines(report, notes)
 
 
@@ -106,25 +102,6 @@ def prefect_unreachable() -> str | None:
     except httpx.HTTPError as error:
         return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
     return None
-
-
-def exit_without_teardown() -> list[int]:
-    """Once Prefect's services have drained at exit (the run's last events and logs sent), leave at once with the
-    exit code put in the returned list, without the interpreter's teardown of the ~2,000 modules Prefect brings
-    in (0.15-0.3 s of every executed run, measured). Called before Prefect is imported: exit hooks run last
-    registered first, so this one runs after Prefect's. The log handlers are flushed and closed, and stdout and
-    stderr flushed, as the teardown would have; with no code given (an exception escaped), the teardown runs."""
-    exit_code: list[int] = []
-
-    def leave() -> None:
-        if exit_code:
-            logging.shutdown()
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(exit_code[0])
-
-    atexit.register(leave)
-    return exit_code
 
 
 def leave_without_waiting_for_prefect(exit_code: int) -> None:

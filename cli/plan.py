@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 from cli.args import Parser, add_output, pr_number, require_github
 from cli.help import GITHUB_ENVIRONMENT, KUBE_ENVIRONMENT, PREFECT_ENVIRONMENT, TERMINAL_ENVIRONMENT, Usage, documented
 from cli.output import rendered
+from cli.process import run_and_exit
 from core.conventions import DEFAULT_PLAN
 from core.errors import InputError
 from core.lifecycle.plan import Plan
@@ -127,4 +128,4 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr,
 
 
 def main() -> None:
-    sys.exit(run(sys.argv[1:]))
+    run_and_exit(lambda: run(sys.argv[1:]))

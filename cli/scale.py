@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from cli.args import Parser, add_output, require_github
 from cli.help import GITHUB_ENVIRONMENT, KUBE_ENVIRONMENT, PREFECT_ENVIRONMENT, TERMINAL_ENVIRONMENT, Usage, documented
 from cli.output import progress, rendered
+from cli.process import run_and_exit
 from core.conventions import DEFAULT_PLANS_DIR, PLAN_FILE, Flow
 from core.desired import DesiredState, desired_from
 from core.diff import LIVE_RESOURCES, Diff
@@ -159,5 +160,5 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr,
 
 
 def main() -> None:
-    sys.exit(run(sys.argv[1:]))
+    run_and_exit(lambda: run(sys.argv[1:]))
 

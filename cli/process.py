@@ -1,0 +1,33 @@
+"""How a console script's process ends: with its command's exit code, once every exit hook has run, without the
+interpreter's teardown.
+
+An executed run has loaded Prefect's ~2,000 modules; tearing them down took 0.15-0.3 s after every apply and
+rollback had printed its outcome (measured from the command's return to the process's end: 0.32 s, 0.03 s
+without). The hook that leaves is registered before the command runs, and exit hooks run last registered first,
+so Prefect's own (its event and log services' drains, its event loop threads, a temporary server's stop) have
+all run when it does. It flushes the log handlers and stdout and stderr, as the teardown would have; a command
+that raised gets the normal exit, traceback included.
+"""
+
+import atexit
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+
+def run_and_exit(command: Callable[[], int]) -> NoReturn:
+    exit_code: list[int] = []
+    atexit.register(_leave, exit_code)
+    code = command()
+    exit_code.append(code)
+    sys.exit(code)
+
+
+def _leave(exit_code: list[int]) -> None:
+    if exit_code:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exit_code[0])
