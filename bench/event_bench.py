@@ -22,8 +22,8 @@ ms from the POST:
   stretches wall time, far less CPU time.
 - before each worker's runs, what its polling costs idle: CPU of the worker and of the server and database.
 
-    .venv/bin/python bench/event_bench.py [--runs 5] [--poll-seconds 1,0.25] [--compare-start] [--database sqlite]
-    .venv/bin/python bench/execution_bench.py --event-latency [--runs 5] [--poll-seconds 1]
+    .venv/bin/python bench/event_bench.py [--runs 5] [--poll-seconds 1,0.5] [--compare-start] [--database sqlite]
+    .venv/bin/python bench/execution_bench.py --event-latency [--runs 5] [--poll-seconds 0.5]
 
 `--worker-log-level DEBUG --keep DIR` keeps the worker's log, where a flow-run process's client retries show
 (`Received response with retryable status code 503`); with PREFECT_API_LOG_RETRYABLE_ERRORS=true in the
@@ -487,7 +487,8 @@ def prefect_database(kind: str) -> Iterator[Postgres | None]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--poll-seconds", default="1", help="worker poll intervals to compare, e.g. 1,0.2")
+    parser.add_argument("--poll-seconds", default="0.5",
+                        help="worker poll intervals to compare, e.g. 1,0.5 (default: production's, docs/production.md)")
     parser.add_argument("--pause", type=float, default=3.0, help="seconds between a run's end and the next label")
     parser.add_argument("--compare-start", action="store_true",
                         help="first measure with Prefect's default flow-run start (no `command` job variable)")

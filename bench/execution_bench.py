@@ -33,7 +33,7 @@ deployments is 9,000 kubectl processes.
 
     .venv/bin/python bench/execution_bench.py [--quick] [--sizes 10,100,1000] [--latency-ms 20]
         [--baseline-sample 100] [--database sqlite]
-    .venv/bin/python bench/execution_bench.py --event-latency [--runs 5] [--poll-seconds 1]   # bench/event_bench.py
+    .venv/bin/python bench/execution_bench.py --event-latency [--runs 5] [--poll-seconds 0.5]   # bench/event_bench.py
 """
 
 from __future__ import annotations
@@ -360,7 +360,7 @@ def main() -> int:
     parser.add_argument("--database", choices=DATABASES, default="postgresql", help=DATABASE_HELP)
     parser.add_argument("--event-latency", action="store_true",
                         help="label to first change through the webhook bridge and a worker instead "
-                             "(bench/event_bench.py; its flags follow, e.g. --runs 5 --poll-seconds 1)")
+                             "(bench/event_bench.py; its flags follow, e.g. --runs 5 --poll-seconds 1,0.5)")
     if "--event-latency" in sys.argv[1:]:
         from bench.event_bench import main as event_latency
 
