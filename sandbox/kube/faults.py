@@ -2,11 +2,10 @@
 
 A rule matches requests by method, path regex, kubectl command and field manager and, when it fires, adds
 latency, answers a status (with an optional ``Retry-After``), drops the connection, or serves the request and holds
-its answer back
-(``answer_late_s``: the write commits, the client times out first, as when an API server answers after a
-client's deadline). It fires for the next ``count`` matching
-requests, or for a ``fraction`` of them drawn from a seeded RNG (both: a fraction, at most count times). Rules are
-checked in the order they were added; the first one that fires wins. ``/_sandbox/*`` control requests are never faulted.
+its answer back (``answer_late_s``: the write commits, the client times out first, as when an API server answers
+after a client's deadline). It fires for the next ``count`` matching requests, or for a ``fraction`` of them
+drawn from a seeded RNG (both: a fraction, at most count times). Rules are checked in the order they were added;
+the first one that fires wins. ``/_sandbox/*`` control requests are never faulted.
 
 ``command`` targets one kubectl command the way real kubectl identifies itself: every request carries a
 ``Kubectl-Command`` header (``kubectl scale``, ``kubectl annotate``, ``kubectl rollout status``). The rule matches
