@@ -8,7 +8,8 @@ When that server goes away mid-run, the run does not wait for it: every Prefect 
 tracking (their state is kept in this process), the cluster work finishes, the lock is released, the record is
 written in the cluster, and the outcome is printed with a note saying what the Prefect UI is missing.
 
-The CLI's own flow runs send no heartbeats unless PREFECT_FLOWS_HEARTBEAT_FREQUENCY asks for them. Heartbeats let
+The CLI's own flow runs send no heartbeats unless PREFECT_FLOWS_HEARTBEAT_FREQUENCY (in the environment or the
+Prefect profile) asks for them. Heartbeats let
 an automation mark a run whose machine died as crashed (Prefect's zombie detection, for deployment runs on a
 worker, which keep them); here the person at the terminal sees the crash and the cluster record and the Lease
 carry the run's state. Prefect 3.9's heartbeat thread sleeps in whole seconds and is joined when the flow ends, so
@@ -78,12 +79,13 @@ def execute(options: Options) -> RunReport:
 
 @contextmanager
 def without_heartbeats() -> Iterator[None]:
-    """No flow-run heartbeats for the CLI's own run, unless the environment sets their frequency (module doc)."""
-    if "PREFECT_FLOWS_HEARTBEAT_FREQUENCY" in os.environ:
+    """No flow-run heartbeats for the CLI's own run, unless their frequency is set, in the environment or the
+    Prefect profile (module doc)."""
+    from prefect.settings import get_current_settings, temporary_settings
+
+    if "heartbeat_frequency" in get_current_settings().flows.model_fields_set:
         yield
         return
-    from prefect.settings import temporary_settings
-
     with temporary_settings(updates={"flows.heartbeat_frequency": None}):
         yield
 

@@ -1,8 +1,10 @@
-"""The CLI's own flow runs send no heartbeats unless PREFECT_FLOWS_HEARTBEAT_FREQUENCY asks for them
-(cli/execute.py says why), read back from the events the Prefect server stored for each run."""
+"""The CLI's own flow runs send no heartbeats unless PREFECT_FLOWS_HEARTBEAT_FREQUENCY asks for them, in the
+environment or the Prefect profile (cli/execute.py says why), read back from the events the Prefect server stored
+for each run."""
 
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,7 +38,7 @@ def stored_events(world: World, flow_run_id: str) -> list[str]:
         time.sleep(0.5)
 
 
-def test_cli_runs_send_heartbeats_only_when_the_environment_asks(world: World) -> None:
+def test_cli_runs_send_heartbeats_only_when_the_environment_or_profile_asks(world: World, tmp_path: Path) -> None:
     since = datetime.now(UTC).isoformat()
     world.label("execute-plan")
     applied = world.cli("apply", "--execute", f"--pr={world.pr}")
@@ -49,3 +51,12 @@ def test_cli_runs_send_heartbeats_only_when_the_environment_asks(world: World) -
     assert stored_events(world, run_id(world, "apply", since)) == [FINAL]
     rollback_events = stored_events(world, run_id(world, "rollback", since))
     assert FINAL in rollback_events and HEARTBEAT in rollback_events, rollback_events
+
+    again = datetime.now(UTC).isoformat()
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text('active = "beating"\n\n[profiles.beating]\nPREFECT_FLOWS_HEARTBEAT_FREQUENCY = "30"\n')
+    world.label("execute-plan")
+    reapplied = world.cli("apply", "--execute", f"--pr={world.pr}", PREFECT_PROFILES_PATH=str(profiles))
+    assert reapplied.stdout.splitlines()[-1] == "succeeded", reapplied.stdout + reapplied.stderr
+    profile_events = stored_events(world, run_id(world, "apply", again))
+    assert FINAL in profile_events and HEARTBEAT in profile_events, profile_events
