@@ -19,12 +19,17 @@ it held every CLI run for a further second after its last step.
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
 
 from cli.args import Options
 from core.report import RunReport, with_lines
 from core.vocabulary import Outcome
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -41,22 +46,26 @@ HEALTH_TIMEOUT_S = 3.0
 
 
 def execute(options: Options) -> RunReport:
-    from flows.apply import infra_apply
-    from flows.rollback import infra_rollback
     from tasks.artifacts import PrefectOutage
     from tasks.reporter import LastReport
 
     common = {"plan": str(options.plan), "pr": options.pr, "execute": True,
               "require_approval": options.require_approval}
+    run: Callable[..., Any]
+    if options.flow == "apply":
+        from flows.apply import infra_apply
+
+        run = partial(infra_apply, **common, atomic=options.atomic)
+    else:
+        from flows.rollback import infra_rollback
+
+        from_record = str(options.from_record.resolve()) if options.from_record is not None else None
+        run = partial(infra_rollback, **common, force=options.force, from_record=from_record,
+                      seed_fallback=options.seed_fallback)
     outcome: object
     try:
         with without_heartbeats():
-            if options.flow == "apply":
-                state = infra_apply(**common, atomic=options.atomic, return_state=True)
-            else:
-                from_record = str(options.from_record.resolve()) if options.from_record is not None else None
-                state = infra_rollback(**common, force=options.force, from_record=from_record,
-                                       seed_fallback=options.seed_fallback, return_state=True)
+            state = cast("State[Any]", run(return_state=True))
         outcome = state.result(raise_on_failure=False)
     except Exception as error:  # Prefect's engine could not record the run's state: its server went away
         outcome = error

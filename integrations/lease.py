@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -72,14 +72,15 @@ def _read(kubectl: Kubectl, namespace: str, timeout_s: float) -> dict[str, Any] 
         raise KubectlError(f"lease {LEASE_NAME} did not come back as JSON", transient=True) from None
 
 
-def _write(kubectl: Kubectl, namespace: str, verb: str, lease: dict[str, Any], timeout_s: float) -> bool:
-    """True when the write landed; False when someone else got there first (409 AlreadyExists / Conflict)."""
-    result = run(kubectl, namespace, [verb, "-f", "-"], stdin=json.dumps(lease), timeout_s=timeout_s)
+def _write(kubectl: Kubectl, namespace: str, verb: str, lease: dict[str, Any], timeout_s: float) -> str | None:
+    """The resourceVersion the write left ("" if kubectl did not print it); None when someone else got there
+    first (409 AlreadyExists / Conflict)."""
+    result = run(kubectl, namespace, [verb, "-f", "-", "-o", "jsonpath={.metadata.resourceVersion}"],
+                 stdin=json.dumps(lease), timeout_s=timeout_s)
     if not result.ok and ("AlreadyExists" in result.stderr or "Conflict" in result.stderr
                           or "the object has been modified" in result.stderr):
-        return False
-    checked(result)
-    return True
+        return None
+    return checked(result).stdout.strip()
 
 
 def _lease(namespace: str, holder: str | None, resource_version: str | None, lease_s: int,
@@ -126,7 +127,8 @@ def acquire(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float, pol
         spec = (current or {}).get("spec", {})
         other = spec.get("holderIdentity")
         if current is not None and other == holder:  # our own earlier write landed after all
-            return LeaseHandle(kubectl, namespace, holder, lease_s, str(spec.get("acquireTime")), _renewed_at=sent)
+            return LeaseHandle(kubectl, namespace, holder, lease_s, str(spec.get("acquireTime")), _renewed_at=sent,
+                               _version=str(current["metadata"]["resourceVersion"]))
         version = None if current is None else str(current["metadata"]["resourceVersion"])
         duration = float(spec.get("leaseDurationSeconds") or lease_s)
         dead = bool(current is not None and other and _holder_is_dead(other))
@@ -143,10 +145,11 @@ def acquire(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float, pol
             # Re-sending a write that landed after all is safe: it carries the version it replaced, so it fails
             # with a Conflict, and the next read finds us holding the lease.
             sent = time.monotonic()
-            if retry_transient(partial(_write, kubectl, namespace, verb, lease, call_s),
-                               time.monotonic() + unreachable_s):
+            written = retry_transient(partial(_write, kubectl, namespace, verb, lease, call_s),
+                                      time.monotonic() + unreachable_s)
+            if written is not None:
                 return LeaseHandle(kubectl, namespace, holder, lease_s, str(lease["spec"]["acquireTime"]),
-                                   _renewed_at=sent)
+                                   _renewed_at=sent, _version=written)
             continue  # lost the race: read again
         if time.monotonic() >= deadline:
             raise LockTimeout(f"namespace {namespace} is locked by {other} since {spec.get('acquireTime')}; "
@@ -154,17 +157,24 @@ def acquire(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float, pol
         time.sleep(max(0.01, min(poll_s, deadline - time.monotonic())))
 
 
-def release(kubectl: Kubectl, namespace: str, holder: str, lease_s: int = LEASE_SECONDS) -> None:
-    """Give the lease up, only if we still hold it. Transient failures are retried for a third of the lease's
-    duration (the time a renewal may take, too); then the last one raises."""
+def release(kubectl: Kubectl, namespace: str, holder: str, lease_s: int = LEASE_SECONDS,
+            version: str | None = None) -> None:
+    """Give the lease up, only if we still hold it: one compare-and-swap on `version` (our last write's), which
+    fails if anyone wrote the lease since; otherwise, or when that write fails in any way, read the lease and
+    release it if it is still ours. Transient failures are retried for a third of the lease's duration (the time
+    a renewal may take, too); then the last one raises."""
     deadline = time.monotonic() + lease_s / 3
     call_s = _call_timeout(lease_s, kubectl)
+    if version:
+        with suppress(KubectlError):
+            if _write(kubectl, namespace, "replace", _lease(namespace, None, version, lease_s), call_s) is not None:
+                return
     while True:
         current = retry_transient(partial(_read, kubectl, namespace, call_s), deadline)
         if current is None or current.get("spec", {}).get("holderIdentity") != holder:
             return
         freed = _lease(namespace, None, current["metadata"]["resourceVersion"], lease_s)
-        if retry_transient(partial(_write, kubectl, namespace, "replace", freed, call_s), deadline):
+        if retry_transient(partial(_write, kubectl, namespace, "replace", freed, call_s), deadline) is not None:
             return
         if time.monotonic() >= deadline:
             raise KubectlError(f"lease {LEASE_NAME} kept changing while it was released", transient=True)
@@ -183,6 +193,8 @@ class LeaseHandle:
     release_error: str | None = None
     """Set after the with-block when the lease could not be released (it then expires by itself)."""
     _renewed_at: float = field(default_factory=time.monotonic)
+    _version: str | None = None
+    """The lease's resourceVersion after our last write: what the release swaps against."""
     _lost: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -231,8 +243,10 @@ class LeaseHandle:
             raise LeaseLost(f"lease {LEASE_NAME} in namespace {self.namespace} is now held by {other or 'nobody'}")
         lease = _lease(self.namespace, self.holder, current["metadata"]["resourceVersion"], self.lease_s,
                        self.acquired_at)
-        if not _write(self.kubectl, self.namespace, "replace", lease, call_s):
+        written = _write(self.kubectl, self.namespace, "replace", lease, call_s)
+        if written is None:
             raise KubectlError("the lease changed while it was renewed", transient=True)  # read again
+        self._version = written
         return sent
 
 
@@ -250,7 +264,7 @@ def target_lock(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float,
     finally:
         handle.stop()
         try:
-            release(kubectl, namespace, holder, lease_s=lease_s)
+            release(kubectl, namespace, holder, lease_s=lease_s, version=handle._version)
         except KubectlError as error:
             handle.release_error = (f"lease {LEASE_NAME} in namespace {namespace} was not released ({error}); "
                                     f"it expires by itself {lease_s}s after its last renewal")

@@ -141,6 +141,18 @@ def test_transient_faults_on_acquire_renew_and_release_are_retried(
     assert lease_spec(kube_sandbox)["holderIdentity"] is None
 
 
+def test_a_release_is_one_write_against_the_version_we_left(kube_sandbox: KubeSandbox, kubectl: Kubectl) -> None:
+    """No read first: a compare-and-swap on our last write's resourceVersion, which fails (and falls back to
+    reading) if anyone wrote the lease since; test_a_lease_taken_by_someone_else_is_lost is that case."""
+    with target_lock(kubectl, "shop", "me@here/1", 10, lease_s=LEASE_S) as lock:
+        lock.stop()
+        reads = kube_sandbox.count_requests(method="GET", path_regex=LEASE_PATH)
+        writes = lease_writes(kube_sandbox)
+    assert kube_sandbox.count_requests(method="GET", path_regex=LEASE_PATH) - reads == 0
+    assert lease_writes(kube_sandbox) - writes == 1
+    assert lease_spec(kube_sandbox)["holderIdentity"] is None and lock.release_error is None
+
+
 def test_a_failed_release_is_reported_not_swallowed(kube_sandbox: KubeSandbox, kubectl: Kubectl) -> None:
     with target_lock(kubectl, "shop", "me@here/1", 10, lease_s=LEASE_S) as lock:
         lock.stop()
