@@ -168,18 +168,21 @@ def _is_on_delete(item: Mapping[str, Any]) -> bool:
                 and (item.get("spec", {}).get("updateStrategy") or {}).get("type") == "OnDelete")
 
 
-def on_delete_steps(namespace: str, kubectl: Kubectl, steps: Sequence[Step]) -> set[int]:
-    """The verify steps whose object is an OnDelete StatefulSet, read in one `kubectl get`. When the read fails,
-    none: `rollout status` then reports the cluster's error for each."""
+def on_delete_steps(namespace: str, kubectl: Kubectl, steps: Sequence[Step],
+                    listing: Sequence[dict[str, Any]] | None = None) -> set[int]:
+    """The verify steps whose object is an OnDelete StatefulSet, as `listing` shows them, else as read in one
+    `kubectl get`. When the read fails, none: `rollout status` then reports the cluster's error for each."""
     refs = [str(step.obj) for step in steps if str(step.obj).startswith("statefulset/")]
     if not refs:
         return set()
-    try:
-        result = checked(run(kubectl, namespace, ["get", *refs, "-o", "json"]))
-        document = json.loads(result.stdout)
-    except (KubectlError, json.JSONDecodeError):
-        return set()
-    items = document.get("items", [document]) if isinstance(document, dict) else []
+    if listing is not None:
+        items: Sequence[Any] = [item for item in listing if item.get("kind") == "StatefulSet"]
+    else:
+        try:
+            document = json.loads(checked(run(kubectl, namespace, ["get", *refs, "-o", "json"])).stdout)
+        except (KubectlError, json.JSONDecodeError):
+            return set()
+        items = document.get("items", [document]) if isinstance(document, dict) else []
     names = {f"statefulset/{item['metadata']['name']}" for item in items if _is_on_delete(item)}
     return {step.number for step in steps if step.obj in names}
 
@@ -215,18 +218,22 @@ def list_deployments(namespace: str, kubectl: Kubectl) -> list[dict[str, Any]]:
         return []
 
 
-def verify_all(namespace: str, kubectl: Kubectl, steps: Sequence[Step], timeout_s: float) -> list[StepResult]:
+def verify_all(namespace: str, kubectl: Kubectl, steps: Sequence[Step], timeout_s: float,
+               listing: Sequence[dict[str, Any]] | None = None) -> list[StepResult]:
     """`rollout status a b c`, a call per batch, side by side. kubectl checks the objects in order and stops at
     the first that fails, so that one gets the call's message and those after it are checked one by one.
-    OnDelete StatefulSets, which kubectl refuses, are verified from their status instead."""
+    OnDelete StatefulSets, which kubectl refuses, are verified from their status instead. The Deployments that
+    `listing` (the objects as read after the changes) shows rolled out need no call (core.rollout); without it,
+    one listing is read when there would be more than one call."""
     results: dict[int, StepResult] = {}
-    from_status = on_delete_steps(namespace, kubectl, steps)
-    planned = batches([step for step in steps if step.number not in from_status])
-    if len(planned) > 1:  # more than one call: one listing answers those already rolled out (core.rollout)
+    from_status = on_delete_steps(namespace, kubectl, steps, listing)
+    rest = [step for step in steps if step.number not in from_status]
+    if listing is None and len(batches(rest)) > 1:
+        listing = list_deployments(namespace, kubectl)
+    if listing is not None:
         results.update((step.number, StepResult(step, StepStatus.SUCCEEDED, attempts=1))
-                       for step in confirmed_by_listing([step for step in steps if step.number not in from_status],
-                                                        list_deployments(namespace, kubectl)))
-        planned = batches([step for step in steps if step.number not in results and step.number not in from_status])
+                       for step in confirmed_by_listing(rest, listing))
+    planned = batches([step for step in rest if step.number not in results])
     alone = [verify_from_status.submit(namespace, kubectl, step, timeout_s)
              for step in steps if step.number in from_status]
     alone += [verify_rollout.submit(namespace, kubectl, batch.steps[0], timeout_s)
@@ -315,8 +322,9 @@ class TaskCluster:
                   on_wave: Callable[[list[StepResult]], None]) -> list[StepResult]:
         return run_steps(plan.namespace, kubectl_for(plan), steps, group_of, on_wave)
 
-    def verify(self, plan: Plan, steps: Sequence[Step], timeout_s: float) -> list[StepResult]:
-        return verify_all(plan.namespace, kubectl_for(plan), steps, timeout_s)
+    def verify(self, plan: Plan, steps: Sequence[Step], timeout_s: float,
+               listing: list[dict[str, Any]] | None = None) -> list[StepResult]:
+        return verify_all(plan.namespace, kubectl_for(plan), steps, timeout_s, listing)
 
     def stamp(self, plan: Plan, refs: Sequence[str], record: str) -> None:
         stamp_all(plan.namespace, kubectl_for(plan), refs, record)

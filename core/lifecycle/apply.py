@@ -82,10 +82,11 @@ class Apply(Lifecycle):
                                            and result.step.obj not in existed])
         lines += [f"note: {unstamped}; the record still names what the run created"] if unstamped else []
         results = sorted([*prepared.settled, *ran], key=lambda result: result.step.number)
-        record = with_after_states(progress.record, plan, cluster.capture(plan))
+        after = cluster.capture(plan)
+        record = with_after_states(progress.record, plan, after)
         results = results_with_states(results, record)
         changed = [plan.actions[stored.number - 1] for stored in record.steps if stored.status == StepStatus.SUCCEEDED]
-        results += verify_rollouts(cluster, plan, changed, len(results) + 1, self.rollout_timeout_s)
+        results += verify_rollouts(cluster, plan, changed, len(results) + 1, self.rollout_timeout_s, after)
         if all(result.ok for result in results):
             record = finished_record(record, RecordStatus.SUCCEEDED)
         elif self.atomic:

@@ -10,7 +10,7 @@ from core.apply import touched_workloads
 from core.conventions import REPOSITORY_PATTERN, Flow
 from core.errors import LeaseLost, PermanentError, RecordUnreadable, TemporaryError
 from core.gate import GateDecision, GateRequirement
-from core.lifecycle.ports import Cluster, Execution, Held, Records, Refused, Reporter
+from core.lifecycle.ports import Cluster, Execution, Held, Objects, Records, Refused, Reporter
 from core.plan import Action, Plan
 from core.report import RunReport, StepResult, preview_lines, refusal, with_lines
 from core.steps import Step, rollout_steps
@@ -54,10 +54,11 @@ def lock_holder(flow: Flow, requirement: GateRequirement) -> str:
 
 
 def verify_rollouts(cluster: Cluster, plan: Plan, changes: Sequence[Action], first_number: int,
-                    timeout_s: float) -> list[StepResult]:
-    """`rollout status` for every workload whose replicas or template the given changes touched."""
+                    timeout_s: float, listing: Objects | None = None) -> list[StepResult]:
+    """`rollout status` for every workload whose replicas or template the given changes touched (but those that
+    `listing`, read after the changes, shows rolled out)."""
     steps = rollout_steps(touched_workloads(changes), first_number, timeout_s)
-    return cluster.verify(plan, steps, timeout_s) if steps else []
+    return cluster.verify(plan, steps, timeout_s, listing) if steps else []
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,10 @@ class Cluster(Protocol):
         """Run the steps (one group's in order, groups side by side, wave by wave); after a failed step the rest
         of its group is skipped. `on_wave` sees each wave's results before the next wave starts."""
 
-    def verify(self, plan: Plan, steps: Sequence[Step], timeout_s: float) -> list[StepResult]:
-        """Run `rollout status` steps, each result failed on a timeout or a missed progress deadline."""
+    def verify(self, plan: Plan, steps: Sequence[Step], timeout_s: float,
+               listing: Objects | None = None) -> list[StepResult]:
+        """Run `rollout status` steps, each result failed on a timeout or a missed progress deadline. A
+        Deployment that `listing` (the objects as read after the changes) shows rolled out needs no call."""
 
     def stamp(self, plan: Plan, refs: Sequence[str], record: str) -> None:
         """Annotate the objects (`deployment/web`, `hpa/web`) with RECORD_ANNOTATION=`record`, a kubectl call per

@@ -81,6 +81,24 @@ def test_rollback_deletes_a_created_hpa_and_restores_the_replicas_it_raised(worl
     assert scale_writes == ["PUT"], "one write; kubectl sends a precondition (--current-replicas) as a PUT"
 
 
+@pytest.mark.parametrize(("rollout_s", "watched"), [(0.0, 0), (4.0, 1)])
+def test_apply_watches_only_the_rollouts_its_after_read_shows_unfinished(
+        world: World, rollout_s: float, watched: int) -> None:
+    """The objects read after the changes (the record's after-states) show which rollouts are done, by kubectl's
+    own rule (core.rollout): those need no `rollout status` call; those still rolling out share one call."""
+    world.kube.server.controllers.rollout_delay = rollout_s
+    world.kube.clear_requests()
+
+    applied = apply(world)
+
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    verified = results(applied.stdout, "verify")
+    assert [(r["command"].split()[-2], r["status"]) for r in verified] == [
+        ("deployment/web", "succeeded"), ("deployment/api", "succeeded")]
+    assert world.kube.kubectl_invocations("kubectl rollout status") == watched
+    assert all(r.get("batch") == (2 if watched else None) for r in verified)
+
+
 def test_an_on_delete_statefulset_is_verified_from_its_status_not_rollout_status(world: World) -> None:
     before = on_delete_statefulset(world, replicas=2)
     world.write_plan(f"namespace: {NAMESPACE}\ntarget: prod\nactions:\n"

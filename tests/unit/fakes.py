@@ -12,7 +12,7 @@ from cli.adapters import SummaryReporter
 from core.batch import waves
 from core.errors import LeaseLost, RecordUnreadable
 from core.gate import GateDecision, GateRequirement
-from core.lifecycle.ports import Execution
+from core.lifecycle.ports import Execution, Objects
 from core.plan import Plan, load_plan
 from core.record import RECORD_ANNOTATION, ApplyRecord
 from core.report import StepResult
@@ -92,7 +92,8 @@ class FakeCluster:
             on_wave([results[step.number] for step in wave])
         return [results[step.number] for step in steps]
 
-    def verify(self, plan: Plan, steps: Sequence[Step], timeout_s: float) -> list[StepResult]:
+    def verify(self, plan: Plan, steps: Sequence[Step], timeout_s: float,
+               listing: Objects | None = None) -> list[StepResult]:
         return [StepResult(step, StepStatus.SUCCEEDED, attempts=1) for step in steps]
 
     def stamp(self, plan: Plan, refs: Sequence[str], record: str) -> None:
