@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from core.conventions import Flow
 from core.gate import GateRequirement
+from core.lifecycle.ports import Saving
 from core.plan import Plan
 from core.record import ApplyRecord
 from core.report import RunReport, StepResult, failure, finished
@@ -44,6 +45,10 @@ class DirectRecords:
         from integrations import records
 
         return records.save(self._kubectl(plan), plan, record)
+
+    def start_save(self, plan: Plan, record: ApplyRecord) -> Saving:
+        note = self.save(plan, record)
+        return lambda: note
 
 
 @dataclass(frozen=True)

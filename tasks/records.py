@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from core.lifecycle.ports import Saving
 from core.plan import Plan
 from core.record import ApplyRecord
 from integrations import records
@@ -43,3 +44,6 @@ class TaskRecords:
 
     def save(self, plan: Plan, record: ApplyRecord) -> str | None:
         return save_record(as_is(plan), as_is(record))
+
+    def start_save(self, plan: Plan, record: ApplyRecord) -> Saving:
+        return save_record.submit(as_is(plan), as_is(record)).result

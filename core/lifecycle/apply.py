@@ -4,15 +4,25 @@ Every transition is recorded: the record is saved before the first step and afte
 boundaries a resume depends on), so a crash never leaves a finished step only in the local mirror.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
+from typing import Any
 
-from core.apply import finished_record, group_of, prepare_apply, results_with_states, step_finished, with_after_states
+from core.apply import (
+    ApplyPreparation,
+    finished_record,
+    group_of,
+    prepare_apply,
+    results_with_states,
+    step_finished,
+    with_after_states,
+)
 from core.conventions import Flow
 from core.errors import PermanentError, TemporaryError
 from core.gate import GateDecision, GateRequirement
 from core.lifecycle.common import Lifecycle, preview_report, recheck, verify_rollouts
-from core.lifecycle.ports import Cluster, Execution, Held, Records
+from core.lifecycle.ports import Cluster, Execution, Held, Records, Saving
 from core.lifecycle.rollback import Rollback, live_plan_objects
 from core.plan import Plan
 from core.record import RECORD_ANNOTATION, ApplyRecord, plan_digest, record_name
@@ -22,26 +32,55 @@ from core.vocabulary import RecordStatus, StepStatus, StepType
 
 
 class Progress:
-    """The record of a run in progress: each wave's results are written into it, then it is saved, then the
-    lock is checked (a run that lost it stops before its next change)."""
+    """The record of a run in progress: saved before the first change; then each wave's results are written
+    into it and saved while the next wave runs, once the lock is checked (a run that lost it stops before its
+    next change). Saves land in order: each waits for the one before.
+
+    A wave's save need not land before the next wave starts: a crash can always come between a step and the
+    save after it, so a resume and a rollback judge a step the record still has pending by the live object
+    (core.apply, core.reversal), and the prior states they need are saved before the first change."""
 
     def __init__(self, records: Records, plan: Plan, record: ApplyRecord, held: Held) -> None:
         self.records, self.plan, self.record, self.held = records, plan, record, held
         self.notes: list[str] = []
+        self.saving: Saving | None = None
         self.save(record)
 
     def save(self, record: ApplyRecord) -> None:
+        """Save now (the first and the last save)."""
+        self.settle()
         self.record = record
-        note = self.records.save(self.plan, record)
-        if note and f"note: {note}" not in self.notes:
-            self.notes.append(f"note: {note}")
+        self._note(self.records.save(self.plan, record))
+
+    def settle(self) -> None:
+        """Wait for the save under way, if any (raising what it raised)."""
+        saving, self.saving = self.saving, None
+        if saving is not None:
+            self._note(saving())
 
     def wave_done(self, results: Sequence[StepResult]) -> None:
         record = self.record
         for result in results:
             record = step_finished(record, result)
-        self.save(record)
+        self.settle()
+        self.record = record
+        self.saving = self.records.start_save(self.plan, record)
         self.held.check()
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: object) -> None:
+        """A run that stops on an error leaves no save under way behind it: the lock is released next, and a
+        late save could land on the record of the run that takes the lock over. Its own failure is not raised
+        over the error that stopped the run."""
+        if error is not None:
+            with suppress(Exception):
+                self.settle()
+
+    def _note(self, note: str | None) -> None:
+        if note and f"note: {note}" not in self.notes:
+            self.notes.append(f"note: {note}")
 
 
 @dataclass(frozen=True)
@@ -75,7 +114,14 @@ class Apply(Lifecycle):
             unstamped = _stamp(cluster, plan, [ref for ref in to_change if ref in existed])
             if unstamped:
                 return self.reporter.fail(Flow.APPLY, plan, f"{unstamped}; nothing was changed", lines, requirement)
-        progress = Progress(self.records, plan, prepared.record, held)
+        with Progress(self.records, plan, prepared.record, held) as progress:
+            results = self._perform(plan, cluster, prepared, existed, progress, lines)
+        return self.reporter.report(Flow.APPLY, plan, results, True, [*lines, *progress.notes], requirement)
+
+    def _perform(self, plan: Plan, cluster: Cluster, prepared: ApplyPreparation, existed: Mapping[str, Any],
+                 progress: Progress, lines: list[str]) -> list[StepResult]:
+        """Run the steps, stamp the objects they created, read the after-states, verify the rollouts (with
+        `atomic`, undo a failed run) and save the finished record; `lines` gets the notes."""
         ran = cluster.run_steps(plan, prepared.to_run, lambda step: group_of(plan, step.number), progress.wave_done)
         unstamped = _stamp(cluster, plan, [result.step.obj for result in ran
                                            if result.ok and result.step.obj is not None
@@ -90,13 +136,15 @@ class Apply(Lifecycle):
         if all(result.ok for result in results):
             record = finished_record(record, RecordStatus.SUCCEEDED)
         elif self.atomic:
-            undone = self._rollback().reverse(plan, cluster, record, held, len(results) + 1, StepType.ROLLBACK)
-            results, lines = [*results, *undone.results], [*lines, *undone.lines]
+            undone = self._rollback().reverse(plan, cluster, record, progress.held, len(results) + 1,
+                                              StepType.ROLLBACK)
+            results += undone.results
+            lines += undone.lines
             record = finished_record(undone.record, undone.status)
         else:
             record = finished_record(record, RecordStatus.FAILED)
         progress.save(record)
-        return self.reporter.report(Flow.APPLY, plan, results, True, [*lines, *progress.notes], requirement)
+        return results
 
     def _rollback(self) -> Rollback:
         """--atomic: the same Rollback as infra-rollback, never forced (drifted objects are left alone)."""

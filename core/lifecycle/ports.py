@@ -14,6 +14,8 @@ from core.report import RunReport, StepResult
 from core.steps import Step
 
 Objects = list[dict[str, Any]]
+Saving = Callable[[], str | None]
+"""A record save under way: calling it waits for the save and returns (or raises) what `Records.save` would."""
 
 
 class Refused(Exception):
@@ -54,6 +56,9 @@ class Records(Protocol):
     def save(self, plan: Plan, record: ApplyRecord) -> str | None:
         """Store the record atomically in the cluster (the source of truth), then mirror it next to the plan;
         returns a note when only the mirror could not be written (the cluster record is what counts)."""
+
+    def start_save(self, plan: Plan, record: ApplyRecord) -> Saving:
+        """`save`, under way while the caller goes on (an implementation without concurrency saves at once)."""
 
 
 class Gate(Protocol):

@@ -12,7 +12,7 @@ from cli.adapters import SummaryReporter
 from core.batch import waves
 from core.errors import LeaseLost, RecordUnreadable
 from core.gate import GateDecision, GateRequirement
-from core.lifecycle.ports import Execution, Objects
+from core.lifecycle.ports import Execution, Objects, Saving
 from core.plan import Plan, load_plan
 from core.record import RECORD_ANNOTATION, ApplyRecord
 from core.report import StepResult
@@ -114,6 +114,10 @@ class FakeRecords:
     saves: list[ApplyRecord] = field(default_factory=list)
     unreadable: str | None = None
     """Names a copy of the record that exists but cannot be read: `load` raises RecordUnreadable."""
+    started: int = 0
+    waited: int = 0
+    """Saves begun with `start_save`, and those waited for (only then are they saved, as a save under way in
+    another thread may not have landed before)."""
 
     def load(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
         if self.unreadable is not None:
@@ -128,6 +132,15 @@ class FakeRecords:
         self.stored[plan.path.as_posix()] = record
         self.saves.append(record)
         return None
+
+    def start_save(self, plan: Plan, record: ApplyRecord) -> Saving:
+        self.started += 1
+
+        def wait() -> str | None:
+            self.waited += 1
+            return self.save(plan, record)
+
+        return wait
 
 
 @dataclass

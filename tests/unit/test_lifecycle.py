@@ -3,8 +3,12 @@
 from dataclasses import replace
 from typing import Any
 
+from core.errors import TemporaryError
 from core.lifecycle.apply import Apply
+from core.lifecycle.ports import Saving
 from core.lifecycle.rollback import Rollback
+from core.plan import Plan
+from core.record import ApplyRecord
 from core.report import RunReport
 from core.vocabulary import Outcome, RecordStatus, StepStatus, StepType
 from tests.unit.fakes import World
@@ -42,6 +46,40 @@ def test_apply_captures_before_states_and_saves_after_every_wave(world: World) -
     saved = [[step.status for step in saved.steps] for saved in world.records.saves]
     assert saved == [["pending"] * 3, ["succeeded", "succeeded", "pending"], ["succeeded"] * 3, ["succeeded"] * 3]
     assert world.lock.holders == ["infra-apply PR #7"]
+
+
+def test_a_waves_save_lands_while_the_next_wave_runs_and_in_order(world: World) -> None:
+    landed_after: list[int] = []  # how many steps had run when each wave's save landed
+    start_save = world.records.start_save
+
+    def watched(plan: Plan, record: ApplyRecord) -> Saving:
+        wait = start_save(plan, record)
+        return lambda: (landed_after.append(len(world.cluster.ran)), wait())[1]
+
+    world.records.start_save = watched  # type: ignore[method-assign]
+
+    assert apply(world).final == Outcome.SUCCEEDED
+    assert landed_after == [3, 3], "wave 1 (2 steps) saved once wave 2 had run; wave 2 before the last save"
+    assert [saved.status for saved in world.records.saves] == [RecordStatus.RUNNING] * 3 + [RecordStatus.SUCCEEDED]
+
+
+def test_a_run_stopped_by_an_error_leaves_no_save_under_way(world: World) -> None:
+    """The lock is released right after: a save still under way could land on the next run's record."""
+    capture, reads = world.cluster.capture, [0]
+
+    def unreachable_after_the_steps(plan: Plan) -> list[dict[str, Any]]:
+        reads[0] += 1
+        if reads[0] > 1:
+            raise TemporaryError("connection refused")
+        return capture(plan)
+
+    world.cluster.capture = unreachable_after_the_steps  # type: ignore[method-assign]
+
+    report = apply(world)
+
+    assert report.final == Outcome.FAILED and "could not be reached" in report.lines[-1]
+    assert world.records.started == 2 and world.records.waited == 2
+    assert [step.status for step in record_of(world).steps] == ["succeeded"] * 3
 
 
 def test_rollback_restores_exactly_last_step_first(world: World) -> None:
