@@ -358,6 +358,9 @@ def main() -> int:
     parser.add_argument("--baseline-sample", type=int, default=None,
                         help="run the baseline on this many deployments at most, and scale its time")
     parser.add_argument("--database", choices=DATABASES, default="postgresql", help=DATABASE_HELP)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of ours then the baseline, per size; figures are the median round's (this "
+                             "machine's speed drifts by 2x within minutes, so one round's ratio can mislead)")
     parser.add_argument("--event-latency", action="store_true",
                         help="label to first change through the webhook bridge and a worker instead "
                              "(bench/event_bench.py; its flags follow, e.g. --runs 5 --poll-seconds 1,0.5)")
@@ -405,29 +408,9 @@ def main() -> int:
                 namespace, path = plans[size]
                 pr = sandboxes.github.open_pr("acme/infra", head=f"bench-{size}", author="alice",
                                               title=f"bench {size}", files={path: (checkout / path).read_text()})
-                result: dict[str, Any] = {"size": size}
-                for flow, label in LABELS.items():
-                    sandboxes.github.add_label("acme/infra", pr, label, "alice")
-                    ours = measured([*command_for(flow.flow_name), "--execute", f"--pr={pr}", f"--plan={path}"],
-                                    checkout, env, log)
-                    if ours.returncode != 0 or not ours.summary:
-                        print(ours.stdout[-3000:], ours.stderr[-3000:], sep="\n")
-                        raise SystemExit(f"{flow.flow_name} failed at {size} deployments (exit {ours.returncode})")
-                    result[flow] = ours
-                    try:
-                        result[f"{flow}-phases"] = phases(prefect.api_url, ours)
-                    except (httpx.HTTPError, IndexError, KeyError) as error:  # a figure lost, not the run
-                        result[f"{flow}-phases"] = f"unavailable ({error!r})"
-                sample = args.baseline_sample if args.baseline_sample and args.baseline_sample < size else None
-                for flow in ("apply", "rollback"):  # the baseline replays both, so the cluster ends as it began
-                    script = baseline_script(result[flow], tmp, namespace, wrapper, f"baseline-{size}-{flow}",
-                                             sample)
-                    base = measured(["/bin/bash", str(script)], checkout, env, log)
-                    if base.returncode != 0:
-                        raise SystemExit(f"baseline {flow} failed at {size}: {base.stderr[-2000:]}")
-                    all_steps = result[flow].summary.get("results", [])
-                    base.scale = len(all_steps) / max(len(sampled(all_steps, sample)), 1)
-                    result[f"{flow}-baseline"] = base
+                rounds = [one_round(sandboxes, prefect, checkout, env, log, tmp, namespace, path, pr, size,
+                                    args.baseline_sample) for _ in range(args.repeat)]
+                result = median_round(rounds)
                 rows.append(result)
                 report(result)
             summary_table(rows)
@@ -435,6 +418,47 @@ def main() -> int:
             prefect.stop()
             sandboxes.stop()
     return 0
+
+
+def one_round(sandboxes: Sandboxes, prefect: Prefect, checkout: Path, env: dict[str, str], log: Path, tmp: Path,
+              namespace: str, path: str, pr: int, size: int, baseline_sample: int | None) -> dict[str, Any]:
+    """Our apply and rollback, then the baseline's (it replays both, so the cluster ends as it began)."""
+    result: dict[str, Any] = {"size": size}
+    for flow, label in LABELS.items():
+        sandboxes.github.add_label("acme/infra", pr, label, "alice")
+        ours = measured([*command_for(flow.flow_name), "--execute", f"--pr={pr}", f"--plan={path}"],
+                        checkout, env, log)
+        if ours.returncode != 0 or not ours.summary:
+            print(ours.stdout[-3000:], ours.stderr[-3000:], sep="\n")
+            raise SystemExit(f"{flow.flow_name} failed at {size} deployments (exit {ours.returncode})")
+        result[flow] = ours
+        try:
+            result[f"{flow}-phases"] = phases(prefect.api_url, ours)
+        except (httpx.HTTPError, IndexError, KeyError) as error:  # a figure lost, not the run
+            result[f"{flow}-phases"] = f"unavailable ({error!r})"
+    sample = baseline_sample if baseline_sample and baseline_sample < size else None
+    for flow in ("apply", "rollback"):
+        script = baseline_script(result[flow], tmp, namespace, tmp / "kubectl-wrapper", f"baseline-{size}-{flow}",
+                                 sample)
+        base = measured(["/bin/bash", str(script)], checkout, env, log)
+        if base.returncode != 0:
+            raise SystemExit(f"baseline {flow} failed at {size}: {base.stderr[-2000:]}")
+        all_steps = result[flow].summary.get("results", [])
+        base.scale = len(all_steps) / max(len(sampled(all_steps, sample)), 1)
+        result[f"{flow}-baseline"] = base
+    return result
+
+
+def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per flow, the round whose ratio (ours / baseline) is the median, with every round's ratio beside it."""
+    merged: dict[str, Any] = {"size": rounds[0]["size"]}
+    for flow in ("apply", "rollback"):
+        ranked = sorted(rounds, key=lambda r: r[flow].wall / r[f"{flow}-baseline"].estimate)
+        middle = ranked[(len(ranked) - 1) // 2]
+        for key in (flow, f"{flow}-phases", f"{flow}-baseline"):
+            merged[key] = middle[key]
+        merged[f"{flow}-ratios"] = [r[flow].wall / r[f"{flow}-baseline"].estimate for r in rounds]
+    return merged
 
 
 def report(result: dict[str, Any]) -> None:
@@ -462,6 +486,9 @@ def report(result: dict[str, Any]) -> None:
               f" {base.cpu_s * base.scale:.1f} s (sandbox servers {base.server_cpu_s * base.scale:.1f} s)")
         print(f"           kubectl by verb: {verbs(ours)}")
         print(f"           phases (s from the CLI's start): {result[f'{flow}-phases']}")
+        if len(result[f"{flow}-ratios"]) > 1:
+            print(f"           every round's ratio (this one is the median): "
+                  f"{', '.join(f'{ratio:.2f}' for ratio in result[f'{flow}-ratios'])}")
         if flow == "apply":
             print(f"           capture: {capture_reads(ours)} kubectl reads before the first change (1 namespace)")
         result[f"{flow}-idle-ms"] = idle / steps * 1000

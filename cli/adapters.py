@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from core.conventions import Flow
 from core.gate import GateRequirement
-from core.lifecycle.ports import Saving
+from core.lifecycle.ports import Loading, Saving
 from core.plan import Plan
 from core.record import ApplyRecord
 from core.report import RunReport, StepResult, failure, finished
@@ -35,6 +35,10 @@ class DirectRecords:
         from integrations import records
 
         return records.load(self._kubectl(plan), plan)
+
+    def start_load(self, plan: Plan) -> Loading:
+        loaded = self.load(plan)
+        return lambda: loaded
 
     def load_for_preview(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
         from integrations import records

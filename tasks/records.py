@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from core.lifecycle.ports import Saving
+from core.lifecycle.ports import Loading, Saving
 from core.plan import Plan
 from core.record import ApplyRecord
 from integrations import records
@@ -38,6 +38,9 @@ class TaskRecords:
 
     def load(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
         return load_record(as_is(plan))
+
+    def start_load(self, plan: Plan) -> Loading:
+        return load_record.submit(as_is(plan)).result
 
     def load_for_preview(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
         return find_record_for_preview(as_is(plan))

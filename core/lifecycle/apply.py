@@ -100,8 +100,9 @@ class Apply(Lifecycle):
     def locked(self, plan: Plan, execution: Execution, requirement: GateRequirement, decision: GateDecision,
                held: Held) -> RunReport:
         cluster = execution.cluster
-        existing, _ = self.records.load(plan)
+        loading = self.records.start_load(plan)  # read while the objects are
         live = cluster.capture(plan)
+        existing, _ = loading()
         prepared = prepare_apply(plan, live, existing, plan_digest(plan), requirement.pr, decision.head_sha)
         lines = [f"note: {prepared.note}"] if prepared.note else []
         if prepared.problem:

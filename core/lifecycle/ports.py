@@ -16,6 +16,8 @@ from core.steps import Step
 Objects = list[dict[str, Any]]
 Saving = Callable[[], str | None]
 """A record save under way: calling it waits for the save and returns (or raises) what `Records.save` would."""
+Loading = Callable[[], tuple[ApplyRecord | None, str]]
+"""A record read under way: calling it waits for the read and returns (or raises) what `Records.load` would."""
 
 
 class Refused(Exception):
@@ -49,6 +51,9 @@ class Cluster(Protocol):
 class Records(Protocol):
     def load(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
         """The plan's record (cluster first, then the mirror) and where it came from; raises if unreadable."""
+
+    def start_load(self, plan: Plan) -> Loading:
+        """`load`, under way while the caller goes on (an implementation without concurrency reads at once)."""
 
     def load_for_preview(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
         """Like `load`, but an unreachable cluster falls back to the mirror (a preview needs no cluster)."""

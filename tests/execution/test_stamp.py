@@ -105,3 +105,25 @@ def test_a_stamp_still_failing_after_its_retries_is_one_error_line_without_a_tra
     assert last == "failed"
     assert error.startswith("error: could not stamp ") and "still failing after" in error, error
     assert error.endswith("; nothing was changed"), error
+
+
+def test_an_unreadable_record_refuses_a_second_apply_and_changes_nothing(world: World) -> None:
+    """The record is read while the objects are (a Prefect task under way): what it raises still refuses."""
+    applied = apply(world)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    [record_map] = world.kube.list_objects("ConfigMap", NAMESPACE)
+    name = record_map["metadata"]["name"]
+    world.kube.kubectl("-n", NAMESPACE, "patch", "configmap", name, "--type=merge",
+                       "-p", '{"binaryData": {"record.json.gz": "bm90IGd6aXA="}}', check=True)
+    world.kube.clear_requests()
+
+    refused = apply(world)
+
+    assert refused.returncode == 0, refused.stdout + refused.stderr
+    assert refused.stdout.splitlines()[-1] == "skipped"
+    refusal = refused.stdout.splitlines()[-2]
+    assert refusal.startswith(f"Refusing to execute: configmap/{name} in namespace {NAMESPACE}: the apply record "
+                              "exists but cannot be read")
+    assert "refusing rather than guessing what was applied" in refusal
+    touched = [r for r in world.kube.requests() if r["method"] in MUTATING and "/leases" not in r["path"]]
+    assert touched == [], "nothing but the lock was written"

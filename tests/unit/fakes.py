@@ -12,7 +12,7 @@ from cli.adapters import SummaryReporter
 from core.batch import waves
 from core.errors import LeaseLost, RecordUnreadable
 from core.gate import GateDecision, GateRequirement
-from core.lifecycle.ports import Execution, Objects, Saving
+from core.lifecycle.ports import Execution, Loading, Objects, Saving
 from core.plan import Plan, load_plan
 from core.record import RECORD_ANNOTATION, ApplyRecord
 from core.report import StepResult
@@ -124,6 +124,9 @@ class FakeRecords:
             raise RecordUnreadable(self.unreadable, "truncated JSON")
         record = self.stored.get(plan.path.as_posix())
         return record, "record read from memory" if record else "no apply record"
+
+    def start_load(self, plan: Plan) -> Loading:
+        return lambda: self.load(plan)  # read when waited for: after the capture, as a read under way may be
 
     def load_for_preview(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
         return self.load(plan)
