@@ -12,6 +12,7 @@ from typing import Any
 
 from core.hints import CommandHint, ManifestHint
 from core.plan import Action, ApplyHpa, HpaBounds, Plan, ScaleWorkload, UpdateResources, Workload
+from core.record import RECORD_ANNOTATION, record_name
 from core.state import Objects, in_effect
 from core.vocabulary import StepType
 
@@ -58,7 +59,8 @@ class Step:
         return f"kubectl -n {namespace} {shlex.join(self.args)}"
 
 
-def hpa_manifest(name: str, namespace: str, workload: Workload, bounds: HpaBounds) -> dict[str, Any]:
+def hpa_manifest(name: str, namespace: str, workload: Workload, bounds: HpaBounds,
+                 annotations: dict[str, str] | None = None) -> dict[str, Any]:
     """An autoscaling/v2 HorizontalPodAutoscaler for `workload` within `bounds`."""
     spec: dict[str, Any] = {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": workload.kind, "name": workload.name},
@@ -68,20 +70,23 @@ def hpa_manifest(name: str, namespace: str, workload: Workload, bounds: HpaBound
     if bounds.cpu_utilization is not None:
         spec["metrics"] = [{"type": "Resource", "resource": {
             "name": "cpu", "target": {"type": "Utilization", "averageUtilization": bounds.cpu_utilization}}}]
-    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if annotations:
+        metadata["annotations"] = annotations
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": metadata, "spec": spec}
 
 
 def _quantity_flag(flag: str, values: dict[str, str] | Any) -> list[str]:
     return [f"{flag}={','.join(f'{name}={value}' for name, value in values.items())}"] if values else []
 
 
-def forward_step(number: int, action: Action, namespace: str) -> Step:
-    """The kubectl call that applies one action."""
-    return replace(_forward_call(number, action, namespace), landing=Landing(action))
+def forward_step(number: int, action: Action, namespace: str, record: str) -> Step:
+    """The kubectl call that applies one action. An HPA the plan describes carries `record` (the plan's record
+    name) as RECORD_ANNOTATION from its creation on, as the objects apply changes are stamped with it."""
+    return replace(_forward_call(number, action, namespace, record), landing=Landing(action))
 
 
-def _forward_call(number: int, action: Action, namespace: str) -> Step:
+def _forward_call(number: int, action: Action, namespace: str, record: str) -> Step:
     if isinstance(action, ScaleWorkload):
         return Step(number, StepType.ACTION, action.type, action.workload.ref,
                     ("scale", action.workload.ref, f"--replicas={action.replicas}"),
@@ -96,7 +101,7 @@ def _forward_call(number: int, action: Action, namespace: str) -> Step:
         return Step(number, StepType.ACTION, action.type, f"hpa/{action.name}", ("apply", "-f", action.manifest),
                     f"applied hpa/{action.name} from {action.manifest}")
     assert action.bounds is not None
-    manifest = hpa_manifest(action.name, namespace, action.workload, action.bounds)
+    manifest = hpa_manifest(action.name, namespace, action.workload, action.bounds, {RECORD_ANNOTATION: record})
     bounds = action.bounds
     cpu = f", cpu {bounds.cpu_utilization}%" if bounds.cpu_utilization is not None else ""
     return Step(number, StepType.ACTION, action.type, f"hpa/{action.name}", ("apply", "-f", "-"),
@@ -114,7 +119,8 @@ def rollout_steps(refs: Sequence[str], first_number: int, timeout_s: float) -> l
 
 def apply_steps(plan: Plan) -> list[Step]:
     """Forward steps, one per action, in plan order."""
-    return [forward_step(number, action, plan.namespace) for number, action in enumerate(plan.actions, start=1)]
+    record = record_name(plan)
+    return [forward_step(number, action, plan.namespace, record) for number, action in enumerate(plan.actions, start=1)]
 
 
 def seed_rollback_steps(plan: Plan, live: Objects | None = None) -> list[Step]:

@@ -23,7 +23,7 @@ from core.errors import PermanentError, TemporaryError
 from core.gate import GateDecision, GateRequirement
 from core.lifecycle.common import Lifecycle, preview_report, recheck, verify_rollouts
 from core.lifecycle.ports import Cluster, Execution, Held, Records, Saving
-from core.lifecycle.rollback import Rollback, live_plan_objects
+from core.lifecycle.rollback import Rollback, live_plan_objects, stamped
 from core.plan import Plan
 from core.record import RECORD_ANNOTATION, ApplyRecord, plan_digest, record_name
 from core.report import RunReport, StepResult
@@ -124,12 +124,13 @@ class Apply(Lifecycle):
         """Run the steps, stamp the objects they created, read the after-states, verify the rollouts (with
         `atomic`, undo a failed run) and save the finished record; `lines` gets the notes."""
         ran = cluster.run_steps(plan, prepared.to_run, lambda step: group_of(plan, step.number), progress.wave_done)
+        after = cluster.capture(plan)
+        carrying = set(stamped(plan, after))  # the HPAs the plan describes carry the stamp from their creation on
         unstamped = _stamp(cluster, plan, [result.step.obj for result in ran
                                            if result.ok and result.step.obj is not None
-                                           and result.step.obj not in existed])
+                                           and result.step.obj not in existed and result.step.obj not in carrying])
         lines += [f"note: {unstamped}; the record still names what the run created"] if unstamped else []
         results = sorted([*prepared.settled, *ran], key=lambda result: result.step.number)
-        after = cluster.capture(plan)
         record = with_after_states(progress.record, plan, after)
         results = results_with_states(results, record)
         changed = [plan.actions[stored.number - 1] for stored in record.steps if stored.status == StepStatus.SUCCEEDED]
@@ -155,8 +156,9 @@ class Apply(Lifecycle):
 
 def _stamp(cluster: Cluster, plan: Plan, refs: Sequence[str]) -> str | None:
     """Mark the objects as changed by this plan's apply (RECORD_ANNOTATION): the objects that exist before the
-    first change, and the HPAs the run created right after it; a rollback that then finds no record refuses
-    rather than guess. Returns why the stamp failed (its transient failures already retried), if it did."""
+    first change, and the HPAs the run created from manifest files right after it (those the plan describes
+    carry it from their creation on); a rollback that then finds no record refuses rather than guess. Returns
+    why the stamp failed (its transient failures already retried), if it did."""
     if not refs:
         return None
     unique, name = list(dict.fromkeys(refs)), record_name(plan)

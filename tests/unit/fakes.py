@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from yaml import safe_load
+
 from cli.adapters import SummaryReporter
 from core.batch import waves
 from core.errors import LeaseLost, RecordUnreadable
@@ -44,6 +46,8 @@ class FakeCluster:
     waves_seen: list[list[int]] = field(default_factory=list)
     stamps: list[tuple[int, list[str]]] = field(default_factory=list)
     """Each stamp call: how many steps had run before it, and the refs it annotated."""
+    directory: Path = Path(".")
+    """Where the plan's manifest files are."""
     stamp_errors: list[Exception | None] = field(default_factory=list)
     """What the next stamp calls raise, in order (None: that call succeeds); later calls succeed."""
 
@@ -68,8 +72,9 @@ class FakeCluster:
         elif step.args[:2] == ("delete", "hpa"):
             self.objects = [o for o in self.objects if (o["kind"], o["metadata"]["name"]) !=
                             ("HorizontalPodAutoscaler", step.args[2])]
-        elif step.args[1:] == ("-f", "-") and step.stdin is not None:
-            manifest = json.loads(step.stdin)
+        elif step.args[1:2] == ("-f",):  # a manifest on stdin, or a file next to the plan
+            manifest = json.loads(step.stdin) if step.args[2:] == ("-",) else safe_load(
+                (self.directory / step.args[2]).read_text())
             self.objects = [o for o in self.objects if (o["kind"], o["metadata"]["name"]) !=
                             (manifest["kind"], manifest["metadata"]["name"])] + [manifest]
         return None

@@ -32,13 +32,34 @@ def forget_record(world: World) -> Path:
     return saved
 
 
-def test_apply_stamps_existing_objects_before_the_first_change_and_created_hpas_right_after(world: World) -> None:
+def test_apply_stamps_existing_objects_before_the_first_change_and_a_described_hpa_carries_it_from_creation(
+        world: World) -> None:
     assert apply(world).final == Outcome.SUCCEEDED
 
-    assert world.cluster.stamps == [(0, ["deployment/web", "deployment/api"]), (3, ["hpa/web"])]
+    assert world.cluster.stamps == [(0, ["deployment/web", "deployment/api"])], "no stamp call after the steps"
     name = record_name(world.load(str(world.plan_path)))
     for kind, object_name in [("Deployment", "web"), ("Deployment", "api"), ("HorizontalPodAutoscaler", "web")]:
         assert annotation(world.cluster.find(kind, object_name)) == name
+
+
+def test_an_hpa_created_from_a_manifest_file_is_stamped_right_after_the_steps(world: World) -> None:
+    with_manifest_hpa(world)
+
+    assert apply(world).final == Outcome.SUCCEEDED
+
+    assert world.cluster.stamps == [(0, ["deployment/web", "deployment/api"]), (3, ["hpa/web"])]
+    assert annotation(world.cluster.find("HorizontalPodAutoscaler", "web")) == record_name(
+        world.load(str(world.plan_path)))
+
+
+def with_manifest_hpa(world: World) -> None:
+    """The plan's HPA from hpa.yaml, a file that knows nothing of the stamp."""
+    world.plan_path.with_name("hpa.yaml").write_text(
+        "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\n"
+        "spec: {scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}, minReplicas: 4, maxReplicas: 8}\n")
+    world.plan_path.write_text(world.plan_path.read_text().replace(
+        "{type: apply_hpa, name: web, minReplicas: 4, maxReplicas: 8}",
+        "{type: apply_hpa, name: web, manifest: hpa.yaml}"))
 
 
 def test_a_stamp_the_cluster_refuses_fails_the_run_before_any_change(world: World) -> None:
@@ -70,6 +91,7 @@ def test_a_stamp_still_failing_after_its_retries_says_so(world: World) -> None:
 
 
 def test_a_created_hpa_left_unstamped_is_a_note_the_record_covers(world: World) -> None:
+    with_manifest_hpa(world)
     world.cluster.stamp_errors += [None, PermanentError("Error from server (Forbidden): forbidden")]
 
     report = apply(world)
