@@ -1,8 +1,10 @@
 """A per-target lock that works across machines: a coordination.k8s.io Lease in the plan's namespace.
 
-Every write is a compare-and-swap (`replace` carries the resourceVersion that was read), so two workers, on one
-Prefect server or two, can never both hold it. The holder renews it from a background thread every third of
-its duration (60 s), so a long run keeps it and a dead holder's lease frees within a minute.
+Every write is a compare-and-swap (`create`, or a `replace` or delete that carries the resourceVersion read or
+written last), so two workers, on one Prefect server or two, can never both hold it. A free lock is no Lease at
+all: the holder deletes it on release, so that taking a free lock is one `create`. The holder renews it from a
+background thread every third of its duration (60 s), so a long run keeps it and a dead holder's lease frees
+within a minute.
 
 Expiry is judged as client-go's leader election judges it, on the waiting side's own clock: a lease is expired
 once we have seen it unchanged (same resourceVersion) for its whole duration, whatever the clocks of the two
@@ -17,7 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -83,6 +85,20 @@ def _write(kubectl: Kubectl, namespace: str, verb: str, lease: dict[str, Any], t
     return checked(result).stdout.strip()
 
 
+def _delete(kubectl: Kubectl, namespace: str, version: str, timeout_s: float) -> bool:
+    """Delete the lease only if it is still at `version` (a precondition, sent through `delete --raw`, as plain
+    `kubectl delete` cannot carry one): True when it is gone, False when someone wrote it since (409)."""
+    options = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"resourceVersion": version}}
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{LEASE_NAME}"
+    result = run(kubectl, namespace, ["delete", "--raw", path, "-f", "-"], stdin=json.dumps(options),
+                 timeout_s=timeout_s)
+    if result.ok or "NotFound" in result.stderr:
+        return True
+    if "Conflict" in result.stderr or "the object has been modified" in result.stderr:
+        return False
+    return checked(result).ok  # raises: the delete failed
+
+
 def _lease(namespace: str, holder: str | None, resource_version: str | None, lease_s: int,
            acquired_at: str | None = None) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": LEASE_NAME, "namespace": namespace}
@@ -121,6 +137,13 @@ def acquire(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float, pol
     call_s = _call_timeout(lease_s, kubectl)
     observed = _Observation()
     sent = time.monotonic()
+    # A free lock is no Lease (`release` deletes it): try to create it first, and read only if it is there.
+    lease = _lease(namespace, holder, None, lease_s)
+    written = retry_transient(partial(_write, kubectl, namespace, "create", lease, call_s),
+                              time.monotonic() + unreachable_s)
+    if written is not None:
+        return LeaseHandle(kubectl, namespace, holder, lease_s, str(lease["spec"]["acquireTime"]), _renewed_at=sent,
+                           _version=written)
     dead_since: tuple[str | None, float] = (None, 0.0)
     while True:
         current = retry_transient(partial(_read, kubectl, namespace, call_s), time.monotonic() + unreachable_s)
@@ -159,23 +182,29 @@ def acquire(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float, pol
 
 def release(kubectl: Kubectl, namespace: str, holder: str, lease_s: int = LEASE_SECONDS,
             version: str | None = None) -> None:
-    """Give the lease up, only if we still hold it: one compare-and-swap on `version` (our last write's), which
-    fails if anyone wrote the lease since; otherwise, or when that write fails in any way, read the lease and
-    release it if it is still ours. Transient failures are retried for a third of the lease's duration (the time
-    a renewal may take, too); then the last one raises."""
+    """Give the lease up, only if we still hold it: delete it on condition that it is still at `version` (our
+    last write's), which fails if anyone wrote it since; then read it, and if it is still ours, delete it at the
+    version read. A Role from before leases could be deleted (403) gets the lease written free instead.
+    Transient failures are retried for a third of the lease's duration (the time a renewal may take, too); then
+    the last one raises."""
     deadline = time.monotonic() + lease_s / 3
     call_s = _call_timeout(lease_s, kubectl)
-    if version:
-        with suppress(KubectlError):
-            if _write(kubectl, namespace, "replace", _lease(namespace, None, version, lease_s), call_s) is not None:
-                return
     while True:
-        current = retry_transient(partial(_read, kubectl, namespace, call_s), deadline)
-        if current is None or current.get("spec", {}).get("holderIdentity") != holder:
-            return
-        freed = _lease(namespace, None, current["metadata"]["resourceVersion"], lease_s)
-        if retry_transient(partial(_write, kubectl, namespace, "replace", freed, call_s), deadline) is not None:
-            return
+        if version is None:
+            current = retry_transient(partial(_read, kubectl, namespace, call_s), deadline)
+            if current is None or current.get("spec", {}).get("holderIdentity") != holder:
+                return
+            version = str(current["metadata"]["resourceVersion"])
+        try:
+            if retry_transient(partial(_delete, kubectl, namespace, version, call_s), deadline):
+                return
+        except KubectlError as error:
+            if "Forbidden" not in str(error):
+                raise
+            freed = _lease(namespace, None, version, lease_s)
+            if retry_transient(partial(_write, kubectl, namespace, "replace", freed, call_s), deadline) is not None:
+                return
+        version = None  # someone wrote it since: read it again
         if time.monotonic() >= deadline:
             raise KubectlError(f"lease {LEASE_NAME} kept changing while it was released", transient=True)
 

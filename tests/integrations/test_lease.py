@@ -47,6 +47,16 @@ def lease_writes(sandbox: KubeSandbox) -> int:
     return sandbox.count_requests(method="PUT", path_regex=LEASE_PATH)
 
 
+def lease_requests(sandbox: KubeSandbox) -> dict[str, int]:
+    return {method: sandbox.count_requests(method=method, path_regex=path)
+            for method, path in (("GET", LEASE_PATH), ("POST", r"/leases$"), ("PUT", LEASE_PATH),
+                                 ("DELETE", LEASE_PATH))}
+
+
+def lease_of(sandbox: KubeSandbox) -> dict[str, object] | None:
+    return sandbox.get("lease", "shop", LEASE_NAME)  # type: ignore[no-any-return]
+
+
 @pytest.fixture
 def other_holder(kubectl: Kubectl) -> Iterator[threading.Event]:
     """Another worker (thread) that holds and keeps renewing the lease until the event is set."""
@@ -85,7 +95,7 @@ def test_a_held_lease_is_renewed_at_a_third_of_its_duration_and_released(
     assert (first["holderIdentity"], first["leaseDurationSeconds"]) == ("me@here/1", LEASE_S)
     assert lock.renewals >= 2 and str(renewed["renewTime"]) > str(first["renewTime"])
     assert renewed["acquireTime"] == first["acquireTime"]
-    assert lease_spec(kube_sandbox)["holderIdentity"] is None and lock.release_error is None
+    assert lease_of(kube_sandbox) is None and lock.release_error is None, "a free lock is no Lease"
 
 
 def test_the_default_lease_is_much_shorter_than_the_seeds_900_s(kube_sandbox: KubeSandbox, kubectl: Kubectl) -> None:
@@ -127,36 +137,48 @@ def test_a_dead_holder_on_this_host_is_taken_over_once_its_writes_can_have_lande
 def test_transient_faults_on_acquire_renew_and_release_are_retried(
         kube_sandbox: KubeSandbox, kubectl: Kubectl, fault: dict[str, object]) -> None:
     faults = [kube_sandbox.faults.add(method=method, path_regex=path, count=1, **fault)  # type: ignore[arg-type]
-              for method, path in (("GET", LEASE_PATH), ("POST", r"/leases$"))]
+              for method, path in (("POST", r"/leases$"), ("GET", LEASE_PATH))]  # the GET: the renewal's read
     with target_lock(kubectl, "shop", "me@here/1", 10, lease_s=LEASE_S) as lock:
         renewals = kube_sandbox.faults.add(method="PUT", path_regex=LEASE_PATH, count=1, **fault)  # type: ignore[arg-type]
         deadline = time.monotonic() + 2 * LEASE_S
         while lock.renewals < 1 and time.monotonic() < deadline:
             lock.check()  # the renewal's fault was retried before the lease expired
             time.sleep(0.1)
-        releases = kube_sandbox.faults.add(method="PUT", path_regex=LEASE_PATH, count=1, **fault)  # type: ignore[arg-type]
+        releases = kube_sandbox.faults.add(method="DELETE", path_regex=LEASE_PATH, count=1, **fault)  # type: ignore[arg-type]
         lock.stop()  # no renewal may take the release's fault
     assert [rule.fired for rule in (*faults, renewals, releases)] == [1, 1, 1, 1]
     assert lock.renewals >= 1 and lock.release_error is None
-    assert lease_spec(kube_sandbox)["holderIdentity"] is None
+    assert lease_of(kube_sandbox) is None
 
 
-def test_a_release_is_one_write_against_the_version_we_left(kube_sandbox: KubeSandbox, kubectl: Kubectl) -> None:
-    """No read first: a compare-and-swap on our last write's resourceVersion, which fails (and falls back to
-    reading) if anyone wrote the lease since; test_a_lease_taken_by_someone_else_is_lost is that case."""
+def test_a_free_lock_is_taken_with_one_create_and_released_with_one_delete(
+        kube_sandbox: KubeSandbox, kubectl: Kubectl) -> None:
+    """No read first, either way: the delete carries our last write's resourceVersion as a precondition, so it
+    fails (and the release reads) if anyone wrote the lease since; test_a_lease_taken_by_someone_else_is_lost
+    is that case."""
     with target_lock(kubectl, "shop", "me@here/1", 10, lease_s=LEASE_S) as lock:
         lock.stop()
-        reads = kube_sandbox.count_requests(method="GET", path_regex=LEASE_PATH)
-        writes = lease_writes(kube_sandbox)
-    assert kube_sandbox.count_requests(method="GET", path_regex=LEASE_PATH) - reads == 0
-    assert lease_writes(kube_sandbox) - writes == 1
-    assert lease_spec(kube_sandbox)["holderIdentity"] is None and lock.release_error is None
+        assert lease_requests(kube_sandbox) == {"GET": 0, "POST": 1, "PUT": 0, "DELETE": 0}
+    assert lease_requests(kube_sandbox) == {"GET": 0, "POST": 1, "PUT": 0, "DELETE": 1}
+    assert lease_of(kube_sandbox) is None and lock.release_error is None
+
+
+def test_a_role_that_cannot_delete_leases_still_releases_by_writing_it_free(
+        kube_sandbox: KubeSandbox, kubectl: Kubectl) -> None:
+    """deployments/rbac.yaml from before the lock was deleted on release: the DELETE is Forbidden."""
+    kube_sandbox.faults.add(method="DELETE", path_regex=LEASE_PATH, status=403)
+    with target_lock(kubectl, "shop", "me@here/1", 10, lease_s=LEASE_S) as lock:
+        lock.stop()
+    assert lock.release_error is None
+    assert lease_spec(kube_sandbox)["holderIdentity"] is None
+    with target_lock(kubectl, "shop", "you@here/2", 10, lease_s=LEASE_S):  # a free Lease is taken over at once
+        assert lease_spec(kube_sandbox)["holderIdentity"] == "you@here/2"
 
 
 def test_a_failed_release_is_reported_not_swallowed(kube_sandbox: KubeSandbox, kubectl: Kubectl) -> None:
     with target_lock(kubectl, "shop", "me@here/1", 10, lease_s=LEASE_S) as lock:
         lock.stop()
-        kube_sandbox.faults.add(method="PUT", path_regex=LEASE_PATH, status=503)
+        kube_sandbox.faults.add(method="DELETE", path_regex=LEASE_PATH, status=503)
         started = time.monotonic()
     assert time.monotonic() - started < LEASE_S
     assert lock.release_error is not None and "was not released" in lock.release_error
@@ -189,11 +211,12 @@ def test_a_lease_that_cannot_be_renewed_is_lost_once_it_expired(kube_sandbox: Ku
                 lock.check()
                 time.sleep(0.1)
         assert time.monotonic() - started <= LEASE_S + 0.5
-    assert lock.release_error is not None
+    assert lock.release_error is None and lease_of(kube_sandbox) is None, \
+        "nobody wrote it since our last write: still ours to delete (a delete needs no renewal)"
 
 
 def test_no_lock_call_hangs_past_its_timeout(kube_sandbox: KubeSandbox, kubectl: Kubectl) -> None:
-    kube_sandbox.faults.add(method="GET", path_regex=LEASE_PATH, latency_s=30)
+    kube_sandbox.faults.add(method="POST", path_regex=r"/leases$", latency_s=30)
     started = time.monotonic()
     with pytest.raises(KubectlError, match="timed out"):
         acquire(kubectl, "shop", "me@here/1", timeout_s=3, poll_s=0.2, lease_s=LEASE_S)
