@@ -261,7 +261,7 @@ def verb(args: str) -> str:
 
 def category(args: str) -> str:
     what = verb(args)
-    if "lease" in what:
+    if "lease" in what or "/leases/" in args:
         return "lock"
     if "configmap" in what:
         return "record"

@@ -11,6 +11,7 @@ import pytest
 from cli.args import parse
 from core.errors import InputError
 from core.plan import load_plan
+from core.record import RECORD_ANNOTATION, record_name
 from core.steps import apply_steps, seed_rollback_steps
 
 HPA = ("apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\n"
@@ -109,7 +110,8 @@ actions:
     ]
     manifest = json.loads(steps[3].stdin or "")
     assert manifest["spec"]["minReplicas"] == 2 and manifest["spec"]["maxReplicas"] == 5
-    assert manifest["metadata"] == {"name": "api", "namespace": "ns"}
+    assert manifest["metadata"] == {"name": "api", "namespace": "ns",  # stamped from its creation on
+                                    "annotations": {RECORD_ANNOTATION: record_name(load_plan(plan))}}
     assert manifest["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 60
 
 
