@@ -7,22 +7,23 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from core.conventions import DEFAULT_PLAN, Flow
 from core.lifecycle.apply import Apply
 from core.report import RunReport
-from flows.shared import MAX_PARALLEL_STEPS, execution, flow_result, run_name, settle_status, tag_run
+from flows.shared import TASK_WORKERS, execution, flow_result, run_name, settle_status, tag_run
 from tasks.plan import load_plan
 from tasks.records import TaskRecords
 from tasks.reporter import TaskReporter
 
 
 @flow(name=Flow.APPLY.flow_name, flow_run_name=run_name(Flow.APPLY),
-      task_runner=ThreadPoolTaskRunner(max_workers=MAX_PARALLEL_STEPS))  # type: ignore[arg-type]
+      task_runner=ThreadPoolTaskRunner(max_workers=TASK_WORKERS))  # type: ignore[arg-type]
 def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool = False, atomic: bool = False,
                 rollout_timeout_s: float = 120, lock_timeout_s: float = 300, repository: str | None = None,
                 require_approval: bool = False, head_sha: str | None = None) -> RunReport | State:
     """Preview by default; with `execute`, a PR number and a passing gate: capture, apply, verify, record.
 
-    Steps on different workloads run side by side ($INFRA_MAX_PARALLEL_STEPS kubectl calls at a time, default 4),
-    and those that differ only in their object share one call; a transient kubectl failure is retried, a
-    permanent one fails its step at once. With `atomic`, a failure rolls back the steps already applied.
+    Steps on different workloads run side by side ($INFRA_MAX_PARALLEL_STEPS kubectl calls at a time, default 4,
+    with the record's save beside them), and those that differ only in their object share one call; a transient
+    kubectl failure is retried, a permanent one fails its step at once. With `atomic`, a failure rolls back the
+    steps already applied.
     `repository` ("owner/name", from the triggering event) overrides GH_OWNER/GH_REPO; `require_approval` also
     asks for an approving review of the head SHA (Atlantis's apply requirement); `head_sha` is the head the
     labeled event carried (the gate refuses when the PR's head differs).

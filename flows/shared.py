@@ -29,6 +29,9 @@ from tasks.reporter import LastReport
 
 MAX_PARALLEL_STEPS = int(os.environ.get("INFRA_MAX_PARALLEL_STEPS", "4"))
 """kubectl calls on different workloads run side by side, this many at a time (each is one process)."""
+TASK_WORKERS = MAX_PARALLEL_STEPS + 1
+"""The flows' task runner threads: the steps' calls, and one for the apply record's read or save, which run beside
+them (core.lifecycle.apply) and must not hold back a step."""
 
 
 def gate_requirement(flow: str, plan: str, pr: int | None, repository: str | None,
