@@ -15,13 +15,14 @@ from core.conventions import DEFAULT_PLAN, Flow, repository_path
 from core.errors import InputError
 from core.gate import GateDecision, GateRequirement, files_read_by, local_files_problem
 from core.lifecycle.ports import Execution
-from core.plan import Plan, load_plan
+from core.plan import Plan
 from core.report import RunReport
 from core.vocabulary import Outcome
 from tasks.artifacts import record_refusal
 from tasks.gate import recheck_label, report_status, verify_label
 from tasks.kube import TaskCluster
 from tasks.lock import TaskLock
+from tasks.plan import parsed_plan
 from tasks.reporter import LastReport
 
 # PyGithub (the gate's client) is imported here, before a flow run starts, not inside the gate's task: there,
@@ -111,7 +112,7 @@ def plan_target(plan: str) -> str:
     """The plan's target (as its artifacts are keyed), or its directory's name when the plan cannot be read: a
     run name must not fail where the run itself reports the bad plan."""
     try:
-        loaded = load_plan(Path(plan))
+        loaded = parsed_plan(Path(plan))
     except (InputError, OSError):
         return Path(plan).parent.name or plan
     return loaded.target or loaded.namespace
