@@ -99,3 +99,31 @@ def test_what_a_shared_call_did_not_confirm_runs_alone_retried_only_when_transie
     assert undone.returncode == 0, undone.stdout + undone.stderr
     assert all(world.replicas(name) == 2 and world.resources(name) == APP["resources"] and world.hpa(name) is None
                for name in NAMES)
+
+
+def test_a_waves_record_save_does_not_hold_back_the_next_waves_calls(world: World) -> None:
+    """The record's save after a wave runs beside the next wave on a task thread of its own: the 4 calls a wave of
+    40 resources steps is spread over all start at once, though the save is slower than each of them."""
+    names = [f"app-{index:02d}" for index in range(40)]
+    for name in names:
+        world.kube.create_deployment(NAMESPACE, name, replicas=2, containers=[APP], wait=False)
+    world.kube.fast_forward()
+    world.write_plan(f"namespace: {NAMESPACE}\ntarget: prod\nactions:\n" + "".join(
+        f"  - {{type: scale_workload, name: {name}, replicas: 3}}\n"
+        f"  - {{type: update_resources, name: {name}, container: app, limits: {{cpu: 600m}}}}\n" for name in names))
+    # the first save's replace (404: no record yet, then created) and wave 1's save take 6 s each; every PATCH of
+    # the resources wave 0.3 s, 3 s for a call of 10
+    world.kube.faults.add(method="PUT", path_regex=r"/configmaps/infra-record-", latency_s=6, count=2)
+    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/app-\d+$", command="kubectl set", latency_s=0.3)
+    world.kube.clear_requests()
+
+    applied = apply(world)
+
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    calls: dict[str, list[float]] = {}
+    for request in world.kube.requests():
+        if request["command"] == "kubectl set resources":
+            calls.setdefault(request["session"], []).append(request["time"])
+    assert len(calls) == 4
+    assert max(min(times) for times in calls.values()) < min(max(times) for times in calls.values()), \
+        "a call of the wave waited for a thread until another one ended"
