@@ -408,8 +408,9 @@ def main() -> int:
                 namespace, path = plans[size]
                 pr = sandboxes.github.open_pr("acme/infra", head=f"bench-{size}", author="alice",
                                               title=f"bench {size}", files={path: (checkout / path).read_text()})
-                rounds = [one_round(sandboxes, prefect, checkout, env, log, tmp, namespace, path, pr, size,
-                                    args.baseline_sample) for _ in range(args.repeat)]
+                bench = Bench(sandboxes, prefect, checkout, env, wrapper, log, tmp)
+                rounds = [one_round(bench, namespace, path, pr, size, args.baseline_sample)
+                          for _ in range(args.repeat)]
                 result = median_round(rounds)
                 rows.append(result)
                 report(result)
@@ -420,27 +421,41 @@ def main() -> int:
     return 0
 
 
-def one_round(sandboxes: Sandboxes, prefect: Prefect, checkout: Path, env: dict[str, str], log: Path, tmp: Path,
-              namespace: str, path: str, pr: int, size: int, baseline_sample: int | None) -> dict[str, Any]:
+@dataclass
+class Bench:
+    """What every round runs against: the servers, the checkout and CLI environment, the kubectl wrapper and its
+    call log, and the directory for the baseline's scripts."""
+
+    sandboxes: Sandboxes
+    prefect: Prefect
+    checkout: Path
+    env: dict[str, str]
+    wrapper: Path
+    log: Path
+    scripts: Path
+
+
+def one_round(bench: Bench, namespace: str, path: str, pr: int, size: int,
+              baseline_sample: int | None) -> dict[str, Any]:
     """Our apply and rollback, then the baseline's (it replays both, so the cluster ends as it began)."""
     result: dict[str, Any] = {"size": size}
     for flow, label in LABELS.items():
-        sandboxes.github.add_label("acme/infra", pr, label, "alice")
+        bench.sandboxes.github.add_label("acme/infra", pr, label, "alice")
         ours = measured([*command_for(flow.flow_name), "--execute", f"--pr={pr}", f"--plan={path}"],
-                        checkout, env, log)
+                        bench.checkout, bench.env, bench.log)
         if ours.returncode != 0 or not ours.summary:
             print(ours.stdout[-3000:], ours.stderr[-3000:], sep="\n")
             raise SystemExit(f"{flow.flow_name} failed at {size} deployments (exit {ours.returncode})")
         result[flow] = ours
         try:
-            result[f"{flow}-phases"] = phases(prefect.api_url, ours)
+            result[f"{flow}-phases"] = phases(bench.prefect.api_url, ours)
         except (httpx.HTTPError, IndexError, KeyError) as error:  # a figure lost, not the run
             result[f"{flow}-phases"] = f"unavailable ({error!r})"
     sample = baseline_sample if baseline_sample and baseline_sample < size else None
     for flow in ("apply", "rollback"):
-        script = baseline_script(result[flow], tmp, namespace, tmp / "kubectl-wrapper", f"baseline-{size}-{flow}",
+        script = baseline_script(result[flow], bench.scripts, namespace, bench.wrapper, f"baseline-{size}-{flow}",
                                  sample)
-        base = measured(["/bin/bash", str(script)], checkout, env, log)
+        base = measured(["/bin/bash", str(script)], bench.checkout, bench.env, bench.log)
         if base.returncode != 0:
             raise SystemExit(f"baseline {flow} failed at {size}: {base.stderr[-2000:]}")
         all_steps = result[flow].summary.get("results", [])

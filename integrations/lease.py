@@ -26,7 +26,15 @@ from functools import partial
 from typing import Any
 
 from core.errors import LeaseLost, TemporaryError
-from integrations.kubectl import LATE_WRITE_GRACE_S, Kubectl, KubectlError, checked, retry_transient, run
+from integrations.kubectl import (
+    LATE_WRITE_GRACE_S,
+    Kubectl,
+    KubectlError,
+    KubectlResult,
+    checked,
+    retry_transient,
+    run,
+)
 
 LEASE_NAME = "infra-orchestrator-lock"
 LEASE_SECONDS = 60
@@ -74,13 +82,17 @@ def _read(kubectl: Kubectl, namespace: str, timeout_s: float) -> dict[str, Any] 
         raise KubectlError(f"lease {LEASE_NAME} did not come back as JSON", transient=True) from None
 
 
+def _someone_else_wrote(result: KubectlResult) -> bool:
+    """409: a precondition (resourceVersion) that no longer holds."""
+    return not result.ok and ("Conflict" in result.stderr or "the object has been modified" in result.stderr)
+
+
 def _write(kubectl: Kubectl, namespace: str, verb: str, lease: dict[str, Any], timeout_s: float) -> str | None:
     """The resourceVersion the write left ("" if kubectl did not print it); None when someone else got there
     first (409 AlreadyExists / Conflict)."""
     result = run(kubectl, namespace, [verb, "-f", "-", "-o", "jsonpath={.metadata.resourceVersion}"],
                  stdin=json.dumps(lease), timeout_s=timeout_s)
-    if not result.ok and ("AlreadyExists" in result.stderr or "Conflict" in result.stderr
-                          or "the object has been modified" in result.stderr):
+    if _someone_else_wrote(result) or (not result.ok and "AlreadyExists" in result.stderr):
         return None
     return checked(result).stdout.strip()
 
@@ -94,9 +106,9 @@ def _delete(kubectl: Kubectl, namespace: str, version: str, timeout_s: float) ->
                  timeout_s=timeout_s)
     if result.ok or "NotFound" in result.stderr:
         return True
-    if "Conflict" in result.stderr or "the object has been modified" in result.stderr:
+    if _someone_else_wrote(result):
         return False
-    return checked(result).ok  # raises: the delete failed
+    return checked(result).ok  # the delete failed: raises its KubectlError
 
 
 def _lease(namespace: str, holder: str | None, resource_version: str | None, lease_s: int,
