@@ -1,12 +1,12 @@
 """infra-apply: execute a plan once its PR carries `execute-plan`, recording each object's prior state."""
 
-from prefect import flow
 from prefect.client.schemas.objects import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from core.conventions import DEFAULT_PLAN, Flow
 from core.lifecycle.apply import Apply
 from core.report import RunReport
+from flows.decorator import flow
 from flows.shared import TASK_WORKERS, execution, flow_result, run_name, settle_status, tag_run
 from tasks.plan import load_plan
 from tasks.records import TaskRecords
@@ -14,7 +14,7 @@ from tasks.reporter import TaskReporter
 
 
 @flow(name=Flow.APPLY.flow_name, flow_run_name=run_name(Flow.APPLY),
-      task_runner=ThreadPoolTaskRunner(max_workers=TASK_WORKERS))  # type: ignore[arg-type]
+      task_runner=ThreadPoolTaskRunner(max_workers=TASK_WORKERS))
 def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool = False, atomic: bool = False,
                 rollout_timeout_s: float = 120, lock_timeout_s: float = 300, repository: str | None = None,
                 require_approval: bool = False, head_sha: str | None = None) -> RunReport | State:

@@ -1,12 +1,12 @@
 """infra-plan: what a PR's plan would change, live value → planned value, validated by a server-side dry run,
 posted as the PR's sticky plan comment with the `infra/plan` commit status. Read-only."""
 
-from prefect import flow
 from prefect.client.schemas.objects import State
 
 from core.conventions import DEFAULT_PLAN, Flow
 from core.lifecycle.plan import Plan
 from core.report import RunReport
+from flows.decorator import flow
 from flows.shared import flow_result, run_name
 from tasks.plan import load_plan
 from tasks.review import TaskPlanCluster, TaskPlanReporter

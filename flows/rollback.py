@@ -1,12 +1,12 @@
 """infra-rollback: reverse what infra-apply did, once the PR carries `rollback-plan`."""
 
-from prefect import flow
 from prefect.client.schemas.objects import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from core.conventions import DEFAULT_PLAN, Flow
 from core.lifecycle.rollback import Rollback
 from core.report import RunReport
+from flows.decorator import flow
 from flows.shared import TASK_WORKERS, execution, flow_result, run_name, settle_status, tag_run
 from tasks.plan import load_plan
 from tasks.records import TaskRecords
@@ -14,7 +14,7 @@ from tasks.reporter import TaskReporter
 
 
 @flow(name=Flow.ROLLBACK.flow_name, flow_run_name=run_name(Flow.ROLLBACK),
-      task_runner=ThreadPoolTaskRunner(max_workers=TASK_WORKERS))  # type: ignore[arg-type]
+      task_runner=ThreadPoolTaskRunner(max_workers=TASK_WORKERS))
 def infra_rollback(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool = False, force: bool = False,
                    rollout_timeout_s: float = 120, lock_timeout_s: float = 300, repository: str | None = None,
                    require_approval: bool = False, head_sha: str | None = None, from_record: str | None = None,

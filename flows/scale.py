@@ -6,12 +6,12 @@ means no plan and no PR; a changed plan updates the target's open PR rather than
 
 from pathlib import Path
 
-from prefect import flow
 from prefect.runtime import flow_run
 
 from core.conventions import DEFAULT_PLANS_DIR, Flow
 from core.lifecycle.scale import Scale
 from core.report import RunReport
+from flows.decorator import flow
 from tasks.scale import (
     TaskLiveState,
     TaskPlanFiles,

@@ -1,0 +1,42 @@
+"""The `@flow` of our flows: Prefect's, with parameters that are plain JSON stored as they are.
+
+Prefect serializes a run's parameters with FastAPI's `jsonable_encoder`, importing FastAPI on the first flow call of
+a process (0.1-0.2 s of every CLI run's start, before its first kubectl call). Our flows take strings, numbers,
+booleans and lists of them, which are JSON already; anything else still goes through Prefect's own serializer.
+"""
+
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+from prefect import Flow
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def plain_json(value: object) -> bool:
+    """Whether `value` is JSON as it stands: None, a bool, number or string, or a list or string-keyed dict of
+    those."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return True
+    if isinstance(value, list):
+        return all(plain_json(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and plain_json(item) for key, item in value.items())
+    return False
+
+
+class PlainJsonFlow(Flow[P, R]):
+    def serialize_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        if all(plain_json(value) for value in parameters.values()):
+            return dict(parameters)
+        return super().serialize_parameters(parameters)
+
+
+def flow(**options: Any) -> Callable[[Callable[P, R]], Flow[P, R]]:
+    """`prefect.flow(**options)`, making a PlainJsonFlow."""
+
+    def decorate(function: Callable[P, R]) -> Flow[P, R]:
+        return PlainJsonFlow(function, **options)
+
+    return decorate
