@@ -239,6 +239,8 @@ class LeaseHandle:
     _lost: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _releasing: threading.Thread | None = None
+    _release_failure: Exception | None = None
 
     def check(self) -> None:
         """Raise LeaseLost when another holder took the lease, or when it went unrenewed past its expiry."""
@@ -248,6 +250,31 @@ class LeaseHandle:
         if unrenewed > self.lease_s:
             raise LeaseLost(f"lease {LEASE_NAME} in namespace {self.namespace} was not renewed for "
                             f"{unrenewed:.0f}s, past its {self.lease_s}s duration")
+
+    def let_go(self) -> None:
+        """Stop renewing and release the lease, in a thread of its own; `released()` waits for it."""
+        if self._releasing is None:
+            self._releasing = threading.Thread(target=self._release, name=f"lease-release-{self.namespace}",
+                                               daemon=True)
+            self._releasing.start()
+
+    def released(self) -> None:
+        """Let go (if not yet) and wait until the release is done; `release_error` then says if it failed."""
+        self.let_go()
+        assert self._releasing is not None
+        self._releasing.join()
+        if self._release_failure is not None:
+            raise self._release_failure
+
+    def _release(self) -> None:
+        self.stop()
+        try:
+            release(self.kubectl, self.namespace, self.holder, lease_s=self.lease_s, version=self._version)
+        except KubectlError as error:
+            self.release_error = (f"lease {LEASE_NAME} in namespace {self.namespace} was not released ({error}); "
+                                  f"it expires by itself {self.lease_s}s after its last renewal")
+        except Exception as error:  # raised where the block ends, as when the release ran there
+            self._release_failure = error
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._keep_renewed, name=f"lease-{self.namespace}", daemon=True)
@@ -296,6 +323,7 @@ def target_lock(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float,
                 lease_s: int = LEASE_SECONDS) -> Iterator[LeaseHandle]:
     """Hold the target's lease for the with-block; the handle's `check()` raises LeaseLost once it is lost.
 
+    The block may let the lease go before its end (`let_go()`); the end waits for the release either way.
     After the block, `release_error` says whether releasing failed; it never raises for that.
     """
     handle = acquire(kubectl, namespace, holder, timeout_s, lease_s=lease_s)
@@ -303,9 +331,4 @@ def target_lock(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float,
     try:
         yield handle
     finally:
-        handle.stop()
-        try:
-            release(kubectl, namespace, holder, lease_s=lease_s, version=handle._version)
-        except KubectlError as error:
-            handle.release_error = (f"lease {LEASE_NAME} in namespace {namespace} was not released ({error}); "
-                                    f"it expires by itself {lease_s}s after its last renewal")
+        handle.released()

@@ -117,6 +117,7 @@ class Apply(Lifecycle):
                 return self.reporter.fail(Flow.APPLY, plan, f"{unstamped}; nothing was changed", lines, requirement)
         with Progress(self.records, plan, prepared.record, held) as progress:
             results = self._perform(plan, cluster, prepared, existed, progress, lines)
+        held.let_go()  # the record is final: the lock is released while the report is published
         return self.reporter.report(Flow.APPLY, plan, results, True, [*lines, *progress.notes], requirement)
 
     def _perform(self, plan: Plan, cluster: Cluster, prepared: ApplyPreparation, existed: Mapping[str, Any],

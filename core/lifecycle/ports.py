@@ -83,6 +83,10 @@ class Held(Protocol):
     def check(self) -> None:
         """Raises LeaseLost once the lock is no longer ours: the run stops before its next change."""
 
+    def let_go(self) -> None:
+        """The run needs the lock no longer (its record is final): giving it up begins now, beside what the run
+        does next (publishing its report), and the block's end waits for it. No `check()` after this."""
+
 
 class Lock(Protocol):
     def hold(self, plan: Plan, holder: str) -> AbstractContextManager[Held]:

@@ -14,7 +14,7 @@ from core.conventions import Flow
 from core.errors import InputError, RecordUnreadable
 from core.gate import GateDecision, GateRequirement
 from core.lifecycle.common import Lifecycle, preview_report, recheck, verify_rollouts
-from core.lifecycle.ports import Cluster, Execution, Held, Objects, Refused
+from core.lifecycle.ports import Cluster, Execution, Held, Loading, Objects, Refused
 from core.plan import ApplyHpa, Plan
 from core.record import RECORD_ANNOTATION, ApplyRecord, RollbackRecord, from_json, now, plan_digest, record_name
 from core.report import RunReport, StepResult
@@ -132,42 +132,55 @@ class Rollback(Lifecycle):
 
     def locked(self, plan: Plan, execution: Execution, requirement: GateRequirement, decision: GateDecision,
                held: Held) -> RunReport:
-        """The record is read again under the lock: it is the truth about what apply did."""
-        record, where = self._record(plan)
+        """The record is read again under the lock (while the objects are captured): it is the truth about what
+        apply did."""
+        loading = self._start_record(plan)
+        live = execution.cluster.capture(plan)
+        record, where = loading()
         lines = [f"note: {where}"]
         if record is None:
-            refs = stamped(plan, execution.cluster.capture(plan))
+            refs = stamped(plan, live)
             if refs and not self.seed_fallback:
                 raise Refused(refusal_without_record(plan, refs), lines)
             lines.append(f"note: {SEED_FALLBACK_CHOSEN if refs else SEED_FALLBACK_NOTE}")
-            return self._seed_rollback(plan, execution, requirement, decision, held, lines)
-        undone = self.reverse(plan, execution.cluster, record, held,
+            return self._seed_rollback(plan, execution, requirement, decision, held, lines, live)
+        undone = self.reverse(plan, execution.cluster, record, held, live=live,
                               before_change=lambda: recheck(execution, requirement, decision, lines))
         note = self.records.save(plan, undone.record)
         lines += [f"note: {note}"] if note else []
+        held.let_go()  # the record is final: the lock is released while the report is published
         return self.reporter.report(Flow.ROLLBACK, plan, undone.results, True, [*lines, *undone.lines], requirement)
 
-    def _record(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
-        """The record given as a file, else the stored one; with `seed_fallback`, an unreadable stored record
-        counts as none."""
+    def _start_record(self, plan: Plan) -> Loading:
+        """The record given as a file, else the stored one, read while the caller goes on; with `seed_fallback`,
+        an unreadable stored record counts as none."""
         if self.from_record is not None:
             try:
                 record = record_from_file(Path(self.from_record), plan_digest(plan))
             except InputError as error:
                 raise Refused(str(error)) from None
-            return record, f"record read from {self.from_record} (--from-record)"
-        try:
-            return self.records.load(plan)
-        except RecordUnreadable as unreadable:
-            if not self.seed_fallback:
-                raise
-            return None, f"{unreadable}; ignored (--seed-fallback)"
+            where = f"record read from {self.from_record} (--from-record)"
+            return lambda: (record, where)
+        loading = self.records.start_load(plan)
+
+        def stored() -> tuple[ApplyRecord | None, str]:
+            try:
+                return loading()
+            except RecordUnreadable as unreadable:
+                if not self.seed_fallback:
+                    raise
+                return None, f"{unreadable}; ignored (--seed-fallback)"
+
+        return stored
 
     def reverse(self, plan: Plan, cluster: Cluster, record: ApplyRecord, held: Held, first_number: int = 1,
-                step_type: StepType = StepType.ACTION, before_change: Callable[[], None] = lambda: None) -> Undo:
-        """Capture, judge each recorded step against the live object, undo those as apply left them (and the
-        drifted ones when forced), verify the rollouts, and return the record with the rollback's outcome."""
-        judged = reversals(plan, record, cluster.capture(plan), first_number, step_type, self.force)
+                step_type: StepType = StepType.ACTION, before_change: Callable[[], None] = lambda: None,
+                live: Objects | None = None) -> Undo:
+        """Capture (unless given the objects `live`, captured under the lock), judge each recorded step against
+        the live object, undo those as apply left them (and the drifted ones when forced), verify the rollouts,
+        and return the record with the rollback's outcome."""
+        live = cluster.capture(plan) if live is None else live
+        judged = reversals(plan, record, live, first_number, step_type, self.force)
         to_run = [r for r in judged if r.verdict == Verdict.REVERSE or (r.verdict == Verdict.DRIFTED and self.force)]
         lines = []
         if not to_run:
@@ -189,12 +202,13 @@ class Rollback(Lifecycle):
         return Undo(results, rolled_back(record, results, applied_by, status), lines, status)
 
     def _seed_rollback(self, plan: Plan, execution: Execution, requirement: GateRequirement,
-                       decision: GateDecision, held: Held, lines: list[str]) -> RunReport:
+                       decision: GateDecision, held: Held, lines: list[str], live: Objects) -> RunReport:
         """No record (applied by the old scripts): the seed's steps, strictly in order, as the seed ran them."""
-        steps = seed_rollback_steps(plan, execution.cluster.capture(plan))
+        steps = seed_rollback_steps(plan, live)
         if not steps:
             return self.reporter.report(Flow.ROLLBACK, plan, [], True, [*lines, f"note: {NEVER_APPLIED}"],
                                         requirement)
         recheck(execution, requirement, decision, lines)
         results = execution.cluster.run_steps(plan, steps, lambda step: SEED_ORDER, lambda wave: held.check())
+        held.let_go()
         return self.reporter.report(Flow.ROLLBACK, plan, results, True, lines, requirement)

@@ -172,11 +172,18 @@ class HeldLock:
     lose_after: int | None = None
     checks: int = 0
     release_error: str | None = None
+    let_go_after: list[str] | None = None
+    """What the run had done when it let the lock go (`done`'s entries then), or None while it holds it."""
+    done: list[str] = field(default_factory=list)
 
     def check(self) -> None:
+        assert self.let_go_after is None, "checked after letting go"
         self.checks += 1
         if self.lose_after is not None and self.checks > self.lose_after:
             raise LeaseLost("lease infra-orchestrator-lock is held by another run")
+
+    def let_go(self) -> None:
+        self.let_go_after = list(self.done)
 
 
 class FreeLock:
@@ -187,6 +194,7 @@ class FreeLock:
     @contextmanager
     def hold(self, plan: Plan, holder: str) -> Iterator[HeldLock]:
         self.holders.append(holder)
+        self.held.let_go_after = None
         yield self.held
 
 

@@ -1,8 +1,9 @@
 """The Apply and Rollback lifecycles over in-memory stand-ins: capture, reversal, drift, resume, atomic, waves."""
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from cli.adapters import SummaryReporter
 from core.errors import TemporaryError
 from core.lifecycle.apply import Apply
 from core.lifecycle.ports import Saving
@@ -217,6 +218,32 @@ def test_a_failed_release_is_said_on_the_output(world: World) -> None:
 
     assert report.final == Outcome.SUCCEEDED
     assert "note: lease infra-orchestrator-lock was not released (connection refused)" in report.lines
+
+
+@dataclass(frozen=True)
+class NotingReporter(SummaryReporter):
+    done: list[str] = field(default_factory=list)
+
+    def report(self, *args: Any) -> RunReport:
+        self.done.append("report")
+        return super().report(*args)
+
+
+def test_the_lock_is_let_go_once_the_record_is_final_and_before_the_report(world: World) -> None:
+    """The release runs beside the report's publishing (the block's end waits for it), never before the last
+    save: the lock guards the record too."""
+    done = world.lock.held.done
+    save = world.records.save
+    world.records.save = lambda plan, record: (done.append(f"save {record.status}"), save(plan, record))[1]  # type: ignore[method-assign]
+    world.reporter = NotingReporter(done)
+
+    assert apply(world).final == Outcome.SUCCEEDED
+    assert world.lock.held.let_go_after == ["save running", "save running", "save running", "save succeeded"]
+    assert done[-1] == "report"
+
+    done.clear()
+    assert rollback(world).final == Outcome.SUCCEEDED
+    assert world.lock.held.let_go_after == ["save rolled-back"] and done == ["save rolled-back", "report"]
 
 
 def test_an_unreadable_record_refuses_the_rollback_instead_of_guessing(world: World) -> None:
