@@ -43,6 +43,7 @@ import datetime as dt
 import os
 import re
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -437,8 +438,9 @@ class Bench:
 
 def one_round(bench: Bench, namespace: str, path: str, pr: int, size: int,
               baseline_sample: int | None) -> dict[str, Any]:
-    """Our apply and rollback, then the baseline's (it replays both, so the cluster ends as it began)."""
-    result: dict[str, Any] = {"size": size}
+    """Our apply and rollback, then the baseline's (it replays both, so the cluster ends as it began); and how
+    long `import prefect` took just before, a measure of the machine's speed in that round."""
+    result: dict[str, Any] = {"size": size, "import-prefect-s": import_prefect_s(bench.env)}
     for flow, label in LABELS.items():
         bench.sandboxes.github.add_label("acme/infra", pr, label, "alice")
         ours = measured([*command_for(flow.flow_name), "--execute", f"--pr={pr}", f"--plan={path}"],
@@ -464,21 +466,32 @@ def one_round(bench: Bench, namespace: str, path: str, pr: int, size: int,
     return result
 
 
+def import_prefect_s(env: dict[str, str]) -> float:
+    """Wall time of `python -c "import prefect"` (bytecode cached): the largest fixed cost of a CLI run."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import prefect"], env=env, check=True, capture_output=True, timeout=60)
+    return time.perf_counter() - started
+
+
 def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per flow, the round whose ratio (ours / baseline) is the median, with every round's ratio beside it."""
-    merged: dict[str, Any] = {"size": rounds[0]["size"]}
+    """Per flow, the round whose ratio (ours / baseline) is the median, with every round's ratio, time outside
+    kubectl and `import prefect` time beside it."""
+    merged: dict[str, Any] = {"size": rounds[0]["size"],
+                              "import-prefect": [r["import-prefect-s"] for r in rounds]}
     for flow in ("apply", "rollback"):
         ranked = sorted(rounds, key=lambda r: r[flow].wall / r[f"{flow}-baseline"].estimate)
         middle = ranked[(len(ranked) - 1) // 2]
         for key in (flow, f"{flow}-phases", f"{flow}-baseline"):
             merged[key] = middle[key]
         merged[f"{flow}-ratios"] = [r[flow].wall / r[f"{flow}-baseline"].estimate for r in rounds]
+        merged[f"{flow}-outside"] = [r[flow].wall - r[flow].busy() for r in rounds]
     return merged
 
 
 def report(result: dict[str, Any]) -> None:
     size = result["size"]
     print(f"\n== {size} deployments ({3 * size} actions)")
+    print(f"  `import prefect` before each round, s: {', '.join(f'{s:.2f}' for s in result['import-prefect'])}")
     for flow in ("apply", "rollback"):
         ours: Run = result[flow]
         base: Run = result[f"{flow}-baseline"]
@@ -504,6 +517,9 @@ def report(result: dict[str, Any]) -> None:
         if len(result[f"{flow}-ratios"]) > 1:
             print(f"           every round's ratio (this one is the median): "
                   f"{', '.join(f'{ratio:.2f}' for ratio in result[f'{flow}-ratios'])}")
+            print(f"           every round's time outside kubectl, s: "
+                  f"{', '.join(f'{seconds:.2f}' for seconds in result[f'{flow}-outside'])}"
+                  f" (median {statistics.median(result[f'{flow}-outside']):.2f})")
         if flow == "apply":
             print(f"           capture: {capture_reads(ours)} kubectl reads before the first change (1 namespace)")
         result[f"{flow}-idle-ms"] = idle / steps * 1000
