@@ -16,7 +16,6 @@ carry the run's state. Prefect 3.9's heartbeat thread sleeps in whole seconds an
 it held every CLI run for a further second after its last step.
 """
 
-import gc
 import os
 import sys
 import threading
@@ -26,6 +25,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from cli.args import Options
+from cli.process import long_lived_imports
 from core.report import RunReport, with_lines
 from core.vocabulary import Outcome
 
@@ -89,22 +89,6 @@ def flow_call(options: Options) -> Callable[..., Any]:
     from_record = str(options.from_record.resolve()) if options.from_record is not None else None
     return partial(infra_rollback, **common, force=options.force, from_record=from_record,
                    seed_fallback=options.seed_fallback)
-
-
-@contextmanager
-def long_lived_imports() -> Iterator[None]:
-    """Imports whose objects last as long as the process: Prefect's and ours, about 240,000 objects that the
-    cyclic garbage collector would otherwise walk in every full collection. It does not run while they are made,
-    and leaves them alone afterwards (`gc.freeze`). Without this, three full collections took 0.2-0.3 s of every
-    10-deployment run (the GIL held throughout), before and between its kubectl calls."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if was_enabled:
-            gc.enable()
 
 
 @contextmanager

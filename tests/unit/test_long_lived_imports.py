@@ -1,11 +1,11 @@
 """The CLI's execute path imports Prefect with the cyclic garbage collector off, then freezes what it made
-(cli/execute.py says why)."""
+(cli/process.py says why)."""
 
 import gc
 import importlib
 import sys
 
-from cli.execute import long_lived_imports
+from cli.process import long_lived_imports
 
 
 def test_objects_made_by_the_imports_are_frozen_and_the_collector_runs_again_after() -> None:
