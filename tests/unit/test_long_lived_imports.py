@@ -1,5 +1,5 @@
-"""The CLI's execute path imports Prefect with the cyclic garbage collector off, then freezes what it made
-(cli/process.py says why)."""
+"""A process that runs a flow (the CLI's execute path, a worker's flow-run process) imports Prefect with the cyclic
+garbage collector off, then freezes what the imports made (cli/process.py says why)."""
 
 import gc
 import importlib
