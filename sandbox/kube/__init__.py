@@ -23,7 +23,9 @@ Served
 ``apply`` validation), ``meta.k8s.io`` Tables for plain ``kubectl get``. Resources: namespaces, configmaps, pods,
 deployments (+scale, +status), replicasets (+scale, +status), statefulsets (+scale, +status),
 horizontalpodautoscalers autoscaling/v2 (+status) and autoscaling/v1 (converted, ``autoscaling.py``),
-coordination.k8s.io/v1 leases, rbac.authorization.k8s.io/v1 roles, rolebindings, clusterroles,
+coordination.k8s.io/v1 leases, resourcequotas (+status), limitranges, policy/v1 poddisruptionbudgets (+status)
+(``policy.py``: validation, LimitRange defaults, quota ``status.used`` from the pods, PDB status, and the LimitRanger
+and ResourceQuota admission that refuses pods 403; a refused ReplicaSet reports ``ReplicaFailure``), rbac.authorization.k8s.io/v1 roles, rolebindings, clusterroles,
 clusterrolebindings. Verbs: get, list (label and field selectors, limit/continue), watch (chunked, from a
 resourceVersion, timeoutSeconds), create, update, delete (DeleteOptions body, cascading to owned objects),
 deletecollection, patch (merge, JSON 6902, strategic merge, server-side apply with create-if-absent),

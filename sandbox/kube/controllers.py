@@ -37,6 +37,7 @@ from . import quantity
 from .conditions import condition as _condition
 from .conditions import set_condition
 from .discovery import lookup
+from .errors import ApiError
 from .hpa import HpaController
 from .scheduler import Scheduler
 from .store import Event, Obj, Store, now_iso
@@ -331,7 +332,10 @@ class Controllers:
             if isinstance(c, dict) and self.broken_image.search(str(c.get("image", "")))
         ]
 
-    def _create_pod(self, owner: Obj, owner_kind: str, name: str, template: Obj, extra_labels: dict[str, str]) -> None:
+    def _create_pod(
+        self, owner: Obj, owner_kind: str, name: str, template: Obj, extra_labels: dict[str, str]
+    ) -> str | None:
+        """Create the pod; returns why admission refused it (quota, LimitRange), or None."""
         meta = owner["metadata"]
         tmeta = template.get("metadata") or {}
         spec = copy.deepcopy(template.get("spec") or {})
@@ -390,9 +394,13 @@ class Controllers:
                     if isinstance(c, dict)
                 ],
             )
-        created = self._create_child(POD, pod)
+        try:
+            created = self._create_child(POD, pod)
+        except ApiError as error:
+            return error.message
         if not insufficient and not self._broken_images(spec):
             self._schedule_ready(created)
+        return None
 
     def _schedule_ready(self, pod: Obj) -> None:
         ns, name, uid = pod["metadata"].get("namespace", ""), pod["metadata"]["name"], pod["metadata"]["uid"]
@@ -441,6 +449,7 @@ class Controllers:
             return
         pods = self._pods_of(rs)
         want = _replicas(rs)
+        failure = None
         if len(pods) > want:
             # the real controller deletes unscheduled, then not-ready, then the newest pods first
             doomed = sorted(pods, key=lambda p: (_pod_ready(p), p["metadata"]["resourceVersion"]))[: len(pods) - want]
@@ -449,7 +458,9 @@ class Controllers:
         else:
             template = (rs.get("spec") or {}).get("template") or {}
             for _ in range(want - len(pods)):
-                self._create_pod(rs, "ReplicaSet", self._pod_name(name), template, {})
+                failure = self._create_pod(rs, "ReplicaSet", self._pod_name(name), template, {})
+                if failure is not None:
+                    break
         rs = self.store.peek(RS, ns, name)
         if rs is None:
             return
@@ -461,6 +472,10 @@ class Controllers:
         if ready:
             status.update(readyReplicas=ready, availableReplicas=ready)
         status["observedGeneration"] = rs["metadata"].get("generation", 1)
+        if failure is not None:
+            kept = _condition(rs.get("status") or {}, "ReplicaFailure")
+            status["conditions"] = [dict(kept)] if kept is not None else []
+            set_condition(status, "ReplicaFailure", "True", "FailedCreate", failure)
         if rs.get("status") != status:
             self.store.update(RS, {**rs, "status": status}, check_rv=False)
 
@@ -784,7 +799,8 @@ class Controllers:
                 break  # OrderedReady: one pod at a time
             rev = update_rev if ordinal >= partition or current_rev == update_rev else current_rev
             labels = {STS_REVISION_LABEL: rev, "statefulset.kubernetes.io/pod-name": pod_name}
-            self._create_pod(s, "StatefulSet", pod_name, self._template_at(s, rev, template), labels)
+            if self._create_pod(s, "StatefulSet", pod_name, self._template_at(s, rev, template), labels):
+                break
             pods = {p["metadata"]["name"]: p for p in self._pods_of(s)}
         for pod_name in sorted(pods, key=lambda n: -int(n.rsplit("-", 1)[1])):
             if int(pod_name.rsplit("-", 1)[1]) >= replicas:

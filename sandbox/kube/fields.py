@@ -62,6 +62,9 @@ SPECS: dict[str, Tree] = {
     ),
     "Pod": _POD_SPEC,
     "Namespace": {"finalizers": OPEN},
+    "ResourceQuota": _open("hard scopes scopeSelector"),
+    "LimitRange": {"limits": [_open("type max min default defaultRequest maxLimitRequestRatio")]},
+    "PodDisruptionBudget": _open("minAvailable maxUnavailable selector unhealthyPodEvictionPolicy"),
 }
 _BODY: dict[str, tuple[str, ...]] = {
     "ConfigMap": ("data", "binaryData", "immutable"),

@@ -2,8 +2,9 @@
 
 ``kubectl create namespace|configmap|deployment ...`` send ``application/vnd.kubernetes.protobuf`` bodies
 (kubectl-wire.md). The envelope is ``k8s\\0`` + ``runtime.Unknown``; this module decodes it and the Namespace,
-ConfigMap and Deployment messages (ObjectMeta name, namespace, labels, annotations; the DeploymentSpec fields
-the generator sets, containers with name, image, command, args, ports, env, resources) into JSON-shaped dicts.
+ConfigMap, Deployment, ResourceQuota and PodDisruptionBudget messages (ObjectMeta name, namespace, labels,
+annotations; the DeploymentSpec fields the generator sets, containers with name, image, command, args, ports, env,
+resources; quota `hard` and `scopes`; PDB bounds and selector) into JSON-shaped dicts.
 Anything else raises :class:`ProtobufError` and is answered 415.
 """
 
@@ -209,7 +210,8 @@ def _drop_empty_strings(value: Any) -> Any:
 
 
 def decode(body: bytes) -> dict[str, Any]:
-    """Decode a protobuf-encoded Namespace, ConfigMap or Deployment into its JSON form."""
+    """Decode a protobuf-encoded Namespace, ConfigMap, Deployment, ResourceQuota or PodDisruptionBudget into its
+    JSON form."""
     obj: dict[str, Any] = _drop_empty_strings(_decode(body))
     return obj
 
@@ -254,6 +256,47 @@ def _decode(body: bytes) -> dict[str, Any]:
             elif n == 2:
                 obj["spec"] = _deployment_spec(_msg(v))
         return obj
+    if (api_version, kind) in (("v1", "ResourceQuota"), ("policy/v1", "PodDisruptionBudget")):
+        for n, v in fields(raw):
+            if n == 1:
+                obj["metadata"] = _object_meta(_msg(v))
+            elif n == 2:
+                obj["spec"] = _quota_spec(_msg(v)) if kind == "ResourceQuota" else _pdb_spec(_msg(v))
+        return obj
     raise ProtobufError(
-        f"protobuf bodies are only understood for Namespace, ConfigMap and Deployment, not {kind or '?'}"
+        "protobuf bodies are only understood for Namespace, ConfigMap, Deployment, ResourceQuota and "
+        f"PodDisruptionBudget, not {kind or '?'}"
     )
+
+
+def _quota_spec(buf: bytes) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    for n, v in fields(buf):
+        if n == 1:
+            k, amount = _quantities(v)
+            spec.setdefault("hard", {})[k] = amount
+        elif n == 2:
+            spec.setdefault("scopes", []).append(_str(v))
+    return spec
+
+
+def _int_or_string(buf: bytes) -> int | str:
+    kind, number, text = 0, 0, ""
+    for n, v in fields(buf):
+        if n == 1:
+            kind = _int(v)
+        elif n == 2:
+            number = _int(v)
+        elif n == 3:
+            text = _str(v)
+    return text if kind == 1 else number
+
+
+def _pdb_spec(buf: bytes) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    for n, v in fields(buf):
+        if n in (1, 3):
+            spec["minAvailable" if n == 1 else "maxUnavailable"] = _int_or_string(_msg(v))
+        elif n == 2:
+            spec["selector"] = _label_selector(_msg(v))
+    return spec

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import quantity
+from . import policy, quantity
 from .autoscaling import apply_v2_defaults
 from .discovery import ResourceType
 from .errors import bad_request, invalid
@@ -72,6 +72,7 @@ def check_types(obj: dict[str, Any]) -> None:
         for v in data.values():
             if not isinstance(v, str):
                 raise _decode_error("ConfigMap.data", "string", v)
+    policy.check_types(obj)
     for _, container in _containers(obj):
         resources = container.get("resources")
         for group in ("requests", "limits"):
@@ -207,6 +208,7 @@ def _lease_causes(spec: dict[str, Any]) -> list[str]:
 
 def apply_defaults(r: ResourceType, obj: dict[str, Any]) -> None:
     spec = obj.get("spec")
+    policy.apply_defaults(obj)
     if r.kind in ("Deployment", "StatefulSet", "ReplicaSet"):
         spec = obj.setdefault("spec", {})
         spec.setdefault("replicas", 1)
@@ -261,6 +263,7 @@ def validate(r: ResourceType, obj: dict[str, Any]) -> None:
         causes += _configmap_causes(obj)
     elif r.kind == "Lease":
         causes += _lease_causes(spec)
+    causes += policy.causes(r.kind, obj)
     if r.kind in ("Deployment", "StatefulSet", "ReplicaSet"):
         replicas = spec.get("replicas", 1)
         if isinstance(replicas, int) and replicas < 0:

@@ -39,6 +39,7 @@ from .controllers import DEFAULT_BROKEN_IMAGE, Controllers
 from .discovery import HPA_V1, HPA_V2, RESOURCES, ResourceType, by_kind, lookup
 from .errors import ApiError, status_body
 from .faults import FaultInjector
+from .policy import PolicyController
 from .rest import Api, Request, Response
 from .schema import apply_defaults, check_types, validate
 from .store import Obj, Store
@@ -289,6 +290,7 @@ class SandboxServer:
             hpa_downscale_stabilization=hpa_downscale_stabilization,
             seed=seed,
         )
+        PolicyController(self.store, self.controllers.sync_replicaset)
         self.authenticator = Authenticator(ADMIN if anonymous_is_admin else ANONYMOUS)
         self.faults = FaultInjector(seed)
         self.api = Api(self.store, lambda: f"{self.host}:{self.port}")

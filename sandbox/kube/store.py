@@ -73,6 +73,7 @@ class Store:
         self._history: deque[Event] = deque(maxlen=HISTORY)
         self._listeners: list[Listener] = []
         self._idle_hooks: list[Callable[[], None]] = []
+        self._admission: list[Callable[[str, Obj], None]] = []
         self._queue: deque[Event] = deque()
         self._dispatching = False
         self.closed = False
@@ -85,6 +86,11 @@ class Store:
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def add_admission(self, check: Callable[[str, Obj], None]) -> None:
+        """Run ``check(kind, obj)`` on every create, dry runs included, before it is stored: it may change the
+        object (defaults) or refuse it by raising :class:`ApiError`, as admission plugins do."""
+        self._admission.append(check)
 
     def add_idle_hook(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` whenever the events of a write have all been dispatched (its writes are dispatched in
@@ -192,6 +198,8 @@ class Store:
                     "is being terminated",
                     "Forbidden",
                 )
+            for check in self._admission:
+                check(r.kind, obj)
             if (ns, name) in self._objects[r.key]:
                 raise already_exists(r.plural, r.group, str(name))
             if not r.namespaced:

@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from . import policy
 from .discovery import ResourceType
 from .store import Obj
 
@@ -118,6 +119,8 @@ COLUMNS: dict[str, list[Column]] = {
         AGE,
     ],
     "Lease": [NAME, ("Holder", "string", 0, lambda o: _spec(o).get("holderIdentity", "")), AGE],
+    "ResourceQuota": [NAME, AGE, *policy.QUOTA_COLUMNS],
+    "PodDisruptionBudget": [NAME, *policy.PDB_COLUMNS, AGE],
 }
 
 
