@@ -20,6 +20,7 @@ from cli.output import OUTPUT_FORMATS
 from core.conventions import DEFAULT_PLAN, LABELS
 from core.errors import InputError
 from core.k8s import MAX_INT32, decimal_integer, shown
+from core.policy import chosen_mode
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,9 @@ EXIT_CODES = (
 )
 
 
+POLICY_HELP = ("INFRA_POLICY", "warn (default) or block: whether a policy finding (quota, LimitRange, PDB, HPA) "
+               "refuses the apply")
+
 def usage(flow: str) -> Usage:
     """--help's examples, environment variables and exit codes for infra-apply / infra-rollback."""
     command, label = f"infra-{flow}", LABELS[flow]
@@ -82,6 +86,7 @@ def usage(flow: str) -> Usage:
                      ("INFRA_MAX_PARALLEL_STEPS", "kubectl calls on different workloads at a time (default 4)"),
                      ("INFRA_REPOSITORIES", "further owner/name repositories this worker serves"),
                      ("INFRA_TRUSTED_BOTS", "bot logins whose labels may trigger a run"),
+                     *((POLICY_HELP,) if flow == "apply" else ()),
                      *TERMINAL_ENVIRONMENT),
         exit_codes=EXIT_CODES,
     )
@@ -123,6 +128,8 @@ def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -
     add_output(parser)
     documented(parser, usage(flow))  # last: the seed's flags keep their places in `known:` and --help
     parsed = parser.parse_args(list(argv))
+    if flow == "apply":
+        chosen_mode(None, env)  # a bad $INFRA_POLICY is bad input before anything runs
     pr_text = parsed.pr if parsed.pr is not None else env.get("PRNUM") or None
     where = "--pr" if parsed.pr is not None else "PRNUM"
     from_record = getattr(parsed, "from_record", None)

@@ -21,6 +21,7 @@ from core.errors import InputError
 from core.lifecycle.plan import Plan
 from core.plan import Plan as PlanFile
 from core.plan import load_plan
+from core.policy import chosen_mode
 from core.report import RunReport, StepResult, failure, plan_report
 from core.state import Objects
 from core.steps import Step
@@ -54,8 +55,9 @@ def _kubectl(plan: PlanFile) -> "Kubectl":
 
 @dataclass(frozen=True)
 class PrintedPlan:
-    def report(self, plan: PlanFile, results: Sequence[StepResult], warnings: Sequence[str]) -> RunReport:
-        return plan_report(results, plan.namespace, warnings)
+    def report(self, plan: PlanFile, results: Sequence[StepResult], warnings: Sequence[str],
+               problems: Sequence[str] = ()) -> RunReport:
+        return plan_report(results, plan.namespace, warnings, problems=problems)
 
     def fail(self, plan: PlanFile, reason: str) -> RunReport:
         return failure(reason)
@@ -65,7 +67,9 @@ USAGE = Usage(
     examples=(f"infra-plan    # print what {DEFAULT_PLAN} would change; read-only",
               "infra-plan --plan=ops/plans/infra-scale/staging/plan.yaml --pr=42    # comment and set infra/plan",
               "infra-plan -o json    # the rows as JSON, alone on stdout"),
-    environment=(*KUBE_ENVIRONMENT, *GITHUB_ENVIRONMENT, *PREFECT_ENVIRONMENT, *TERMINAL_ENVIRONMENT),
+    environment=(*KUBE_ENVIRONMENT, *GITHUB_ENVIRONMENT, *PREFECT_ENVIRONMENT,
+                 ("INFRA_POLICY", "warn (default) or block: whether a policy finding fails the review"),
+                 *TERMINAL_ENVIRONMENT),
     exit_codes=(("0", "the plan was read and dry-run on the server (warnings are printed, not failures)"),
                 ("1", "failed: the cluster could not be read, a server-side dry run refused a step, or the PR's "
                       "files differ from the checkout"),
@@ -112,6 +116,7 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr,
         env: Mapping[str, str] = os.environ) -> int:
     try:
         options = parse(argv)
+        policy = chosen_mode(None, env)
         plan = load_plan(options.plan)
         if options.pr is not None:
             require_github(env)
@@ -120,7 +125,7 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr,
         return 2
     if options.pr is None:
         report = Plan(str(options.plan), load=lambda _: plan, cluster=DirectPlanCluster(),
-                      reporter=PrintedPlan()).run()
+                      reporter=PrintedPlan(), policy=policy).run()
     else:
         report = run_plan_flow(str(options.plan), options.pr)
     print(mask(rendered(report, options.output, out, env)), file=out, flush=True)

@@ -54,6 +54,13 @@ def policy_mode(value: str | None, source: str = POLICY_ENV) -> PolicyMode:
         raise InputError(source, "policy", f"{text[:40]!r} is not one of warn, block") from None
 
 
+def chosen_mode(parameter: str | None, env: Mapping[str, str]) -> PolicyMode:
+    """The flow's (deployment's) `policy` parameter when given, else $INFRA_POLICY, else warn."""
+    if parameter is not None:
+        return policy_mode(parameter, "parameters")
+    return policy_mode(env.get(POLICY_ENV), POLICY_ENV)
+
+
 @dataclass(frozen=True)
 class Finding:
     obj: str

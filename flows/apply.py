@@ -1,10 +1,14 @@
 """infra-apply: execute a plan once its PR carries `execute-plan`, recording each object's prior state."""
 
+import os
+from typing import Literal
+
 from prefect.client.schemas.objects import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from core.conventions import DEFAULT_PLAN, Flow
 from core.lifecycle.apply import Apply
+from core.policy import chosen_mode
 from core.report import RunReport
 from flows.decorator import flow
 from flows.shared import TASK_WORKERS, execution, flow_result, run_name, settle_status, tag_run
@@ -17,7 +21,8 @@ from tasks.reporter import TaskReporter
       task_runner=ThreadPoolTaskRunner(max_workers=TASK_WORKERS))
 def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool = False, atomic: bool = False,
                 rollout_timeout_s: float = 120, lock_timeout_s: float = 300, repository: str | None = None,
-                require_approval: bool = False, head_sha: str | None = None) -> RunReport | State:
+                require_approval: bool = False, head_sha: str | None = None,
+                policy: Literal["warn", "block"] | None = None) -> RunReport | State:
     """Preview by default; with `execute`, a PR number and a passing gate: capture, apply, verify, record.
 
     Steps on different workloads run side by side ($INFRA_MAX_PARALLEL_STEPS kubectl calls at a time, default 4,
@@ -26,11 +31,13 @@ def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool =
     steps already applied.
     `repository` ("owner/name", from the triggering event) overrides GH_OWNER/GH_REPO; `require_approval` also
     asks for an approving review of the head SHA (Atlantis's apply requirement); `head_sha` is the head the
-    labeled event carried (the gate refuses when the PR's head differs).
+    labeled event carried (the gate refuses when the PR's head differs). `policy` ($INFRA_POLICY when not
+    given, default "warn"): with "block", a policy finding (core.policy) refuses the apply before the gate's
+    recheck; with "warn" the findings are warning lines.
     """
     tag_run(pr)
     run = Apply(plan, load=load_plan, records=TaskRecords(), reporter=TaskReporter(), atomic=atomic,
-                rollout_timeout_s=rollout_timeout_s,
+                rollout_timeout_s=rollout_timeout_s, policy=chosen_mode(policy, os.environ),
                 execution=execution(Flow.APPLY, plan, pr, repository, require_approval, head_sha, lock_timeout_s)
                 if execute else None)
     return flow_result(Flow.APPLY, plan, settle_status(run.execution, run.run()))

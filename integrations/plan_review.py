@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.plan import Plan
+from core.policy import POLICY_RESOURCES
 from core.report import StepResult
 from core.steps import Step
 from core.vocabulary import StepStatus
@@ -16,11 +17,12 @@ READ_DEADLINE_S = 30.0
 
 
 def live_objects(kubectl: Kubectl, plan: Plan) -> list[dict[str, Any]]:
-    """Every workload and HPA the plan could touch, in one `kubectl get a,b -o json` (retried when transient)."""
+    """Every workload and HPA the plan could touch, and the namespace's policy objects (core.policy), in one
+    `kubectl get a,b,... -o json` (retried when transient)."""
     if not plan.actions:
         return []
     kinds = sorted({action.workload.kind for action in plan.actions})
-    resources = [_KIND_RESOURCES[kind] for kind in kinds] + ["horizontalpodautoscalers"]
+    resources = [_KIND_RESOURCES[kind] for kind in kinds] + ["horizontalpodautoscalers", *POLICY_RESOURCES]
     return retry_transient(lambda: get_items(kubectl, plan.namespace, resources), time.monotonic() + READ_DEADLINE_S)
 
 

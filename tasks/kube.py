@@ -16,6 +16,7 @@ from prefect.runtime import task_run
 from core.batch import Batch, BatchRun, batches, stdin_chunks, waves
 from core.landed import landed
 from core.plan import Plan
+from core.policy import POLICY_RESOURCES
 from core.record import RECORD_ANNOTATION, STAMP_FIELD_MANAGER
 from core.report import StepResult
 from core.rollout import confirmed_by_listing
@@ -37,9 +38,10 @@ def kubectl_for(plan: Plan) -> Kubectl:
 
 @task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, retry_condition_fn=is_transient)
 def capture_objects(plan: Plan, kubectl: Kubectl) -> list[dict[str, Any]]:
-    """Every workload and HPA the plan could touch, in one `kubectl get a,b -o json` for the namespace."""
+    """Every workload and HPA the plan could touch, and the namespace's policy objects (core.policy), in one
+    `kubectl get a,b,... -o json` for the namespace."""
     kinds = {action.workload.kind for action in plan.actions}
-    resources = [_KIND_RESOURCES[kind] for kind in sorted(kinds)] + ["horizontalpodautoscalers"]
+    resources = [_KIND_RESOURCES[kind] for kind in sorted(kinds)] + ["horizontalpodautoscalers", *POLICY_RESOURCES]
     return get_items(kubectl, plan.namespace, resources) if plan.actions else []
 
 

@@ -88,6 +88,14 @@ def plan_description(results: Sequence[StepResult], warnings: Sequence[str]) -> 
     return verdict + (f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''}" if warnings else "")
 
 
+def blocked_description(blocking: Sequence[str]) -> str | None:
+    """The commit status's line when policy findings block the apply (INFRA_POLICY=block)."""
+    if not blocking:
+        return None
+    count = len(blocking)
+    return f"{count} policy finding{'s block' if count != 1 else ' blocks'} the apply (INFRA_POLICY=block)"
+
+
 @dataclass(frozen=True)
 class TaskPlanReporter:
     pr: int | None = None
@@ -101,11 +109,12 @@ class TaskPlanReporter:
         plan_path = repository_path(plan.path)
         return view_pull_request(self.pr, self.repository, (plan_path, *files_read_by(plan, plan_path)))
 
-    def report(self, plan: Plan, results: Sequence[StepResult], warnings: Sequence[str]) -> RunReport:
+    def report(self, plan: Plan, results: Sequence[StepResult], warnings: Sequence[str],
+               blocking: Sequence[str] = ()) -> RunReport:
         logger = get_run_logger()
         view = self._view(plan)
         problem = checkout_problem(plan, self.pr, view) if view is not None and self.pr is not None else None
-        problems = [problem] if problem is not None else []
+        problems = [*([problem] if problem is not None else []), *blocking]
         run_url = flow_run_url()
         links = [*([(f"PR #{self.pr}", view.url)] if view is not None else []),
                  *([("Prefect flow run", run_url)] if run_url else [])]
@@ -120,7 +129,8 @@ class TaskPlanReporter:
         if self.pr is not None and view is not None:
             ok = all(result.ok for result in results) and not problems
             note = post_plan(self.pr, self.repository, repository_path(plan.path), text, ok,
-                             problem or plan_description(results, warnings), self.head_sha or view.head_sha)
+                             problem or blocked_description(blocking) or plan_description(results, warnings),
+                             self.head_sha or view.head_sha)
             lines.append(f"note: {note}")
         report = plan_report(results, plan.namespace, warnings, lines, problems)
         for line in report.lines:

@@ -22,9 +22,10 @@ from core.conventions import Flow
 from core.errors import PermanentError, TemporaryError
 from core.gate import GateDecision, GateRequirement
 from core.lifecycle.common import Lifecycle, preview_report, recheck, verify_rollouts
-from core.lifecycle.ports import Cluster, Execution, Held, Records, Saving
+from core.lifecycle.ports import Cluster, Execution, Held, Records, Refused, Saving
 from core.lifecycle.rollback import Rollback, live_plan_objects, stamped
 from core.plan import Plan
+from core.policy import PolicyMode, findings_for, refusal
 from core.record import RECORD_ANNOTATION, ApplyRecord, plan_digest, record_name
 from core.report import RunReport, StepResult
 from core.steps import apply_steps
@@ -93,6 +94,7 @@ class Apply(Lifecycle):
 
     flow = Flow.APPLY
     atomic: bool = False
+    policy: PolicyMode = PolicyMode.WARN
 
     def preview(self, plan: Plan) -> RunReport:
         return preview_report(Flow.APPLY, plan, apply_steps(plan), [], self.reporter)
@@ -111,6 +113,11 @@ class Apply(Lifecycle):
         existed = live_plan_objects(plan, live)
         to_change = list(dict.fromkeys(step.obj for step in prepared.to_run if step.obj is not None))
         if prepared.to_run:
+            findings = findings_for(plan, live)
+            lines += [f"warning: policy: {finding}" for finding in findings]
+            blocked = refusal(findings, self.policy)
+            if blocked:
+                raise Refused(blocked, lines)
             recheck(execution, requirement, decision, lines)
             unstamped = _stamp(cluster, plan, [ref for ref in to_change if ref in existed])
             if unstamped:

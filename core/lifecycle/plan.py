@@ -13,6 +13,7 @@ from core import plan as plans
 from core.changes import object_of, planned_state
 from core.errors import PermanentError, TemporaryError
 from core.k8s import parse_quantity
+from core.policy import PolicyMode, findings_for
 from core.report import RunReport, StepResult
 from core.safeyaml import load_one
 from core.state import Objects, find, managing_hpa, state_of
@@ -30,8 +31,10 @@ class PlanCluster(Protocol):
 
 
 class PlanReporter(Protocol):
-    def report(self, plan: plans.Plan, results: Sequence[StepResult], warnings: Sequence[str]) -> RunReport:
-        """Publish the review (printed; in a flow also artifacts, and with a PR its comment and status)."""
+    def report(self, plan: plans.Plan, results: Sequence[StepResult], warnings: Sequence[str],
+               problems: Sequence[str] = ()) -> RunReport:
+        """Publish the review (printed; in a flow also artifacts, and with a PR its comment and status);
+        `problems` fail it (`error:` lines, a failed `infra/plan` status)."""
 
     def fail(self, plan: plans.Plan, reason: str) -> RunReport:
         """The cluster could not be read: say why (and on the PR, a failed status)."""
@@ -123,6 +126,7 @@ class Plan:
     load: Callable[[str], plans.Plan]
     cluster: PlanCluster
     reporter: PlanReporter
+    policy: PolicyMode = PolicyMode.WARN
 
     def run(self) -> RunReport:
         plan = self.load(self.plan_path)
@@ -137,4 +141,7 @@ class Plan:
         for result, action in zip(checked, plan.actions, strict=True):
             before = state_of(action, live)
             results.append(replace(result, before=before, after=planned_state(plan, action, before)))
-        return self.reporter.report(plan, results, warnings_for(plan, live, recorded_current(plan)))
+        findings = [f"policy: {finding}" for finding in findings_for(plan, live)]
+        blocking = self.policy is PolicyMode.BLOCK
+        warnings = [*warnings_for(plan, live, recorded_current(plan)), *([] if blocking else findings)]
+        return self.reporter.report(plan, results, warnings, findings if blocking else [])

@@ -1,0 +1,108 @@
+"""Policy checks through the CLI and the flows: real kubectl reads the namespace's ResourceQuota, LimitRange and
+PodDisruptionBudget from the sandbox, the flows run on a real Prefect server, the PR lives on the GitHub test
+server. `INFRA_POLICY=block` refuses the apply and fails `infra/plan`; the default only warns."""
+
+import json
+
+from tests.execution.conftest import NAMESPACE, REPO, World
+
+HPA_PLAN = f"""\
+namespace: {NAMESPACE}
+target: prod
+actions:
+  - {{type: apply_hpa, name: web, minReplicas: 2, maxReplicas: 10, targetCPUUtilizationPercentage: 70}}
+"""
+QUOTA_FINDING = ("resourcequota/compute: pods 3 of 6 → 11 of 6 after the plan (HPA-managed workloads at their "
+                 "maxReplicas); pods beyond the quota will be refused")
+
+
+def _create(world: World, obj: dict) -> None:  # type: ignore[type-arg]
+    created = world.kube.kubectl("create", "-n", NAMESPACE, "-f", "-", input=json.dumps(obj))
+    assert created.returncode == 0, created.stderr
+
+
+def _quota(world: World, hard: dict[str, str]) -> None:
+    _create(world, {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "compute"},
+                    "spec": {"hard": hard}})
+
+
+def test_a_quota_finding_blocks_the_apply_with_block_and_only_warns_by_default(world: World) -> None:
+    _quota(world, {"pods": "6"})
+    world.write_plan(HPA_PLAN)
+    world.label("execute-plan")
+
+    blocked = world.cli("apply", "--execute", f"--pr={world.pr}", INFRA_POLICY="block")
+
+    assert blocked.returncode == 0, blocked.stdout + blocked.stderr
+    lines = blocked.stdout.splitlines()
+    assert lines[-2:] == [f"Refusing to execute: policy: {QUOTA_FINDING}.", "skipped"], blocked.stdout
+    assert world.hpa("web") is None, "nothing reached the cluster"
+
+    warned = world.cli("apply", "--execute", f"--pr={world.pr}")
+
+    assert warned.returncode == 0, warned.stdout + warned.stderr
+    assert f"warning: policy: {QUOTA_FINDING}" in warned.stdout.splitlines()
+    assert warned.stdout.splitlines()[-1] == "succeeded"
+    hpa = world.hpa("web")
+    assert hpa is not None and hpa["spec"]["maxReplicas"] == 10
+
+
+def test_a_bad_infra_policy_is_bad_input(world: World) -> None:
+    result = world.cli("apply", "--execute", f"--pr={world.pr}", INFRA_POLICY="strict")
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: INFRA_POLICY: policy: 'strict' is not one of warn, block"
+
+
+def test_a_limit_range_refuses_the_apply_with_block(world: World) -> None:
+    _create(world, {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "bounds"},
+                    "spec": {"limits": [{"type": "Container", "max": {"cpu": "1"}}]}})
+    world.write_plan(f"""\
+namespace: {NAMESPACE}
+target: prod
+actions:
+  - {{type: update_resources, name: api, container: app, requests: {{cpu: 500m}}, limits: {{cpu: "2"}}}}
+""")
+    world.label("execute-plan")
+    before = world.resources("api")
+
+    result = world.cli("apply", "--execute", f"--pr={world.pr}", INFRA_POLICY="block")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-2:] == [
+        "Refusing to execute: policy: limitrange/bounds: deployment/api container app limits.cpu 2 is above the "
+        "maximum 1 per Container; its pods will be refused.", "skipped"], result.stdout
+    assert world.resources("api") == before
+
+
+PDB_PLAN = f"""\
+namespace: {NAMESPACE}
+target: prod
+actions:
+  - {{type: scale_workload, name: web, replicas: 1}}
+"""
+PDB_FINDING = ("poddisruptionbudget/web: deployment/web goes to 1 pod (from 2), below its minAvailable 2; no pod may "
+               "be evicted and node drains will block")
+
+
+def test_a_pdb_finding_is_a_plan_warning_and_with_block_fails_infra_plan(world: World) -> None:
+    _create(world, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"},
+                    "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}})
+    world.write_plan(PDB_PLAN)
+
+    printed = world.cli("plan")
+
+    assert printed.returncode == 0, printed.stdout + printed.stderr
+    assert f"warning: policy: {PDB_FINDING}" in printed.stdout.splitlines()
+    reads = [r for r in world.kube.requests() if r["method"] == "GET" and r["path"].endswith(
+        ("/resourcequotas", "/limitranges", "/poddisruptionbudgets"))]
+    assert len({r["session"] for r in reads}) == 1, "the policy objects come with the workloads, one kubectl get"
+
+    commented = world.cli("plan", f"--pr={world.pr}", INFRA_POLICY="block")
+
+    assert commented.returncode == 1, commented.stdout + commented.stderr
+    assert f"error: policy: {PDB_FINDING}" in commented.stdout.splitlines()
+    status = world.github.latest_statuses(REPO, world.github.head_sha(REPO, world.pr))["infra/plan"]
+    assert (status.state, status.description) == ("failure", "1 policy finding blocks the apply (INFRA_POLICY=block)")
+    [body] = [c.body for c in world.github.comments[REPO].values() if c.body.startswith("<!-- infra-orchestrator:plan")]
+    assert "deployment/web goes to 1 pod (from 2), below its minAvailable 2" in body
