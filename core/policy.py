@@ -31,6 +31,8 @@ from core.state import Objects, managing_hpa
 POLICY_ENV = "INFRA_POLICY"
 POLICY_RESOURCES = ("resourcequotas", "limitranges", "poddisruptionbudgets")
 """What the live read adds to the plan's workloads and HPAs, in the same `kubectl get`."""
+UNREAD_KIND = "infra-orchestrator/PolicyObjectsUnread"
+"""The kind of the item a live read adds when it was not allowed to list some policy objects (no API serves it)."""
 _COMPUTE = ("cpu", "memory", "ephemeral-storage")
 _WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 _GI, _MI, _KI = Decimal(2**30), Decimal(2**20), Decimal(2**10)
@@ -428,10 +430,25 @@ def _hpa_findings(workloads: Sequence[_Workload], live: Objects) -> list[Finding
     return findings
 
 
+def unread_item(resources: Sequence[str]) -> dict[str, Any]:
+    """What a live read that was Forbidden to list `resources` (policy objects) puts among the objects."""
+    return {"kind": UNREAD_KIND, "resources": list(resources)}
+
+
+def _unread_findings(plan: Plan, live: Objects) -> list[Finding]:
+    unread = [str(name) for item in _of_kind(live, UNREAD_KIND) for name in item.get("resources") or ()]
+    if not unread:
+        return []
+    return [Finding("rbac", "unread", (
+        f"the policy checks could not list {', '.join(unread)} in namespace {plan.namespace} (Forbidden): apply "
+        "deployments/rbac.yaml there again; the checks of what could be read ran"))]
+
+
 def findings_for(plan: Plan, live: Objects) -> list[Finding]:
-    """Every policy finding about `plan` once applied, from the live read of its namespace."""
+    """Every policy finding about `plan` once applied, from the live read of its namespace (first, that some
+    policy objects could not be read: unchecked is not the same as allowed)."""
     workloads = _workloads(plan, live)
-    result = _quota_findings(workloads, live)
+    result = _unread_findings(plan, live) + _quota_findings(workloads, live)
     for workload in workloads:
         if workload.touched and workload.creates_pods:
             result += _limit_range_findings(workload, live)

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.plan import Plan
-from core.policy import POLICY_RESOURCES
 from core.report import StepResult
 from core.steps import Step
 from core.vocabulary import StepStatus
-from integrations.kubectl import Kubectl, KubectlError, get_items, retry_transient, run
+from integrations.kubectl import Kubectl, KubectlError, retry_transient, run
+from integrations.policy_read import get_with_policy
 
 _KIND_RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
 READ_DEADLINE_S = 30.0
@@ -22,8 +22,9 @@ def live_objects(kubectl: Kubectl, plan: Plan) -> list[dict[str, Any]]:
     if not plan.actions:
         return []
     kinds = sorted({action.workload.kind for action in plan.actions})
-    resources = [_KIND_RESOURCES[kind] for kind in kinds] + ["horizontalpodautoscalers", *POLICY_RESOURCES]
-    return retry_transient(lambda: get_items(kubectl, plan.namespace, resources), time.monotonic() + READ_DEADLINE_S)
+    resources = [_KIND_RESOURCES[kind] for kind in kinds] + ["horizontalpodautoscalers"]
+    return retry_transient(lambda: get_with_policy(kubectl, plan.namespace, resources),
+                           time.monotonic() + READ_DEADLINE_S)
 
 
 def dry_run(kubectl: Kubectl, plan: Plan, steps: Sequence[Step]) -> list[StepResult]:

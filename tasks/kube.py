@@ -16,13 +16,13 @@ from prefect.runtime import task_run
 from core.batch import Batch, BatchRun, batches, stdin_chunks, waves
 from core.landed import landed
 from core.plan import Plan
-from core.policy import POLICY_RESOURCES
 from core.record import RECORD_ANNOTATION, STAMP_FIELD_MANAGER
 from core.report import StepResult
 from core.rollout import confirmed_by_listing
 from core.steps import Step
 from core.vocabulary import StepStatus
 from integrations.kubectl import Kubectl, KubectlError, checked, get_items, run
+from integrations.policy_read import get_with_policy
 from tasks.passing import as_is
 from tasks.retry import RETRIES, RETRY_DELAYS_S, is_transient
 
@@ -41,8 +41,8 @@ def capture_objects(plan: Plan, kubectl: Kubectl) -> list[dict[str, Any]]:
     """Every workload and HPA the plan could touch, and the namespace's policy objects (core.policy), in one
     `kubectl get a,b,... -o json` for the namespace."""
     kinds = {action.workload.kind for action in plan.actions}
-    resources = [_KIND_RESOURCES[kind] for kind in sorted(kinds)] + ["horizontalpodautoscalers", *POLICY_RESOURCES]
-    return get_items(kubectl, plan.namespace, resources) if plan.actions else []
+    resources = [_KIND_RESOURCES[kind] for kind in sorted(kinds)] + ["horizontalpodautoscalers"]
+    return get_with_policy(kubectl, plan.namespace, resources) if plan.actions else []
 
 
 @task(cache_policy=NO_CACHE, task_run_name="{batch.title}")

@@ -7,7 +7,7 @@ import pytest
 
 from core.errors import InputError
 from core.plan import Action, ApplyHpa, HpaBounds, Plan, ScaleWorkload, UpdateResources, Workload
-from core.policy import Finding, PolicyMode, findings_for, policy_mode, refusal
+from core.policy import Finding, PolicyMode, findings_for, policy_mode, refusal, unread_item
 
 WEB = Workload("Deployment", "web")
 
@@ -152,3 +152,12 @@ def test_policy_mode_and_refusal() -> None:
     assert refusal([one], PolicyMode.WARN) is None
     assert refusal([], PolicyMode.BLOCK) is None
     assert refusal([one, one], PolicyMode.BLOCK) == "policy: resourcequota/compute: pods 1 of 1 → 2 of 1 (and 1 more)"
+
+
+def test_policy_objects_that_could_not_be_read_are_a_finding() -> None:
+    live = [_deployment(), unread_item(["resourcequotas", "poddisruptionbudgets"])]
+    found = findings_for(_plan(ScaleWorkload(WEB, 4)), live)
+    assert _texts(found) == [
+        "the policy checks could not list resourcequotas, poddisruptionbudgets in namespace shop (Forbidden): apply "
+        "deployments/rbac.yaml there again; the checks of what could be read ran"]
+    assert refusal(found, PolicyMode.BLOCK) is not None, "with block, unchecked is not allowed"
