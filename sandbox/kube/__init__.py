@@ -25,11 +25,12 @@ deployments (+scale, +status), replicasets (+scale, +status), statefulsets (+sca
 horizontalpodautoscalers autoscaling/v2 (+status) and autoscaling/v1 (converted, ``autoscaling.py``),
 coordination.k8s.io/v1 leases, resourcequotas (+status), limitranges, policy/v1 poddisruptionbudgets (+status)
 (``policy.py``: validation, LimitRange defaults, quota ``status.used`` from the pods, PDB status, and the LimitRanger
-and ResourceQuota admission that refuses pods 403; a refused ReplicaSet reports ``ReplicaFailure``), rbac.authorization.k8s.io/v1 roles, rolebindings, clusterroles,
-clusterrolebindings. Verbs: get, list (label and field selectors, limit/continue), watch (chunked, from a
-resourceVersion, timeoutSeconds), create, update, delete (DeleteOptions body, cascading to owned objects),
+and ResourceQuota admission that refuses pods 403; a refused ReplicaSet reports ``ReplicaFailure``),
+rbac.authorization.k8s.io/v1 roles, rolebindings, clusterroles, clusterrolebindings. Verbs: get, list (label and
+field selectors, limit/continue), watch (chunked, from a resourceVersion, timeoutSeconds), create, update, delete (DeleteOptions body, cascading to owned objects),
 deletecollection, patch (merge, JSON 6902, strategic merge, server-side apply with create-if-absent),
-``dryRun=All``. JSON bodies, plus protobuf bodies for the Namespace / ConfigMap / Deployment generators.
+``dryRun=All``. JSON bodies, plus protobuf bodies for the Namespace / ConfigMap / Deployment / ResourceQuota /
+PodDisruptionBudget generators.
 
 Behaviour
 ---------
@@ -76,8 +77,9 @@ HTTP control endpoints (never faulted or logged): ``GET|DELETE /_sandbox/request
 ``POST /_sandbox/metrics`` ``{"namespace","name","utilization"}``, ``POST /_sandbox/tokens``
 ``{"token","user","groups"}``, ``POST /_sandbox/settle``, ``POST /_sandbox/fast-forward``.
 
-Not modelled: events, managedFields/field ownership (beyond the HPA replicas conflict), admission webhooks,
-services, nodes (one implicit node), protobuf responses, API groups other than the ones above.
+Not modelled: quota scopes and scopeSelector, object-count quotas other than ``pods``, events,
+managedFields/field ownership (beyond the HPA replicas conflict), admission webhooks, services, nodes (one
+implicit node), protobuf responses, API groups other than the ones above.
 """
 
 from .faults import FaultInjector, FaultRule

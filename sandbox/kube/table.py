@@ -121,6 +121,7 @@ COLUMNS: dict[str, list[Column]] = {
     "Lease": [NAME, ("Holder", "string", 0, lambda o: _spec(o).get("holderIdentity", "")), AGE],
     "ResourceQuota": [NAME, AGE, *policy.QUOTA_COLUMNS],
     "PodDisruptionBudget": [NAME, *policy.PDB_COLUMNS, AGE],
+    "LimitRange": [NAME, ("Created At", "date", 0, lambda o: o["metadata"].get("creationTimestamp", ""))],
 }
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from core.errors import InputError
 from core.plan import Action, ApplyHpa, HpaBounds, Plan, ScaleWorkload, UpdateResources, Workload
-from core.policy import Finding, PolicyMode, findings_for, policy_mode, refusal, unread_item
+from core.policy import Finding, PolicyMode, chosen_mode, findings_for, policy_mode, refusal, unread_item
 
 WEB = Workload("Deployment", "web")
 
@@ -161,3 +161,11 @@ def test_policy_objects_that_could_not_be_read_are_a_finding() -> None:
         "the policy checks could not list resourcequotas, poddisruptionbudgets in namespace shop (Forbidden): apply "
         "deployments/rbac.yaml there again; the checks of what could be read ran"]
     assert refusal(found, PolicyMode.BLOCK) is not None, "with block, unchecked is not allowed"
+
+
+def test_the_flow_parameter_wins_over_the_environment() -> None:
+    assert chosen_mode("block", {"INFRA_POLICY": "warn"}) is PolicyMode.BLOCK
+    assert chosen_mode(None, {"INFRA_POLICY": "block"}) is PolicyMode.BLOCK
+    assert chosen_mode(None, {}) is PolicyMode.WARN
+    with pytest.raises(InputError, match="parameters: policy: 'off' is not one of warn, block"):
+        chosen_mode("off", {"INFRA_POLICY": "warn"})
