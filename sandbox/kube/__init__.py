@@ -27,7 +27,8 @@ coordination.k8s.io/v1 leases, resourcequotas (+status), limitranges, policy/v1 
 (``policy.py``: validation, LimitRange defaults, quota ``status.used`` from the pods, PDB status, and the LimitRanger
 and ResourceQuota admission that refuses pods 403; a refused ReplicaSet reports ``ReplicaFailure``),
 rbac.authorization.k8s.io/v1 roles, rolebindings, clusterroles, clusterrolebindings. Verbs: get, list (label and
-field selectors, limit/continue), watch (chunked, from a resourceVersion, timeoutSeconds), create, update, delete (DeleteOptions body, cascading to owned objects),
+field selectors, limit/continue), watch (chunked, from a resourceVersion, timeoutSeconds), create, update, delete
+(DeleteOptions body, cascading to owned objects),
 deletecollection, patch (merge, JSON 6902, strategic merge, server-side apply with create-if-absent),
 ``dryRun=All``. JSON bodies, plus protobuf bodies for the Namespace / ConfigMap / Deployment / ResourceQuota /
 PodDisruptionBudget generators.
