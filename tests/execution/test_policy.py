@@ -106,3 +106,32 @@ def test_a_pdb_finding_is_a_plan_warning_and_with_block_fails_infra_plan(world: 
     assert (status.state, status.description) == ("failure", "1 policy finding blocks the apply (INFRA_POLICY=block)")
     [body] = [c.body for c in world.github.comments[REPO].values() if c.body.startswith("<!-- infra-orchestrator:plan")]
     assert "deployment/web goes to 1 pod (from 2), below its minAvailable 2" in body
+
+
+def test_with_warn_a_plan_past_the_quota_applies_and_its_rollout_fails_as_in_a_cluster(world: World) -> None:
+    _quota(world, {"requests.cpu": "500m"})  # web 2 x 100m and api 100m use 300m
+    deadline = world.kube.kubectl("patch", "-n", NAMESPACE, "deployment/web", "-p",
+                                  '{"spec":{"progressDeadlineSeconds":2}}')
+    assert deadline.returncode == 0, deadline.stderr
+    world.write_plan(f"""\
+namespace: {NAMESPACE}
+target: prod
+actions:
+  - {{type: update_resources, name: web, container: app, requests: {{cpu: 300m}}, limits: {{cpu: 600m}}}}
+""")
+    world.label("execute-plan")
+
+    result = world.cli("apply", "--execute", f"--pr={world.pr}")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert "warning: policy: resourcequota/compute: requests.cpu 0.3 of 0.5 → 0.7 of 0.5 after the plan (HPA-managed " \
+           "workloads at their maxReplicas); pods beyond the quota will be refused" in lines
+    assert "change: deployment/web app requests.cpu: 100m → 300m (succeeded, 1 attempt," in result.stdout
+    assert 'deployment \\"web\\" exceeded its progress deadline' in result.stdout, result.stdout
+    assert lines[-1] == "failed"
+    refused = [c["message"] for rs in world.kube.list_objects("rs", NAMESPACE)
+               for c in (rs.get("status") or {}).get("conditions") or [] if c["type"] == "ReplicaFailure"]
+    assert len(refused) == 1 and refused[0].endswith(
+        "is forbidden: exceeded quota: compute, requested: requests.cpu=300m, used: requests.cpu=300m, limited: "
+        "requests.cpu=500m"), refused
