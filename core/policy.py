@@ -4,7 +4,8 @@ say about a plan once it is applied, computed from one live read of the namespac
 * ResourceQuota: `pods`, `cpu`, `memory`, `requests.*` and `limits.*` after the plan, against `hard`. The quota's
   own `status.used` is the starting point; each workload the plan touches adds what it will run (replicas times
   its pods' values, with the LimitRanges' defaults filled in as admission fills them; an HPA-managed workload at
-  its HPA's `maxReplicas`) in place of what it runs now.
+  its HPA's `maxReplicas`) in place of what it runs now; a Deployment whose pod template changes also at the
+  peak of its rollout, old and new pods side by side within maxSurge.
 * LimitRange: each container of a workload the plan touches, after the plan, against `min`, `max` and
   `maxLimitRequestRatio` (Container items) and the pod's sums (Pod items).
 * PodDisruptionBudget: the pods it selects after the plan (an HPA-managed workload at its `minReplicas`) below
@@ -97,6 +98,8 @@ class _Workload:
     """The replica count a ScaleWorkload sets, if one does."""
     creates_pods: bool
     """Whether the plan makes it create pods (more replicas, new resources): admission judges those."""
+    surge: int
+    """The extra pods its rollout of the plan's new pod template may run (maxSurge); 0 when nothing rolls."""
 
     @property
     def most_pods(self) -> int:
@@ -179,9 +182,24 @@ def _workloads(plan: Plan, live: Objects) -> list[_Workload]:
             else:
                 hpa = _planned_hpa(plan, action) or hpa
         labels = _mapping(_mapping(_mapping(spec.get("template")).get("metadata")).get("labels"))
-        result.append(_Workload(workload.ref, labels, replicas, scaled if scaled is not None else replicas, now,
-                                after, hpa, touched, scaled, creates_pods))
+        replicas_after = scaled if scaled is not None else replicas
+        rolls = workload.kind == "Deployment" and after != now
+        surge = _max_surge(spec, hpa[2] if hpa is not None else replicas_after) if rolls else 0
+        result.append(_Workload(workload.ref, labels, replicas, replicas_after, now, after, hpa, touched, scaled,
+                                creates_pods, surge))
     return result
+
+
+def _max_surge(spec: Mapping[str, Any], replicas: int) -> int:
+    """A Deployment's maxSurge in pods (a percentage rounds up, as the controller's fenceposts do); Recreate
+    runs no extra pod."""
+    strategy = _mapping(spec.get("strategy"))
+    if strategy.get("type") == "Recreate":
+        return 0
+    value = _mapping(strategy.get("rollingUpdate")).get("maxSurge", "25%")
+    if isinstance(value, str) and value.endswith("%") and value[:-1].isdigit():
+        return math.ceil(replicas * int(value[:-1]) / 100)
+    return _int(value, 0)
 
 
 def _of_kind(live: Objects, kind: str) -> list[Mapping[str, Any]]:
@@ -310,9 +328,17 @@ def _resource_of(key: str) -> str:
     return key.partition(".")[2] if key.startswith(("requests.", "limits.")) else key
 
 
+def _rollout_peak(w: _Workload, key: str, live: Objects) -> Decimal:
+    """The most a workload counts against `key` while its new template rolls out: old and new pods together
+    never pass replicas + maxSurge, so the peak is at one end of that path."""
+    old, new, pods = _pod_value(key, w.containers_now, live), _pod_value(key, w.containers_after, live), w.most_pods
+    return max(pods * new, pods * old + w.surge * new, w.surge * old + pods * new)
+
+
 def _quota_findings(workloads: Sequence[_Workload], live: Objects) -> list[Finding]:
     findings = []
     touched = [w for w in workloads if w.touched]
+    rolling = ", ".join(f"{w.ref} {w.surge}" for w in touched if w.surge)
     for quota in _of_kind(live, "ResourceQuota"):
         obj = f"resourcequota/{_name(quota)}"
         hard = _mapping(_mapping(quota.get("spec")).get("hard"))
@@ -327,12 +353,20 @@ def _quota_findings(workloads: Sequence[_Workload], live: Objects) -> list[Findi
             after = before + sum((w.most_pods * _pod_value(key, w.containers_after, live)
                                   - w.replicas_now * _pod_value(key, w.containers_now, live) for w in touched),
                                  Decimal(0))
+            during = before + sum((_rollout_peak(w, key, live)
+                                   - w.replicas_now * _pod_value(key, w.containers_now, live) for w in touched),
+                                  Decimal(0))
+            resource = _resource_of(key)
             if after > limit and after > before:
-                resource = _resource_of(key)
                 findings.append(Finding(obj, key, (
                     f"{obj}: {key} {_show(before, resource)} of {_show(limit, resource)} → {_show(after, resource)} "
                     f"of {_show(limit, resource)} after the plan (HPA-managed workloads at their maxReplicas); "
                     "pods beyond the quota will be refused")))
+            elif during > limit and during > before:
+                findings.append(Finding(obj, key, (
+                    f"{obj}: {key} {_show(before, resource)} of {_show(limit, resource)} → {_show(during, resource)} "
+                    f"of {_show(limit, resource)} during the rollout (old and new pods side by side, maxSurge "
+                    f"{rolling}); the surge pods will be refused and the rollout will stall")))
     return findings
 
 

@@ -54,12 +54,23 @@ def test_quota_finding_gives_the_figures_before_and_after() -> None:
 
 
 def test_quota_counts_new_requests_and_memory_in_binary_units() -> None:
-    live = [_deployment(replicas=4), _quota({"requests.memory": "2Gi", "limits.cpu": "4"},
+    live = [_deployment(replicas=4), _quota({"requests.memory": "2Gi", "limits.cpu": "8"},
                                             {"requests.memory": "1Gi", "limits.cpu": "4"})]
     plan = _plan(UpdateResources(WEB, "app", {"memory": "768Mi"}, {}))
     assert _texts(findings_for(plan, live)) == [
         "resourcequota/compute: requests.memory 1Gi of 2Gi → 3Gi of 2Gi after the plan (HPA-managed workloads at "
         "their maxReplicas); pods beyond the quota will be refused"]
+
+
+def test_a_rollout_whose_surge_pods_do_not_fit_is_a_finding() -> None:
+    live = [_deployment(replicas=2, cpu="250m", limit_cpu=None), _quota({"requests.cpu": "800m"},
+                                                                        {"requests.cpu": "500m"})]
+    plan = _plan(UpdateResources(WEB, "app", {"cpu": "350m"}, {}))
+    assert _texts(findings_for(plan, live)) == [
+        "resourcequota/compute: requests.cpu 0.5 of 0.8 → 0.95 of 0.8 during the rollout (old and new pods side by "
+        "side, maxSurge deployment/web 1); the surge pods will be refused and the rollout will stall"]
+    recreate = {**live[0], "spec": {**live[0]["spec"], "strategy": {"type": "Recreate"}}}
+    assert findings_for(plan, [recreate, live[1]]) == []
 
 
 def test_a_plan_within_the_quota_or_lowering_use_has_no_finding() -> None:
