@@ -73,6 +73,7 @@ EXIT_CODES = (
 POLICY_HELP = ("INFRA_POLICY", "warn (default) or block: whether a policy finding (quota, LimitRange, PDB, HPA) "
                "refuses the apply")
 
+
 def usage(flow: str) -> Usage:
     """--help's examples, environment variables and exit codes for infra-apply / infra-rollback."""
     command, label = f"infra-{flow}", LABELS[flow]

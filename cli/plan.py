@@ -56,8 +56,8 @@ def _kubectl(plan: PlanFile) -> "Kubectl":
 @dataclass(frozen=True)
 class PrintedPlan:
     def report(self, plan: PlanFile, results: Sequence[StepResult], warnings: Sequence[str],
-               problems: Sequence[str] = ()) -> RunReport:
-        return plan_report(results, plan.namespace, warnings, problems=problems)
+               blocking: Sequence[str] = ()) -> RunReport:
+        return plan_report(results, plan.namespace, warnings, problems=blocking)
 
     def fail(self, plan: PlanFile, reason: str) -> RunReport:
         return failure(reason)

@@ -111,6 +111,7 @@ class TaskPlanReporter:
 
     def report(self, plan: Plan, results: Sequence[StepResult], warnings: Sequence[str],
                blocking: Sequence[str] = ()) -> RunReport:
+        """`blocking`: the policy findings that fail the review (INFRA_POLICY=block)."""
         logger = get_run_logger()
         view = self._view(plan)
         problem = checkout_problem(plan, self.pr, view) if view is not None and self.pr is not None else None

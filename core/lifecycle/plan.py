@@ -32,9 +32,9 @@ class PlanCluster(Protocol):
 
 class PlanReporter(Protocol):
     def report(self, plan: plans.Plan, results: Sequence[StepResult], warnings: Sequence[str],
-               problems: Sequence[str] = ()) -> RunReport:
+               blocking: Sequence[str] = ()) -> RunReport:
         """Publish the review (printed; in a flow also artifacts, and with a PR its comment and status);
-        `problems` fail it (`error:` lines, a failed `infra/plan` status)."""
+        `blocking` (policy findings under INFRA_POLICY=block) fail it: `error:` lines, a failed `infra/plan`."""
 
     def fail(self, plan: plans.Plan, reason: str) -> RunReport:
         """The cluster could not be read: say why (and on the PR, a failed status)."""
