@@ -17,6 +17,7 @@ Every finding is one sentence naming the object, the rule and the figures.
 """
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -25,7 +26,7 @@ from typing import Any
 
 from core.changes import planned_state
 from core.errors import InputError
-from core.k8s import parse_quantity
+from core.k8s import DNS_LABEL_PATTERN, parse_quantity, resource_name_problem
 from core.plan import ApplyHpa, Plan, ScaleWorkload, UpdateResources, Workload
 from core.state import Objects, managing_hpa
 
@@ -37,6 +38,7 @@ UNREAD_KIND = "infra-orchestrator/PolicyObjectsUnread"
 _COMPUTE = ("cpu", "memory", "ephemeral-storage")
 _WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 _GI, _MI, _KI = Decimal(2**30), Decimal(2**20), Decimal(2**10)
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 
 
 class PolicyMode(StrEnum):
@@ -130,12 +132,21 @@ def _int(value: Any, default: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
+def _named(item: Mapping[str, Any]) -> bool:
+    """Whether the object's name is one an API server accepts: only such names are put in a finding (what a
+    read returns is hostile until checked; a name with a newline would forge an output line)."""
+    name = _mapping(item.get("metadata")).get("name")
+    return isinstance(name, str) and _SUBDOMAIN.fullmatch(name) is not None
+
+
 def _containers(workload: Mapping[str, Any]) -> dict[str, Resources]:
     spec = _mapping(_mapping(_mapping(workload.get("spec")).get("template")).get("spec"))
     found = spec.get("containers")
-    return {str(c.get("name")): {part: dict(_mapping(_mapping(c.get("resources")).get(part)))
+    return {str(c.get("name")): {part: {k: v for k, v in _mapping(_mapping(c.get("resources")).get(part)).items()
+                                        if resource_name_problem(k) is None}
                                  for part in ("requests", "limits")}
-            for c in (found if isinstance(found, list) else ()) if isinstance(c, Mapping)}
+            for c in (found if isinstance(found, list) else ())
+            if isinstance(c, Mapping) and re.fullmatch(DNS_LABEL_PATTERN, str(c.get("name")))}
 
 
 def _hpa_bounds(hpa: Mapping[str, Any]) -> tuple[int, int]:
@@ -156,7 +167,7 @@ def _workloads(plan: Plan, live: Objects) -> list[_Workload]:
     """Every workload of the live read, with the plan's actions on it applied."""
     result = []
     for item in live:
-        if item.get("kind") not in _WORKLOAD_KINDS:
+        if item.get("kind") not in _WORKLOAD_KINDS or not _named(item):
             continue
         workload = Workload(str(item.get("kind")), str(_mapping(item.get("metadata")).get("name")))
         spec = _mapping(item.get("spec"))
@@ -164,7 +175,8 @@ def _workloads(plan: Plan, live: Objects) -> list[_Workload]:
         now = _containers(item)
         after = {name: {part: dict(values) for part, values in resources.items()} for name, resources in now.items()}
         live_hpa = managing_hpa(workload, live)
-        hpa = (str(live_hpa["metadata"]["name"]), *_hpa_bounds(live_hpa)) if live_hpa is not None else None
+        hpa = (str(live_hpa["metadata"]["name"]), *_hpa_bounds(live_hpa)) \
+            if live_hpa is not None and _named(live_hpa) else None
         touched, scaled, creates_pods = False, None, False
         for action in plan.actions:
             if action.workload != workload:
@@ -203,7 +215,7 @@ def _max_surge(spec: Mapping[str, Any], replicas: int) -> int:
 
 
 def _of_kind(live: Objects, kind: str) -> list[Mapping[str, Any]]:
-    return [item for item in live if item.get("kind") == kind]
+    return [item for item in live if item.get("kind") == kind and _named(item)]
 
 
 def _name(item: Mapping[str, Any]) -> str:
@@ -273,11 +285,16 @@ def _limit_range_findings(workload: _Workload, live: Objects) -> list[Finding]:
     return findings
 
 
+def _resources(values: Any) -> list[tuple[str, Any]]:
+    """A LimitRange item's {resource: quantity}, sorted, without names no API server accepts."""
+    return sorted((k, v) for k, v in _mapping(values).items() if resource_name_problem(k) is None)
+
+
 def _bounds_findings(obj: str, where: str, per: str, item: Mapping[str, Any],
                      resources: Resources) -> list[Finding]:
     findings = []
     requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
-    for resource, low in sorted(_mapping(item.get("min")).items()):
+    for resource, low in _resources(item.get("min")):
         for part, values in (("requests", requests), ("limits", limits)):
             value = _quantity(values.get(resource))
             bound = _quantity(low)
@@ -285,13 +302,13 @@ def _bounds_findings(obj: str, where: str, per: str, item: Mapping[str, Any],
                 findings.append(Finding(obj, f"min {resource} per {per}", (
                     f"{obj}: {where} {part}.{resource} {values[resource]} is below the minimum {low} per {per}; "
                     "its pods will be refused")))
-    for resource, high in sorted(_mapping(item.get("max")).items()):
+    for resource, high in _resources(item.get("max")):
         value, bound = _quantity(limits.get(resource)), _quantity(high)
         if value is not None and bound is not None and value > bound:
             findings.append(Finding(obj, f"max {resource} per {per}", (
                 f"{obj}: {where} limits.{resource} {limits[resource]} is above the maximum {high} per {per}; "
                 "its pods will be refused")))
-    for resource, ratio in sorted(_mapping(item.get("maxLimitRequestRatio")).items()):
+    for resource, ratio in _resources(item.get("maxLimitRequestRatio")):
         request, limit, bound = (_quantity(requests.get(resource)), _quantity(limits.get(resource)),
                                  _quantity(ratio))
         if request and limit is not None and bound is not None and limit / request > bound:
@@ -345,7 +362,8 @@ def _quota_findings(workloads: Sequence[_Workload], live: Objects) -> list[Findi
         used = _mapping(_mapping(quota.get("status")).get("used"))
         for key, limit_text in sorted(hard.items()):
             limit = _quantity(limit_text)
-            if limit is None or _per_pod(key, {}) is None:
+            if limit is None or _per_pod(key, {}) is None or \
+                    (key != "pods" and resource_name_problem(_resource_of(key)) is not None):
                 continue
             counted = _quantity(used.get(key))
             before = counted if counted is not None else \
@@ -470,7 +488,8 @@ def unread_item(resources: Sequence[str]) -> dict[str, Any]:
 
 
 def _unread_findings(plan: Plan, live: Objects) -> list[Finding]:
-    unread = [str(name) for item in _of_kind(live, UNREAD_KIND) for name in item.get("resources") or ()]
+    unread = [str(name) for item in live if item.get("kind") == UNREAD_KIND for name in item.get("resources") or ()
+              if name in POLICY_RESOURCES]
     if not unread:
         return []
     return [Finding("rbac", "unread", (

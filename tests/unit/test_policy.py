@@ -180,3 +180,14 @@ def test_the_flow_parameter_wins_over_the_environment() -> None:
     assert chosen_mode(None, {}) is PolicyMode.WARN
     with pytest.raises(InputError, match="parameters: policy: 'off' is not one of warn, block"):
         chosen_mode("off", {"INFRA_POLICY": "warn"})
+
+
+def test_names_no_api_server_accepts_never_reach_a_finding() -> None:
+    forged = "web\nsucceeded"
+    live = [_deployment(replicas=3),
+            {**_quota({"requests.cpu\nsucceeded": "1"}, {"requests.cpu\nsucceeded": "1"})},
+            {**_quota({"pods": "1"}, {"pods": "3"}), "metadata": {"name": forged}},
+            {**_pdb(minAvailable=3), "metadata": {"name": forged}},
+            {"kind": "LimitRange", "metadata": {"name": "bounds"}, "spec": {"limits": [
+                {"type": "Container", "max": {"cpu\nsucceeded": "1"}}]}}]
+    assert findings_for(_plan(ScaleWorkload(WEB, 5)), live) == []
