@@ -297,35 +297,49 @@ def _forbidden(pod: Obj, reason: str) -> ApiError:
     )
 
 
+def _shown(value: Any) -> str:
+    """A quantity as the API server's messages print it (`Quantity.String()`)."""
+    return canonical(quantity.value_of(value), _is_binary(value))
+
+
+def _constraint(kind: str, name: str, bound: Any, request: Any, limit: Any) -> str | None:
+    """One LimitRanger constraint (`min`, `max`, `maxLimitRequestRatio`) on one resource: its first violation in
+    kube-apiserver's words, or None."""
+    enforced = f"{name} usage per Container is {_shown(bound)}"
+    value = quantity.value_of(bound)
+    if kind == "min":
+        if request is None:
+            return f"minimum {enforced}.  No request is specified"
+        if quantity.value_of(request) < value:
+            return f"minimum {enforced}, but request is {_shown(request)}"
+        if limit is not None and quantity.value_of(limit) < value:
+            return f"minimum {enforced}, but limit is {_shown(limit)}"
+        return None
+    if kind == "max":
+        if limit is None:
+            return f"maximum {enforced}.  No limit is specified"
+        if quantity.value_of(limit) > value:
+            return f"maximum {enforced}, but limit is {_shown(limit)}"
+        if request is not None and quantity.value_of(request) > value:
+            return f"maximum {enforced}, but request is {_shown(request)}"
+        return None
+    ratio = f"{name} max limit to request ratio per Container is {_shown(bound)}"
+    if request is None or quantity.value_of(request) == 0:
+        return f"{ratio}, but no request is specified or request is 0"
+    if limit is None or quantity.value_of(limit) == 0:
+        return f"{ratio}, but no limit is specified or limit is 0"
+    actual = quantity.value_of(limit) / quantity.value_of(request)
+    return f"{ratio}, but provided ratio is {actual:.6f}" if actual > value else None
+
+
 def _limit_range_problems(item: dict[str, Any], container: dict[str, Any]) -> list[str]:
     requests, limits = _resources(container, "requests"), _resources(container, "limits")
     problems = []
-    for name, low in sorted(_dict(item.get("min")).items()):
-        request, limit = requests.get(name), limits.get(name)
-        if request is None:
-            problems.append(f"minimum {name} usage per Container is {low}.  No request is specified")
-        elif quantity.value_of(request) < quantity.value_of(low):
-            problems.append(f"minimum {name} usage per Container is {low}, but request is {request}")
-        if limit is not None and quantity.value_of(limit) < quantity.value_of(low):
-            problems.append(f"minimum {name} usage per Container is {low}, but limit is {limit}")
-    for name, high in sorted(_dict(item.get("max")).items()):
-        limit = limits.get(name)
-        if limit is None:
-            problems.append(f"maximum {name} usage per Container is {high}.  No limit is specified")
-        elif quantity.value_of(limit) > quantity.value_of(high):
-            problems.append(f"maximum {name} usage per Container is {high}, but limit is {limit}")
-    for name, ratio in sorted(_dict(item.get("maxLimitRequestRatio")).items()):
-        request, limit = requests.get(name), limits.get(name)
-        if request is None or limit is None or quantity.value_of(request) == 0:
-            problems.append(f"{name} max limit to request ratio per Container is {ratio}, but no request is specified "
-                            "or request is 0" if limit is not None else
-                            f"{name} max limit to request ratio per Container is {ratio}, but no limit is specified")
-            continue
-        actual = quantity.value_of(limit) / quantity.value_of(request)
-        if actual > quantity.value_of(ratio):
-            problems.append(
-                f"{name} max limit to request ratio per Container is {ratio}, but provided ratio is {actual:.6f}"
-            )
+    for kind in ("min", "max", "maxLimitRequestRatio"):
+        for name, bound in sorted(_dict(item.get(kind)).items()):
+            problem = _constraint(kind, name, bound, requests.get(name), limits.get(name))
+            if problem is not None:
+                problems.append(problem)
     return problems
 
 

@@ -210,3 +210,21 @@ def test_limit_range_defaults_and_refuses_containers_outside_it(kube_sandbox: Ku
     bad = kube_sandbox.kubectl("create", "-f", "-", input=wrong)
     assert bad.returncode == 1
     assert 'spec.limits[0].min[cpu]: Invalid value: "2": min value 2 is greater than max value 1' in bad.stderr
+
+
+def test_limit_range_reports_every_violated_constraint_in_kube_apiservers_words(kube_sandbox: KubeSandbox) -> None:
+    assert kube_sandbox.kubectl("create", "-f", "-", input=LIMITS.replace('cpu: "1"', "cpu: 1000m")).returncode == 0
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "skewed"},
+        "spec": {"containers": [{"name": "app", "image": "nginx",
+                                 "resources": {"requests": {"cpu": "50m"}, "limits": {"cpu": "1"}}}]},
+    }
+    out = kube_sandbox.kubectl("create", "-f", "-", input=json.dumps(pod))
+    assert out.returncode == 1
+    assert out.stderr.strip() == (
+        'Error from server (Forbidden): error when creating "STDIN": pods "skewed" is forbidden: [minimum cpu usage '
+        "per Container is 100m, but request is 50m, cpu max limit to request ratio per Container is 4, but provided "
+        "ratio is 20.000000]"
+    )
