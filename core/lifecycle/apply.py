@@ -114,7 +114,7 @@ class Apply(Lifecycle):
         to_change = list(dict.fromkeys(step.obj for step in prepared.to_run if step.obj is not None))
         if prepared.to_run:
             findings = findings_for(plan, live)
-            lines += [f"warning: policy: {finding}" for finding in findings]
+            lines += [f"note: policy: {finding}" for finding in findings]  # notes reach the PR comment
             blocked = refusal(findings, self.policy)
             if blocked:
                 raise Refused(blocked, lines)

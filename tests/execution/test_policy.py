@@ -41,10 +41,13 @@ def test_a_quota_finding_blocks_the_apply_with_block_and_only_warns_by_default(w
     warned = world.cli("apply", "--execute", f"--pr={world.pr}")
 
     assert warned.returncode == 0, warned.stdout + warned.stderr
-    assert f"warning: policy: {QUOTA_FINDING}" in warned.stdout.splitlines()
+    assert f"note: policy: {QUOTA_FINDING}" in warned.stdout.splitlines()
     assert warned.stdout.splitlines()[-1] == "succeeded"
     hpa = world.hpa("web")
     assert hpa is not None and hpa["spec"]["maxReplicas"] == 10
+    comments = [c.body for c in world.github.comments[REPO].values()
+                if c.body.startswith("<!-- infra-orchestrator:apply")]
+    assert any("policy: resourcequota/compute: pods 3 of 6 → 11 of 6 after the plan" in body for body in comments)
 
 
 def test_a_bad_infra_policy_is_bad_input(world: World) -> None:
@@ -125,7 +128,7 @@ actions:
 
     assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert "warning: policy: resourcequota/compute: requests.cpu 0.3 of 0.5 → 0.7 of 0.5 after the plan (HPA-managed " \
+    assert "note: policy: resourcequota/compute: requests.cpu 0.3 of 0.5 → 0.7 of 0.5 after the plan (HPA-managed " \
            "workloads at their maxReplicas); pods beyond the quota will be refused" in lines
     assert "change: deployment/web app requests.cpu: 100m → 300m (succeeded, 1 attempt," in result.stdout
     assert 'deployment \\"web\\" exceeded its progress deadline' in result.stdout, result.stdout
