@@ -46,12 +46,13 @@ def test_deploy_all_creates_every_deployment(deployed: Deployed) -> None:
                 assert schedule["schedule"]["cron"] == "0 3 * * *" and schedule["schedule"]["timezone"] == "UTC"
                 assert schedule["parameters"] == {"execute": True}
             elif flow == "infra-plan":
-                assert {"plan", "pr", "repository", "head_sha"} <= set(properties)
+                assert {"plan", "pr", "repository", "head_sha", "policy"} <= set(properties)
                 assert dep["schedules"] == []
             else:
                 assert {"plan", "pr", "execute"} <= set(properties)
                 assert dep["parameters"]["execute"] is False
                 assert ("atomic" if flow == "infra-apply" else "force") in properties
+                assert ("policy" in properties) == (flow == "infra-apply"), "INFRA_POLICY per deployment"
                 assert dep["schedules"] == []
 
 
