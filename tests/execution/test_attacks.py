@@ -175,3 +175,22 @@ def test_cli_output_has_no_token_even_when_github_echoes_it(world: World) -> Non
     assert_refused(world, result, f"GitHub answered 422 while reading PR #{world.pr}", whole=False)
     assert "token *** is not allowed here; also ***" in result.stdout
     assert "ghp_AAAA" not in result.stdout + result.stderr
+
+
+def test_a_merge_key_hpa_manifest_is_bad_input_and_creates_nothing(world: World) -> None:
+    """Issue 25: PyYAML kept `name: web` and `maxReplicas: 5`, kubectl's parser let the merge keys win and created
+    hpa/web targeting db with max 50000. The manifest is now refused (exit 2, file, line and key), before the gate."""
+    world.kube.create_deployment(NAMESPACE, "db", replicas=1)
+    merged = (f"apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {{name: web, namespace: "
+              f"{NAMESPACE}}}\nspec:\n  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: web, "
+              f"<<: {{name: db}}}}\n  minReplicas: 2\n  maxReplicas: 5\n  <<: {{maxReplicas: 50000}}\n")
+    with_files(world, {"hpa.yaml": merged, "hint.yaml": hpa(8)}, {"hpa.yaml": merged, "hint.yaml": hpa(8)})
+    world.label("execute-plan")
+    result = execute(world)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: {PLAN_PATH} (actions[1].manifest: hpa.yaml): line 5: not valid YAML: merge key '<<' at key "
+        "spec.scaleTargetRef.<<: merge keys are not allowed"], result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert [r for r in world.kube.requests() if r.get("method") in MUTATING] == []
+    assert world.hpa("web") is None and world.replicas("web") == 2
