@@ -14,11 +14,9 @@ import posixpath
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from core.conventions import LABELS
-from core.hints import ManifestHint
-from core.plan import ApplyHpa, Plan
+from core.plan import Plan
 
 # Roles allowed to trigger an execution (GitHub's role_name; maintain and write map to legacy "write").
 TRIGGER_ROLES = ("write", "maintain", "admin")
@@ -141,8 +139,9 @@ def git_blob_sha(data: bytes) -> str:
 
 def local_files_problem(decision: GateDecision, requirement: GateRequirement,
                         local: Mapping[str, bytes | None]) -> str | None:
-    """The first file about to be read here that is not, byte for byte, the one the PR carries at the head the
-    gate checked (`local`: repository path -> bytes on disk, None when absent), or None when all match."""
+    """The first file the run read that is not, byte for byte, the one the PR carries at the head the gate checked
+    (`local`: repository path -> the bytes the run parsed (`files_read_by`), None when absent), or None when all
+    match."""
     pinned = {requirement.plan_path: decision.plan_blob_sha, **decision.file_blob_shas}
     at = f"PR #{requirement.pr} carries at {short(decision.head_sha)}"
     for path in (requirement.plan_path, *requirement.read_paths):
@@ -159,18 +158,13 @@ def local_files_problem(decision: GateDecision, requirement: GateRequirement,
     return None
 
 
-def files_read_by(plan: Plan, plan_path: str) -> dict[str, Path]:
-    """{repository path: local path} of every file besides the plan that a run of `plan` reads: apply_hpa
-    manifests and manifest hints (also `kubectl apply -f` hints). `plan_path` is the plan's repository path."""
-    relative: list[str] = [action.manifest for action in plan.actions
-                           if isinstance(action, ApplyHpa) and action.manifest is not None]
-    for hint in plan.hints:
-        if isinstance(hint, ManifestHint):
-            relative.append(hint.path)
-        elif "-f" in hint.args[:-1]:
-            relative.append(hint.args[hint.args.index("-f") + 1])
+def files_read_by(plan: Plan, plan_path: str) -> dict[str, bytes]:
+    """{repository path: bytes as read once} of the plan and of every file a run of `plan` reads (apply_hpa
+    manifests, manifest hints, `kubectl apply -f` hints): the bytes that were parsed, never the disk again.
+    `plan_path` is the plan's repository path."""
     base = posixpath.dirname(plan_path)
-    return {posixpath.normpath(posixpath.join(base, path)): plan.directory / path for path in dict.fromkeys(relative)}
+    return {plan_path: plan.data,
+            **{posixpath.normpath(posixpath.join(base, path)): data for path, data in plan.files.items()}}
 
 
 def _refuse(reason: str, facts: PullRequestFacts | None = None) -> GateDecision:

@@ -7,10 +7,11 @@ split with shlex (never given to a shell) and accepted only for the verbs a roll
 `apply -f`, `scale`, `delete hpa`), in the plan's own namespace.
 """
 
+import json
 import re
 import shlex
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -25,7 +26,7 @@ from core.k8s import (
     dns_label_problem,
     shown,
 )
-from core.safeyaml import load_documents, read_text
+from core.safeyaml import decode, load_documents, read_bytes
 
 _SHELL_CHARACTERS = ";|&$`<>(){}[]*?!#~\\\n\r'\""
 SAFE_PATH_PATTERN = "[A-Za-z0-9._-][A-Za-z0-9._/-]{0,254}"
@@ -40,18 +41,25 @@ _HPA_ALIASES = {"hpa", "horizontalpodautoscaler", "horizontalpodautoscalers"}
 
 @dataclass(frozen=True)
 class ManifestHint:
-    """A manifest file, relative to the plan's directory, and the objects it declares as (kind, name)."""
+    """A manifest file, relative to the plan's directory, and the objects it declares as (kind, name).
+
+    `data` is the file's bytes as read once (the gate compares their blob SHA with the PR's), `body` the object
+    validated from them as JSON: what kubectl receives on stdin, so no other parser reads the file."""
 
     path: str
     objects: tuple[tuple[str, str], ...]
+    body: str = ""
+    data: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)
 class CommandHint:
-    """A kubectl command, normalised to its argument list without the namespace flag."""
+    """A kubectl command, normalised to its argument list without the namespace flag; `manifest` is the file an
+    `apply -f` hint applies."""
 
     text: str
     args: tuple[str, ...]
+    manifest: ManifestHint | None = None
 
 
 Hint = ManifestHint | CommandHint
@@ -95,13 +103,14 @@ def parse_manifest(text: str, source: str, where: str, plan_dir: Path, namespace
     if not resolved.is_file():
         raise InputError(source, where, f"{shown(text)} does not exist next to the plan")
     manifest_source = f"{source} ({where}: {text})"
-    text_read = read_text(resolved, manifest_source)
-    documents = [doc for doc in load_documents(text_read, manifest_source) if doc is not None]
+    data = read_bytes(resolved, manifest_source)
+    documents = [doc for doc in load_documents(decode(data, manifest_source), manifest_source) if doc is not None]
     if len(documents) != 1:
         found = "is empty" if not documents else f"holds {len(documents)} YAML documents"
         raise InputError(manifest_source, "file", f"{found}; a manifest holds exactly one HorizontalPodAutoscaler")
     name = _check_hpa(documents[0], manifest_source, namespace, workloads, hpa_name)
-    return ManifestHint(path=text, objects=((HPA_KIND, name),))
+    return ManifestHint(path=text, objects=((HPA_KIND, name),), body=json.dumps(documents[0], sort_keys=True),
+                        data=data)
 
 
 def _check_hpa(document: Any, source: str, namespace: str, workloads: Collection[Workload],
@@ -263,7 +272,8 @@ def _parse_command(text: str, source: str, where: str, plan_dir: Path, namespace
         path = flags.get("-f") or flags.get("--filename")
         if positionals or path is None or len(flags) != 1:
             command.fail("apply hints take exactly one manifest: kubectl apply -f FILE")
-        args = ["apply", "-f", parse_manifest(path, source, where, plan_dir, namespace, workloads).path]
+        manifest = parse_manifest(path, source, where, plan_dir, namespace, workloads)
+        return CommandHint(text=text, args=("apply", "-f", manifest.path), manifest=manifest)
     elif verb[:1] == ["scale"]:
         command.tokens = command.tokens[1:]
         positionals, flags = command.split({"--replicas", "--current-replicas"})

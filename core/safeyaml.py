@@ -141,8 +141,9 @@ def _read_as_text(node: yaml.ScalarNode) -> bool:
     return node.tag in _READ_AS_TEXT
 
 
-def read_text(path: Path, source: str) -> str:
-    """Read a small UTF-8 text file, or raise InputError naming what is wrong with it."""
+def read_bytes(path: Path, source: str) -> bytes:
+    """Read a small file once, or raise InputError naming what is wrong with it. These bytes are the ones parsed
+    and the ones the gate compares with the pull request: a file is never read twice."""
     try:
         if path.is_dir():
             raise InputError(source, "file", "is a directory, not a file")
@@ -157,6 +158,13 @@ def read_text(path: Path, source: str) -> str:
         data = path.read_bytes()
     except OSError as error:
         raise InputError(source, "file", f"cannot be read ({error.strerror})") from None
+    if len(data) > MAX_BYTES:
+        raise InputError(source, "file", f"is {len(data)} bytes; the limit is {MAX_BYTES}")
+    return data
+
+
+def decode(data: bytes, source: str) -> str:
+    """`data` as UTF-8 text, or InputError."""
     if b"\0" in data:
         raise InputError(source, "file", "is binary, not YAML text")
     try:
@@ -189,11 +197,16 @@ def load_documents(text: str, source: str) -> list[Any]:
         loader.dispose()
 
 
-def load_one(path: Path, source: str) -> Any:
-    """Read a file holding exactly one YAML document."""
-    documents = [doc for doc in load_documents(read_text(path, source), source) if doc is not None]
+def parse_one(data: bytes, source: str) -> Any:
+    """The one YAML document `data` holds."""
+    documents = [doc for doc in load_documents(decode(data, source), source) if doc is not None]
     if not documents:
         raise InputError(source, "file", "is empty")
     if len(documents) > 1:
         raise InputError(source, "file", "holds more than one YAML document")
     return documents[0]
+
+
+def load_one(path: Path, source: str) -> Any:
+    """Read a file holding exactly one YAML document."""
+    return parse_one(read_bytes(path, source), source)

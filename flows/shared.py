@@ -50,15 +50,14 @@ def gate_requirement(flow: str, plan: str, pr: int | None, repository: str | Non
 def pass_gate(requirement: GateRequirement, plan: Plan) -> GateDecision:
     """The label gate, plus: the plan and every file it reads (manifests, hint files) are, byte for byte, the
     files the PR carries at the head the gate saw (a local edit or a stale checkout must not ride on someone
-    else's approval)."""
-    read = files_read_by(plan, requirement.plan_path)
-    requirement = replace(requirement, read_paths=tuple(read))
+    else's approval). The bytes compared are those the plan was parsed from, kept in memory since: the disk is
+    not read again, so a checkout that changes after the parse cannot pass other bytes off as the PR's."""
+    read: dict[str, bytes | None] = {**files_read_by(plan, requirement.plan_path)}
+    requirement = replace(requirement, read_paths=tuple(path for path in read if path != requirement.plan_path))
     decision = verify_label(requirement)
     if not decision.allowed:
         return decision
-    local = {requirement.plan_path: plan.path.read_bytes(),
-             **{path: file.read_bytes() if file.is_file() else None for path, file in read.items()}}
-    problem = local_files_problem(decision, requirement, local)
+    problem = local_files_problem(decision, requirement, read)
     return decision if problem is None else replace(decision, allowed=False, reason=problem)
 
 

@@ -3,6 +3,7 @@
 The same attacks also run through the CLI in tests/core/test_fuzz_plans.py; here each one pins its message.
 """
 
+import json
 from pathlib import Path
 
 import pytest
@@ -164,8 +165,13 @@ def test_autoscaling_v1_and_v2_manifests_are_accepted(tmp_path: Path) -> None:
                                     "  - {type: scale_workload, kind: StatefulSet, name: db, replicas: 1}\n"
                                     "rollbackHints: [v2.yaml, kubectl apply -f v1.yaml]\n")
     assert plan.actions[0].manifest == "v1.yaml"  # type: ignore[attr-defined]
-    assert plan.hints == (ManifestHint("v2.yaml", (("HorizontalPodAutoscaler", "web"),)),  # type: ignore[attr-defined]
-                          CommandHint("kubectl apply -f v1.yaml", ("apply", "-f", "v1.yaml")))
+    manifest, command = plan.hints  # type: ignore[attr-defined]
+    assert isinstance(manifest, ManifestHint) and isinstance(command, CommandHint)
+    assert (manifest.path, manifest.objects) == ("v2.yaml", (("HorizontalPodAutoscaler", "web"),))
+    assert manifest.data == (tmp_path / "v2.yaml").read_bytes()  # the bytes read once, kept for the gate
+    assert json.loads(manifest.body) == load_documents(v2, "v2.yaml")[0]  # what kubectl receives on stdin
+    assert (command.text, command.args) == ("kubectl apply -f v1.yaml", ("apply", "-f", "v1.yaml"))
+    assert command.manifest == plan.actions[0].file  # type: ignore[attr-defined]
 
 
 HINT_ATTACKS = [

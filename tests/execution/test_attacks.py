@@ -194,3 +194,43 @@ def test_a_merge_key_hpa_manifest_is_bad_input_and_creates_nothing(world: World)
     assert "Traceback" not in result.stdout + result.stderr
     assert [r for r in world.kube.requests() if r.get("method") in MUTATING] == []
     assert world.hpa("web") is None and world.replicas("web") == 2
+
+
+SWAP = """\
+import sys
+from pathlib import Path
+
+import tasks.plan
+from cli.main import run
+
+parse, approved, other = tasks.plan.read_plan, Path(sys.argv[1]).read_text(), Path(sys.argv[2]).read_text()
+
+
+def parse_then_swap(path: Path):  # the checkout holds other bytes while parsed, the PR's bytes once hashed
+    path.write_text(other)
+    plan = parse(path)
+    path.write_text(approved)
+    return plan
+
+
+tasks.plan.read_plan = parse_then_swap
+sys.exit(run("apply", sys.argv[3:]))
+"""
+
+
+def test_a_checkout_swapped_to_the_prs_bytes_after_the_parse_is_refused(world: World) -> None:
+    """Issue 25: the plan was parsed from disk (`scale web 9`) and the gate hashed the file again, by then the PR's
+    approved `scale web 5`: the run applied 9. The gate now hashes the very bytes that were parsed."""
+    approved = world.plan_text.replace("replicas: 4", "replicas: 5")
+    world.write_plan(approved)
+    (world.root / "approved.yaml").write_text(approved)
+    (world.root / "other.yaml").write_text(approved.replace("replicas: 5", "replicas: 9"))
+    (world.root / "swap.py").write_text(SWAP)
+    world.label("execute-plan")
+    world.kube.clear_requests()
+    result = subprocess.run([sys.executable, "swap.py", "approved.yaml", "other.yaml", f"--plan={PLAN_PATH}",
+                             "--execute",
+                             f"--pr={world.pr}"], cwd=world.root, env=world.env, capture_output=True, text=True,
+                            timeout=240)
+    assert world.plan.read_text() == approved, "the hook swapped the checkout"
+    assert_refused(world, result, "the plan file here (blob ", whole=False)
