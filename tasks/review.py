@@ -98,7 +98,7 @@ class TaskPlanReporter:
         if self.pr is None:
             return None
         plan_path = repository_path(plan.path)
-        return view_pull_request(self.pr, self.repository, (plan_path, *files_read_by(plan, plan_path)))
+        return view_pull_request(self.pr, self.repository, tuple(files_read_by(plan, plan_path)))
 
     def report(self, plan: Plan, results: Sequence[StepResult], warnings: Sequence[str]) -> RunReport:
         logger = get_run_logger()
