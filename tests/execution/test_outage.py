@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.conventions import lock_limit_name
 from core.gate import GateRequirement
 from core.plan import load_plan
 from core.record import ApplyRecord
@@ -45,7 +46,7 @@ def doomed_prefect(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], di
     api = f"http://127.0.0.1:{port}/api"
     try:
         wait_http(f"{api}/health", 180, server, home / "server.log")
-        httpx.post(f"{api}/v2/concurrency_limits/", json={"name": "infra-target-prod", "limit": 1},
+        httpx.post(f"{api}/v2/concurrency_limits/", json={"name": lock_limit_name("sandbox", NAMESPACE), "limit": 1},
                    timeout=30).raise_for_status()
         yield server, {"PREFECT_API_URL": api, "PREFECT_HOME": str(home / "client")}
     finally:
