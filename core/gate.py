@@ -67,6 +67,11 @@ class PullRequestFacts:
     file_blob_shas: Mapping[str, str | None] = field(default_factory=dict)
     # Logins whose latest review is APPROVED on head_sha and who have write access or more.
     approvals: tuple[str, ...] | None = None
+    # Whether the plan file is among the files the PR changes (`pulls/N/files`): a label runs its PR's own plan.
+    plan_changed: bool | None = None
+    # The branch the PR merges into, and the bases this worker accepts (the default branch, INFRA_BASE_BRANCHES).
+    base_ref: str | None = None
+    allowed_bases: tuple[str, ...] = ()
     # Set when the facts could not be gathered (bad settings, GitHub error): always refuses.
     error: str | None = None
 
@@ -79,6 +84,7 @@ class GateDecision:
     plan_blob_sha: str | None
     label_actor: str | None = None
     file_blob_shas: Mapping[str, str | None] = field(default_factory=dict)
+    base_ref: str | None = None
 
     @property
     def message(self) -> str:
@@ -170,7 +176,7 @@ def files_read_by(plan: Plan, plan_path: str) -> dict[str, bytes]:
 def _refuse(reason: str, facts: PullRequestFacts | None = None) -> GateDecision:
     return GateDecision(False, reason, facts.head_sha if facts else None,
                         facts.plan_blob_sha if facts else None, facts.label_actor if facts else None,
-                        dict(facts.file_blob_shas) if facts else {})
+                        dict(facts.file_blob_shas) if facts else {}, facts.base_ref if facts else None)
 
 
 def evaluate_gate(facts: PullRequestFacts, requirement: GateRequirement,
@@ -200,6 +206,10 @@ def evaluate_gate(facts: PullRequestFacts, requirement: GateRequirement,
         return _refuse(f"{pr} is from a fork", facts)
     if facts.draft is not False:
         return _refuse(f"{pr} is a draft" if facts.draft else f"{pr} draft state is unknown", facts)
+    if not facts.base_ref or facts.base_ref not in facts.allowed_bases:
+        allowed = ", ".join(f"'{base}'" for base in facts.allowed_bases) or "unknown"
+        return _refuse(f"{pr} merges into '{facts.base_ref or 'an unknown branch'}', not a branch this worker "
+                       f"executes for ({allowed}; INFRA_BASE_BRANCHES adds others)", facts)
     if label not in (facts.labels or ()):
         return _refuse(f"PR missing label '{label}'", facts)
     if not facts.label_actor:
@@ -224,6 +234,9 @@ def evaluate_gate(facts: PullRequestFacts, requirement: GateRequirement,
                        f"{RELABEL}", facts)
     if not facts.plan_blob_sha:
         return _refuse(f"plan file {requirement.plan_path} not found at head {short(facts.head_sha)}", facts)
+    if facts.plan_changed is not True:
+        return _refuse(f"plan file {requirement.plan_path} is not among the files {pr} changes: a label runs only "
+                       "its own PR's plan", facts)
     for path in requirement.read_paths:
         if not facts.file_blob_shas.get(path):
             return _refuse(f"file {path} (read by the plan) not found in {pr} at head {short(facts.head_sha)}",
@@ -236,7 +249,7 @@ def evaluate_gate(facts: PullRequestFacts, requirement: GateRequirement,
         f"label '{label}' added by '{facts.label_actor}' ({facts.label_actor_role}) on {pr} "
         f"at head {short(facts.head_sha)}{approved}",
         facts.head_sha, facts.plan_blob_sha, facts.label_actor,
-        {path: facts.file_blob_shas[path] for path in requirement.read_paths},
+        {path: facts.file_blob_shas[path] for path in requirement.read_paths}, facts.base_ref,
     )
 
 
@@ -254,6 +267,9 @@ def recheck(first: GateDecision, now: PullRequestFacts, requirement: GateRequire
     if now.head_sha != first.head_sha:
         return _refuse(f"head SHA changed since the check ({short(first.head_sha)} -> {short(now.head_sha)})",
                        now)
+    if now.base_ref != first.base_ref:
+        return _refuse(f"the PR's base branch changed since the check ('{first.base_ref}' -> '{now.base_ref}'); "
+                       f"{RELABEL}", now)
     if now.plan_blob_sha != first.plan_blob_sha:
         return _refuse(f"plan file {requirement.plan_path} changed since the check", now)
     for path in requirement.read_paths:
@@ -266,4 +282,4 @@ def recheck(first: GateDecision, now: PullRequestFacts, requirement: GateRequire
     if not decision.allowed:
         return decision
     return GateDecision(True, f"re-checked: {decision.reason}", first.head_sha, first.plan_blob_sha,
-                        decision.label_actor, dict(first.file_blob_shas))
+                        decision.label_actor, dict(first.file_blob_shas), first.base_ref)

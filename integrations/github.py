@@ -101,13 +101,15 @@ class GitHubSettings:
     pr: int | None = None
     repositories: tuple[str, ...] = ()  # served besides owner/repo (INFRA_REPOSITORIES)
     trusted_bots: tuple[str, ...] = ()  # bot logins whose labels count (INFRA_TRUSTED_BOTS)
+    base_branches: tuple[str, ...] = ()  # PR bases allowed besides the default branch (INFRA_BASE_BRANCHES)
 
     def __repr__(self) -> str:
         token = "***" if self.token else None
         return (f"GitHubSettings(owner={self.owner!r}, repo={self.repo!r}, token={token!r}, "
                 f"api_url={secrets.mask(self.api_url)!r}, token_block={self.token_block!r}, "
                 f"max_rate_limit_wait={self.max_rate_limit_wait!r}, retries={self.retries!r}, pr={self.pr!r}, "
-                f"repositories={self.repositories!r}, trusted_bots={self.trusted_bots!r})")
+                f"repositories={self.repositories!r}, trusted_bots={self.trusted_bots!r}, "
+                f"base_branches={self.base_branches!r})")
 
     __str__ = __repr__
 
@@ -134,6 +136,7 @@ class GitHubSettings:
             pr=decimal_integer(pr_text, 1, MAX_INT32),
             repositories=_names(env.get("INFRA_REPOSITORIES")),
             trusted_bots=_names(env.get("INFRA_TRUSTED_BOTS")),
+            base_branches=_names(env.get("INFRA_BASE_BRANCHES")),
         )
 
     def serving(self, repository: str | None) -> GitHubSettings:
@@ -501,6 +504,8 @@ def fetch_facts(settings: GitHubSettings, requirement: GateRequirement) -> PullR
         paths = (requirement.plan_path, *requirement.read_paths)
         blobs = blob_shas(repo, head_sha, paths) if head_sha else dict.fromkeys(paths)
         approvals = _approvals(repo, pr, head_sha) if requirement.require_approval and head_sha else None
+        changed = {str(file.filename) for file in pr.get_files()}  # paginated; GitHub lists up to 3000
+        base_ref = pr.base.ref if pr.base is not None else None
         facts = PullRequestFacts(
             number=pr.number,
             is_open=(state == "open") if state else None,
@@ -519,6 +524,9 @@ def fetch_facts(settings: GitHubSettings, requirement: GateRequirement) -> PullR
             plan_blob_sha=blobs[requirement.plan_path],
             file_blob_shas={path: blobs[path] for path in requirement.read_paths},
             approvals=approvals,
+            plan_changed=requirement.plan_path in changed,
+            base_ref=base_ref,
+            allowed_bases=(repo.default_branch, *settings.base_branches),
         )
     log.debug("gate facts for %s PR #%s: %s", settings.full_name, requirement.pr, facts)
     return facts

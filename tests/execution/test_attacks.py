@@ -234,3 +234,27 @@ def test_a_checkout_swapped_to_the_prs_bytes_after_the_parse_is_refused(world: W
                             timeout=240)
     assert world.plan.read_text() == approved, "the hook swapped the checkout"
     assert_refused(world, result, "the plan file here (blob ", whole=False)
+
+
+def test_a_plan_the_pr_does_not_change_is_refused(world: World) -> None:
+    """Issue 25: any plan present at the PR's head ran under its label; only a plan the PR changes runs now."""
+    other = f"{PLAN_PATH.rsplit('/', 2)[0]}/frozen/plan.yaml"
+    text = world.plan_text.replace("target: prod", "target: frozen")
+    main = world.github.repo(REPO).branches["main"]
+    world.github.set_branch(REPO, "main", world.github.make_commit(main, {other: text}, "frozen plan", "alice"))
+    world.github.push_commit(REPO, world.pr, {other: text})  # at the head too, with the base's bytes: unchanged
+    (world.root / other).parent.mkdir(parents=True)
+    (world.root / other).write_text(text)
+    world.label("execute-plan")
+    world.kube.clear_requests()
+    result = world.cli("apply", "--execute", f"--pr={world.pr}", f"--plan={other}")
+    assert_refused(world, result, f"plan file {other} is not among the files PR #{world.pr} changes: a label runs "
+                                  "only its own PR's plan")
+
+
+def test_a_pr_into_another_branch_is_refused(world: World) -> None:
+    world.github.set_branch(REPO, "release-x", world.github.repo(REPO).branches["main"])
+    world.github.pull(REPO, world.pr).base_ref = "release-x"
+    world.label("execute-plan")
+    assert_refused(world, execute(world), f"PR #{world.pr} merges into 'release-x', not a branch this worker "
+                                          "executes for ('main'; INFRA_BASE_BRANCHES adds others)")
