@@ -17,9 +17,9 @@ from core.gate import GateDecision, GateRequirement, files_read_by, local_files_
 from core.lifecycle.ports import Execution
 from core.plan import Plan
 from core.report import RunReport
-from core.vocabulary import Outcome
+from core.vocabulary import Outcome, StepStatus
 from tasks.artifacts import record_refusal
-from tasks.gate import recheck_label, report_status, verify_label
+from tasks.gate import claim_label, put_label_back, recheck_label, report_status, verify_label
 from tasks.kube import TaskCluster
 from tasks.lock import TaskLock
 from tasks.plan import parsed_plan
@@ -62,11 +62,14 @@ def pass_gate(requirement: GateRequirement, plan: Plan) -> GateDecision:
 
 
 class TaskGate:
-    """The lifecycle's gate: the label check (a task) with the plan-blob comparison, and its recheck (a task).
-    A passed gate marks its head `infra/<flow>: pending`; `settle_status` sets the outcome there."""
+    """The lifecycle's gate: the label check (a task) with the plan-blob comparison, and its recheck (a task),
+    after which the run claims the trigger label (removes it) before its first change. A passed gate marks its
+    head `infra/<flow>: pending`; `settle_status` sets the outcome there, and puts a claimed label back when the
+    run changed nothing."""
 
     def __init__(self) -> None:
         self.pending: tuple[GateRequirement, str] | None = None
+        self.claimed = False
 
     def check(self, requirement: GateRequirement, plan: Plan) -> GateDecision:
         decision = pass_gate(requirement, plan)
@@ -76,7 +79,14 @@ class TaskGate:
         return decision
 
     def recheck(self, requirement: GateRequirement, first: GateDecision) -> GateDecision:
-        return recheck_label(requirement, first)
+        decision = recheck_label(requirement, first)
+        if not decision.allowed or self.claimed or not first.head_sha:
+            return decision
+        taken = claim_label(requirement, first.head_sha)
+        if taken is not None:
+            return replace(decision, allowed=False, reason=taken)
+        self.claimed = True
+        return decision
 
 
 def execution(flow: Flow, plan: str, pr: int | None, repository: str | None, require_approval: bool,
@@ -88,14 +98,19 @@ def execution(flow: Flow, plan: str, pr: int | None, repository: str | None, req
 
 
 def settle_status(execution: Execution | None, report: RunReport) -> RunReport:
-    """After a run whose gate passed: `infra/<flow>` success or failure on the head it saw, with one line why
-    (a later refusal, by the recheck or the lock, is a failure too: nothing was done)."""
+    """After a run whose gate passed: a label it claimed goes back when it changed nothing (no step ran), then
+    `infra/<flow>` success or failure on the head it saw, with one line why (a later refusal, by the recheck or
+    the lock, is a failure too: nothing was done)."""
     gate = execution.gate if execution is not None else None
     if not isinstance(gate, TaskGate) or gate.pending is None:
         return report
     requirement, sha = gate.pending
     results = (report.document or {}).get("results", [])
     failed = sum(not result["ok"] for result in results)
+    changed = any(result.get("status") in (StepStatus.SUCCEEDED, StepStatus.FAILED) for result in results)
+    if gate.claimed and not changed:
+        unlabeled = put_label_back(requirement)
+        report = replace(report, lines=(*report.lines, f"note: {unlabeled}")) if unlabeled else report
     if report.final == Outcome.SUCCEEDED:
         state, description = "success", f"{len(results)} steps succeeded"
     elif report.final == Outcome.SKIPPED:

@@ -555,8 +555,10 @@ def recheck_gate(settings: GitHubSettings, requirement: GateRequirement, first: 
 
 
 # --------------------------------------------------------------------------- writes
-def remove_trigger_label(settings: GitHubSettings, requirement: GateRequirement) -> None:
-    """Remove the flow's label after an execution (one label, one run). Absent label is fine."""
+def claim_trigger_label(settings: GitHubSettings, requirement: GateRequirement) -> bool:
+    """Claim the run by removing the flow's label (one label, one run), right before the first change: True when
+    this call removed it, False when it was already gone (404: another run, or a person, took it). Raises
+    GitHubError when GitHub could not be asked."""
     label = LABELS.get(requirement.flow)
     if label is None:
         raise GitHubError(f"unknown flow '{requirement.flow}'")
@@ -567,8 +569,31 @@ def remove_trigger_label(settings: GitHubSettings, requirement: GateRequirement)
         try:
             issue.remove_from_labels(label)
         except Exception as e:
-            if not _is_status(e, 404):  # 404: already gone (also after a retried DELETE)
-                raise
+            if _is_status(e, 404):
+                return False
+            raise
+    return True
+
+
+def restore_trigger_label(settings: GitHubSettings, requirement: GateRequirement) -> None:
+    """Put the flow's label back: the run that claimed it changed nothing, so a person may simply retry."""
+    label = LABELS.get(requirement.flow)
+    if label is None:
+        raise GitHubError(f"unknown flow '{requirement.flow}'")
+    settings = settings.serving(requirement.repository)
+    with _translate(settings, f"adding label '{label}' back to PR #{requirement.pr}"):
+        _client(settings).get_repo(settings.full_name).get_issue(requirement.pr).add_to_labels(label)
+
+
+def status_descriptions(settings: GitHubSettings, repository: str | None, sha: str, context: str) -> list[str]:
+    """The descriptions of the statuses `context` has on `sha`, newest first. Raises GitHubError."""
+    settings = settings.serving(repository)
+    with _translate(settings, f"reading status {context} on {short(sha)}"):
+        repo = _client(settings).get_repo(settings.full_name)
+        # GET /repos/{o}/{r}/commits/{ref}/statuses, newest first (PyGithub's Commit would first GET the commit)
+        _, statuses = repo._requester.requestJsonAndCheck("GET", f"{repo.url}/commits/{quote(sha, safe='')}/statuses")
+        return [str(status.get("description") or "") for status in statuses or ()
+                if isinstance(status, dict) and status.get("context") == context]
 
 
 def audit_marker(requirement: GateRequirement) -> str:

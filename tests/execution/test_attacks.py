@@ -258,3 +258,66 @@ def test_a_pr_into_another_branch_is_refused(world: World) -> None:
     world.label("execute-plan")
     assert_refused(world, execute(world), f"PR #{world.pr} merges into 'release-x', not a branch this worker "
                                           "executes for ('main'; INFRA_BASE_BRANCHES adds others)")
+
+
+CLAIMED_ELSEWHERE = """\
+import os, sys
+import httpx
+import tasks.gate
+from cli.main import run
+
+claim, number, sha = tasks.gate.claim_trigger_label, sys.argv[1], sys.argv[2]
+
+
+def another_run_claims_first(settings, requirement):  # two runs passed their rechecks together: the other won
+    api, repo = os.environ["GITHUB_API_URL"], f"{os.environ['GH_OWNER']}/{os.environ['GH_REPO']}"
+    auth = {"Authorization": f"token {os.environ['GITHUB_TOKEN']}"}
+    httpx.post(f"{api}/repos/{repo}/statuses/{sha}", headers=auth, json={
+        "state": "pending", "context": "infra/apply", "description": "claimed by run 0c0ffee (label 'execute-plan')"})
+    httpx.delete(f"{api}/repos/{repo}/issues/{number}/labels/execute-plan", headers=auth).raise_for_status()
+    return claim(settings, requirement)
+
+
+tasks.gate.claim_trigger_label = another_run_claims_first
+sys.exit(run("apply", sys.argv[3:]))
+"""
+
+
+def test_one_label_one_run_a_second_claim_is_refused(world: World) -> None:
+    """Issue 25: two runs on one labeled PR both ran; the label is now claimed (removed) before the first change,
+    and a run whose removal finds it already gone refuses, naming the run that claimed it."""
+    world.label("execute-plan")
+    (world.root / "claimed.py").write_text(CLAIMED_ELSEWHERE)
+    world.kube.clear_requests()
+    result = subprocess.run([sys.executable, "claimed.py", str(world.pr), world.github.head_sha(REPO, world.pr),
+                             f"--plan={PLAN_PATH}", "--execute", f"--pr={world.pr}"], cwd=world.root,
+                            env=world.env, capture_output=True, text=True, timeout=240)
+    output = result.stdout + result.stderr
+    assert result.stdout.splitlines()[-2:] == ["Refusing to execute: label 'execute-plan' already claimed by run "
+                                               "0c0ffee.", "skipped"], output
+    assert "Traceback" not in output
+    changes = [r for r in world.kube.requests() if r.get("method") in MUTATING and "/leases" not in r["path"]]
+    assert changes == [] and world.replicas("web") == 2, "only the lock was taken and given back"
+    assert "execute-plan" not in world.github.labels_of(REPO, world.pr), "the winner's claim stands"
+
+
+def test_the_label_is_claimed_before_the_first_change(world: World) -> None:
+    world.label("execute-plan")
+    world.kube.clear_requests()
+    result = execute(world)
+    assert result.stdout.splitlines()[-1] == "succeeded", result.stdout + result.stderr
+    [claimed] = world.github.requests("DELETE", f"/issues/{world.pr}/labels/execute-plan$")
+    first_change = min(r["time"] for r in world.kube.requests() if r["method"] in MUTATING
+                       and "/leases" not in r["path"] and "/configmaps" not in r["path"])
+    assert claimed.at < first_change, [(r["method"], r["path"], r["time"]) for r in world.kube.requests()]
+    assert "execute-plan" not in world.github.labels_of(REPO, world.pr)
+
+
+def test_a_run_that_claimed_the_label_and_changed_nothing_puts_it_back(world: World) -> None:
+    world.label("execute-plan")
+    world.kube.faults.add(method="PATCH", path_regex="/deployments/", status=403, count=50)  # the stamp fails
+    result = execute(world)
+    assert result.stdout.splitlines()[-1] == "failed", result.stdout + result.stderr
+    assert world.github.requests("DELETE", f"/issues/{world.pr}/labels/execute-plan$"), "it was claimed"
+    assert "execute-plan" in world.github.labels_of(REPO, world.pr), "and put back: nothing was changed"
+    assert world.replicas("web") == 2
