@@ -66,13 +66,16 @@ Hint = ManifestHint | CommandHint
 
 
 def parse_hint(raw: Any, source: str, where: str, plan_dir: Path, namespace: str,
-               workloads: Collection[Workload]) -> Hint:
-    """One rollback hint; a manifest must be an HPA for one of `workloads` (the plan's)."""
+               workloads: Collection[Workload], hpas: Collection[str] = ()) -> Hint:
+    """One rollback hint; it acts only on the plan's own objects: a manifest must be an HPA for one of `workloads`,
+    a command may scale or undo only those, and delete only the plan's HPAs (`hpas`, or one named after a
+    workload)."""
     if not isinstance(raw, str) or not raw.strip():
         raise InputError(source, where, "must be a manifest path or a kubectl command")
     text = raw.strip()
     if text.split()[0] == "kubectl":
-        return _parse_command(text, source, where, plan_dir, namespace, workloads)
+        return _parse_command(text, source, where, plan_dir, namespace, workloads,
+                              {*hpas, *(workload.name for workload in workloads)})
     if any(character.isspace() for character in text):
         raise InputError(source, where, f"{shown(text)} is neither a manifest path nor a kubectl command")
     return parse_manifest(text, source, where, plan_dir, namespace, workloads)
@@ -255,15 +258,23 @@ class _Command:
             self.fail(f"needs one resource of kind {', '.join(sorted(set(aliases.values())))}")
         return f"{aliases[positionals[0]]}/{self.name(positionals[1])}"
 
+    def workload(self, positionals: list[str], workloads: Collection[Workload]) -> str:
+        """A `deployment/x` or `statefulset/x` the plan itself names."""
+        ref = self.resource(positionals, _WORKLOAD_ALIASES)
+        if not any(workload.ref == ref for workload in workloads):
+            known = ", ".join(sorted(workload.ref for workload in workloads)) or "none"
+            self.fail(f"{ref} is not one of the plan's workloads ({known}); a hint acts only on those")
+        return ref
+
 
 def _parse_command(text: str, source: str, where: str, plan_dir: Path, namespace: str,
-                   workloads: Collection[Workload]) -> CommandHint:
+                   workloads: Collection[Workload], hpas: Collection[str]) -> CommandHint:
     command = _Command(text, source, where, namespace)
     verb = command.tokens[:2]
     if verb == ["rollout", "undo"]:
         command.tokens = command.tokens[2:]
         positionals, flags = command.split({"--to-revision"})
-        args = ["rollout", "undo", command.resource(positionals, _WORKLOAD_ALIASES)]
+        args = ["rollout", "undo", command.workload(positionals, workloads)]
         if "--to-revision" in flags:
             args.append(f"--to-revision={command.count(flags, '--to-revision', MAX_REVISION)}")
     elif verb[:1] == ["apply"]:
@@ -279,15 +290,18 @@ def _parse_command(text: str, source: str, where: str, plan_dir: Path, namespace
         positionals, flags = command.split({"--replicas", "--current-replicas"})
         if "--replicas" not in flags:
             command.fail("scale hints need --replicas")
-        args = ["scale", command.resource(positionals, _WORKLOAD_ALIASES),
+        args = ["scale", command.workload(positionals, workloads),
                 f"--replicas={command.count(flags, '--replicas', MAX_REPLICAS)}"]
         if "--current-replicas" in flags:
             args.append(f"--current-replicas={command.count(flags, '--current-replicas', MAX_REPLICAS)}")
     elif verb[:1] == ["delete"]:
         command.tokens = command.tokens[1:]
         positionals, _ = command.split(set())
-        hpa = command.resource(positionals, {alias: "hpa" for alias in _HPA_ALIASES})
-        args = ["delete", "hpa", hpa.split("/", 1)[1]]
+        hpa = command.resource(positionals, {alias: "hpa" for alias in _HPA_ALIASES}).split("/", 1)[1]
+        if hpa not in hpas:
+            command.fail(f"hpa/{hpa} is not one of the plan's HPAs ({', '.join(sorted(hpas)) or 'none'}); a hint "
+                         "acts only on those")
+        args = ["delete", "hpa", hpa]
     else:
         command.fail(f"kubectl {' '.join(verb) or '(nothing)'} is not allowed; hints may use rollout undo, "
                      "apply -f, scale and delete hpa")

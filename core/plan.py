@@ -202,7 +202,8 @@ def parse_plan(document: Any, path: Path, data: bytes = b"") -> Plan:
                     for i, raw in enumerate(top.items("actions")))
     workloads = {action.workload for action in actions}
     hints = tuple(
-        parse_hint(raw, source, f"rollbackHints[{i}]", path.parent, namespace, workloads)
+        parse_hint(raw, source, f"rollbackHints[{i}]", path.parent, namespace, workloads,
+                   {action.name for action in actions if isinstance(action, ApplyHpa)})
         for i, raw in enumerate(top.items("rollbackHints"))
     )
     return Plan(path=path, namespace=namespace, target=top.optional_string("target"), actions=actions, hints=hints,

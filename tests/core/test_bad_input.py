@@ -85,6 +85,13 @@ CASES: list[tuple[str, str | bytes | None, list[str], str]] = [
     ("hint-absolute", with_hint("/etc/passwd"), [], "rollbackHints[0]: '/etc/passwd' is an absolute path"),
     ("hint-missing-file", with_hint("nowhere.yaml"), [], "rollbackHints[0]: 'nowhere.yaml' does not exist"),
     ("hint-delete-ns", with_hint("kubectl delete ns prod"), [], "rollbackHints[0]: needs one resource of kind hpa"),
+    ("hint-scales-another-workload", GOOD_PLAN.replace("previous-hpa.yaml", "kubectl scale deployment/payments "
+                                                       "--replicas=0"), [],
+     "rollbackHints[0]: deployment/payments is not one of the plan's workloads (deployment/web); a hint acts only"),
+    ("hint-deletes-another-hpa", GOOD_PLAN.replace("previous-hpa.yaml", "kubectl delete hpa payments"), [],
+     "rollbackHints[0]: hpa/payments is not one of the plan's HPAs (web); a hint acts only on those"),
+    ("hint-undoes-another-workload", GOOD_PLAN.replace("previous-hpa.yaml", "kubectl rollout undo sts/payments"), [],
+     "rollbackHints[0]: statefulset/payments is not one of the plan's workloads (deployment/web)"),
     ("hint-exec", with_hint("kubectl exec web -- sh"), [], "rollbackHints[0]: kubectl exec web is not allowed"),
     ("hint-other-namespace", with_hint("kubectl rollout undo deployment/web -n kube-system"), [],
      "rollbackHints[0]: namespace 'kube-system' is not the plan's namespace 'testns'"),

@@ -188,7 +188,8 @@ HINT_ATTACKS = [
 
 @pytest.mark.parametrize("hint", HINT_ATTACKS)
 def test_hint_integers_are_plain_ascii_decimal(tmp_path: Path, hint: str) -> None:
-    error = refused(tmp_path, f"namespace: ns\nrollbackHints: ['{hint}']\n")
+    error = refused(tmp_path, f"namespace: ns\nactions: [{{type: scale_workload, name: web, replicas: 1}}]\n"
+                              f"rollbackHints: ['{hint}']\n")
     assert error.field == "rollbackHints[0]"
     assert "must be a whole number" in error.message
     assert len(error.message) < 200

@@ -124,7 +124,9 @@ actions:
 def test_command_hints_are_normalised(tmp_path: Path) -> None:
     plan = write_plan(tmp_path, """\
 namespace: ns
-actions: [{type: scale_workload, name: web, replicas: 5}]
+actions:
+  - {type: scale_workload, name: web, replicas: 5}
+  - {type: scale_workload, kind: StatefulSet, name: db, replicas: 1}
 rollbackHints:
   - kubectl -n ns scale deploy web --replicas 2 --current-replicas=5
   - kubectl delete horizontalpodautoscaler/web --namespace=ns
