@@ -164,6 +164,16 @@ def local_files_problem(decision: GateDecision, requirement: GateRequirement,
     return None
 
 
+def context_problem(context: str | None, allowed: Collection[str]) -> str | None:
+    """Why a plan naming `context` (None: the kubeconfig's current one) must not run here, or None: a plan may
+    switch to another cluster of the worker's kubeconfig only when that context is allow-listed."""
+    if context is None or context in allowed:
+        return None
+    listed = ", ".join(f"'{name}'" for name in allowed) or "none"
+    return (f"the plan's context '{context}' is not one this worker may change (allowed: {listed}; set "
+            "INFRA_CONTEXTS)")
+
+
 def files_read_by(plan: Plan, plan_path: str) -> dict[str, bytes]:
     """{repository path: bytes as read once} of the plan and of every file a run of `plan` reads (apply_hpa
     manifests, manifest hints, `kubectl apply -f` hints): the bytes that were parsed, never the disk again.

@@ -13,11 +13,12 @@ from prefect.states import Completed, Failed
 
 from core.conventions import DEFAULT_PLAN, Flow, repository_path
 from core.errors import InputError
-from core.gate import GateDecision, GateRequirement, files_read_by, local_files_problem
+from core.gate import GateDecision, GateRequirement, context_problem, files_read_by, local_files_problem
 from core.lifecycle.ports import Execution
 from core.plan import Plan
 from core.report import RunReport
 from core.vocabulary import Outcome, StepStatus
+from integrations.kubeconfig import allowed_contexts
 from tasks.artifacts import record_refusal
 from tasks.gate import claim_label, put_label_back, recheck_label, report_status, verify_label
 from tasks.kube import TaskCluster
@@ -57,7 +58,7 @@ def pass_gate(requirement: GateRequirement, plan: Plan) -> GateDecision:
     decision = verify_label(requirement)
     if not decision.allowed:
         return decision
-    problem = local_files_problem(decision, requirement, read)
+    problem = context_problem(plan.context, allowed_contexts()) or local_files_problem(decision, requirement, read)
     return decision if problem is None else replace(decision, allowed=False, reason=problem)
 
 

@@ -5,6 +5,7 @@ The worker's own configuration is read here (`KUBECONFIG`, a list of files as ku
 """
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -31,6 +32,15 @@ def current_context() -> str | None:
         if isinstance(context, str) and context:
             return context
     return None
+
+
+def allowed_contexts(env: Mapping[str, str] = os.environ) -> tuple[str, ...]:
+    """The contexts a plan may name: `INFRA_CONTEXTS` (comma-separated), by default the current context only."""
+    listed = tuple(name.strip() for name in env.get("INFRA_CONTEXTS", "").split(",") if name.strip())
+    if listed:
+        return listed
+    current = current_context()
+    return (current,) if current else ()
 
 
 def cluster_of(context: str | None) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -199,6 +200,7 @@ def test_a_merge_key_hpa_manifest_is_bad_input_and_creates_nothing(world: World)
 SWAP = """\
 import sys
 from pathlib import Path
+from pathlib import Path
 
 import tasks.plan
 from cli.main import run
@@ -321,3 +323,23 @@ def test_a_run_that_claimed_the_label_and_changed_nothing_puts_it_back(world: Wo
     assert world.github.requests("DELETE", f"/issues/{world.pr}/labels/execute-plan$"), "it was claimed"
     assert "execute-plan" in world.github.labels_of(REPO, world.pr), "and put back: nothing was changed"
     assert world.replicas("web") == 2
+
+
+def test_a_plan_naming_another_context_is_refused_unless_allow_listed(world: World) -> None:
+    """Issue 25: `context:` switched the run to another cluster of the worker's kubeconfig. Only the current
+    context (or those in INFRA_CONTEXTS) may be changed now."""
+    import yaml
+
+    config = yaml.safe_load(Path(world.env["KUBECONFIG"]).read_text())
+    other = dict(config["contexts"][0], name="prod-other")
+    config["contexts"].append(other)
+    path = world.root / "two-clusters.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    world.env["KUBECONFIG"] = str(path)
+    world.write_plan(world.plan_text.replace("target: prod", "target: prod\ncontext: prod-other"))
+    world.label("execute-plan")
+    assert_refused(world, execute(world), "the plan's context 'prod-other' is not one this worker may change "
+                                          "(allowed: 'sandbox'; set INFRA_CONTEXTS)")
+    world.env["INFRA_CONTEXTS"] = "sandbox,prod-other"
+    allowed = execute(world)
+    assert allowed.stdout.splitlines()[-1] == "succeeded", allowed.stdout + allowed.stderr
