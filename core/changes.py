@@ -4,13 +4,12 @@ The same views read a live object (infra-plan), the state apply recorded before 
 and the states rollback restores, so a reviewer reads "deployment/web replicas 2 → 4" wherever the change shows.
 """
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from core.plan import Action, ApplyHpa, Plan, ScaleWorkload, UpdateResources
-from core.safeyaml import load_documents, read_text
 from core.state import Objects, expected_after, state_of
 from core.steps import Landing, hpa_manifest
 
@@ -84,10 +83,9 @@ def changes_between(action: Action, before: Mapping[str, Any] | None, after: Map
             for name in fields if old.get(name) is not None or new.get(name) is not None]
 
 
-def _manifest_spec(plan: Plan, manifest: str) -> dict[str, Any]:
-    source = f"{plan.path} ({manifest})"
-    documents = [doc for doc in load_documents(read_text(plan.directory / Path(manifest), source), source) if doc]
-    spec = documents[0].get("spec") if documents and isinstance(documents[0], Mapping) else None
+def _manifest_spec(action: ApplyHpa) -> dict[str, Any]:
+    """The spec of the manifest the action validated (as read once, never the file again)."""
+    spec = json.loads(action.file.body).get("spec") if action.file is not None else None
     return dict(spec) if isinstance(spec, Mapping) else {}
 
 
@@ -95,7 +93,7 @@ def planned_state(plan: Plan, action: Action, live: Mapping[str, Any] | None) ->
     """The state `action` would leave, computed from the plan and the live state (no cluster call)."""
     if isinstance(action, ApplyHpa):
         if action.manifest is not None:
-            return {"spec": _manifest_spec(plan, action.manifest)}
+            return {"spec": _manifest_spec(action)}
         assert action.bounds is not None
         return {"spec": hpa_manifest(action.name, plan.namespace, action.workload, action.bounds)["spec"]}
     if live is None:

@@ -1,6 +1,7 @@
 """The project's names, each defined once: flows, labels, default paths, record names, artifact keys and the
 repository pattern. Tests, the CLI, the flows and the deployments read them from here."""
 
+import hashlib
 import os
 import re
 from enum import StrEnum
@@ -47,3 +48,16 @@ def repository_path(path: str | Path) -> str:
     cwd = Path(os.path.normpath(Path.cwd()))
     local = Path(os.path.normpath(cwd / path))
     return PurePosixPath(*(local.relative_to(cwd) if local.is_relative_to(cwd) else local).parts).as_posix()
+
+
+LOCK_LIMIT_PREFIX = "infra-lock-"
+
+
+def lock_limit_name(context: str, namespace: str) -> str:
+    """The Prefect global concurrency limit of what a run changes: one cluster (its kubeconfig context) and one
+    namespace, never a field the plan's author picks freely (`target`). `infra-lock-<context>.<namespace>`, the
+    context in [a-z0-9-] with a digest of its exact name when that changed it (`arn:aws:eks:...:cluster/prod`)."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", context.lower()).strip("-")[:100] or "context"
+    if slug != context:
+        slug += "-" + hashlib.sha256(context.encode()).hexdigest()[:8]
+    return f"{LOCK_LIMIT_PREFIX}{slug}.{namespace}"

@@ -14,11 +14,9 @@ import posixpath
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from core.conventions import LABELS
-from core.hints import ManifestHint
-from core.plan import ApplyHpa, Plan
+from core.plan import Plan
 
 # Roles allowed to trigger an execution (GitHub's role_name; maintain and write map to legacy "write").
 TRIGGER_ROLES = ("write", "maintain", "admin")
@@ -69,6 +67,11 @@ class PullRequestFacts:
     file_blob_shas: Mapping[str, str | None] = field(default_factory=dict)
     # Logins whose latest review is APPROVED on head_sha and who have write access or more.
     approvals: tuple[str, ...] | None = None
+    # Whether the plan file is among the files the PR changes (`pulls/N/files`): a label runs its PR's own plan.
+    plan_changed: bool | None = None
+    # The branch the PR merges into, and the bases this worker accepts (the default branch, INFRA_BASE_BRANCHES).
+    base_ref: str | None = None
+    allowed_bases: tuple[str, ...] = ()
     # Set when the facts could not be gathered (bad settings, GitHub error): always refuses.
     error: str | None = None
 
@@ -81,6 +84,7 @@ class GateDecision:
     plan_blob_sha: str | None
     label_actor: str | None = None
     file_blob_shas: Mapping[str, str | None] = field(default_factory=dict)
+    base_ref: str | None = None
 
     @property
     def message(self) -> str:
@@ -141,8 +145,9 @@ def git_blob_sha(data: bytes) -> str:
 
 def local_files_problem(decision: GateDecision, requirement: GateRequirement,
                         local: Mapping[str, bytes | None]) -> str | None:
-    """The first file about to be read here that is not, byte for byte, the one the PR carries at the head the
-    gate checked (`local`: repository path -> bytes on disk, None when absent), or None when all match."""
+    """The first file the run read that is not, byte for byte, the one the PR carries at the head the gate checked
+    (`local`: repository path -> the bytes the run parsed (`files_read_by`), None when absent), or None when all
+    match."""
     pinned = {requirement.plan_path: decision.plan_blob_sha, **decision.file_blob_shas}
     at = f"PR #{requirement.pr} carries at {short(decision.head_sha)}"
     for path in (requirement.plan_path, *requirement.read_paths):
@@ -159,24 +164,29 @@ def local_files_problem(decision: GateDecision, requirement: GateRequirement,
     return None
 
 
-def files_read_by(plan: Plan, plan_path: str) -> dict[str, Path]:
-    """{repository path: local path} of every file besides the plan that a run of `plan` reads: apply_hpa
-    manifests and manifest hints (also `kubectl apply -f` hints). `plan_path` is the plan's repository path."""
-    relative: list[str] = [action.manifest for action in plan.actions
-                           if isinstance(action, ApplyHpa) and action.manifest is not None]
-    for hint in plan.hints:
-        if isinstance(hint, ManifestHint):
-            relative.append(hint.path)
-        elif "-f" in hint.args[:-1]:
-            relative.append(hint.args[hint.args.index("-f") + 1])
+def context_problem(context: str | None, allowed: Collection[str]) -> str | None:
+    """Why a plan naming `context` (None: the kubeconfig's current one) must not run here, or None: a plan may
+    switch to another cluster of the worker's kubeconfig only when that context is allow-listed."""
+    if context is None or context in allowed:
+        return None
+    listed = ", ".join(f"'{name}'" for name in allowed) or "none"
+    return (f"the plan's context '{context}' is not one this worker may change (allowed: {listed}; set "
+            "INFRA_CONTEXTS)")
+
+
+def files_read_by(plan: Plan, plan_path: str) -> dict[str, bytes]:
+    """{repository path: bytes as read once} of the plan and of every file a run of `plan` reads (apply_hpa
+    manifests, manifest hints, `kubectl apply -f` hints): the bytes that were parsed, never the disk again.
+    `plan_path` is the plan's repository path."""
     base = posixpath.dirname(plan_path)
-    return {posixpath.normpath(posixpath.join(base, path)): plan.directory / path for path in dict.fromkeys(relative)}
+    return {plan_path: plan.data,
+            **{posixpath.normpath(posixpath.join(base, path)): data for path, data in plan.files.items()}}
 
 
 def _refuse(reason: str, facts: PullRequestFacts | None = None) -> GateDecision:
     return GateDecision(False, reason, facts.head_sha if facts else None,
                         facts.plan_blob_sha if facts else None, facts.label_actor if facts else None,
-                        dict(facts.file_blob_shas) if facts else {})
+                        dict(facts.file_blob_shas) if facts else {}, facts.base_ref if facts else None)
 
 
 def evaluate_gate(facts: PullRequestFacts, requirement: GateRequirement,
@@ -206,6 +216,10 @@ def evaluate_gate(facts: PullRequestFacts, requirement: GateRequirement,
         return _refuse(f"{pr} is from a fork", facts)
     if facts.draft is not False:
         return _refuse(f"{pr} is a draft" if facts.draft else f"{pr} draft state is unknown", facts)
+    if not facts.base_ref or facts.base_ref not in facts.allowed_bases:
+        allowed = ", ".join(f"'{base}'" for base in facts.allowed_bases) or "unknown"
+        return _refuse(f"{pr} merges into '{facts.base_ref or 'an unknown branch'}', not a branch this worker "
+                       f"executes for ({allowed}; INFRA_BASE_BRANCHES adds others)", facts)
     if label not in (facts.labels or ()):
         return _refuse(f"PR missing label '{label}'", facts)
     if not facts.label_actor:
@@ -230,6 +244,9 @@ def evaluate_gate(facts: PullRequestFacts, requirement: GateRequirement,
                        f"{RELABEL}", facts)
     if not facts.plan_blob_sha:
         return _refuse(f"plan file {requirement.plan_path} not found at head {short(facts.head_sha)}", facts)
+    if facts.plan_changed is not True:
+        return _refuse(f"plan file {requirement.plan_path} is not among the files {pr} changes: a label runs only "
+                       "its own PR's plan", facts)
     for path in requirement.read_paths:
         if not facts.file_blob_shas.get(path):
             return _refuse(f"file {path} (read by the plan) not found in {pr} at head {short(facts.head_sha)}",
@@ -242,7 +259,7 @@ def evaluate_gate(facts: PullRequestFacts, requirement: GateRequirement,
         f"label '{label}' added by '{facts.label_actor}' ({facts.label_actor_role}) on {pr} "
         f"at head {short(facts.head_sha)}{approved}",
         facts.head_sha, facts.plan_blob_sha, facts.label_actor,
-        {path: facts.file_blob_shas[path] for path in requirement.read_paths},
+        {path: facts.file_blob_shas[path] for path in requirement.read_paths}, facts.base_ref,
     )
 
 
@@ -260,6 +277,9 @@ def recheck(first: GateDecision, now: PullRequestFacts, requirement: GateRequire
     if now.head_sha != first.head_sha:
         return _refuse(f"head SHA changed since the check ({short(first.head_sha)} -> {short(now.head_sha)})",
                        now)
+    if now.base_ref != first.base_ref:
+        return _refuse(f"the PR's base branch changed since the check ('{first.base_ref}' -> '{now.base_ref}'); "
+                       f"{RELABEL}", now)
     if now.plan_blob_sha != first.plan_blob_sha:
         return _refuse(f"plan file {requirement.plan_path} changed since the check", now)
     for path in requirement.read_paths:
@@ -272,4 +292,4 @@ def recheck(first: GateDecision, now: PullRequestFacts, requirement: GateRequire
     if not decision.allowed:
         return decision
     return GateDecision(True, f"re-checked: {decision.reason}", first.head_sha, first.plan_blob_sha,
-                        decision.label_actor, dict(first.file_blob_shas))
+                        decision.label_actor, dict(first.file_blob_shas), first.base_ref)

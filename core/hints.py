@@ -7,10 +7,11 @@ split with shlex (never given to a shell) and accepted only for the verbs a roll
 `apply -f`, `scale`, `delete hpa`), in the plan's own namespace.
 """
 
+import json
 import re
 import shlex
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -25,7 +26,7 @@ from core.k8s import (
     dns_label_problem,
     shown,
 )
-from core.safeyaml import load_documents, read_text
+from core.safeyaml import decode, load_documents, read_bytes
 
 _SHELL_CHARACTERS = ";|&$`<>(){}[]*?!#~\\\n\r'\""
 SAFE_PATH_PATTERN = "[A-Za-z0-9._-][A-Za-z0-9._/-]{0,254}"
@@ -40,31 +41,41 @@ _HPA_ALIASES = {"hpa", "horizontalpodautoscaler", "horizontalpodautoscalers"}
 
 @dataclass(frozen=True)
 class ManifestHint:
-    """A manifest file, relative to the plan's directory, and the objects it declares as (kind, name)."""
+    """A manifest file, relative to the plan's directory, and the objects it declares as (kind, name).
+
+    `data` is the file's bytes as read once (the gate compares their blob SHA with the PR's), `body` the object
+    validated from them as JSON: what kubectl receives on stdin, so no other parser reads the file."""
 
     path: str
     objects: tuple[tuple[str, str], ...]
+    body: str = ""
+    data: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)
 class CommandHint:
-    """A kubectl command, normalised to its argument list without the namespace flag."""
+    """A kubectl command, normalised to its argument list without the namespace flag; `manifest` is the file an
+    `apply -f` hint applies."""
 
     text: str
     args: tuple[str, ...]
+    manifest: ManifestHint | None = None
 
 
 Hint = ManifestHint | CommandHint
 
 
 def parse_hint(raw: Any, source: str, where: str, plan_dir: Path, namespace: str,
-               workloads: Collection[Workload]) -> Hint:
-    """One rollback hint; a manifest must be an HPA for one of `workloads` (the plan's)."""
+               workloads: Collection[Workload], hpas: Collection[str] = ()) -> Hint:
+    """One rollback hint; it acts only on the plan's own objects: a manifest must be an HPA for one of `workloads`,
+    a command may scale or undo only those, and delete only the plan's HPAs (`hpas`, or one named after a
+    workload)."""
     if not isinstance(raw, str) or not raw.strip():
         raise InputError(source, where, "must be a manifest path or a kubectl command")
     text = raw.strip()
     if text.split()[0] == "kubectl":
-        return _parse_command(text, source, where, plan_dir, namespace, workloads)
+        return _parse_command(text, source, where, plan_dir, namespace, workloads,
+                              {*hpas, *(workload.name for workload in workloads)})
     if any(character.isspace() for character in text):
         raise InputError(source, where, f"{shown(text)} is neither a manifest path nor a kubectl command")
     return parse_manifest(text, source, where, plan_dir, namespace, workloads)
@@ -95,13 +106,14 @@ def parse_manifest(text: str, source: str, where: str, plan_dir: Path, namespace
     if not resolved.is_file():
         raise InputError(source, where, f"{shown(text)} does not exist next to the plan")
     manifest_source = f"{source} ({where}: {text})"
-    text_read = read_text(resolved, manifest_source)
-    documents = [doc for doc in load_documents(text_read, manifest_source) if doc is not None]
+    data = read_bytes(resolved, manifest_source)
+    documents = [doc for doc in load_documents(decode(data, manifest_source), manifest_source) if doc is not None]
     if len(documents) != 1:
         found = "is empty" if not documents else f"holds {len(documents)} YAML documents"
         raise InputError(manifest_source, "file", f"{found}; a manifest holds exactly one HorizontalPodAutoscaler")
     name = _check_hpa(documents[0], manifest_source, namespace, workloads, hpa_name)
-    return ManifestHint(path=text, objects=((HPA_KIND, name),))
+    return ManifestHint(path=text, objects=((HPA_KIND, name),), body=json.dumps(documents[0], sort_keys=True),
+                        data=data)
 
 
 def _check_hpa(document: Any, source: str, namespace: str, workloads: Collection[Workload],
@@ -246,15 +258,23 @@ class _Command:
             self.fail(f"needs one resource of kind {', '.join(sorted(set(aliases.values())))}")
         return f"{aliases[positionals[0]]}/{self.name(positionals[1])}"
 
+    def workload(self, positionals: list[str], workloads: Collection[Workload]) -> str:
+        """A `deployment/x` or `statefulset/x` the plan itself names."""
+        ref = self.resource(positionals, _WORKLOAD_ALIASES)
+        if not any(workload.ref == ref for workload in workloads):
+            known = ", ".join(sorted(workload.ref for workload in workloads)) or "none"
+            self.fail(f"{ref} is not one of the plan's workloads ({known}); a hint acts only on those")
+        return ref
+
 
 def _parse_command(text: str, source: str, where: str, plan_dir: Path, namespace: str,
-                   workloads: Collection[Workload]) -> CommandHint:
+                   workloads: Collection[Workload], hpas: Collection[str]) -> CommandHint:
     command = _Command(text, source, where, namespace)
     verb = command.tokens[:2]
     if verb == ["rollout", "undo"]:
         command.tokens = command.tokens[2:]
         positionals, flags = command.split({"--to-revision"})
-        args = ["rollout", "undo", command.resource(positionals, _WORKLOAD_ALIASES)]
+        args = ["rollout", "undo", command.workload(positionals, workloads)]
         if "--to-revision" in flags:
             args.append(f"--to-revision={command.count(flags, '--to-revision', MAX_REVISION)}")
     elif verb[:1] == ["apply"]:
@@ -263,21 +283,25 @@ def _parse_command(text: str, source: str, where: str, plan_dir: Path, namespace
         path = flags.get("-f") or flags.get("--filename")
         if positionals or path is None or len(flags) != 1:
             command.fail("apply hints take exactly one manifest: kubectl apply -f FILE")
-        args = ["apply", "-f", parse_manifest(path, source, where, plan_dir, namespace, workloads).path]
+        manifest = parse_manifest(path, source, where, plan_dir, namespace, workloads)
+        return CommandHint(text=text, args=("apply", "-f", manifest.path), manifest=manifest)
     elif verb[:1] == ["scale"]:
         command.tokens = command.tokens[1:]
         positionals, flags = command.split({"--replicas", "--current-replicas"})
         if "--replicas" not in flags:
             command.fail("scale hints need --replicas")
-        args = ["scale", command.resource(positionals, _WORKLOAD_ALIASES),
+        args = ["scale", command.workload(positionals, workloads),
                 f"--replicas={command.count(flags, '--replicas', MAX_REPLICAS)}"]
         if "--current-replicas" in flags:
             args.append(f"--current-replicas={command.count(flags, '--current-replicas', MAX_REPLICAS)}")
     elif verb[:1] == ["delete"]:
         command.tokens = command.tokens[1:]
         positionals, _ = command.split(set())
-        hpa = command.resource(positionals, {alias: "hpa" for alias in _HPA_ALIASES})
-        args = ["delete", "hpa", hpa.split("/", 1)[1]]
+        hpa = command.resource(positionals, {alias: "hpa" for alias in _HPA_ALIASES}).split("/", 1)[1]
+        if hpa not in hpas:
+            command.fail(f"hpa/{hpa} is not one of the plan's HPAs ({', '.join(sorted(hpas)) or 'none'}); a hint "
+                         "acts only on those")
+        args = ["delete", "hpa", hpa]
     else:
         command.fail(f"kubectl {' '.join(verb) or '(nothing)'} is not allowed; hints may use rollout undo, "
                      "apply -f, scale and delete hpa")

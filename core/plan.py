@@ -11,7 +11,7 @@ for editors (core/schema/plan.schema.json) is rendered from them by `schema_text
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,9 @@ from core.fields import (
 from core.hints import (
     HPA_REPLICAS,
     SAFE_PATH_PATTERN,
+    CommandHint,
     Hint,
+    ManifestHint,
     hint_schema,
     manifest_path_problem,
     parse_hint,
@@ -48,7 +50,7 @@ from core.hints import (
 from core.k8s import MAX_REPLICAS as MAX_REPLICAS
 from core.k8s import WORKLOAD_KINDS, shown
 from core.k8s import Workload as Workload
-from core.safeyaml import load_one
+from core.safeyaml import parse_one, read_bytes
 
 MAX_ACTIONS = 20_000
 SCHEMA_ID = "https://infra-orchestrator.dev/schema/plan.schema.json"
@@ -142,12 +144,14 @@ class HpaBounds:
 
 @dataclass(frozen=True)
 class ApplyHpa:
-    """An HPA named `name` targeting `workload`, given as a manifest file or as bounds."""
+    """An HPA named `name` targeting `workload`, given as a manifest file (`manifest`, read and validated into
+    `file`) or as bounds."""
 
     name: str
     workload: Workload
     manifest: str | None
     bounds: HpaBounds | None
+    file: ManifestHint | None = None
     type: str = "apply_hpa"
 
 
@@ -162,10 +166,20 @@ class Plan:
     actions: tuple[Action, ...]
     hints: tuple[Hint, ...]
     context: str | None
+    data: bytes = field(default=b"", repr=False)
+    """The plan file's bytes as read once: what was parsed, and what the gate compares with the PR."""
 
     @property
     def directory(self) -> Path:
         return self.path.parent
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        """{path relative to the plan: bytes as read once} of every other file the plan reads: apply_hpa
+        manifests, manifest hints and `kubectl apply -f` hints."""
+        read = [action.file for action in self.actions if isinstance(action, ApplyHpa)]
+        read += [hint.manifest if isinstance(hint, CommandHint) else hint for hint in self.hints]
+        return {manifest.path: manifest.data for manifest in read if manifest is not None}
 
     @property
     def repository_path(self) -> str:
@@ -173,12 +187,14 @@ class Plan:
 
 
 def load_plan(path: Path) -> Plan:
-    """Read and validate a plan file; raise InputError naming the file and field on any problem."""
+    """Read and validate a plan file; raise InputError naming the file and field on any problem. The plan and every
+    file it reads are read once: the Plan keeps their bytes and the objects validated from them."""
     source = str(path)
-    return parse_plan(load_one(path, source), path)
+    data = read_bytes(path, source)
+    return parse_plan(parse_one(data, source), path, data)
 
 
-def parse_plan(document: Any, path: Path) -> Plan:
+def parse_plan(document: Any, path: Path, data: bytes = b"") -> Plan:
     source = str(path)
     top = PLAN.open(document, source, "")
     namespace = top.string("namespace")
@@ -186,11 +202,12 @@ def parse_plan(document: Any, path: Path) -> Plan:
                     for i, raw in enumerate(top.items("actions")))
     workloads = {action.workload for action in actions}
     hints = tuple(
-        parse_hint(raw, source, f"rollbackHints[{i}]", path.parent, namespace, workloads)
+        parse_hint(raw, source, f"rollbackHints[{i}]", path.parent, namespace, workloads,
+                   {action.name for action in actions if isinstance(action, ApplyHpa)})
         for i, raw in enumerate(top.items("rollbackHints"))
     )
     return Plan(path=path, namespace=namespace, target=top.optional_string("target"), actions=actions, hints=hints,
-                context=top.optional_string("context"))
+                context=top.optional_string("context"), data=data)
 
 
 def _workload(fields: Fields, name_key: str = "name") -> Workload:
@@ -220,7 +237,7 @@ def _apply_hpa(fields: Fields, plan_dir: Path, namespace: str) -> ApplyHpa:
     manifest = fields.optional_string("manifest")
     if manifest is not None:
         hint = parse_manifest(manifest, fields.source, fields.where("manifest"), plan_dir, namespace, {workload}, name)
-        return ApplyHpa(name, workload, hint.path, None)
+        return ApplyHpa(name, workload, hint.path, None, hint)
     max_replicas = fields.optional_integer("maxReplicas")
     assert max_replicas is not None  # declared: a manifest or maxReplicas
     min_replicas = fields.integer("minReplicas")

@@ -53,10 +53,16 @@ class Step:
     notes: tuple[str, ...] = field(default=())
     landing: Landing | None = None
     """Set for writes whose effect can be read back: a write whose answer was lost is confirmed, not re-sent."""
+    stdin_file: str | None = None
+    """The file (relative to the plan) whose validated object `stdin` carries: kubectl reads `-f -`, never the
+    file, and the command names the file in place of `-`."""
 
     def command(self, namespace: str) -> str:
         """The command as the output contract prints it: `kubectl -n <ns> <args>`."""
-        return f"kubectl -n {namespace} {shlex.join(self.args)}"
+        args = self.args
+        if self.stdin_file is not None:
+            args = tuple(self.stdin_file if arg == "-" and args[i - 1] == "-f" else arg for i, arg in enumerate(args))
+        return f"kubectl -n {namespace} {shlex.join(args)}"
 
 
 def hpa_manifest(name: str, namespace: str, workload: Workload, bounds: HpaBounds,
@@ -97,9 +103,10 @@ def _forward_call(number: int, action: Action, namespace: str, record: str) -> S
                 *_quantity_flag("--requests", action.requests), *_quantity_flag("--limits", action.limits))
         return Step(number, StepType.ACTION, action.type, action.workload.ref, args,
                     f"updated resources of {action.workload.ref}")
-    if action.manifest is not None:
-        return Step(number, StepType.ACTION, action.type, f"hpa/{action.name}", ("apply", "-f", action.manifest),
-                    f"applied hpa/{action.name} from {action.manifest}")
+    if action.file is not None:
+        return Step(number, StepType.ACTION, action.type, f"hpa/{action.name}", ("apply", "-f", "-"),
+                    f"applied hpa/{action.name} from {action.file.path}", stdin=action.file.body,
+                    stdin_file=action.file.path)
     assert action.bounds is not None
     manifest = hpa_manifest(action.name, namespace, action.workload, action.bounds, {RECORD_ANNOTATION: record})
     bounds = action.bounds
@@ -147,10 +154,14 @@ def seed_rollback_steps(plan: Plan, live: Objects | None = None) -> list[Step]:
     covered_hpas: set[str] = set()
     scaled_by_hint = {hint.args[1] for hint in plan.hints if isinstance(hint, CommandHint) and hint.args[0] == "scale"}
     for hint in plan.hints:
-        if isinstance(hint, ManifestHint):
-            covered_hpas.update(name for kind, name in hint.objects if kind == "HorizontalPodAutoscaler")
-            add(StepType.HINT, None, None, ("apply", "-f", hint.path), f"applied {hint.path}",
-                notes=(f"manual hint: {hint.path}",))
+        if isinstance(hint, ManifestHint) or hint.manifest is not None:
+            manifest = hint if isinstance(hint, ManifestHint) else hint.manifest
+            assert manifest is not None
+            covered_hpas.update(name for kind, name in manifest.objects if kind == "HorizontalPodAutoscaler")
+            summary, text = ((f"ran hint: {hint.text}", hint.text) if isinstance(hint, CommandHint)
+                             else (f"applied {manifest.path}", manifest.path))
+            steps.append(Step(len(steps) + 1, StepType.HINT, None, None, ("apply", "-f", "-"), summary,
+                              stdin=manifest.body, stdin_file=manifest.path, notes=(f"manual hint: {text}",)))
         elif hint.args in undo_args:
             continue  # the action loop below runs this very command
         else:

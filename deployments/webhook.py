@@ -17,19 +17,22 @@ Repositories served (checked before anything else in the payload is used, and be
 ``GH_OWNER``/``GH_REPO`` by default, or ``INFRA_REPOSITORIES="owner/a,owner/b"``, or the ``repos`` of a routes
 file. The bridge does not start without one of them.
 
-Routing (PR -> target and plan path), kept deliberately simple:
+Routing (PR -> plans and their targets): the plans a PR's event starts are the plan files the PR changes, as
+GitHub lists them (``pulls/N/files``, paginated), never a name the PR's author chooses (its head branch):
 
-1. Convention: the PR's head branch is ``infra-scale/<target>`` or ``infra-scale/<target>/<anything>`` (what
-   infra-scale opens), giving target ``<target>`` and plan ``ops/plans/infra-scale/<target>/plan.yaml``.
+1. Convention: a changed file ``ops/plans/infra-scale/<target>/plan.yaml`` is a plan for target ``<target>``;
+   a PR changing several plans starts one run per plan.
 2. Optional routes file (``--routes FILE`` or ``INFRA_WEBHOOK_ROUTES``), YAML::
 
        repos:
          acme/infra:                     # only listed repositories are served when a routes file is given
            targets: [prod, staging]       # allowed targets (default: any valid name)
            plan: "ops/plans/infra-scale/{target}/plan.yaml"   # plan path template (default as above)
-           branch_prefix: "infra-scale/"  # head-branch prefix that carries the target (default as above)
 
-Target names must match ``[a-z0-9][a-z0-9-]{0,62}`` in full; anything else is ignored.
+Target names must match ``[a-z0-9][a-z0-9-]{0,62}`` in full; anything else is ignored. Listing the PR's files
+needs GitHub settings (``GITHUB_TOKEN`` or ``GITHUB_TOKEN_BLOCK``, ``GITHUB_API_URL``) in the bridge's
+environment; without them every PR event is ignored (the worker's gate would refuse a plan its PR does not change
+anyway), and a PR whose files GitHub does not list answers ``503`` (GitHub may redeliver).
 
 The event (matched by the deployments' triggers in ``prefect.yaml``)::
 
@@ -38,11 +41,9 @@ The event (matched by the deployments' triggers in ``prefect.yaml``)::
                "github.target": <target>, "github.repository": <owner/repo>}
     payload:  {"number", "repository", "plan", "target", "label", "sender", "head_sha", "head_ref", "delivery"}
 
-Plan on PR: a routed PR that is ``opened``, ``synchronize``d (new commits) or ``reopened`` emits
-``github.pull_request.plan`` (same resource without ``github.label``; payload as above with ``action`` instead of
-``label``), which starts ``infra-plan`` for the target. With GitHub settings (``GITHUB_TOKEN`` or
-``GITHUB_TOKEN_BLOCK``, ``GH_OWNER``/``GH_REPO``, ``GITHUB_API_URL``) in its environment, the bridge first asks for
-the PR's files and ignores a PR that changes nothing under ``ops/plans/``.
+Plan on PR: a PR changing plans that is ``opened``, ``synchronize``d (new commits) or ``reopened`` emits
+``github.pull_request.plan`` per plan (same resource without ``github.label``; payload as above with ``action``
+instead of ``label``), which starts ``infra-plan`` for its target.
 
 ``head_sha`` is the PR head the ``labeled`` event carried (``pull_request.head.sha``); the triggers pass it to the
 flow run as its ``head_sha`` parameter, so the gate refuses a head that moved after the label was added.
@@ -102,16 +103,14 @@ log = logging.getLogger("infra.webhook")
 TRIGGER_LABELS = tuple(LABELS.values())
 EVENT_NAME = "github.pull_request.labeled"
 PLAN_EVENT_NAME = "github.pull_request.plan"
-"""Emitted when a routed PR opens, gets new commits or reopens (and touches PLANS_PREFIX): starts infra-plan."""
+"""Emitted per plan a PR changes when it opens, gets new commits or reopens: starts infra-plan."""
 PLAN_ACTIONS = ("opened", "synchronize", "reopened")
-PLANS_PREFIX = "ops/plans/"
 GITHUB_MAX_PAYLOAD = 25 * 1024 * 1024
 DEFAULT_MAX_BODY = 5 * 1024 * 1024
 DEFAULT_READ_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 100
 MAX_REMEMBERED = 10_000
 DEFAULT_PLAN_TEMPLATE = f"{DEFAULT_PLANS_DIR}/{{target}}/{PLAN_FILE}"
-DEFAULT_BRANCH_PREFIX = "infra-scale/"
 TARGET_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 SHA_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 DEFAULT_STATE = Path.home() / ".infra-orchestrator" / "webhook-deliveries.sqlite3"
@@ -191,7 +190,6 @@ class ReplayLog:
 class RepoRoute:
     targets: tuple[str, ...] | None = None
     plan: str = DEFAULT_PLAN_TEMPLATE
-    branch_prefix: str = DEFAULT_BRANCH_PREFIX
 
 
 def _repository_name(where: str, name: str, value: object) -> str:
@@ -238,7 +236,6 @@ class Routes:
             repos[repository.lower()] = RepoRoute(
                 targets=tuple(targets) if targets is not None else None,
                 plan=str(spec.get("plan", DEFAULT_PLAN_TEMPLATE)),
-                branch_prefix=str(spec.get("branch_prefix", DEFAULT_BRANCH_PREFIX)),
             )
         return cls(repos)
 
@@ -264,25 +261,38 @@ class Routes:
     def served(self) -> list[str]:
         return sorted(self.repos)
 
-    def route(self, repository: str, head_ref: str) -> tuple[str, str] | str:
-        """(target, plan path), or the reason the PR is not routable. ``repository`` must be served."""
+    def plans(self, repository: str, files: Sequence[str]) -> list[tuple[str, str]] | str:
+        """(target, plan path) of every plan file among `files` (the PR's changed paths), or the reason there is
+        none. ``repository`` must be served."""
         spec = self.repos[repository.lower()]
-        if not head_ref.startswith(spec.branch_prefix):
-            return f"head branch {head_ref!r} does not start with {spec.branch_prefix!r}"
-        target = head_ref[len(spec.branch_prefix) :].split("/", 1)[0]
-        if not TARGET_RE.fullmatch(target):
-            return f"head branch {head_ref!r} names no valid target"
-        if spec.targets is not None and target not in spec.targets:
-            return f"target {target!r} is not routed for {repository}"
-        return target, spec.plan.format(target=target)
+        before, _, after = spec.plan.partition("{target}")
+        found: list[tuple[str, str]] = []
+        for path in files:
+            if not (path.startswith(before) and path.endswith(after) and len(path) > len(before) + len(after)):
+                continue
+            target = path[len(before) : len(path) - len(after)]
+            if TARGET_RE.fullmatch(target) and (spec.targets is None or target in spec.targets):
+                found.append((target, path))
+        if not found:
+            return f"the PR changes no plan file ({spec.plan})"
+        return sorted(set(found))
 
 
 # --------------------------------------------------------------------------- decision (pure)
+Event = tuple[str, dict[str, str], dict[str, Any]]
+FilesOf = Callable[[str, int], list[str]]
+"""The PR's changed paths (`repository`, `number`), as GitHub lists them."""
+
+
 @dataclass
 class Outcome:
     status: int
     body: dict[str, Any]
-    event: tuple[str, dict[str, str], dict[str, Any]] | None = None
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def event(self) -> Event | None:
+        return self.events[0] if self.events else None
 
 
 def _ignored(reason: str) -> Outcome:
@@ -293,8 +303,10 @@ def _bad_request(reason: str) -> Outcome:
     return Outcome(400, {"status": "bad request", "reason": reason})
 
 
-def decide(headers: Mapping[str, str], body: bytes, secret: bytes, routes: Routes) -> Outcome:
-    """Everything but the replay log and the emission: signature, repository, event filter, routing, the event."""
+def decide(headers: Mapping[str, str], body: bytes, secret: bytes, routes: Routes,
+           files_of: FilesOf | None = None) -> Outcome:
+    """Everything but the replay log and the emission: signature, repository, event filter, the plans the PR
+    changes (`files_of`; None: GitHub cannot be asked, nothing is routed), one event per plan."""
     if not signature_ok(secret, body, headers.get("x-hub-signature-256")):
         return Outcome(401, {"status": "unauthorized", "reason": "missing or wrong X-Hub-Signature-256"})
     kind = headers.get("x-github-event", "")
@@ -328,12 +340,36 @@ def decide(headers: Mapping[str, str], body: bytes, secret: bytes, routes: Route
         return _bad_request("payload lacks pull_request.head.sha")
     if not isinstance(head_ref, str):
         return _ignored("pull request has no head ref")
-    routed = routes.route(repository, head_ref)
+    if files_of is None:
+        return _ignored("the bridge has no GitHub settings to list the PR's files (GITHUB_TOKEN), so it cannot "
+                        "tell which plans the PR changes")
+    try:
+        files = files_of(repository, number)
+    except Exception as error:
+        log.warning("could not list the files of PR #%s (%s)", number, type(error).__name__)
+        return Outcome(503, {"status": "error", "reason": f"could not list the files of PR #{number}"})
+    routed = routes.plans(repository, files)
     if isinstance(routed, str):
         return _ignored(routed)
-    target, plan = routed
     if action in PLAN_ACTIONS:
-        return _plan_outcome(data, headers, repository, number, head_sha, head_ref, target, plan)
+        outcomes = [_plan_outcome(data, headers, repository, number, head_sha, head_ref, target, plan)
+                    for target, plan in routed]
+        return _together(outcomes)
+    return _together([_labeled_outcome(data, headers, repository, number, head_sha, head_ref, target, plan,
+                                       str(label)) for target, plan in routed])
+
+
+def _together(outcomes: list[Outcome]) -> Outcome:
+    """One answer for the events of several plans."""
+    if len(outcomes) == 1:
+        return outcomes[0]
+    return Outcome(200, {"status": "emitted", "runs": [outcome.body for outcome in outcomes]},
+                   [event for outcome in outcomes for event in outcome.events])
+
+
+def _labeled_outcome(data: Mapping[str, Any], headers: Mapping[str, str], repository: str, number: int,
+                     head_sha: str, head_ref: str, target: str, plan: str, label: str) -> Outcome:
+    """The labeled event for one plan the PR changes."""
     resource = {
         "prefect.resource.id": f"github.pr.{repository}/{number}",
         "prefect.resource.name": f"{repository}#{number}",
@@ -353,7 +389,7 @@ def decide(headers: Mapping[str, str], body: bytes, secret: bytes, routes: Route
         "delivery": headers.get("x-github-delivery"),
     }
     summary = {"status": "emitted", "event": EVENT_NAME, "target": target, "plan": plan, "pr": number, "label": label}
-    return Outcome(200, summary, (EVENT_NAME, resource, payload))
+    return Outcome(200, summary, [(EVENT_NAME, resource, payload)])
 
 
 def _plan_outcome(data: Mapping[str, Any], headers: Mapping[str, str], repository: str, number: int, head_sha: str,
@@ -377,7 +413,7 @@ def _plan_outcome(data: Mapping[str, Any], headers: Mapping[str, str], repositor
         "delivery": headers.get("x-github-delivery"),
     }
     summary = {"status": "emitted", "event": PLAN_EVENT_NAME, "target": target, "plan": plan, "pr": number}
-    return Outcome(200, summary, (PLAN_EVENT_NAME, resource, payload))
+    return Outcome(200, summary, [(PLAN_EVENT_NAME, resource, payload)])
 
 
 def github_files(repository: str, number: int) -> list[str]:
@@ -408,17 +444,15 @@ class Bridge:
     routes: Routes
     replays: ReplayLog
     emit: Emitter = prefect_emitter
-    files_of: Callable[[str, int], list[str]] | None = None
-    """The PR's changed paths; set, a plan event is emitted only for a PR touching ops/plans/**."""
+    files_of: FilesOf | None = None
+    """The PR's changed paths, from which the plans to run are chosen; None (no GitHub settings): none are."""
     started: float = field(default_factory=time.time)
     counts: dict[str, int] = field(default_factory=dict)
     _counts_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # handle() runs in threads
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> Outcome:
-        outcome = self._touching_plans(decide(headers, body, self.secret, self.routes))
-        event = outcome.event
-        if event is not None:
-            name, resource, payload = event
+        outcome = decide(headers, body, self.secret, self.routes, self.files_of)
+        if outcome.events:
             delivery = headers.get("x-github-delivery", "")
             key = replay_key(headers.get("x-hub-signature-256", ""), body)
             if not delivery or len(delivery) > 128:
@@ -427,8 +461,12 @@ class Bridge:
                 outcome = _ignored(f"this signed body was already handled (delivery {delivery} is a replay)")
             else:
                 try:
-                    # the event id derives from the replay key, so Prefect too sees a re-sent body as one event
-                    self.emit(name, resource, payload, uuid.uuid5(uuid.NAMESPACE_URL, f"github-webhook-body:{key}"))
+                    # each event id derives from the replay key (and its plan), so Prefect too sees a re-sent body
+                    # as the same events
+                    for name, resource, payload in outcome.events:
+                        suffix = "" if len(outcome.events) == 1 else f":{payload['plan']}"
+                        self.emit(name, resource, payload,
+                                  uuid.uuid5(uuid.NAMESPACE_URL, f"github-webhook-body:{key}{suffix}"))
                 except Exception as error:  # emission failed: let GitHub's redelivery try again
                     self.replays.release(key)
                     log.error("emitting the Prefect event failed: %s", type(error).__name__)
@@ -436,23 +474,6 @@ class Bridge:
         status = str(outcome.body.get("status"))
         with self._counts_lock:
             self.counts[status] = self.counts.get(status, 0) + 1
-        return outcome
-
-
-    def _touching_plans(self, outcome: Outcome) -> Outcome:
-        """A plan event for a PR that changes no plan file is ignored. When GitHub cannot say, the event goes
-        out anyway: infra-plan only reads, and reports what it found."""
-        if outcome.event is None or outcome.event[0] != PLAN_EVENT_NAME or self.files_of is None:
-            return outcome
-        payload = outcome.event[2]
-        try:
-            files = self.files_of(str(payload["repository"]), int(payload["number"]))
-        except Exception as error:
-            log.warning("could not list the files of PR #%s (%s); planning it anyway", payload["number"],
-                        type(error).__name__)
-            return outcome
-        if not any(path.startswith(PLANS_PREFIX) for path in files):
-            return _ignored(f"PR #{payload['number']} changes no {PLANS_PREFIX}** file")
         return outcome
 
 

@@ -2,13 +2,16 @@
 
     python -m deployments.work_pools                 # targets read from prefect.yaml's work pools
     python -m deployments.work_pools prod staging    # or named explicitly
+    python -m deployments.work_pools --lock prod-eu/shop    # limits: CONTEXT/NAMESPACE (default: the plans')
 
 For each target: a ``process`` work pool ``infra-<target>`` (its worker runs next to that cluster, with its
-kubeconfig) and a global concurrency limit ``infra-target-<target>`` with limit 1 (a Prefect-side per-target
-slot that apply and rollback occupy while they hold the target; the flows' cross-machine lock is the Kubernetes
-Lease, this limit shows and pauses a target's runs from the UI: set to 0, new runs wait). Existing pools and
-limits are left as they are (a limit whose value differs is set back to 1). Needs ``PREFECT_API_URL`` (and
-``PREFECT_API_KEY`` on Prefect Cloud). Running it twice changes nothing.
+kubeconfig). For each cluster and namespace the plans change (each plan's ``context``, or the kubeconfig's
+current context, and its ``namespace``; or as given with ``--lock``): a global concurrency limit
+``infra-lock-<context>.<namespace>`` with limit 1, which apply and rollback occupy while they change that
+namespace (the flows' cross-machine lock is the Kubernetes Lease; this limit shows and pauses those runs from the
+UI: set to 0, new runs wait up to their lock timeout). Existing pools and limits are left as they are (a limit
+whose value differs is set back to 1). Needs ``PREFECT_API_URL`` (and ``PREFECT_API_KEY`` on Prefect Cloud).
+Running it twice changes nothing.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from core.conventions import DEFAULT_PLANS_DIR, PLAN_FILE, lock_limit_name
+from core.errors import InputError
+
 POOL_PREFIX = "infra-"
-LIMIT_PREFIX = "infra-target-"
 PREFECT_YAML = Path(__file__).resolve().parent.parent / "prefect.yaml"
 TARGET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -31,8 +36,26 @@ def pool_name(target: str) -> str:
     return f"{POOL_PREFIX}{target}"
 
 
-def limit_name(target: str) -> str:
-    return f"{LIMIT_PREFIX}{target}"
+def locks_from_plans(plans_dir: Path) -> list[tuple[str, str]]:
+    """(context, namespace) of every plan under `plans_dir`: what the flows lock when they run it."""
+    from core.plan import load_plan
+    from integrations.kubeconfig import cluster_of
+
+    found: list[tuple[str, str]] = []
+    for path in sorted(plans_dir.glob(f"*/{PLAN_FILE}")):
+        plan = load_plan(path)
+        lock = (cluster_of(plan.context), plan.namespace)
+        if lock not in found:
+            found.append(lock)
+    return found
+
+
+def parse_lock(text: str) -> tuple[str, str]:
+    """`CONTEXT/NAMESPACE`; the namespace is after the last `/` (a context may hold one: `arn:...:cluster/x`)."""
+    context, slash, namespace = text.rpartition("/")
+    if not slash or not context or not namespace:
+        raise ValueError(f"invalid lock {text!r} (want CONTEXT/NAMESPACE)")
+    return context, namespace
 
 
 def targets_from_prefect_yaml(path: Path = PREFECT_YAML) -> list[str]:
@@ -48,8 +71,9 @@ def targets_from_prefect_yaml(path: Path = PREFECT_YAML) -> list[str]:
     return found
 
 
-def ensure(targets: Iterable[str]) -> list[str]:
-    """Create what is missing; returns one line per pool and limit saying what happened."""
+def ensure(targets: Iterable[str], locks: Iterable[tuple[str, str]] = ()) -> list[str]:
+    """Create what is missing: a pool per target, a limit per (context, namespace); returns one line per pool and
+    limit saying what happened."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import (
         GlobalConcurrencyLimitCreate,
@@ -79,7 +103,8 @@ def ensure(targets: Iterable[str]) -> list[str]:
                 lines.append(f"work pool {pool}: created")
             except ObjectAlreadyExists:
                 lines.append(f"work pool {pool}: exists")
-            limit = limit_name(target)
+        for context, namespace in locks:
+            limit = lock_limit_name(context, namespace)
             try:
                 current = client.read_global_concurrency_limit_by_name(limit)
                 if current.limit != 1:
@@ -100,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deployments.work_pools", description=__doc__.split("\n")[0])
     parser.add_argument("targets", nargs="*", help="targets (default: from prefect.yaml)")
     parser.add_argument("--prefect-yaml", type=Path, default=PREFECT_YAML)
+    parser.add_argument("--lock", action="append", default=[], metavar="CONTEXT/NAMESPACE",
+                        help="a concurrency limit to create (default: each plan's, see --plans)")
+    parser.add_argument("--plans", type=Path, default=Path(DEFAULT_PLANS_DIR),
+                        help=f"the plans whose namespaces get a limit (default: {DEFAULT_PLANS_DIR})")
     args = parser.parse_args(argv)
     if not os.environ.get("PREFECT_API_URL"):
         print("error: set PREFECT_API_URL to the Prefect server", file=sys.stderr)
@@ -109,9 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: no targets given and none found in prefect.yaml", file=sys.stderr)
         return 2
     try:
-        for line in ensure(targets):
+        locks = [parse_lock(text) for text in args.lock] or locks_from_plans(args.plans)
+        for line in ensure(targets, locks):
             print(line)
-    except ValueError as error:
+    except (ValueError, InputError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

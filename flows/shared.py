@@ -13,13 +13,14 @@ from prefect.states import Completed, Failed
 
 from core.conventions import DEFAULT_PLAN, Flow, repository_path
 from core.errors import InputError
-from core.gate import GateDecision, GateRequirement, files_read_by, local_files_problem
+from core.gate import GateDecision, GateRequirement, context_problem, files_read_by, local_files_problem
 from core.lifecycle.ports import Execution
 from core.plan import Plan
 from core.report import RunReport
-from core.vocabulary import Outcome
+from core.vocabulary import Outcome, StepStatus
+from integrations.kubeconfig import allowed_contexts
 from tasks.artifacts import record_refusal
-from tasks.gate import recheck_label, report_status, verify_label
+from tasks.gate import claim_label, put_label_back, recheck_label, report_status, verify_label
 from tasks.kube import TaskCluster
 from tasks.lock import TaskLock
 from tasks.plan import parsed_plan
@@ -50,24 +51,26 @@ def gate_requirement(flow: str, plan: str, pr: int | None, repository: str | Non
 def pass_gate(requirement: GateRequirement, plan: Plan) -> GateDecision:
     """The label gate, plus: the plan and every file it reads (manifests, hint files) are, byte for byte, the
     files the PR carries at the head the gate saw (a local edit or a stale checkout must not ride on someone
-    else's approval)."""
-    read = files_read_by(plan, requirement.plan_path)
-    requirement = replace(requirement, read_paths=tuple(read))
+    else's approval). The bytes compared are those the plan was parsed from, kept in memory since: the disk is
+    not read again, so a checkout that changes after the parse cannot pass other bytes off as the PR's."""
+    read: dict[str, bytes | None] = {**files_read_by(plan, requirement.plan_path)}
+    requirement = replace(requirement, read_paths=tuple(path for path in read if path != requirement.plan_path))
     decision = verify_label(requirement)
     if not decision.allowed:
         return decision
-    local = {requirement.plan_path: plan.path.read_bytes(),
-             **{path: file.read_bytes() if file.is_file() else None for path, file in read.items()}}
-    problem = local_files_problem(decision, requirement, local)
+    problem = context_problem(plan.context, allowed_contexts()) or local_files_problem(decision, requirement, read)
     return decision if problem is None else replace(decision, allowed=False, reason=problem)
 
 
 class TaskGate:
-    """The lifecycle's gate: the label check (a task) with the plan-blob comparison, and its recheck (a task).
-    A passed gate marks its head `infra/<flow>: pending`; `settle_status` sets the outcome there."""
+    """The lifecycle's gate: the label check (a task) with the plan-blob comparison, and its recheck (a task),
+    after which the run claims the trigger label (removes it) before its first change. A passed gate marks its
+    head `infra/<flow>: pending`; `settle_status` sets the outcome there, and puts a claimed label back when the
+    run changed nothing."""
 
     def __init__(self) -> None:
         self.pending: tuple[GateRequirement, str] | None = None
+        self.claimed = False
 
     def check(self, requirement: GateRequirement, plan: Plan) -> GateDecision:
         decision = pass_gate(requirement, plan)
@@ -77,7 +80,14 @@ class TaskGate:
         return decision
 
     def recheck(self, requirement: GateRequirement, first: GateDecision) -> GateDecision:
-        return recheck_label(requirement, first)
+        decision = recheck_label(requirement, first)
+        if not decision.allowed or self.claimed or not first.head_sha:
+            return decision
+        taken = claim_label(requirement, first.head_sha)
+        if taken is not None:
+            return replace(decision, allowed=False, reason=taken)
+        self.claimed = True
+        return decision
 
 
 def execution(flow: Flow, plan: str, pr: int | None, repository: str | None, require_approval: bool,
@@ -89,14 +99,19 @@ def execution(flow: Flow, plan: str, pr: int | None, repository: str | None, req
 
 
 def settle_status(execution: Execution | None, report: RunReport) -> RunReport:
-    """After a run whose gate passed: `infra/<flow>` success or failure on the head it saw, with one line why
-    (a later refusal, by the recheck or the lock, is a failure too: nothing was done)."""
+    """After a run whose gate passed: a label it claimed goes back when it changed nothing (no step ran), then
+    `infra/<flow>` success or failure on the head it saw, with one line why (a later refusal, by the recheck or
+    the lock, is a failure too: nothing was done)."""
     gate = execution.gate if execution is not None else None
     if not isinstance(gate, TaskGate) or gate.pending is None:
         return report
     requirement, sha = gate.pending
     results = (report.document or {}).get("results", [])
     failed = sum(not result["ok"] for result in results)
+    changed = any(result.get("status") in (StepStatus.SUCCEEDED, StepStatus.FAILED) for result in results)
+    if gate.claimed and not changed:
+        unlabeled = put_label_back(requirement)
+        report = replace(report, lines=(*report.lines, f"note: {unlabeled}")) if unlabeled else report
     if report.final == Outcome.SUCCEEDED:
         state, description = "success", f"{len(results)} steps succeeded"
     elif report.final == Outcome.SKIPPED:

@@ -101,13 +101,15 @@ class GitHubSettings:
     pr: int | None = None
     repositories: tuple[str, ...] = ()  # served besides owner/repo (INFRA_REPOSITORIES)
     trusted_bots: tuple[str, ...] = ()  # bot logins whose labels count (INFRA_TRUSTED_BOTS)
+    base_branches: tuple[str, ...] = ()  # PR bases allowed besides the default branch (INFRA_BASE_BRANCHES)
 
     def __repr__(self) -> str:
         token = "***" if self.token else None
         return (f"GitHubSettings(owner={self.owner!r}, repo={self.repo!r}, token={token!r}, "
                 f"api_url={secrets.mask(self.api_url)!r}, token_block={self.token_block!r}, "
                 f"max_rate_limit_wait={self.max_rate_limit_wait!r}, retries={self.retries!r}, pr={self.pr!r}, "
-                f"repositories={self.repositories!r}, trusted_bots={self.trusted_bots!r})")
+                f"repositories={self.repositories!r}, trusted_bots={self.trusted_bots!r}, "
+                f"base_branches={self.base_branches!r})")
 
     __str__ = __repr__
 
@@ -134,6 +136,7 @@ class GitHubSettings:
             pr=decimal_integer(pr_text, 1, MAX_INT32),
             repositories=_names(env.get("INFRA_REPOSITORIES")),
             trusted_bots=_names(env.get("INFRA_TRUSTED_BOTS")),
+            base_branches=_names(env.get("INFRA_BASE_BRANCHES")),
         )
 
     def serving(self, repository: str | None) -> GitHubSettings:
@@ -501,6 +504,8 @@ def fetch_facts(settings: GitHubSettings, requirement: GateRequirement) -> PullR
         paths = (requirement.plan_path, *requirement.read_paths)
         blobs = blob_shas(repo, head_sha, paths) if head_sha else dict.fromkeys(paths)
         approvals = _approvals(repo, pr, head_sha) if requirement.require_approval and head_sha else None
+        changed = {str(file.filename) for file in pr.get_files()}  # paginated; GitHub lists up to 3000
+        base_ref = pr.base.ref if pr.base is not None else None
         facts = PullRequestFacts(
             number=pr.number,
             is_open=(state == "open") if state else None,
@@ -519,6 +524,9 @@ def fetch_facts(settings: GitHubSettings, requirement: GateRequirement) -> PullR
             plan_blob_sha=blobs[requirement.plan_path],
             file_blob_shas={path: blobs[path] for path in requirement.read_paths},
             approvals=approvals,
+            plan_changed=requirement.plan_path in changed,
+            base_ref=base_ref,
+            allowed_bases=(repo.default_branch, *settings.base_branches),
         )
     log.debug("gate facts for %s PR #%s: %s", settings.full_name, requirement.pr, facts)
     return facts
@@ -547,8 +555,10 @@ def recheck_gate(settings: GitHubSettings, requirement: GateRequirement, first: 
 
 
 # --------------------------------------------------------------------------- writes
-def remove_trigger_label(settings: GitHubSettings, requirement: GateRequirement) -> None:
-    """Remove the flow's label after an execution (one label, one run). Absent label is fine."""
+def claim_trigger_label(settings: GitHubSettings, requirement: GateRequirement) -> bool:
+    """Claim the run by removing the flow's label (one label, one run), right before the first change: True when
+    this call removed it, False when it was already gone (404: another run, or a person, took it). Raises
+    GitHubError when GitHub could not be asked."""
     label = LABELS.get(requirement.flow)
     if label is None:
         raise GitHubError(f"unknown flow '{requirement.flow}'")
@@ -559,8 +569,31 @@ def remove_trigger_label(settings: GitHubSettings, requirement: GateRequirement)
         try:
             issue.remove_from_labels(label)
         except Exception as e:
-            if not _is_status(e, 404):  # 404: already gone (also after a retried DELETE)
-                raise
+            if _is_status(e, 404):
+                return False
+            raise
+    return True
+
+
+def restore_trigger_label(settings: GitHubSettings, requirement: GateRequirement) -> None:
+    """Put the flow's label back: the run that claimed it changed nothing, so a person may simply retry."""
+    label = LABELS.get(requirement.flow)
+    if label is None:
+        raise GitHubError(f"unknown flow '{requirement.flow}'")
+    settings = settings.serving(requirement.repository)
+    with _translate(settings, f"adding label '{label}' back to PR #{requirement.pr}"):
+        _client(settings).get_repo(settings.full_name).get_issue(requirement.pr).add_to_labels(label)
+
+
+def status_descriptions(settings: GitHubSettings, repository: str | None, sha: str, context: str) -> list[str]:
+    """The descriptions of the statuses `context` has on `sha`, newest first. Raises GitHubError."""
+    settings = settings.serving(repository)
+    with _translate(settings, f"reading status {context} on {short(sha)}"):
+        repo = _client(settings).get_repo(settings.full_name)
+        # GET /repos/{o}/{r}/commits/{ref}/statuses, newest first (PyGithub's Commit would first GET the commit)
+        _, statuses = repo._requester.requestJsonAndCheck("GET", f"{repo.url}/commits/{quote(sha, safe='')}/statuses")
+        return [str(status.get("description") or "") for status in statuses or ()
+                if isinstance(status, dict) and status.get("context") == context]
 
 
 def audit_marker(requirement: GateRequirement) -> str:

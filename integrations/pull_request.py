@@ -38,7 +38,6 @@ from integrations.github import (
     client,
     contents_or_none,
     is_transient,
-    remove_trigger_label,
     translate_errors,
     upsert_audit_comment,
 )
@@ -275,20 +274,17 @@ def publish_pull_request(settings: GitHubSettings, target: str, files: Mapping[s
 
 
 # --------------------------------------------------------------------------- after an execution
-def report_execution(settings: GitHubSettings, requirement: GateRequirement, markdown: str, remove_label: bool,
+def report_execution(settings: GitHubSettings, requirement: GateRequirement, markdown: str,
                      policy: RetryPolicy = GITHUB_RETRY) -> list[str]:
-    """Remove the trigger label (unless `remove_label` is False: the run could not reach the cluster, and a person
-    retries it by labelling again) and write the audit comment; returns a warning per part that could not be done.
+    """Write the audit comment (the run claimed the trigger label before its first change); returns a warning
+    when it could not be done.
 
-    Each part is retried on its own on `policy`'s schedule while GitHub fails transiently (5xx, timeouts, an
-    unreachable server), so a removed label is not removed again while the comment is retried; both are
-    idempotent. The cluster change has happened and is recorded, so what GitHub refused or never answered is
-    reported as a warning, not raised.
+    The comment is retried on `policy`'s schedule while GitHub fails transiently (5xx, timeouts, an unreachable
+    server); it is idempotent. The cluster change has happened and is recorded, so what GitHub refused or never
+    answered is reported as a warning, not raised.
     """
     parts: dict[str, Callable[[], object]] = {
         "write the audit comment": lambda: upsert_audit_comment(settings, requirement, markdown)}
-    if remove_label:
-        parts = {"remove the trigger label": lambda: remove_trigger_label(settings, requirement), **parts}
     return [f"could not {name} on PR #{requirement.pr}{failure}" for name, failure in retried(parts, policy).items()]
 
 

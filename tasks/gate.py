@@ -3,11 +3,27 @@ parameters, so the token cannot end up in a run's recorded inputs."""
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
-from core.gate import GateDecision, GateRequirement
-from integrations.github import GitHubError, GitHubSettings, check_gate, recheck_gate, set_commit_status, status_context
+from core.conventions import LABELS
+from core.gate import GateDecision, GateRequirement, short
+from integrations.github import (
+    GitHubError,
+    GitHubSettings,
+    check_gate,
+    claim_trigger_label,
+    recheck_gate,
+    restore_trigger_label,
+    set_commit_status,
+    status_context,
+    status_descriptions,
+)
 from integrations.pull_request import report_execution, retried
 from tasks.links import flow_run_url, settings_for
+
+CLAIMED_BY = "claimed by run "
+"""How the `infra/<flow>` status of a run that claimed the label begins: the run that finds the label gone reads
+the claimer's id there."""
 
 
 @task(cache_policy=NO_CACHE)
@@ -29,9 +45,47 @@ def recheck_label(requirement: GateRequirement, first: GateDecision) -> GateDeci
 
 
 @task(cache_policy=NO_CACHE)
-def report_to_pull_request(requirement: GateRequirement, markdown: str, remove_label: bool = True) -> list[str]:
-    """One label, one run: remove the trigger label (unless the run could not reach the cluster, so that a person
-    can retry it); then create or update the single audit comment.
+def claim_label(requirement: GateRequirement, sha: str) -> str | None:
+    """One label, one run: right after the recheck, before the first change, the run claims the trigger label by
+    removing it and says so in `infra/<flow>` on `sha`. Returns None when this run claimed it, else the refusal
+    reason: the label was already gone (another run claimed it: `already claimed by run <id>`), or GitHub could
+    not be asked (nothing is changed unclaimed)."""
+    label = LABELS[requirement.flow]
+    run = flow_run.get_id() or "unknown"
+    try:
+        settings = settings_for(requirement)
+        if not claim_trigger_label(settings, requirement):
+            holders = [text.removeprefix(CLAIMED_BY).split(" ", 1)[0]
+                       for text in status_descriptions(settings, requirement.repository, sha,
+                                                       status_context(requirement.flow))
+                       if text.startswith(CLAIMED_BY)]
+            holder = next((other for other in holders if other != run), None)
+            return f"label '{label}' already claimed by {f'run {holder}' if holder else 'another run'}"
+    except GitHubError as error:
+        return f"could not claim label '{label}' on PR #{requirement.pr}: {error}"
+    warning = report_status.fn(requirement, sha, "pending", f"{CLAIMED_BY}{run} (label '{label}')")
+    if warning:
+        get_run_logger().warning("%s", warning)
+    get_run_logger().info("claimed label '%s' on PR #%s at %s", label, requirement.pr, short(sha))
+    return None
+
+
+@task(cache_policy=NO_CACHE)
+def put_label_back(requirement: GateRequirement) -> str | None:
+    """The run claimed the label and then changed nothing: the label goes back, so a person may retry. Returns a
+    warning when GitHub could not be updated."""
+    part = f"put label '{LABELS[requirement.flow]}' back on PR #{requirement.pr}"
+    try:
+        settings = settings_for(requirement)
+    except GitHubError as error:
+        return f"could not {part}: {error}"
+    failure = retried({part: lambda: restore_trigger_label(settings, requirement)}).get(part)
+    return f"could not {part}{failure}" if failure is not None else None
+
+
+@task(cache_policy=NO_CACHE)
+def report_to_pull_request(requirement: GateRequirement, markdown: str) -> list[str]:
+    """Create or update the single audit comment (the run claimed the trigger label before its first change).
 
     Returns a warning per part GitHub refused or never answered, after a bounded retry
     (integrations.pull_request.report_execution): the cluster change already happened and is recorded, so a
@@ -41,7 +95,7 @@ def report_to_pull_request(requirement: GateRequirement, markdown: str, remove_l
     if run_url:
         markdown = f"{markdown}\n\n[Prefect flow run]({run_url})"
     try:
-        warnings = report_execution(settings_for(requirement), requirement, markdown, remove_label)
+        warnings = report_execution(settings_for(requirement), requirement, markdown)
     except GitHubError as error:  # a repository this worker does not serve
         warnings = [f"could not update PR #{requirement.pr}: {error}"]
     for warning in warnings:

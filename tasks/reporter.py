@@ -54,5 +54,5 @@ class TaskReporter:
         get_run_logger().error("%s", reason)
         title = f"{flow.flow_name}: {plan.path}"
         summary = record_failure(flow, plan.target or plan.namespace, title, reason)
-        warnings = report_to_pull_request(requirement, summary.markdown, remove_label=False)
+        warnings = report_to_pull_request(requirement, summary.markdown)
         return LastReport.keep(failure(reason, [*lines, *unpublished(summary.note, *warnings)]))

@@ -71,13 +71,12 @@ def post_plan(pr: int, repository: str | None, plan_path: str, markdown: str, ok
 def checkout_problem(plan: Plan, pr: int, view: PullRequestView) -> str | None:
     """Whether the plan (and every file it reads) here is, byte for byte, what the PR carries at its head."""
     plan_path = repository_path(plan.path)
-    read = files_read_by(plan, plan_path)
-    requirement = GateRequirement(flow=Flow.PLAN, pr=pr, plan_path=plan_path, read_paths=tuple(read))
+    read: dict[str, bytes | None] = {**files_read_by(plan, plan_path)}
+    others = tuple(path for path in read if path != plan_path)
+    requirement = GateRequirement(flow=Flow.PLAN, pr=pr, plan_path=plan_path, read_paths=others)
     decision = GateDecision(True, "", view.head_sha, view.blobs.get(plan_path),
-                            file_blob_shas={path: view.blobs.get(path) for path in read})
-    local = {plan_path: plan.path.read_bytes(),
-             **{path: file.read_bytes() if file.is_file() else None for path, file in read.items()}}
-    return local_files_problem(decision, requirement, local)
+                            file_blob_shas={path: view.blobs.get(path) for path in others})
+    return local_files_problem(decision, requirement, read)
 
 
 def plan_description(results: Sequence[StepResult], warnings: Sequence[str]) -> str:
@@ -107,7 +106,7 @@ class TaskPlanReporter:
         if self.pr is None:
             return None
         plan_path = repository_path(plan.path)
-        return view_pull_request(self.pr, self.repository, (plan_path, *files_read_by(plan, plan_path)))
+        return view_pull_request(self.pr, self.repository, tuple(files_read_by(plan, plan_path)))
 
     def report(self, plan: Plan, results: Sequence[StepResult], warnings: Sequence[str],
                blocking: Sequence[str] = ()) -> RunReport:

@@ -15,7 +15,7 @@ from core.errors import PermanentError, TemporaryError
 from core.k8s import parse_quantity
 from core.policy import PolicyMode, findings_for
 from core.report import RunReport, StepResult
-from core.safeyaml import load_one
+from core.safeyaml import parse_one
 from core.state import Objects, find, managing_hpa, state_of
 from core.steps import Step, apply_steps
 
@@ -47,7 +47,7 @@ def dry_run_steps(plan: plans.Plan) -> list[Step]:
 
 def recorded_current(plan: plans.Plan) -> list[Any]:
     """Each action's `current` (what the cluster held when infra-scale wrote the plan), None where absent."""
-    document = load_one(plan.path, str(plan.path))
+    document = parse_one(plan.data, str(plan.path))
     actions = document.get("actions") if isinstance(document, Mapping) else None
     return [raw.get("current") if isinstance(raw, Mapping) else None for raw in actions or ()]
 

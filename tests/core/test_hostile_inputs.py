@@ -3,6 +3,7 @@
 The same attacks also run through the CLI in tests/core/test_fuzz_plans.py; here each one pins its message.
 """
 
+import json
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,12 @@ MANIFEST_ATTACKS = [
     (hpa(api="autoscaling/v2beta2"), "apiVersion", "is not supported"),
     (hpa() + "status: {currentReplicas: 1}\n", "status", "unknown field"),
     (hpa().replace("apiVersion: apps/v1, ", ""), "spec.scaleTargetRef.apiVersion", "is required"),
+    # kubectl's parser lets a merge key win over the explicit key PyYAML keeps: hpa/web would target db, max 50000
+    (hpa(name="web, <<: {name: db}"), "line 3", "merge key '<<' at key metadata.<<: merge keys are not allowed"),
+    (hpa(spec="maxReplicas: 5\n  <<: {maxReplicas: 50000}"), "line 7", "merge key '<<' at key spec.<<"),
+    (hpa(name="&unused web"), "line 3", "anchor &unused at key metadata.name: anchors and aliases are not allowed"),
+    (hpa(spec="maxReplicas: !!int 4"), "line 6", "tag !!int at key spec.maxReplicas: explicit tags are not allowed"),
+    ("!HorizontalPodAutoscaler " + hpa(), "line 1", "tag !HorizontalPodAutoscaler at key apiVersion"),
 ]
 
 
@@ -158,8 +165,13 @@ def test_autoscaling_v1_and_v2_manifests_are_accepted(tmp_path: Path) -> None:
                                     "  - {type: scale_workload, kind: StatefulSet, name: db, replicas: 1}\n"
                                     "rollbackHints: [v2.yaml, kubectl apply -f v1.yaml]\n")
     assert plan.actions[0].manifest == "v1.yaml"  # type: ignore[attr-defined]
-    assert plan.hints == (ManifestHint("v2.yaml", (("HorizontalPodAutoscaler", "web"),)),  # type: ignore[attr-defined]
-                          CommandHint("kubectl apply -f v1.yaml", ("apply", "-f", "v1.yaml")))
+    manifest, command = plan.hints  # type: ignore[attr-defined]
+    assert isinstance(manifest, ManifestHint) and isinstance(command, CommandHint)
+    assert (manifest.path, manifest.objects) == ("v2.yaml", (("HorizontalPodAutoscaler", "web"),))
+    assert manifest.data == (tmp_path / "v2.yaml").read_bytes()  # the bytes read once, kept for the gate
+    assert json.loads(manifest.body) == load_documents(v2, "v2.yaml")[0]  # what kubectl receives on stdin
+    assert (command.text, command.args) == ("kubectl apply -f v1.yaml", ("apply", "-f", "v1.yaml"))
+    assert command.manifest == plan.actions[0].file  # type: ignore[attr-defined]
 
 
 HINT_ATTACKS = [
@@ -176,7 +188,8 @@ HINT_ATTACKS = [
 
 @pytest.mark.parametrize("hint", HINT_ATTACKS)
 def test_hint_integers_are_plain_ascii_decimal(tmp_path: Path, hint: str) -> None:
-    error = refused(tmp_path, f"namespace: ns\nrollbackHints: ['{hint}']\n")
+    error = refused(tmp_path, f"namespace: ns\nactions: [{{type: scale_workload, name: web, replicas: 1}}]\n"
+                              f"rollbackHints: ['{hint}']\n")
     assert error.field == "rollbackHints[0]"
     assert "must be a whole number" in error.message
     assert len(error.message) < 200
@@ -232,7 +245,7 @@ def test_quantities_are_bounded_and_exact() -> None:
 @pytest.mark.parametrize(("text", "value"), [
     ("a: 1:30\n", "1:30"), ("a: 017\n", "017"), ("a: 0x1F\n", "0x1F"), ("a: 0o17\n", "0o17"), ("a: 1_000\n", "1_000"),
     ("a: +3\n", "+3"), ("a: .inf\n", ".inf"), ("a: 0.5\n", "0.5"), ("a: 2024-01-01\n", "2024-01-01"),
-    (f"a: {HUGE}\n", HUGE), ("a: !!int 1:30\n", "1:30"), ("a: 12\n", 12), ("a: -3\n", -3), ("a: 0\n", 0),
+    (f"a: {HUGE}\n", HUGE), ("a: 12\n", 12), ("a: -3\n", -3), ("a: 0\n", 0),
 ])
 def test_yaml_numbers_that_are_not_plain_decimal_stay_text(text: str, value: object) -> None:
     assert load_documents(text, "x.yaml") == [{"a": value}]

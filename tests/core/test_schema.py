@@ -24,7 +24,8 @@ GOOD = [
     "namespace: ns\nactions:\n  - {type: scale_workload, kind: StatefulSet, name: db, replicas: 0}\n",
     "namespace: ns\nactions:\n  - {type: update_resources, name: api, resources: {limits: {memory: 1Gi}}}\n",
     "namespace: ns\nactions:\n  - {type: apply_hpa, name: web, maxReplicas: 3, reason: peak}\n",
-    "namespace: ns\nrollbackHints: [kubectl rollout undo deployment/web -n ns]\n",
+    "namespace: ns\nactions: [{type: scale_workload, name: web, replicas: 1}]\n"
+    "rollbackHints: [kubectl rollout undo deployment/web -n ns]\n",
     "namespace: ns\ntarget: prod-2\ncontext: arn:aws:eks:eu-west-1:1:cluster/c\nversion: 3\n",
     "namespace: ns\nactions:\n"
     "  - {type: update_resources, name: w, container: app, requests: {cpu: 1, nvidia.com/gpu: 2}}\n",

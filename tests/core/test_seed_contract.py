@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cli.args import parse
 from core.errors import InputError
@@ -56,18 +57,21 @@ rollbackHints:
 """)
     steps = seed_rollback_steps(load_plan(plan))
     assert [step.args for step in steps] == [
-        ("apply", "-f", "previous-hpa.yaml"),
+        ("apply", "-f", "-"),  # the validated object on stdin, never the file (issue 25)
         ("rollout", "undo", "deployment/web"),
         ("rollout", "undo", "deployment/api"),
         ("delete", "hpa", "api"),  # previous-hpa.yaml covers hpa "web", not "api"
     ]
     assert [step.type for step in steps] == ["hint", "action", "action", "action"]
+    assert steps[0].command("assistant") == "kubectl -n assistant apply -f previous-hpa.yaml"
+    assert json.loads(steps[0].stdin or "") == yaml.safe_load(HPA)
 
 
 def test_a_hint_manifest_for_the_hpa_replaces_the_delete(tmp_path: Path) -> None:
     plan = write_plan(tmp_path, "namespace: ns\nactions:\n  - {type: apply_hpa, name: web, maxReplicas: 4}\n"
                                 "rollbackHints: [previous-hpa.yaml]\n")
-    assert [step.args for step in seed_rollback_steps(load_plan(plan))] == [("apply", "-f", "previous-hpa.yaml")]
+    steps = seed_rollback_steps(load_plan(plan))
+    assert [(step.args, step.stdin_file) for step in steps] == [(("apply", "-f", "-"), "previous-hpa.yaml")]
 
 
 def test_one_undo_per_workload_even_with_two_actions(tmp_path: Path) -> None:
@@ -105,9 +109,11 @@ actions:
     assert [step.args for step in steps] == [
         ("scale", "statefulset/db", "--replicas=0"),
         ("set", "resources", "deployment/api", "-c=app", "--requests=cpu=250m", "--limits=memory=1Gi"),
-        ("apply", "-f", "previous-hpa.yaml"),
+        ("apply", "-f", "-"),
         ("apply", "-f", "-"),
     ]
+    assert json.loads(steps[2].stdin or "") == yaml.safe_load(HPA)  # the manifest as validated, as JSON
+    assert steps[2].command("ns") == "kubectl -n ns apply -f previous-hpa.yaml"
     manifest = json.loads(steps[3].stdin or "")
     assert manifest["spec"]["minReplicas"] == 2 and manifest["spec"]["maxReplicas"] == 5
     assert manifest["metadata"] == {"name": "api", "namespace": "ns",  # stamped from its creation on
@@ -118,7 +124,9 @@ actions:
 def test_command_hints_are_normalised(tmp_path: Path) -> None:
     plan = write_plan(tmp_path, """\
 namespace: ns
-actions: [{type: scale_workload, name: web, replicas: 5}]
+actions:
+  - {type: scale_workload, name: web, replicas: 5}
+  - {type: scale_workload, kind: StatefulSet, name: db, replicas: 1}
 rollbackHints:
   - kubectl -n ns scale deploy web --replicas 2 --current-replicas=5
   - kubectl delete horizontalpodautoscaler/web --namespace=ns

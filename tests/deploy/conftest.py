@@ -92,13 +92,14 @@ def webhook_bridge(prefect_server: PrefectServer, tmp_path: Path) -> Iterator[Ca
     started: list[BridgeProcess] = []
 
     def start(secret: str = "webhook-secret-for-tests", routes: Path | None = None,
-              secret_block: str | None = None) -> BridgeProcess:
-        """With ``secret_block``, the secret is saved as a Prefect Secret block of that name and the bridge reads
+              secret_block: str | None = None, github: dict[str, str] | None = None) -> BridgeProcess:
+        """``github``: GitHub settings (the bridge lists a PR's files there to choose its plans). With
+        ``secret_block``, the secret is saved as a Prefect Secret block of that name and the bridge reads
         it from there (``GITHUB_WEBHOOK_SECRET_BLOCK``), as production does."""
         port = free_port()
         log_path = tmp_path / f"webhook-{port}.log"
         state = tmp_path / f"deliveries-{port}.sqlite3"
-        env: dict[str, Any] = {**prefect_server.env, "INFRA_WEBHOOK_STATE": str(state)}
+        env: dict[str, Any] = {**prefect_server.env, "INFRA_WEBHOOK_STATE": str(state), **(github or {})}
         if secret_block:
             from prefect.blocks.system import Secret
             from prefect.settings import PREFECT_API_URL, temporary_settings

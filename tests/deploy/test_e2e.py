@@ -122,7 +122,7 @@ def test_label_webhook_runs_the_right_deployment_end_to_end(
             "INFRA_ORCHESTRATOR_DIR": str(deployed.checkout),
         }
         workers.append(prefect_workers(f"infra-{target}", env=env, cwd=deployed.checkout))
-    bridge: BridgeProcess = webhook_bridge(secret_block="infra-webhook-secret")
+    bridge: BridgeProcess = webhook_bridge(secret_block="infra-webhook-secret", github=github_server.env("bot", REPO))
     mark("clusters, GitHub, workers and bridge up")
     before = run_ids(deployed)
 

@@ -17,16 +17,18 @@ def test_work_pools_and_limits_are_idempotent(deployed: Deployed) -> None:
     for target in TARGETS:
         pool = server.api("GET", f"/work_pools/infra-{target}")
         assert pool["type"] == "process"
-        limit = server.api("GET", f"/v2/concurrency_limits/infra-target-{target}")
-        assert limit["limit"] == 1
     assert "work pool infra-prod: created" in deployed.pools_output
-    # the fixture ran the script once; again (in-process, cheaper than another interpreter) changes nothing
+    # the fixture ran the script once; again (in-process, cheaper than another interpreter) changes nothing; the
+    # limits follow what the plans change: a cluster (kubeconfig context) and a namespace, not a target
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-        lines = ensure(["prod", "staging"])
-    assert lines == ["work pool infra-prod: exists", "concurrency limit infra-target-prod: exists",
-                     "work pool infra-staging: exists", "concurrency limit infra-target-staging: exists"]  # fmt: skip
+        first = ensure(["prod", "staging"], [("prod-eu", "shop")])
+        lines = ensure(["prod", "staging"], [("prod-eu", "shop")])
+    assert first[-1] == "concurrency limit infra-lock-prod-eu.shop: created"
+    assert lines == ["work pool infra-prod: exists", "work pool infra-staging: exists",
+                     "concurrency limit infra-lock-prod-eu.shop: exists"]  # fmt: skip
+    assert server.api("GET", "/v2/concurrency_limits/infra-lock-prod-eu.shop")["limit"] == 1
 
 
 def test_deploy_all_creates_every_deployment(deployed: Deployed) -> None:

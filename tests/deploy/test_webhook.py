@@ -33,12 +33,20 @@ from deployments.webhook import (
     signature_ok,
 )
 from tests.deploy.conftest import BridgeProcess, Deployed
+from tests.fixtures.github import GitHubServer
 from tests.fixtures.prefect_server import PrefectServer
 
 SECRET = b"s3cret-for-tests"
 REPO = "acme/infra"
 HEAD_SHA = "a" * 40
 SERVED = Routes.for_repositories([REPO])
+PROD_PLAN = "ops/plans/infra-scale/prod/plan.yaml"
+
+
+def prod_plan(repository: str, number: int) -> list[str]:
+    """The files of a PR that changes the prod plan (as GitHub's pulls/N/files would list them)."""
+    return ["README.md", PROD_PLAN]
+
 Emitted = list[tuple[str, dict[str, str], dict[str, Any], uuid.UUID]]
 
 
@@ -91,7 +99,7 @@ def test_githubs_documented_vector() -> None:
 
 def test_decide_builds_the_event_with_the_labeled_head_sha() -> None:
     body = encoded(labeled())
-    out = decide(headers_for(body), body, SECRET, SERVED)
+    out = decide(headers_for(body), body, SECRET, SERVED, prod_plan)
     assert out.status == 200 and out.event is not None
     name, resource, payload = out.event
     assert name == "github.pull_request.labeled"
@@ -105,12 +113,36 @@ def test_decide_builds_the_event_with_the_labeled_head_sha() -> None:
 @pytest.mark.parametrize("action", ["opened", "synchronize", "reopened"])
 def test_a_routed_pr_that_opens_or_gets_commits_starts_infra_plan(action: str) -> None:
     body = encoded({**labeled(action=action), "label": None})
-    out = decide(headers_for(body), body, SECRET, SERVED)
+    out = decide(headers_for(body), body, SECRET, SERVED, prod_plan)
     assert out.status == 200 and out.event is not None
     name, resource, payload = out.event
     assert name == "github.pull_request.plan" and "github.label" not in resource
     assert (resource["github.target"], payload["plan"], payload["head_sha"], payload["action"]) == \
         ("prod", "ops/plans/infra-scale/prod/plan.yaml", HEAD_SHA, action)
+
+
+@pytest.mark.parametrize("action", ["labeled", "synchronize"])
+def test_the_plans_come_from_the_prs_changed_files_not_its_branch(action: str) -> None:
+    """Issue 25: the head branch (chosen by the PR's author) named the plan to run; now GitHub's list of the PR's
+    files does: one event per plan file it changes, none for plan-looking names that are not valid targets."""
+    files = ["ops/plans/infra-scale/staging/plan.yaml", "ops/plans/infra-scale/prod/plan.yaml", "README.md",
+             "ops/plans/infra-scale/PROD/plan.yaml", "ops/plans/infra-scale/a/b/plan.yaml",
+             "ops/plans/infra-scale/prod/previous-hpa.yaml"]
+    body = encoded(labeled(label="execute-plan", ref="infra-scale/frozen", action=action))
+    out = decide(headers_for(body), body, SECRET, SERVED, lambda repository, number: files)
+    assert out.status == 200
+    assert [(event[1]["github.target"], event[2]["plan"]) for event in out.events] == [
+        ("prod", "ops/plans/infra-scale/prod/plan.yaml"), ("staging", "ops/plans/infra-scale/staging/plan.yaml")]
+    none = decide(headers_for(body), body, SECRET, SERVED, lambda repository, number: ["README.md"])
+    assert (none.status, none.body["reason"]) == (202, "the PR changes no plan file "
+                                                       "(ops/plans/infra-scale/{target}/plan.yaml)")
+    unknown = decide(headers_for(body), body, SECRET, SERVED)
+    assert unknown.status == 202 and "no GitHub settings" in unknown.body["reason"]
+
+    def down(repository: str, number: int) -> list[str]:
+        raise ConnectionError("GitHub is down")
+
+    assert decide(headers_for(body), body, SECRET, SERVED, down).status == 503
 
 
 def test_a_plan_event_needs_a_pr_that_touches_the_plans() -> None:
@@ -133,15 +165,11 @@ def test_a_plan_event_needs_a_pr_that_touches_the_plans() -> None:
         (labeled(label="bug"), "pull_request", "not ours"),
         (labeled(), "issues", "event issues"),
         (labeled(), "ping", "event ping"),
-        (labeled(ref="feature/x"), "pull_request", "does not start"),
-        (labeled(ref="infra-scale/../../etc"), "pull_request", "no valid target"),
-        (labeled(ref="infra-scale/PROD"), "pull_request", "no valid target"),
-        (labeled(ref="infra-scale/prod\n"), "pull_request", "no valid target"),
     ],
 )
 def test_ignored(payload: dict[str, Any], event: str, reason: str) -> None:
     body = encoded(payload)
-    out = decide(headers_for(body, event=event), body, SECRET, SERVED)
+    out = decide(headers_for(body, event=event), body, SECRET, SERVED, prod_plan)
     assert out.status == 202 and out.event is None
     assert reason in out.body["reason"]
 
@@ -159,14 +187,14 @@ def test_ignored(payload: dict[str, Any], event: str, reason: str) -> None:
 )
 def test_malformed_labeled_payloads_are_bad_requests(payload: dict[str, Any], reason: str) -> None:
     body = encoded(payload)
-    out = decide(headers_for(body), body, SECRET, SERVED)
+    out = decide(headers_for(body), body, SECRET, SERVED, prod_plan)
     assert out.status == 400 and out.event is None and reason in out.body["reason"]
 
 
 @pytest.mark.parametrize("action", ["labeled", "opened"])
 def test_an_unserved_repository_is_refused_with_its_reason(action: str) -> None:
     body = encoded(labeled(repo="evil/infra", action=action))
-    out = decide(headers_for(body), body, SECRET, SERVED)
+    out = decide(headers_for(body), body, SECRET, SERVED, prod_plan)
     assert out.status == 403 and out.event is None
     reason = "repository evil/infra is not served by this bridge (serves: acme/infra)"
     assert out.body == {"status": "refused", "reason": reason}
@@ -174,7 +202,7 @@ def test_an_unserved_repository_is_refused_with_its_reason(action: str) -> None:
 
 def test_repository_names_compare_case_insensitively() -> None:
     body = encoded(labeled(repo="ACME/Infra"))
-    assert decide(headers_for(body), body, SECRET, SERVED).status == 200
+    assert decide(headers_for(body), body, SECRET, SERVED, prod_plan).status == 200
 
 
 def test_routes_file(tmp_path: Path) -> None:
@@ -182,10 +210,11 @@ def test_routes_file(tmp_path: Path) -> None:
     routes_file.write_text("repos:\n  acme/infra:\n    targets: [prod, staging]\n    plan: 'plans/{target}.yaml'\n")
     routes = Routes.load(routes_file)
     assert routes.served() == [REPO]
-    assert routes.route(REPO, "infra-scale/staging/nightly") == ("staging", "plans/staging.yaml")
-    assert "not routed" in str(routes.route(REPO, "infra-scale/dev"))
+    assert routes.plans(REPO, ["plans/staging.yaml", "plans/dev.yaml", "README.md"]) == [
+        ("staging", "plans/staging.yaml")]
+    assert routes.plans(REPO, ["plans/dev.yaml"]) == "the PR changes no plan file (plans/{target}.yaml)"
     body = encoded(labeled(repo="evil/infra"))
-    assert decide(headers_for(body), body, SECRET, routes).status == 403
+    assert decide(headers_for(body), body, SECRET, routes, prod_plan).status == 403
 
 
 @pytest.mark.parametrize(
@@ -236,7 +265,7 @@ def test_emit_failure_releases_the_replay_entry() -> None:
         if len(calls) == 1:
             raise ConnectionError("server down")
 
-    b = Bridge(secret=SECRET, routes=SERVED, replays=ReplayLog(), emit=flaky)
+    b = Bridge(secret=SECRET, routes=SERVED, replays=ReplayLog(), emit=flaky, files_of=prod_plan)
     body = encoded(labeled())
     assert b.handle(headers_for(body, delivery="x"), body).status == 503
     assert b.handle(headers_for(body, delivery="x"), body).status == 200
@@ -290,7 +319,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
     def start(**limits: Any) -> Served:
         emitted: Emitted = []
         bridge = Bridge(secret=SECRET, routes=SERVED, replays=ReplayLog(tmp_path / "replays.sqlite3"),
-                        emit=lambda *event: emitted.append(event))  # fmt: skip
+                        emit=lambda *event: emitted.append(event), files_of=prod_plan)  # fmt: skip
         served = Served(bridge, Limits(**limits), emitted)
         running.append(served)
         return served
@@ -534,13 +563,16 @@ def prefect_events(server: PrefectServer, pr_resource: str, settle_s: float = 3)
 
 @pytest.mark.timeout(300)
 def test_the_process_emits_to_prefect_once_per_signed_body_and_drops_idle_connections(
-    prefect_server: PrefectServer, webhook_bridge: Callable[..., BridgeProcess], tmp_path: Path
+    prefect_server: PrefectServer, webhook_bridge: Callable[..., BridgeProcess], github_server: GitHubServer,
+    tmp_path: Path
 ) -> None:
+    repo = f"acme/infra-{uuid.uuid4().hex[:8]}"  # a PR resource no other test of the session uses
+    github_server.create_repo(repo, files={"README.md": "# infra\n"})
+    number = github_server.open_pr(repo, head="any-branch-name", files={PROD_PLAN: "namespace: shop\n"})
     routes = tmp_path / "routes.yaml"
-    routes.write_text(f"repos:\n  {REPO}: {{targets: [prod]}}\n")
-    bridge = webhook_bridge(routes=routes)
-    number = 900 + int(time.time()) % 1000  # a PR resource no other test of the session uses
-    body = encoded(labeled(number=number))
+    routes.write_text(f"repos:\n  {repo}: {{targets: [prod]}}\n  {REPO}: {{}}\n")
+    bridge = webhook_bridge(routes=routes, github=github_server.env("alice", repo))
+    body = encoded(labeled(number=number, repo=repo))
     delivery = str(uuid.uuid4())
     answer = bridge.post(body, delivery)
     assert answer.status_code == 200, answer.text + bridge.log()
@@ -551,7 +583,7 @@ def test_the_process_emits_to_prefect_once_per_signed_body_and_drops_idle_connec
     refused = bridge.post(foreign, str(uuid.uuid4()))
     assert refused.status_code == 403 and "evil/infra is not served" in refused.json()["reason"]
     assert "403 repository evil/infra is not served" in bridge.log()
-    resource = f"github.pr.{REPO}/{number}"
+    resource = f"github.pr.{repo}/{number}"
     events = prefect_events(prefect_server, resource)
     assert len(events) == 1, events
     assert events[0]["payload"]["head_sha"] == HEAD_SHA and events[0]["resource"]["github.target"] == "prod"
@@ -571,17 +603,21 @@ def test_the_process_emits_to_prefect_once_per_signed_body_and_drops_idle_connec
 
 @pytest.mark.timeout(400)
 def test_the_label_trigger_passes_the_events_head_sha_to_the_run(
-    deployed: Deployed, webhook_bridge: Callable[..., BridgeProcess], tmp_path: Path
+    deployed: Deployed, webhook_bridge: Callable[..., BridgeProcess], github_server: GitHubServer, tmp_path: Path
 ) -> None:
-    """prefect.yaml's trigger maps the event to the run: ``head_sha`` is the head the labeled event carried."""
+    """prefect.yaml's trigger maps the event to the run: ``head_sha`` is the head the labeled event carried, the
+    plan is the one the PR changes (its branch name says nothing)."""
     server = deployed.server
+    github_server.create_repo(REPO, files={"README.md": "# infra\n"})
+    staging = "ops/plans/infra-scale/staging/plan.yaml"
+    number = github_server.open_pr(REPO, head="feature/anything", files={staging: "namespace: shop\n"})
     routes = tmp_path / "routes.yaml"
     routes.write_text(f"repos:\n  {REPO}: {{targets: [staging]}}\n")
-    bridge = webhook_bridge(routes=routes)
+    bridge = webhook_bridge(routes=routes, github=github_server.env("alice", REPO))
     dep = server.deployment("infra-apply", "staging")
     known = {r["id"] for r in server.flow_runs(dep["id"])}
     sha = uuid.uuid4().hex + "0" * 8
-    body = encoded(labeled(label="execute-plan", number=41, ref="infra-scale/staging", sha=sha))
+    body = encoded(labeled(label="execute-plan", number=number, ref="feature/anything", sha=sha))
     assert bridge.post(body, str(uuid.uuid4())).status_code == 200
     deadline = time.monotonic() + 30
     new: list[dict[str, Any]] = []
@@ -590,7 +626,7 @@ def test_the_label_trigger_passes_the_events_head_sha_to_the_run(
         new = [r for r in server.flow_runs(dep["id"]) if r["id"] not in known]
     try:
         assert len(new) == 1, "the trigger started no run"
-        assert new[0]["parameters"] == {**new[0]["parameters"], "pr": 41, "head_sha": sha, "execute": True,
+        assert new[0]["parameters"] == {**new[0]["parameters"], "pr": number, "head_sha": sha, "execute": True,
                                         "plan": "ops/plans/infra-scale/staging/plan.yaml", "repository": REPO}
     finally:  # no worker may pick it up later in the session
         for run in new:

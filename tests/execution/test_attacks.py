@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -175,3 +176,170 @@ def test_cli_output_has_no_token_even_when_github_echoes_it(world: World) -> Non
     assert_refused(world, result, f"GitHub answered 422 while reading PR #{world.pr}", whole=False)
     assert "token *** is not allowed here; also ***" in result.stdout
     assert "ghp_AAAA" not in result.stdout + result.stderr
+
+
+def test_a_merge_key_hpa_manifest_is_bad_input_and_creates_nothing(world: World) -> None:
+    """Issue 25: PyYAML kept `name: web` and `maxReplicas: 5`, kubectl's parser let the merge keys win and created
+    hpa/web targeting db with max 50000. The manifest is now refused (exit 2, file, line and key), before the gate."""
+    world.kube.create_deployment(NAMESPACE, "db", replicas=1)
+    merged = (f"apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {{name: web, namespace: "
+              f"{NAMESPACE}}}\nspec:\n  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: web, "
+              f"<<: {{name: db}}}}\n  minReplicas: 2\n  maxReplicas: 5\n  <<: {{maxReplicas: 50000}}\n")
+    with_files(world, {"hpa.yaml": merged, "hint.yaml": hpa(8)}, {"hpa.yaml": merged, "hint.yaml": hpa(8)})
+    world.label("execute-plan")
+    result = execute(world)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: {PLAN_PATH} (actions[1].manifest: hpa.yaml): line 5: not valid YAML: merge key '<<' at key "
+        "spec.scaleTargetRef.<<: merge keys are not allowed"], result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert [r for r in world.kube.requests() if r.get("method") in MUTATING] == []
+    assert world.hpa("web") is None and world.replicas("web") == 2
+
+
+SWAP = """\
+import sys
+from pathlib import Path
+from pathlib import Path
+
+import tasks.plan
+from cli.main import run
+
+parse, approved, other = tasks.plan.read_plan, Path(sys.argv[1]).read_text(), Path(sys.argv[2]).read_text()
+
+
+def parse_then_swap(path: Path):  # the checkout holds other bytes while parsed, the PR's bytes once hashed
+    path.write_text(other)
+    plan = parse(path)
+    path.write_text(approved)
+    return plan
+
+
+tasks.plan.read_plan = parse_then_swap
+sys.exit(run("apply", sys.argv[3:]))
+"""
+
+
+def test_a_checkout_swapped_to_the_prs_bytes_after_the_parse_is_refused(world: World) -> None:
+    """Issue 25: the plan was parsed from disk (`scale web 9`) and the gate hashed the file again, by then the PR's
+    approved `scale web 5`: the run applied 9. The gate now hashes the very bytes that were parsed."""
+    approved = world.plan_text.replace("replicas: 4", "replicas: 5")
+    world.write_plan(approved)
+    (world.root / "approved.yaml").write_text(approved)
+    (world.root / "other.yaml").write_text(approved.replace("replicas: 5", "replicas: 9"))
+    (world.root / "swap.py").write_text(SWAP)
+    world.label("execute-plan")
+    world.kube.clear_requests()
+    result = subprocess.run([sys.executable, "swap.py", "approved.yaml", "other.yaml", f"--plan={PLAN_PATH}",
+                             "--execute",
+                             f"--pr={world.pr}"], cwd=world.root, env=world.env, capture_output=True, text=True,
+                            timeout=240)
+    assert world.plan.read_text() == approved, "the hook swapped the checkout"
+    assert_refused(world, result, "the plan file here (blob ", whole=False)
+
+
+def test_a_plan_the_pr_does_not_change_is_refused(world: World) -> None:
+    """Issue 25: any plan present at the PR's head ran under its label; only a plan the PR changes runs now."""
+    other = f"{PLAN_PATH.rsplit('/', 2)[0]}/frozen/plan.yaml"
+    text = world.plan_text.replace("target: prod", "target: frozen")
+    main = world.github.repo(REPO).branches["main"]
+    world.github.set_branch(REPO, "main", world.github.make_commit(main, {other: text}, "frozen plan", "alice"))
+    world.github.push_commit(REPO, world.pr, {other: text})  # at the head too, with the base's bytes: unchanged
+    (world.root / other).parent.mkdir(parents=True)
+    (world.root / other).write_text(text)
+    world.label("execute-plan")
+    world.kube.clear_requests()
+    result = world.cli("apply", "--execute", f"--pr={world.pr}", f"--plan={other}")
+    assert_refused(world, result, f"plan file {other} is not among the files PR #{world.pr} changes: a label runs "
+                                  "only its own PR's plan")
+
+
+def test_a_pr_into_another_branch_is_refused(world: World) -> None:
+    world.github.set_branch(REPO, "release-x", world.github.repo(REPO).branches["main"])
+    world.github.pull(REPO, world.pr).base_ref = "release-x"
+    world.label("execute-plan")
+    assert_refused(world, execute(world), f"PR #{world.pr} merges into 'release-x', not a branch this worker "
+                                          "executes for ('main'; INFRA_BASE_BRANCHES adds others)")
+
+
+CLAIMED_ELSEWHERE = """\
+import os, sys
+import httpx
+import tasks.gate
+from cli.main import run
+
+claim, number, sha = tasks.gate.claim_trigger_label, sys.argv[1], sys.argv[2]
+
+
+def another_run_claims_first(settings, requirement):  # two runs passed their rechecks together: the other won
+    api, repo = os.environ["GITHUB_API_URL"], f"{os.environ['GH_OWNER']}/{os.environ['GH_REPO']}"
+    auth = {"Authorization": f"token {os.environ['GITHUB_TOKEN']}"}
+    httpx.post(f"{api}/repos/{repo}/statuses/{sha}", headers=auth, json={
+        "state": "pending", "context": "infra/apply", "description": "claimed by run 0c0ffee (label 'execute-plan')"})
+    httpx.delete(f"{api}/repos/{repo}/issues/{number}/labels/execute-plan", headers=auth).raise_for_status()
+    return claim(settings, requirement)
+
+
+tasks.gate.claim_trigger_label = another_run_claims_first
+sys.exit(run("apply", sys.argv[3:]))
+"""
+
+
+def test_one_label_one_run_a_second_claim_is_refused(world: World) -> None:
+    """Issue 25: two runs on one labeled PR both ran; the label is now claimed (removed) before the first change,
+    and a run whose removal finds it already gone refuses, naming the run that claimed it."""
+    world.label("execute-plan")
+    (world.root / "claimed.py").write_text(CLAIMED_ELSEWHERE)
+    world.kube.clear_requests()
+    result = subprocess.run([sys.executable, "claimed.py", str(world.pr), world.github.head_sha(REPO, world.pr),
+                             f"--plan={PLAN_PATH}", "--execute", f"--pr={world.pr}"], cwd=world.root,
+                            env=world.env, capture_output=True, text=True, timeout=240)
+    output = result.stdout + result.stderr
+    assert result.stdout.splitlines()[-2:] == ["Refusing to execute: label 'execute-plan' already claimed by run "
+                                               "0c0ffee.", "skipped"], output
+    assert "Traceback" not in output
+    changes = [r for r in world.kube.requests() if r.get("method") in MUTATING and "/leases" not in r["path"]]
+    assert changes == [] and world.replicas("web") == 2, "only the lock was taken and given back"
+    assert "execute-plan" not in world.github.labels_of(REPO, world.pr), "the winner's claim stands"
+
+
+def test_the_label_is_claimed_before_the_first_change(world: World) -> None:
+    world.label("execute-plan")
+    world.kube.clear_requests()
+    result = execute(world)
+    assert result.stdout.splitlines()[-1] == "succeeded", result.stdout + result.stderr
+    [claimed] = world.github.requests("DELETE", f"/issues/{world.pr}/labels/execute-plan$")
+    first_change = min(r["time"] for r in world.kube.requests() if r["method"] in MUTATING
+                       and "/leases" not in r["path"] and "/configmaps" not in r["path"])
+    assert claimed.at < first_change, [(r["method"], r["path"], r["time"]) for r in world.kube.requests()]
+    assert "execute-plan" not in world.github.labels_of(REPO, world.pr)
+
+
+def test_a_run_that_claimed_the_label_and_changed_nothing_puts_it_back(world: World) -> None:
+    world.label("execute-plan")
+    world.kube.faults.add(method="PATCH", path_regex="/deployments/", status=403, count=50)  # the stamp fails
+    result = execute(world)
+    assert result.stdout.splitlines()[-1] == "failed", result.stdout + result.stderr
+    assert world.github.requests("DELETE", f"/issues/{world.pr}/labels/execute-plan$"), "it was claimed"
+    assert "execute-plan" in world.github.labels_of(REPO, world.pr), "and put back: nothing was changed"
+    assert world.replicas("web") == 2
+
+
+def test_a_plan_naming_another_context_is_refused_unless_allow_listed(world: World) -> None:
+    """Issue 25: `context:` switched the run to another cluster of the worker's kubeconfig. Only the current
+    context (or those in INFRA_CONTEXTS) may be changed now."""
+    import yaml
+
+    config = yaml.safe_load(Path(world.env["KUBECONFIG"]).read_text())
+    other = dict(config["contexts"][0], name="prod-other")
+    config["contexts"].append(other)
+    path = world.root / "two-clusters.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    world.env["KUBECONFIG"] = str(path)
+    world.write_plan(world.plan_text.replace("target: prod", "target: prod\ncontext: prod-other"))
+    world.label("execute-plan")
+    assert_refused(world, execute(world), "the plan's context 'prod-other' is not one this worker may change "
+                                          "(allowed: 'sandbox'; set INFRA_CONTEXTS)")
+    world.env["INFRA_CONTEXTS"] = "sandbox,prod-other"
+    allowed = execute(world)
+    assert allowed.stdout.splitlines()[-1] == "succeeded", allowed.stdout + allowed.stderr

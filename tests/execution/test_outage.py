@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.conventions import lock_limit_name
 from core.gate import GateRequirement
 from core.plan import load_plan
 from core.record import ApplyRecord
@@ -45,7 +46,7 @@ def doomed_prefect(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], di
     api = f"http://127.0.0.1:{port}/api"
     try:
         wait_http(f"{api}/health", 180, server, home / "server.log")
-        httpx.post(f"{api}/v2/concurrency_limits/", json={"name": "infra-target-prod", "limit": 1},
+        httpx.post(f"{api}/v2/concurrency_limits/", json={"name": lock_limit_name("sandbox", NAMESPACE), "limit": 1},
                    timeout=30).raise_for_status()
         yield server, {"PREFECT_API_URL": api, "PREFECT_HOME": str(home / "client")}
     finally:
@@ -141,14 +142,14 @@ def test_github_down_after_the_gate(world: World, monkeypatch: pytest.MonkeyPatc
     assert cli.returncode == 0, output[-3000:]
     assert lines[-1] == "succeeded"
     notes = [line for line in lines if line.startswith("note: could not ")]
-    assert len(notes) == 3, lines
-    assert "remove the trigger label" in notes[0] and "write the audit comment" in notes[1]
-    assert "set infra/apply on" in notes[2], "the commit status is retried and reported like the PR update"
+    assert len(notes) == 2, lines
+    assert "write the audit comment" in notes[0]
+    assert "set infra/apply on" in notes[1], "the commit status is retried and reported like the PR update"
     assert all("after 3 attempts" in note for note in notes), notes
     assert unavailable.hits >= 6, "each part was tried on the whole schedule"
     assert_applied_once(world, monkeypatch)
     world.github.clear_faults()
-    assert "execute-plan" in world.github.labels_of(REPO, world.pr)
+    assert "execute-plan" not in world.github.labels_of(REPO, world.pr), "claimed before the first change"
     assert world.github.issue_comments(REPO, world.pr) == []
 
 
@@ -169,22 +170,20 @@ def test_a_comment_that_fails_transiently_is_retried_and_written_once(github_ser
     listing = github_server.inject("GET", r"/issues/\d+/comments$", 503, times=5)  # PyGithub retries 3 times
     github_server.inject("POST", r"/issues/\d+/comments$", 502, store_then_fail=True)
 
-    warnings = report_execution(settings, requirement, "applied", remove_label=True, policy=FAST)
+    warnings = report_execution(settings, requirement, "applied", policy=FAST)
 
     assert warnings == [] and listing.hits == 5
     comments = [c.body for c in github_server.issue_comments(REPO, requirement.pr)]
     assert comments == [f"{audit_marker(requirement)}\napplied"], "stored despite the 502, so not posted again"
-    assert github_server.labels_of(REPO, requirement.pr) == []
 
 
 def test_a_refused_update_is_not_retried(github_server: GitHubServer) -> None:
     settings, requirement = requirement_for(github_server)
-    forbidden = github_server.inject("DELETE", r"/labels/", 403, times=10)
+    forbidden = github_server.inject("POST", r"/issues/\d+/comments$", 403, times=10)
 
-    warnings = report_execution(settings, requirement, "applied", remove_label=True, policy=FAST)
+    warnings = report_execution(settings, requirement, "applied", policy=FAST)
 
     assert forbidden.hits == 1
     assert len(warnings) == 1
-    assert warnings[0].startswith(f"could not remove the trigger label on PR #{requirement.pr}: ")
+    assert warnings[0].startswith(f"could not write the audit comment on PR #{requirement.pr}: ")
     assert "attempts" not in warnings[0]
-    assert len(github_server.issue_comments(REPO, requirement.pr)) == 1, "the comment is still written"

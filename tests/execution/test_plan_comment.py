@@ -118,7 +118,10 @@ def test_apply_sets_infra_apply_pending_then_success_and_its_comment_shows_the_c
     assert result.returncode == 0, result.stdout + result.stderr
     assert "change: deployment/web replicas: 2 → 4 (succeeded, 1 attempt," in result.stdout
     states = [(s.context, s.state) for s in world.github.statuses_for(REPO, head)]
-    assert states == [("infra/apply", "success"), ("infra/apply", "pending")], "newest first"
+    assert states == [("infra/apply", "success"), ("infra/apply", "pending"), ("infra/apply", "pending")], \
+        "newest first: the run's claim of the label, then its start"
+    claim = world.github.statuses_for(REPO, head)[1].description or ""
+    assert claim.startswith("claimed by run ") and claim.endswith("(label 'execute-plan')")
     [body] = [comment.body for comment in world.github.comments[REPO].values()
               if comment.body.startswith("<!-- infra-orchestrator:apply")]
     assert "| `deployment/web` | replicas | 2 → **4** | succeeded | 1 |" in body

@@ -145,6 +145,8 @@ def test_kill_9_mid_apply_then_rerun_finishes_without_repeating_steps(world: Wor
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
     world.kube.faults.clear()
+    assert "execute-plan" not in world.github.labels_of(REPO, world.pr), "claimed before the first change"
+    world.label("execute-plan")  # one label, one run: the person labels again to finish it
 
     rerun = world.cli("apply", "--execute", f"--pr={world.pr}")
 

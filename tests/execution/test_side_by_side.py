@@ -27,16 +27,16 @@ def test_the_rollback_reads_its_record_while_it_captures_the_objects(world: Worl
 
 
 def test_the_lock_is_released_while_the_report_is_published(world: World) -> None:
-    """The release starts once the record is final; the PR's update (its label removal slowed here) goes on
+    """The release starts once the record is final; the PR's update (its audit comment slowed here) goes on
     beside it, and the run still ends with the Lease gone."""
-    world.github.inject("DELETE", r"/labels/execute-plan$", status=None, latency=SLOW_S)
+    world.github.inject("POST", r"/issues/\d+/comments$", status=None, latency=SLOW_S)
     world.kube.clear_requests()
 
     applied = apply(world)
 
     assert applied.stdout.splitlines()[-1] == "succeeded", applied.stdout + applied.stderr
-    [label_removed] = world.github.requests("DELETE", f"/issues/{world.pr}/labels/execute-plan$")
+    [commented] = world.github.requests("POST", f"/issues/{world.pr}/comments$")
     released = arrival(world, "DELETE", "/leases/infra-orchestrator-lock")
     final_save = max(r["time"] for r in world.kube.requests() if r["method"] == "PUT" and "/configmaps/" in r["path"])
-    assert final_save < released < label_removed.at - 1, "the release waited for the PR's update"
+    assert final_save < released < commented.at - 1, "the release waited for the PR's update"
     assert world.kube.list_objects("Lease", NAMESPACE) == []

@@ -19,6 +19,7 @@ from core.gate import (
     repository_problem,
 )
 from core.plan import load_plan
+from core.steps import apply_steps
 from integrations.github import label_history
 
 PLAN = "ops/plans/infra-scale/prod/plan.yaml"
@@ -33,7 +34,8 @@ def good(**changes: object) -> PullRequestFacts:
         number=7, is_open=True, merged=False, draft=False, from_base_repo=True, head_repo="acme/infra",
         labels=("execute-plan", "rollback-plan"), head_sha=HEAD, label_actor="alice",
         label_added_at="2026-01-01T00:00:00+00:00", label_actor_role="admin", label_actor_permission="admin",
-        plan_blob_sha=BLOB, approvals=(), label_actor_type="User", pushed_after_label=())
+        plan_blob_sha=BLOB, approvals=(), label_actor_type="User", pushed_after_label=(), plan_changed=True,
+        base_ref="main", allowed_bases=("main",))
     return replace(facts, **changes)  # type: ignore[arg-type]
 
 
@@ -318,5 +320,44 @@ def test_files_read_by_a_plan_are_its_manifests_and_hint_files(tmp_path: Path) -
         "rollbackHints: [sub/hint.yaml, hpa.yaml, kubectl apply -f applied.yaml, kubectl delete hpa web]\n")
     plan = load_plan(directory / "plan.yaml")
     read = files_read_by(plan, "ops/plans/prod/plan.yaml")
-    assert sorted(read) == ["ops/plans/prod/applied.yaml", "ops/plans/prod/hpa.yaml", "ops/plans/prod/sub/hint.yaml"]
-    assert all(local.read_text() == hpa for local in read.values())
+    assert sorted(read) == ["ops/plans/prod/applied.yaml", "ops/plans/prod/hpa.yaml", "ops/plans/prod/plan.yaml",
+                            "ops/plans/prod/sub/hint.yaml"]
+    assert read.pop("ops/plans/prod/plan.yaml") == (directory / "plan.yaml").read_bytes()
+    assert all(data == hpa.encode() for data in read.values())  # the bytes read once, as parsed
+
+
+def test_the_files_the_gate_compares_are_the_bytes_that_were_parsed(tmp_path: Path) -> None:
+    """Issue 25: read once, hash those bytes. A file changed on disk after the parse changes nothing the gate sees."""
+    hpa = ("apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\n"
+           "spec: {scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}, maxReplicas: 3}\n")
+    (tmp_path / "hpa.yaml").write_text(hpa)
+    plan_text = "namespace: shop\nactions:\n  - {type: apply_hpa, name: web, manifest: hpa.yaml}\n"
+    (tmp_path / "plan.yaml").write_text(plan_text)
+    plan = load_plan(tmp_path / "plan.yaml")
+    (tmp_path / "plan.yaml").write_text(plan_text + "  - {type: scale_workload, name: web, replicas: 9}\n")
+    (tmp_path / "hpa.yaml").write_text(hpa.replace("maxReplicas: 3", "maxReplicas: 50000"))
+    assert files_read_by(plan, "p/plan.yaml") == {"p/plan.yaml": plan_text.encode(), "p/hpa.yaml": hpa.encode()}
+    assert '"maxReplicas": 3' in (apply_steps(plan)[0].stdin or "")  # kubectl gets the validated object, not the file
+
+
+def test_a_plan_its_pr_does_not_change_is_refused() -> None:
+    """Issue 25: any plan present at the PR's head could run under its label."""
+    decision = evaluate_gate(good(plan_changed=False), APPLY)
+    assert decision.reason == (f"plan file {PLAN} is not among the files PR #7 changes: a label runs only its own "
+                               "PR's plan")
+    assert not evaluate_gate(good(plan_changed=None), APPLY).allowed
+
+
+def test_a_pr_into_another_branch_is_refused_unless_configured() -> None:
+    decision = evaluate_gate(good(base_ref="release-x"), APPLY)
+    assert decision.reason == ("PR #7 merges into 'release-x', not a branch this worker executes for ('main'; "
+                               "INFRA_BASE_BRANCHES adds others)")
+    assert evaluate_gate(good(base_ref="release-x", allowed_bases=("main", "release-x")), APPLY).allowed
+    assert not evaluate_gate(good(base_ref=None), APPLY).allowed
+
+
+def test_a_retarget_after_the_check_refuses_like_a_push() -> None:
+    first = evaluate_gate(good(), APPLY)
+    again = recheck(first, good(base_ref="release-x", allowed_bases=("main", "release-x")), APPLY)
+    assert again.reason == ("the PR's base branch changed since the check ('main' -> 'release-x'); add the label "
+                            "again to run the new head")

@@ -15,9 +15,10 @@ from integrations.github import (
     GitHubSettings,
     audit_marker,
     check_gate,
+    claim_trigger_label,
     fetch_facts,
     recheck_gate,
-    remove_trigger_label,
+    restore_trigger_label,
     upsert_audit_comment,
 )
 from sandbox.github.state import blob_sha
@@ -301,16 +302,18 @@ def test_unreachable_server(github_pr: GitHubPR) -> None:
 
 
 # ----------------------------------------------------------------------------- writes
-def test_trigger_label_removed_after_execution_and_relabel_runs_again(github_pr: GitHubPR) -> None:
+def test_trigger_label_claimed_once_put_back_and_relabel_runs_again(github_pr: GitHubPR) -> None:
     github_pr.label()
     settings = settings_for(github_pr, login="walt")
     assert check_gate(settings, req(github_pr)).allowed
-    remove_trigger_label(settings, req(github_pr))
+    assert claim_trigger_label(settings, req(github_pr)) is True
     assert "execute-plan" not in github_pr.server.labels_of(github_pr.repo, github_pr.number)
     event = github_pr.server.snapshot(github_pr.repo, github_pr.number).events[-1]
     assert (event.event, event.actor, event.label) == ("unlabeled", "walt", "execute-plan")
     assert check_gate(settings, req(github_pr)).reason == "PR missing label 'execute-plan'"
-    remove_trigger_label(settings, req(github_pr))  # already gone: fine
+    assert claim_trigger_label(settings, req(github_pr)) is False  # already gone: a second run's claim fails
+    restore_trigger_label(settings, req(github_pr))  # a run that changed nothing puts it back
+    assert "execute-plan" in github_pr.server.labels_of(github_pr.repo, github_pr.number)
     github_pr.label("execute-plan", "mona")
     assert check_gate(settings, req(github_pr)).allowed
 
@@ -379,7 +382,7 @@ def test_token_never_leaks(github_pr: GitHubPR, caplog: pytest.LogCaptureFixture
     github_pr.server.inject("GET", r"/pulls/", 500, times=100)
     seen += [check_gate(good, req(github_pr)).reason]
     github_pr.server.clear_faults()
-    for call in (lambda: fetch_facts(bad, req(github_pr)), lambda: remove_trigger_label(bad, req(github_pr)),
+    for call in (lambda: fetch_facts(bad, req(github_pr)), lambda: claim_trigger_label(bad, req(github_pr)),
                  lambda: upsert_audit_comment(bad, req(github_pr), f"token is {bad.token}")):
         with pytest.raises(GitHubError) as info:
             call()

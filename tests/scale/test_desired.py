@@ -138,7 +138,7 @@ BAD_FILES = [
         "context",
         "not a kube context",
     ),
-    ("target: t\nnamespace: ns\nworkloads: &a [{name: web, replicas: 1}]\nx: *a\n", "line 4", "aliases"),
+    ("target: t\nnamespace: ns\nworkloads: &a [{name: web, replicas: 1}]\nx: *a\n", "line 3", "aliases"),
     ("- just a list\n", "document", "must be a mapping"),
     ("", "file", "is empty"),
 ]

@@ -65,9 +65,9 @@ def test_round_trip_through_load_plan(tmp_path: Path) -> None:
         "--limits=cpu=1,memory=512Mi",
     ]
     # the seed's rollback (no records) re-applies the previous HPA instead of deleting it
-    rollback = [s.args for s in seed_rollback_steps(plan)]
-    assert ("apply", "-f", "previous-hpa-worker.yaml") in rollback
-    assert ("delete", "hpa", "worker") not in rollback
+    rollback = [s.command("assistant").removeprefix("kubectl -n assistant ") for s in seed_rollback_steps(plan)]
+    assert "apply -f previous-hpa-worker.yaml" in rollback
+    assert "delete hpa worker" not in rollback
 
 
 def test_plan_text_is_readable_seed_format() -> None:
