@@ -13,8 +13,10 @@ from cli.help import (
     KUBE_ENVIRONMENT,
     PREFECT_ENVIRONMENT,
     TERMINAL_ENVIRONMENT,
+    CommandParser,
     Usage,
     documented,
+    flag_error,
 )
 from cli.output import OUTPUT_FORMATS
 from core.conventions import DEFAULT_PLAN, LABELS
@@ -36,17 +38,11 @@ class Options:
     output: str = "text"
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse that raises InputError instead of printing usage and exiting."""
+class Parser(CommandParser):
+    """The project's parser, raising InputError (the caller prints it and exits 2) instead of exiting."""
 
     def error(self, message: str) -> NoReturn:
-        field, separator, rest = message.partition(": ")
-        if field.startswith("argument ") and separator:
-            raise InputError("arguments", field.removeprefix("argument ").split("/")[0], rest)
-        if field == "unrecognized arguments":
-            known = ", ".join(option for action in self._actions for option in action.option_strings)
-            raise InputError("arguments", rest.split()[0], f"unknown flag (known: {known})")
-        raise InputError("arguments", "arguments", message)
+        raise InputError("arguments", *flag_error(self, message))
 
 
 def pr_number(value: str, where: str) -> int:

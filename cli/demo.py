@@ -430,19 +430,20 @@ def demo(keep: bool = False) -> int:
         return 0 if ok else 1
 
 
-def main() -> None:
-    import argparse
+def main(argv: Sequence[str] | None = None) -> None:
+    from cli.help import CommandParser, Usage, documented
 
-    from cli.help import PREFECT_ENVIRONMENT, Usage, documented
-
-    parser = argparse.ArgumentParser(prog="infra-demo", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = CommandParser(prog="infra-demo", allow_abbrev=False,
+                           description=__doc__.splitlines()[0] if __doc__ else None)
     documented(parser, Usage(
         examples=("infra-demo", "infra-demo --keep    # keep the temporary directory: records, logs, the plan"),
-        environment=(*PREFECT_ENVIRONMENT, ("KUBECTL", "the kubectl binary (default kubectl)")),
+        environment=(("PREFECT_API_URL", "a Prefect server to record the demo's runs on (unset: the demo starts "
+                                         "a local one)"),
+                     ("KUBECTL", "the kubectl binary (default kubectl)")),
         exit_codes=(("0", "the rollback restored everything apply changed"),
                     ("1", "apply or rollback failed, or something was not restored"), ("2", "bad flags"))))
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (plan records, logs)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     sys.exit(demo(keep=args.keep))
 
 

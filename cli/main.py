@@ -17,7 +17,7 @@ from core.errors import InputError
 from core.lifecycle.apply import Apply
 from core.lifecycle.rollback import Rollback
 from core.plan import Plan, load_plan
-from core.report import RunReport, refusal
+from core.report import RunReport
 from integrations.secrets import mask
 
 
@@ -31,16 +31,16 @@ def run(flow: str, argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = 
         env: Mapping[str, str] = os.environ) -> int:
     try:
         options = parse(flow, argv, env)
+        if options.execute and options.pr is None:
+            raise InputError("arguments", "--pr", "--execute needs a pull request: pass --pr=<number> or set PRNUM")
         plan = load_plan(options.plan)
-        if options.execute and options.pr is not None:
+        if options.execute:
             require_github(env)
     except InputError as error:
         print(mask(f"error: {error}"), file=err)
         return 2
     if not options.execute:
         report = preview(options, plan)
-    elif options.pr is None:
-        report = refusal("--execute needs --pr=<number> (or PRNUM)")
     else:
         from cli.execute import execute
 

@@ -5,6 +5,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from core.errors import TemporaryError
 from core.plan import Plan
 from core.report import StepResult
 from core.steps import Step
@@ -13,6 +14,9 @@ from integrations.kubectl import Kubectl, KubectlError, get_items, retry_transie
 
 _KIND_RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
 READ_DEADLINE_S = 30.0
+REFUSED_DEADLINE_S = 3.0
+"""A server that refuses the connection (nothing listens there: a wrong kubeconfig, a cluster that is down) is
+retried this long, not READ_DEADLINE_S: the person at the terminal learns it in seconds."""
 
 
 def live_objects(kubectl: Kubectl, plan: Plan) -> list[dict[str, Any]]:
@@ -21,7 +25,23 @@ def live_objects(kubectl: Kubectl, plan: Plan) -> list[dict[str, Any]]:
         return []
     kinds = sorted({action.workload.kind for action in plan.actions})
     resources = [_KIND_RESOURCES[kind] for kind in kinds] + ["horizontalpodautoscalers"]
-    return retry_transient(lambda: get_items(kubectl, plan.namespace, resources), time.monotonic() + READ_DEADLINE_S)
+    started = time.monotonic()
+
+    def read() -> list[dict[str, Any]]:
+        return get_items(kubectl, plan.namespace, resources)
+
+    try:
+        return retry_transient(read, started + REFUSED_DEADLINE_S)
+    except TemporaryError as error:
+        if refused(error):
+            raise
+    return retry_transient(read, started + READ_DEADLINE_S)
+
+
+def refused(error: Exception) -> bool:
+    """kubectl's words for a connection the server's address refused."""
+    text = str(error)
+    return "connection refused" in text or " was refused" in text
 
 
 def dry_run(kubectl: Kubectl, plan: Plan, steps: Sequence[Step]) -> list[StepResult]:

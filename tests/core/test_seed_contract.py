@@ -142,11 +142,13 @@ def test_prnum_environment_and_flags() -> None:
         parse("apply", [], {"PRNUM": "x1"})
 
 
-def test_execute_without_pr_refuses_and_skips(tmp_path: Path) -> None:
+def test_execute_without_pr_is_bad_input(tmp_path: Path) -> None:
+    """The Node scripts skipped (exit 0) here, so a CI job missing PRNUM passed green; now it is bad input."""
     plan = write_plan(tmp_path, "namespace: testns\nactions: []\n")
     result = run_cli("apply", f"--plan={plan}", "--execute")
-    assert result.returncode == 0
-    assert result.stdout.splitlines() == ["Refusing to execute: --execute needs --pr=<number> (or PRNUM).", "skipped"]
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [
+        "error: arguments: --pr: --execute needs a pull request: pass --pr=<number> or set PRNUM"]
 
 
 def test_default_plan_is_the_seed_path() -> None:
