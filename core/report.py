@@ -277,9 +277,35 @@ def refusal(reason: str, lines: Sequence[str] = ()) -> RunReport:
     return RunReport((*lines, f"Refusing to execute: {reason}."), None, Outcome.SKIPPED)
 
 
+def error_lines(results: Sequence[StepResult]) -> list[str]:
+    """`error: <object>: <reason>` for each step that failed, each with its own object's error."""
+    return [f"error: {result.step.obj or f'step {result.step.number}'}: {result.error}" for result in results
+            if result.status == StepStatus.FAILED and result.error]
+
+
 def finished(results: Sequence[StepResult], namespace: str, executed: bool, lines: Sequence[str] = ()) -> RunReport:
     document = summary(results, namespace, executed)
-    return RunReport(tuple(lines), document, outcome(document), tuple(change_lines(results)))
+    return RunReport((*lines, *error_lines(results)), document, outcome(document), tuple(change_lines(results)))
+
+
+def errors_in(report: RunReport) -> list[str]:
+    """The text of the report's `error:` lines."""
+    return [line.removeprefix("error: ") for line in report.lines if line.startswith("error: ")]
+
+
+def failure_reason(report: RunReport) -> str:
+    """One line saying why a run failed: how many steps failed and the first error, or the error that stopped
+    the run before any step (an unreachable cluster: there are no steps to count)."""
+    results = (report.document or {}).get("results", [])
+    failed = sum(not result["ok"] for result in results)
+    errors = errors_in(report)
+    if failed:
+        first = f": {errors[0]}" if errors else ""
+        return f"{failed} of {len(results)} step{'s' if len(results) != 1 else ''} failed{first}"
+    if errors:
+        return errors[-1]
+    notes = [line.removeprefix("note: ") for line in report.lines if line.startswith("note: ")]
+    return notes[-1] if notes else "the run failed"
 
 
 def plan_report(results: Sequence[StepResult], namespace: str, warnings: Sequence[str],

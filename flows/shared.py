@@ -9,21 +9,21 @@ import github  # noqa: F401 - see below
 from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed
+from prefect.states import Cancelled, Completed, Failed
 
 from core.conventions import DEFAULT_PLAN, Flow, repository_path
 from core.errors import InputError
 from core.gate import GateDecision, GateRequirement, files_read_by, local_files_problem
 from core.lifecycle.ports import Execution
 from core.plan import Plan
-from core.report import RunReport
+from core.report import RunReport, failure_reason
 from core.vocabulary import Outcome
 from tasks.artifacts import record_refusal
 from tasks.gate import recheck_label, report_status, verify_label
 from tasks.kube import TaskCluster
 from tasks.lock import TaskLock
 from tasks.plan import parsed_plan
-from tasks.reporter import LastReport
+from tasks.reporter import LastReport, refusal_to_pull_request
 
 # PyGithub (the gate's client) is imported here, before a flow run starts, not inside the gate's task: there,
 # with Prefect's event and log threads running, the same import held the gate for 0.2-0.3 s instead of 0.1 s.
@@ -68,9 +68,12 @@ class TaskGate:
 
     def __init__(self) -> None:
         self.pending: tuple[GateRequirement, str] | None = None
+        self.head_sha: str | None = None
+        """The head the check saw, refused or not (a refusal is reported there)."""
 
     def check(self, requirement: GateRequirement, plan: Plan) -> GateDecision:
         decision = pass_gate(requirement, plan)
+        self.head_sha = decision.head_sha
         if decision.allowed and decision.head_sha:
             self.pending = (requirement, decision.head_sha)
             report_status(requirement, decision.head_sha, "pending", f"infra-{requirement.flow} is running")
@@ -89,21 +92,25 @@ def execution(flow: Flow, plan: str, pr: int | None, repository: str | None, req
 
 
 def settle_status(execution: Execution | None, report: RunReport) -> RunReport:
-    """After a run whose gate passed: `infra/<flow>` success or failure on the head it saw, with one line why
-    (a later refusal, by the recheck or the lock, is a failure too: nothing was done)."""
+    """After an executing run: a refusal (by the gate, the recheck or the lock: nothing was done) is said on the
+    PR, once per head and reason, with `infra/<flow>` failure; after a passed gate, `infra/<flow>` success or
+    failure on the head it saw, with one line why."""
     gate = execution.gate if execution is not None else None
-    if not isinstance(gate, TaskGate) or gate.pending is None:
+    if execution is None or execution.requirement is None or not isinstance(gate, TaskGate):
+        return report
+    if report.final == Outcome.SKIPPED:
+        reason = report.lines[-1].removeprefix("Refusing to execute: ").removesuffix(".") if report.lines else ""
+        head = gate.pending[1] if gate.pending is not None else gate.head_sha
+        warnings = refusal_to_pull_request(execution.requirement, head, reason)
+        return replace(report, lines=(*report.lines[:-1], *(f"note: {w}" for w in warnings), *report.lines[-1:]))
+    if gate.pending is None:
         return report
     requirement, sha = gate.pending
     results = (report.document or {}).get("results", [])
-    failed = sum(not result["ok"] for result in results)
     if report.final == Outcome.SUCCEEDED:
         state, description = "success", f"{len(results)} steps succeeded"
-    elif report.final == Outcome.SKIPPED:
-        state, description = "failure", (report.lines[-1] if report.lines else "refused")
     else:
-        errors = [line.removeprefix("error: ") for line in report.lines if line.startswith("error: ")]
-        state, description = "failure", errors[-1] if errors else f"{failed} of {len(results)} steps did not succeed"
+        state, description = "failure", failure_reason(report)
     warning = report_status(requirement, sha, state, description)
     return replace(report, lines=(*report.lines, f"note: {warning}")) if warning else report
 
@@ -144,20 +151,20 @@ def tag_run(pr: int | None) -> None:
 
 
 def flow_result(flow: Flow, plan: str, report: RunReport) -> RunReport | State:
-    """The run's final state, named for what happened: a failed run is Failed (carrying the report, so the UI
-    shows it failed without a traceback), a gate refusal is Completed named `Refused` with the reason as its
-    message (and an artifact saying why), a preview is Completed named `Previewed`. The report is also kept in
-    the process (`LastReport`), for a CLI whose Prefect server went away."""
+    """The run's final state, named for what happened: a failed run is Failed with why as its message (carrying
+    the report, so the UI shows it failed without a traceback), a gate refusal is Cancelled named `Refused` with
+    the refusal sentence as its message (and an artifact saying why: not a success, and nothing ran), a preview
+    is Completed named `Previewed`. The report is also kept in the process (`LastReport`), for a CLI whose
+    Prefect server went away."""
     LastReport.keep(report)
     document = report.document or {}
     results = document.get("results", [])
     if report.final == Outcome.FAILED:
-        failed = sum(not result["ok"] for result in results)
-        return Failed(message=f"{failed} of {len(results)} steps did not succeed; see the step table", data=report)
+        return Failed(message=failure_reason(report), data=report)
     if report.final == Outcome.SKIPPED:
-        reason = report.lines[-1]  # `Refusing to execute: <reason>.`
-        record_refusal(flow, plan_target(plan), f"{flow.flow_name}: {plan}", reason)
-        return Completed(name="Refused", message=reason, data=report)
+        sentence = next(line for line in reversed(report.lines) if line.startswith("Refusing to execute: "))
+        record_refusal(flow, plan_target(plan), f"{flow.flow_name}: {plan}", sentence)
+        return Cancelled(name="Refused", message=sentence, data=report)
     if not document.get("executed", True):
         return Completed(name="Previewed", message=f"{len(results)} steps previewed; nothing changed", data=report)
     return report

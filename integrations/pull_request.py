@@ -15,6 +15,7 @@ failure is not repeated.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -23,7 +24,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
-from core.conventions import PLAN_FILE
+from core.conventions import LABELS, PLAN_FILE
 from core.desired import DesiredState
 from core.diff import Diff
 from core.errors import InputError
@@ -39,6 +40,9 @@ from integrations.github import (
     contents_or_none,
     is_transient,
     remove_trigger_label,
+    set_commit_status,
+    status_context,
+    token_login,
     translate_errors,
     upsert_audit_comment,
 )
@@ -312,3 +316,68 @@ def retried(parts: dict[str, Callable[[], object]], policy: RetryPolicy = GITHUB
         time.sleep(delay)
     tries = f" after {policy.retries + 1} attempts"
     return {name: f"{tries if is_transient(error) else ''}: {error}" for name, error in failed.items()}
+
+
+# --------------------------------------------------------------------------- after a refusal
+REFUSAL_FIX = "ask someone with write access to add the label again"
+
+
+def refusal_marker(requirement: GateRequirement, head_sha: str | None, reason: str) -> str:
+    """The hidden first line of a refusal comment: one per PR, flow, head and reason (the reason as a digest, so
+    that what a refused PR carries never shapes the marker)."""
+    digest = hashlib.sha256(reason.encode("utf-8")).hexdigest()[:16]
+    return f"{AUDIT_PREFIX}refused:{requirement.flow}:{head_sha or 'unknown'}:{digest} -->"
+
+
+def refusal_markdown(requirement: GateRequirement, sentence: str, run_url: str | None) -> str:
+    label = LABELS.get(requirement.flow, requirement.flow)
+    lines = [f"### infra-{requirement.flow} refused: `{requirement.plan_path}`", "", f"**{sentence}**", "",
+             f"Nothing was changed. To run it, {REFUSAL_FIX} (`{label}`) once the reason above no longer holds."]
+    if run_url:
+        lines += ["", f"[Prefect flow run]({run_url})"]
+    return "\n".join(lines)
+
+
+def report_refusal(settings: GitHubSettings, requirement: GateRequirement, head_sha: str | None, reason: str,
+                   run_url: str | None = None, policy: RetryPolicy = GITHUB_RETRY) -> list[str]:
+    """A refused execution on its PR: a short comment, and `infra/<flow>` failure on the head, both saying why
+    and what to do. Once per PR, head and reason: an earlier refusal comment of the token's own user carrying
+    the same hidden marker means it was said already, so relabelling cannot make the bot spam. Returns a
+    warning per part that could not be done (the refusal itself stands)."""
+    settings = settings.serving(requirement.repository)
+    sentence = f"Refusing to execute: {reason}."
+    marker = refusal_marker(requirement, head_sha, reason)
+    action = f"reporting the refusal on PR #{requirement.pr}"
+    try:
+        with translate_errors(settings, action):
+            g = client(settings)
+            me = token_login(g)
+            issue = g.get_repo(settings.full_name).get_issue(requirement.pr)
+
+            def said() -> bool | None:
+                for comment in issue.get_comments():
+                    user = comment.user
+                    mine = user is not None and (user.login == me if me is not None else user.type == "Bot")
+                    if mine and marker in (comment.body or "").splitlines():
+                        return True
+                return None
+
+            if said():
+                return []
+    except GitHubError as error:
+        return [f"could not report the refusal on PR #{requirement.pr}: {error}"]
+    body = f"{marker}\n{refusal_markdown(requirement, sentence, run_url)}"
+
+    def comment() -> None:
+        with translate_errors(settings, action):
+            _write(action, lambda: bool(issue.create_comment(body)), said)
+
+    parts: dict[str, Callable[[], object]] = {"post the refusal comment": comment}
+    if head_sha:
+        context = status_context(requirement.flow)
+        description = f"refused: {reason}; {REFUSAL_FIX}"
+        if len(description) > 140:
+            description = f"refused ({REFUSAL_FIX}): {reason}"
+        parts[f"set {context}"] = lambda: set_commit_status(settings, requirement.repository, head_sha, context,
+                                                            "failure", description, run_url)
+    return [f"could not {name} on PR #{requirement.pr}{failure}" for name, failure in retried(parts, policy).items()]

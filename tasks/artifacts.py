@@ -61,8 +61,8 @@ def record_results(flow: Flow, target: str, title: str, namespace: str, results:
 
 @task(cache_policy=NO_CACHE)
 def record_failure(flow: Flow, target: str, title: str, reason: str) -> Summary:
-    """A run the cluster stopped: the reason as the target's summary artifact."""
-    text = mask(f"### {title}\n\n**failed**: {reason}.\n\nThe label was left on: once the cluster answers, "
+    """A run stopped by the cluster or before its first change: the reason as the target's summary artifact."""
+    text = mask(f"### {title}\n\n**failed**: {reason}.\n\nThe label was left on: once the cause is fixed, "
                 "remove and add it again to retry. The apply record holds every step that ran.")
     key = f"{artifact_key(flow, target)}-summary"
     return Summary(text, publish(key, lambda: create_markdown_artifact(markdown=text, key=key, description=title)))

@@ -5,15 +5,18 @@ they never change the run's outcome."""
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from prefect import get_run_logger
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from core.conventions import Flow
 from core.gate import GateRequirement
 from core.plan import Plan
-from core.report import RunReport, StepResult, failure, finished, notes_in
+from core.report import RunReport, StepResult, error_lines, failure, finished, notes_in
+from integrations.github import GitHubError
+from integrations.pull_request import report_refusal
 from tasks.artifacts import record_failure, record_results
 from tasks.gate import report_to_pull_request
-from tasks.links import pull_request_url
+from tasks.links import flow_run_url, pull_request_url, settings_for
 from tasks.passing import as_is
 
 
@@ -29,6 +32,20 @@ class LastReport:
         return report
 
 
+@task(cache_policy=NO_CACHE)
+def refusal_to_pull_request(requirement: GateRequirement, head_sha: str | None, reason: str) -> list[str]:
+    """A refused execution on its PR: a comment and a failing `infra/<flow>` status with the reason and the fix,
+    once per PR, head and reason (integrations.pull_request.report_refusal). Returns warnings for what GitHub
+    refused or never answered."""
+    try:
+        warnings = report_refusal(settings_for(requirement), requirement, head_sha, reason, flow_run_url())
+    except GitHubError as error:  # a repository this worker does not serve: nothing is said there
+        warnings = [f"could not report the refusal on PR #{requirement.pr}: {error}"]
+    for warning in warnings:
+        get_run_logger().warning("%s", warning)
+    return warnings
+
+
 def unpublished(*notes: str | None) -> list[str]:
     return [f"note: {note}" for note in notes if note]
 
@@ -40,6 +57,8 @@ class TaskReporter:
         logger = get_run_logger()
         for line in lines:
             logger.info(line)
+        for line in error_lines(results):
+            logger.error("%s", line)
         pr_url = pull_request_url(requirement) if requirement else None
         summary = record_results(flow, plan.target or plan.namespace, f"{flow.flow_name}: {plan.path}",
                                  plan.namespace, as_is(results), executed, notes_in(lines),

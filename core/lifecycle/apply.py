@@ -105,9 +105,9 @@ class Apply(Lifecycle):
         existing, _ = loading()
         prepared = prepare_apply(plan, live, existing, plan_digest(plan), requirement.pr, decision.head_sha)
         lines = [f"note: {prepared.note}"] if prepared.note else []
-        if prepared.problem:
-            failed = [StepResult(step, StepStatus.FAILED, error=prepared.problem) for step in apply_steps(plan)]
-            return self.reporter.report(Flow.APPLY, plan, failed, True, lines, requirement)
+        if prepared.problem:  # a stop before any change: no step ran, so no step row carries it
+            return self.reporter.fail(Flow.APPLY, plan, f"{prepared.problem}; nothing was changed", lines,
+                                      requirement)
         existed = live_plan_objects(plan, live)
         to_change = list(dict.fromkeys(step.obj for step in prepared.to_run if step.obj is not None))
         if prepared.to_run:

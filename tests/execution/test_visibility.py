@@ -1,0 +1,78 @@
+"""What people see after an executed run, through the CLI, on the PR (GitHub test server) and in Prefect (the
+session's server): a failed step's error on its own row, in an `error:` line and at ERROR in the run's logs; a
+refusal as a PR comment and a failing status, said once per head and reason, and as a cancelled `Refused` run."""
+
+from typing import Any
+
+from tests.execution.conftest import NAMESPACE, REPO, World
+
+
+def latest_flow_run() -> Any:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
+
+
+def error_logs(flow_run_id: Any) -> list[str]:
+    import logging
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFilterLevel
+
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]),
+                                          level=LogFilterLevel(ge_=logging.ERROR)))
+    return [log.message for log in logs]
+
+
+def test_a_failed_step_explains_itself_on_its_own_row(world: World, prefect_api: str) -> None:
+    world.write_plan(f"namespace: {NAMESPACE}\ntarget: prod\nactions:\n"
+                     "  - {type: scale_workload, name: web, replicas: 4}\n"
+                     "  - {type: scale_workload, name: ghost, replicas: 2}\n")
+    world.label("execute-plan")
+
+    done = world.cli("apply", "--execute", f"--pr={world.pr}")
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    errors = [line for line in done.stdout.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: deployment/ghost: ") and "not found" in errors[0]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("change: ")]
+    assert any(line.startswith("change: deployment/web replicas: 2 → 4 (succeeded") for line in rows), rows
+    assert "WARNING" not in done.stderr and "Concurrency limits" not in done.stderr, done.stderr
+    run = latest_flow_run()
+    assert (run.state.type.value, run.state.message) == ("FAILED", f"1 of 3 steps failed: {errors[0][7:]}")
+    assert errors[0] in error_logs(run.id), "the error is logged at ERROR in the flow run"
+    assert world.replicas("web") == 4
+
+
+def test_a_refusal_is_said_on_the_pr_once_per_head_and_reason(world: World, prefect_api: str) -> None:
+    head = world.github.head_sha(REPO, world.pr)
+    world.label("execute-plan", actor="tess")  # triage: may not trigger a run
+
+    first = world.cli("apply", "--execute", f"--pr={world.pr}")
+
+    reason = "label 'execute-plan' was added by 'tess' whose permission is 'triage' (needs write, maintain or admin)"
+    assert (first.returncode, first.stdout.splitlines()[-2:]) == (0, [f"Refusing to execute: {reason}.", "skipped"])
+    comments = [comment.body for comment in world.github.issue_comments(REPO, world.pr)]
+    assert len(comments) == 1 and f"Refusing to execute: {reason}." in comments[0]
+    assert "ask someone with write access to add the label again" in comments[0]
+    status = world.github.latest_statuses(REPO, head)["infra/apply"]
+    assert status.state == "failure" and "ask someone with write access to add the label again" in \
+        status.description and "triage" in status.description
+    run = latest_flow_run()
+    assert (run.state.type.value, run.state.name, run.state.message) == (
+        "CANCELLED", "Refused", f"Refusing to execute: {reason}.")
+
+    world.github.remove_label(REPO, world.pr, "execute-plan", "tess")
+    world.label("execute-plan", actor="tess")
+    again = world.cli("apply", "--execute", f"--pr={world.pr}")
+
+    assert again.stdout.splitlines()[-1] == "skipped"
+    assert len(world.github.issue_comments(REPO, world.pr)) == 1, "the same refusal on the same head: said once"
+    world.github.remove_label(REPO, world.pr, "execute-plan", "tess")
+    world.label("execute-plan", actor="rita")  # another reason: said once more
+    world.cli("apply", "--execute", f"--pr={world.pr}")
+    assert len(world.github.issue_comments(REPO, world.pr)) == 2
+    assert world.replicas("web") == 2
