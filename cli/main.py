@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TextIO
 
-from cli.adapters import DirectRecords, SummaryReporter
+from cli.adapters import DirectRecords, SummaryReporter, read_live
 from cli.args import Options, parse, require_github
 from cli.output import progress, rendered
 from core.conventions import Flow
@@ -23,8 +23,10 @@ from integrations.secrets import mask
 
 def preview(options: Options, plan: Plan) -> RunReport:
     """The same preview the flow shows; for a rollback, the record is looked up (cluster, then mirror)."""
-    action = Apply if options.flow == Flow.APPLY else Rollback
-    return action(str(plan.path), load=lambda path: plan, records=DirectRecords(), reporter=SummaryReporter()).run()
+    if options.flow == Flow.APPLY:
+        return Apply(str(plan.path), load=lambda path: plan, records=DirectRecords(), reporter=SummaryReporter(),
+                     live=read_live).run()
+    return Rollback(str(plan.path), load=lambda path: plan, records=DirectRecords(), reporter=SummaryReporter()).run()
 
 
 def run(flow: str, argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr,

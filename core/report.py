@@ -52,7 +52,7 @@ class StepResult:
         if self.error is not None:
             result["error"] = self.error
         else:
-            result["note"] = self.step.summary
+            result["note"] = future(self.step.summary) if self.status == StepStatus.PREVIEWED else self.step.summary
         result.update(step=self.step.number, status=self.status, command=self.step.command(namespace),
                       attempts=self.attempts, duration_ms=round(self.duration_s * 1000, 1))
         if self.batch > 1:
@@ -63,6 +63,16 @@ class StepResult:
             if getattr(self, name) is not None:
                 result[name] = getattr(self, name)
         return result
+
+
+_FUTURE = {"scaled": "scale", "updated": "update", "applied": "apply", "restored": "restore", "deleted": "delete",
+           "ran": "run", "rolled": "roll", "replaced": "replace", "patched": "patch", "checked": "check"}
+
+
+def future(summary: str) -> str:
+    """A step's summary ("scaled deployment/web to 4") as a preview says it: "will scale deployment/web to 4"."""
+    verb, space, rest = summary.partition(" ")
+    return f"will {_FUTURE[verb]}{space}{rest}" if verb in _FUTURE else f"will run: {summary}"
 
 
 def notes_in(lines: Iterable[str]) -> list[str]:
@@ -249,6 +259,8 @@ class RunReport:
     document: dict[str, Any] | None
     final: Outcome
     changes: tuple[str, ...] = ()
+    closing: tuple[str, ...] = ()
+    """Lines between the JSON summary and the last word (a preview's `previewed: nothing changed`)."""
 
     @property
     def exit_code(self) -> int:
@@ -258,7 +270,7 @@ class RunReport:
         parts = [*self.lines, *self.changes]
         if self.document is not None:
             parts.append(summary_json(self.document))
-        parts.append(self.final)
+        parts += [*self.closing, self.final]
         return "\n".join(parts)
 
 

@@ -19,16 +19,20 @@ REFUSED_DEADLINE_S = 3.0
 retried this long, not READ_DEADLINE_S: the person at the terminal learns it in seconds."""
 
 
-def live_objects(kubectl: Kubectl, plan: Plan) -> list[dict[str, Any]]:
-    """Every workload and HPA the plan could touch, in one `kubectl get a,b -o json` (retried when transient)."""
+def read_once(kubectl: Kubectl, plan: Plan) -> list[dict[str, Any]]:
+    """Every workload and HPA the plan could touch, in one `kubectl get a,b -o json` (the plan's one namespace)."""
     if not plan.actions:
         return []
     kinds = sorted({action.workload.kind for action in plan.actions})
-    resources = [_KIND_RESOURCES[kind] for kind in kinds] + ["horizontalpodautoscalers"]
+    return get_items(kubectl, plan.namespace, [_KIND_RESOURCES[kind] for kind in kinds] + ["horizontalpodautoscalers"])
+
+
+def live_objects(kubectl: Kubectl, plan: Plan) -> list[dict[str, Any]]:
+    """`read_once`, retried when transient."""
     started = time.monotonic()
 
     def read() -> list[dict[str, Any]]:
-        return get_items(kubectl, plan.namespace, resources)
+        return read_once(kubectl, plan)
 
     try:
         return retry_transient(read, started + REFUSED_DEADLINE_S)

@@ -4,7 +4,7 @@ Every transition is recorded: the record is saved before the first step and afte
 boundaries a resume depends on), so a crash never leaves a finished step only in the local mirror.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +22,7 @@ from core.conventions import Flow
 from core.errors import PermanentError, TemporaryError
 from core.gate import GateDecision, GateRequirement
 from core.lifecycle.common import Lifecycle, preview_report, recheck, verify_rollouts
-from core.lifecycle.ports import Cluster, Execution, Held, Records, Saving
+from core.lifecycle.ports import Cluster, Execution, Held, Objects, Records, Saving
 from core.lifecycle.rollback import Rollback, live_plan_objects, stamped
 from core.plan import Plan
 from core.record import RECORD_ANNOTATION, ApplyRecord, plan_digest, record_name
@@ -93,9 +93,18 @@ class Apply(Lifecycle):
 
     flow = Flow.APPLY
     atomic: bool = False
+    live: Callable[[Plan], Objects] | None = None
+    """The preview's read of the plan's objects (one batched `kubectl get`), for live → planned values."""
 
     def preview(self, plan: Plan) -> RunReport:
-        return preview_report(Flow.APPLY, plan, apply_steps(plan), [], self.reporter)
+        if self.live is None:
+            return preview_report(Flow.APPLY, plan, apply_steps(plan), [], self.reporter)
+        try:
+            live = self.live(plan)
+        except (TemporaryError, PermanentError) as error:
+            note = f"the cluster could not be read ({error}): planned values only"
+            return preview_report(Flow.APPLY, plan, apply_steps(plan), [note], self.reporter)
+        return preview_report(Flow.APPLY, plan, apply_steps(plan), [], self.reporter, live)
 
     def locked(self, plan: Plan, execution: Execution, requirement: GateRequirement, decision: GateDecision,
                held: Held) -> RunReport:

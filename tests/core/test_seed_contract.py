@@ -84,12 +84,14 @@ def test_json_summary_keeps_the_seeds_fields(tmp_path: Path) -> None:
                                 "rollbackHints:\n  - previous-hpa.yaml\n")
     result = run_cli("rollback", f"--plan={plan}")
     lines = result.stdout.splitlines()
-    document = json.loads("\n".join(lines[lines.index("{"):len(lines) - 1]))
+    end = len(lines) - 1 - lines[::-1].index("}")
+    document = json.loads("\n".join(lines[lines.index("{"):end + 1]))
+    assert lines[end + 1:] == ["previewed: nothing changed", "succeeded"], "a preview says so before the last line"
     assert document["ok"] is True and document["executed"] is False and document["namespace"] == "testns"
     assert document["results"][0] == {**document["results"][0], "ok": True, "type": "hint",
-                                      "note": "applied previous-hpa.yaml"}
+                                      "note": "will apply previous-hpa.yaml"}, "a preview's notes: future tense"
     assert document["results"][1] == {**document["results"][1], "ok": True, "type": "action",
-                                      "action": "scale_workload", "note": "rolled back deployment/web"}
+                                      "action": "scale_workload", "note": "will roll back deployment/web"}
 
 
 def test_forward_steps_are_kubectl_argument_lists(tmp_path: Path) -> None:

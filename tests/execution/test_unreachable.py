@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 from tests.execution.conftest import REPO, World
-from tests.execution.test_visibility import latest_flow_run
 
 
 def dead_kubeconfig(world: World, tmp_path: Path) -> Path:
@@ -39,6 +38,8 @@ def test_an_unreachable_cluster_fails_in_one_line_and_keeps_the_label(world: Wor
     comments = [comment.body for comment in world.github.issue_comments(REPO, world.pr)]
     assert any("the cluster could not be reached" in body and "label was left on" in body for body in comments)
     assert world.replicas("web") == 2, "nothing changed"
+    from tests.execution.test_visibility import latest_flow_run
+
     run = latest_flow_run()
     assert run.state.type.value == "FAILED" and run.state.message == lines[-2].removeprefix("error: "), \
         "Prefect says the cluster could not be reached, not '0 of 0 steps'"

@@ -2,9 +2,11 @@
 session's server): a failed step's error on its own row, in an `error:` line and at ERROR in the run's logs; a
 refusal as a PR comment and a failing status, said once per head and reason, and as a cancelled `Refused` run."""
 
+from pathlib import Path
 from typing import Any
 
 from tests.execution.conftest import NAMESPACE, REPO, World
+from tests.execution.test_unreachable import dead_kubeconfig
 
 
 def latest_flow_run() -> Any:
@@ -76,3 +78,40 @@ def test_a_refusal_is_said_on_the_pr_once_per_head_and_reason(world: World, pref
     world.cli("apply", "--execute", f"--pr={world.pr}")
     assert len(world.github.issue_comments(REPO, world.pr)) == 2
     assert world.replicas("web") == 2
+
+
+def test_the_apply_preview_reads_live_values_and_says_nothing_changed(world: World, tmp_path: Path) -> None:
+    world.kube.clear_requests()
+
+    previewed = world.cli("apply")
+
+    lines = previewed.stdout.splitlines()
+    assert previewed.returncode == 0 and lines[-2:] == ["previewed: nothing changed", "succeeded"], lines
+    assert "change: deployment/web replicas: 2 → 4 (previewed)" in lines
+    assert "change: deployment/api app requests.cpu: 100m → 300m (previewed)" in lines
+    assert "?" not in "\n".join(line for line in lines if line.startswith("change: "))
+    assert '"note": "will scale deployment/web to 4"' in previewed.stdout, "the future tense: nothing ran"
+    requests = world.kube.requests()
+    assert {request["method"] for request in requests} == {"GET"}, "a preview only reads"
+    assert {request.get("command") for request in requests} - {""} == {"kubectl get"}, "one batched kubectl call"
+
+    unreachable = world.cli("apply", KUBECONFIG=str(dead_kubeconfig(world, tmp_path)))
+
+    notes = [line for line in unreachable.stdout.splitlines() if line.startswith("note: the cluster could not be")]
+    assert len(notes) == 1 and notes[0].endswith("planned values only"), unreachable.stdout
+    assert "change: deployment/web replicas: ? → 4 (previewed)" in unreachable.stdout
+    assert unreachable.stdout.splitlines()[-2:] == ["previewed: nothing changed", "succeeded"]
+
+
+def test_the_rollback_preview_after_a_rollback_has_nothing_to_do(world: World) -> None:
+    world.label("execute-plan")
+    assert world.cli("apply", "--execute", f"--pr={world.pr}").returncode == 0
+    world.label("rollback-plan")
+    assert world.cli("rollback", "--execute", f"--pr={world.pr}").returncode == 0
+
+    previewed = world.cli("rollback")
+
+    lines = previewed.stdout.splitlines()
+    assert "note: already rolled back: nothing to do" in lines
+    assert not [line for line in lines if line.startswith("preview:")]
+    assert lines[-2:] == ["previewed: nothing changed", "succeeded"]

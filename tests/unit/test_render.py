@@ -209,3 +209,23 @@ def test_the_plan_comment_table(tmp_path: Path) -> None:
 def test_field_change_json() -> None:
     assert FieldChange("hpa/web", "maxReplicas", "5", "8").to_json() == \
         {"object": "hpa/web", "field": "maxReplicas", "before": "5", "after": "8"}
+
+
+def test_the_hpa_warning_is_judged_by_the_bounds_after_the_plan(tmp_path: Path) -> None:
+    cluster = ReadOnlyCluster([deployment("web", 2), hpa("web", "web", 2, 6)])
+    within = review(tmp_path, cluster, f"""\
+namespace: {NAMESPACE}
+actions:
+  - {{type: scale_workload, name: web, replicas: 4}}
+  - {{type: apply_hpa, name: web, minReplicas: 3, maxReplicas: 8, targetCPUUtilizationPercentage: 70}}
+""")
+    assert not [line for line in within.lines if line.startswith("warning: ")]
+
+    outside = review(tmp_path, cluster, f"""\
+namespace: {NAMESPACE}
+actions:
+  - {{type: scale_workload, name: web, replicas: 9}}
+  - {{type: apply_hpa, name: web, minReplicas: 3, maxReplicas: 8, targetCPUUtilizationPercentage: 70}}
+""")
+    assert [line for line in outside.lines if line.startswith("warning: ")] == [
+        "warning: hpa/web after the plan (min 3, max 8) will move deployment/web from the planned 9 into its bounds"]
