@@ -6,7 +6,7 @@ old scripts' output keeps working.
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from core.changes import FieldChange, step_changes
@@ -75,6 +75,33 @@ def future(summary: str) -> str:
     return f"will {_FUTURE[verb]}{space}{rest}" if verb in _FUTURE else f"will run: {summary}"
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """Who approved an execution, at which commit, where its record is, and which Prefect run did it."""
+
+    approver: str | None
+    permission: str | None
+    labeled_at: str | None
+    head_sha: str | None
+    record: str
+    plan_digest: str
+    record_digest: str | None = None
+    """The record's own digest, once records carry one; None until then."""
+    run_url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def text(self) -> str:
+        """One line: `approved by alice (admin, labeled ...) at head abc1234; record ... (plan digest ...)`."""
+        labeled = f", labeled {self.labeled_at}" if self.labeled_at else ""
+        record = f"record {self.record} (plan digest {self.plan_digest[:12]}"
+        record += f", record digest {self.record_digest[:12]})" if self.record_digest else ")"
+        run = f"; Prefect run {self.run_url}" if self.run_url else ""
+        return (f"approved by {self.approver or 'unknown'} ({self.permission or 'unknown'}{labeled}) at head "
+                f"{(self.head_sha or 'unknown')[:12]}; {record}{run}")
+
+
 def notes_in(lines: Iterable[str]) -> list[str]:
     """The text of the `note:` lines, for artifacts and the PR comment."""
     return [line.removeprefix("note: ") for line in lines if line.startswith("note: ")]
@@ -89,13 +116,15 @@ def preview_lines(steps: Iterable[Step], namespace: str) -> list[str]:
     return lines
 
 
-def summary(results: Sequence[StepResult], namespace: str, executed: bool) -> dict[str, Any]:
-    return {
+def summary(results: Sequence[StepResult], namespace: str, executed: bool,
+            provenance: Provenance | None = None) -> dict[str, Any]:
+    document = {
         "ok": all(result.ok for result in results),
         "executed": executed,
         "namespace": namespace,
         "results": [result.to_json(namespace) for result in results],
     }
+    return {**document, "provenance": provenance.to_json()} if provenance is not None else document
 
 
 def summary_json(document: dict[str, Any]) -> str:
@@ -164,14 +193,17 @@ def change_table(results: Sequence[StepResult], namespace: str) -> list[str]:
 
 
 def markdown(title: str, results: Sequence[StepResult], namespace: str, executed: bool,
-             notes: Sequence[str] = (), links: Sequence[tuple[str, str]] = ()) -> str:
-    """A human summary for the Prefect UI and the PR comment: links (the PR, the Prefect run), the change
-    table, then the JSON summary."""
-    document = summary(results, namespace, executed)
+             notes: Sequence[str] = (), links: Sequence[tuple[str, str]] = (),
+             provenance: Provenance | None = None) -> str:
+    """A human summary for the Prefect UI and the PR comment: links (the PR, the Prefect run), who approved it
+    and where it is recorded, the change table, then the JSON summary."""
+    document = summary(results, namespace, executed, provenance)
     mode = "executed" if executed else "preview (nothing changed)"
     lines = [f"### {title}", "", f"Namespace `{namespace}`, {mode}: **{outcome(document)}**", ""]
     if links:
         lines += [" · ".join(f"[{text}]({url})" for text, url in links), ""]
+    if provenance is not None:
+        lines += [f"**Provenance**: {_cell(provenance.text())}", ""]
     lines += [f"> note: {_cell(note)}" for note in notes]
     if notes:
         lines.append("")
@@ -295,9 +327,12 @@ def error_lines(results: Sequence[StepResult]) -> list[str]:
             if result.status == StepStatus.FAILED and result.error]
 
 
-def finished(results: Sequence[StepResult], namespace: str, executed: bool, lines: Sequence[str] = ()) -> RunReport:
-    document = summary(results, namespace, executed)
-    return RunReport((*lines, *error_lines(results)), document, outcome(document), tuple(change_lines(results)))
+def finished(results: Sequence[StepResult], namespace: str, executed: bool, lines: Sequence[str] = (),
+             provenance: Provenance | None = None) -> RunReport:
+    document = summary(results, namespace, executed, provenance)
+    provenance_line = [f"note: {provenance.text()}"] if provenance is not None else []
+    return RunReport((*lines, *provenance_line, *error_lines(results)), document, outcome(document),
+                     tuple(change_lines(results)))
 
 
 def errors_in(report: RunReport) -> list[str]:

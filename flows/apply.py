@@ -7,7 +7,7 @@ from core.conventions import DEFAULT_PLAN, Flow
 from core.lifecycle.apply import Apply
 from core.report import RunReport
 from flows.decorator import flow
-from flows.shared import TASK_WORKERS, execution, flow_result, run_name, settle_status, tag_run
+from flows.shared import TASK_WORKERS, admission, execution, flow_result, run_name, settle_status, tag_run
 from tasks.plan import load_plan
 from tasks.records import TaskRecords
 from tasks.reporter import TaskReporter
@@ -29,8 +29,8 @@ def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool =
     labeled event carried (the gate refuses when the PR's head differs).
     """
     tag_run(pr)
-    run = Apply(plan, load=load_plan, records=TaskRecords(), reporter=TaskReporter(), atomic=atomic,
-                rollout_timeout_s=rollout_timeout_s,
-                execution=execution(Flow.APPLY, plan, pr, repository, require_approval, head_sha, lock_timeout_s)
-                if execute else None)
+    executing = execution(Flow.APPLY, plan, pr, repository, require_approval, head_sha, lock_timeout_s) \
+        if execute else None
+    run = Apply(plan, load=load_plan, records=TaskRecords(), reporter=TaskReporter(admission(executing)),
+                atomic=atomic, rollout_timeout_s=rollout_timeout_s, execution=executing)
     return flow_result(Flow.APPLY, plan, settle_status(run.execution, run.run()))

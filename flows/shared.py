@@ -70,10 +70,13 @@ class TaskGate:
         self.pending: tuple[GateRequirement, str] | None = None
         self.head_sha: str | None = None
         """The head the check saw, refused or not (a refusal is reported there)."""
+        self.decision: GateDecision | None = None
+        """The decision that let the run go on (its provenance: who labeled, when, at which head)."""
 
     def check(self, requirement: GateRequirement, plan: Plan) -> GateDecision:
         decision = pass_gate(requirement, plan)
         self.head_sha = decision.head_sha
+        self.decision = decision if decision.allowed else None
         if decision.allowed and decision.head_sha:
             self.pending = (requirement, decision.head_sha)
             report_status(requirement, decision.head_sha, "pending", f"infra-{requirement.flow} is running")
@@ -89,6 +92,12 @@ def execution(flow: Flow, plan: str, pr: int | None, repository: str | None, req
     given) and the target's lock."""
     requirement = gate_requirement(flow, plan, pr, repository, require_approval, head_sha)
     return Execution(TaskCluster(), TaskGate(), TaskLock(lock_timeout_s), requirement)
+
+
+def admission(execution: Execution | None) -> TaskGate | None:
+    """The gate of an executing run, whose decision the reporter shows as the run's provenance."""
+    gate = execution.gate if execution is not None else None
+    return gate if isinstance(gate, TaskGate) else None
 
 
 def settle_status(execution: Execution | None, report: RunReport) -> RunReport:

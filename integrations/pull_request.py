@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -31,11 +32,13 @@ from core.errors import InputError
 from core.gate import GateRequirement
 from core.plan import Plan, load_plan
 from core.plan_writer import render_plan
+from core.report import GITHUB_COMMENT_LIMIT
 from core.retry import GITHUB_RETRY, RetryPolicy
 from integrations.files import write_atomically
 from integrations.github import (
     GitHubError,
     GitHubSettings,
+    audit_marker,
     client,
     contents_or_none,
     is_transient,
@@ -44,8 +47,8 @@ from integrations.github import (
     status_context,
     token_login,
     translate_errors,
-    upsert_audit_comment,
 )
+from integrations.secrets import mask
 
 log = logging.getLogger(__name__)
 
@@ -279,10 +282,28 @@ def publish_pull_request(settings: GitHubSettings, target: str, files: Mapping[s
 
 
 # --------------------------------------------------------------------------- after an execution
+def post_execution_comment(settings: GitHubSettings, requirement: GateRequirement, markdown: str) -> Callable[[], int]:
+    """A call that posts a new comment for this execution (so that everyone following the PR is notified; the
+    plan comment is the sticky one), under the flow's audit marker. The call may be repeated: it first looks for
+    the comment by a marker of its own, so a POST whose answer was lost is not sent twice."""
+    settings = settings.serving(requirement.repository)
+    once = f"<!-- infra-orchestrator-execution:{uuid.uuid4().hex} -->"
+    body = f"{audit_marker(requirement)}\n{once}\n{mask(markdown)}"[:GITHUB_COMMENT_LIMIT]
+
+    def post() -> int:
+        with translate_errors(settings, f"writing the execution comment on PR #{requirement.pr}"):
+            issue = client(settings).get_repo(settings.full_name).get_issue(requirement.pr)
+            posted = [comment.id for comment in issue.get_comments() if once in (comment.body or "").splitlines()]
+            return int(posted[0]) if posted else int(issue.create_comment(body).id)
+
+    return post
+
+
 def report_execution(settings: GitHubSettings, requirement: GateRequirement, markdown: str, remove_label: bool,
                      policy: RetryPolicy = GITHUB_RETRY) -> list[str]:
     """Remove the trigger label (unless `remove_label` is False: the run could not reach the cluster, and a person
-    retries it by labelling again) and write the audit comment; returns a warning per part that could not be done.
+    retries it by labelling again) and post the execution's comment; returns a warning per part that could not be
+    done.
 
     Each part is retried on its own on `policy`'s schedule while GitHub fails transiently (5xx, timeouts, an
     unreachable server), so a removed label is not removed again while the comment is retried; both are
@@ -290,7 +311,7 @@ def report_execution(settings: GitHubSettings, requirement: GateRequirement, mar
     reported as a warning, not raised.
     """
     parts: dict[str, Callable[[], object]] = {
-        "write the audit comment": lambda: upsert_audit_comment(settings, requirement, markdown)}
+        "write the audit comment": post_execution_comment(settings, requirement, markdown)}
     if remove_label:
         parts = {"remove the trigger label": lambda: remove_trigger_label(settings, requirement), **parts}
     return [f"could not {name} on PR #{requirement.pr}{failure}" for name, failure in retried(parts, policy).items()]

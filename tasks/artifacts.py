@@ -15,7 +15,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from core.conventions import Flow, artifact_key
-from core.report import StepResult, markdown, table_rows
+from core.report import Provenance, StepResult, markdown, table_rows
 from integrations.secrets import mask
 
 
@@ -48,13 +48,16 @@ def publish(key: str, *creates: Callable[[], object]) -> str | None:
 
 @task(cache_policy=NO_CACHE)
 def record_results(flow: Flow, target: str, title: str, namespace: str, results: Sequence[StepResult],
-                   executed: bool, notes: Sequence[str], links: Sequence[tuple[str, str]] = ()) -> Summary:
-    """Publish the step table and the markdown summary (with `links`: the PR) under the target's key."""
+                   executed: bool, notes: Sequence[str], links: Sequence[tuple[str, str]] = (),
+                   provenance: Provenance | None = None) -> Summary:
+    """Publish the step table and the markdown summary (with `links`: the PR; and for an execution, who approved
+    it and where it is recorded, also in the table's description) under the target's key."""
     key = artifact_key(flow, target)
     rows = [{column: mask(value) if isinstance(value, str) else value for column, value in row.items()}
             for row in table_rows(results, namespace)]
-    text = mask(markdown(title, results, namespace, executed, notes, links))
-    note = publish(key, lambda: create_table_artifact(table=rows, key=key, description=title),
+    text = mask(markdown(title, results, namespace, executed, notes, links, provenance))
+    described = mask(f"{title}: {provenance.text()}") if provenance is not None else title
+    note = publish(key, lambda: create_table_artifact(table=rows, key=key, description=described),
                    lambda: create_markdown_artifact(markdown=text, key=f"{key}-summary", description=title))
     return Summary(text, note)
 

@@ -2,6 +2,7 @@
 session's server): a failed step's error on its own row, in an `error:` line and at ERROR in the run's logs; a
 refusal as a PR comment and a failing status, said once per head and reason, and as a cancelled `Refused` run."""
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +116,27 @@ def test_the_rollback_preview_after_a_rollback_has_nothing_to_do(world: World) -
     assert "note: already rolled back: nothing to do" in lines
     assert not [line for line in lines if line.startswith("preview:")]
     assert lines[-2:] == ["previewed: nothing changed", "succeeded"]
+
+
+def test_every_execution_posts_a_new_comment_carrying_its_provenance(world: World) -> None:
+    head = world.github.head_sha(REPO, world.pr)
+    world.label("execute-plan")
+
+    first = world.cli("apply", "--execute", f"--pr={world.pr}", "-o", "json")
+
+    document = json.loads(first.stdout)
+    provenance = document["provenance"]
+    assert (provenance["approver"], provenance["permission"], provenance["head_sha"]) == ("alice", "admin", head)
+    assert provenance["labeled_at"] and provenance["record"].startswith("infra-record-")
+    assert len(provenance["plan_digest"]) == 64 and "record_digest" in provenance
+    assert provenance["run_url"] is None or "/runs/flow-run/" in provenance["run_url"]
+    assert any(line.startswith("note: approved by alice (admin, labeled ") for line in document["lines"])
+    comments = world.github.issue_comments(REPO, world.pr)
+    assert len(comments) == 1 and f"**Provenance**: approved by alice (admin, labeled {provenance['labeled_at']}) " \
+        f"at head {head[:12]}; record {provenance['record']}" in comments[0].body
+
+    world.label("execute-plan")
+    second = world.cli("apply", "--execute", f"--pr={world.pr}")
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert len(world.github.issue_comments(REPO, world.pr)) == 2, "a second execution is a new comment: notified"
