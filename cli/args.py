@@ -36,6 +36,7 @@ class Options:
     from_record: Path | None = None
     seed_fallback: bool = False
     output: str = "text"
+    require_plan: bool = False
 
 
 class Parser(CommandParser):
@@ -116,6 +117,8 @@ def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -
                             help="run the seed's rollback even though infra-apply stamped the objects")
     else:
         parser.add_argument("--atomic", action="store_true", help="roll back applied steps if a later one fails")
+        parser.add_argument("--require-plan", action="store_true",
+                            help="refuse unless infra/plan succeeded on the PR's head (infra-plan --pr ran there)")
     add_output(parser)
     documented(parser, usage(flow))  # last: the seed's flags keep their places in `known:` and --help
     parsed = parser.parse_args(list(argv))
@@ -133,6 +136,7 @@ def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -
         from_record=_record_file(from_record, Path(parsed.plan)) if from_record is not None else None,
         seed_fallback=getattr(parsed, "seed_fallback", False),
         output=parsed.output,
+        require_plan=getattr(parsed, "require_plan", False),
     )
 
 

@@ -99,7 +99,7 @@ def flow_call(options: Options) -> Callable[..., Any]:
     if options.flow == "apply":
         from flows.apply import infra_apply
 
-        return partial(infra_apply, **common, atomic=options.atomic)
+        return partial(infra_apply, **common, atomic=options.atomic, require_plan=options.require_plan)
     from flows.rollback import infra_rollback
 
     from_record = str(options.from_record.resolve()) if options.from_record is not None else None

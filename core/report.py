@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from core.changes import FieldChange, step_changes
+from core.conventions import LABELS, Flow
 from core.steps import Step
 from core.vocabulary import Outcome, StepStatus
 
@@ -194,12 +195,14 @@ def change_table(results: Sequence[StepResult], namespace: str) -> list[str]:
 
 def markdown(title: str, results: Sequence[StepResult], namespace: str, executed: bool,
              notes: Sequence[str] = (), links: Sequence[tuple[str, str]] = (),
-             provenance: Provenance | None = None) -> str:
+             provenance: Provenance | None = None, flow: Flow | None = None) -> str:
     """A human summary for the Prefect UI and the PR comment: links (the PR, the Prefect run), who approved it
     and where it is recorded, the change table, then the JSON summary."""
     document = summary(results, namespace, executed, provenance)
     mode = "executed" if executed else "preview (nothing changed)"
     lines = [f"### {title}", "", f"Namespace `{namespace}`, {mode}: **{outcome(document)}**", ""]
+    if flow is not None:
+        lines += [f"**{change_count(results)}** · next: {next_step(flow, bool(document['ok']))}", ""]
     if links:
         lines += [" · ".join(f"[{text}]({url})" for text, url in links), ""]
     if provenance is not None:
@@ -211,6 +214,24 @@ def markdown(title: str, results: Sequence[StepResult], namespace: str, executed
     lines += ["", "<details><summary>JSON summary</summary>", "", "```json", summary_json(document), "```",
               "", "</details>"]
     return "\n".join(lines)
+
+
+def change_count(results: Sequence[StepResult]) -> str:
+    """The summary line, as Atlantis prints one: "3 objects, 7 fields" (fields that change)."""
+    changes = [change for result in results for change in result.changes if change.changed]
+    objects = len({change.obj for change in changes})
+    return f"{objects} object{'s' if objects != 1 else ''}, {len(changes)} field{'s' if len(changes) != 1 else ''}"
+
+
+def next_step(flow: Flow, ok: bool) -> str:
+    """What a reader of the comment does next."""
+    apply, rollback = LABELS[Flow.APPLY], LABELS[Flow.ROLLBACK]
+    if flow == Flow.PLAN:
+        return f"add `{apply}` to apply" if ok else "fix the plan (a dry run failed) and push: it is planned again"
+    if flow == Flow.APPLY:
+        return f"add `{rollback}` to roll back" if ok else \
+            f"add `{rollback}` to undo the steps that ran, or fix the cause and add `{apply}` again"
+    return "merge or close the pull request" if ok else f"fix the cause and add `{rollback}` again"
 
 
 def _dry_run(result: StepResult) -> str:
@@ -234,7 +255,8 @@ def plan_markdown(title: str, results: Sequence[StepResult], namespace: str, war
     dry-run commands collapsed."""
     ok = all(result.ok for result in results)
     lines = [f"### {title}", "", f"Namespace `{namespace}`: live → planned, validated by a server-side dry run: "
-             f"**{'passed' if ok else 'failed'}**", ""]
+             f"**{'passed' if ok else 'failed'}**", "",
+             f"**{change_count(results)}** · next: {next_step(Flow.PLAN, ok)}", ""]
     if links:
         lines += [" · ".join(f"[{text}]({url})" for text, url in links), ""]
     lines += [f"> :warning: {_cell(warning)}" for warning in warnings]

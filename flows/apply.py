@@ -17,7 +17,8 @@ from tasks.reporter import TaskReporter
       task_runner=ThreadPoolTaskRunner(max_workers=TASK_WORKERS))
 def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool = False, atomic: bool = False,
                 rollout_timeout_s: float = 120, lock_timeout_s: float = 300, repository: str | None = None,
-                require_approval: bool = False, head_sha: str | None = None) -> RunReport | State:
+                require_approval: bool = False, head_sha: str | None = None,
+                require_plan: bool = False) -> RunReport | State:
     """Preview by default; with `execute`, a PR number and a passing gate: capture, apply, verify, record.
 
     Steps on different workloads run side by side ($INFRA_MAX_PARALLEL_STEPS kubectl calls at a time, default 4,
@@ -26,11 +27,12 @@ def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool =
     steps already applied.
     `repository` ("owner/name", from the triggering event) overrides GH_OWNER/GH_REPO; `require_approval` also
     asks for an approving review of the head SHA (Atlantis's apply requirement); `head_sha` is the head the
-    labeled event carried (the gate refuses when the PR's head differs).
+    labeled event carried (the gate refuses when the PR's head differs); `require_plan` refuses unless
+    `infra/plan` succeeded on that head (Atlantis's `planned` apply requirement).
     """
     tag_run(pr)
-    executing = execution(Flow.APPLY, plan, pr, repository, require_approval, head_sha, lock_timeout_s) \
-        if execute else None
+    executing = execution(Flow.APPLY, plan, pr, repository, require_approval, head_sha, lock_timeout_s,
+                          require_plan) if execute else None
     run = Apply(plan, load=load_plan, records=TaskRecords(), reporter=TaskReporter(admission(executing)),
                 atomic=atomic, rollout_timeout_s=rollout_timeout_s, execution=executing)
     return flow_result(Flow.APPLY, plan, settle_status(run.execution, run.run()))

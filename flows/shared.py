@@ -24,6 +24,7 @@ from tasks.kube import TaskCluster
 from tasks.lock import TaskLock
 from tasks.plan import parsed_plan
 from tasks.reporter import LastReport, refusal_to_pull_request
+from tasks.review import plan_problem
 
 # PyGithub (the gate's client) is imported here, before a flow run starts, not inside the gate's task: there,
 # with Prefect's event and log threads running, the same import held the gate for 0.2-0.3 s instead of 0.1 s.
@@ -66,7 +67,8 @@ class TaskGate:
     """The lifecycle's gate: the label check (a task) with the plan-blob comparison, and its recheck (a task).
     A passed gate marks its head `infra/<flow>: pending`; `settle_status` sets the outcome there."""
 
-    def __init__(self) -> None:
+    def __init__(self, require_plan: bool = False) -> None:
+        self.require_plan = require_plan
         self.pending: tuple[GateRequirement, str] | None = None
         self.head_sha: str | None = None
         """The head the check saw, refused or not (a refusal is reported there)."""
@@ -75,6 +77,9 @@ class TaskGate:
 
     def check(self, requirement: GateRequirement, plan: Plan) -> GateDecision:
         decision = pass_gate(requirement, plan)
+        if decision.allowed and self.require_plan and decision.head_sha:
+            problem = plan_problem(requirement, decision.head_sha)
+            decision = decision if problem is None else replace(decision, allowed=False, reason=problem)
         self.head_sha = decision.head_sha
         self.decision = decision if decision.allowed else None
         if decision.allowed and decision.head_sha:
@@ -87,11 +92,11 @@ class TaskGate:
 
 
 def execution(flow: Flow, plan: str, pr: int | None, repository: str | None, require_approval: bool,
-              head_sha: str | None, lock_timeout_s: float) -> Execution:
+              head_sha: str | None, lock_timeout_s: float, require_plan: bool = False) -> Execution:
     """What an executing run needs: the cluster, the gate (with the head SHA the labeled event carried, when
-    given) and the target's lock."""
+    given; with `require_plan`, also `infra/plan` success on that head) and the target's lock."""
     requirement = gate_requirement(flow, plan, pr, repository, require_approval, head_sha)
-    return Execution(TaskCluster(), TaskGate(), TaskLock(lock_timeout_s), requirement)
+    return Execution(TaskCluster(), TaskGate(require_plan), TaskLock(lock_timeout_s), requirement)
 
 
 def admission(execution: Execution | None) -> TaskGate | None:

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
-from core.conventions import LABELS, PLAN_FILE
+from core.conventions import LABELS, PLAN_FILE, Flow
 from core.desired import DesiredState
 from core.diff import Diff
 from core.errors import InputError
@@ -402,3 +403,16 @@ def report_refusal(settings: GitHubSettings, requirement: GateRequirement, head_
         parts[f"set {context}"] = lambda: set_commit_status(settings, requirement.repository, head_sha, context,
                                                             "failure", description, run_url)
     return [f"could not {name} on PR #{requirement.pr}{failure}" for name, failure in retried(parts, policy).items()]
+
+
+# --------------------------------------------------------------------------- before an apply
+def plan_status(settings: GitHubSettings, repository: str | None, sha: str) -> str | None:
+    """The state of `infra/plan` on `sha` (the newest status of that context: GitHub's combined status lists
+    the newest per context), or None when infra-plan set none there. Raises GitHubError."""
+    settings = settings.serving(repository)
+    context = status_context(Flow.PLAN)
+    with translate_errors(settings, f"reading {context} on {sha[:7]}"):
+        repo = client(settings).get_repo(settings.full_name)
+        _, combined = repo._requester.requestJsonAndCheck("GET", f"{repo.url}/commits/{quote(sha, safe='')}/status")
+        states = [status.get("state") for status in combined.get("statuses") or () if status.get("context") == context]
+        return str(states[0]) if states else None

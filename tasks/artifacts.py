@@ -55,7 +55,7 @@ def record_results(flow: Flow, target: str, title: str, namespace: str, results:
     key = artifact_key(flow, target)
     rows = [{column: mask(value) if isinstance(value, str) else value for column, value in row.items()}
             for row in table_rows(results, namespace)]
-    text = mask(markdown(title, results, namespace, executed, notes, links, provenance))
+    text = mask(markdown(title, results, namespace, executed, notes, links, provenance, flow))
     described = mask(f"{title}: {provenance.text()}") if provenance is not None else title
     note = publish(key, lambda: create_table_artifact(table=rows, key=key, description=described),
                    lambda: create_markdown_artifact(markdown=text, key=f"{key}-summary", description=title))

@@ -140,3 +140,24 @@ def test_every_execution_posts_a_new_comment_carrying_its_provenance(world: Worl
 
     assert second.returncode == 0, second.stdout + second.stderr
     assert len(world.github.issue_comments(REPO, world.pr)) == 2, "a second execution is a new comment: notified"
+
+
+def test_require_plan_refuses_until_infra_plan_succeeded_on_the_head(world: World) -> None:
+    head = world.github.head_sha(REPO, world.pr)
+    world.label("execute-plan")
+
+    refused = world.cli("apply", "--execute", f"--pr={world.pr}", "--require-plan")
+
+    assert refused.stdout.splitlines()[-2:] == [
+        f"Refusing to execute: infra/plan was not set on head {head[:7]} (--require-plan): run infra-plan on it, then "
+        "add the label again.", "skipped"], refused.stdout
+    world.github.add_status(REPO, head, "failure", "infra/plan", "alice")
+    failing = world.cli("apply", "--execute", f"--pr={world.pr}", "--require-plan")
+    assert f"infra/plan is failure on head {head[:7]}" in failing.stdout.splitlines()[-2]
+    assert world.replicas("web") == 2
+
+    world.github.add_status(REPO, head, "success", "infra/plan", "alice")
+    applied = world.cli("apply", "--execute", f"--pr={world.pr}", "--require-plan")
+
+    assert applied.returncode == 0 and applied.stdout.splitlines()[-1] == "succeeded", applied.stdout
+    assert world.replicas("web") == 4
