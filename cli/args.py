@@ -56,7 +56,7 @@ def pr_number(value: str, where: str) -> int:
 
 def add_output(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", choices=OUTPUT_FORMATS, default="text",
-                        help="text (default: the seed's lines) or json (the JSON summary alone on stdout)")
+                        help="text (default: the lines of the Node scripts (v0)) or json (the JSON summary alone on stdout)")
 
 
 EXIT_CODES = (
@@ -114,7 +114,7 @@ def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -
         parser.add_argument("--from-record", metavar="FILE",
                             help="roll back from this record file (e.g. a saved plan.record.json), not the stored one")
         parser.add_argument("--seed-fallback", action="store_true",
-                            help="run the seed's rollback even though infra-apply stamped the objects")
+                            help="run the Node scripts' (v0) rollback even though infra-apply stamped the objects")
     else:
         parser.add_argument("--atomic", action="store_true", help="roll back applied steps if a later one fails")
         parser.add_argument("--require-plan", action="store_true",
