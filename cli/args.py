@@ -56,7 +56,8 @@ def pr_number(value: str, where: str) -> int:
 
 def add_output(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", choices=OUTPUT_FORMATS, default="text",
-                        help="text (default: the lines of the Node scripts (v0)) or json (the JSON summary alone on stdout)")
+                        help="text (default: the lines of the Node scripts (v0)) or json (the JSON summary alone on "
+                             "stdout)")
 
 
 EXIT_CODES = (
