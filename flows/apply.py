@@ -11,6 +11,7 @@ from flows.shared import TASK_WORKERS, admission, execution, flow_result, run_na
 from tasks.plan import load_plan
 from tasks.records import TaskRecords
 from tasks.reporter import TaskReporter
+from tasks.review import read_live_objects
 
 
 @flow(name=Flow.APPLY.flow_name, flow_run_name=run_name(Flow.APPLY),
@@ -34,5 +35,6 @@ def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool =
     executing = execution(Flow.APPLY, plan, pr, repository, require_approval, head_sha, lock_timeout_s,
                           require_plan) if execute else None
     run = Apply(plan, load=load_plan, records=TaskRecords(), reporter=TaskReporter(admission(executing)),
-                atomic=atomic, rollout_timeout_s=rollout_timeout_s, execution=executing)
+                atomic=atomic, rollout_timeout_s=rollout_timeout_s, execution=executing,
+                live=None if execute else read_live_objects)
     return flow_result(Flow.APPLY, plan, settle_status(run.execution, run.run()))

@@ -22,11 +22,12 @@ from core.conventions import Flow
 from core.errors import PermanentError, TemporaryError
 from core.gate import GateDecision, GateRequirement
 from core.lifecycle.common import Lifecycle, preview_report, recheck, verify_rollouts
-from core.lifecycle.ports import Cluster, Execution, Held, Objects, Records, Saving
+from core.lifecycle.ports import Cluster, Execution, Held, Records, Saving
 from core.lifecycle.rollback import Rollback, live_plan_objects, stamped
 from core.plan import Plan
 from core.record import RECORD_ANNOTATION, ApplyRecord, plan_digest, record_name
 from core.report import RunReport, StepResult
+from core.state import Objects as LiveObjects
 from core.steps import apply_steps
 from core.vocabulary import RecordStatus, StepStatus, StepType
 
@@ -93,7 +94,7 @@ class Apply(Lifecycle):
 
     flow = Flow.APPLY
     atomic: bool = False
-    live: Callable[[Plan], Objects] | None = None
+    live: Callable[[Plan], LiveObjects] | None = None
     """The preview's read of the plan's objects (one batched `kubectl get`), for live → planned values."""
 
     def preview(self, plan: Plan) -> RunReport:

@@ -14,6 +14,7 @@ from core.gate import GateDecision, GateRequirement
 from core.lifecycle.ports import Cluster, Execution, Held, Objects, Records, Refused, Reporter
 from core.plan import Action, Plan
 from core.report import RunReport, StepResult, preview_lines, refusal, with_lines
+from core.state import Objects as LiveObjects
 from core.state import state_of
 from core.steps import Step, rollout_steps
 from core.vocabulary import Outcome, StepStatus
@@ -23,7 +24,7 @@ PREVIEWED = "previewed: nothing changed"
 
 
 def preview_report(flow: Flow, plan: Plan, steps: Sequence[Step], notes: Sequence[str], reporter: Reporter,
-                   live: Objects | None = None) -> RunReport:
+                   live: LiveObjects | None = None) -> RunReport:
     """Every step as `preview: kubectl -n <ns> <args>`, then the notes, and `previewed: nothing changed` before
     the last line; nothing runs. With `live` (apply's objects as read now), each step shows live → planned."""
     lines = [*preview_lines(steps, plan.namespace), *(f"note: {note}" for note in notes),

@@ -161,3 +161,17 @@ def test_require_plan_refuses_until_infra_plan_succeeded_on_the_head(world: Worl
 
     assert applied.returncode == 0 and applied.stdout.splitlines()[-1] == "succeeded", applied.stdout
     assert world.replicas("web") == 4
+
+
+def test_the_apply_flow_preview_reads_live_values_too(world: World) -> None:
+    import subprocess
+    import sys
+
+    script = ("from flows.apply import infra_apply\n"
+              "print(infra_apply(plan='ops/plans/infra-scale/prod/plan.yaml').render())\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=world.root, env=world.env, capture_output=True,
+                          text=True, timeout=240)
+
+    lines = done.stdout.splitlines()
+    assert "change: deployment/web replicas: 2 → 4 (previewed)" in lines, done.stdout + done.stderr
+    assert lines[-2:] == ["previewed: nothing changed", "succeeded"]
