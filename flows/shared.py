@@ -176,7 +176,8 @@ def flow_result(flow: Flow, plan: str, report: RunReport) -> RunReport | State:
     if report.final == Outcome.FAILED:
         return Failed(message=failure_reason(report), data=report)
     if report.final == Outcome.SKIPPED:
-        sentence = next(line for line in reversed(report.lines) if line.startswith("Refusing to execute: "))
+        sentence = next((line for line in reversed(report.lines) if line.startswith("Refusing to execute: ")),
+                        "Refusing to execute.")
         record_refusal(flow, plan_target(plan), f"{flow.flow_name}: {plan}", sentence)
         return Cancelled(name="Refused", message=sentence, data=report)
     if not document.get("executed", True):
