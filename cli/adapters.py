@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from core.conventions import Flow
 from core.gate import GateRequirement
-from core.lifecycle.ports import Loading, Saving
+from core.lifecycle.ports import Loading, Objects, Saving
 from core.plan import Plan
 from core.record import ApplyRecord
 from core.report import RunReport, StepResult, failure, finished
@@ -53,6 +53,15 @@ class DirectRecords:
     def start_save(self, plan: Plan, record: ApplyRecord) -> Saving:
         note = self.save(plan, record)
         return lambda: note
+
+
+def read_live(plan: Plan) -> Objects:
+    """The apply preview's one batched read of the plan's objects, bounded like the record lookup (no retry: a
+    preview that cannot read the cluster says so and shows the planned values)."""
+    from integrations.kubectl import Kubectl
+    from integrations.plan_review import read_once
+
+    return read_once(Kubectl(context=plan.context, cwd=plan.directory, timeout_s=PREVIEW_RECORD_TIMEOUT_S), plan)
 
 
 @dataclass(frozen=True)

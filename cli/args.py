@@ -13,8 +13,10 @@ from cli.help import (
     KUBE_ENVIRONMENT,
     PREFECT_ENVIRONMENT,
     TERMINAL_ENVIRONMENT,
+    CommandParser,
     Usage,
     documented,
+    flag_error,
 )
 from cli.output import OUTPUT_FORMATS
 from core.conventions import DEFAULT_PLAN, LABELS
@@ -35,19 +37,14 @@ class Options:
     from_record: Path | None = None
     seed_fallback: bool = False
     output: str = "text"
+    require_plan: bool = False
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse that raises InputError instead of printing usage and exiting."""
+class Parser(CommandParser):
+    """The project's parser, raising InputError (the caller prints it and exits 2) instead of exiting."""
 
     def error(self, message: str) -> NoReturn:
-        field, separator, rest = message.partition(": ")
-        if field.startswith("argument ") and separator:
-            raise InputError("arguments", field.removeprefix("argument ").split("/")[0], rest)
-        if field == "unrecognized arguments":
-            known = ", ".join(option for action in self._actions for option in action.option_strings)
-            raise InputError("arguments", rest.split()[0], f"unknown flag (known: {known})")
-        raise InputError("arguments", "arguments", message)
+        raise InputError("arguments", *flag_error(self, message))
 
 
 def pr_number(value: str, where: str) -> int:
@@ -60,7 +57,8 @@ def pr_number(value: str, where: str) -> int:
 
 def add_output(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", choices=OUTPUT_FORMATS, default="text",
-                        help="text (default: the seed's lines) or json (the JSON summary alone on stdout)")
+                        help="text (default: the lines of the Node scripts (v0)) or json (the JSON summary alone on "
+                             "stdout)")
 
 
 EXIT_CODES = (
@@ -123,9 +121,11 @@ def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -
         parser.add_argument("--from-record", metavar="FILE",
                             help="roll back from this record file (e.g. a saved plan.record.json), not the stored one")
         parser.add_argument("--seed-fallback", action="store_true",
-                            help="run the seed's rollback even though infra-apply stamped the objects")
+                            help="run the Node scripts' (v0) rollback even though infra-apply stamped the objects")
     else:
         parser.add_argument("--atomic", action="store_true", help="roll back applied steps if a later one fails")
+        parser.add_argument("--require-plan", action="store_true",
+                            help="refuse unless infra/plan succeeded on the PR's head (infra-plan --pr ran there)")
     add_output(parser)
     documented(parser, usage(flow))  # last: the seed's flags keep their places in `known:` and --help
     parsed = parser.parse_args(list(argv))
@@ -145,6 +145,7 @@ def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -
         from_record=_record_file(from_record, Path(parsed.plan)) if from_record is not None else None,
         seed_fallback=getattr(parsed, "seed_fallback", False),
         output=parsed.output,
+        require_plan=getattr(parsed, "require_plan", False),
     )
 
 

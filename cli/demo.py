@@ -98,7 +98,7 @@ def command_for(name: str) -> list[str]:
     script = VENV_BIN / name
     if script.exists():
         return [str(script)]
-    module = {"infra-apply": "cli.apply", "infra-rollback": "cli.rollback"}[name]
+    module = {"infra-apply": "cli.apply", "infra-rollback": "cli.rollback", "infra-plan": "cli.plan"}[name]
     return [sys.executable, "-c", f"import sys; from {module} import main; sys.argv[0] = {name!r}; main()"]
 
 
@@ -130,20 +130,23 @@ class Prefect:
             self.proc.wait(5)
 
 
-def launch_prefect(tmp: Path) -> Prefect:
-    """Use $PREFECT_API_URL if set; otherwise start `prefect server start` on a free 127.0.0.1 port with its own
-    PREFECT_HOME under `tmp` (not waited for: call `wait_prefect`). A fresh database costs most of the start-up."""
+def launch_prefect(tmp: Path, ui: bool = False) -> Prefect:
+    """Use $PREFECT_API_URL if set (unless `ui`); otherwise start `prefect server start` on a free 127.0.0.1 port
+    with its own PREFECT_HOME under `tmp` (not waited for: call `wait_prefect`), serving its UI when `ui`. A fresh
+    database costs most of the start-up."""
     existing = os.environ.get("PREFECT_API_URL")
-    if existing:
+    if existing and not ui:
         return Prefect(existing, os.environ.get("PREFECT_HOME"))
     home = tmp / "prefect-home"
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = {**os.environ, **QUIET, "PREFECT_HOME": str(home)}
+    env = {**os.environ, **QUIET, "PREFECT_HOME": str(home),
+           "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api"}  # the UI's pages ask this server, not :4200
     env.pop("PREFECT_API_URL", None)
     prefect = str(VENV_BIN / "prefect") if (VENV_BIN / "prefect").exists() else "prefect"
     with (tmp / "prefect-server.log").open("wb") as log:
-        proc = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
+        proc = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port),
+                                 *(() if ui else ("--no-ui",))],
                                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     return Prefect(f"http://127.0.0.1:{port}/api", str(home), proc, tmp / "prefect-server.log")
 
@@ -349,6 +352,28 @@ def _copy_example(checkout: Path) -> dict[str, str]:
     return {f"{PLAN_DIR}/{path.name}": path.read_text() for path in sorted(target.iterdir()) if path.is_file()}
 
 
+def seed_world(sandboxes: Sandboxes, tmp: Path) -> tuple[Any, Path, int]:
+    """The demo's world: the cluster the example plan expects, a checkout of the plan under `tmp`, and a pull
+    request carrying it. Returns the sandbox cluster, the checkout and the PR's number."""
+    kube = sandboxes.kube
+    print(f"\nsandbox Kubernetes API: {kube.url}   GitHub test server: {sandboxes.github.url}")
+    kube.create_namespace(NAMESPACE)
+    for name, replicas in (("web", 2), ("api", 2)):
+        kube.create_deployment(NAMESPACE, name, replicas=replicas, containers=[
+            {"name": "app", "image": f"assistant/{name}:1.0", "resources": APP_RESOURCES}])
+    kube.create_hpa(NAMESPACE, "web", "web", 2, 6)  # as previous-hpa.yaml describes it
+    kube.settle()
+    checkout = tmp / "checkout"
+    files = _copy_example(checkout)
+    pr = sandboxes.open_pr(files)
+    print(f"seeded: namespace {NAMESPACE} (deployments web, api; HPA web min 2 max 6), "
+          f"PR #{pr} in {REPO} carrying {PLAN_PATH}")
+    print("note: HPA web manages deployment web's replicas; the plan scales web *and* changes that HPA "
+          "(min 3 max 8), so apply allows the scale")
+    print(f"plan copied to {checkout / PLAN_DIR} (records are written there, not in your checkout)")
+    return kube, checkout, pr
+
+
 @contextlib.contextmanager
 def _workspace(keep: bool) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix="infra-demo-"))
@@ -368,22 +393,7 @@ def demo(keep: bool = False) -> int:
         prefect = launch_prefect(tmp)  # starts in the background while the sandboxes are seeded
         sandboxes = Sandboxes(tmp)
         try:
-            kube = sandboxes.start().kube
-            print(f"\nsandbox Kubernetes API: {kube.url}   GitHub test server: {sandboxes.github.url}")
-            kube.create_namespace(NAMESPACE)
-            for name, replicas in (("web", 2), ("api", 2)):
-                kube.create_deployment(NAMESPACE, name, replicas=replicas, containers=[
-                    {"name": "app", "image": f"assistant/{name}:1.0", "resources": APP_RESOURCES}])
-            kube.create_hpa(NAMESPACE, "web", "web", 2, 6)  # as previous-hpa.yaml describes it
-            kube.settle()
-            checkout = tmp / "checkout"
-            files = _copy_example(checkout)
-            pr = sandboxes.open_pr(files)
-            print(f"seeded: namespace {NAMESPACE} (deployments web, api; HPA web min 2 max 6), "
-                  f"PR #{pr} in {REPO} carrying {PLAN_PATH}")
-            print("note: HPA web manages deployment web's replicas; the plan scales web *and* changes that HPA "
-                  "(min 3 max 8), so apply allows the scale")
-            print(f"plan copied to {checkout / PLAN_DIR} (records are written there, not in your checkout)")
+            kube, checkout, pr = seed_world(sandboxes.start(), tmp)
             plan_arg = f"--plan={PLAN_PATH}"
             env_preview = {key: value for key, value in sandboxes.env(Prefect("", None)).items()
                            if not key.startswith("PREFECT_")}
@@ -430,19 +440,20 @@ def demo(keep: bool = False) -> int:
         return 0 if ok else 1
 
 
-def main() -> None:
-    import argparse
+def main(argv: Sequence[str] | None = None) -> None:
+    from cli.help import CommandParser, Usage, documented
 
-    from cli.help import PREFECT_ENVIRONMENT, Usage, documented
-
-    parser = argparse.ArgumentParser(prog="infra-demo", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = CommandParser(prog="infra-demo", allow_abbrev=False,
+                           description=__doc__.splitlines()[0] if __doc__ else None)
     documented(parser, Usage(
         examples=("infra-demo", "infra-demo --keep    # keep the temporary directory: records, logs, the plan"),
-        environment=(*PREFECT_ENVIRONMENT, ("KUBECTL", "the kubectl binary (default kubectl)")),
+        environment=(("PREFECT_API_URL", "a Prefect server to record the demo's runs on (unset: the demo starts "
+                                         "a local one)"),
+                     ("KUBECTL", "the kubectl binary (default kubectl)")),
         exit_codes=(("0", "the rollback restored everything apply changed"),
                     ("1", "apply or rollback failed, or something was not restored"), ("2", "bad flags"))))
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (plan records, logs)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     sys.exit(demo(keep=args.keep))
 
 

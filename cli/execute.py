@@ -16,6 +16,7 @@ carry the run's state. Prefect 3.9's heartbeat thread sleeps in whole seconds an
 it held every CLI run for a further second after its last step.
 """
 
+import logging
 import os
 import sys
 import threading
@@ -46,12 +47,27 @@ HEALTH_TIMEOUT_S = 3.0
 """How long the check that the Prefect server still answers may take, after the run."""
 
 
+class OptionalLimits(logging.Filter):
+    """The target's Prefect concurrency limit is optional (tasks.lock: the Lease is the lock; the limit, where
+    deployments/work_pools.py created it, only makes runs pausable in the UI). Against a server without it,
+    Prefect warns on every run that it does not exist; a CLI run leaves that out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Concurrency limits ") and message.endswith("skipping acquisition."))
+
+
 def execute(options: Options) -> RunReport:
     with long_lived_imports():
+        from prefect.logging.configuration import ensure_logging_setup
+
         from tasks.artifacts import PrefectOutage
         from tasks.reporter import LastReport
 
         run = flow_call(options)
+    ensure_logging_setup()  # Prefect's configuration first: it would replace what is set before it
+    for name in ("prefect.flow_runs", "prefect.task_runs", "prefect.concurrency"):
+        logging.getLogger(name).addFilter(OptionalLimits())
     outcome: object
     try:
         with without_heartbeats():
@@ -83,7 +99,7 @@ def flow_call(options: Options) -> Callable[..., Any]:
     if options.flow == "apply":
         from flows.apply import infra_apply
 
-        return partial(infra_apply, **common, atomic=options.atomic)
+        return partial(infra_apply, **common, atomic=options.atomic, require_plan=options.require_plan)
     from flows.rollback import infra_rollback
 
     from_record = str(options.from_record.resolve()) if options.from_record is not None else None

@@ -4,6 +4,8 @@ Only the standard library: the sandbox servers and the webhook bridge use it too
 """
 
 import argparse
+import difflib
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -34,6 +36,33 @@ class VersionAction(argparse.Action):
                  option_string: str | None = None) -> NoReturn:
         print(f"{parser.prog} {package_version()}")
         parser.exit()
+
+
+def flag_error(parser: argparse.ArgumentParser, message: str) -> tuple[str, str]:
+    """argparse's error `message` as (field, reason): the flag it is about, and for an unknown flag the closest
+    known ones ("did you mean --plan?", difflib over the parser's own options)."""
+    field, separator, rest = message.partition(": ")
+    if field.startswith("argument ") and separator:
+        return field.removeprefix("argument ").split("/")[0], rest
+    if field == "unrecognized arguments":
+        flag = rest.split()[0]
+        known = [option for action in parser._actions for option in action.option_strings]
+        close = difflib.get_close_matches(flag.split("=", 1)[0], known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(known)}"
+        return flag, f"unknown flag ({hint})"
+    if field == "the following arguments are required" and separator:
+        return rest.split(", ")[0], "is required"
+    return "arguments", message
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse with the project's one error format: `error: arguments: <flag>: <reason>` on stderr, exit 2
+    (instead of argparse's usage and `prog: error:` lines)."""
+
+    def error(self, message: str) -> NoReturn:
+        field, reason = flag_error(self, message)
+        print(f"error: arguments: {field}: {reason}", file=sys.stderr)
+        sys.exit(2)
 
 
 @dataclass(frozen=True)
@@ -72,6 +101,9 @@ GITHUB_ENVIRONMENT: Entries = (
 )
 PREFECT_ENVIRONMENT: Entries = (
     ("PREFECT_API_URL", "the Prefect server --execute records its run on (unset: a temporary one, ~10 s)"),
+)
+PREFECT_PR_ENVIRONMENT: Entries = (
+    ("PREFECT_API_URL", "the Prefect server --pr records its run on (unset: a temporary one, ~10 s)"),
 )
 TERMINAL_ENVIRONMENT: Entries = (
     ("NO_COLOR", "set: no colour even on a terminal"),

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TextIO
 
-from cli.adapters import DirectRecords, SummaryReporter
+from cli.adapters import DirectRecords, SummaryReporter, read_live
 from cli.args import Options, parse, require_github
 from cli.output import progress, rendered
 from core.conventions import Flow
@@ -17,30 +17,32 @@ from core.errors import InputError
 from core.lifecycle.apply import Apply
 from core.lifecycle.rollback import Rollback
 from core.plan import Plan, load_plan
-from core.report import RunReport, refusal
+from core.report import RunReport
 from integrations.secrets import mask
 
 
 def preview(options: Options, plan: Plan) -> RunReport:
     """The same preview the flow shows; for a rollback, the record is looked up (cluster, then mirror)."""
-    action = Apply if options.flow == Flow.APPLY else Rollback
-    return action(str(plan.path), load=lambda path: plan, records=DirectRecords(), reporter=SummaryReporter()).run()
+    if options.flow == Flow.APPLY:
+        return Apply(str(plan.path), load=lambda path: plan, records=DirectRecords(), reporter=SummaryReporter(),
+                     live=read_live).run()
+    return Rollback(str(plan.path), load=lambda path: plan, records=DirectRecords(), reporter=SummaryReporter()).run()
 
 
 def run(flow: str, argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr,
         env: Mapping[str, str] = os.environ) -> int:
     try:
         options = parse(flow, argv, env)
+        if options.execute and options.pr is None:
+            raise InputError("arguments", "--pr", "--execute needs a pull request: pass --pr=<number> or set PRNUM")
         plan = load_plan(options.plan)
-        if options.execute and options.pr is not None:
+        if options.execute:
             require_github(env)
     except InputError as error:
         print(mask(f"error: {error}"), file=err)
         return 2
     if not options.execute:
         report = preview(options, plan)
-    elif options.pr is None:
-        report = refusal("--execute needs --pr=<number> (or PRNUM)")
     else:
         from cli.execute import execute
 

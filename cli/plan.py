@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from cli.args import Parser, add_output, pr_number, require_github
-from cli.help import GITHUB_ENVIRONMENT, KUBE_ENVIRONMENT, PREFECT_ENVIRONMENT, TERMINAL_ENVIRONMENT, Usage, documented
+from cli.help import (
+    GITHUB_ENVIRONMENT,
+    KUBE_ENVIRONMENT,
+    PREFECT_PR_ENVIRONMENT,
+    TERMINAL_ENVIRONMENT,
+    Usage,
+    documented,
+)
 from cli.output import rendered
 from cli.process import run_and_exit
 from core.conventions import DEFAULT_PLAN
@@ -67,7 +74,7 @@ USAGE = Usage(
     examples=(f"infra-plan    # print what {DEFAULT_PLAN} would change; read-only",
               "infra-plan --plan=ops/plans/infra-scale/staging/plan.yaml --pr=42    # comment and set infra/plan",
               "infra-plan -o json    # the rows as JSON, alone on stdout"),
-    environment=(*KUBE_ENVIRONMENT, *GITHUB_ENVIRONMENT, *PREFECT_ENVIRONMENT,
+    environment=(*KUBE_ENVIRONMENT, *GITHUB_ENVIRONMENT, *PREFECT_PR_ENVIRONMENT,
                  ("INFRA_POLICY", "warn (default) or block: whether a policy finding fails the review"),
                  *TERMINAL_ENVIRONMENT),
     exit_codes=(("0", "the plan was read and dry-run on the server (warnings are printed, not failures)"),

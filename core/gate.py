@@ -85,6 +85,10 @@ class GateDecision:
     label_actor: str | None = None
     file_blob_shas: Mapping[str, str | None] = field(default_factory=dict)
     base_ref: str | None = None
+    label_actor_role: str | None = None
+    """The labeller's permission (GitHub's role name) when the gate checked it."""
+    label_added_at: str | None = None
+    """When the newest `labeled` event for the flow's label was made (GitHub's timestamp)."""
 
     @property
     def message(self) -> str:
@@ -260,6 +264,7 @@ def evaluate_gate(facts: PullRequestFacts, requirement: GateRequirement,
         f"at head {short(facts.head_sha)}{approved}",
         facts.head_sha, facts.plan_blob_sha, facts.label_actor,
         {path: facts.file_blob_shas[path] for path in requirement.read_paths}, facts.base_ref,
+        facts.label_actor_role, facts.label_added_at,
     )
 
 

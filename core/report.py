@@ -6,10 +6,11 @@ old scripts' output keeps working.
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from core.changes import FieldChange, step_changes
+from core.conventions import LABELS, Flow
 from core.steps import Step
 from core.vocabulary import Outcome, StepStatus
 
@@ -52,7 +53,7 @@ class StepResult:
         if self.error is not None:
             result["error"] = self.error
         else:
-            result["note"] = self.step.summary
+            result["note"] = future(self.step.summary) if self.status == StepStatus.PREVIEWED else self.step.summary
         result.update(step=self.step.number, status=self.status, command=self.step.command(namespace),
                       attempts=self.attempts, duration_ms=round(self.duration_s * 1000, 1))
         if self.batch > 1:
@@ -63,6 +64,43 @@ class StepResult:
             if getattr(self, name) is not None:
                 result[name] = getattr(self, name)
         return result
+
+
+_FUTURE = {"scaled": "scale", "updated": "update", "applied": "apply", "restored": "restore", "deleted": "delete",
+           "ran": "run", "rolled": "roll", "replaced": "replace", "patched": "patch", "checked": "check"}
+
+
+def future(summary: str) -> str:
+    """A step's summary ("scaled deployment/web to 4") as a preview says it: "will scale deployment/web to 4"."""
+    verb, space, rest = summary.partition(" ")
+    return f"will {_FUTURE[verb]}{space}{rest}" if verb in _FUTURE else f"will run: {summary}"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who approved an execution, at which commit, where its record is, and which Prefect run did it."""
+
+    approver: str | None
+    permission: str | None
+    labeled_at: str | None
+    head_sha: str | None
+    record: str
+    plan_digest: str
+    record_digest: str | None = None
+    """The record's own digest, once records carry one; None until then."""
+    run_url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def text(self) -> str:
+        """One line: `approved by alice (admin, labeled ...) at head abc1234; record ... (plan digest ...)`."""
+        labeled = f", labeled {self.labeled_at}" if self.labeled_at else ""
+        record = f"record {self.record} (plan digest {self.plan_digest[:12]}"
+        record += f", record digest {self.record_digest[:12]})" if self.record_digest else ")"
+        run = f"; Prefect run {self.run_url}" if self.run_url else ""
+        return (f"approved by {self.approver or 'unknown'} ({self.permission or 'unknown'}{labeled}) at head "
+                f"{(self.head_sha or 'unknown')[:12]}; {record}{run}")
 
 
 def notes_in(lines: Iterable[str]) -> list[str]:
@@ -79,13 +117,15 @@ def preview_lines(steps: Iterable[Step], namespace: str) -> list[str]:
     return lines
 
 
-def summary(results: Sequence[StepResult], namespace: str, executed: bool) -> dict[str, Any]:
-    return {
+def summary(results: Sequence[StepResult], namespace: str, executed: bool,
+            provenance: Provenance | None = None) -> dict[str, Any]:
+    document = {
         "ok": all(result.ok for result in results),
         "executed": executed,
         "namespace": namespace,
         "results": [result.to_json(namespace) for result in results],
     }
+    return {**document, "provenance": provenance.to_json()} if provenance is not None else document
 
 
 def summary_json(document: dict[str, Any]) -> str:
@@ -154,14 +194,19 @@ def change_table(results: Sequence[StepResult], namespace: str) -> list[str]:
 
 
 def markdown(title: str, results: Sequence[StepResult], namespace: str, executed: bool,
-             notes: Sequence[str] = (), links: Sequence[tuple[str, str]] = ()) -> str:
-    """A human summary for the Prefect UI and the PR comment: links (the PR, the Prefect run), the change
-    table, then the JSON summary."""
-    document = summary(results, namespace, executed)
+             notes: Sequence[str] = (), links: Sequence[tuple[str, str]] = (),
+             provenance: Provenance | None = None, flow: Flow | None = None) -> str:
+    """A human summary for the Prefect UI and the PR comment: links (the PR, the Prefect run), who approved it
+    and where it is recorded, the change table, then the JSON summary."""
+    document = summary(results, namespace, executed, provenance)
     mode = "executed" if executed else "preview (nothing changed)"
     lines = [f"### {title}", "", f"Namespace `{namespace}`, {mode}: **{outcome(document)}**", ""]
+    if flow is not None:
+        lines += [f"**{change_count(results)}** · next: {next_step(flow, bool(document['ok']))}", ""]
     if links:
         lines += [" · ".join(f"[{text}]({url})" for text, url in links), ""]
+    if provenance is not None:
+        lines += [f"**Provenance**: {_cell(provenance.text())}", ""]
     lines += [f"> note: {_cell(note)}" for note in notes]
     if notes:
         lines.append("")
@@ -169,6 +214,24 @@ def markdown(title: str, results: Sequence[StepResult], namespace: str, executed
     lines += ["", "<details><summary>JSON summary</summary>", "", "```json", summary_json(document), "```",
               "", "</details>"]
     return "\n".join(lines)
+
+
+def change_count(results: Sequence[StepResult]) -> str:
+    """The summary line, as Atlantis prints one: "3 objects, 7 fields" (fields that change)."""
+    changes = [change for result in results for change in result.changes if change.changed]
+    objects = len({change.obj for change in changes})
+    return f"{objects} object{'s' if objects != 1 else ''}, {len(changes)} field{'s' if len(changes) != 1 else ''}"
+
+
+def next_step(flow: Flow, ok: bool) -> str:
+    """What a reader of the comment does next."""
+    apply, rollback = LABELS[Flow.APPLY], LABELS[Flow.ROLLBACK]
+    if flow == Flow.PLAN:
+        return f"add `{apply}` to apply" if ok else "fix the plan (a dry run failed) and push: it is planned again"
+    if flow == Flow.APPLY:
+        return f"add `{rollback}` to roll back" if ok else \
+            f"add `{rollback}` to undo the steps that ran, or fix the cause and add `{apply}` again"
+    return "merge or close the pull request" if ok else f"fix the cause and add `{rollback}` again"
 
 
 def _dry_run(result: StepResult) -> str:
@@ -192,7 +255,8 @@ def plan_markdown(title: str, results: Sequence[StepResult], namespace: str, war
     dry-run commands collapsed."""
     ok = all(result.ok for result in results)
     lines = [f"### {title}", "", f"Namespace `{namespace}`: live → planned, validated by a server-side dry run: "
-             f"**{'passed' if ok else 'failed'}**", ""]
+             f"**{'passed' if ok else 'failed'}**", "",
+             f"**{change_count(results)}** · next: {next_step(Flow.PLAN, ok)}", ""]
     if links:
         lines += [" · ".join(f"[{text}]({url})" for text, url in links), ""]
     lines += [f"> :warning: {_cell(warning)}" for warning in warnings]
@@ -249,6 +313,8 @@ class RunReport:
     document: dict[str, Any] | None
     final: Outcome
     changes: tuple[str, ...] = ()
+    closing: tuple[str, ...] = ()
+    """Lines between the JSON summary and the last word (a preview's `previewed: nothing changed`)."""
 
     @property
     def exit_code(self) -> int:
@@ -258,7 +324,7 @@ class RunReport:
         parts = [*self.lines, *self.changes]
         if self.document is not None:
             parts.append(summary_json(self.document))
-        parts.append(self.final)
+        parts += [*self.closing, self.final]
         return "\n".join(parts)
 
 
@@ -277,9 +343,38 @@ def refusal(reason: str, lines: Sequence[str] = ()) -> RunReport:
     return RunReport((*lines, f"Refusing to execute: {reason}."), None, Outcome.SKIPPED)
 
 
-def finished(results: Sequence[StepResult], namespace: str, executed: bool, lines: Sequence[str] = ()) -> RunReport:
-    document = summary(results, namespace, executed)
-    return RunReport(tuple(lines), document, outcome(document), tuple(change_lines(results)))
+def error_lines(results: Sequence[StepResult]) -> list[str]:
+    """`error: <object>: <reason>` for each step that failed, each with its own object's error."""
+    return [f"error: {result.step.obj or f'step {result.step.number}'}: {result.error}" for result in results
+            if result.status == StepStatus.FAILED and result.error]
+
+
+def finished(results: Sequence[StepResult], namespace: str, executed: bool, lines: Sequence[str] = (),
+             provenance: Provenance | None = None) -> RunReport:
+    document = summary(results, namespace, executed, provenance)
+    provenance_line = [f"note: {provenance.text()}"] if provenance is not None else []
+    return RunReport((*lines, *provenance_line, *error_lines(results)), document, outcome(document),
+                     tuple(change_lines(results)))
+
+
+def errors_in(report: RunReport) -> list[str]:
+    """The text of the report's `error:` lines."""
+    return [line.removeprefix("error: ") for line in report.lines if line.startswith("error: ")]
+
+
+def failure_reason(report: RunReport) -> str:
+    """One line saying why a run failed: how many steps failed and the first error, or the error that stopped
+    the run before any step (an unreachable cluster: there are no steps to count)."""
+    results = (report.document or {}).get("results", [])
+    failed = sum(not result["ok"] for result in results)
+    errors = errors_in(report)
+    if failed:
+        first = f": {errors[0]}" if errors else ""
+        return f"{failed} of {len(results)} step{'s' if len(results) != 1 else ''} failed{first}"
+    if errors:
+        return errors[-1]
+    notes = [line.removeprefix("note: ") for line in report.lines if line.startswith("note: ")]
+    return notes[-1] if notes else "the run failed"
 
 
 def plan_report(results: Sequence[StepResult], namespace: str, warnings: Sequence[str],

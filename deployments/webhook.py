@@ -95,7 +95,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from cli.help import Usage, documented
+from cli.help import CommandParser, Usage, documented
 from core.conventions import DEFAULT_PLANS_DIR, LABELS, PLAN_FILE, REPOSITORY_PATTERN
 
 log = logging.getLogger("infra.webhook")
@@ -651,10 +651,11 @@ USAGE = Usage(
 
 def main(argv: Sequence[str] | None = None) -> int:
     env = os.environ
-    parser = argparse.ArgumentParser(prog="infra-webhook", description="GitHub webhook -> Prefect event bridge.")
+    parser = CommandParser(prog="infra-webhook", description="GitHub webhook -> Prefect event bridge.")
     documented(parser, USAGE)
-    parser.add_argument("--host", default=env.get("INFRA_WEBHOOK_HOST", "127.0.0.1"))
-    parser.add_argument("--port", default=env.get("INFRA_WEBHOOK_PORT", "8787"))
+    parser.add_argument("--host", default=env.get("INFRA_WEBHOOK_HOST", "127.0.0.1"),
+                        help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", default=env.get("INFRA_WEBHOOK_PORT", "8787"), help="TCP port (default 8787)")
     parser.add_argument(
         "--state",
         default=env.get("INFRA_WEBHOOK_STATE", str(DEFAULT_STATE)),
@@ -668,7 +669,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=env.get("INFRA_WEBHOOK_READ_TIMEOUT", str(DEFAULT_READ_TIMEOUT)),
         help="seconds allowed for a request's head, again for its body, and for an idle connection",
     )
-    parser.add_argument("--max-body-bytes", default=env.get("INFRA_WEBHOOK_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY)))
+    parser.add_argument("--max-body-bytes", default=env.get("INFRA_WEBHOOK_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY)),
+                        help="largest request body accepted, in bytes (larger ones get 413)")
     parser.add_argument(
         "--max-connections",
         default=env.get("INFRA_WEBHOOK_MAX_CONNECTIONS", str(DEFAULT_MAX_CONNECTIONS)),

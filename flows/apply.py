@@ -11,10 +11,11 @@ from core.lifecycle.apply import Apply
 from core.policy import chosen_mode
 from core.report import RunReport
 from flows.decorator import flow
-from flows.shared import TASK_WORKERS, execution, flow_result, run_name, settle_status, tag_run
+from flows.shared import TASK_WORKERS, admission, execution, flow_result, run_name, settle_status, tag_run
 from tasks.plan import load_plan
 from tasks.records import TaskRecords
 from tasks.reporter import TaskReporter
+from tasks.review import read_live_objects
 
 
 @flow(name=Flow.APPLY.flow_name, flow_run_name=run_name(Flow.APPLY),
@@ -22,7 +23,7 @@ from tasks.reporter import TaskReporter
 def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool = False, atomic: bool = False,
                 rollout_timeout_s: float = 120, lock_timeout_s: float = 300, repository: str | None = None,
                 require_approval: bool = False, head_sha: str | None = None,
-                policy: Literal["warn", "block"] | None = None) -> RunReport | State:
+                require_plan: bool = False, policy: Literal["warn", "block"] | None = None) -> RunReport | State:
     """Preview by default; with `execute`, a PR number and a passing gate: capture, apply, verify, record.
 
     Steps on different workloads run side by side ($INFRA_MAX_PARALLEL_STEPS kubectl calls at a time, default 4,
@@ -31,13 +32,15 @@ def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool =
     steps already applied.
     `repository` ("owner/name", from the triggering event) overrides GH_OWNER/GH_REPO; `require_approval` also
     asks for an approving review of the head SHA (Atlantis's apply requirement); `head_sha` is the head the
-    labeled event carried (the gate refuses when the PR's head differs). `policy` ($INFRA_POLICY when not
-    given, default "warn"): with "block", a policy finding (core.policy) refuses the apply before the gate's
+    labeled event carried (the gate refuses when the PR's head differs); `require_plan` refuses unless
+    `infra/plan` succeeded on that head (Atlantis's `planned` apply requirement). `policy` ($INFRA_POLICY when
+    not given, default "warn"): with "block", a policy finding (core.policy) refuses the apply before the gate's
     recheck; with "warn" the findings are warning lines.
     """
     tag_run(pr)
-    run = Apply(plan, load=load_plan, records=TaskRecords(), reporter=TaskReporter(), atomic=atomic,
-                rollout_timeout_s=rollout_timeout_s, policy=chosen_mode(policy, os.environ),
-                execution=execution(Flow.APPLY, plan, pr, repository, require_approval, head_sha, lock_timeout_s)
-                if execute else None)
+    executing = execution(Flow.APPLY, plan, pr, repository, require_approval, head_sha, lock_timeout_s,
+                          require_plan) if execute else None
+    run = Apply(plan, load=load_plan, records=TaskRecords(), reporter=TaskReporter(admission(executing)),
+                atomic=atomic, rollout_timeout_s=rollout_timeout_s, policy=chosen_mode(policy, os.environ),
+                execution=executing, live=None if execute else read_live_objects)
     return flow_result(Flow.APPLY, plan, settle_status(run.execution, run.run()))

@@ -9,14 +9,14 @@ import github  # noqa: F401 - see below
 from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed
+from prefect.states import Cancelled, Completed, Failed
 
 from core.conventions import DEFAULT_PLAN, Flow, repository_path
 from core.errors import InputError
 from core.gate import GateDecision, GateRequirement, context_problem, files_read_by, local_files_problem
 from core.lifecycle.ports import Execution
 from core.plan import Plan
-from core.report import RunReport
+from core.report import RunReport, failure_reason
 from core.vocabulary import Outcome, StepStatus
 from integrations.kubeconfig import allowed_contexts
 from tasks.artifacts import record_refusal
@@ -24,7 +24,8 @@ from tasks.gate import claim_label, put_label_back, recheck_label, report_status
 from tasks.kube import TaskCluster
 from tasks.lock import TaskLock
 from tasks.plan import parsed_plan
-from tasks.reporter import LastReport
+from tasks.reporter import LastReport, refusal_to_pull_request
+from tasks.review import plan_problem
 
 # PyGithub (the gate's client) is imported here, before a flow run starts, not inside the gate's task: there,
 # with Prefect's event and log threads running, the same import held the gate for 0.2-0.3 s instead of 0.1 s.
@@ -68,12 +69,22 @@ class TaskGate:
     head `infra/<flow>: pending`; `settle_status` sets the outcome there, and puts a claimed label back when the
     run changed nothing."""
 
-    def __init__(self) -> None:
+    def __init__(self, require_plan: bool = False) -> None:
+        self.require_plan = require_plan
         self.pending: tuple[GateRequirement, str] | None = None
         self.claimed = False
+        self.head_sha: str | None = None
+        """The head the check saw, refused or not (a refusal is reported there)."""
+        self.decision: GateDecision | None = None
+        """The decision that let the run go on (its provenance: who labeled, when, at which head)."""
 
     def check(self, requirement: GateRequirement, plan: Plan) -> GateDecision:
         decision = pass_gate(requirement, plan)
+        if decision.allowed and self.require_plan and decision.head_sha:
+            problem = plan_problem(requirement, decision.head_sha)
+            decision = decision if problem is None else replace(decision, allowed=False, reason=problem)
+        self.head_sha = decision.head_sha
+        self.decision = decision if decision.allowed else None
         if decision.allowed and decision.head_sha:
             self.pending = (requirement, decision.head_sha)
             report_status(requirement, decision.head_sha, "pending", f"infra-{requirement.flow} is running")
@@ -91,34 +102,44 @@ class TaskGate:
 
 
 def execution(flow: Flow, plan: str, pr: int | None, repository: str | None, require_approval: bool,
-              head_sha: str | None, lock_timeout_s: float) -> Execution:
+              head_sha: str | None, lock_timeout_s: float, require_plan: bool = False) -> Execution:
     """What an executing run needs: the cluster, the gate (with the head SHA the labeled event carried, when
-    given) and the target's lock."""
+    given; with `require_plan`, also `infra/plan` success on that head) and the target's lock."""
     requirement = gate_requirement(flow, plan, pr, repository, require_approval, head_sha)
-    return Execution(TaskCluster(), TaskGate(), TaskLock(lock_timeout_s), requirement)
+    return Execution(TaskCluster(), TaskGate(require_plan), TaskLock(lock_timeout_s), requirement)
+
+
+def admission(execution: Execution | None) -> TaskGate | None:
+    """The gate of an executing run, whose decision the reporter shows as the run's provenance."""
+    gate = execution.gate if execution is not None else None
+    return gate if isinstance(gate, TaskGate) else None
 
 
 def settle_status(execution: Execution | None, report: RunReport) -> RunReport:
-    """After a run whose gate passed: a label it claimed goes back when it changed nothing (no step ran), then
-    `infra/<flow>` success or failure on the head it saw, with one line why (a later refusal, by the recheck or
-    the lock, is a failure too: nothing was done)."""
+    """After an executing run: a refusal (by the gate, the recheck or the lock: nothing was done) is said on the
+    PR, once per head and reason, with `infra/<flow>` failure; after a passed gate, a label the run claimed goes
+    back when it changed nothing (no step ran), then `infra/<flow>` success or failure on the head it saw, with
+    one line why."""
     gate = execution.gate if execution is not None else None
-    if not isinstance(gate, TaskGate) or gate.pending is None:
+    if execution is None or execution.requirement is None or not isinstance(gate, TaskGate):
+        return report
+    if report.final == Outcome.SKIPPED:
+        reason = report.lines[-1].removeprefix("Refusing to execute: ").removesuffix(".") if report.lines else ""
+        head = gate.pending[1] if gate.pending is not None else gate.head_sha
+        warnings = refusal_to_pull_request(execution.requirement, head, reason)
+        return replace(report, lines=(*report.lines[:-1], *(f"note: {w}" for w in warnings), *report.lines[-1:]))
+    if gate.pending is None:
         return report
     requirement, sha = gate.pending
     results = (report.document or {}).get("results", [])
-    failed = sum(not result["ok"] for result in results)
     changed = any(result.get("status") in (StepStatus.SUCCEEDED, StepStatus.FAILED) for result in results)
     if gate.claimed and not changed:
         unlabeled = put_label_back(requirement)
         report = replace(report, lines=(*report.lines, f"note: {unlabeled}")) if unlabeled else report
     if report.final == Outcome.SUCCEEDED:
         state, description = "success", f"{len(results)} steps succeeded"
-    elif report.final == Outcome.SKIPPED:
-        state, description = "failure", (report.lines[-1] if report.lines else "refused")
     else:
-        errors = [line.removeprefix("error: ") for line in report.lines if line.startswith("error: ")]
-        state, description = "failure", errors[-1] if errors else f"{failed} of {len(results)} steps did not succeed"
+        state, description = "failure", failure_reason(report)
     warning = report_status(requirement, sha, state, description)
     return replace(report, lines=(*report.lines, f"note: {warning}")) if warning else report
 
@@ -159,20 +180,21 @@ def tag_run(pr: int | None) -> None:
 
 
 def flow_result(flow: Flow, plan: str, report: RunReport) -> RunReport | State:
-    """The run's final state, named for what happened: a failed run is Failed (carrying the report, so the UI
-    shows it failed without a traceback), a gate refusal is Completed named `Refused` with the reason as its
-    message (and an artifact saying why), a preview is Completed named `Previewed`. The report is also kept in
-    the process (`LastReport`), for a CLI whose Prefect server went away."""
+    """The run's final state, named for what happened: a failed run is Failed with why as its message (carrying
+    the report, so the UI shows it failed without a traceback), a gate refusal is Cancelled named `Refused` with
+    the refusal sentence as its message (and an artifact saying why: not a success, and nothing ran), a preview
+    is Completed named `Previewed`. The report is also kept in the process (`LastReport`), for a CLI whose
+    Prefect server went away."""
     LastReport.keep(report)
     document = report.document or {}
     results = document.get("results", [])
     if report.final == Outcome.FAILED:
-        failed = sum(not result["ok"] for result in results)
-        return Failed(message=f"{failed} of {len(results)} steps did not succeed; see the step table", data=report)
+        return Failed(message=failure_reason(report), data=report)
     if report.final == Outcome.SKIPPED:
-        reason = report.lines[-1]  # `Refusing to execute: <reason>.`
-        record_refusal(flow, plan_target(plan), f"{flow.flow_name}: {plan}", reason)
-        return Completed(name="Refused", message=reason, data=report)
+        sentence = next((line for line in reversed(report.lines) if line.startswith("Refusing to execute: ")),
+                        "Refusing to execute.")
+        record_refusal(flow, plan_target(plan), f"{flow.flow_name}: {plan}", sentence)
+        return Cancelled(name="Refused", message=sentence, data=report)
     if not document.get("executed", True):
         return Completed(name="Previewed", message=f"{len(results)} steps previewed; nothing changed", data=report)
     return report

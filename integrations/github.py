@@ -742,3 +742,4 @@ def is_transient(error: GitHubError) -> bool:
 # Public names for other integrations (integrations/pull_request.py builds on the same client and error policy).
 client = _client
 translate_errors = _translate
+token_login = _token_login

@@ -5,6 +5,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from core.errors import TemporaryError
 from core.plan import Plan
 from core.report import StepResult
 from core.steps import Step
@@ -14,17 +15,40 @@ from integrations.policy_read import get_with_policy
 
 _KIND_RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
 READ_DEADLINE_S = 30.0
+REFUSED_DEADLINE_S = 3.0
+"""A server that refuses the connection (nothing listens there: a wrong kubeconfig, a cluster that is down) is
+retried this long, not READ_DEADLINE_S: the person at the terminal learns it in seconds."""
 
 
-def live_objects(kubectl: Kubectl, plan: Plan) -> list[dict[str, Any]]:
+def read_once(kubectl: Kubectl, plan: Plan) -> list[dict[str, Any]]:
     """Every workload and HPA the plan could touch, and the namespace's policy objects (core.policy), in one
-    `kubectl get a,b,... -o json` (retried when transient)."""
+    `kubectl get a,b,... -o json` (the plan's one namespace)."""
     if not plan.actions:
         return []
     kinds = sorted({action.workload.kind for action in plan.actions})
-    resources = [_KIND_RESOURCES[kind] for kind in kinds] + ["horizontalpodautoscalers"]
-    return retry_transient(lambda: get_with_policy(kubectl, plan.namespace, resources),
-                           time.monotonic() + READ_DEADLINE_S)
+    return get_with_policy(kubectl, plan.namespace,
+                           [_KIND_RESOURCES[kind] for kind in kinds] + ["horizontalpodautoscalers"])
+
+
+def live_objects(kubectl: Kubectl, plan: Plan) -> list[dict[str, Any]]:
+    """`read_once`, retried when transient (briefly when the server refuses the connection)."""
+    started = time.monotonic()
+
+    def read() -> list[dict[str, Any]]:
+        return read_once(kubectl, plan)
+
+    try:
+        return retry_transient(read, started + REFUSED_DEADLINE_S)
+    except TemporaryError as error:
+        if refused(error):
+            raise
+    return retry_transient(read, started + READ_DEADLINE_S)
+
+
+def refused(error: Exception) -> bool:
+    """kubectl's words for a connection the server's address refused."""
+    text = str(error)
+    return "connection refused" in text or " was refused" in text
 
 
 def dry_run(kubectl: Kubectl, plan: Plan, steps: Sequence[Step]) -> list[StepResult]:

@@ -15,32 +15,40 @@ failure is not repeated.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
-from core.conventions import PLAN_FILE
+from core.conventions import LABELS, PLAN_FILE, Flow
 from core.desired import DesiredState
 from core.diff import Diff
 from core.errors import InputError
 from core.gate import GateRequirement
 from core.plan import Plan, load_plan
 from core.plan_writer import render_plan
+from core.report import GITHUB_COMMENT_LIMIT
 from core.retry import GITHUB_RETRY, RetryPolicy
 from integrations.files import write_atomically
 from integrations.github import (
     GitHubError,
     GitHubSettings,
+    audit_marker,
     client,
     contents_or_none,
     is_transient,
+    set_commit_status,
+    status_context,
+    token_login,
     translate_errors,
-    upsert_audit_comment,
 )
+from integrations.secrets import mask
 
 log = logging.getLogger(__name__)
 
@@ -274,17 +282,34 @@ def publish_pull_request(settings: GitHubSettings, target: str, files: Mapping[s
 
 
 # --------------------------------------------------------------------------- after an execution
+def post_execution_comment(settings: GitHubSettings, requirement: GateRequirement, markdown: str) -> Callable[[], int]:
+    """A call that posts a new comment for this execution (so that everyone following the PR is notified; the
+    plan comment is the sticky one), under the flow's audit marker. The call may be repeated: it first looks for
+    the comment by a marker of its own, so a POST whose answer was lost is not sent twice."""
+    settings = settings.serving(requirement.repository)
+    once = f"<!-- infra-orchestrator-execution:{uuid.uuid4().hex} -->"
+    body = f"{audit_marker(requirement)}\n{once}\n{mask(markdown)}"[:GITHUB_COMMENT_LIMIT]
+
+    def post() -> int:
+        with translate_errors(settings, f"writing the execution comment on PR #{requirement.pr}"):
+            issue = client(settings).get_repo(settings.full_name).get_issue(requirement.pr)
+            posted = [comment.id for comment in issue.get_comments() if once in (comment.body or "").splitlines()]
+            return int(posted[0]) if posted else int(issue.create_comment(body).id)
+
+    return post
+
+
 def report_execution(settings: GitHubSettings, requirement: GateRequirement, markdown: str,
                      policy: RetryPolicy = GITHUB_RETRY) -> list[str]:
-    """Write the audit comment (the run claimed the trigger label before its first change); returns a warning
-    when it could not be done.
+    """Post the execution's comment (the run claimed the trigger label before its first change); returns a
+    warning when it could not be done.
 
     The comment is retried on `policy`'s schedule while GitHub fails transiently (5xx, timeouts, an unreachable
     server); it is idempotent. The cluster change has happened and is recorded, so what GitHub refused or never
     answered is reported as a warning, not raised.
     """
     parts: dict[str, Callable[[], object]] = {
-        "write the audit comment": lambda: upsert_audit_comment(settings, requirement, markdown)}
+        "write the audit comment": post_execution_comment(settings, requirement, markdown)}
     return [f"could not {name} on PR #{requirement.pr}{failure}" for name, failure in retried(parts, policy).items()]
 
 
@@ -308,3 +333,81 @@ def retried(parts: dict[str, Callable[[], object]], policy: RetryPolicy = GITHUB
         time.sleep(delay)
     tries = f" after {policy.retries + 1} attempts"
     return {name: f"{tries if is_transient(error) else ''}: {error}" for name, error in failed.items()}
+
+
+# --------------------------------------------------------------------------- after a refusal
+REFUSAL_FIX = "ask someone with write access to add the label again"
+
+
+def refusal_marker(requirement: GateRequirement, head_sha: str | None, reason: str) -> str:
+    """The hidden first line of a refusal comment: one per PR, flow, head and reason (the reason as a digest, so
+    that what a refused PR carries never shapes the marker)."""
+    digest = hashlib.sha256(reason.encode("utf-8")).hexdigest()[:16]
+    return f"{AUDIT_PREFIX}refused:{requirement.flow}:{head_sha or 'unknown'}:{digest} -->"
+
+
+def refusal_markdown(requirement: GateRequirement, sentence: str, run_url: str | None) -> str:
+    label = LABELS.get(requirement.flow, requirement.flow)
+    lines = [f"### infra-{requirement.flow} refused: `{requirement.plan_path}`", "", f"**{sentence}**", "",
+             f"Nothing was changed. To run it, {REFUSAL_FIX} (`{label}`) once the reason above no longer holds."]
+    if run_url:
+        lines += ["", f"[Prefect flow run]({run_url})"]
+    return "\n".join(lines)
+
+
+def report_refusal(settings: GitHubSettings, requirement: GateRequirement, head_sha: str | None, reason: str,
+                   run_url: str | None = None, policy: RetryPolicy = GITHUB_RETRY) -> list[str]:
+    """A refused execution on its PR: a short comment, and `infra/<flow>` failure on the head, both saying why
+    and what to do. Once per PR, head and reason: an earlier refusal comment of the token's own user carrying
+    the same hidden marker means it was said already, so relabelling cannot make the bot spam. Returns a
+    warning per part that could not be done (the refusal itself stands)."""
+    settings = settings.serving(requirement.repository)
+    sentence = f"Refusing to execute: {reason}."
+    marker = refusal_marker(requirement, head_sha, reason)
+    action = f"reporting the refusal on PR #{requirement.pr}"
+    try:
+        with translate_errors(settings, action):
+            g = client(settings)
+            me = token_login(g)
+            issue = g.get_repo(settings.full_name).get_issue(requirement.pr)
+
+            def said() -> bool | None:
+                for comment in issue.get_comments():
+                    user = comment.user
+                    mine = user is not None and (user.login == me if me is not None else user.type == "Bot")
+                    if mine and marker in (comment.body or "").splitlines():
+                        return True
+                return None
+
+            if said():
+                return []
+    except GitHubError as error:
+        return [f"could not report the refusal on PR #{requirement.pr}: {error}"]
+    body = f"{marker}\n{refusal_markdown(requirement, sentence, run_url)}"
+
+    def comment() -> None:
+        with translate_errors(settings, action):
+            _write(action, lambda: bool(issue.create_comment(body)), said)
+
+    parts: dict[str, Callable[[], object]] = {"post the refusal comment": comment}
+    if head_sha:
+        context = status_context(requirement.flow)
+        description = f"refused: {reason}; {REFUSAL_FIX}"
+        if len(description) > 140:
+            description = f"refused ({REFUSAL_FIX}): {reason}"
+        parts[f"set {context}"] = lambda: set_commit_status(settings, requirement.repository, head_sha, context,
+                                                            "failure", description, run_url)
+    return [f"could not {name} on PR #{requirement.pr}{failure}" for name, failure in retried(parts, policy).items()]
+
+
+# --------------------------------------------------------------------------- before an apply
+def plan_status(settings: GitHubSettings, repository: str | None, sha: str) -> str | None:
+    """The state of `infra/plan` on `sha` (the newest status of that context: GitHub's combined status lists
+    the newest per context), or None when infra-plan set none there. Raises GitHubError."""
+    settings = settings.serving(repository)
+    context = status_context(Flow.PLAN)
+    with translate_errors(settings, f"reading {context} on {sha[:7]}"):
+        repo = client(settings).get_repo(settings.full_name)
+        _, combined = repo._requester.requestJsonAndCheck("GET", f"{repo.url}/commits/{quote(sha, safe='')}/status")
+        states = [status.get("state") for status in combined.get("statuses") or () if status.get("context") == context]
+        return str(states[0]) if states else None

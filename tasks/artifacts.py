@@ -15,7 +15,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from core.conventions import Flow, artifact_key
-from core.report import StepResult, markdown, table_rows
+from core.report import Provenance, StepResult, markdown, table_rows
 from integrations.secrets import mask
 
 
@@ -48,21 +48,24 @@ def publish(key: str, *creates: Callable[[], object]) -> str | None:
 
 @task(cache_policy=NO_CACHE)
 def record_results(flow: Flow, target: str, title: str, namespace: str, results: Sequence[StepResult],
-                   executed: bool, notes: Sequence[str], links: Sequence[tuple[str, str]] = ()) -> Summary:
-    """Publish the step table and the markdown summary (with `links`: the PR) under the target's key."""
+                   executed: bool, notes: Sequence[str], links: Sequence[tuple[str, str]] = (),
+                   provenance: Provenance | None = None) -> Summary:
+    """Publish the step table and the markdown summary (with `links`: the PR; and for an execution, who approved
+    it and where it is recorded, also in the table's description) under the target's key."""
     key = artifact_key(flow, target)
     rows = [{column: mask(value) if isinstance(value, str) else value for column, value in row.items()}
             for row in table_rows(results, namespace)]
-    text = mask(markdown(title, results, namespace, executed, notes, links))
-    note = publish(key, lambda: create_table_artifact(table=rows, key=key, description=title),
+    text = mask(markdown(title, results, namespace, executed, notes, links, provenance, flow))
+    described = mask(f"{title}: {provenance.text()}") if provenance is not None else title
+    note = publish(key, lambda: create_table_artifact(table=rows, key=key, description=described),
                    lambda: create_markdown_artifact(markdown=text, key=f"{key}-summary", description=title))
     return Summary(text, note)
 
 
 @task(cache_policy=NO_CACHE)
 def record_failure(flow: Flow, target: str, title: str, reason: str) -> Summary:
-    """A run the cluster stopped: the reason as the target's summary artifact."""
-    text = mask(f"### {title}\n\n**failed**: {reason}.\n\nThe label was left on: once the cluster answers, "
+    """A run stopped by the cluster or before its first change: the reason as the target's summary artifact."""
+    text = mask(f"### {title}\n\n**failed**: {reason}.\n\nThe label was left on: once the cause is fixed, "
                 "remove and add it again to retry. The apply record holds every step that ran.")
     key = f"{artifact_key(flow, target)}-summary"
     return Summary(text, publish(key, lambda: create_markdown_artifact(markdown=text, key=key, description=title)))

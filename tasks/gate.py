@@ -85,7 +85,7 @@ def put_label_back(requirement: GateRequirement) -> str | None:
 
 @task(cache_policy=NO_CACHE)
 def report_to_pull_request(requirement: GateRequirement, markdown: str) -> list[str]:
-    """Create or update the single audit comment (the run claimed the trigger label before its first change).
+    """Post this execution's comment on the PR (the run claimed the trigger label before its first change).
 
     Returns a warning per part GitHub refused or never answered, after a bounded retry
     (integrations.pull_request.report_execution): the cluster change already happened and is recorded, so a

@@ -4,16 +4,21 @@ they never change the run's outcome."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from prefect import get_run_logger
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from core.conventions import Flow
-from core.gate import GateRequirement
+from core.gate import GateDecision, GateRequirement
 from core.plan import Plan
-from core.report import RunReport, StepResult, failure, finished, notes_in
+from core.record import plan_digest, record_name
+from core.report import Provenance, RunReport, StepResult, error_lines, failure, finished, notes_in
+from integrations.github import GitHubError
+from integrations.pull_request import report_refusal
 from tasks.artifacts import record_failure, record_results
 from tasks.gate import report_to_pull_request
-from tasks.links import pull_request_url
+from tasks.links import flow_run_url, pull_request_url, settings_for
 from tasks.passing import as_is
 
 
@@ -29,23 +34,58 @@ class LastReport:
         return report
 
 
+@task(cache_policy=NO_CACHE)
+def refusal_to_pull_request(requirement: GateRequirement, head_sha: str | None, reason: str) -> list[str]:
+    """A refused execution on its PR: a comment and a failing `infra/<flow>` status with the reason and the fix,
+    once per PR, head and reason (integrations.pull_request.report_refusal). Returns warnings for what GitHub
+    refused or never answered."""
+    try:
+        warnings = report_refusal(settings_for(requirement), requirement, head_sha, reason, flow_run_url())
+    except GitHubError as error:  # a repository this worker does not serve: nothing is said there
+        warnings = [f"could not report the refusal on PR #{requirement.pr}: {error}"]
+    for warning in warnings:
+        get_run_logger().warning("%s", warning)
+    return warnings
+
+
 def unpublished(*notes: str | None) -> list[str]:
     return [f"note: {note}" for note in notes if note]
 
 
+class Admission(Protocol):
+    """The gate of an executing run (flows.shared.TaskGate): the decision that let it run, once it did."""
+
+    decision: GateDecision | None
+
+
+def provenance_of(plan: Plan, decision: GateDecision | None) -> Provenance | None:
+    """Who approved this execution and where it is recorded, with this flow run's link."""
+    if decision is None:
+        return None
+    return Provenance(approver=decision.label_actor, permission=decision.label_actor_role,
+                      labeled_at=decision.label_added_at, head_sha=decision.head_sha, record=record_name(plan),
+                      plan_digest=plan_digest(plan), run_url=flow_run_url())
+
+
 @dataclass(frozen=True)
 class TaskReporter:
+    admission: Admission | None = None
+
     def report(self, flow: Flow, plan: Plan, results: Sequence[StepResult], executed: bool, lines: Sequence[str],
                requirement: GateRequirement | None) -> RunReport:
         logger = get_run_logger()
+        provenance = provenance_of(plan, self.admission.decision) if executed and self.admission else None
         for line in lines:
             logger.info(line)
+        for line in error_lines(results):
+            logger.error("%s", line)
         pr_url = pull_request_url(requirement) if requirement else None
         summary = record_results(flow, plan.target or plan.namespace, f"{flow.flow_name}: {plan.path}",
                                  plan.namespace, as_is(results), executed, notes_in(lines),
-                                 [(f"PR #{requirement.pr}", pr_url)] if requirement and pr_url else [])
+                                 [(f"PR #{requirement.pr}", pr_url)] if requirement and pr_url else [], provenance)
         warnings = report_to_pull_request(requirement, summary.markdown) if executed and requirement else []
-        report = finished(results, plan.namespace, executed, [*lines, *unpublished(summary.note, *warnings)])
+        report = finished(results, plan.namespace, executed, [*lines, *unpublished(summary.note, *warnings)],
+                          provenance)
         logger.info("%s", report.final)
         return LastReport.keep(report)
 

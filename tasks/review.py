@@ -15,6 +15,7 @@ from core.report import RunReport, StepResult, failure, plan_markdown, plan_repo
 from core.state import Objects
 from core.steps import Step
 from integrations.github import (
+    GitHubError,
     GitHubSettings,
     PullRequestView,
     pull_request_view,
@@ -23,9 +24,10 @@ from integrations.github import (
     upsert_audit_comment,
 )
 from integrations.plan_review import dry_run, live_objects
+from integrations.pull_request import plan_status
 from integrations.secrets import mask
 from tasks.kube import kubectl_for
-from tasks.links import flow_run_url
+from tasks.links import flow_run_url, settings_for
 
 
 @task(cache_policy=NO_CACHE)
@@ -66,6 +68,21 @@ def post_plan(pr: int, repository: str | None, plan_path: str, markdown: str, ok
     set_commit_status(settings, repository, sha, status_context(Flow.PLAN), "success" if ok else "failure",
                       description, flow_run_url())
     return f"plan comment {comment} on PR #{pr}, status {status_context(Flow.PLAN)} on {sha[:12]}"
+
+
+@task(cache_policy=NO_CACHE)
+def plan_problem(requirement: GateRequirement, head_sha: str) -> str | None:
+    """--require-plan (as Atlantis's `apply_requirements: [planned]`): why the apply may not run unless
+    `infra/plan` succeeded on the head the gate saw, or None. A status that cannot be read refuses too."""
+    context = status_context(Flow.PLAN)
+    try:
+        state = plan_status(settings_for(requirement), requirement.repository, head_sha)
+    except GitHubError as error:  # the client already retried what was transient
+        return f"could not read {context} on head {head_sha[:7]} (--require-plan): {error}"
+    if state == "success":
+        return None
+    found = f"is {state}" if state else "was not set"
+    return f"{context} {found} on head {head_sha[:7]} (--require-plan): run infra-plan on it, then add the label again"
 
 
 def checkout_problem(plan: Plan, pr: int, view: PullRequestView) -> str | None:

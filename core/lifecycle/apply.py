@@ -4,7 +4,7 @@ Every transition is recorded: the record is saved before the first step and afte
 boundaries a resume depends on), so a crash never leaves a finished step only in the local mirror.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +28,7 @@ from core.plan import Plan
 from core.policy import PolicyMode, findings_for, refusal
 from core.record import RECORD_ANNOTATION, ApplyRecord, plan_digest, record_name
 from core.report import RunReport, StepResult
+from core.state import Objects as LiveObjects
 from core.steps import apply_steps
 from core.vocabulary import RecordStatus, StepStatus, StepType
 
@@ -95,9 +96,18 @@ class Apply(Lifecycle):
     flow = Flow.APPLY
     atomic: bool = False
     policy: PolicyMode = PolicyMode.WARN
+    live: Callable[[Plan], LiveObjects] | None = None
+    """The preview's read of the plan's objects (one batched `kubectl get`), for live → planned values."""
 
     def preview(self, plan: Plan) -> RunReport:
-        return preview_report(Flow.APPLY, plan, apply_steps(plan), [], self.reporter)
+        if self.live is None:
+            return preview_report(Flow.APPLY, plan, apply_steps(plan), [], self.reporter)
+        try:
+            live = self.live(plan)
+        except (TemporaryError, PermanentError) as error:
+            note = f"the cluster could not be read ({error}): planned values only"
+            return preview_report(Flow.APPLY, plan, apply_steps(plan), [note], self.reporter)
+        return preview_report(Flow.APPLY, plan, apply_steps(plan), [], self.reporter, live)
 
     def locked(self, plan: Plan, execution: Execution, requirement: GateRequirement, decision: GateDecision,
                held: Held) -> RunReport:
@@ -107,9 +117,9 @@ class Apply(Lifecycle):
         existing, _ = loading()
         prepared = prepare_apply(plan, live, existing, plan_digest(plan), requirement.pr, decision.head_sha)
         lines = [f"note: {prepared.note}"] if prepared.note else []
-        if prepared.problem:
-            failed = [StepResult(step, StepStatus.FAILED, error=prepared.problem) for step in apply_steps(plan)]
-            return self.reporter.report(Flow.APPLY, plan, failed, True, lines, requirement)
+        if prepared.problem:  # a stop before any change: no step ran, so no step row carries it
+            return self.reporter.fail(Flow.APPLY, plan, f"{prepared.problem}; nothing was changed", lines,
+                                      requirement)
         existed = live_plan_objects(plan, live)
         to_change = list(dict.fromkeys(step.obj for step in prepared.to_run if step.obj is not None))
         if prepared.to_run:

@@ -3,29 +3,38 @@ rollout verification."""
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from core.apply import touched_workloads
+from core.changes import planned_state
 from core.conventions import REPOSITORY_PATTERN, Flow
 from core.errors import LeaseLost, PermanentError, RecordUnreadable, TemporaryError
 from core.gate import GateDecision, GateRequirement
 from core.lifecycle.ports import Cluster, Execution, Held, Objects, Records, Refused, Reporter
 from core.plan import Action, Plan
 from core.report import RunReport, StepResult, preview_lines, refusal, with_lines
+from core.state import Objects as LiveObjects
+from core.state import state_of
 from core.steps import Step, rollout_steps
 from core.vocabulary import Outcome, StepStatus
 
 PREVIEW_GATE_NOTE = "label check not required in preview"
+PREVIEWED = "previewed: nothing changed"
 
 
-def preview_report(flow: Flow, plan: Plan, steps: Sequence[Step], notes: Sequence[str],
-                   reporter: Reporter) -> RunReport:
-    """Every step as `preview: kubectl -n <ns> <args>`, then the notes; nothing runs."""
+def preview_report(flow: Flow, plan: Plan, steps: Sequence[Step], notes: Sequence[str], reporter: Reporter,
+                   live: LiveObjects | None = None) -> RunReport:
+    """Every step as `preview: kubectl -n <ns> <args>`, then the notes, and `previewed: nothing changed` before
+    the last line; nothing runs. With `live` (apply's objects as read now), each step shows live → planned."""
     lines = [*preview_lines(steps, plan.namespace), *(f"note: {note}" for note in notes),
              f"note: {PREVIEW_GATE_NOTE}"]
-    return reporter.report(flow, plan, [StepResult(step, StepStatus.PREVIEWED) for step in steps], False, lines,
-                           None)
+    results = [StepResult(step, StepStatus.PREVIEWED) for step in steps]
+    if live is not None:
+        results = [replace(result, before=state_of(action, live), after=planned_state(plan, action,
+                                                                                      state_of(action, live)))
+                   for result, action in zip(results, plan.actions, strict=True)]
+    return replace(reporter.report(flow, plan, results, False, lines, None), closing=(PREVIEWED,))
 
 
 def admitted(plan: Plan, execution: Execution) -> tuple[GateRequirement, GateDecision]:

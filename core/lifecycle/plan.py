@@ -92,6 +92,24 @@ def _hpa_bounds_for(plan: plans.Plan, workload: plans.Workload, live: Objects) -
     return f"hpa/{hpa['metadata']['name']}", spec.get("minReplicas", 1), spec.get("maxReplicas")
 
 
+def _hpa_warning(plan: plans.Plan, action: plans.ScaleWorkload, live: Objects) -> str | None:
+    """An HPA that will fight the planned replicas, judged by its bounds after the plan: one the plan leaves as
+    it is (apply refuses that scale), or one whose planned bounds exclude the planned count."""
+    hpa = _hpa_bounds_for(plan, action.workload, live)
+    if hpa is None:
+        return None
+    name, low, high = hpa
+    changed = any(isinstance(other, plans.ApplyHpa) and other.workload == action.workload
+                  and other.bounds is not None for other in plan.actions)
+    if not changed:
+        return (f"{name} manages {action.workload.ref} (min {low}, max {high}): it will move replicas away from "
+                f"the planned {action.replicas}; change the HPA's bounds instead")
+    if (low is None or low <= action.replicas) and (high is None or action.replicas <= high):
+        return None
+    return (f"{name} after the plan (min {low}, max {high}) will move {action.workload.ref} from the planned "
+            f"{action.replicas} into its bounds")
+
+
 def warnings_for(plan: plans.Plan, live: Objects, current: Sequence[Any]) -> list[str]:
     """Objects that do not exist, HPAs that would fight a planned replica count, drift since the plan."""
     warnings: list[str] = []
@@ -105,11 +123,9 @@ def warnings_for(plan: plans.Plan, live: Objects, current: Sequence[Any]) -> lis
             warnings.append(f"{workload.ref} has no container {action.container!r}")
             continue
         if isinstance(action, plans.ScaleWorkload):
-            hpa = _hpa_bounds_for(plan, workload, live)
-            if hpa is not None:
-                name, low, high = hpa
-                warnings.append(f"{name} manages {workload.ref} (min {low}, max {high}): it will move replicas "
-                                f"away from the planned {action.replicas}; change the HPA's bounds instead")
+            warning = _hpa_warning(plan, action, live)
+            if warning is not None:
+                warnings.append(warning)
         recorded = current[index] if index < len(current) else None
         if recorded is not None:
             drift = _drift(action, recorded, live)

@@ -110,6 +110,9 @@ def rolled_back(record: ApplyRecord, results: Sequence[StepResult], applied_by: 
     return replace(record, status=status, rollback=history)
 
 
+ALREADY_ROLLED_BACK = "already rolled back: nothing to do"
+
+
 @dataclass(frozen=True)
 class Rollback(Lifecycle):
     """infra-rollback: restore exactly what apply captured, last step first, only for steps that ran.
@@ -127,6 +130,8 @@ class Rollback(Lifecycle):
 
     def preview(self, plan: Plan) -> RunReport:
         record, where = self.records.load_for_preview(plan)
+        if record is not None and record.status == RecordStatus.ROLLED_BACK:
+            return preview_report(Flow.ROLLBACK, plan, [], [where, ALREADY_ROLLED_BACK], self.reporter)
         steps, notes = plan_steps(plan, Flow.ROLLBACK, record)
         return preview_report(Flow.ROLLBACK, plan, steps, [where, *notes], self.reporter)
 

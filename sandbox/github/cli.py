@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 import sys
 import threading
 
-from cli.help import Usage, documented
+from cli.help import CommandParser, Usage, documented
 
 from .server import GitHubSandbox
 from .state import seed_demo
@@ -21,11 +20,13 @@ USAGE = Usage(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="infra-github-sandbox", description=__doc__)
+    parser = CommandParser(prog="infra-github-sandbox", description=__doc__)
     documented(parser, USAGE)
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--seed", choices=["demo", "none"], default="none")
+    parser.add_argument("--seed", choices=["demo", "none"], default="none",
+                        help="demo: acme/infra with users alice (admin), bob (triage), carol and PR #1 carrying a "
+                             "valid plan; none (default): empty")
     args = parser.parse_args(argv)
     sandbox = GitHubSandbox(args.host, args.port)
     info = seed_demo(sandbox) if args.seed == "demo" else {}

@@ -549,7 +549,7 @@ def seed_demo(state: GitHubState) -> dict[str, Any]:
     state.add_collaborator("acme/infra", "bob", "triage")
     plan = (
         "namespace: demo\ntarget: prod\nactions:\n"
-        "  - type: scale_workload\n    deployment: web\n    replicas: 3\n"
+        "  - type: scale_workload\n    name: web\n    replicas: 3\n"
     )
     number = state.open_pr("acme/infra", head="infra-scale/prod", author="alice", title="infra-scale: prod",
                            files={"ops/plans/infra-scale/prod/plan.yaml": plan})

@@ -12,7 +12,7 @@ import sys
 import threading
 from types import FrameType
 
-from cli.help import Usage, documented
+from cli.help import CommandParser, Usage, documented
 
 from .controllers import DEFAULT_BROKEN_IMAGE
 from .server import SandboxServer
@@ -28,7 +28,7 @@ USAGE = Usage(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="infra-sandbox", description="Sandbox Kubernetes API server for kubectl.")
+    p = CommandParser(prog="infra-sandbox", description="Sandbox Kubernetes API server for kubectl.")
     documented(p, USAGE)
     p.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: pick a free one)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")

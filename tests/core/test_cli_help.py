@@ -57,8 +57,8 @@ def test_version_comes_from_the_package_metadata(script: str) -> None:
 @pytest.mark.parametrize("flow", ["apply", "rollback"])
 def test_the_documented_exit_codes_are_the_real_ones(flow: str) -> None:
     assert command(f"infra-{flow}").returncode == 0, "a preview succeeds"
-    refused = command(f"infra-{flow}", "--execute")
-    assert (refused.returncode, refused.stdout.splitlines()[-1]) == (0, "skipped"), "a refusal is exit 0"
+    without_pr = command(f"infra-{flow}", "--execute")
+    assert without_pr.returncode == 2 and not without_pr.stdout, "--execute without a PR is bad input"
     bad = command(f"infra-{flow}", "--plan=missing.yaml")
     assert bad.returncode == 2 and bad.stderr.startswith("error: missing.yaml: ") and not bad.stdout
 
@@ -74,14 +74,6 @@ def test_json_output_is_the_summary_alone_on_stdout(flag: list[str]) -> None:
     assert "note: label check not required in preview" in document["lines"]
     text = command("infra-rollback")
     assert text.stdout.splitlines()[-1] == "succeeded", "text stays the default"
-
-
-def test_json_output_of_a_refusal_says_so() -> None:
-    done = command("infra-apply", "-o", "json", "--execute")
-
-    document = json.loads(done.stdout)
-    assert (done.returncode, document["outcome"], document["ok"], document["results"]) == (0, "skipped", False, [])
-    assert document["lines"] == ["Refusing to execute: --execute needs --pr=<number> (or PRNUM)."]
 
 
 def test_execute_without_github_settings_is_refused_before_prefect_is_imported() -> None:

@@ -88,12 +88,14 @@ def test_json_summary_keeps_the_seeds_fields(tmp_path: Path) -> None:
                                 "rollbackHints:\n  - previous-hpa.yaml\n")
     result = run_cli("rollback", f"--plan={plan}")
     lines = result.stdout.splitlines()
-    document = json.loads("\n".join(lines[lines.index("{"):len(lines) - 1]))
+    end = len(lines) - 1 - lines[::-1].index("}")
+    document = json.loads("\n".join(lines[lines.index("{"):end + 1]))
+    assert lines[end + 1:] == ["previewed: nothing changed", "succeeded"], "a preview says so before the last line"
     assert document["ok"] is True and document["executed"] is False and document["namespace"] == "testns"
     assert document["results"][0] == {**document["results"][0], "ok": True, "type": "hint",
-                                      "note": "applied previous-hpa.yaml"}
+                                      "note": "will apply previous-hpa.yaml"}, "a preview's notes: future tense"
     assert document["results"][1] == {**document["results"][1], "ok": True, "type": "action",
-                                      "action": "scale_workload", "note": "rolled back deployment/web"}
+                                      "action": "scale_workload", "note": "will roll back deployment/web"}
 
 
 def test_forward_steps_are_kubectl_argument_lists(tmp_path: Path) -> None:
@@ -150,11 +152,13 @@ def test_prnum_environment_and_flags() -> None:
         parse("apply", [], {"PRNUM": "x1"})
 
 
-def test_execute_without_pr_refuses_and_skips(tmp_path: Path) -> None:
+def test_execute_without_pr_is_bad_input(tmp_path: Path) -> None:
+    """The Node scripts skipped (exit 0) here, so a CI job missing PRNUM passed green; now it is bad input."""
     plan = write_plan(tmp_path, "namespace: testns\nactions: []\n")
     result = run_cli("apply", f"--plan={plan}", "--execute")
-    assert result.returncode == 0
-    assert result.stdout.splitlines() == ["Refusing to execute: --execute needs --pr=<number> (or PRNUM).", "skipped"]
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [
+        "error: arguments: --pr: --execute needs a pull request: pass --pr=<number> or set PRNUM"]
 
 
 def test_default_plan_is_the_seed_path() -> None:

@@ -152,7 +152,8 @@ def test_an_event_naming_another_repository_is_refused_before_any_github_read(wo
     world.kube.clear_requests()
     before = len(world.github.log)
     script = ("from flows.apply import infra_apply\n"
-              f"report = infra_apply(plan={PLAN_PATH!r}, pr={pr}, execute=True, repository='mallory/infra')\n"
+              f"state = infra_apply(plan={PLAN_PATH!r}, pr={pr}, execute=True, repository='mallory/infra', "
+              "return_state=True)\nreport = state.result(raise_on_failure=False)\n"
               "print(report.render())\n")
     result = subprocess.run([sys.executable, "-c", script], cwd=world.root, env=world.env, capture_output=True,
                             text=True, timeout=240)

@@ -105,8 +105,9 @@ def test_replicas_of_an_hpa_managed_workload_are_not_fought_over(world: World) -
     result = apply(world)
 
     assert result.returncode == 1
-    error = by_action(result.stdout)["scale_workload"]["error"]
-    assert "deployment/api is managed by hpa/api" in error
+    assert "error: deployment/api is managed by hpa/api: change its HPA bounds in the plan (apply_hpa) instead of " \
+           "its replicas; nothing was changed" in result.stdout.splitlines()
+    assert "?" not in result.stdout and '"executed": true' not in result.stdout, "a stop before any change"
     assert world.replicas("api") == 1
     assert world.kube.count_requests(method="PATCH") == 0
 

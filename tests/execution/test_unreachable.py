@@ -20,7 +20,8 @@ def dead_kubeconfig(world: World, tmp_path: Path) -> Path:
     return dead
 
 
-def test_an_unreachable_cluster_fails_in_one_line_and_keeps_the_label(world: World, tmp_path: Path) -> None:
+def test_an_unreachable_cluster_fails_in_one_line_and_keeps_the_label(world: World, tmp_path: Path,
+                                                                      prefect_api: str) -> None:
     world.label("execute-plan")
     started = time.monotonic()
 
@@ -37,3 +38,8 @@ def test_an_unreachable_cluster_fails_in_one_line_and_keeps_the_label(world: Wor
     comments = [comment.body for comment in world.github.issue_comments(REPO, world.pr)]
     assert any("the cluster could not be reached" in body and "label was left on" in body for body in comments)
     assert world.replicas("web") == 2, "nothing changed"
+    from tests.execution.test_visibility import latest_flow_run
+
+    run = latest_flow_run()
+    assert run.state.type.value == "FAILED" and run.state.message == lines[-2].removeprefix("error: "), \
+        "Prefect says the cluster could not be reached, not '0 of 0 steps'"

@@ -65,7 +65,7 @@ def test_apply_flow_preview_reports_the_gate_as_not_required(prefect_api: str, i
 def test_flow_execute_without_pr_refuses(prefect_api: str, in_repo: None) -> None:
     from flows.apply import infra_apply
 
-    report = infra_apply(plan=EXAMPLE, execute=True)
+    report = infra_apply(plan=EXAMPLE, execute=True, return_state=True).result(raise_on_failure=False)
 
     assert isinstance(report, RunReport)
     assert report.final == "skipped"

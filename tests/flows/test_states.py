@@ -1,5 +1,6 @@
 """What the Prefect UI shows of a run, read back from the session's real Prefect server: the final state's name
-and message (`Previewed`, `Refused`, `Failed`), the run's name, its `pr-N` tag, and the refusal's artifact."""
+and message (`Previewed`, `Refused` (cancelled: not a success), `Failed`), the run's name, its `pr-N` tag,
+and the refusal's artifact."""
 
 import asyncio
 from pathlib import Path
@@ -54,13 +55,13 @@ def test_a_refusal_ends_in_refused_with_its_reason_tag_and_artifact(prefect_api:
     state = infra_apply(plan=EXAMPLE, pr=42, execute=True, return_state=True)
 
     run = server_run(state.state_details.flow_run_id)
-    assert (run.state.type.value, run.state.name) == ("COMPLETED", "Refused")
+    assert (run.state.type.value, run.state.name) == ("CANCELLED", "Refused"), "a refusal is not a success"
     assert run.state.message.startswith("Refusing to execute: ") and "GH_OWNER" in run.state.message
     assert run.name == "apply prod PR#42"
     assert "pr-42" in run.tags
     artifact = summary_artifact(Flow.APPLY, run.id)
     assert "**refused**" in artifact and run.state.message in artifact
-    report = state.result()
+    report = state.result(raise_on_failure=False)  # a cancelled state raises unless asked not to, as a failed one
     assert isinstance(report, RunReport) and report.final == "skipped"
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from cli.plan import PrintedPlan
 from core.changes import FieldChange
+from core.conventions import Flow
 from core.lifecycle.plan import Plan
 from core.plan import load_plan
 from core.report import (
@@ -209,3 +210,38 @@ def test_the_plan_comment_table(tmp_path: Path) -> None:
 def test_field_change_json() -> None:
     assert FieldChange("hpa/web", "maxReplicas", "5", "8").to_json() == \
         {"object": "hpa/web", "field": "maxReplicas", "before": "5", "after": "8"}
+
+
+def test_the_hpa_warning_is_judged_by_the_bounds_after_the_plan(tmp_path: Path) -> None:
+    cluster = ReadOnlyCluster([deployment("web", 2), hpa("web", "web", 2, 6)])
+    within = review(tmp_path, cluster, f"""\
+namespace: {NAMESPACE}
+actions:
+  - {{type: scale_workload, name: web, replicas: 4}}
+  - {{type: apply_hpa, name: web, minReplicas: 3, maxReplicas: 8, targetCPUUtilizationPercentage: 70}}
+""")
+    assert not [line for line in within.lines if line.startswith("warning: ")]
+
+    outside = review(tmp_path, cluster, f"""\
+namespace: {NAMESPACE}
+actions:
+  - {{type: scale_workload, name: web, replicas: 9}}
+  - {{type: apply_hpa, name: web, minReplicas: 3, maxReplicas: 8, targetCPUUtilizationPercentage: 70}}
+""")
+    assert [line for line in outside.lines if line.startswith("warning: ")] == [
+        "warning: hpa/web after the plan (min 3, max 8) will move deployment/web from the planned 9 into its bounds"]
+
+
+def test_plan_and_apply_comments_have_a_summary_line_and_the_next_step(tmp_path: Path) -> None:
+    plan = plan_at(tmp_path)
+    planned = [StepResult(step, StepStatus.SUCCEEDED, attempts=1, before=None, after=None)
+               for step in apply_steps(plan)]
+    text = plan_markdown("infra-plan: ops/plan.yaml", planned, NAMESPACE, [])
+    fields = sum(len(result.changes) for result in planned)
+    assert f"**3 objects, {fields} fields** · next: add `execute-plan` to apply" in text
+
+    applied = markdown("infra-apply: ops/plan.yaml", planned, NAMESPACE, True, flow=Flow.APPLY)
+    assert f"**3 objects, {fields} fields** · next: add `rollback-plan` to roll back" in applied
+    failed = [StepResult(apply_steps(plan)[0], StepStatus.FAILED, attempts=1, error="no")]
+    assert "next: add `rollback-plan` to undo the steps that ran, or fix the cause and add `execute-plan` again" in \
+        markdown("infra-apply: ops/plan.yaml", failed, NAMESPACE, True, flow=Flow.APPLY)
