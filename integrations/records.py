@@ -87,11 +87,16 @@ def _canonical(data: Any) -> str:
     return mask(json.dumps(data, sort_keys=True, separators=(",", ":")))
 
 
+def signed(data: Any) -> dict[str, Any]:
+    """A record's data (secrets masked) with the key id and HMAC that make it a stored record."""
+    text = _canonical(data)
+    key_id, mac = _keys().sign(text)
+    return {"key_id": key_id, "hmac": mac, "record": json.loads(text)}
+
+
 def sealed(record: ApplyRecord, compact: bool = True) -> str:
     """The stored text of a record: the record and its HMAC (secrets masked before signing)."""
-    text = _canonical(record.as_data())
-    key_id, mac = _keys().sign(text)
-    envelope = {"key_id": key_id, "hmac": mac, "record": json.loads(text)}
+    envelope = signed(record.as_data())
     if compact:
         return json.dumps(envelope, sort_keys=True, separators=(",", ":"))
     return json.dumps(envelope, indent=1, sort_keys=True)
