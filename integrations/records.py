@@ -40,7 +40,7 @@ from core.record import ANY_REVISION, MAX_CHAIN, ApplyRecord, RecordUnreadable, 
 from core.record_check import RecordCorrupt, checked_actions
 from integrations.files import write_atomically
 from integrations.kubectl import Kubectl, KubectlError, checked, retry_transient, run
-from integrations.record_key import RecordKeyError, RecordKeys, record_keys
+from integrations.record_key import RecordKeyError, RecordKeys, block_configured, record_keys
 from integrations.secrets import mask
 
 LEGACY_KEY = "record.json"
@@ -64,6 +64,7 @@ BASE_RECORD_BYTES = 256 * 1024
 STEP_RECORD_BYTES = 64 * 1024
 """What one recorded step may take, with an HPA manifest as its prior state: a record larger than its plan's
 actions times this (for each apply of a chain) is refused before it is inflated."""
+UNVERIFIED = "its signature is checked when executing: the key is in a Prefect Secret block"
 KEY_NEXT = "set INFRA_RECORD_KEY (or INFRA_RECORD_KEY_BLOCK) on every worker, as docs/production.md says"
 
 
@@ -102,11 +103,12 @@ def sealed(record: ApplyRecord, compact: bool = True) -> str:
     return json.dumps(envelope, indent=1, sort_keys=True)
 
 
-def unsealed(where: str, text: str, plan: Plan) -> ApplyRecord:
+def unsealed(where: str, text: str, plan: Plan, verify: bool = True) -> ApplyRecord:
     """The record in a stored text, once its signature verifies and its content is checked.
 
     Raises RecordUnreadable for text that is not JSON at all (truncated), RecordCorrupt for anything else that
-    is not a record apply wrote with a key this worker holds."""
+    is not a record apply wrote with a key this worker holds. `verify` False (a preview, when the key is in a
+    Prefect Secret block) skips the signature only."""
     try:
         envelope = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as error:
@@ -121,7 +123,7 @@ def unsealed(where: str, text: str, plan: Plan) -> ApplyRecord:
     key_id, mac, data = envelope.get("key_id"), envelope.get("hmac"), envelope.get("record")
     if not isinstance(key_id, str) or not isinstance(mac, str):
         raise RecordCorrupt(where, "its signature is malformed")
-    verified = _keys().verifies(key_id, mac, _canonical(data))
+    verified = _keys().verifies(key_id, mac, _canonical(data)) if verify else True
     if verified is None:
         raise RecordCorrupt(where, f"it is signed with key {key_id[:16]!r}, which this worker does not hold",
                             f"nothing was changed; {KEY_NEXT} (keep the old key in INFRA_RECORD_KEYS_OLD after a "
@@ -140,17 +142,17 @@ def mirror_path(plan: Plan) -> Path:
     return plan.path.with_name(f"{plan.path.stem}.record.json")
 
 
-def read_mirror(plan: Plan) -> ApplyRecord | None:
+def read_mirror(plan: Plan, verify: bool = True) -> ApplyRecord | None:
     """The mirrored record; None when there is no file. Raises RecordUnreadable for a file that is not a
     whole record (truncated by a crash or a full disk), RecordCorrupt for one that does not verify (edited,
     forged)."""
     path = mirror_path(plan)
     if not path.exists():
         return None
-    return read_file(plan, path)
+    return read_file(plan, path, verify)
 
 
-def read_file(plan: Plan, path: Path) -> ApplyRecord:
+def read_file(plan: Plan, path: Path, verify: bool = True) -> ApplyRecord:
     """A saved copy of the record (--from-record), used only once it verifies like the stored one."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -158,7 +160,7 @@ def read_file(plan: Plan, path: Path) -> ApplyRecord:
         raise RecordUnreadable(str(path), str(error)) from None
     if len(text) > max_record_bytes(plan) * 2:
         raise RecordCorrupt(str(path), f"{len(text)} characters, more than this plan's record can hold")
-    return unsealed(str(path), text, plan)
+    return unsealed(str(path), text, plan, verify)
 
 
 def _labels(kind: str) -> dict[str, str]:
@@ -298,28 +300,28 @@ def _inflated(where: str, blob: bytes, limit: int) -> str:
         raise RecordUnreadable(where, f"not UTF-8 ({error})") from None
 
 
-def _decoded(where: str, blob_base64: Any, plan: Plan) -> ApplyRecord:
+def _decoded(where: str, blob_base64: Any, plan: Plan, verify: bool) -> ApplyRecord:
     if not isinstance(blob_base64, str):
         raise RecordUnreadable(where, "its record data is missing")
     try:
         blob = base64.b64decode(blob_base64, validate=True)
     except ValueError as error:
         raise RecordUnreadable(where, f"not base64 ({error})") from None
-    return unsealed(where, _inflated(where, blob, max_record_bytes(plan)), plan)
+    return unsealed(where, _inflated(where, blob, max_record_bytes(plan)), plan, verify)
 
 
-def _from_index(kubectl: Kubectl, plan: Plan, index: dict[str, Any]) -> ApplyRecord | None:
+def _from_index(kubectl: Kubectl, plan: Plan, index: dict[str, Any], verify: bool) -> ApplyRecord | None:
     """The record an index points to; None when its chunks do not match it (a write replaced them meanwhile)."""
     where = f"configmap/{record_name(plan)} in namespace {plan.namespace}"
     data = index.get("data") or {}
     if not isinstance(data, dict):
         raise RecordUnreadable(where, "its data is not a map")
     if LEGACY_KEY in data:
-        return unsealed(where, str(data[LEGACY_KEY]), plan)
+        return unsealed(where, str(data[LEGACY_KEY]), plan, verify)
     if data.get("format") != FORMAT:
         raise RecordUnreadable(where, "neither a version-1 nor a version-2 record")
     if data.get("chunks") == "0":
-        return _decoded(where, (index.get("binaryData") or {}).get(GZIP_KEY), plan)
+        return _decoded(where, (index.get("binaryData") or {}).get(GZIP_KEY), plan, verify)
     generation, count_text = str(data.get("generation", "")), str(data.get("chunks", ""))
     if not count_text.isdigit():
         raise RecordUnreadable(where, f"its chunk count {count_text!r} is not a number")
@@ -342,10 +344,10 @@ def _from_index(kubectl: Kubectl, plan: Plan, index: dict[str, Any]) -> ApplyRec
         raise RecordUnreadable(where, f"a chunk of generation {generation} is corrupt: {error}") from None
     if hashlib.sha256(blob).hexdigest() != data.get("sha256"):
         raise RecordUnreadable(where, f"the chunks of generation {generation} do not match the index's digest")
-    return unsealed(where, _inflated(where, blob, limit), plan)
+    return unsealed(where, _inflated(where, blob, limit), plan, verify)
 
 
-def read_cluster(kubectl: Kubectl, plan: Plan, retry_s: float = RETRY_S) -> ApplyRecord | None:
+def read_cluster(kubectl: Kubectl, plan: Plan, retry_s: float = RETRY_S, verify: bool = True) -> ApplyRecord | None:
     """The record stored in the cluster, or None when there is none.
 
     Raises RecordUnreadable when one exists but cannot be read, KubectlError when the cluster cannot be reached
@@ -357,7 +359,7 @@ def read_cluster(kubectl: Kubectl, plan: Plan, retry_s: float = RETRY_S) -> Appl
     for _ in range(_CONSISTENT_READS):
         if index is None:
             return None
-        record = retry_transient(partial(_from_index, kubectl, plan, index), deadline)
+        record = retry_transient(partial(_from_index, kubectl, plan, index, verify), deadline)
         if record is not None:
             return replace(record, revision=str(index["metadata"].get("resourceVersion") or "") or None)
         again = retry_transient(read_index, deadline)
@@ -384,16 +386,17 @@ def save(kubectl: Kubectl | None, plan: Plan, record: ApplyRecord) -> Saved:
     return Saved(saved.revision, "; ".join(note for note in notes if note) or None)
 
 
-def load(kubectl: Kubectl, plan: Plan, retry_s: float = RETRY_S) -> tuple[ApplyRecord | None, str]:
+def load(kubectl: Kubectl, plan: Plan, retry_s: float = RETRY_S,
+         verify: bool = True) -> tuple[ApplyRecord | None, str]:
     """The cluster's record, else the local mirror; with where it came from, for a `note:` line.
 
     (None, ...) means no record anywhere. A record that exists but cannot be read raises RecordUnreadable
     (naming the copy), so that a rollback refuses instead of guessing.
     """
-    stored = read_cluster(kubectl, plan, retry_s)
+    stored = read_cluster(kubectl, plan, retry_s, verify)
     if stored is not None:
         return stored, f"record read from configmap/{record_name(plan)} in namespace {plan.namespace}"
-    mirrored = read_mirror(plan)
+    mirrored = read_mirror(plan, verify)
     if mirrored is not None:
         return mirrored, f"record read from {mirror_path(plan)} (none in the cluster)"
     return None, "no apply record in the cluster or next to the plan"
@@ -401,14 +404,19 @@ def load(kubectl: Kubectl, plan: Plan, retry_s: float = RETRY_S) -> tuple[ApplyR
 
 def load_for_preview(kubectl: Kubectl, plan: Plan) -> tuple[ApplyRecord | None, str]:
     """Like `load`, but a preview needs no cluster access and never fails over a record: it falls back to the
-    mirror at the first failure, and says so (an unreadable record is named, since executing would refuse)."""
+    mirror at the first failure, and says so (an unreadable record is named, since executing would refuse). A
+    preview never imports Prefect: with the key in a Prefect Secret block, the signature is checked only when
+    executing, and the preview says so."""
+    verify = not block_configured()
+    unverified = "" if verify else f" ({UNVERIFIED})"
     try:
-        return load(kubectl, plan, retry_s=0)
+        record, where = load(kubectl, plan, retry_s=0, verify=verify)
+        return record, f"{where}{unverified if record else ''}"
     except RecordUnreadable as error:
         return None, f"{error}; executing would refuse"
     except KubectlError as error:
         try:
-            mirrored = read_mirror(plan)
+            mirrored = read_mirror(plan, verify)
         except RecordUnreadable as unreadable:
             return None, f"{unreadable}; the cluster's record could not be read ({error})"
         where = f"record read from {mirror_path(plan)}" if mirrored else "no apply record next to the plan"

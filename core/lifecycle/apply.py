@@ -32,6 +32,8 @@ from core.report import RunReport, StepResult
 from core.steps import apply_steps
 from core.vocabulary import RecordStatus, StepStatus, StepType
 
+NO_ACTIONS = "the plan has no actions: nothing to apply, and no record"
+
 
 class Progress:
     """The record of a run in progress: saved before the first change; then each wave's results are written
@@ -110,14 +112,17 @@ class Apply(Lifecycle):
     def locked(self, plan: Plan, execution: Execution, requirement: GateRequirement, decision: GateDecision,
                held: Held) -> RunReport:
         cluster = execution.cluster
-        loading = self.records.start_load(plan)  # read while the objects are
-        live = cluster.capture(plan)
         try:
+            loading = self.records.start_load(plan)  # read while the objects are
+            live = cluster.capture(plan)
             existing, _ = loading()
         except RecordCorrupt as corrupt:
             return self.reporter.fail(Flow.APPLY, plan, str(corrupt), [], requirement)
         prepared = prepare_apply(plan, live, existing, self._binding(plan, requirement, decision))
         lines = [f"note: {prepared.note}"] if prepared.note else []
+        if not plan.actions:  # a record needs a step: a rollback refuses one without
+            held.let_go()
+            return self.reporter.report(Flow.APPLY, plan, [], True, [*lines, f"note: {NO_ACTIONS}"], requirement)
         if prepared.problem:
             failed = [StepResult(step, StepStatus.FAILED, error=prepared.problem) for step in apply_steps(plan)]
             return self.reporter.report(Flow.APPLY, plan, failed, True, lines, requirement)

@@ -135,9 +135,9 @@ class Rollback(Lifecycle):
                held: Held) -> RunReport:
         """The record is read again under the lock (while the objects are captured): it is the truth about what
         apply did."""
-        loading = self._start_record(plan)
-        live = execution.cluster.capture(plan)
         try:
+            loading = self._start_record(plan)
+            live = execution.cluster.capture(plan)
             record, where = loading()
             if record is not None:
                 bound_to_pr(record, requirement.pr, where)

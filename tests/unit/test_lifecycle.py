@@ -279,3 +279,26 @@ def test_rollback_change_rows_read_from_what_apply_left_to_what_they_restore(wor
     assert rows[("deployment/api", "replicas")] == ("3", "1"), rows
     assert rows[("hpa/web", "minReplicas")][1] == "—", "the HPA is deleted"
     assert "?" not in {value for pair in rows.values() for value in pair}, "every undo row says what it found"
+
+
+def test_a_plan_without_actions_writes_no_record(world: World) -> None:
+    """A record needs a step (a rollback refuses one without): an empty plan applies nothing and records nothing."""
+    world.plan_path.write_text("namespace: shop\nactions: []\n")
+
+    report = apply(world)
+
+    assert report.final == Outcome.SUCCEEDED, report.render()
+    assert world.records.saves == [] and "note: the plan has no actions: nothing to apply, and no record" in \
+        report.lines
+
+
+def test_a_chain_of_applies_of_an_edited_plan_rolls_back_to_before_the_first(world: World) -> None:
+    assert apply(world).final == Outcome.SUCCEEDED and world.replicas("web") == 4
+    world.plan_path.write_text(world.plan_path.read_text().replace("name: web, replicas: 4", "name: web, replicas: 5"))
+    second = apply(world)
+    assert second.final == Outcome.SUCCEEDED and world.replicas("web") == 5, second.render()
+    assert len(record_of(world).earlier) == 1
+
+    assert rollback(world).final == Outcome.SUCCEEDED
+    assert world.replicas("web") == 2 and world.replicas("api") == 1
+    assert world.cluster.find("HorizontalPodAutoscaler", "web") is None
