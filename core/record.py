@@ -108,7 +108,8 @@ class ApplyRecord:
     run_id: str = ""
     """The apply's run: its Prefect flow run id when there is one, else a uuid."""
     files: Mapping[str, str] = field(default_factory=dict)
-    """sha256 of every file the run read, by repository path (the plan's digest is `digest`)."""
+    """sha256 of every file the run read, by repository path: the plan (`digest` too), its HPA manifests and
+    hint files."""
     earlier: tuple["ApplyRecord", ...] = ()
     """The same PR's earlier applies of this plan path, oldest first, each with its own prior states; a rollback
     reverses this record, then these newest first, back to the state before the PR's first apply."""

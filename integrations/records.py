@@ -14,10 +14,10 @@ deletes older generations. A reader takes the index, then lists its generation's
 resourceVersion); when they are incomplete it reads the index again, and only if that did not change is the
 record unreadable. So a reader sees the old record or the new one, never a mix, wherever a writer is killed.
 
-Every copy is signed (integrations.record_key): the stored JSON is `{"key_id", "hmac", "record"}`, the HMAC over
-the record's canonical JSON. A copy is used only once it verifies, inflates within what its plan could produce,
-and passes the content checks (core.record_check). Index writes are compare-and-swap on the resourceVersion the
-run last saw: a conflict means someone else wrote the record, and the run stops.
+Every copy is signed (integrations.record_key): the stored JSON is the record with a `signature` field (key id and
+HMAC-SHA256 over the record's canonical JSON). A copy is used only once it verifies, inflates within what its plan
+could produce, and passes the content checks (core.record_check). Index writes are compare-and-swap on the
+resourceVersion the run last saw: a conflict means someone else wrote the record, and the run stops.
 
 Version-1 records (one ConfigMap with `data.record.json`, unsigned) are named and refused, never acted on.
 """
@@ -64,6 +64,9 @@ BASE_RECORD_BYTES = 256 * 1024
 STEP_RECORD_BYTES = 64 * 1024
 """What one recorded step may take, with an HPA manifest as its prior state: a record larger than its plan's
 actions times this (for each apply of a chain) is refused before it is inflated."""
+SIGNATURE = "signature"
+"""The stored record's field holding {key_id, hmac}: the HMAC-SHA256 over the record's canonical JSON (every other
+field, sorted keys, no spaces)."""
 UNVERIFIED = "its signature is checked when executing: the key is in a Prefect Secret block"
 KEY_NEXT = "set INFRA_RECORD_KEY (or INFRA_RECORD_KEY_BLOCK) on every worker, as docs/production.md says"
 
@@ -89,18 +92,19 @@ def _canonical(data: Any) -> str:
 
 
 def signed(data: Any) -> dict[str, Any]:
-    """A record's data (secrets masked) with the key id and HMAC that make it a stored record."""
+    """A record's data (secrets masked) with its `signature` (key id and HMAC) beside its fields: the stored form,
+    which a person reads as the record itself."""
     text = _canonical(data)
     key_id, mac = _keys().sign(text)
-    return {"key_id": key_id, "hmac": mac, "record": json.loads(text)}
+    return {**json.loads(text), SIGNATURE: {"key_id": key_id, "hmac": mac}}
 
 
 def sealed(record: ApplyRecord, compact: bool = True) -> str:
-    """The stored text of a record: the record and its HMAC (secrets masked before signing)."""
-    envelope = signed(record.as_data())
+    """The stored text of a record: its fields and its signature (secrets masked before signing)."""
+    stored = signed(record.as_data())
     if compact:
-        return json.dumps(envelope, sort_keys=True, separators=(",", ":"))
-    return json.dumps(envelope, indent=1, sort_keys=True)
+        return json.dumps(stored, sort_keys=True, separators=(",", ":"))
+    return json.dumps(stored, indent=1, sort_keys=True)
 
 
 def unsealed(where: str, text: str, plan: Plan, verify: bool = True) -> ApplyRecord:
@@ -110,17 +114,20 @@ def unsealed(where: str, text: str, plan: Plan, verify: bool = True) -> ApplyRec
     is not a record apply wrote with a key this worker holds. `verify` False (a preview, when the key is in a
     Prefect Secret block) skips the signature only."""
     try:
-        envelope = json.loads(text)
+        data = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as error:
         raise RecordUnreadable(where, f"not JSON ({error})") from None
-    if not isinstance(envelope, dict) or "hmac" not in envelope:
-        version = envelope.get("version") if isinstance(envelope, dict) else None
-        if version == 1:
+    if not isinstance(data, dict):
+        raise RecordCorrupt(where, "not an apply record")
+    signature = data.pop(SIGNATURE, None)
+    if signature is None:
+        if data.get("version") == 1:
             raise RecordCorrupt(where, "a version-1 record (written before records were bound and signed) is not "
                                 "acted on", "roll back with the version of infra-orchestrator that applied it, or "
                                 "with --seed-fallback")
         raise RecordCorrupt(where, "it carries no signature")
-    key_id, mac, data = envelope.get("key_id"), envelope.get("hmac"), envelope.get("record")
+    key_id = signature.get("key_id") if isinstance(signature, dict) else None
+    mac = signature.get("hmac") if isinstance(signature, dict) else None
     if not isinstance(key_id, str) or not isinstance(mac, str):
         raise RecordCorrupt(where, "its signature is malformed")
     verified = _keys().verifies(key_id, mac, _canonical(data)) if verify else True

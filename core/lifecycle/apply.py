@@ -140,9 +140,10 @@ class Apply(Lifecycle):
 
     def _binding(self, plan: Plan, requirement: GateRequirement, decision: GateDecision) -> Binding:
         """What this apply's record is bound to: the PR, the pinned head, the digest of every file read, the run."""
-        files = {path: file_digest(local.read_bytes()) for path, local in
-                 files_read_by(plan, requirement.plan_path).items()}
-        return Binding(plan_digest(plan), requirement.pr, decision.head_sha, self.records.run_id(), files)
+        digest = plan_digest(plan)
+        files = {requirement.plan_path: digest, **{path: file_digest(local.read_bytes()) for path, local in
+                                                   files_read_by(plan, requirement.plan_path).items()}}
+        return Binding(digest, requirement.pr, decision.head_sha, self.records.run_id(), files)
 
     def _perform(self, plan: Plan, cluster: Cluster, prepared: ApplyPreparation, existed: Mapping[str, Any],
                  progress: Progress, lines: list[str]) -> list[StepResult]:

@@ -49,7 +49,7 @@ def rollback(world: World, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def stored(world: World) -> dict[str, Any]:
-    """The stored envelope ({key_id, hmac, record}) of the plan's record in the cluster."""
+    """The stored form (the record's fields and its signature) of the plan's record in the cluster."""
     index = world.kube.get("configmap", NAMESPACE, _record_name(world))
     assert index is not None and index["data"]["chunks"] == "0"
     return json.loads(gzip.decompress(base64.b64decode(index["binaryData"]["record.json.gz"])))  # type: ignore[no-any-return]
@@ -63,16 +63,17 @@ def store(world: World, blob: bytes) -> None:
     world.kube.kubectl("-n", NAMESPACE, "replace", "-f", "-", input=json.dumps(index), check=True)
 
 
-def store_envelope(world: World, envelope: dict[str, Any]) -> None:
-    store(world, gzip.compress(json.dumps(envelope).encode()))
+def store_data(world: World, data: dict[str, Any]) -> None:
+    store(world, gzip.compress(json.dumps(data).encode()))
 
 
 def edited(world: World, change: Callable[[dict[str, Any]], None], resign: bool) -> None:
     """Change the stored record's data; `resign`: sign it again with the workers' key (so that only the content
     checks can catch it), else leave the signature as it was (a namespace editor has no key)."""
-    envelope = stored(world)
-    change(envelope["record"])
-    store_envelope(world, records.signed(envelope["record"]) if resign else envelope)
+    data = stored(world)
+    signature = data.pop("signature")
+    change(data)
+    store_data(world, records.signed(data) if resign else {**data, "signature": signature})
 
 
 def assert_failed_unchanged(world: World, result: subprocess.CompletedProcess[str], *phrases: str) -> None:
@@ -160,11 +161,11 @@ def test_a_signed_record_restoring_a_field_the_action_does_not_change_is_corrupt
 
 def forged_copy(world: World) -> str:
     """The record as the mirror holds it, re-pointed at another workload, signed with a key no worker holds."""
-    envelope = json.loads((world.root / PLAN_PATH).with_name("plan.record.json").read_text())
-    step = next(step for step in envelope["record"]["steps"] if step["action"] == "scale_workload")
+    data = json.loads((world.root / PLAN_PATH).with_name("plan.record.json").read_text())
+    step = next(step for step in data["steps"] if step["action"] == "scale_workload")
     step["before"]["replicas"] = 0
-    envelope["hmac"] = "0" * 64
-    return json.dumps(envelope)
+    data["signature"]["hmac"] = "0" * 64
+    return json.dumps(data)
 
 
 def test_a_forged_mirror_is_not_used(world: World) -> None:
@@ -233,7 +234,10 @@ def test_a_plan_edited_between_two_applies_rolls_back_to_before_the_first(world:
     second = applied(world)
     assert world.replicas("web") == 5
     assert "this apply keeps its own prior states after the earlier one's" in second.stdout
-    assert stored(world)["record"]["earlier"][0]["steps"][0]["before"]["replicas"] == 2
+    record = stored(world)
+    assert record["earlier"][0]["steps"][0]["before"]["replicas"] == 2
+    assert record["pr"] == world.pr and len(record["head_sha"]) == 40 and len(record["run_id"]) == 36
+    assert set(record["files"]) == {PLAN_PATH} and record["files"][PLAN_PATH] == record["digest"]
 
     result = rollback(world)
 
@@ -321,7 +325,7 @@ def test_a_damaged_record_is_one_line_and_nothing_changes(world: World, damage: 
     elif damage == "missing-field":
         edited(world, lambda record: record.pop("digest"), resign=True)
     elif damage == "truncated":
-        blob = gzip.compress(json.dumps(stored(world)).encode())
+        blob = gzip.compress(json.dumps(stored(world)).encode())  # a whole stream, cut in half
         store(world, blob[: len(blob) // 2])
     else:
         store(world, gzip.compress(b" " * (8 * 1024 * 1024)))  # a few KiB that inflate past any 3-action record
@@ -362,9 +366,9 @@ actions:
     while world.kube.get("configmap", NAMESPACE, _record_name(world)) is None:
         assert time.monotonic() < deadline and runner.is_alive()
         time.sleep(0.1)
-    envelope = stored(world)
-    envelope["record"].update(pr=99, run_id="someone-else")
-    store_envelope(world, records.signed(envelope["record"]))
+    data = stored(world)
+    data.pop("signature")
+    store_data(world, records.signed({**data, "pr": 99, "run_id": "someone-else"}))
     runner.join(240)
     result = done[0]
 
@@ -373,4 +377,4 @@ actions:
     assert "was written by someone else since this run last read it" in result.stdout, output
     assert "the record of PR #99 (run someone-else" in result.stdout, output
     assert "Traceback" not in output
-    assert stored(world)["record"]["pr"] == 99, "the other writer's record stands"
+    assert stored(world)["pr"] == 99, "the other writer's record stands"
