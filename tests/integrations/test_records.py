@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from core.record import ANY_REVISION, ApplyRecord, RecordUnreadable, StepRecord,
 from core.record_check import RecordCorrupt
 from integrations import records
 from integrations.kubectl import Kubectl, KubectlError
+from integrations.records import RecordConflict
 from tests.fixtures.kube import KubeSandbox
 
 REPO = Path(__file__).resolve().parents[2]
@@ -320,3 +322,22 @@ def test_the_stored_size_per_step(tmp_path: Path) -> None:
                   records.cluster_objects(plan, record, "x")) * 3 / 4 / 1000
     assert 300 < per_step < 1200 and gzipped < per_step / 10, (per_step, gzipped)
     print(f"record size per step: {per_step:.0f} B of JSON, {gzipped:.0f} B gzipped")
+
+
+def test_record_writes_are_compare_and_swap_on_the_revision_last_seen(
+        kube_sandbox: KubeSandbox, cluster: Kubectl, tmp_path: Path) -> None:
+    plan = make_plan(tmp_path)
+    first = replace(make_record(plan, 2), revision=None, pr=7)
+    created = records.write_cluster(cluster, plan, first)
+    ours = records.write_cluster(cluster, plan, replace(first, status="succeeded", revision=created.revision))
+    assert created.revision and ours.revision and ours.revision != created.revision
+    assert records.read_cluster(cluster, plan).revision == ours.revision  # type: ignore[union-attr]
+
+    records.write_cluster(cluster, plan, replace(first, pr=8, run_id="other-run", revision=ours.revision))
+
+    with pytest.raises(RecordConflict, match=r"written by someone else since this run last read it; it now holds "
+                                             r"the record of PR #8 \(run other-run, status running\)"):
+        records.write_cluster(cluster, plan, replace(first, status="failed", revision=ours.revision))
+    with pytest.raises(RecordConflict):
+        records.write_cluster(cluster, plan, replace(first, revision=None))  # a create where one exists
+    assert records.read_cluster(cluster, plan).pr == 8  # type: ignore[union-attr]
