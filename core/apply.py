@@ -110,15 +110,16 @@ def prepare_apply(plan: Plan, objects: Objects, existing: ApplyRecord | None, bi
 
     Resuming keeps the first run's before-states (they are the truth about "before") and marks steps whose
     object is already as the plan wants as `unchanged`, so nothing is applied twice. An edited plan applied again
-    by the same PR chains a new record after the earlier apply's; a record of another PR, or one rolled back, is
-    replaced (its compare-and-swap revision kept).
+    by the same PR, or a `succeeded` one whose objects are not as it left them, chains a new record after the
+    earlier apply's (whose prior states stay the truth about "before"); a record of another PR, or one rolled
+    back, is replaced (its compare-and-swap revision kept).
     """
     steps = apply_steps(plan)
     conflicts = hpa_conflicts(plan, objects)
     digest = binding.digest
     previous = existing.status if existing is not None and existing.digest == digest else None
     resumable = previous in (RecordStatus.RUNNING, RecordStatus.FAILED)
-    notes = []
+    notes, missing = [], []
     if existing is not None and previous == RecordStatus.SUCCEEDED:
         missing = not_as_applied(existing, objects)
         if not missing:
@@ -131,14 +132,15 @@ def prepare_apply(plan: Plan, objects: Objects, existing: ApplyRecord | None, bi
         return ApplyPreparation(existing, [], [], problem=ROLLBACK_UNFINISHED)
     if resumable and existing is not None:
         record = existing
-    elif (existing is not None and previous is None and existing.pr is not None and existing.pr == binding.pr
-          and existing.status != RecordStatus.ROLLED_BACK):
+    elif (existing is not None and (previous is None or missing) and existing.pr is not None
+          and existing.pr == binding.pr and existing.status != RecordStatus.ROLLED_BACK):
         chained = _chained(plan, objects, existing, binding)
         if isinstance(chained, str):
             return ApplyPreparation(existing, [], [], problem=chained)
         record = chained
-        notes.append(f"the plan changed since PR #{binding.pr} applied it (sha256 {existing.digest[:12]} -> "
-                     f"{digest[:12]}): this apply keeps its own prior states after the earlier one's")
+        if previous is None:
+            notes.append(f"the plan changed since PR #{binding.pr} applied it (sha256 {existing.digest[:12]} -> "
+                         f"{digest[:12]}): this apply keeps its own prior states after the earlier one's")
     else:
         record = _fresh(plan, objects, binding, revision=existing.revision if existing is not None else None)
     record = replace(record, status=RecordStatus.RUNNING, finished_at=None, pr=binding.pr or record.pr,

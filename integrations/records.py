@@ -162,11 +162,12 @@ def read_mirror(plan: Plan, verify: bool = True) -> ApplyRecord | None:
 def read_file(plan: Plan, path: Path, verify: bool = True) -> ApplyRecord:
     """A saved copy of the record (--from-record), used only once it verifies like the stored one."""
     try:
+        size = path.stat().st_size
+        if size > max_record_bytes(plan) * 2:  # a mirror is indented
+            raise RecordCorrupt(str(path), f"{size} bytes, more than this plan's record can hold")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise RecordUnreadable(str(path), str(error)) from None
-    if len(text) > max_record_bytes(plan) * 2:
-        raise RecordCorrupt(str(path), f"{len(text)} characters, more than this plan's record can hold")
     return unsealed(str(path), text, plan, verify)
 
 

@@ -198,3 +198,19 @@ def test_inflating_stops_at_the_plans_bound() -> None:
     with pytest.raises(RecordCorrupt, match="inflates to more than 1000 bytes"):
         records._inflated("configmap/x", bomb, 1000)
     assert records._inflated("configmap/x", gzip.compress(b"{}"), 1000) == "{}"
+
+
+def test_a_succeeded_record_whose_objects_moved_is_applied_again_keeping_its_prior_states(tmp_path: Path) -> None:
+    objects = [deployment("web", 2), deployment("api", 1)]
+    plan = plan_at(tmp_path)
+    first = replace(applied(plan, objects), status="succeeded")
+    objects[0]["spec"]["replicas"] = 6  # someone scaled web since
+
+    prepared = prepare_apply(plan, objects, first, Binding("d1", 7, "abc", "run-2", {}))
+
+    assert [step.obj for step in prepared.to_run] == ["deployment/web", "deployment/api", "hpa/web"]
+    assert prepared.note is not None and "deployment/web is not as it left it: applying" in prepared.note
+    assert prepared.record.earlier[0].step(1).before["replicas"] == 2, "the true prior state is kept"
+    unmoved = prepare_apply(plan, [deployment("web", 4), deployment("api", 3)], first,
+                            Binding("d1", 7, "abc", "run-3", {}))
+    assert unmoved.to_run == [] and unmoved.note == "this plan was already applied: nothing to do"
