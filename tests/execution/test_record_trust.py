@@ -378,3 +378,23 @@ actions:
     assert "the record of PR #99 (run someone-else" in result.stdout, output
     assert "Traceback" not in output
     assert stored(world)["pr"] == 99, "the other writer's record stands"
+
+
+def test_the_key_from_a_secret_block_signs_and_another_key_is_refused_by_id(world: World) -> None:
+    """The production setup: INFRA_RECORD_KEY_BLOCK names a Prefect Secret block (`new,old`: rotation). A worker
+    holding only another key refuses the record, naming it and what to configure; the key is never printed."""
+    from prefect.blocks.system import Secret
+
+    key, old = "k" * 40, "o" * 40
+    Secret(value=f"{key},{old}").save("infra-record-key", overwrite=True)
+    world.env["INFRA_RECORD_KEY_BLOCK"] = "infra-record-key"
+    first = applied(world)
+    world.kube.clear_requests()
+
+    stranger = rollback(world, INFRA_RECORD_KEY="s" * 40)
+    assert_failed_unchanged(world, stranger, f"configmap/{_record_name(world)} in namespace {NAMESPACE}",
+                            "which this worker does not hold", "INFRA_RECORD_KEY")
+    rotated = rollback(world, INFRA_RECORD_KEY="n" * 40, INFRA_RECORD_KEYS_OLD=key)
+    assert rotated.returncode == 0 and world.replicas("web") == 2, rotated.stdout + rotated.stderr
+    for text in (first.stdout, first.stderr, stranger.stdout, stranger.stderr, rotated.stdout, rotated.stderr):
+        assert key not in text and old not in text

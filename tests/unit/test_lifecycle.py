@@ -302,3 +302,14 @@ def test_a_chain_of_applies_of_an_edited_plan_rolls_back_to_before_the_first(wor
     assert rollback(world).final == Outcome.SUCCEEDED
     assert world.replicas("web") == 2 and world.replicas("api") == 1
     assert world.cluster.find("HorizontalPodAutoscaler", "web") is None
+
+
+def test_a_record_of_another_prs_apply_is_not_rolled_back(world: World) -> None:
+    assert apply(world, pr=7).final == Outcome.SUCCEEDED
+
+    report = Rollback(str(world.plan_path), world.load, world.records, world.reporter,
+                      world.execution(pr=8, flow="rollback")).run()
+
+    assert report.final == Outcome.FAILED and world.replicas("web") == 4
+    assert report.lines[-1].startswith("error: record read from memory: corrupt apply record: it is the record of "
+                                       "PR #7's apply, not of PR #8; nothing was changed: roll back from PR #7")
