@@ -43,9 +43,9 @@ def applied(world: World, *args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def rollback(world: World, *args: str) -> subprocess.CompletedProcess[str]:
+def rollback(world: World, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     world.label("rollback-plan")
-    return world.cli("rollback", "--execute", f"--pr={world.pr}", *args)
+    return world.cli("rollback", "--execute", f"--pr={world.pr}", *args, **env)
 
 
 def stored(world: World) -> dict[str, Any]:
