@@ -4,15 +4,17 @@ reporter that only builds the report (the CLI prints it).
 kubectl (and `sh`, which imports asyncio) is imported on first use: an apply preview never needs it.
 """
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.conventions import Flow
 from core.gate import GateRequirement
 from core.lifecycle.ports import Loading, Objects, Saving
 from core.plan import Plan
-from core.record import ApplyRecord
+from core.record import ApplyRecord, Saved
 from core.report import RunReport, StepResult, failure, finished
 
 if TYPE_CHECKING:
@@ -36,6 +38,11 @@ class DirectRecords:
 
         return records.load(self._kubectl(plan), plan)
 
+    def from_file(self, plan: Plan, path: Path) -> ApplyRecord:
+        from integrations import records
+
+        return records.read_file(plan, path)
+
     def start_load(self, plan: Plan) -> Loading:
         loaded = self.load(plan)
         return lambda: loaded
@@ -45,14 +52,17 @@ class DirectRecords:
 
         return records.load_for_preview(self._kubectl(plan), plan)
 
-    def save(self, plan: Plan, record: ApplyRecord) -> str | None:
+    def save(self, plan: Plan, record: ApplyRecord) -> Saved:
         from integrations import records
 
         return records.save(self._kubectl(plan), plan, record)
 
     def start_save(self, plan: Plan, record: ApplyRecord) -> Saving:
-        note = self.save(plan, record)
-        return lambda: note
+        saved = self.save(plan, record)
+        return lambda: saved
+
+    def run_id(self) -> str:
+        return str(uuid.uuid4())
 
 
 def read_live(plan: Plan) -> Objects:

@@ -1,7 +1,6 @@
 """The seed's flags (`--plan=`, `--dry-run`, `--execute`, `--pr=`) and environment, parsed into one dataclass."""
 
 import argparse
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -142,23 +141,17 @@ def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -
         force=getattr(parsed, "force", False),
         atomic=getattr(parsed, "atomic", False),
         require_approval=parsed.require_approval,
-        from_record=_record_file(from_record, Path(parsed.plan)) if from_record is not None else None,
+        from_record=_record_file(from_record) if from_record is not None else None,
         seed_fallback=getattr(parsed, "seed_fallback", False),
         output=parsed.output,
         require_plan=getattr(parsed, "require_plan", False),
     )
 
 
-def _record_file(value: str, plan: Path) -> Path:
-    """--from-record: an existing, readable apply record of this very plan file (its digest matches)."""
-    from core.lifecycle.rollback import record_from_file
-
+def _record_file(value: str) -> Path:
+    """--from-record: an existing file. Whether it is a record that verifies is checked by the run, which holds
+    the record key (integrations.records.read_file)."""
     path = Path(value)
     if not path.is_file():
         raise InputError("arguments", "--from-record", f"{shown(value)} is not an existing file")
-    try:
-        digest = hashlib.sha256(plan.read_bytes()).hexdigest()
-    except OSError:
-        return path  # the plan itself is unreadable: loading it reports that
-    record_from_file(path, digest)
     return path

@@ -4,13 +4,14 @@ Shaped after Helm's action objects: `prepare_apply` decides everything that can 
 `step_finished` records each transition (pending -> succeeded/failed/skipped) as it happens.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from core.conventions import LABELS, Flow
 from core.plan import Action, ApplyHpa, Plan, ScaleWorkload
-from core.record import ApplyRecord, StepRecord, now
+from core.record import MAX_CHAIN, ApplyRecord, StepRecord, now
+from core.record_check import action_data, recorded_action
 from core.report import StepResult
 from core.state import Objects, captured, comparable, expected_after, state_of
 from core.steps import Step, apply_steps
@@ -59,35 +60,91 @@ def hpa_conflicts(plan: Plan, objects: Objects) -> list[str]:
     return problems
 
 
-def _fresh(plan: Plan, objects: Objects, digest: str, pr: int | None, head_sha: str | None) -> ApplyRecord:
+@dataclass(frozen=True)
+class Binding:
+    """What produced an apply, stored in its record: the PR, the head the gate pinned, the digest of the plan and
+    of every other file the run read, and the run's id."""
+
+    digest: str
+    pr: int | None
+    head_sha: str | None
+    run_id: str
+    files: Mapping[str, str]
+
+
+def _fresh(plan: Plan, objects: Objects, binding: Binding, earlier: tuple[ApplyRecord, ...] = (),
+           revision: str | None = None) -> ApplyRecord:
     steps = tuple(
         StepRecord(number=step.number, action=step.action or "", obj=step.obj or "",
-                   command=step.command(plan.namespace), before=captured(action, objects))
+                   command=step.command(plan.namespace), before=captured(action, objects), spec=action_data(action))
         for step, action in zip(apply_steps(plan), plan.actions, strict=True)
     )
-    return ApplyRecord(plan=plan.path.as_posix(), namespace=plan.namespace, target=plan.target, digest=digest,
-                       status=RecordStatus.RUNNING, started_at=now(), steps=steps, pr=pr, head_sha=head_sha)
+    return ApplyRecord(plan=plan.path.as_posix(), namespace=plan.namespace, target=plan.target, digest=binding.digest,
+                       status=RecordStatus.RUNNING, started_at=now(), steps=steps, pr=binding.pr,
+                       head_sha=binding.head_sha, run_id=binding.run_id, files=dict(binding.files), earlier=earlier,
+                       revision=revision)
 
 
-def prepare_apply(plan: Plan, objects: Objects, existing: ApplyRecord | None, digest: str, pr: int | None,
-                  head_sha: str | None) -> ApplyPreparation:
+def not_as_applied(record: ApplyRecord, objects: Objects) -> list[str]:
+    """The objects of a `succeeded` record that are not as it says apply left them (a record is never taken for
+    the cluster's state without reading the cluster)."""
+    return [stored.obj for stored, action in zip(record.steps, (recorded_action(step.spec) for step in record.steps),
+                                                   strict=True)
+            if stored.status in _DONE and stored.after is not None
+            and comparable(action, state_of(action, objects)) != comparable(action, stored.after)]
+
+
+def _chained(plan: Plan, objects: Objects, existing: ApplyRecord, binding: Binding) -> ApplyRecord | str:
+    """A new apply of an edited plan on the PR that applied an earlier version: a new record whose prior states
+    are the objects as they are now, chained after the earlier apply (which keeps its own). The reason when the
+    chain is full."""
+    earlier = (*existing.earlier, replace(existing, earlier=(), revision=None))
+    if len(earlier) >= MAX_CHAIN:
+        return (f"PR #{binding.pr} already applied {len(earlier)} versions of this plan: roll it back (label the PR "
+                f"{LABELS[Flow.ROLLBACK]}) before applying another")
+    return _fresh(plan, objects, binding, earlier, existing.revision)
+
+
+def prepare_apply(plan: Plan, objects: Objects, existing: ApplyRecord | None, binding: Binding) -> ApplyPreparation:
     """Capture before-states into a new record, or resume an interrupted run of the same plan.
 
     Resuming keeps the first run's before-states (they are the truth about "before") and marks steps whose
-    object is already as the plan wants as `unchanged`, so nothing is applied twice.
+    object is already as the plan wants as `unchanged`, so nothing is applied twice. An edited plan applied again
+    by the same PR, or a `succeeded` one whose objects are not as it left them, chains a new record after the
+    earlier apply's (whose prior states stay the truth about "before"); a record of another PR, or one rolled
+    back, is replaced (its compare-and-swap revision kept).
     """
     steps = apply_steps(plan)
     conflicts = hpa_conflicts(plan, objects)
+    digest = binding.digest
     previous = existing.status if existing is not None and existing.digest == digest else None
     resumable = previous in (RecordStatus.RUNNING, RecordStatus.FAILED)
+    notes, missing = [], []
     if existing is not None and previous == RecordStatus.SUCCEEDED:
-        settled = [StepResult(step, StepStatus.UNCHANGED) for step in steps]
-        return ApplyPreparation(existing, [], settled, note="this plan was already applied: nothing to do")
+        missing = not_as_applied(existing, objects)
+        if not missing:
+            settled = [StepResult(step, StepStatus.UNCHANGED) for step in steps]
+            return ApplyPreparation(existing, [], settled, note="this plan was already applied: nothing to do")
+        notes.append(f"the record says this plan was applied, but {', '.join(missing)} "
+                     f"{'is' if len(missing) == 1 else 'are'} not as it left {'it' if len(missing) == 1 else 'them'}: "
+                     "applying")
     if existing is not None and previous == RecordStatus.ROLLBACK_FAILED:
         return ApplyPreparation(existing, [], [], problem=ROLLBACK_UNFINISHED)
-    record = existing if resumable and existing is not None else _fresh(plan, objects, digest, pr, head_sha)
-    record = replace(record, status=RecordStatus.RUNNING, finished_at=None, pr=pr or record.pr,
-                     head_sha=head_sha or record.head_sha)
+    if resumable and existing is not None:
+        record = existing
+    elif (existing is not None and (previous is None or missing) and existing.pr is not None
+          and existing.pr == binding.pr and existing.status != RecordStatus.ROLLED_BACK):
+        chained = _chained(plan, objects, existing, binding)
+        if isinstance(chained, str):
+            return ApplyPreparation(existing, [], [], problem=chained)
+        record = chained
+        if previous is None:
+            notes.append(f"the plan changed since PR #{binding.pr} applied it (sha256 {existing.digest[:12]} -> "
+                         f"{digest[:12]}): this apply keeps its own prior states after the earlier one's")
+    else:
+        record = _fresh(plan, objects, binding, revision=existing.revision if existing is not None else None)
+    record = replace(record, status=RecordStatus.RUNNING, finished_at=None, pr=binding.pr or record.pr,
+                     head_sha=binding.head_sha or record.head_sha)
     if conflicts:
         return ApplyPreparation(record, [], [], problem="; ".join(conflicts))
     to_run, settled = [], []
@@ -101,8 +158,9 @@ def prepare_apply(plan: Plan, objects: Objects, existing: ApplyRecord | None, di
             record = record.with_step(replace(stored, status=kept, error=None))
         else:
             to_run.append(step)
-    note = f"resuming an interrupted apply: {len(settled)} step(s) already done" if resumable else None
-    return ApplyPreparation(record, to_run, settled, note=note)
+    if resumable:
+        notes.append(f"resuming an interrupted apply: {len(settled)} step(s) already done")
+    return ApplyPreparation(record, to_run, settled, note="; ".join(notes) or None)
 
 
 def step_finished(record: ApplyRecord, result: StepResult) -> ApplyRecord:

@@ -7,16 +7,17 @@ with what apply left: if someone changed it since, the step is `drifted` and ski
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from core.conventions import Flow
-from core.plan import Action, ApplyHpa, Plan, ScaleWorkload
-from core.record import ApplyRecord, StepRecord
-from core.state import Objects, comparable, expected_after, prior_object, state_of
+from core.plan import Action, ApplyHpa, Plan, ScaleWorkload, UpdateResources
+from core.record import RECORD_ANNOTATION, ApplyRecord, StepRecord, record_name
+from core.record_check import checked_actions, ref_of
+from core.state import Objects, comparable, expected_after, find, prior_object, state_of
 from core.steps import SEED_FALLBACK_NOTE, Landing, Step, apply_steps, seed_rollback_steps
-from core.vocabulary import StepStatus, StepType, Verdict
+from core.vocabulary import RecordStatus, StepStatus, StepType, Verdict
 
 RECORD_NOTE = "rolling back from the apply record: exact prior state, reverse order, only steps that ran"
 
@@ -25,9 +26,14 @@ RECORD_NOTE = "rolling back from the apply record: exact prior state, reverse or
 class Reversal:
     """The undo of apply step `applied`: its kubectl call, and whether the live object still allows it."""
 
-    applied: int
+    applied: str
+    """The apply step undone: its number, or `<apply>.<number>` for an earlier apply of the chain."""
     step: Step
     verdict: Verdict
+    group: str
+    """The workload whose steps keep their order (undo steps on different workloads may run side by side)."""
+    stamped_by: str | None = None
+    """Another record's name, when the object carries its stamp: another plan changed it since (drifted)."""
 
 
 def verdict(action: Action, stored: StepRecord, live: Mapping[str, Any] | None) -> Verdict:
@@ -70,48 +76,95 @@ def undo_args(action: Action, stored: StepRecord) -> tuple[tuple[str, ...], str 
     return ("patch", action.workload.ref, "--type=json", f"-p={json.dumps(patch, separators=(',', ':'))}"), None
 
 
+def _stamped_by(action: Action, objects: Objects) -> str | None:
+    """The record named by the stamp (RECORD_ANNOTATION) of the object `action` changes, if it carries one."""
+    kind, name = (("HorizontalPodAutoscaler", action.name) if isinstance(action, ApplyHpa)
+                  else (action.workload.kind, action.workload.name))
+    item = find(objects, kind, name)
+    annotations = (item or {}).get("metadata", {}).get("annotations") or {}
+    stamp = annotations.get(RECORD_ANNOTATION)
+    return stamp if isinstance(stamp, str) else None
+
+
+def _key(action: Action) -> tuple[str, str, str | None]:
+    return action.type, ref_of(action), action.container if isinstance(action, UpdateResources) else None
+
+
 def reversals(plan: Plan, record: ApplyRecord, objects: Objects | None, first_number: int = 1,
-              step_type: StepType = StepType.ACTION, force: bool = False) -> list[Reversal]:
-    """Every apply step that has a captured before-state, last first, with its verdict against `objects`
-    (all `reverse` when no live objects are given, as in a preview). With `force`, a drifted scale's
-    `--current-replicas` precondition is the live count, so the undo overwrites the drift (and still fails if
-    the count changes again in between)."""
+              step_type: StepType = StepType.ACTION, force: bool = False, where: str = "the record") -> list[Reversal]:
+    """Every recorded step that has a captured before-state, the newest apply of the chain first and each one's
+    last step first, with its verdict against `objects` (all `reverse` when no live objects are given, as in a
+    preview). The steps come from the record (checked first, core.record_check), never from the plan as it is
+    now. An older apply's step is judged against the state the newer ones' undo leaves, so a chain 2 -> 4 -> 5
+    restores 2 in two preconditioned steps. An object stamped with another record's name is drifted (another
+    plan changed it since). With `force`, a drifted scale's `--current-replicas` precondition is the live count,
+    so the undo overwrites the drift (and still fails if the count changes again in between)."""
     result: list[Reversal] = []
-    for forward in reversed(apply_steps(plan)):
-        stored = record.step(forward.number)
-        action = plan.actions[forward.number - 1]
-        if stored.before is None and not isinstance(action, ApplyHpa):
-            continue  # the workload did not exist, so the step cannot have changed it
-        live = state_of(action, objects) if objects is not None else None
-        judged = Verdict.REVERSE if objects is None else verdict(action, stored, live)
-        if force and judged == Verdict.DRIFTED and isinstance(action, ScaleWorkload) and live is not None:
-            stored = replace(stored, after={**(stored.after or {}), "replicas": live["replicas"]})  # overwrite it
-        args, stdin = undo_args(action, stored)
-        step = Step(first_number + len(result), step_type, action.type, forward.obj, args, f"restored {forward.obj}",
-                    stdin=stdin, landing=Landing(action, reverse=True, before=prior_object(action, stored.before),
-                                    found=prior_object(action, stored.after)))
-        result.append(Reversal(forward.number, step, judged))
-        raised = _raised_replicas(plan, action, stored, objects) if isinstance(action, ApplyHpa) else None
-        if raised is not None and isinstance(action, ApplyHpa):
-            restore, current, raised_verdict = raised
-            ref = action.workload.ref
-            step = Step(first_number + len(result), step_type, action.type, ref,
-                        ("scale", ref, f"--replicas={restore.replicas}", f"--current-replicas={current}"),
-                        f"restored replicas of {ref} changed by hpa/{action.name}",
-                        landing=Landing(restore, reverse=True, before={"replicas": restore.replicas},
-                                        found={"replicas": current}))
-            result.append(Reversal(forward.number, step, raised_verdict))
+    projected: dict[tuple[str, str, str | None], Any] = {}
+    ours = record_name(plan)
+
+    def live_state(action: Action) -> Any:
+        key = _key(action)
+        if key in projected:
+            return projected[key]
+        return state_of(action, objects) if objects is not None else None
+
+    for actions, link in checked_actions(record, plan.namespace, where):
+        for stored, action in reversed(list(zip(link.steps, actions, strict=True))):
+            if stored.before is None and not isinstance(action, ApplyHpa):
+                continue  # the workload did not exist, so the step cannot have changed it
+            live = live_state(action)
+            stamp = _stamped_by(action, objects) if objects is not None else None
+            foreign = stamp if stamp is not None and stamp != ours else None
+            if objects is None:
+                judged = Verdict.REVERSE
+            elif foreign is not None:
+                judged = Verdict.DRIFTED
+            else:
+                judged = verdict(action, stored, live)
+            if force and judged == Verdict.DRIFTED and isinstance(action, ScaleWorkload) and live is not None:
+                stored = replace(stored, after={**(stored.after or {}), "replicas": live["replicas"]})  # overwrite
+            undoes = judged != Verdict.DRIFTED or force
+            projected[_key(action)] = prior_object(action, stored.before) if undoes else live
+            args, stdin = undo_args(action, stored)
+            obj = ref_of(action)
+            step = Step(first_number + len(result), step_type, action.type, obj, args, f"restored {obj}",
+                        stdin=stdin, landing=Landing(action, reverse=True, before=prior_object(action, stored.before),
+                                                     found=prior_object(action, stored.after)))
+            result.append(Reversal(_applied_label(record, link, stored), step, judged, action.workload.ref, foreign))
+            raised = (_raised_replicas(actions, action, stored, live_state, objects is None)
+                      if isinstance(action, ApplyHpa) else None)
+            if raised is not None and isinstance(action, ApplyHpa):
+                restore, current, raised_verdict = raised
+                ref = action.workload.ref
+                step = Step(first_number + len(result), step_type, action.type, ref,
+                            ("scale", ref, f"--replicas={restore.replicas}", f"--current-replicas={current}"),
+                            f"restored replicas of {ref} changed by hpa/{action.name}",
+                            landing=Landing(restore, reverse=True, before={"replicas": restore.replicas},
+                                            found={"replicas": current}))
+                result.append(Reversal(_applied_label(record, link, stored), step, raised_verdict, ref, None))
+                if raised_verdict != Verdict.DRIFTED:
+                    projected[_key(restore)] = {"replicas": restore.replicas}
     return result
 
 
-def _raised_replicas(plan: Plan, action: ApplyHpa, stored: StepRecord,
-                     objects: Objects | None) -> tuple[ScaleWorkload, int, Verdict] | None:
+def _applied_label(record: ApplyRecord, link: ApplyRecord, stored: StepRecord) -> str:
+    """The apply step a reversal undoes, for the rollback history: its number, prefixed with the apply's place
+    in the chain (1 the first) when the apply is an earlier one."""
+    if link is record:
+        return str(stored.number)
+    return f"{record.earlier.index(link) + 1}.{stored.number}"
+
+
+def _raised_replicas(actions: Sequence[Action], action: ApplyHpa, stored: StepRecord,
+                     live_state: Callable[[Action], Any],
+                     previewing: bool) -> tuple[ScaleWorkload, int, Verdict] | None:
     """The undo of replicas that an HPA created by the plan changed: the scale back to the count captured before
     apply, the live count it is preconditioned on, and its verdict. A count outside the HPA's bounds is not the
     HPA's doing (drifted). None when the HPA existed before, the record predates this capture, or a scale step of
-    the plan restores the workload's replicas itself."""
+    the same apply restores the workload's replicas itself."""
     captured = (stored.before or {}).get("target_replicas")
-    scaled = any(isinstance(other, ScaleWorkload) and other.workload == action.workload for other in plan.actions)
+    scaled = any(isinstance(other, ScaleWorkload) and other.workload == action.workload for other in actions)
     if captured is None or prior_object(action, stored.before) is not None or scaled:
         return None
     restore = ScaleWorkload(action.workload, int(captured))
@@ -119,18 +172,33 @@ def _raised_replicas(plan: Plan, action: ApplyHpa, stored: StepRecord,
     bounds = action.bounds
     low = int(spec.get("minReplicas", bounds.min_replicas if bounds is not None else 1))
     high = int(spec.get("maxReplicas", bounds.max_replicas if bounds is not None else low))
-    if objects is None:  # a preview: the HPA keeps at least its minimum
-        return restore, max(restore.replicas, low), Verdict.REVERSE
-    live = state_of(restore, objects)
-    if live is None:
-        return None
+    live = live_state(restore)
+    if live is None:  # a preview (the HPA keeps at least its minimum), or the workload is gone
+        return (restore, max(restore.replicas, low), Verdict.REVERSE) if previewing else None
     current = int(live["replicas"])
     if current == restore.replicas:
         return restore, current, Verdict.UNCHANGED
     return restore, current, Verdict.REVERSE if low <= current <= high else Verdict.DRIFTED
 
 
-def plan_steps(plan: Plan, flow: Flow, record: ApplyRecord | None = None) -> tuple[list[Step], list[str]]:
+def plan_changed_note(record: ApplyRecord, digest: str) -> str | None:
+    """Said when the plan is not the one last applied: the rollback reverses what the record says was applied."""
+    if record.digest == digest:
+        return None
+    return (f"the plan changed since it was applied (sha256 {record.digest[:12]} -> {digest[:12]}): reversing "
+            "what was applied, from the record")
+
+
+def already_rolled_back(record: ApplyRecord) -> str | None:
+    """A record whose rollback finished reverses nothing again (the objects may be another plan's by now)."""
+    if record.status != RecordStatus.ROLLED_BACK:
+        return None
+    when = f" at {record.rollback.finished_at}" if record.rollback and record.rollback.finished_at else ""
+    return f"this apply record was already rolled back{when}: nothing to reverse"
+
+
+def plan_steps(plan: Plan, flow: Flow, record: ApplyRecord | None = None,
+               digest: str | None = None) -> tuple[list[Step], list[str]]:
     """The steps `flow` (apply or rollback) would run for `plan`, and notes on where they came from.
 
     Without live objects a record-based rollback previews every recorded step; drift is judged at execution.
@@ -139,4 +207,9 @@ def plan_steps(plan: Plan, flow: Flow, record: ApplyRecord | None = None) -> tup
         return apply_steps(plan), []
     if record is None:
         return seed_rollback_steps(plan), [SEED_FALLBACK_NOTE]
-    return [reversal.step for reversal in reversals(plan, record, None)], [RECORD_NOTE]
+    stale = already_rolled_back(record)
+    if stale is not None:
+        return [], [stale]
+    changed = plan_changed_note(record, digest) if digest is not None else None
+    steps = [reversal.step for reversal in reversals(plan, record, None)]
+    return steps, [RECORD_NOTE, *([changed] if changed else [])]

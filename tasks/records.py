@@ -1,14 +1,16 @@
 """Reading and writing apply records (cluster ConfigMap + local mirror), as Prefect tasks. Not retried by
 Prefect: integrations.records retries transient failures itself, for up to RETRY_S."""
 
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from core.lifecycle.ports import Loading, Saving
 from core.plan import Plan
-from core.record import ApplyRecord
+from core.record import ApplyRecord, Saved
 from integrations import records
 from tasks.kube import kubectl_for
 from tasks.passing import as_is
@@ -27,8 +29,9 @@ def find_record_for_preview(plan: Plan) -> tuple[ApplyRecord | None, str]:
 
 
 @task(cache_policy=NO_CACHE)
-def save_record(plan: Plan, record: ApplyRecord) -> str | None:
-    """Cluster first, then the mirror; a mirror that cannot be written is a note, not a failure."""
+def save_record(plan: Plan, record: ApplyRecord) -> Saved:
+    """Cluster first (compare-and-swap), then the mirror, both signed; a mirror that cannot be written is a note,
+    not a failure."""
     return records.save(kubectl_for(plan), plan, record)
 
 
@@ -39,14 +42,22 @@ class TaskRecords:
     def load(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
         return load_record(as_is(plan))
 
+    def from_file(self, plan: Plan, path: Path) -> ApplyRecord:
+        return records.read_file(plan, path)
+
     def start_load(self, plan: Plan) -> Loading:
         return load_record.submit(as_is(plan)).result
 
     def load_for_preview(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
         return find_record_for_preview(as_is(plan))
 
-    def save(self, plan: Plan, record: ApplyRecord) -> str | None:
+    def save(self, plan: Plan, record: ApplyRecord) -> Saved:
         return save_record(as_is(plan), as_is(record))
 
     def start_save(self, plan: Plan, record: ApplyRecord) -> Saving:
         return save_record.submit(as_is(plan), as_is(record)).result
+
+    def run_id(self) -> str:
+        from prefect.runtime import flow_run
+
+        return str(flow_run.id or uuid.uuid4())

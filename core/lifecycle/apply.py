@@ -6,11 +6,12 @@ boundaries a resume depends on), so a crash never leaves a finished step only in
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from core.apply import (
     ApplyPreparation,
+    Binding,
     finished_record,
     group_of,
     prepare_apply,
@@ -20,23 +21,27 @@ from core.apply import (
 )
 from core.conventions import Flow
 from core.errors import PermanentError, TemporaryError
-from core.gate import GateDecision, GateRequirement
+from core.gate import GateDecision, GateRequirement, files_read_by
 from core.lifecycle.common import Lifecycle, preview_report, recheck, verify_rollouts
 from core.lifecycle.ports import Cluster, Execution, Held, Records, Refused, Saving
 from core.lifecycle.rollback import Rollback, live_plan_objects, stamped
 from core.plan import Plan
 from core.policy import PolicyMode, findings_for, refusal
-from core.record import RECORD_ANNOTATION, ApplyRecord, plan_digest, record_name
+from core.record import RECORD_ANNOTATION, ApplyRecord, Saved, file_digest, plan_digest, record_name
+from core.record_check import RecordCorrupt
 from core.report import RunReport, StepResult
 from core.state import Objects as LiveObjects
 from core.steps import apply_steps
 from core.vocabulary import RecordStatus, StepStatus, StepType
 
+NO_ACTIONS = "the plan has no actions: nothing to apply, and no record"
+
 
 class Progress:
     """The record of a run in progress: saved before the first change; then each wave's results are written
-    into it and saved while the next wave runs, once the lock is checked (a run that lost it stops before its
-    next change). Saves land in order: each waits for the one before.
+    into it and saved while the next wave runs. Every save is preceded by a check of the lock (a run that lost
+    it stops before its next write) and is a compare-and-swap on the revision the previous save left. Saves land
+    in order: each waits for the one before.
 
     A wave's save need not land before the next wave starts: a crash can always come between a step and the
     save after it, so a resume and a rollback judge a step the record still has pending by the live object
@@ -44,6 +49,7 @@ class Progress:
 
     def __init__(self, records: Records, plan: Plan, record: ApplyRecord, held: Held) -> None:
         self.records, self.plan, self.record, self.held = records, plan, record, held
+        self.revision = record.revision
         self.notes: list[str] = []
         self.saving: Saving | None = None
         self.save(record)
@@ -51,23 +57,29 @@ class Progress:
     def save(self, record: ApplyRecord) -> None:
         """Save now (the first and the last save)."""
         self.settle()
-        self.record = record
-        self._note(self.records.save(self.plan, record))
+        self.held.check()
+        self.record = replace(record, revision=self.revision)
+        self._saved(self.records.save(self.plan, self.record))
 
     def settle(self) -> None:
         """Wait for the save under way, if any (raising what it raised)."""
         saving, self.saving = self.saving, None
         if saving is not None:
-            self._note(saving())
+            self._saved(saving())
 
     def wave_done(self, results: Sequence[StepResult]) -> None:
         record = self.record
         for result in results:
             record = step_finished(record, result)
         self.settle()
-        self.record = record
-        self.saving = self.records.start_save(self.plan, record)
         self.held.check()
+        self.record = replace(record, revision=self.revision)
+        self.saving = self.records.start_save(self.plan, self.record)
+
+    def _saved(self, saved: Saved) -> None:
+        self.revision = saved.revision
+        self.record = replace(self.record, revision=saved.revision)
+        self._note(saved.note)
 
     def __enter__(self) -> "Progress":
         return self
@@ -112,11 +124,17 @@ class Apply(Lifecycle):
     def locked(self, plan: Plan, execution: Execution, requirement: GateRequirement, decision: GateDecision,
                held: Held) -> RunReport:
         cluster = execution.cluster
-        loading = self.records.start_load(plan)  # read while the objects are
-        live = cluster.capture(plan)
-        existing, _ = loading()
-        prepared = prepare_apply(plan, live, existing, plan_digest(plan), requirement.pr, decision.head_sha)
+        try:
+            loading = self.records.start_load(plan)  # read while the objects are
+            live = cluster.capture(plan)
+            existing, _ = loading()
+        except RecordCorrupt as corrupt:
+            return self.reporter.fail(Flow.APPLY, plan, str(corrupt), [], requirement)
+        prepared = prepare_apply(plan, live, existing, self._binding(plan, requirement, decision))
         lines = [f"note: {prepared.note}"] if prepared.note else []
+        if not plan.actions:  # a record needs a step: a rollback refuses one without
+            held.let_go()
+            return self.reporter.report(Flow.APPLY, plan, [], True, [*lines, f"note: {NO_ACTIONS}"], requirement)
         if prepared.problem:  # a stop before any change: no step ran, so no step row carries it
             return self.reporter.fail(Flow.APPLY, plan, f"{prepared.problem}; nothing was changed", lines,
                                       requirement)
@@ -137,6 +155,11 @@ class Apply(Lifecycle):
         held.let_go()  # the record is final: the lock is released while the report is published
         return self.reporter.report(Flow.APPLY, plan, results, True, [*lines, *progress.notes], requirement)
 
+    def _binding(self, plan: Plan, requirement: GateRequirement, decision: GateDecision) -> Binding:
+        """What this apply's record is bound to: the PR, the pinned head, the digest of every file read, the run."""
+        files = {path: file_digest(data) for path, data in files_read_by(plan, requirement.plan_path).items()}
+        return Binding(plan_digest(plan), requirement.pr, decision.head_sha, self.records.run_id(), files)
+
     def _perform(self, plan: Plan, cluster: Cluster, prepared: ApplyPreparation, existed: Mapping[str, Any],
                  progress: Progress, lines: list[str]) -> list[StepResult]:
         """Run the steps, stamp the objects they created, read the after-states, verify the rollouts (with
@@ -156,11 +179,11 @@ class Apply(Lifecycle):
         if all(result.ok for result in results):
             record = finished_record(record, RecordStatus.SUCCEEDED)
         elif self.atomic:
-            undone = self._rollback().reverse(plan, cluster, record, progress.held, len(results) + 1,
-                                              StepType.ROLLBACK)
+            undone = self._rollback().reverse(plan, cluster, replace(record, earlier=()), progress.held,
+                                              len(results) + 1, StepType.ROLLBACK)
             results += undone.results
             lines += undone.lines
-            record = finished_record(undone.record, undone.status)
+            record = _after_atomic(record, finished_record(undone.record, undone.status))
         else:
             record = finished_record(record, RecordStatus.FAILED)
         progress.save(record)
@@ -170,6 +193,14 @@ class Apply(Lifecycle):
         """--atomic: the same Rollback as infra-rollback, never forced (drifted objects are left alone)."""
         return Rollback(self.plan_path, self.load, self.records, self.reporter, self.execution,
                         rollout_timeout_s=self.rollout_timeout_s)
+
+
+def _after_atomic(record: ApplyRecord, undone: ApplyRecord) -> ApplyRecord:
+    """--atomic undid this apply only: when it was fully undone the chain's earlier apply is the record again
+    (still applied, still to be rolled back), else this apply keeps the chain behind it."""
+    if undone.status == RecordStatus.ROLLED_BACK and record.earlier:
+        return replace(record.earlier[-1], earlier=record.earlier[:-1], revision=record.revision)
+    return replace(undone, earlier=record.earlier)
 
 
 def _stamp(cluster: Cluster, plan: Plan, refs: Sequence[str]) -> str | None:

@@ -4,17 +4,18 @@ method as a task with its retry policy; the CLI preview and the unit tests bring
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from core.conventions import Flow
 from core.gate import GateDecision, GateRequirement
 from core.plan import Plan
-from core.record import ApplyRecord
+from core.record import ApplyRecord, Saved
 from core.report import RunReport, StepResult
 from core.steps import Step
 
 Objects = list[dict[str, Any]]
-Saving = Callable[[], str | None]
+Saving = Callable[[], Saved]
 """A record save under way: calling it waits for the save and returns (or raises) what `Records.save` would."""
 Loading = Callable[[], tuple[ApplyRecord | None, str]]
 """A record read under way: calling it waits for the read and returns (or raises) what `Records.load` would."""
@@ -52,18 +53,26 @@ class Records(Protocol):
     def load(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
         """The plan's record (cluster first, then the mirror) and where it came from; raises if unreadable."""
 
+    def from_file(self, plan: Plan, path: Path) -> ApplyRecord:
+        """A saved copy of the record (--from-record), once it verifies and passes the content checks; raises
+        RecordUnreadable (RecordCorrupt) naming the file."""
+
     def start_load(self, plan: Plan) -> Loading:
         """`load`, under way while the caller goes on (an implementation without concurrency reads at once)."""
 
     def load_for_preview(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
         """Like `load`, but an unreachable cluster falls back to the mirror (a preview needs no cluster)."""
 
-    def save(self, plan: Plan, record: ApplyRecord) -> str | None:
-        """Store the record atomically in the cluster (the source of truth), then mirror it next to the plan;
-        returns a note when only the mirror could not be written (the cluster record is what counts)."""
+    def save(self, plan: Plan, record: ApplyRecord) -> Saved:
+        """Store the record atomically in the cluster (the source of truth), compare-and-swap on
+        `record.revision`, then mirror it next to the plan, both signed; returns the stored revision, and a note
+        when only the mirror could not be written (the cluster record is what counts)."""
 
     def start_save(self, plan: Plan, record: ApplyRecord) -> Saving:
         """`save`, under way while the caller goes on (an implementation without concurrency saves at once)."""
+
+    def run_id(self) -> str:
+        """The id of the run an apply record names: its Prefect flow run id when there is one, else a uuid."""
 
 
 class Gate(Protocol):

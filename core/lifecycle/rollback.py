@@ -9,16 +9,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from core.apply import group_of
 from core.conventions import Flow
-from core.errors import InputError, RecordUnreadable
+from core.errors import RecordUnreadable
 from core.gate import GateDecision, GateRequirement
 from core.lifecycle.common import Lifecycle, preview_report, recheck, verify_rollouts
 from core.lifecycle.ports import Cluster, Execution, Held, Loading, Objects, Refused
 from core.plan import ApplyHpa, Plan
-from core.record import RECORD_ANNOTATION, ApplyRecord, RollbackRecord, from_json, now, plan_digest, record_name
+from core.record import ANY_REVISION, RECORD_ANNOTATION, ApplyRecord, RollbackRecord, now, plan_digest, record_name
+from core.record_check import RecordCorrupt
 from core.report import RunReport, StepResult
-from core.reversal import Reversal, plan_steps, reversals
+from core.reversal import Reversal, already_rolled_back, plan_changed_note, plan_steps, reversals
 from core.state import find
 from core.steps import SEED_FALLBACK_NOTE, seed_rollback_steps
 from core.vocabulary import RecordStatus, StepStatus, StepType, Verdict
@@ -52,16 +52,11 @@ def stamped(plan: Plan, live: Objects) -> list[str]:
             if (item.get("metadata", {}).get("annotations") or {}).get(RECORD_ANNOTATION) == name]
 
 
-def record_from_file(path: Path, digest: str) -> ApplyRecord:
-    """A record saved to a file (such as a copy of plan.record.json) for this plan; InputError names the file."""
-    try:
-        record = from_json(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise InputError(str(path), "record", f"not a readable apply record ({error})") from None
-    if record.digest != digest:
-        raise InputError(str(path), "digest", "the record is of another version of the plan (its digest "
-                         "differs from the plan file's)")
-    return record
+def bound_to_pr(record: ApplyRecord, pr: int, where: str) -> None:
+    """A record is rolled back only by the PR whose apply wrote it."""
+    if record.pr is not None and record.pr != pr:
+        raise RecordCorrupt(where, f"it is the record of PR #{record.pr}'s apply, not of PR #{pr}",
+                            f"nothing was changed: roll back from PR #{record.pr}")
 
 
 def refusal_without_record(plan: Plan, refs: Sequence[str]) -> str:
@@ -83,6 +78,12 @@ class Undo:
     """`rolled-back` only if every undo step and rollout check succeeded, else `rollback-failed`."""
 
 
+def drift_notes(judged: Sequence[Reversal], name: str) -> list[str]:
+    """Objects another plan's apply stamped since: drifted (left alone unless forced)."""
+    return [f"note: {r.step.obj} carries {RECORD_ANNOTATION}={r.stamped_by}, not {name}: another plan changed it "
+            "since this apply; drifted" for r in judged if r.stamped_by is not None]
+
+
 def _not_run(reversal: Reversal) -> StepResult:
     if reversal.verdict == Verdict.DRIFTED:
         return StepResult(reversal.step, StepStatus.DRIFTED, error=DRIFT_ERROR)
@@ -98,10 +99,10 @@ def failure_note(failed: Sequence[StepResult]) -> str:
             f"Fix the cause, then run infra-rollback (label the PR rollback-plan){force} to finish from the record")
 
 
-def rolled_back(record: ApplyRecord, results: Sequence[StepResult], applied_by: dict[int, int],
+def rolled_back(record: ApplyRecord, results: Sequence[StepResult], applied_by: dict[int, str],
                 status: RecordStatus) -> ApplyRecord:
     """The record after a rollback, with each apply step's undo status in the rollback history."""
-    outcome = {str(applied_by[r.step.number]): r.status.value for r in results if r.step.number in applied_by}
+    outcome = {applied_by[r.step.number]: r.status.value for r in results if r.step.number in applied_by}
     ok = status == RecordStatus.ROLLED_BACK
     resumed = record.rollback is not None and record.rollback.finished_at is None
     history = RollbackRecord(status=RecordStatus.SUCCEEDED if ok else RecordStatus.FAILED,
@@ -132,17 +133,28 @@ class Rollback(Lifecycle):
         record, where = self.records.load_for_preview(plan)
         if record is not None and record.status == RecordStatus.ROLLED_BACK:
             return preview_report(Flow.ROLLBACK, plan, [], [where, ALREADY_ROLLED_BACK], self.reporter)
-        steps, notes = plan_steps(plan, Flow.ROLLBACK, record)
+        steps, notes = plan_steps(plan, Flow.ROLLBACK, record, plan_digest(plan))
         return preview_report(Flow.ROLLBACK, plan, steps, [where, *notes], self.reporter)
 
     def locked(self, plan: Plan, execution: Execution, requirement: GateRequirement, decision: GateDecision,
                held: Held) -> RunReport:
         """The record is read again under the lock (while the objects are captured): it is the truth about what
         apply did."""
-        loading = self._start_record(plan)
-        live = execution.cluster.capture(plan)
-        record, where = loading()
+        try:
+            loading = self._start_record(plan)
+            live = execution.cluster.capture(plan)
+            record, where = loading()
+            if record is not None:
+                bound_to_pr(record, requirement.pr, where)
+        except RecordCorrupt as corrupt:
+            return self.reporter.fail(Flow.ROLLBACK, plan, str(corrupt), [], requirement)
         lines = [f"note: {where}"]
+        stale = already_rolled_back(record) if record is not None else None
+        if stale is not None:
+            held.let_go()
+            return self.reporter.report(Flow.ROLLBACK, plan, [], True, [*lines, f"note: {stale}"], requirement)
+        changed = plan_changed_note(record, plan_digest(plan)) if record is not None else None
+        lines += [f"note: {changed}"] if changed else []
         if record is None:
             refs = stamped(plan, live)
             if refs and not self.seed_fallback:
@@ -151,8 +163,9 @@ class Rollback(Lifecycle):
             return self._seed_rollback(plan, execution, requirement, decision, held, lines, live)
         undone = self.reverse(plan, execution.cluster, record, held, live=live,
                               before_change=lambda: recheck(execution, requirement, decision, lines))
-        note = self.records.save(plan, undone.record)
-        lines += [f"note: {note}"] if note else []
+        held.check()
+        saved = self.records.save(plan, undone.record)
+        lines += [f"note: {saved.note}"] if saved.note else []
         held.let_go()  # the record is final: the lock is released while the report is published
         return self.reporter.report(Flow.ROLLBACK, plan, undone.results, True, [*lines, *undone.lines], requirement)
 
@@ -160,10 +173,7 @@ class Rollback(Lifecycle):
         """The record given as a file, else the stored one, read while the caller goes on; with `seed_fallback`,
         an unreadable stored record counts as none."""
         if self.from_record is not None:
-            try:
-                record = record_from_file(Path(self.from_record), plan_digest(plan))
-            except InputError as error:
-                raise Refused(str(error)) from None
+            record = replace(self.records.from_file(plan, Path(self.from_record)), revision=ANY_REVISION)
             where = f"record read from {self.from_record} (--from-record)"
             return lambda: (record, where)
         loading = self.records.start_load(plan)
@@ -186,17 +196,18 @@ class Rollback(Lifecycle):
         and return the record with the rollback's outcome."""
         live = cluster.capture(plan) if live is None else live
         judged = reversals(plan, record, live, first_number, step_type, self.force)
+        name = record_name(plan)
         to_run = [r for r in judged if r.verdict == Verdict.REVERSE or (r.verdict == Verdict.DRIFTED and self.force)]
-        lines = []
+        lines = drift_notes(judged, name)
         if not to_run:
             nothing = NOTHING_TO_DO if all(r.verdict == Verdict.UNCHANGED for r in judged) else NOTHING_REVERSED
             lines.append(f"note: {nothing}")
         else:
             before_change()
         applied_by = {r.step.number: r.applied for r in judged}
+        group_by = {r.step.number: r.group for r in judged}
         ran = {result.step.number: result for result in cluster.run_steps(
-            plan, [r.step for r in to_run], lambda step: group_of(plan, applied_by[step.number]),
-            lambda wave: held.check())}
+            plan, [r.step for r in to_run], lambda step: group_by[step.number], lambda wave: held.check())}
         results = [ran.get(r.step.number) or _not_run(r) for r in judged]
         restored = [result.step.landing.action for result in ran.values() if result.ok and result.step.landing]
         results += verify_rollouts(cluster, plan, restored, first_number + len(results), self.rollout_timeout_s)

@@ -51,15 +51,19 @@ def test_a_lost_record_refuses_the_rollback_until_a_saved_copy_is_given(world: W
     assert world.resources("api") == {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "200m"}}
 
 
-def test_a_record_file_of_another_plan_is_bad_input(world: World) -> None:
+def test_a_record_file_that_does_not_verify_fails_the_rollback(world: World) -> None:
+    """Issue 23 moves this check into the run, which holds the record key: one `error:` line, exit 1."""
     other = world.root / "other.record.json"
     other.write_text('{"version": 1}')
 
     result = rollback(world, f"--from-record={other}")
 
-    assert result.returncode == 2
-    assert result.stderr.strip().startswith(f"error: {other}: record: not a readable apply record")
-    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-2:] == [
+        f"error: {other}: corrupt apply record: a version-1 record (written before records were bound and signed) is "
+        "not acted on; roll back with the version of infra-orchestrator that applied it, or with --seed-fallback",
+        "failed"]
+    assert "Traceback" not in result.stdout + result.stderr
 
 
 def test_a_refused_stamp_changes_nothing_and_a_transient_one_is_retried(world: World) -> None:

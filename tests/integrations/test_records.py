@@ -13,36 +13,45 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core.plan import Plan
-from core.record import ApplyRecord, RecordUnreadable, StepRecord, now, record_name
+from core.plan import Plan, ScaleWorkload, Workload
+from core.record import ANY_REVISION, ApplyRecord, RecordUnreadable, StepRecord, now, record_name
+from core.record_check import RecordCorrupt
 from integrations import records
 from integrations.kubectl import Kubectl, KubectlError
+from integrations.records import RecordConflict
 from tests.fixtures.kube import KubeSandbox
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def make_plan(directory: Path, namespace: str = "shop") -> Plan:
+def make_plan(directory: Path, namespace: str = "shop", actions: int = 1000) -> Plan:
+    """A plan of `actions` scale actions (a record's size is bounded by its plan's)."""
     path = directory / "plan.yaml"
-    path.write_text(f"namespace: {namespace}\nactions: []\n")
-    return Plan(path, namespace, None, (), (), None)
+    if not path.exists():
+        path.write_text(f"namespace: {namespace}\nactions: []\n")
+    scales = tuple(ScaleWorkload(Workload("Deployment", f"web-{number}"), 5) for number in range(1, actions + 1))
+    return Plan(path, namespace, None, scales, (), None)
 
 
 def make_record(plan: Plan, steps: int, status: str = "running", distinct: bool = False) -> ApplyRecord:
-    """A record like apply writes: scale steps with before/after states (`distinct` ones barely compress)."""
+    """A record like apply writes: scale steps with before/after states (`distinct` ones barely compress). Its
+    revision lets any write replace what is stored: these tests are about layout, not compare-and-swap."""
     def step(number: int) -> StepRecord:
-        salt = hashlib.sha256(f"{status}{number}".encode()).hexdigest() if distinct else ""
-        before = {"replicas": number % 7, "hpa": None, "template": salt}
+        salt = hashlib.sha256(f"{status}{number}".encode()).hexdigest() if distinct else None
+        before = {"replicas": number % 7, "hpa": None}
+        spec = {"type": "scale_workload", "kind": "Deployment", "name": f"web-{number}", "replicas": 5}
         return StepRecord(number, "scale_workload", f"deployment/web-{number}",
                           f"kubectl -n {plan.namespace} scale deployment/web-{number} --replicas=5", "succeeded", 1,
-                          now(), now(), 12.5, None, before, {**before, "replicas": 5})
+                          now(), now(), 12.5, salt, before, {**before, "replicas": 5}, spec)
     return ApplyRecord(str(plan.path), plan.namespace, None, "0" * 64, status, now(),
-                       tuple(step(number) for number in range(1, steps + 1)))
+                       tuple(step(number) for number in range(1, steps + 1)), run_id="run-1",
+                       revision=ANY_REVISION)
 
 
 @pytest.fixture
@@ -62,7 +71,7 @@ def test_a_record_round_trips_through_the_cluster_and_the_mirror(
     plan = make_plan(tmp_path)
     record = make_record(plan, 3)
 
-    assert records.save(cluster, plan, record) is None
+    assert records.save(cluster, plan, record).note is None
 
     (index,) = stored_objects(kube_sandbox, plan)
     assert index["data"] == {"format": "2", "chunks": "0"} and "record.json.gz" in index["binaryData"]
@@ -74,7 +83,7 @@ def test_a_record_round_trips_through_the_cluster_and_the_mirror(
 
 def test_a_20000_action_record_round_trips_with_every_object_under_1_mib(
         kube_sandbox: KubeSandbox, cluster: Kubectl, tmp_path: Path) -> None:
-    plan = make_plan(tmp_path)
+    plan = make_plan(tmp_path, actions=20_000)
     typical = make_record(plan, 20_000)
     incompressible = make_record(plan, 20_000, status="succeeded", distinct=True)
 
@@ -101,16 +110,19 @@ def test_only_the_current_generation_of_chunks_is_kept(
     assert len(objects) == int(index["data"]["chunks"]) + 1 > 3
 
 
-def test_version_1_records_and_mirrors_are_still_read(
+def test_version_1_records_and_mirrors_are_named_and_never_acted_on(
         kube_sandbox: KubeSandbox, cluster: Kubectl, tmp_path: Path) -> None:
+    """Issue 23 changes this on purpose: a version-1 record is unsigned, so anyone could have written it."""
     plan = make_plan(tmp_path)
-    record = make_record(plan, 2)
+    legacy = json.dumps({**json.loads(make_record(plan, 2).to_json()), "version": 1})
     kube_sandbox.create({"apiVersion": "v1", "kind": "ConfigMap",
                          "metadata": {"name": record_name(plan), "namespace": "shop"},
-                         "data": {"record.json": record.to_json()}})
-    records.mirror_path(plan).write_text(record.to_json())
-    assert records.read_cluster(cluster, plan) == record
-    assert records.read_mirror(plan) == record
+                         "data": {"record.json": legacy}})
+    records.mirror_path(plan).write_text(legacy)
+    for read in (records.read_cluster, lambda _, plan: records.read_mirror(plan)):
+        with pytest.raises(RecordCorrupt, match=r"a version-1 record .* is not acted on; roll back with the version "
+                                                r"of infra-orchestrator that applied it, or with --seed-fallback"):
+            read(cluster, plan)
 
 
 def test_no_record_anywhere_is_none(cluster: Kubectl, tmp_path: Path) -> None:
@@ -187,13 +199,15 @@ def test_transient_faults_on_record_calls_are_retried(
 SAVE_IN_A_READ_ONLY_DIRECTORY = """
 import json, sys
 from pathlib import Path
-from core.plan import Plan
-from core.record import from_json
+from core.record import ANY_REVISION, from_json
+from dataclasses import replace
 from integrations import records
 from integrations.kubectl import Kubectl
+from tests.integrations.test_records import make_plan
 plan_path, record_path, env = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-plan = Plan(Path(plan_path), "shop", None, (), (), None)
-print(records.save(Kubectl(binary="/usr/bin/kubectl", env=env), plan, from_json(Path(record_path).read_text())))
+plan = make_plan(Path(plan_path).parent)
+record = replace(from_json(Path(record_path).read_text()), revision=ANY_REVISION)
+print(records.save(Kubectl(binary="/usr/bin/kubectl", env=env), plan, record).note)
 """
 
 
@@ -258,15 +272,16 @@ def test_a_reader_during_writes_sees_the_old_or_the_new_record_never_a_mix(
 WRITE_IN_A_PROCESS = """
 import sys
 from pathlib import Path
-from core.plan import Plan
-from core.record import from_json
+from core.record import ANY_REVISION, from_json
+from dataclasses import replace
 from integrations import records
 from integrations.kubectl import Kubectl
+from tests.integrations.test_records import make_plan
 import json
 records.CHUNK_BYTES = 512
-plan = Plan(Path(sys.argv[1]), "shop", None, (), (), None)
+plan = make_plan(Path(sys.argv[1]).parent)
 records.write_cluster(Kubectl(binary="/usr/bin/kubectl", env=json.loads(sys.argv[3])), plan,
-                      from_json(Path(sys.argv[2]).read_text()))
+                      replace(from_json(Path(sys.argv[2]).read_text()), revision=ANY_REVISION))
 """
 
 
@@ -307,3 +322,22 @@ def test_the_stored_size_per_step(tmp_path: Path) -> None:
                   records.cluster_objects(plan, record, "x")) * 3 / 4 / 1000
     assert 300 < per_step < 1200 and gzipped < per_step / 10, (per_step, gzipped)
     print(f"record size per step: {per_step:.0f} B of JSON, {gzipped:.0f} B gzipped")
+
+
+def test_record_writes_are_compare_and_swap_on_the_revision_last_seen(
+        kube_sandbox: KubeSandbox, cluster: Kubectl, tmp_path: Path) -> None:
+    plan = make_plan(tmp_path)
+    first = replace(make_record(plan, 2), revision=None, pr=7)
+    created = records.write_cluster(cluster, plan, first)
+    ours = records.write_cluster(cluster, plan, replace(first, status="succeeded", revision=created.revision))
+    assert created.revision and ours.revision and ours.revision != created.revision
+    assert records.read_cluster(cluster, plan).revision == ours.revision  # type: ignore[union-attr]
+
+    records.write_cluster(cluster, plan, replace(first, pr=8, run_id="other-run", revision=ours.revision))
+
+    with pytest.raises(RecordConflict, match=r"written by someone else since this run last read it; it now holds "
+                                             r"the record of PR #8 \(run other-run, status running\)"):
+        records.write_cluster(cluster, plan, replace(first, status="failed", revision=ours.revision))
+    with pytest.raises(RecordConflict):
+        records.write_cluster(cluster, plan, replace(first, revision=None))  # a create where one exists
+    assert records.read_cluster(cluster, plan).pr == 8  # type: ignore[union-attr]

@@ -16,7 +16,7 @@ from core.errors import LeaseLost, RecordUnreadable
 from core.gate import GateDecision, GateRequirement
 from core.lifecycle.ports import Execution, Loading, Objects, Saving
 from core.plan import Plan, load_plan
-from core.record import RECORD_ANNOTATION, ApplyRecord
+from core.record import ANY_REVISION, RECORD_ANNOTATION, ApplyRecord, Saved, from_data
 from core.report import StepResult
 from core.steps import Step
 from core.vocabulary import StepStatus
@@ -136,19 +136,31 @@ class FakeRecords:
     def load_for_preview(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
         return self.load(plan)
 
-    def save(self, plan: Plan, record: ApplyRecord) -> str | None:
-        self.stored[plan.path.as_posix()] = record
-        self.saves.append(record)
-        return None
+    def save(self, plan: Plan, record: ApplyRecord) -> Saved:
+        """A compare-and-swap on the revision, as the cluster's record is written."""
+        stored = self.stored.get(plan.path.as_posix())
+        if record.revision not in (ANY_REVISION, stored.revision if stored is not None else None):
+            raise LeaseLost(f"record written by someone else (revision {record.revision}, stored "
+                            f"{stored.revision if stored else None})")
+        saved = replace(record, revision=str(len(self.saves) + 1))
+        self.stored[plan.path.as_posix()] = saved
+        self.saves.append(saved)
+        return Saved(saved.revision)
 
     def start_save(self, plan: Plan, record: ApplyRecord) -> Saving:
         self.started += 1
 
-        def wait() -> str | None:
+        def wait() -> Saved:
             self.waited += 1
             return self.save(plan, record)
 
         return wait
+
+    def from_file(self, plan: Plan, path: Path) -> ApplyRecord:
+        return from_data(json.loads(path.read_text()))
+
+    def run_id(self) -> str:
+        return "run-1"
 
 
 @dataclass

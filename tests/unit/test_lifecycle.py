@@ -202,14 +202,24 @@ def test_preview_is_the_same_action_without_execution(world: World) -> None:
 
 
 def test_a_lost_lock_stops_the_run_before_its_next_wave(world: World) -> None:
-    world.lock.held.lose_after = 0  # lost by the end of the first wave
+    world.lock.held.lose_after = 1  # held for the first save, lost by the end of the first wave
 
     report = apply(world)
 
     assert report.final == Outcome.FAILED and "stopped before the next change" in report.render()
     assert world.cluster.waves_seen == [[1, 2]], "the HPA wave must not run without the lock"
     assert world.replicas("web") == 4, "the first wave ran while the lock was held"
-    assert [step.status for step in record_of(world).steps] == ["succeeded", "succeeded", "pending"]
+    assert len(world.records.saves) == 1, "a run that lost the lock writes no record"
+    assert [step.status for step in record_of(world).steps] == ["pending"] * 3
+
+
+def test_a_lock_lost_before_the_first_save_changes_and_writes_nothing(world: World) -> None:
+    world.lock.held.lose_after = 0
+
+    report = apply(world)
+
+    assert report.final == Outcome.FAILED and "stopped before the next change" in report.render()
+    assert world.cluster.waves_seen == [] and world.records.saves == []
 
 
 def test_a_failed_release_is_said_on_the_output(world: World) -> None:
@@ -270,3 +280,37 @@ def test_rollback_change_rows_read_from_what_apply_left_to_what_they_restore(wor
     assert rows[("deployment/api", "replicas")] == ("3", "1"), rows
     assert rows[("hpa/web", "minReplicas")][1] == "—", "the HPA is deleted"
     assert "?" not in {value for pair in rows.values() for value in pair}, "every undo row says what it found"
+
+
+def test_a_plan_without_actions_writes_no_record(world: World) -> None:
+    """A record needs a step (a rollback refuses one without): an empty plan applies nothing and records nothing."""
+    world.plan_path.write_text("namespace: shop\nactions: []\n")
+
+    report = apply(world)
+
+    assert report.final == Outcome.SUCCEEDED, report.render()
+    assert world.records.saves == [] and "note: the plan has no actions: nothing to apply, and no record" in \
+        report.lines
+
+
+def test_a_chain_of_applies_of_an_edited_plan_rolls_back_to_before_the_first(world: World) -> None:
+    assert apply(world).final == Outcome.SUCCEEDED and world.replicas("web") == 4
+    world.plan_path.write_text(world.plan_path.read_text().replace("name: web, replicas: 4", "name: web, replicas: 5"))
+    second = apply(world)
+    assert second.final == Outcome.SUCCEEDED and world.replicas("web") == 5, second.render()
+    assert len(record_of(world).earlier) == 1
+
+    assert rollback(world).final == Outcome.SUCCEEDED
+    assert world.replicas("web") == 2 and world.replicas("api") == 1
+    assert world.cluster.find("HorizontalPodAutoscaler", "web") is None
+
+
+def test_a_record_of_another_prs_apply_is_not_rolled_back(world: World) -> None:
+    assert apply(world, pr=7).final == Outcome.SUCCEEDED
+
+    report = Rollback(str(world.plan_path), world.load, world.records, world.reporter,
+                      world.execution(pr=8, flow="rollback")).run()
+
+    assert report.final == Outcome.FAILED and world.replicas("web") == 4
+    assert report.lines[-1].startswith("error: record read from memory: corrupt apply record: it is the record of "
+                                       "PR #7's apply, not of PR #8; nothing was changed: roll back from PR #7")

@@ -4,19 +4,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from core.apply import prepare_apply
+from core.apply import Binding, prepare_apply
 from core.plan import load_plan
 from core.reversal import reversals
 from core.vocabulary import Verdict
 from tasks.kube import on_delete_unready
 from tests.unit.fakes import PLAN, deployment
 
+BINDING = Binding("d", 7, None, "run-1", {})
+
 
 def judged(tmp_path: Path, web: int, api: int, force: bool = False) -> dict[str, tuple[Verdict, tuple[str, ...]]]:
     path = tmp_path / "plan.yaml"
     path.write_text(PLAN)
     plan = load_plan(path)
-    record = prepare_apply(plan, [deployment("web", 2), deployment("api", 1)], None, "d", 7, None).record
+    record = prepare_apply(plan, [deployment("web", 2), deployment("api", 1)], None, BINDING).record
     record = replace(record, steps=tuple(replace(step, status="succeeded") for step in record.steps))
     live = [deployment("web", web), deployment("api", api)]
     return {r.step.obj or "": (r.verdict, r.step.args) for r in reversals(plan, record, live, force=force)}
@@ -59,7 +61,7 @@ def created_hpa_undo(tmp_path: Path, live_replicas: int,
     path = tmp_path / "plan.yaml"
     path.write_text(HPA_ONLY)
     plan = load_plan(path)
-    record = prepare_apply(plan, [deployment("web", 2)], None, "d", 7, None).record
+    record = prepare_apply(plan, [deployment("web", 2)], None, BINDING).record
     steps = tuple(replace(step, status="succeeded", before=None if legacy else step.before) for step in record.steps)
     live = [deployment("web", live_replicas), hpa("web")]
     return [(r.verdict, r.step.args) for r in reversals(plan, replace(record, steps=steps), live)]
