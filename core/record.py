@@ -42,6 +42,8 @@ class Saved:
 
     revision: str | None
     note: str | None = None
+    digest: str | None = None
+    """sha256 of the signed record as stored: what the run's provenance names."""
 
 
 def now() -> str:

@@ -87,7 +87,7 @@ class Provenance:
     record: str
     plan_digest: str
     record_digest: str | None = None
-    """The record's own digest, once records carry one; None until then."""
+    """sha256 of the signed record as the run last stored it; None when the run stored none."""
     run_url: str | None = None
 
     def to_json(self) -> dict[str, Any]:

@@ -40,7 +40,8 @@ def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool =
     tag_run(pr)
     executing = execution(Flow.APPLY, plan, pr, repository, require_approval, head_sha, lock_timeout_s,
                           require_plan) if execute else None
-    run = Apply(plan, load=load_plan, records=TaskRecords(), reporter=TaskReporter(admission(executing)),
+    records = TaskRecords()
+    run = Apply(plan, load=load_plan, records=records, reporter=TaskReporter(admission(executing), records),
                 atomic=atomic, rollout_timeout_s=rollout_timeout_s, policy=chosen_mode(policy, os.environ),
                 execution=executing, live=None if execute else read_live_objects)
     return flow_result(Flow.APPLY, plan, settle_status(run.execution, run.run()))

@@ -32,7 +32,8 @@ def infra_rollback(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: boo
     tag_run(pr)
     executing = execution(Flow.ROLLBACK, plan, pr, repository, require_approval, head_sha, lock_timeout_s) \
         if execute else None
-    run = Rollback(plan, load=load_plan, records=TaskRecords(), reporter=TaskReporter(admission(executing)),
+    records = TaskRecords()
+    run = Rollback(plan, load=load_plan, records=records, reporter=TaskReporter(admission(executing), records),
                    force=force, from_record=from_record, seed_fallback=seed_fallback,
                    rollout_timeout_s=rollout_timeout_s, execution=executing)
     return flow_result(Flow.ROLLBACK, plan, settle_status(run.execution, run.run()))

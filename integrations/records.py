@@ -36,7 +36,16 @@ from typing import Any
 
 from core.errors import LeaseLost
 from core.plan import Plan
-from core.record import ANY_REVISION, MAX_CHAIN, ApplyRecord, RecordUnreadable, Saved, from_data, record_name
+from core.record import (
+    ANY_REVISION,
+    MAX_CHAIN,
+    ApplyRecord,
+    RecordUnreadable,
+    Saved,
+    file_digest,
+    from_data,
+    record_name,
+)
 from core.record_check import RecordCorrupt, checked_actions
 from integrations.files import write_atomically
 from integrations.kubectl import Kubectl, KubectlError, checked, retry_transient, run
@@ -391,7 +400,8 @@ def save(kubectl: Kubectl | None, plan: Plan, record: ApplyRecord) -> Saved:
     except OSError as error:
         where = "the cluster record is current" if kubectl is not None else "no copy of the record was kept"
         notes.append(f"could not write the local record mirror {mirror_path(plan)} ({error}); {where}")
-    return Saved(saved.revision, "; ".join(note for note in notes if note) or None)
+    return Saved(saved.revision, "; ".join(note for note in notes if note) or None,
+                 file_digest(sealed(record, compact=True).encode()))
 
 
 def load(kubectl: Kubectl, plan: Plan, retry_s: float = RETRY_S,

@@ -35,9 +35,12 @@ def save_record(plan: Plan, record: ApplyRecord) -> Saved:
     return records.save(kubectl_for(plan), plan, record)
 
 
-@dataclass(frozen=True)
+@dataclass
 class TaskRecords:
-    """The lifecycle's records, each call a Prefect task (reads and writes retried when transient)."""
+    """The lifecycle's records, each call a Prefect task (reads and writes retried when transient). One per run:
+    it keeps the digest of the run's last save, which its report names."""
+
+    last_digest: str | None = None
 
     def load(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
         return load_record(as_is(plan))
@@ -52,10 +55,15 @@ class TaskRecords:
         return find_record_for_preview(as_is(plan))
 
     def save(self, plan: Plan, record: ApplyRecord) -> Saved:
-        return save_record(as_is(plan), as_is(record))
+        return self._kept(save_record(as_is(plan), as_is(record)))
 
     def start_save(self, plan: Plan, record: ApplyRecord) -> Saving:
-        return save_record.submit(as_is(plan), as_is(record)).result
+        saving = save_record.submit(as_is(plan), as_is(record))
+        return lambda: self._kept(saving.result())
+
+    def _kept(self, saved: Saved) -> Saved:
+        self.last_digest = saved.digest or self.last_digest
+        return saved
 
     def run_id(self) -> str:
         from prefect.runtime import flow_run

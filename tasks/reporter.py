@@ -58,23 +58,32 @@ class Admission(Protocol):
     decision: GateDecision | None
 
 
-def provenance_of(plan: Plan, decision: GateDecision | None) -> Provenance | None:
+class Recorded(Protocol):
+    """The run's records (tasks.records.TaskRecords): the digest of its last save, once it saved."""
+
+    last_digest: str | None
+
+
+def provenance_of(plan: Plan, decision: GateDecision | None, recorded: Recorded | None) -> Provenance | None:
     """Who approved this execution and where it is recorded, with this flow run's link."""
     if decision is None:
         return None
     return Provenance(approver=decision.label_actor, permission=decision.label_actor_role,
                       labeled_at=decision.label_added_at, head_sha=decision.head_sha, record=record_name(plan),
-                      plan_digest=plan_digest(plan), run_url=flow_run_url())
+                      plan_digest=plan_digest(plan), record_digest=recorded.last_digest if recorded else None,
+                      run_url=flow_run_url())
 
 
 @dataclass(frozen=True)
 class TaskReporter:
     admission: Admission | None = None
+    recorded: Recorded | None = None
 
     def report(self, flow: Flow, plan: Plan, results: Sequence[StepResult], executed: bool, lines: Sequence[str],
                requirement: GateRequirement | None) -> RunReport:
         logger = get_run_logger()
-        provenance = provenance_of(plan, self.admission.decision) if executed and self.admission else None
+        decision = self.admission.decision if executed and self.admission else None
+        provenance = provenance_of(plan, decision, self.recorded)
         for line in lines:
             logger.info(line)
         for line in error_lines(results):
