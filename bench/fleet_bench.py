@@ -53,6 +53,7 @@ from bench.event_bench import (  # noqa: E402
     Service,
     Stack,
     _epoch,
+    _stat,
     checkout_for,
     prefect_database,
     run_checked,
@@ -105,12 +106,26 @@ def fleet_prefect_yaml(names: list[str]) -> dict[str, Any]:
     return config
 
 
-def rss_mib(pid: int) -> float | None:
+def rss_mib(pid: int) -> float:
     try:
         with open(f"/proc/{pid}/status") as status:
-            return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:"))
-    except (OSError, StopIteration):
-        return None
+            return next((int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:")), 0.0)
+    except OSError:
+        return 0.0
+
+
+def tree_rss_mib(root: int) -> float:
+    """Resident memory of a process and its descendants (`prefect worker start` runs the worker in a child)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (fields := _stat(int(entry))) is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    total, stack = 0.0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss_mib(pid)
+        stack.extend(children.get(pid, []))
+    return total
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -176,7 +191,7 @@ class Fleet:
         elapsed = time.monotonic() - started
         after = self.server_cpu_s(), [tree_cpu_s(pid) for pid in pids]
         workers = [1000 * (b - a) / elapsed for a, b in zip(before[1], after[1], strict=True)]
-        rss = [value for value in (rss_mib(pid) for pid in pids) if value is not None]
+        rss = [tree_rss_mib(pid) for pid in pids]
         return 1000 * (after[0] - before[0]) / elapsed, workers, rss
 
     def label_round(self, names: list[str]) -> list[Sample]:
