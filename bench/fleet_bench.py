@@ -12,10 +12,10 @@ and settled, CPU is read from /proc over a fixed window (`--idle-seconds`):
 With the first N's workers running, labels go through the whole path of bench/event_bench.py (the webhook
 bridge, the automations of prefect.yaml's apply and rollback deployments, the worker, the flow run, the sandbox
 API server): rounds of 1 label, then rounds of 10 labels on 10 different pools at once, alternating execute-plan
-and rollback-plan so every run changes its cluster. Per label: label -> claim (the run's Pending, the worker's
-part), label -> Running (the flow-run process started) and label -> first change (the first mutating request
-on the plan's workload), median and 95th percentile. One round of labels on every pool comes first, uncounted:
-a pool's first run meets cold caches.
+and rollback-plan so every run changes its cluster. Per label: label -> run created (the bridge and the
+automation), label -> claim (the run's Pending: the worker's part), label -> Running (the flow-run process
+started) and label -> first change (the first mutating request on the plan's workload), median and 95th
+percentile. One round of labels on every pool comes first, uncounted: a pool's first run meets cold caches.
 
     .venv/bin/python bench/fleet_bench.py [--sizes 10,25,50] [--baseline-sizes 10,25] [--idle-seconds 30]
         [--rounds 4] [--burst-rounds 3] [--keep DIR]
@@ -115,7 +115,7 @@ def rss_mib(pid: int) -> float:
 
 
 def tree_rss_mib(root: int) -> float:
-    """Resident memory of a process and its descendants (`prefect worker start` runs the worker in a child)."""
+    """Resident memory of a worker and the flow-run processes it started (none while idle)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit() and (fields := _stat(int(entry))) is not None:
@@ -135,8 +135,10 @@ def percentile(values: list[float], fraction: float) -> float:
 
 @dataclass(frozen=True)
 class Sample:
-    """Seconds from a label's delivery to its run's claim (Pending), its Running state and its first change."""
+    """Seconds from a label's delivery to its run's creation (the automation), claim (Pending, the worker),
+    Running state (the flow-run process) and first change."""
 
+    created: float | None
     claim: float | None
     running: float | None
     change: float | None
@@ -227,7 +229,9 @@ class Fleet:
                 first.setdefault(state["type"], _epoch(state["timestamp"]) or 0.0)
             claim, running = (first[phase] - posted[name] if phase in first else None
                               for phase in ("PENDING", "RUNNING"))
-            results.append(Sample(claim, running, min(changes) - posted[name] if changes else None))
+            created = _epoch(runs[name]["created"])
+            results.append(Sample(None if created is None else created - posted[name], claim, running,
+                                  min(changes) - posted[name] if changes else None))
             if runs[name].get("state_type") != "COMPLETED":
                 print(f"  note: {FLOWS[labels[name]]}/{name} ended {runs[name].get('state_type')}")
         return results
@@ -276,7 +280,8 @@ def load() -> str:
 
 def latency_line(what: str, samples: list[Sample]) -> str:
     parts = []
-    for field_name, name in (("claim", "claim"), ("running", "Running"), ("change", "first change")):
+    for field_name, name in (("created", "run created"), ("claim", "claim"), ("running", "Running"),
+                             ("change", "first change")):
         values = [value for value in (getattr(s, field_name) for s in samples) if value is not None]
         parts.append(f"label -> {name} median {statistics.median(values):.2f} s, p95 {percentile(values, 0.95):.2f} s"
                      if values else f"label -> {name} ?")
