@@ -27,6 +27,7 @@ from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter, EventResourceFilter
 from prefect.events.schemas.events import ResourceSpecification
 from prefect.logging.loggers import get_worker_logger
+from prefect.settings import PREFECT_WORKER_QUERY_SECONDS
 from prefect.workers.process import ProcessWorker
 
 if TYPE_CHECKING:
@@ -102,9 +103,11 @@ class EventProcessWorker(ProcessWorker):
     async def teardown(self, *exc_info: Any) -> None:
         for task in self._event_tasks:
             task.cancel()
-        await asyncio.gather(*self._event_tasks, return_exceptions=True)
-        self._event_tasks = []
-        await super().teardown(*exc_info)
+        try:
+            await asyncio.gather(*self._event_tasks, return_exceptions=True)
+        finally:
+            self._event_tasks = []
+            await super().teardown(*exc_info)
 
     async def get_and_submit_flow_runs(self) -> list[FlowRun]:
         async with self._poll_lock:
@@ -128,7 +131,7 @@ class EventProcessWorker(ProcessWorker):
                 ) as subscriber:
                     get_worker_logger(self).info(
                         f"Listening for flow runs scheduled in work pool {self.work_pool.name!r} on the event stream"
-                        + (f" (reconnected after {failures} failed attempts)" if failures else "")
+                        + (f" (reconnected after {failures} lost or failed connections)" if failures else "")
                     )
                     failures = 0
                     self._wake.set()  # what was scheduled while not listening
@@ -146,16 +149,10 @@ class EventProcessWorker(ProcessWorker):
             failures += 1
             delay = reconnect_delay(failures)
             get_worker_logger(self).warning(
-                f"Event stream lost ({reason}); polling every {self._safety_poll_s():g} s meanwhile, "
+                f"Event stream lost ({reason}); polling every {PREFECT_WORKER_QUERY_SECONDS.value():g} s meanwhile, "
                 f"reconnecting in {delay:.1f} s (attempt {failures})"
             )
             await asyncio.sleep(delay)
-
-    @staticmethod
-    def _safety_poll_s() -> float:
-        from prefect.settings import PREFECT_WORKER_QUERY_SECONDS
-
-        return float(PREFECT_WORKER_QUERY_SECONDS.value())
 
     async def _poll_when_woken(self) -> None:
         while True:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from deployments.event_worker import WORKER_TYPE
+from deployments.event_worker import WORKER_TYPE, reconnect_delay, scheduled_run_in_pool, scheduled_runs_filter
 from tests.fixtures.prefect_server import PREFECT, VENV_BIN, PrefectServer, free_port, stop_processes
 
 SAFETY_POLL_S = "300"
@@ -279,3 +279,47 @@ def test_the_worker_type_is_registered_for_prefect_worker_start() -> None:
     load_prefect_collections()
     assert BaseWorker.get_worker_class_from_type(WORKER_TYPE) is EventProcessWorker
     assert EventProcessWorker.type == "process"  # serves the process pools deployments/work_pools.py creates
+
+
+POOL_ID, RUN_ID = uuid.uuid4(), uuid.uuid4()
+
+
+def state_event(name: str = "Scheduled", state_type: str = "SCHEDULED", pool_id: uuid.UUID = POOL_ID,
+                resource_id: str = f"prefect.flow-run.{RUN_ID}") -> Any:
+    from prefect.events import Event
+
+    return Event(event=f"prefect.flow-run.{name}",
+                 resource={"prefect.resource.id": resource_id, "prefect.state-type": state_type},
+                 related=[{"prefect.resource.id": f"prefect.work-pool.{pool_id}",
+                           "prefect.resource.role": "work-pool"}])
+
+
+@pytest.mark.parametrize(("event_args", "wanted"), [
+    ({}, True),
+    ({"name": "Late"}, True),
+    ({"name": "AwaitingRetry"}, True),
+    ({"name": "Pending", "state_type": "PENDING"}, False),  # already claimed: a poll would not return it
+    ({"name": "Running", "state_type": "RUNNING"}, False),
+    ({"pool_id": uuid.uuid4()}, False),  # another pool's run
+    ({"resource_id": f"prefect.deployment.{RUN_ID}"}, False),
+])  # fmt: skip
+def test_the_server_and_the_worker_keep_scheduled_runs_of_the_pool_only(event_args: dict[str, Any],
+                                                                         wanted: bool) -> None:
+    from prefect.server.events.filters import EventFilter as ServerFilter
+    from prefect.server.events.schemas.events import Event as ServerEvent
+
+    event = state_event(**event_args)
+    server_filter = ServerFilter.model_validate(scheduled_runs_filter(POOL_ID).model_dump(mode="json"))
+    assert server_filter.includes(ServerEvent.model_validate(event.model_dump(mode="json"))) is wanted
+    assert scheduled_run_in_pool(event, POOL_ID) == (RUN_ID if wanted else None)
+
+
+def test_an_event_naming_no_flow_run_id_wakes_nothing() -> None:
+    assert scheduled_run_in_pool(state_event(resource_id="prefect.flow-run.not-a-uuid"), POOL_ID) is None
+
+
+def test_reconnects_back_off_from_half_a_second_to_ten_with_jitter() -> None:
+    assert 0.4 <= reconnect_delay(1) <= 0.6
+    assert 0.8 <= reconnect_delay(2) <= 1.2
+    assert all(8 <= reconnect_delay(failures) <= 12 for failures in (6, 20, 1000))
+    assert len({reconnect_delay(3) for _ in range(20)}) > 1
