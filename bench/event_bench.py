@@ -307,15 +307,17 @@ class Stack:
         kube.create_namespace(NAMESPACE)
         kube.create_deployment(NAMESPACE, WORKLOAD, replicas=2)
 
-    def delivery(self, label: str) -> tuple[bytes, dict[str, str]]:
-        """A `labeled` delivery as GitHub sends it: a body that differs per delivery (its timestamps), signed."""
-        head_sha = self.sandboxes.github.head_sha(REPO, self.pr)
+    def delivery(self, label: str, pr: int | None = None, target: str = TARGET) -> tuple[bytes, dict[str, str]]:
+        """A `labeled` delivery as GitHub sends it: a body that differs per delivery (its timestamps), signed;
+        for the bench's PR on prod unless `pr` (on branch infra-scale/`target`) is given."""
+        number = self.pr if pr is None else pr
+        head_sha = self.sandboxes.github.head_sha(REPO, number)
         now = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
         body = json.dumps({
-            "action": "labeled", "number": self.pr,
+            "action": "labeled", "number": number,
             "label": {"name": label, "color": "ededed", "default": False},
-            "pull_request": {"number": self.pr, "state": "open", "updated_at": now,
-                             "head": {"ref": f"infra-scale/{TARGET}", "sha": head_sha,
+            "pull_request": {"number": number, "state": "open", "updated_at": now,
+                             "head": {"ref": f"infra-scale/{target}", "sha": head_sha,
                                       "repo": {"full_name": REPO, "fork": False}},
                              "base": {"ref": "main", "repo": {"full_name": REPO}}},
             "repository": {"full_name": REPO, "name": REPO.split("/")[1], "owner": {"login": REPO.split("/")[0]}},

@@ -1,0 +1,325 @@
+"""The event-woken worker (`deployments/event_worker.py`, `prefect worker start --type event-process`) against the
+real Prefect server on PostgreSQL, under faults: none loses or doubles a run.
+
+Every worker here polls only every 300 s (`PREFECT_WORKER_QUERY_SECONDS`), so a run started within the tests'
+timeouts was started by its event (or by the poll at the worker's start). Each run of the probe flow appends
+its flow-run id to a marker file: one line per run is "started once"; the run's state history shows one claim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deployments.event_worker import WORKER_TYPE, reconnect_delay, scheduled_run_in_pool, scheduled_runs_filter
+from tests.fixtures.prefect_server import PREFECT, VENV_BIN, PrefectServer, free_port, stop_processes
+
+SAFETY_POLL_S = "300"
+PROBE = '''
+import time
+from prefect import flow
+from prefect.runtime import flow_run
+
+
+@flow
+def fleet_probe(marker: str, seconds: float = 0.0) -> None:
+    with open(marker, "a") as out:
+        out.write(f"{flow_run.id}\\n")
+    time.sleep(seconds)
+'''
+
+
+class Proxy:
+    """A TCP proxy to the Prefect server whose open connections can be cut (the worker's websocket with them)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self._loop = asyncio.new_event_loop()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", self.port))
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers -= {writer, up_writer}
+
+    def cut(self) -> int:
+        """Close every open connection; returns how many there were."""
+
+        async def close_all() -> int:
+            writers = list(self._writers)
+            for writer in writers:
+                writer.transport.abort()
+            return len(writers)
+
+        return asyncio.run_coroutine_threadsafe(close_all(), self._loop).result(10)
+
+    def stop(self) -> None:
+        async def shutdown() -> None:
+            self._server.close()
+            for writer in list(self._writers):
+                writer.transport.abort()
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+
+@dataclass
+class Fleet:
+    server: PrefectServer
+    pool: str
+    deployment_id: str
+    marker: Path
+    workers: list[subprocess.Popen[bytes]]
+    logs: list[Path]
+
+    def start_worker(self, api_url: str | None = None) -> int:
+        log = self.marker.parent / f"worker-{len(self.workers)}.log"
+        env = {**self.server.env, "PREFECT_WORKER_QUERY_SECONDS": SAFETY_POLL_S, "PREFECT_LOGGING_LEVEL": "DEBUG"}
+        if api_url:
+            env["PREFECT_API_URL"] = api_url
+        self.workers.append(subprocess.Popen(
+            [PREFECT, "worker", "start", "--pool", self.pool, "--type", WORKER_TYPE, "--name",
+             f"{self.pool}-{len(self.workers)}"],
+            env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        ))  # fmt: skip
+        self.logs.append(log)
+        return len(self.workers) - 1
+
+    def log(self, index: int = -1) -> str:
+        return self.logs[index].read_text(errors="replace")
+
+    def wait_log(self, text: str, count: int = 1, index: int = -1, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while self.log(index).count(text) < count:
+            if time.monotonic() > deadline or self.workers[index].poll() is not None:
+                raise AssertionError(f"worker log never said {text!r} {count} times:\n{self.log(index)[-4000:]}")
+            time.sleep(0.2)
+
+    def create_run(self, seconds: float = 0.0) -> str:
+        run = self.server.api("POST", f"/deployments/{self.deployment_id}/create_flow_run",
+                              {"parameters": {"marker": str(self.marker), "seconds": seconds}})  # fmt: skip
+        return str(run["id"])
+
+    def wait_state(self, run_id: str, states: set[str], timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run: dict[str, Any] = self.server.api("GET", f"/flow_runs/{run_id}")
+            if run.get("state_type") in states:
+                return run
+            time.sleep(0.2)
+        logs = "\n".join(path.read_text(errors="replace")[-3000:] for path in self.logs)
+        raise AssertionError(f"flow run {run_id} not in {states} after {timeout} s; worker logs:\n{logs}")
+
+    def started(self) -> list[str]:
+        return self.marker.read_text().split() if self.marker.exists() else []
+
+    def claims(self, run_id: str) -> list[str]:
+        """The run's Pending-type states in order: a worker's claim (Pending), then its Submitting."""
+        states = sorted(self.server.api("GET", f"/flow_run_states/?flow_run_id={run_id}"), key=lambda s: s["timestamp"])
+        return [state["name"] for state in states if state["type"] == "PENDING"]
+
+    def assert_ran_once(self, *run_ids: str) -> None:
+        for run_id in run_ids:
+            assert self.wait_state(run_id, {"COMPLETED", "FAILED", "CRASHED"})["state_type"] == "COMPLETED"
+            assert self.started().count(run_id) == 1, self.started()
+            assert self.claims(run_id) == ["Pending", "Submitting"]
+
+
+@pytest.fixture
+def fleet(prefect_server: PrefectServer, tmp_path: Path) -> Iterator[Fleet]:
+    """A process work pool of its own, a deployment of the probe flow in it, and workers started on demand."""
+    from prefect.workers.process import ProcessWorker
+
+    pool = f"fleet-{uuid.uuid4().hex[:8]}"
+    prefect_server.api("POST", "/work_pools/", {
+        "name": pool, "type": "process", "base_job_template": ProcessWorker.get_default_base_job_template()})
+    (tmp_path / "fleet_probe.py").write_text(PROBE)
+    flow = prefect_server.api("POST", "/flows/", {"name": "fleet-probe"})
+    deployment = prefect_server.api("POST", "/deployments/", {
+        "name": pool, "flow_id": flow["id"], "work_pool_name": pool, "entrypoint": "fleet_probe.py:fleet_probe",
+        "enforce_parameter_schema": False,
+        "pull_steps": [{"prefect.deployments.steps.set_working_directory": {"directory": str(tmp_path)}}],
+        # one process per run (no workspace-resolver process first), talking to the server directly
+        "job_variables": {"command": f"{VENV_BIN / 'python'} -m prefect.engine",
+                          "env": {"PREFECT_API_URL": prefect_server.api_url}},
+    })  # fmt: skip
+    fleet = Fleet(prefect_server, pool, deployment["id"], tmp_path / "started.txt", [], [])
+    try:
+        yield fleet
+    finally:
+        stop_processes(fleet.workers, 20)
+
+
+LISTENING = "Listening for flow runs scheduled in work pool"
+
+
+@pytest.mark.timeout(180)
+def test_a_run_created_while_idle_starts_on_its_event(fleet: Fleet) -> None:
+    fleet.start_worker()
+    fleet.wait_log(LISTENING)
+    time.sleep(1)  # past the poll at start
+    run_id = fleet.create_run()
+    fleet.wait_state(run_id, {"PENDING", "RUNNING", "COMPLETED"}, timeout=30)  # the safety poll is 300 s away
+    fleet.assert_ran_once(run_id)
+
+
+@pytest.mark.timeout(180)
+def test_runs_scheduled_before_the_worker_starts_are_found_by_its_first_poll(fleet: Fleet) -> None:
+    run_ids = [fleet.create_run(), fleet.create_run()]
+    fleet.start_worker()
+    for run_id in run_ids:
+        fleet.wait_state(run_id, {"PENDING", "RUNNING", "COMPLETED"}, timeout=60)
+    fleet.assert_ran_once(*run_ids)
+
+
+def scheduled_event(run_id: str, pool_id: str) -> dict[str, Any]:
+    """A copy of the server's state event for a run entering Scheduled (a new event id, as a redelivery has)."""
+    return {
+        "id": str(uuid.uuid4()), "occurred": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+        "event": "prefect.flow-run.Scheduled",
+        "resource": {"prefect.resource.id": f"prefect.flow-run.{run_id}", "prefect.state-type": "SCHEDULED",
+                     "prefect.state-name": "Scheduled"},
+        "related": [{"prefect.resource.id": f"prefect.work-pool.{pool_id}", "prefect.resource.role": "work-pool"}],
+        "payload": {},
+    }  # fmt: skip
+
+
+@pytest.mark.timeout(180)
+def test_more_events_for_one_run_start_it_once(fleet: Fleet) -> None:
+    fleet.start_worker()
+    fleet.wait_log(LISTENING)
+    pool_id = fleet.server.api("GET", f"/work_pools/{fleet.pool}")["id"]
+    run_id = fleet.create_run(seconds=3)
+    fleet.server.api("POST", "/events", [scheduled_event(run_id, pool_id) for _ in range(3)])
+    fleet.wait_state(run_id, {"RUNNING", "COMPLETED"})
+    fleet.server.api("POST", "/events", [scheduled_event(run_id, pool_id) for _ in range(3)])  # while it runs
+    fleet.wait_log(f"Event prefect.flow-run.Scheduled for flow run {run_id}", count=5)
+    fleet.assert_ran_once(run_id)
+
+
+@pytest.mark.timeout(240)
+def test_the_worker_reconnects_after_the_server_restarts(fleet: Fleet) -> None:
+    fleet.start_worker()
+    fleet.wait_log(LISTENING)
+    done = fleet.create_run()
+    fleet.assert_ran_once(done)
+    fleet.server.stop()
+    fleet.server.start()
+    fleet.wait_log("Event stream lost")
+    fleet.wait_log("(reconnected after", timeout=90)
+    run_id = fleet.create_run()
+    fleet.wait_state(run_id, {"PENDING", "RUNNING", "COMPLETED"}, timeout=30)
+    fleet.assert_ran_once(done, run_id)
+
+
+@pytest.mark.timeout(180)
+def test_a_dropped_event_stream_mid_run_loses_and_doubles_nothing(fleet: Fleet) -> None:
+    proxy = Proxy(fleet.server.port)
+    try:
+        fleet.start_worker(api_url=f"http://127.0.0.1:{proxy.port}/api")
+        fleet.wait_log(LISTENING)
+        running = fleet.create_run(seconds=4)
+        fleet.wait_state(running, {"RUNNING"})
+        assert proxy.cut() > 0
+        fleet.wait_log("Event stream lost")
+        fleet.wait_log(LISTENING, count=2)
+        after = fleet.create_run()
+        fleet.wait_state(after, {"PENDING", "RUNNING", "COMPLETED"}, timeout=30)
+        fleet.assert_ran_once(running, after)
+    finally:
+        proxy.stop()
+
+
+def test_the_worker_type_is_registered_for_prefect_worker_start() -> None:
+    from prefect.plugins import load_prefect_collections
+    from prefect.workers.base import BaseWorker
+
+    from deployments.event_worker import EventProcessWorker
+
+    load_prefect_collections()
+    assert BaseWorker.get_worker_class_from_type(WORKER_TYPE) is EventProcessWorker
+    assert EventProcessWorker.type == "process"  # serves the process pools deployments/work_pools.py creates
+
+
+POOL_ID, RUN_ID = uuid.uuid4(), uuid.uuid4()
+
+
+def state_event(name: str = "Scheduled", state_type: str = "SCHEDULED", pool_id: uuid.UUID = POOL_ID,
+                resource_id: str = f"prefect.flow-run.{RUN_ID}") -> Any:
+    from prefect.events import Event
+
+    return Event(event=f"prefect.flow-run.{name}",
+                 resource={"prefect.resource.id": resource_id, "prefect.state-type": state_type},
+                 related=[{"prefect.resource.id": f"prefect.work-pool.{pool_id}",
+                           "prefect.resource.role": "work-pool"}])
+
+
+@pytest.mark.parametrize(("event_args", "wanted"), [
+    ({}, True),
+    ({"name": "Late"}, True),
+    ({"name": "AwaitingRetry"}, True),
+    ({"name": "Pending", "state_type": "PENDING"}, False),  # already claimed: a poll would not return it
+    ({"name": "Running", "state_type": "RUNNING"}, False),
+    ({"pool_id": uuid.uuid4()}, False),  # another pool's run
+    ({"resource_id": f"prefect.deployment.{RUN_ID}"}, False),
+])  # fmt: skip
+def test_the_server_and_the_worker_keep_scheduled_runs_of_the_pool_only(event_args: dict[str, Any],
+                                                                         wanted: bool) -> None:
+    from prefect.server.events.filters import EventFilter as ServerFilter
+    from prefect.server.events.schemas.events import Event as ServerEvent
+
+    event = state_event(**event_args)
+    server_filter = ServerFilter.model_validate(scheduled_runs_filter(POOL_ID).model_dump(mode="json"))
+    assert server_filter.includes(ServerEvent.model_validate(event.model_dump(mode="json"))) is wanted
+    assert scheduled_run_in_pool(event, POOL_ID) == (RUN_ID if wanted else None)
+
+
+def test_an_event_naming_no_flow_run_id_wakes_nothing() -> None:
+    assert scheduled_run_in_pool(state_event(resource_id="prefect.flow-run.not-a-uuid"), POOL_ID) is None
+
+
+def test_reconnects_back_off_from_half_a_second_to_ten_with_jitter() -> None:
+    assert 0.4 <= reconnect_delay(1) <= 0.6
+    assert 0.8 <= reconnect_delay(2) <= 1.2
+    assert all(8 <= reconnect_delay(failures) <= 12 for failures in (6, 20, 1000))
+    assert len({reconnect_delay(3) for _ in range(20)}) > 1
