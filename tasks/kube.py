@@ -58,14 +58,18 @@ def run_batch(namespace: str, kubectl: Kubectl, batch: Batch, timeout_s: float |
 
 @task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, retry_condition_fn=is_transient,
       task_run_name="step {step.number}: {step.summary}")
-def execute_step(namespace: str, kubectl: Kubectl, step: Step, earlier_attempts: int = 0) -> StepResult:
+def execute_step(namespace: str, kubectl: Kubectl, step: Step, fence: Callable[[], None],
+                 earlier_attempts: int = 0) -> StepResult:
     """Run one step; a failure raises KubectlError so that Prefect retries it only when transient.
 
     `earlier_attempts` counts a shared call (core.batch) that already tried this step and failed. A step tried
-    before (a retry, or after that shared call) first reads its object: a write whose answer was lost may have
-    landed, and is then confirmed rather than sent twice."""
+    before (a retry, or after that shared call) first proves the lock is still the run's (`fence`, raising
+    LeaseLost: after a takeover, the object read is the new holder's to change), then reads its object: a write
+    whose answer was lost may have landed, and is then confirmed rather than sent twice."""
     attempt = earlier_attempts + (task_run.run_count or 1)
     started = time.perf_counter()
+    if attempt > 1:
+        fence()
     if attempt > 1 and step.landing is not None and landed(step.landing, live_object(namespace, kubectl, step)):
         return StepResult(step, StepStatus.SUCCEEDED, attempts=attempt, duration_s=time.perf_counter() - started)
     try:
@@ -265,14 +269,15 @@ def _outcome(future: PrefectFuture[StepResult], step: Step) -> StepResult:
 
 
 def run_steps(namespace: str, kubectl: Kubectl, steps: Sequence[Step], group_of: Callable[[Step], str],
-              on_wave: Callable[[list[StepResult]], None], retries: int = RETRIES,
+              on_wave: Callable[[list[StepResult]], None], fence: Callable[[], None], retries: int = RETRIES,
               retry_delays_s: Sequence[float] = RETRY_DELAYS_S) -> list[StepResult]:
     """Run the steps, those of one group (object) in order and groups side by side, wave by wave.
 
     In a wave, steps that differ only in their object share one kubectl call (core.batch); a step that call
     did not confirm, and a step that cannot share, runs as its own task, retried when transient. After a failed
     step, the rest of its group is skipped. `on_wave` sees each wave's results before the next wave starts, so
-    the record is saved at every boundary a resume depends on.
+    the record is saved at every boundary a resume depends on. `fence` (raising LeaseLost once the lock is no
+    longer the run's) is called before each wave and before each retry of a step.
     """
     single = execute_step.with_options(retries=retries, retry_delay_seconds=list(retry_delays_s))
     results: dict[int, StepResult] = {}
@@ -284,6 +289,7 @@ def run_steps(namespace: str, kubectl: Kubectl, steps: Sequence[Step], group_of:
             stopped.add(group_of(result.step))
 
     for wave in waves(steps, group_of):
+        fence()
         for step in wave:
             if group_of(step) in stopped:
                 settle(StepResult(step, StepStatus.SKIPPED,
@@ -291,7 +297,7 @@ def run_steps(namespace: str, kubectl: Kubectl, steps: Sequence[Step], group_of:
         ready = [step for step in wave if group_of(step) not in stopped]
         planned = batches(ready)
         alone: dict[PrefectFuture[StepResult], Step] = {
-            single.submit(namespace, kubectl, batch.steps[0]): batch.steps[0]
+            single.submit(namespace, kubectl, batch.steps[0], fence): batch.steps[0]
             for batch in planned if len(batch.steps) == 1}
         # a second more per object: a call over 250 HPAs took over a minute on a loaded machine, and a batch
         # that times out runs every one of its steps again alone
@@ -304,7 +310,7 @@ def run_steps(namespace: str, kubectl: Kubectl, steps: Sequence[Step], group_of:
             tried = ran.batch.tried(ran.left, ran.stderr)
             for step in ran.left:
                 earlier = int(step.number in tried)
-                alone[single.submit(namespace, kubectl, step, earlier_attempts=earlier)] = step
+                alone[single.submit(namespace, kubectl, step, fence, earlier_attempts=earlier)] = step
         for future in as_completed(list(alone)):
             settle(_outcome(future, alone[future]))
         on_wave([results[step.number] for step in wave])
@@ -319,8 +325,8 @@ class TaskCluster:
         return capture_objects(as_is(plan), kubectl_for(plan))
 
     def run_steps(self, plan: Plan, steps: Sequence[Step], group_of: Callable[[Step], str],
-                  on_wave: Callable[[list[StepResult]], None]) -> list[StepResult]:
-        return run_steps(plan.namespace, kubectl_for(plan), steps, group_of, on_wave)
+                  on_wave: Callable[[list[StepResult]], None], fence: Callable[[], None]) -> list[StepResult]:
+        return run_steps(plan.namespace, kubectl_for(plan), steps, group_of, on_wave, fence)
 
     def verify(self, plan: Plan, steps: Sequence[Step], timeout_s: float,
                listing: list[dict[str, Any]] | None = None) -> list[StepResult]:

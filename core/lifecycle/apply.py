@@ -49,6 +49,7 @@ class Progress:
     def save(self, record: ApplyRecord) -> None:
         """Save now (the first and the last save)."""
         self.settle()
+        self.held.check()
         self.record = record
         self._note(self.records.save(self.plan, record))
 
@@ -63,9 +64,9 @@ class Progress:
         for result in results:
             record = step_finished(record, result)
         self.settle()
+        self.held.check()
         self.record = record
         self.saving = self.records.start_save(self.plan, record)
-        self.held.check()
 
     def __enter__(self) -> "Progress":
         return self
@@ -124,7 +125,8 @@ class Apply(Lifecycle):
                  progress: Progress, lines: list[str]) -> list[StepResult]:
         """Run the steps, stamp the objects they created, read the after-states, verify the rollouts (with
         `atomic`, undo a failed run) and save the finished record; `lines` gets the notes."""
-        ran = cluster.run_steps(plan, prepared.to_run, lambda step: group_of(plan, step.number), progress.wave_done)
+        ran = cluster.run_steps(plan, prepared.to_run, lambda step: group_of(plan, step.number), progress.wave_done,
+                                progress.held.check)
         after = cluster.capture(plan)
         carrying = set(stamped(plan, after))  # the HPAs the plan describes carry the stamp from their creation on
         unstamped = _stamp(cluster, plan, [result.step.obj for result in ran

@@ -90,8 +90,8 @@ class Lifecycle(ABC):
                            "from a saved copy with --from-record FILE (--seed-fallback runs the old scripts' "
                            "rollback instead)")
         except LeaseLost as lost:
-            return RunReport((f"note: {lost}: stopped before the next change; the record holds every step that "
-                              "ran, and a rerun resumes from it",), None, Outcome.FAILED)
+            return RunReport((f"error: {lost}: this run lost the lock and stopped before its next write",), None,
+                             Outcome.FAILED)
         except TemporaryError as error:
             return self.reporter.fail(self.flow, plan, f"the cluster could not be reached ({error})", [],
                                       requirement)

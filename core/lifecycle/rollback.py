@@ -146,6 +146,7 @@ class Rollback(Lifecycle):
             return self._seed_rollback(plan, execution, requirement, decision, held, lines, live)
         undone = self.reverse(plan, execution.cluster, record, held, live=live,
                               before_change=lambda: recheck(execution, requirement, decision, lines))
+        held.check()
         note = self.records.save(plan, undone.record)
         lines += [f"note: {note}"] if note else []
         held.let_go()  # the record is final: the lock is released while the report is published
@@ -191,7 +192,7 @@ class Rollback(Lifecycle):
         applied_by = {r.step.number: r.applied for r in judged}
         ran = {result.step.number: result for result in cluster.run_steps(
             plan, [r.step for r in to_run], lambda step: group_of(plan, applied_by[step.number]),
-            lambda wave: held.check())}
+            lambda wave: held.check(), held.check)}
         results = [ran.get(r.step.number) or _not_run(r) for r in judged]
         restored = [result.step.landing.action for result in ran.values() if result.ok and result.step.landing]
         results += verify_rollouts(cluster, plan, restored, first_number + len(results), self.rollout_timeout_s)
@@ -209,6 +210,7 @@ class Rollback(Lifecycle):
             return self.reporter.report(Flow.ROLLBACK, plan, [], True, [*lines, f"note: {NEVER_APPLIED}"],
                                         requirement)
         recheck(execution, requirement, decision, lines)
-        results = execution.cluster.run_steps(plan, steps, lambda step: SEED_ORDER, lambda wave: held.check())
+        results = execution.cluster.run_steps(plan, steps, lambda step: SEED_ORDER, lambda wave: held.check(),
+                                              held.check)
         held.let_go()
         return self.reporter.report(Flow.ROLLBACK, plan, results, True, lines, requirement)

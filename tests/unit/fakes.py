@@ -80,10 +80,11 @@ class FakeCluster:
         return None
 
     def run_steps(self, plan: Plan, steps: Sequence[Step], group_of: Callable[[Step], str],
-                  on_wave: Callable[[list[StepResult]], None]) -> list[StepResult]:
+                  on_wave: Callable[[list[StepResult]], None], fence: Callable[[], None]) -> list[StepResult]:
         results: dict[int, StepResult] = {}
         stopped: set[str] = set()
         for wave in waves(steps, group_of):
+            fence()
             self.waves_seen.append([step.number for step in wave])
             for step in wave:
                 if group_of(step) in stopped:
