@@ -327,16 +327,15 @@ def run(kubectl: Kubectl, namespace: str, args: Sequence[str], stdin: str | None
             timer.cancel()
         if expired.is_set():
             writes = not _only_reads(args)
-            if writes:  # whoever reads the object next (a retry deciding whether to re-send) sees what landed
-                time.sleep(LATE_WRITE_GRACE_S)
             raise KubectlError(f"kubectl {' '.join(args[:2])} timed out after {limit:g}s", transient=True,
                                maybe_landed=writes)
         out.seek(0)
         err.seek(0)
         logged = err.read().decode(errors="replace")
         stderr = "".join(line for line in logged.splitlines(keepends=True) if not _VERBOSE_LINE.match(line))
-        return KubectlResult(tuple(full), process.exit_code or 0, out.read().decode(errors="replace"), stderr,
-                             time.perf_counter() - started, exchanges(logged), _only_reads(args))
+        result = KubectlResult(tuple(full), process.exit_code or 0, out.read().decode(errors="replace"), stderr,
+                               time.perf_counter() - started, exchanges(logged), _only_reads(args))
+    return result
 
 
 def checked(result: KubectlResult) -> KubectlResult:
@@ -355,6 +354,13 @@ def get_items(kubectl: Kubectl, namespace: str, resources: Sequence[str]) -> lis
         raise KubectlError(f"kubectl get {','.join(resources)} did not print JSON", transient=False) from None
     items = document.get("items", [document]) if isinstance(document, dict) else []
     return [item for item in items if isinstance(item, dict)]
+
+
+def let_land(maybe_landed: bool) -> None:
+    """Before reading back a write that may have landed (to decide whether to send it again): give the server
+    the time it may still take to commit what it received (LATE_WRITE_GRACE_S)."""
+    if maybe_landed:
+        time.sleep(LATE_WRITE_GRACE_S)
 
 
 def retry_transient(call: Callable[[], T], deadline: float) -> T:

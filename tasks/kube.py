@@ -21,7 +21,7 @@ from core.report import StepResult
 from core.rollout import confirmed_by_listing
 from core.steps import Step
 from core.vocabulary import StepStatus
-from integrations.kubectl import Kubectl, KubectlError, checked, get_items, run
+from integrations.kubectl import Kubectl, KubectlError, checked, get_items, let_land, run
 from tasks.passing import as_is
 from tasks.retry import RETRIES, RETRY_DELAYS_S, is_transient
 
@@ -50,7 +50,9 @@ def run_batch(namespace: str, kubectl: Kubectl, batch: Batch, timeout_s: float |
     try:
         result = run(kubectl, namespace, batch.args, stdin=batch.stdin, timeout_s=timeout_s)
     except KubectlError as error:
+        let_land(error.maybe_landed)  # the steps it did not confirm read their objects before they run alone
         return BatchRun(batch, (), time.perf_counter() - started, str(error))
+    let_land(result.maybe_landed)
     if result.ok:  # kubectl exits 0 only when every object succeeded
         return BatchRun(batch, batch.steps, result.duration_s)
     return BatchRun(batch, tuple(batch.confirmed(result.stdout)), result.duration_s, result.message, result.stderr)
@@ -76,6 +78,7 @@ def execute_step(namespace: str, kubectl: Kubectl, step: Step, fence: Callable[[
         result = checked(run(kubectl, namespace, step.args, stdin=step.stdin))
     except KubectlError as error:
         error.attempts = attempt
+        let_land(error.maybe_landed and step.landing is not None)  # the retry reads the object first
         raise
     return StepResult(step, StepStatus.SUCCEEDED, attempts=attempt, duration_s=result.duration_s)
 

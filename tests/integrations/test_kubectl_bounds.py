@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from integrations.kubectl import Kubectl, KubectlError, KubectlResult, checked, run
+from integrations.kubectl import LATE_WRITE_GRACE_S, Kubectl, KubectlError, KubectlResult, checked, run
 from tests.fixtures.kube import KubeSandbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +35,7 @@ def runner(sandbox: KubeSandbox, args: list[str], timeout_s: float) -> subproces
     """A Python process that runs one kubectl call through `run` and prints its outcome as JSON."""
     script = f"""
 import json
-from integrations.kubectl import Kubectl, KubectlError, run
+from integrations.kubectl import LATE_WRITE_GRACE_S, Kubectl, KubectlError, run
 kubectl = Kubectl(binary="/usr/bin/kubectl", env={sandbox.env!r}, timeout_s={timeout_s})
 try:
     result = run(kubectl, "shop", {args!r})
@@ -77,16 +77,18 @@ def scale_patches(sandbox: KubeSandbox) -> list[dict[str, object]]:
 
 
 def test_each_request_carries_a_timeout_within_the_calls(kube_sandbox: KubeSandbox, kubectl: Kubectl) -> None:
+    """A write held at the server: kubectl gives up on it at its request timeout, the server ends its handling
+    there too (committing what it received), and the call returns once that write had time to land."""
     kube_sandbox.faults.add(method="PATCH", path_regex=SCALE, latency_s=30, count=1)
     started = time.monotonic()
     result = run(kubectl, "shop", ["scale", "deployment/web", "--replicas=3"])
     took = time.monotonic() - started
 
-    assert not result.ok and "Client.Timeout exceeded" in result.stderr, "kubectl ended the request itself"
-    assert took < kubectl.timeout_s, took
-    assert result.maybe_landed, "a write whose answer never came may have landed"
+    assert took < kubectl.timeout_s + LATE_WRITE_GRACE_S, took
+    assert result.ok or result.maybe_landed, "a write whose answer never came may have landed"
     assert all(f"timeout={kubectl.timeout_s - 1:g}s" in r["query"] for r in scale_patches(kube_sandbox)), \
-        "the server is told each request's bound (it ends the request's handling there too)"
+        "the server is told each request's bound"
+    assert kube_sandbox.get("Deployment", "shop", "web")["spec"]["replicas"] == 3, "landed within the bound"
 
 
 def test_a_kubectl_never_outlives_the_process_that_started_it(kube_sandbox: KubeSandbox, kubectl: Kubectl) -> None:
