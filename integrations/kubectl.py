@@ -307,9 +307,14 @@ def run(kubectl: Kubectl, namespace: str, args: Sequence[str], stdin: str | None
     # whole group (a worker's container stopping) still reach it. The timer kills only a kubectl that is still
     # running: after this process was stopped (SIGSTOP) and resumed, the timer is due at once though kubectl may
     # have ended long before, with its write answered.
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    # Its input, too, is a file written whole before kubectl starts, not fed by a thread of ours: a call under
+    # way must not depend on this process to go on (stopped by SIGSTOP, it would hold kubectl's write back until
+    # it resumed, past the point where it may have lost the lock).
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as given:
+        given.write((stdin or "").encode())
+        given.seek(0)
         process = command(VERBOSITY, *full, _bg=True, _bg_exc=False, _return_cmd=True, _ok_code=_ANY_EXIT,
-                          _out=out, _err=err, _env=env, _in=stdin, _cwd=str(kubectl.cwd) if kubectl.cwd else None,
+                          _out=out, _err=err, _env=env, _in=given, _cwd=str(kubectl.cwd) if kubectl.cwd else None,
                           _preexec_fn=_dies_with(os.getpid()))
 
         def expire() -> None:
