@@ -22,11 +22,12 @@ from core.conventions import Flow
 from core.errors import PermanentError, TemporaryError
 from core.gate import GateDecision, GateRequirement
 from core.lifecycle.common import Lifecycle, preview_report, recheck, verify_rollouts
-from core.lifecycle.ports import Cluster, Execution, Held, Records, Saving
+from core.lifecycle.ports import Cluster, Execution, Held, Records, Refused, Saving
 from core.lifecycle.rollback import Rollback, live_plan_objects, stamped
 from core.plan import Plan
 from core.record import RECORD_ANNOTATION, ApplyRecord, plan_digest, record_name
 from core.report import RunReport, StepResult
+from core.rollout import paused_in_the_way
 from core.steps import apply_steps
 from core.vocabulary import RecordStatus, StepStatus, StepType
 
@@ -104,6 +105,9 @@ class Apply(Lifecycle):
         loading = self.records.start_load(plan)  # read while the objects are
         live = cluster.capture(plan)
         existing, _ = loading()
+        paused = paused_in_the_way(plan, live)
+        if paused:
+            raise Refused("; ".join(paused))
         prepared = prepare_apply(plan, live, existing, plan_digest(plan), requirement.pr, decision.head_sha)
         lines = [f"note: {prepared.note}"] if prepared.note else []
         if prepared.problem:

@@ -14,6 +14,7 @@ from core.changes import object_of, planned_state
 from core.errors import PermanentError, TemporaryError
 from core.k8s import parse_quantity
 from core.report import RunReport, StepResult
+from core.rollout import paused_in_the_way
 from core.safeyaml import load_one
 from core.state import Objects, find, managing_hpa, state_of
 from core.steps import Step, apply_steps
@@ -90,8 +91,9 @@ def _hpa_bounds_for(plan: plans.Plan, workload: plans.Workload, live: Objects) -
 
 
 def warnings_for(plan: plans.Plan, live: Objects, current: Sequence[Any]) -> list[str]:
-    """Objects that do not exist, HPAs that would fight a planned replica count, drift since the plan."""
-    warnings: list[str] = []
+    """Objects that do not exist, paused Deployments the plan would roll out (apply refuses them), HPAs that
+    would fight a planned replica count, drift since the plan."""
+    warnings: list[str] = paused_in_the_way(plan, live)
     for index, action in enumerate(plan.actions):
         workload = action.workload
         if find(live, workload.kind, workload.name) is None:
