@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from core.errors import LeaseLost, TemporaryError
+from core.errors import LeaseLost, Stopped, TemporaryError
 from integrations.kubectl import (
     Kubectl,
     KubectlError,
@@ -42,6 +42,7 @@ from integrations.kubectl import (
     run,
     write_bound_s,
 )
+from integrations.stopping import stop_on_signals
 
 LEASE_NAME = "infra-orchestrator-lock"
 LEASE_SECONDS = int(os.environ.get("INFRA_LEASE_SECONDS") or 60)
@@ -245,6 +246,7 @@ class LeaseHandle:
     _version: str | None = None
     """The lease's resourceVersion after our last write: what the release swaps against."""
     _lost: str | None = None
+    _stop_requested: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _confirming: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
@@ -264,6 +266,16 @@ class LeaseHandle:
                 self._confirm()
         if self._lost is not None:
             raise LeaseLost(self._lost)
+
+    def request_stop(self, signal_name: str) -> None:
+        """The run was asked to stop (integrations.stopping): `proceed()` says so before the next wave."""
+        self._stop_requested = self._stop_requested or signal_name
+
+    def proceed(self) -> None:
+        """`check()`, then raise Stopped if the run was asked to stop: before each wave of changes."""
+        self.check()
+        if self._stop_requested is not None:
+            raise Stopped(self._stop_requested)
 
     def _valid_until(self) -> float:
         """Our lease's end on our clock, less what a write begun now may take to land (at most a third of the
@@ -354,6 +366,7 @@ class LeaseHandle:
 def target_lock(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float,
                 lease_s: int = LEASE_SECONDS) -> Iterator[LeaseHandle]:
     """Hold the target's lease for the with-block; the handle's `check()` raises LeaseLost once it is lost.
+    SIGTERM and SIGINT during the block ask the run to stop (`proceed()` raises Stopped) rather than end it.
 
     The block may let the lease go before its end (`let_go()`); the end waits for the release either way.
     After the block, `release_error` says whether releasing failed; it never raises for that.
@@ -361,6 +374,7 @@ def target_lock(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float,
     handle = acquire(kubectl, namespace, holder, timeout_s, lease_s=lease_s)
     handle.start()
     try:
-        yield handle
+        with stop_on_signals(handle.request_stop):
+            yield handle
     finally:
         handle.released()

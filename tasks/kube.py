@@ -5,6 +5,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -14,6 +15,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import task_run
 
 from core.batch import Batch, BatchRun, batches, stdin_chunks, waves
+from core.errors import Stopped
 from core.landed import landed
 from core.plan import Plan
 from core.record import RECORD_ANNOTATION, STAMP_FIELD_MANAGER
@@ -71,7 +73,8 @@ def execute_step(namespace: str, kubectl: Kubectl, step: Step, fence: Callable[[
     attempt = earlier_attempts + (task_run.run_count or 1)
     started = time.perf_counter()
     if attempt > 1:
-        fence()
+        with suppress(Stopped):  # asked to stop, the run still confirms this write rather than leave it unknown
+            fence()
     if attempt > 1 and step.landing is not None and landed(step.landing, live_object(namespace, kubectl, step)):
         return StepResult(step, StepStatus.SUCCEEDED, attempts=attempt, duration_s=time.perf_counter() - started)
     try:
@@ -292,7 +295,10 @@ def run_steps(namespace: str, kubectl: Kubectl, steps: Sequence[Step], group_of:
             stopped.add(group_of(result.step))
 
     for wave in waves(steps, group_of):
-        fence()
+        try:
+            fence()
+        except Stopped as asked:
+            raise Stopped(asked.signal_name, len(results), len(steps)) from None
         for step in wave:
             if group_of(step) in stopped:
                 settle(StepResult(step, StepStatus.SKIPPED,

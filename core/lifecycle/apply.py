@@ -130,7 +130,7 @@ class Apply(Lifecycle):
         """Run the steps, stamp the objects they created, read the after-states, verify the rollouts (with
         `atomic`, undo a failed run) and save the finished record; `lines` gets the notes."""
         ran = cluster.run_steps(plan, prepared.to_run, lambda step: group_of(plan, step.number), progress.wave_done,
-                                progress.held.check)
+                                progress.held.proceed)
         after = cluster.capture(plan)
         carrying = set(stamped(plan, after))  # the HPAs the plan describes carry the stamp from their creation on
         unstamped = _stamp(cluster, plan, [result.step.obj for result in ran

@@ -6,6 +6,7 @@ holder can be stopped (SIGSTOP) or killed at a known point of its run.
 """
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -200,3 +201,30 @@ def test_a_kubectl_killed_after_its_write_reached_the_server_is_read_back(world:
     assert world.replicas("web") == 4
     assert world.kube.count_requests(method="PATCH", path_regex=WEB_SCALE) == 1, "not sent again"
     assert by_action(out)["scale_workload"]["attempts"] == 2, "confirmed by the retry's read"
+
+
+def test_sigterm_mid_write_stops_after_the_write_lands_and_a_waiting_rollback_restores_it(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM (a worker shutting down, a cancelled deployment run) while the scale waits at the server and a
+    rollback waits for the lock: the run takes no new step, lets the scale land, saves its record, releases the
+    lock and exits 143 with one line; the rollback then finds the scale in the record and undoes it."""
+    world.kube.faults.add(method="PATCH", path_regex=WEB_SCALE, latency_s=25, count=1)  # the waiter starts
+    holder = start(world, "apply")
+    wait_for(lambda: kubectl_running(holder, "scale"), holder, "the scale was sent")
+    waiter = start(world, "rollback")
+    wait_for(lambda: any(r["method"] == "POST" and r["path"].endswith("/leases") and r["status"] == 409
+                         for r in world.kube.requests()), waiter, "the rollback waits for the lock")
+    holder.send_signal(signal.SIGTERM)
+    out, err = finish(holder)
+    waited, waited_err = finish(waiter)
+
+    assert holder.returncode == 143, out + err[-3000:]
+    record = cluster_record(world, monkeypatch)
+    assert record is not None
+    assert re.fullmatch(r"error: stopped by SIGTERM after 2 of 3 steps; record infra-record-\w+ is consistent",
+                        out.strip().splitlines()[-2]) and out.strip().endswith("failed"), out
+    assert "Crash detected" not in err
+    assert waiter.returncode == 0 and waited.rstrip().endswith("succeeded"), waited + waited_err[-3000:]
+    assert record.status == RecordStatus.ROLLED_BACK
+    assert world.replicas("web") == 2 and world.hpa("web") is None
+    assert world.resources("api")["limits"] == {"cpu": "200m"}

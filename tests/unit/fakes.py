@@ -183,6 +183,9 @@ class HeldLock:
         if self.lose_after is not None and self.checks > self.lose_after:
             raise LeaseLost("lease infra-orchestrator-lock is held by another run")
 
+    def proceed(self) -> None:
+        self.check()
+
     def let_go(self) -> None:
         self.let_go_after = list(self.done)
 
