@@ -286,6 +286,9 @@ class LeaseHandle:
         """Renew now, from the caller's thread; a lease someone else wrote since, or one that cannot be renewed
         before it expires, is lost."""
         unrenewed = time.monotonic() - self._renewed_at
+        if self._stop.is_set():
+            self._lost = f"lease {LEASE_NAME} in namespace {self.namespace} was let go"
+            return
         try:
             self._renewed_at = retry_transient(self._renew, self._renewed_at + self.lease_s)
         except LeaseLost as error:

@@ -35,7 +35,7 @@ def runner(sandbox: KubeSandbox, args: list[str], timeout_s: float) -> subproces
     """A Python process that runs one kubectl call through `run` and prints its outcome as JSON."""
     script = f"""
 import json
-from integrations.kubectl import LATE_WRITE_GRACE_S, Kubectl, KubectlError, run
+from integrations.kubectl import Kubectl, KubectlError, run
 kubectl = Kubectl(binary="/usr/bin/kubectl", env={sandbox.env!r}, timeout_s={timeout_s})
 try:
     result = run(kubectl, "shop", {args!r})

@@ -222,3 +222,27 @@ def test_no_lock_call_hangs_past_its_timeout(kube_sandbox: KubeSandbox, kubectl:
     with pytest.raises(KubectlError, match=r"Client\.Timeout exceeded|timed out"):
         acquire(kubectl, "shop", "me@here/1", timeout_s=3, poll_s=0.2, lease_s=LEASE_S)
     assert time.monotonic() - started < 3 + 3 + 1  # the timeout, plus at most one call begun before it
+
+
+def test_a_holder_past_its_lease_on_its_own_clock_reconfirms_before_it_writes(kube_sandbox: KubeSandbox,
+                                                                              kubectl: Kubectl) -> None:
+    """As a process stopped (SIGSTOP) past its lease finds on resume: `check()` does not trust the lease, it
+    renews it by compare-and-swap first; nobody wrote it since, so it is still ours."""
+    with target_lock(kubectl, "shop", "me@here/1", 10, lease_s=LEASE_S) as lock:
+        lock._renewed_at -= LEASE_S  # the clock a stopped process finds on resume
+        writes = lease_writes(kube_sandbox)
+        lock.check()
+        assert lease_writes(kube_sandbox) == writes + 1, "re-confirmed by a renewal"
+        assert time.monotonic() - lock._renewed_at < LEASE_S / 2
+
+
+def test_a_holder_past_its_lease_finds_it_taken_at_its_next_check(kube_sandbox: KubeSandbox,
+                                                                  kubectl: Kubectl) -> None:
+    with target_lock(kubectl, "shop", "me@here/1", 10, lease_s=LEASE_S) as lock:
+        lease = kube_sandbox.get("lease", "shop", LEASE_NAME)
+        assert lease is not None
+        lease["spec"]["holderIdentity"] = "thief@elsewhere/2"
+        kube_sandbox.kubectl("-n", "shop", "replace", "-f", "-", input=json.dumps(lease), check=True)
+        lock._renewed_at -= LEASE_S
+        with pytest.raises(LeaseLost, match="now held by thief@elsewhere/2"):
+            lock.check()  # at once, not when the renewal thread gets to it
