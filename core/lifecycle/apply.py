@@ -117,6 +117,7 @@ class Apply(Lifecycle):
         to_change = list(dict.fromkeys(step.obj for step in prepared.to_run if step.obj is not None))
         if prepared.to_run:
             recheck(execution, requirement, decision, lines)
+            held.check()  # the stamp is the run's first write
             unstamped = _stamp(cluster, plan, [ref for ref in to_change if ref in existed])
             if unstamped:
                 return self.reporter.fail(Flow.APPLY, plan, f"{unstamped}; nothing was changed", lines, requirement)
@@ -133,6 +134,7 @@ class Apply(Lifecycle):
                                 progress.held.proceed)
         after = cluster.capture(plan)
         carrying = set(stamped(plan, after))  # the HPAs the plan describes carry the stamp from their creation on
+        progress.held.check()
         unstamped = _stamp(cluster, plan, [result.step.obj for result in ran
                                            if result.ok and result.step.obj is not None
                                            and result.step.obj not in existed and result.step.obj not in carrying])

@@ -201,7 +201,7 @@ def test_preview_is_the_same_action_without_execution(world: World) -> None:
 
 
 def test_a_lost_lock_stops_the_run_before_its_next_wave(world: World) -> None:
-    world.lock.held.lose_after = 2  # checked before the first save and the first wave; lost by the end of it
+    world.lock.held.lose_after = 3  # checked before the stamp, the first save and the first wave; lost after it
 
     report = apply(world)
 
