@@ -171,23 +171,28 @@ class Run:
         return lines[-1] if lines else ""
 
 
-def terminate_after(process: subprocess.Popen[str], delay_s: float) -> Run:
-    """SIGTERM to the CLI alone after `delay_s` (unless it ended before), then its outcome."""
-    try:
-        out, err = process.communicate(timeout=delay_s)
-        return Run(process.returncode, out, err)
-    except subprocess.TimeoutExpired:
+def holding(kube: Any, process: subprocess.Popen[str], delay_s: float) -> bool:
+    """Wait until the run holds the lock, then `delay_s` more (into its changes); False if it ended first."""
+    deadline = time.monotonic() + 120
+    while lock_holder(kube) is None and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(delay_s)
+    return process.poll() is None
+
+
+def terminate_after(kube: Any, process: subprocess.Popen[str], delay_s: float) -> Run:
+    """SIGTERM to the CLI alone `delay_s` after it took the lock (unless it ended before), then its outcome."""
+    if holding(kube, process, delay_s):
         process.send_signal(signal.SIGTERM)
     return finish(process)
 
 
-def stop_while(process: subprocess.Popen[str], delay_s: float, meanwhile: Any) -> list[Run]:
-    """SIGSTOP the CLI alone after `delay_s`, run `meanwhile()` (another trigger's runs), then SIGCONT it."""
-    try:
-        out, err = process.communicate(timeout=delay_s)
-        return [Run(process.returncode, out, err), *meanwhile()]
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGSTOP)
+def stop_while(kube: Any, process: subprocess.Popen[str], delay_s: float, meanwhile: Any) -> list[Run]:
+    """SIGSTOP the CLI alone `delay_s` after it took the lock, run `meanwhile()` (another trigger's runs), then
+    SIGCONT it."""
+    if not holding(kube, process, delay_s):
+        return [finish(process), *meanwhile()]
+    process.send_signal(signal.SIGSTOP)
     try:
         others = meanwhile()
     finally:
@@ -292,11 +297,11 @@ def run_phase(trial: Trial, rng: random.Random, flow: str, sandboxes: Sandboxes,
             runs += [finish(process) for process in both]
         elif attempt == 0 and roll < 0.6:
             trial.events["SIGTERM"] += 1
-            runs.append(terminate_after(start(flow, pr, checkout, env), rng.uniform(0.5, 8.0)))
+            runs.append(terminate_after(kube, start(flow, pr, checkout, env), rng.uniform(0.0, 3.0)))
         elif attempt == 0 and roll < 0.75:
             trial.events["SIGSTOP/SIGCONT"] += 1
             stopped = start(flow, pr, checkout, {**env, "INFRA_LEASE_SECONDS": str(STOPPED_LEASE_S)})
-            runs += stop_while(stopped, rng.uniform(0.5, 8.0),
+            runs += stop_while(kube, stopped, rng.uniform(0.0, 3.0),
                                lambda: [finish(start(flow, pr, checkout, env))])
         else:
             runs.append(finish(start(flow, pr, checkout, env)))
