@@ -40,5 +40,6 @@ def stop_on_signals(on_stop: Callable[[str], None]) -> Iterator[None]:
 
 
 def exit_code(code: int) -> int:
-    """The process's exit code: 128 + the first signal that stopped a run, else `code`."""
-    return 128 + int(_received[0]) if _received else code
+    """The process's exit code: 128 + the first signal that stopped a run, else `code`. A run that finished
+    anyway (the signal came after its last step) exits with its own code."""
+    return 128 + int(_received[0]) if _received and code != 0 else code
