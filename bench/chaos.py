@@ -4,8 +4,11 @@ Each seed builds a fresh world (the sandbox API server, the GitHub test server w
 and rolls back one plan (a scale, a resources change, a new HPA and a changed HPA) with `infra-apply --execute`
 and `infra-rollback --execute`, while the sandbox injects the seed's faults: 5xx and 429 answers, dropped
 connections, and writes that commit only after kubectl's timeout. Some runs are killed with SIGKILL (the whole
-process group, kubectl included) at a random moment and run again; some are triggered twice at once. A run that
-fails or is refused is triggered again, as a person would (the label added again), at most `MAX_RUNS` times.
+process group, kubectl included) at a random moment and run again; some are triggered twice at once; some get
+SIGTERM (a worker shutting down: the CLI alone, kubectl not signalled); some are stopped with SIGSTOP (the CLI
+alone, holding a 6 s lease) while a second run is triggered, which takes the lock over, and are resumed
+(SIGCONT) once that second run ended. A run that fails or is refused is triggered again, as a person would (the
+label added again), at most `MAX_RUNS` times.
 
 After each phase it checks:
 - the final state equals the plan after apply, and the prior state after rollback, field by field;
@@ -61,6 +64,9 @@ APP = {"name": "app", "image": "chaos/app:1.0",
 KUBECTL_TIMEOUT_S = 4.0
 """INFRA_KUBECTL_TIMEOUT for the runs: short, so that a delayed write outlives kubectl's wait."""
 MAX_RUNS = 5
+STOPPED_LEASE_S = 6
+"""INFRA_LEASE_SECONDS of a run that is stopped with SIGSTOP: short, so that the run triggered meanwhile takes
+its lock over within the trial."""
 LABELS = {"apply": "execute-plan", "rollback-plan": "rollback-plan", "rollback": "rollback-plan"}
 MUTATING = ("POST", "PUT", "PATCH", "DELETE")
 BOOKKEEPING = ("/configmaps", "/leases")
@@ -165,6 +171,35 @@ class Run:
         return lines[-1] if lines else ""
 
 
+def holding(kube: Any, process: subprocess.Popen[str], delay_s: float) -> bool:
+    """Wait until the run holds the lock, then `delay_s` more (into its changes); False if it ended first."""
+    deadline = time.monotonic() + 120
+    while lock_holder(kube) is None and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(delay_s)
+    return process.poll() is None
+
+
+def terminate_after(kube: Any, process: subprocess.Popen[str], delay_s: float) -> Run:
+    """SIGTERM to the CLI alone `delay_s` after it took the lock (unless it ended before), then its outcome."""
+    if holding(kube, process, delay_s):
+        process.send_signal(signal.SIGTERM)
+    return finish(process)
+
+
+def stop_while(kube: Any, process: subprocess.Popen[str], delay_s: float, meanwhile: Any) -> list[Run]:
+    """SIGSTOP the CLI alone `delay_s` after it took the lock, run `meanwhile()` (another trigger's runs), then
+    SIGCONT it."""
+    if not holding(kube, process, delay_s):
+        return [finish(process), *meanwhile()]
+    process.send_signal(signal.SIGSTOP)
+    try:
+        others = meanwhile()
+    finally:
+        process.send_signal(signal.SIGCONT)
+    return [*others, finish(process)]
+
+
 def start(flow: str, pr: int, checkout: Path, env: Mapping[str, str]) -> subprocess.Popen[str]:
     args = [*command_for(f"infra-{flow}"), "--execute", f"--pr={pr}", f"--plan={PLAN_PATH}"]
     return subprocess.Popen(args, cwd=checkout, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -260,6 +295,14 @@ def run_phase(trial: Trial, rng: random.Random, flow: str, sandboxes: Sandboxes,
             trial.events["concurrent trigger"] += 1
             both = [start(flow, pr, checkout, env) for _ in range(2)]
             runs += [finish(process) for process in both]
+        elif attempt == 0 and roll < 0.6:
+            trial.events["SIGTERM"] += 1
+            runs.append(terminate_after(kube, start(flow, pr, checkout, env), rng.uniform(0.0, 3.0)))
+        elif attempt == 0 and roll < 0.75:
+            trial.events["SIGSTOP/SIGCONT"] += 1
+            stopped = start(flow, pr, checkout, {**env, "INFRA_LEASE_SECONDS": str(STOPPED_LEASE_S)})
+            runs += stop_while(kube, stopped, rng.uniform(0.0, 3.0),
+                               lambda: [finish(start(flow, pr, checkout, env))])
         else:
             runs.append(finish(start(flow, pr, checkout, env)))
         if any(run.last_line == "succeeded" for run in runs[-2:]):

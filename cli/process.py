@@ -25,11 +25,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
+from integrations import stopping
+
 
 def run_and_exit(command: Callable[[], int]) -> NoReturn:
     exit_code: list[int] = []
     atexit.register(_leave, exit_code)
-    code = command()
+    code = stopping.exit_code(command())
     exit_code.append(code)
     sys.exit(code)
 

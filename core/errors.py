@@ -42,6 +42,15 @@ class LeaseLost(PermanentError):
     the next step."""
 
 
+class Stopped(Exception):
+    """The run was asked to stop (SIGTERM, SIGINT) while it held its lock: it takes no new step, and ends once its
+    writes in flight are settled and its record saved. `done` of `total` steps had run."""
+
+    def __init__(self, signal_name: str, done: int = 0, total: int = 0) -> None:
+        super().__init__(f"stopped by {signal_name} after {done} of {total} steps")
+        self.signal_name, self.done, self.total = signal_name, done, total
+
+
 class RecordUnreadable(PermanentError):
     """An apply record exists but cannot be read (a truncated mirror, a corrupt or partial ConfigMap).
 

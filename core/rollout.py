@@ -7,11 +7,18 @@ staging/src/k8s.io/kubectl/pkg/polymorphichelpers/rollout_status.go), and ends a
 One `get deployments -o json` gives every object the same read, so the workloads it shows rolled out are
 confirmed from it; any other one (waiting, past its progress deadline, a StatefulSet, or missing from the
 listing) still gets its `rollout status` call, with kubectl's own waiting and messages.
+
+A paused Deployment (`spec.paused: true`) rolls nothing out: its controller makes no ReplicaSet for a new
+template, so `updatedReplicas` stays behind and `rollout status` waits out its whole timeout without saying why.
+A plan that would change such a Deployment's template is refused before it starts (`paused_in_the_way`); one
+that only scales it (or changes its HPA) needs no rollout, and the controller still scales a paused Deployment.
 """
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from core.plan import ApplyHpa, Plan, ScaleWorkload
+from core.state import Objects, find
 from core.steps import Step
 
 
@@ -40,3 +47,16 @@ def confirmed_by_listing(steps: Sequence[Step], deployments: Sequence[Mapping[st
     return [step for step in steps
             if step.args[:2] == ("rollout", "status") and (step.obj or "").partition("/")[0] == "deployment"
             and step.obj is not None and step.obj.partition("/")[2] in done]
+
+
+def paused(deployment: Mapping[str, Any] | None) -> bool:
+    return deployment is not None and (deployment.get("spec") or {}).get("paused") is True
+
+
+def paused_in_the_way(plan: Plan, live: Objects) -> list[str]:
+    """`deployment/x is paused: resume it or remove it from the plan`, for each live paused Deployment whose pod
+    template the plan changes (every action but a replica count or an HPA needs a rollout)."""
+    rolled = dict.fromkeys(action.workload for action in plan.actions
+                           if action.workload.kind == "Deployment" and not isinstance(action, ScaleWorkload | ApplyHpa))
+    return [f"{workload.ref} is paused: resume it or remove it from the plan" for workload in rolled
+            if paused(find(live, "Deployment", workload.name))]

@@ -11,8 +11,17 @@ no reason. So every call runs with `-v=6`, which logs each HTTP exchange with it
 dropped), and the classification reads those: a 5xx or 429 anywhere in the call (not since retried
 successfully by client-go) is transient. A write whose answer never came (dropped connection, 504, or the
 whole call timed out) may have landed: `KubectlError.maybe_landed` tells the caller to read before re-sending.
+So may a write whose kubectl was killed by a signal (the OOM killer, a `kill` from outside): its request may have
+reached the server before the process died, and the log says nothing of an answer that never came.
+
+Every call is bounded on its own, whatever happens to this process: each HTTP request carries
+`--request-timeout` (client-go sends it to the server as `?timeout=`, which bounds the request's handling there
+too), the whole call has a kill timer, and kubectl dies with the process that started it (`PR_SET_PDEATHSIG`),
+so a CLI killed with SIGKILL leaves no kubectl behind that goes on retrying its write. `write_bound_s` is how
+long after its start a call's write may still land: what a lock's next holder waits for (integrations.lease).
 """
 
+import ctypes
 import json
 import os
 import re
@@ -34,6 +43,11 @@ DEFAULT_TIMEOUT_S = 60.0
 VERBOSITY = "-v=6"
 """Logs every HTTP exchange with its status on stderr, and nothing more (no headers, no bodies, no tokens)."""
 _ANY_EXIT = list(range(256))
+_KILLED_EXITS = frozenset({128 + signal.SIGKILL, 128 + signal.SIGTERM, 128 + signal.SIGINT})
+"""A wrapper shell's exit code for a kubectl killed by these signals (a direct child's is negative)."""
+REQUEST_MARGIN_S = 1.0
+"""How much sooner than its call's limit each request of the call times out, so that kubectl reports a request
+that never got its answer itself (and logs it) before the kill timer has to end the call."""
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0)
 """Pauses between retries of a transient failure (the last one repeats)."""
 
@@ -124,6 +138,8 @@ class KubectlResult:
     duration_s: float
     requests: tuple[Exchange, ...] = ()
     """The HTTP exchanges of the call, from its `-v=6` log (empty for a binary that prints no such log)."""
+    reads_only: bool = False
+    """The command never writes (`get`, `rollout status`, ...)."""
 
     @property
     def ok(self) -> bool:
@@ -134,19 +150,31 @@ class KubectlResult:
         """kubectl's own error text on one line, without client-go's klog noise (`E1128 10:36:31 ...` lines)."""
         lines = (self.stderr or self.stdout).strip().splitlines()
         meaningful = [line for line in lines if not _KLOG_LINE.match(line)] or lines[-1:]
-        return " ".join(" ".join(meaningful).split()) or f"kubectl exited with {self.exit_code}"
+        ended = (f"kubectl was killed by signal {-self.exit_code}" if self.exit_code < 0
+                 else f"kubectl exited with {self.exit_code}")
+        return " ".join(" ".join(meaningful).split()) or ended
 
     @property
     def transient(self) -> bool:
         """Failed, and a 5xx, 429 or lost connection in any exchange or kubectl's message says a retry may help."""
         if self.ok:
             return False
-        return bool(_unresolved(self.requests)) or bool(_TRANSIENT.search(self.stderr or self.stdout))
+        return (self.killed or bool(_unresolved(self.requests))
+                or bool(_TRANSIENT.search(self.stderr or self.stdout)))
+
+    @property
+    def killed(self) -> bool:
+        """kubectl was ended by a signal: whatever it was doing was cut short, and says nothing of the outcome."""
+        return self.exit_code < 0 or self.exit_code in _KILLED_EXITS
 
     @property
     def maybe_landed(self) -> bool:
-        """Failed, but a write it sent may have been committed: read the object before sending it again."""
-        return not self.ok and any(exchange.unanswered_write for exchange in _unresolved(self.requests))
+        """Failed, but a write it sent may have been committed: read the object before sending it again. A
+        write command killed by a signal may have sent its request before it died, logged or not."""
+        if self.ok:
+            return False
+        return (self.killed and not self.reads_only) or any(
+            exchange.unanswered_write for exchange in _unresolved(self.requests))
 
 
 class KubectlError(Exception):
@@ -201,9 +229,44 @@ def _children() -> dict[int, list[int]]:
 
 
 LATE_WRITE_GRACE_S = 2.0
-"""How long a write may still take to land at the API server after kubectl was killed for timing out: the
-request was sent, and the server commits what it received (chaos seed 41: a retry that read the object 1 s after
-the timeout re-sent a scale whose first PATCH landed 0.5 s later)."""
+"""How long a write may still take to land at the API server after its request's own timeout: the server commits
+what it received, and its timeout filter answers 504 while the handler goes on (chaos seed 41: a retry that read
+the object 1 s after the timeout re-sent a scale whose first PATCH landed 0.5 s later)."""
+
+
+def request_timeout_s(limit_s: float) -> float:
+    """The `--request-timeout` of a call limited to `limit_s`: each request ends before the call must."""
+    return max(1.0, limit_s - REQUEST_MARGIN_S)
+
+
+def write_bound_s(kubectl: Kubectl) -> float:
+    """How long after a holder's kubectl died (with it: PR_SET_PDEATHSIG) a write it had sent may still land: the
+    request's own timeout, which the server enforces, plus the commit that may follow it."""
+    return request_timeout_s(kubectl.timeout_s) + LATE_WRITE_GRACE_S
+
+
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def _dies_with(parent: int) -> Callable[[], None]:
+    """A preexec for kubectl's process: SIGKILL it when the thread that started it ends (its wait ends first on
+    every path but this process's death), and end it at once if `parent` died before it was set up."""
+
+    def preexec() -> None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(128 + signal.SIGKILL)
+
+    return preexec
+
+
+def _exited(pid: int) -> bool:
+    """The process ended (reaped already, or a zombie whose exit is not yet collected); it is not reaped here."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
 
 
 def kill_tree(pid: int) -> None:
@@ -225,14 +288,14 @@ def run(kubectl: Kubectl, namespace: str, args: Sequence[str], stdin: str | None
     Raises KubectlError only when kubectl could not run at all (missing binary: permanent; timeout: transient,
     and maybe landed unless the command only reads).
     """
-    full = [*kubectl.base_args(namespace), *args]
+    limit = timeout_s or kubectl.timeout_s
+    full = [*kubectl.base_args(namespace), f"--request-timeout={request_timeout_s(limit):g}s", *args]
     env = {**os.environ, **(kubectl.env or {})}
     started = time.perf_counter()
     try:
         command = sh.Command(kubectl.binary)
     except sh.CommandNotFound:
         raise KubectlError(f"kubectl binary {kubectl.binary!r} not found", transient=False) from None
-    limit = timeout_s or kubectl.timeout_s
     expired = threading.Event()
     # Output goes to unlinked temporary files, not through sh's reader threads: those handle output line by
     # line (about 1 s per 4 MB here, vs 12 ms this way) and stop reading 2 s after the process ends, so on a
@@ -241,14 +304,23 @@ def run(kubectl: Kubectl, namespace: str, args: Sequence[str], stdin: str | None
     # adding ~50 ms to every call (measured: 109 ms vs 58 ms for a 50 ms process). It kills the call's whole
     # process tree: a `KUBECTL` wrapper script's kubectl would otherwise go on running, and writing, after the
     # call was given up and its steps retried. kubectl stays in our process group, so Ctrl-C and a kill of the
-    # whole group (a worker's container stopping) still reach it.
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    # whole group (a worker's container stopping) still reach it. The timer kills only a kubectl that is still
+    # running: after this process was stopped (SIGSTOP) and resumed, the timer is due at once though kubectl may
+    # have ended long before, with its write answered.
+    # Its input, too, is a file written whole before kubectl starts, not fed by a thread of ours: a call under
+    # way must not depend on this process to go on (stopped by SIGSTOP, it would hold kubectl's write back until
+    # it resumed, past the point where it may have lost the lock).
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as given:
+        given.write((stdin or "").encode())
+        given.seek(0)
         process = command(VERBOSITY, *full, _bg=True, _bg_exc=False, _return_cmd=True, _ok_code=_ANY_EXIT,
-                          _out=out, _err=err, _env=env, _in=stdin, _cwd=str(kubectl.cwd) if kubectl.cwd else None)
+                          _out=out, _err=err, _env=env, _in=given, _cwd=str(kubectl.cwd) if kubectl.cwd else None,
+                          _preexec_fn=_dies_with(os.getpid()))
 
         def expire() -> None:
-            expired.set()
-            kill_tree(process.pid)
+            if not _exited(process.pid):
+                expired.set()
+                kill_tree(process.pid)
 
         timer = threading.Timer(limit, expire)
         timer.start()
@@ -260,16 +332,15 @@ def run(kubectl: Kubectl, namespace: str, args: Sequence[str], stdin: str | None
             timer.cancel()
         if expired.is_set():
             writes = not _only_reads(args)
-            if writes:  # whoever reads the object next (a retry deciding whether to re-send) sees what landed
-                time.sleep(LATE_WRITE_GRACE_S)
             raise KubectlError(f"kubectl {' '.join(args[:2])} timed out after {limit:g}s", transient=True,
                                maybe_landed=writes)
         out.seek(0)
         err.seek(0)
         logged = err.read().decode(errors="replace")
         stderr = "".join(line for line in logged.splitlines(keepends=True) if not _VERBOSE_LINE.match(line))
-        return KubectlResult(tuple(full), process.exit_code or 0, out.read().decode(errors="replace"), stderr,
-                             time.perf_counter() - started, exchanges(logged))
+        result = KubectlResult(tuple(full), process.exit_code or 0, out.read().decode(errors="replace"), stderr,
+                               time.perf_counter() - started, exchanges(logged), _only_reads(args))
+    return result
 
 
 def checked(result: KubectlResult) -> KubectlResult:
@@ -288,6 +359,13 @@ def get_items(kubectl: Kubectl, namespace: str, resources: Sequence[str]) -> lis
         raise KubectlError(f"kubectl get {','.join(resources)} did not print JSON", transient=False) from None
     items = document.get("items", [document]) if isinstance(document, dict) else []
     return [item for item in items if isinstance(item, dict)]
+
+
+def let_land(maybe_landed: bool) -> None:
+    """Before reading back a write that may have landed (to decide whether to send it again): give the server
+    the time it may still take to commit what it received (LATE_WRITE_GRACE_S)."""
+    if maybe_landed:
+        time.sleep(LATE_WRITE_GRACE_S)
 
 
 def retry_transient(call: Callable[[], T], deadline: float) -> T:

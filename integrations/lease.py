@@ -8,9 +8,16 @@ within a minute.
 
 Expiry is judged as client-go's leader election judges it, on the waiting side's own clock: a lease is expired
 once we have seen it unchanged (same resourceVersion) for its whole duration, whatever the clocks of the two
-hosts say. A holder on this very machine whose process is gone is taken over at once. Acquire, renew and release
-retry transient failures with backoff, every call has a timeout, and a release that failed is reported on the
-handle (`release_error`), never swallowed.
+hosts say. A holder on this very machine whose process is gone is taken over once the writes it may have had in
+flight have landed (its kubectl died with it, and each request is bounded: `write_bound_s`). Acquire, renew and
+release retry transient failures with backoff, every call has a timeout, and a release that failed is reported on
+the handle (`release_error`), never swallowed.
+
+The holder fences itself: `check()`, before each of its writes, says whether the lease is still surely its own.
+A waiter takes the lease over no sooner than a whole duration after our last renewal landed, so on our own clock
+the lease is ours until (last renewal sent + duration), less the time a write begun now may take to land. Past
+that point (a process stopped by SIGSTOP and resumed, a renewal thread starved) the holder re-confirms with a
+compare-and-swap renewal before it writes, and a lease that someone else wrote since is lost.
 """
 
 import json
@@ -25,19 +32,21 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from core.errors import LeaseLost, TemporaryError
+from core.errors import LeaseLost, Stopped, TemporaryError
 from integrations.kubectl import (
-    LATE_WRITE_GRACE_S,
     Kubectl,
     KubectlError,
     KubectlResult,
     checked,
     retry_transient,
     run,
+    write_bound_s,
 )
+from integrations.stopping import stop_on_signals
 
 LEASE_NAME = "infra-orchestrator-lock"
-LEASE_SECONDS = 60
+LEASE_SECONDS = int(os.environ.get("INFRA_LEASE_SECONDS") or 60)
+"""The lease's duration; INFRA_LEASE_SECONDS shortens it where expiry must be watched (tests, the chaos bench)."""
 
 
 class LockTimeout(TemporaryError):
@@ -172,7 +181,7 @@ def acquire(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float, pol
         # A write the dead holder had in flight may still land after it died (an API server commits what it
         # received, answered or not): taken over at once, this run would read the object before that write
         # landed and send it a second time.
-        settled = time.monotonic() - dead_since[1] >= kubectl.timeout_s + LATE_WRITE_GRACE_S
+        settled = time.monotonic() - dead_since[1] >= write_bound_s(kubectl)
         free = current is None or not other or (dead and settled)
         if free or observed.unchanged_for(str(version)) >= duration:
             lease = _lease(namespace, holder, version, lease_s)
@@ -237,19 +246,56 @@ class LeaseHandle:
     _version: str | None = None
     """The lease's resourceVersion after our last write: what the release swaps against."""
     _lost: str | None = None
+    _stop_requested: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
+    _confirming: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
     _releasing: threading.Thread | None = None
     _release_failure: Exception | None = None
 
     def check(self) -> None:
-        """Raise LeaseLost when another holder took the lease, or when it went unrenewed past its expiry."""
+        """Raise LeaseLost when the lease is no longer surely ours: another holder took it (the renewal thread
+        found out), or it is past the point where a write begun now could still land before a takeover, and a
+        compare-and-swap renewal, made now, does not confirm it."""
         if self._lost is not None:
             raise LeaseLost(self._lost)
+        if time.monotonic() < self._valid_until():
+            return
+        with self._confirming:
+            if self._lost is None and time.monotonic() >= self._valid_until():
+                self._confirm()
+        if self._lost is not None:
+            raise LeaseLost(self._lost)
+
+    def request_stop(self, signal_name: str) -> None:
+        """The run was asked to stop (integrations.stopping): `proceed()` says so before the next wave."""
+        self._stop_requested = self._stop_requested or signal_name
+
+    def proceed(self) -> None:
+        """`check()`, then raise Stopped if the run was asked to stop: before each wave of changes."""
+        self.check()
+        if self._stop_requested is not None:
+            raise Stopped(self._stop_requested)
+
+    def _valid_until(self) -> float:
+        """Our lease's end on our clock, less what a write begun now may take to land (at most a third of the
+        lease: the renewal thread renews every third, so a holder that kept renewing never re-confirms)."""
+        return self._renewed_at + self.lease_s - min(write_bound_s(self.kubectl), self.lease_s / 3)
+
+    def _confirm(self) -> None:
+        """Renew now, from the caller's thread; a lease someone else wrote since, or one that cannot be renewed
+        before it expires, is lost."""
         unrenewed = time.monotonic() - self._renewed_at
-        if unrenewed > self.lease_s:
-            raise LeaseLost(f"lease {LEASE_NAME} in namespace {self.namespace} was not renewed for "
-                            f"{unrenewed:.0f}s, past its {self.lease_s}s duration")
+        if self._stop.is_set():
+            self._lost = f"lease {LEASE_NAME} in namespace {self.namespace} was let go"
+            return
+        try:
+            self._renewed_at = retry_transient(self._renew, self._renewed_at + self.lease_s)
+        except LeaseLost as error:
+            self._lost = f"{error} (this run's last renewal was {unrenewed:.0f}s ago)"
+        except KubectlError as error:
+            self._lost = (f"lease {LEASE_NAME} in namespace {self.namespace} was not renewed for {unrenewed:.0f}s "
+                          f"and could not be confirmed before it expired: {error}")
 
     def let_go(self) -> None:
         """Stop renewing and release the lease, in a thread of its own; `released()` waits for it."""
@@ -289,7 +335,8 @@ class LeaseHandle:
         while not self._stop.wait(max(0.0, self._renewed_at + self.lease_s / 3 - time.monotonic())):
             expires = self._renewed_at + self.lease_s
             try:
-                self._renewed_at = retry_transient(self._renew, expires)
+                with self._confirming:
+                    self._renewed_at = retry_transient(self._renew, expires)
                 self.renewals += 1
             except LeaseLost as error:
                 self._lost = str(error)
@@ -322,6 +369,7 @@ class LeaseHandle:
 def target_lock(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float,
                 lease_s: int = LEASE_SECONDS) -> Iterator[LeaseHandle]:
     """Hold the target's lease for the with-block; the handle's `check()` raises LeaseLost once it is lost.
+    SIGTERM and SIGINT during the block ask the run to stop (`proceed()` raises Stopped) rather than end it.
 
     The block may let the lease go before its end (`let_go()`); the end waits for the release either way.
     After the block, `release_error` says whether releasing failed; it never raises for that.
@@ -329,6 +377,7 @@ def target_lock(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float,
     handle = acquire(kubectl, namespace, holder, timeout_s, lease_s=lease_s)
     handle.start()
     try:
-        yield handle
+        with stop_on_signals(handle.request_stop):
+            yield handle
     finally:
         handle.released()

@@ -5,6 +5,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -14,6 +15,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import task_run
 
 from core.batch import Batch, BatchRun, batches, stdin_chunks, waves
+from core.errors import Stopped
 from core.landed import landed
 from core.plan import Plan
 from core.record import RECORD_ANNOTATION, STAMP_FIELD_MANAGER
@@ -21,7 +23,7 @@ from core.report import StepResult
 from core.rollout import confirmed_by_listing
 from core.steps import Step
 from core.vocabulary import StepStatus
-from integrations.kubectl import Kubectl, KubectlError, checked, get_items, run
+from integrations.kubectl import Kubectl, KubectlError, checked, get_items, let_land, run
 from integrations.policy_read import get_with_policy
 from tasks.passing import as_is
 from tasks.retry import RETRIES, RETRY_DELAYS_S, is_transient
@@ -52,7 +54,9 @@ def run_batch(namespace: str, kubectl: Kubectl, batch: Batch, timeout_s: float |
     try:
         result = run(kubectl, namespace, batch.args, stdin=batch.stdin, timeout_s=timeout_s)
     except KubectlError as error:
+        let_land(error.maybe_landed)  # the steps it did not confirm read their objects before they run alone
         return BatchRun(batch, (), time.perf_counter() - started, str(error))
+    let_land(result.maybe_landed)
     if result.ok:  # kubectl exits 0 only when every object succeeded
         return BatchRun(batch, batch.steps, result.duration_s)
     return BatchRun(batch, tuple(batch.confirmed(result.stdout)), result.duration_s, result.message, result.stderr)
@@ -60,20 +64,26 @@ def run_batch(namespace: str, kubectl: Kubectl, batch: Batch, timeout_s: float |
 
 @task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, retry_condition_fn=is_transient,
       task_run_name="step {step.number}: {step.summary}")
-def execute_step(namespace: str, kubectl: Kubectl, step: Step, earlier_attempts: int = 0) -> StepResult:
+def execute_step(namespace: str, kubectl: Kubectl, step: Step, fence: Callable[[], None],
+                 earlier_attempts: int = 0) -> StepResult:
     """Run one step; a failure raises KubectlError so that Prefect retries it only when transient.
 
     `earlier_attempts` counts a shared call (core.batch) that already tried this step and failed. A step tried
-    before (a retry, or after that shared call) first reads its object: a write whose answer was lost may have
-    landed, and is then confirmed rather than sent twice."""
+    before (a retry, or after that shared call) first proves the lock is still the run's (`fence`, raising
+    LeaseLost: after a takeover, the object read is the new holder's to change), then reads its object: a write
+    whose answer was lost may have landed, and is then confirmed rather than sent twice."""
     attempt = earlier_attempts + (task_run.run_count or 1)
     started = time.perf_counter()
+    if attempt > 1:
+        with suppress(Stopped):  # asked to stop, the run still confirms this write rather than leave it unknown
+            fence()
     if attempt > 1 and step.landing is not None and landed(step.landing, live_object(namespace, kubectl, step)):
         return StepResult(step, StepStatus.SUCCEEDED, attempts=attempt, duration_s=time.perf_counter() - started)
     try:
         result = checked(run(kubectl, namespace, step.args, stdin=step.stdin))
     except KubectlError as error:
         error.attempts = attempt
+        let_land(error.maybe_landed and step.landing is not None)  # the retry reads the object first
         raise
     return StepResult(step, StepStatus.SUCCEEDED, attempts=attempt, duration_s=result.duration_s)
 
@@ -267,14 +277,15 @@ def _outcome(future: PrefectFuture[StepResult], step: Step) -> StepResult:
 
 
 def run_steps(namespace: str, kubectl: Kubectl, steps: Sequence[Step], group_of: Callable[[Step], str],
-              on_wave: Callable[[list[StepResult]], None], retries: int = RETRIES,
+              on_wave: Callable[[list[StepResult]], None], fence: Callable[[], None], retries: int = RETRIES,
               retry_delays_s: Sequence[float] = RETRY_DELAYS_S) -> list[StepResult]:
     """Run the steps, those of one group (object) in order and groups side by side, wave by wave.
 
     In a wave, steps that differ only in their object share one kubectl call (core.batch); a step that call
     did not confirm, and a step that cannot share, runs as its own task, retried when transient. After a failed
     step, the rest of its group is skipped. `on_wave` sees each wave's results before the next wave starts, so
-    the record is saved at every boundary a resume depends on.
+    the record is saved at every boundary a resume depends on. `fence` (raising LeaseLost once the lock is no
+    longer the run's) is called before each wave and before each retry of a step.
     """
     single = execute_step.with_options(retries=retries, retry_delay_seconds=list(retry_delays_s))
     results: dict[int, StepResult] = {}
@@ -286,6 +297,10 @@ def run_steps(namespace: str, kubectl: Kubectl, steps: Sequence[Step], group_of:
             stopped.add(group_of(result.step))
 
     for wave in waves(steps, group_of):
+        try:
+            fence()
+        except Stopped as asked:
+            raise Stopped(asked.signal_name, len(results), len(steps)) from None
         for step in wave:
             if group_of(step) in stopped:
                 settle(StepResult(step, StepStatus.SKIPPED,
@@ -293,7 +308,7 @@ def run_steps(namespace: str, kubectl: Kubectl, steps: Sequence[Step], group_of:
         ready = [step for step in wave if group_of(step) not in stopped]
         planned = batches(ready)
         alone: dict[PrefectFuture[StepResult], Step] = {
-            single.submit(namespace, kubectl, batch.steps[0]): batch.steps[0]
+            single.submit(namespace, kubectl, batch.steps[0], fence): batch.steps[0]
             for batch in planned if len(batch.steps) == 1}
         # a second more per object: a call over 250 HPAs took over a minute on a loaded machine, and a batch
         # that times out runs every one of its steps again alone
@@ -306,7 +321,7 @@ def run_steps(namespace: str, kubectl: Kubectl, steps: Sequence[Step], group_of:
             tried = ran.batch.tried(ran.left, ran.stderr)
             for step in ran.left:
                 earlier = int(step.number in tried)
-                alone[single.submit(namespace, kubectl, step, earlier_attempts=earlier)] = step
+                alone[single.submit(namespace, kubectl, step, fence, earlier_attempts=earlier)] = step
         for future in as_completed(list(alone)):
             settle(_outcome(future, alone[future]))
         on_wave([results[step.number] for step in wave])
@@ -321,8 +336,8 @@ class TaskCluster:
         return capture_objects(as_is(plan), kubectl_for(plan))
 
     def run_steps(self, plan: Plan, steps: Sequence[Step], group_of: Callable[[Step], str],
-                  on_wave: Callable[[list[StepResult]], None]) -> list[StepResult]:
-        return run_steps(plan.namespace, kubectl_for(plan), steps, group_of, on_wave)
+                  on_wave: Callable[[list[StepResult]], None], fence: Callable[[], None]) -> list[StepResult]:
+        return run_steps(plan.namespace, kubectl_for(plan), steps, group_of, on_wave, fence)
 
     def verify(self, plan: Plan, steps: Sequence[Step], timeout_s: float,
                listing: list[dict[str, Any]] | None = None) -> list[StepResult]:

@@ -30,6 +30,7 @@ from core.policy import PolicyMode, findings_for, refusal
 from core.record import RECORD_ANNOTATION, ApplyRecord, Saved, file_digest, plan_digest, record_name
 from core.record_check import RecordCorrupt
 from core.report import RunReport, StepResult
+from core.rollout import paused_in_the_way
 from core.state import Objects as LiveObjects
 from core.steps import apply_steps
 from core.vocabulary import RecordStatus, StepStatus, StepType
@@ -130,6 +131,9 @@ class Apply(Lifecycle):
             existing, _ = loading()
         except RecordCorrupt as corrupt:
             return self.reporter.fail(Flow.APPLY, plan, str(corrupt), [], requirement)
+        paused = paused_in_the_way(plan, live)
+        if paused:
+            raise Refused("; ".join(paused))
         prepared = prepare_apply(plan, live, existing, self._binding(plan, requirement, decision))
         lines = [f"note: {prepared.note}"] if prepared.note else []
         if not plan.actions:  # a record needs a step: a rollback refuses one without
@@ -147,6 +151,7 @@ class Apply(Lifecycle):
             if blocked:
                 raise Refused(blocked, lines)
             recheck(execution, requirement, decision, lines)
+            held.check()  # the stamp is the run's first write
             unstamped = _stamp(cluster, plan, [ref for ref in to_change if ref in existed])
             if unstamped:
                 return self.reporter.fail(Flow.APPLY, plan, f"{unstamped}; nothing was changed", lines, requirement)
@@ -164,9 +169,11 @@ class Apply(Lifecycle):
                  progress: Progress, lines: list[str]) -> list[StepResult]:
         """Run the steps, stamp the objects they created, read the after-states, verify the rollouts (with
         `atomic`, undo a failed run) and save the finished record; `lines` gets the notes."""
-        ran = cluster.run_steps(plan, prepared.to_run, lambda step: group_of(plan, step.number), progress.wave_done)
+        ran = cluster.run_steps(plan, prepared.to_run, lambda step: group_of(plan, step.number), progress.wave_done,
+                                progress.held.proceed)
         after = cluster.capture(plan)
         carrying = set(stamped(plan, after))  # the HPAs the plan describes carry the stamp from their creation on
+        progress.held.check()
         unstamped = _stamp(cluster, plan, [result.step.obj for result in ran
                                            if result.ok and result.step.obj is not None
                                            and result.step.obj not in existed and result.step.obj not in carrying])

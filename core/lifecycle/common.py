@@ -9,10 +9,11 @@ from typing import ClassVar
 from core.apply import touched_workloads
 from core.changes import planned_state
 from core.conventions import REPOSITORY_PATTERN, Flow
-from core.errors import LeaseLost, PermanentError, RecordUnreadable, TemporaryError
+from core.errors import LeaseLost, PermanentError, RecordUnreadable, Stopped, TemporaryError
 from core.gate import GateDecision, GateRequirement
 from core.lifecycle.ports import Cluster, Execution, Held, Objects, Records, Refused, Reporter
 from core.plan import Action, Plan
+from core.record import record_name
 from core.report import RunReport, StepResult, preview_lines, refusal, with_lines
 from core.state import Objects as LiveObjects
 from core.state import state_of
@@ -98,9 +99,11 @@ class Lifecycle(ABC):
                            "(the ConfigMap, or the plan's .record.json next to it) and run again, or roll back "
                            "from a saved copy with --from-record FILE (--seed-fallback runs the old scripts' "
                            "rollback instead)")
+        except Stopped as stopped:
+            return RunReport((f"error: {stopped}; record {record_name(plan)} is consistent",), None, Outcome.FAILED)
         except LeaseLost as lost:
-            return RunReport((f"note: {lost}: stopped before the next change; the record holds every step that "
-                              "ran, and a rerun resumes from it",), None, Outcome.FAILED)
+            return RunReport((f"error: {lost}: this run lost the lock and stopped before its next write",), None,
+                             Outcome.FAILED)
         except TemporaryError as error:
             return self.reporter.fail(self.flow, plan, f"the cluster could not be reached ({error})", [],
                                       requirement)

@@ -15,6 +15,7 @@ from core.errors import PermanentError, TemporaryError
 from core.k8s import parse_quantity
 from core.policy import PolicyMode, findings_for
 from core.report import RunReport, StepResult
+from core.rollout import paused_in_the_way
 from core.safeyaml import parse_one
 from core.state import Objects, find, managing_hpa, state_of
 from core.steps import Step, apply_steps
@@ -93,26 +94,25 @@ def _hpa_bounds_for(plan: plans.Plan, workload: plans.Workload, live: Objects) -
 
 
 def _hpa_warning(plan: plans.Plan, action: plans.ScaleWorkload, live: Objects) -> str | None:
-    """An HPA that will fight the planned replicas, judged by its bounds after the plan: one the plan leaves as
-    it is (apply refuses that scale), or one whose planned bounds exclude the planned count."""
+    """An HPA the plan leaves as it is manages the replicas it sets (apply refuses that scale). A planned count
+    outside the bounds of an HPA the plan changes is a policy finding (core.policy), judged by the bounds after
+    the plan, and said once, there."""
     hpa = _hpa_bounds_for(plan, action.workload, live)
     if hpa is None:
         return None
     name, low, high = hpa
     changed = any(isinstance(other, plans.ApplyHpa) and other.workload == action.workload
                   and other.bounds is not None for other in plan.actions)
-    if not changed:
-        return (f"{name} manages {action.workload.ref} (min {low}, max {high}): it will move replicas away from "
-                f"the planned {action.replicas}; change the HPA's bounds instead")
-    if (low is None or low <= action.replicas) and (high is None or action.replicas <= high):
+    if changed:
         return None
-    return (f"{name} after the plan (min {low}, max {high}) will move {action.workload.ref} from the planned "
-            f"{action.replicas} into its bounds")
+    return (f"{name} manages {action.workload.ref} (min {low}, max {high}): it will move replicas away from "
+            f"the planned {action.replicas}; change the HPA's bounds instead")
 
 
 def warnings_for(plan: plans.Plan, live: Objects, current: Sequence[Any]) -> list[str]:
-    """Objects that do not exist, HPAs that would fight a planned replica count, drift since the plan."""
-    warnings: list[str] = []
+    """Objects that do not exist, paused Deployments the plan would roll out (apply refuses them), HPAs that
+    would fight a planned replica count, drift since the plan."""
+    warnings: list[str] = paused_in_the_way(plan, live)
     for index, action in enumerate(plan.actions):
         workload = action.workload
         if find(live, workload.kind, workload.name) is None:

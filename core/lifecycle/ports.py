@@ -35,9 +35,12 @@ class Cluster(Protocol):
         """Every workload and HPA the plan could touch, as they are now."""
 
     def run_steps(self, plan: Plan, steps: Sequence[Step], group_of: Callable[[Step], str],
-                  on_wave: Callable[[list[StepResult]], None]) -> list[StepResult]:
+                  on_wave: Callable[[list[StepResult]], None], fence: Callable[[], None]) -> list[StepResult]:
         """Run the steps (one group's in order, groups side by side, wave by wave); after a failed step the rest
-        of its group is skipped. `on_wave` sees each wave's results before the next wave starts."""
+        of its group is skipped. `on_wave` sees each wave's results before the next wave starts. `fence` (the
+        lock's `proceed`) runs before each wave and before each retry of a step: a run that lost the lock sends
+        nothing more, and one asked to stop (Stopped) starts no new wave, but still confirms a write in flight;
+        the Stopped raised says how many of the steps had run."""
 
     def verify(self, plan: Plan, steps: Sequence[Step], timeout_s: float,
                listing: Objects | None = None) -> list[StepResult]:
@@ -90,7 +93,12 @@ class Held(Protocol):
     """Set after the block when giving the lock up failed (it then expires by itself)."""
 
     def check(self) -> None:
-        """Raises LeaseLost once the lock is no longer ours: the run stops before its next change."""
+        """Raises LeaseLost once the lock may no longer be ours: taken by another run, or gone unrenewed long
+        enough that a takeover may come before a write begun now lands (a process paused by SIGSTOP finds so
+        on resume), unless a renewal made now confirms it. The run stops before its next write."""
+
+    def proceed(self) -> None:
+        """`check()`, then raises Stopped if the run was asked to stop (SIGTERM, SIGINT): before each wave."""
 
     def let_go(self) -> None:
         """The run needs the lock no longer (its record is final): giving it up begins now, beside what the run

@@ -207,7 +207,8 @@ class Rollback(Lifecycle):
         applied_by = {r.step.number: r.applied for r in judged}
         group_by = {r.step.number: r.group for r in judged}
         ran = {result.step.number: result for result in cluster.run_steps(
-            plan, [r.step for r in to_run], lambda step: group_by[step.number], lambda wave: held.check())}
+            plan, [r.step for r in to_run], lambda step: group_by[step.number], lambda wave: held.check(),
+            held.proceed)}
         results = [ran.get(r.step.number) or _not_run(r) for r in judged]
         restored = [result.step.landing.action for result in ran.values() if result.ok and result.step.landing]
         results += verify_rollouts(cluster, plan, restored, first_number + len(results), self.rollout_timeout_s)
@@ -225,6 +226,7 @@ class Rollback(Lifecycle):
             return self.reporter.report(Flow.ROLLBACK, plan, [], True, [*lines, f"note: {NEVER_APPLIED}"],
                                         requirement)
         recheck(execution, requirement, decision, lines)
-        results = execution.cluster.run_steps(plan, steps, lambda step: SEED_ORDER, lambda wave: held.check())
+        results = execution.cluster.run_steps(plan, steps, lambda step: SEED_ORDER, lambda wave: held.check(),
+                                              held.proceed)
         held.let_go()
         return self.reporter.report(Flow.ROLLBACK, plan, results, True, lines, requirement)

@@ -520,19 +520,8 @@ class Controllers:
         want = self._rs_template_key(d)
         current = next((rs for rs in owned if self._rs_template_key(rs) == want), None)
         olds = [rs for rs in owned if current is None or rs["metadata"]["uid"] != current["metadata"]["uid"]]
-        gen = int(d["metadata"].get("generation", 1))
-        if current is None and spec.get("paused"):
-            # a paused deployment observes its new template but rolls nothing out until resumed
-            raw = d.get("status")
-            status: dict[str, Any] = raw if isinstance(raw, dict) else {}
-            if status.get("observedGeneration") != gen:
-                paused = {
-                    **status,
-                    "observedGeneration": gen,
-                    "conditions": copy.deepcopy(status.get("conditions", [])),
-                }
-                set_condition(paused, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused")
-                self.store.update(DEPLOY, {**d, "status": paused}, check_rv=False)
+        if spec.get("paused"):
+            self._sync_paused(d, current, olds)
             return
         max_old = max((_revision(rs) for rs in olds), default=0)
         new_rev = max_old + 1
@@ -570,6 +559,31 @@ class Controllers:
         d = {**live, "metadata": {**live["metadata"], "annotations": {**(live["metadata"].get("annotations") or {})}}}
         d["metadata"]["annotations"][REVISION] = str(new_rev)
         self._update_status(d, current, olds, created, unavailable)
+
+    def _sync_paused(self, d: Obj, current: Obj | None, olds: list[Obj]) -> None:
+        """A paused deployment, as the real controller's ``sync`` keeps it: a new template makes no ReplicaSet
+        (so ``updatedReplicas`` counts none), a changed replica count still scales the one active ReplicaSet,
+        and Progressing is ``Unknown``/``DeploymentPaused`` until it is resumed (``checkPausedConditions``)."""
+        replicas = _replicas(d)
+        active = [rs for rs in ([current] if current else []) + olds if _replicas(rs) > 0]
+        every = [current, *olds] if current else olds
+        if len(active) == 1 and _replicas(active[0]) != replicas:
+            scaled = self._scale_rs(active[0], replicas, {DESIRED: str(replicas)})
+            every = [scaled if rs is active[0] else rs for rs in every]
+        raw = d.get("status")
+        old_status: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        status: dict[str, Any] = {
+            **old_status,
+            "conditions": [dict(c) for c in old_status.get("conditions") or [] if isinstance(c, dict)],
+            "observedGeneration": int(d["metadata"].get("generation", 1)),
+            "replicas": sum(_status_int(rs, "replicas") for rs in every),
+            "updatedReplicas": _status_int(current, "replicas") if current else 0,
+            "readyReplicas": sum(_status_int(rs, "readyReplicas") for rs in every),
+            "availableReplicas": sum(_status_int(rs, "availableReplicas") for rs in every),
+        }
+        set_condition(status, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused")
+        if status != old_status:
+            self.store.update(DEPLOY, {**d, "status": status}, check_rv=False)
 
     def _roll(
         self, d: Obj, new_rs: Obj, olds: list[Obj], recreate: bool, surge: int, unavailable: int

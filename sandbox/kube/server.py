@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import re
 import select
 import socket
 import threading
@@ -48,6 +49,20 @@ MAX_BODY = 3 * 1024 * 1024
 MAX_LOGGED_REQUESTS = 100_000
 CONTROL_PREFIX = "/_sandbox/"
 
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)")
+_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def _request_timeout_s(query: str) -> float:
+    """A request's `timeout` parameter (a Go duration such as `7s`, `1m0s`, `1.5s`), in seconds; unbounded
+    without one."""
+    value = parse_qs(query).get("timeout", [""])[0]
+    parts = _DURATION.findall(value)
+    if not parts or "".join(number + unit for number, unit in parts) != value:
+        return float("inf")
+    return sum(float(number) * _UNIT_S[unit] for number, unit in parts)
 
 class _HTTPServer(SandboxHTTPServer):
     request_queue_size = 128
@@ -147,7 +162,11 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None:
             record["fault"] = fault.rule_id
             if fault.latency_s > 0:
-                sandbox.stopped.wait(fault.latency_s)  # cut short by stop(), so teardown never waits
+                # cut short by stop(), so teardown never waits; and by the request's own `?timeout=` (kubectl's
+                # --request-timeout), which an API server enforces on its handling: a write held that long is
+                # committed then, as a real server's handler goes on after its timeout filter answered 504
+                held = min(fault.latency_s, _request_timeout_s(query_s))
+                sandbox.stopped.wait(held)
             if fault.drop or sandbox.stopping:
                 record.update(status=0, duration_s=time.perf_counter() - start)
                 sandbox._log(record)

@@ -66,6 +66,28 @@ def _hpa_targets(o: Obj) -> str:
     return ", ".join(out) or "<none>"
 
 
+def _pod_ready(o: Obj) -> str:
+    statuses = _status(o).get("containerStatuses") or []
+    ready = sum(1 for c in statuses if isinstance(c, dict) and c.get("ready"))
+    return f"{ready}/{len(_spec(o).get('containers') or [])}"
+
+
+def _pod_status(o: Obj) -> str:
+    """What kubectl prints as STATUS: Terminating, else a waiting container's reason, else the pod's reason or
+    phase (as the server-side printer does)."""
+    if o["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    for c in _status(o).get("containerStatuses") or []:
+        waiting = ((c or {}).get("state") or {}).get("waiting") or {}
+        if waiting.get("reason"):
+            return str(waiting["reason"])
+    return str(_status(o).get("reason") or _status(o).get("phase") or "Unknown")
+
+
+def _pod_restarts(o: Obj) -> str:
+    return str(sum(int((c or {}).get("restartCount") or 0) for c in _status(o).get("containerStatuses") or []))
+
+
 NAME: Column = ("Name", "string", 0, lambda o: o["metadata"]["name"])
 AGE: Column = ("Age", "string", 0, _age)
 
@@ -79,6 +101,17 @@ COLUMNS: dict[str, list[Column]] = {
         ("Containers", "string", 1, lambda o: ",".join(str(c.get("name", "")) for c in _containers(o))),
         ("Images", "string", 1, lambda o: ",".join(str(c.get("image", "")) for c in _containers(o))),
         ("Selector", "string", 1, _selector),
+    ],
+    "Pod": [
+        NAME,
+        ("Ready", "string", 0, _pod_ready),
+        ("Status", "string", 0, _pod_status),
+        ("Restarts", "string", 0, _pod_restarts),
+        AGE,
+        ("IP", "string", 1, lambda o: _status(o).get("podIP") or "<none>"),
+        ("Node", "string", 1, lambda o: _spec(o).get("nodeName") or "<none>"),
+        ("Nominated Node", "string", 1, lambda o: _status(o).get("nominatedNodeName") or "<none>"),
+        ("Readiness Gates", "string", 1, lambda o: "<none>"),
     ],
     "ReplicaSet": [
         NAME,

@@ -1,8 +1,10 @@
 """core.rollout: kubectl's rollout rule applied to a listing, and which checks that listing answers."""
 
+from pathlib import Path
 from typing import Any
 
-from core.rollout import confirmed_by_listing, rolled_out
+from core.plan import parse_plan
+from core.rollout import confirmed_by_listing, paused_in_the_way, rolled_out
 from core.steps import rollout_steps
 
 
@@ -30,3 +32,21 @@ def test_only_rollout_checks_of_deployments_the_listing_shows_rolled_out_are_con
     listing = [deployment("a"), deployment("b", available=1), {**deployment("c"), "kind": "StatefulSet"}]
 
     assert [(step.number, step.obj) for step in confirmed_by_listing(steps, listing)] == [(7, "deployment/a")]
+
+
+def paused_deployment(name: str, paused: object = True) -> dict[str, Any]:
+    return {"kind": "Deployment", "metadata": {"name": name}, "spec": {"replicas": 2, "paused": paused}}
+
+
+def test_a_paused_deployment_is_in_the_way_only_of_a_rollout(tmp_path: Path) -> None:
+    plan = parse_plan({"namespace": "shop", "actions": [
+        {"type": "scale_workload", "name": "web", "replicas": 4},
+        {"type": "apply_hpa", "name": "web", "minReplicas": 2, "maxReplicas": 5},
+        {"type": "update_resources", "name": "api", "container": "app", "requests": {"cpu": "300m"}},
+        {"type": "update_resources", "name": "api", "container": "side", "limits": {"cpu": "1"}},
+    ]}, tmp_path / "plan.yaml")
+
+    assert paused_in_the_way(plan, [paused_deployment("web"), paused_deployment("api", False)]) == []
+    assert paused_in_the_way(plan, [paused_deployment("web"), paused_deployment("api")]) == [
+        "deployment/api is paused: resume it or remove it from the plan"]
+    assert paused_in_the_way(plan, [paused_deployment("api", "yes")]) == [], "only a boolean true pauses"

@@ -80,10 +80,11 @@ class FakeCluster:
         return None
 
     def run_steps(self, plan: Plan, steps: Sequence[Step], group_of: Callable[[Step], str],
-                  on_wave: Callable[[list[StepResult]], None]) -> list[StepResult]:
+                  on_wave: Callable[[list[StepResult]], None], fence: Callable[[], None]) -> list[StepResult]:
         results: dict[int, StepResult] = {}
         stopped: set[str] = set()
         for wave in waves(steps, group_of):
+            fence()
             self.waves_seen.append([step.number for step in wave])
             for step in wave:
                 if group_of(step) in stopped:
@@ -193,6 +194,9 @@ class HeldLock:
         self.checks += 1
         if self.lose_after is not None and self.checks > self.lose_after:
             raise LeaseLost("lease infra-orchestrator-lock is held by another run")
+
+    def proceed(self) -> None:
+        self.check()
 
     def let_go(self) -> None:
         self.let_go_after = list(self.done)

@@ -202,15 +202,16 @@ def test_preview_is_the_same_action_without_execution(world: World) -> None:
 
 
 def test_a_lost_lock_stops_the_run_before_its_next_wave(world: World) -> None:
-    world.lock.held.lose_after = 1  # held for the first save, lost by the end of the first wave
+    world.lock.held.lose_after = 3  # checked before the stamp, the first save and the first wave; lost after it
 
     report = apply(world)
 
-    assert report.final == Outcome.FAILED and "stopped before the next change" in report.render()
+    assert report.final == Outcome.FAILED and "stopped before its next write" in report.render()
     assert world.cluster.waves_seen == [[1, 2]], "the HPA wave must not run without the lock"
     assert world.replicas("web") == 4, "the first wave ran while the lock was held"
     assert len(world.records.saves) == 1, "a run that lost the lock writes no record"
-    assert [step.status for step in record_of(world).steps] == ["pending"] * 3
+    assert [step.status for step in record_of(world).steps] == ["pending"] * 3, \
+        "the record is not saved without the lock: the run that holds it now judges by the live objects"
 
 
 def test_a_lock_lost_before_the_first_save_changes_and_writes_nothing(world: World) -> None:
@@ -218,7 +219,7 @@ def test_a_lock_lost_before_the_first_save_changes_and_writes_nothing(world: Wor
 
     report = apply(world)
 
-    assert report.final == Outcome.FAILED and "stopped before the next change" in report.render()
+    assert report.final == Outcome.FAILED and "stopped before its next write" in report.render()
     assert world.cluster.waves_seen == [] and world.records.saves == []
 
 

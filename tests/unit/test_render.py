@@ -229,7 +229,8 @@ actions:
   - {{type: apply_hpa, name: web, minReplicas: 3, maxReplicas: 8, targetCPUUtilizationPercentage: 70}}
 """)
     assert [line for line in outside.lines if line.startswith("warning: ")] == [
-        "warning: hpa/web after the plan (min 3, max 8) will move deployment/web from the planned 9 into its bounds"]
+        "warning: policy: hpa/web: the plan sets deployment/web to 9 replicas, outside the HPA's bounds 3-8; the "
+        "HPA will move it to 8"]
 
 
 def test_plan_and_apply_comments_have_a_summary_line_and_the_next_step(tmp_path: Path) -> None:
