@@ -209,7 +209,8 @@ class Sandboxes:
 
     def env(self, prefect: Prefect) -> dict[str, str]:
         """Environment for a CLI subprocess: kubectl -> sandbox, GitHub -> test server, Prefect -> server."""
-        keep = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "KUBECTL")
+        keep = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "KUBECTL", "HOME", "XDG_CONFIG_HOME", "INFRA_RECORD_KEY",
+                "INFRA_RECORD_KEYS_OLD", "INFRA_RECORD_KEY_BLOCK")  # the record key: this process checks records too
         env = {key: os.environ[key] for key in keep if key in os.environ}
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
         owner, name = REPO.split("/")

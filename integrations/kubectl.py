@@ -59,7 +59,7 @@ _TRANSIENT = re.compile(
     r"|The connection to the server \S+ was refused"
     r"|\bEOF\b|TLS handshake timeout|Unable to connect to the server|the server is currently unable"
     r"|the server has received too many requests|http2: server sent GOAWAY|net/http: request canceled"
-    r"|Client.Timeout exceeded|the object has been modified; please apply your changes",
+    r"|Client.Timeout exceeded|context deadline exceeded|the object has been modified; please apply your changes",
     re.IGNORECASE,
 )
 

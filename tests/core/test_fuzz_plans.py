@@ -356,7 +356,8 @@ def check(case: Case, flow: str, plan: Path, code: int, out: str, err: str, call
     if flow == "apply":
         if shown != [*case.expected, f"note: {PREVIEW_GATE_NOTE}"]:
             return f"preview {shown} is not {case.expected} and the preview's gate note"
-        return f"kubectl was called: {calls}" if calls else None
+        writes = [call for call in calls if " get " not in f" {call} "]
+        return f"the preview called kubectl for more than its one read of live values: {writes}" if writes else None
     previews = [line for line in shown if line.startswith("preview: ")]
     if previews != case.expected_rollback:
         return f"rollback preview {previews} is not {case.expected_rollback}"

@@ -41,4 +41,4 @@ def test_a_cli_run_stores_its_parameters_and_never_imports_fastapi(world: World)
     assert len(runs) == 1, runs
     assert runs[0]["parameters"] == {"plan": PLAN_PATH, "pr": world.pr, "execute": True, "atomic": False,
                                      "require_approval": False, "rollout_timeout_s": 120, "lock_timeout_s": 300,
-                                     "repository": None, "head_sha": None, "require_plan": False}
+                                     "repository": None, "head_sha": None, "require_plan": False, "policy": None}

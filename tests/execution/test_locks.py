@@ -19,8 +19,10 @@ from tests.execution.conftest import NAMESPACE, PLAN, PLAN_PATH, World
 RUN_APPLY = """\
 import json, sys
 from flows.apply import infra_apply
-report = infra_apply(plan=sys.argv[1], execute=True, pr=int(sys.argv[2]), lock_timeout_s=float(sys.argv[3]))
-print(json.dumps(list(report.lines)))
+state = infra_apply(plan=sys.argv[1], execute=True, pr=int(sys.argv[2]), lock_timeout_s=float(sys.argv[3]),
+                    return_state=True)
+report = state.result(raise_on_failure=False)
+print(json.dumps([state.name, *report.lines]))
 """
 
 
@@ -44,7 +46,8 @@ def test_a_plan_naming_another_target_still_waits_on_its_namespaces_paused_limit
                             env=world.env, capture_output=True, text=True, timeout=240)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    lines = json.loads(result.stdout.splitlines()[-1])
+    state, *lines = json.loads(result.stdout.splitlines()[-1])
+    assert state == "Refused", state
     assert lines[-1] == (f"Refusing to execute: Prefect concurrency limit {paused_limit} admitted no run for 3s "
                          "(Slots requested is greater than the limit; a limit of 0 pauses runs)."), lines
     assert "Traceback" not in output and "ConcurrencySlotAcquisitionError" not in output

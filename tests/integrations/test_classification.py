@@ -12,7 +12,7 @@ import re
 import pytest
 
 from core.errors import PermanentError, TemporaryError
-from integrations.kubectl import Exchange, Kubectl, KubectlError, KubectlResult, checked, exchanges, run
+from integrations.kubectl import Exchange, Kubectl, KubectlError, KubectlResult, checked, exchanges, let_land, run
 from tests.fixtures.kube import KubeSandbox
 
 HPA = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
@@ -89,8 +89,9 @@ def test_a_write_that_commits_after_the_timeout_may_have_landed(cluster: tuple[K
         run(kubectl, "shop", ["scale", "deployment/web", "--replicas=6"], timeout_s=1.0)
 
     assert (caught.value.transient, caught.value.maybe_landed) == (True, True)
+    let_land(caught.value.maybe_landed)  # what a read-back waits before it reads
     landed = [r["status"] for r in sandbox.requests() if r["method"] == "PATCH" and r["path"].endswith("/web/scale")]
-    assert landed == [200], "by the time the timeout is reported, the write the server held has landed (the grace)"
+    assert landed == [200], "by the time a read-back looks, the write the server held has landed (the grace)"
 
 
 

@@ -30,6 +30,8 @@ def result(stderr: str, code: int = 1) -> KubectlResult:
     "Unable to connect to the server: dial tcp 127.0.0.1:1: connect: connection refused",
     "error: unexpected EOF",
     "Unable to connect to the server: net/http: TLS handshake timeout",
+    'error: error when creating "STDIN": Post "http://127.0.0.1:1/apis/coordination.k8s.io/v1/namespaces/shop/leases'
+    '?timeout=2s": context deadline exceeded',
 ])
 def test_transient_failures(stderr: str) -> None:
     assert result(stderr).transient
