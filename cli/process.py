@@ -28,7 +28,16 @@ from typing import NoReturn
 from integrations import stopping
 
 
+BLANK_MEANS_UNSET = ("PREFECT_API_URL", "PREFECT_UI_URL", "PREFECT_API_KEY")
+"""Prefect settings that a shell or a CI file may leave set but empty (`PREFECT_API_URL=`): that means no server,
+as unset does. Prefect would otherwise take the empty string as the server's address, and its events client
+fails on it with a traceback per event."""
+
+
 def run_and_exit(command: Callable[[], int]) -> NoReturn:
+    for name in BLANK_MEANS_UNSET:
+        if os.environ.get(name) == "":
+            del os.environ[name]
     exit_code: list[int] = []
     atexit.register(_leave, exit_code)
     code = stopping.exit_code(command())
