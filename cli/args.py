@@ -84,6 +84,12 @@ def usage(flow: str) -> Usage:
                      ("INFRA_MAX_PARALLEL_STEPS", "kubectl calls on different workloads at a time (default 4)"),
                      ("INFRA_REPOSITORIES", "further owner/name repositories this worker serves"),
                      ("INFRA_TRUSTED_BOTS", "bot logins whose labels may trigger a run"),
+                     ("INFRA_CONTEXTS", "kube contexts a plan may name (default: the kubeconfig's current one)"),
+                     ("INFRA_BASE_BRANCHES", "branches a PR may target besides the default branch"),
+                     ("INFRA_RECORD_KEY", "the key that signs and verifies apply records (shared by every worker; "
+                                          "unset: ~/.config/infra-orchestrator/record.key on this machine)"),
+                     ("INFRA_RECORD_KEYS_OLD", "earlier record keys, still accepted for verifying after a rotation"),
+                     ("INFRA_RECORD_KEY_BLOCK", "a Prefect Secret block holding the record keys, instead"),
                      *((POLICY_HELP,) if flow == "apply" else ()),
                      *TERMINAL_ENVIRONMENT),
         exit_codes=EXIT_CODES,

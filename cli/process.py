@@ -27,7 +27,6 @@ from typing import NoReturn
 
 from integrations import stopping
 
-
 BLANK_MEANS_UNSET = ("PREFECT_API_URL", "PREFECT_UI_URL", "PREFECT_API_KEY")
 """Prefect settings that a shell or a CI file may leave set but empty (`PREFECT_API_URL=`): that means no server,
 as unset does. Prefect would otherwise take the empty string as the server's address, and its events client
