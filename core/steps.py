@@ -17,7 +17,7 @@ from core.state import Objects, in_effect
 from core.vocabulary import StepType
 
 SEED_FALLBACK_NOTE = (
-    "no execution record for this plan: using the seed's rollback (hints, rollout undo, delete hpa); "
+    "no execution record for this plan: using the Node scripts' (v0) rollback (hints, rollout undo, delete hpa); "
     "rollout undo does not restore replicas (kubernetes/kubernetes#25236)"
 )
 

@@ -27,7 +27,8 @@ DRIFT_ERROR = "drifted: changed since apply; skipped (rerun with --force to over
 NOTHING_TO_DO = "nothing to roll back: every object is as it was before apply"
 NOTHING_REVERSED = "nothing reversed: the objects changed since apply"
 NEVER_APPLIED = "nothing to roll back: none of the plan's changes is live, so it was never applied"
-SEED_FALLBACK_CHOSEN = "--seed-fallback: the seed's rollback was asked for, although infra-apply stamped objects"
+SEED_FALLBACK_CHOSEN = ("--seed-fallback: the Node scripts' (v0) rollback was asked for, although infra-apply "
+                        "stamped objects")
 SEED_ORDER = "seed order"
 """The one group of a seed rollback: its steps run strictly in order, as the seed ran them."""
 
@@ -62,9 +63,9 @@ def bound_to_pr(record: ApplyRecord, pr: int, where: str) -> None:
 def refusal_without_record(plan: Plan, refs: Sequence[str]) -> str:
     """Why a rollback with no record but stamped objects refuses, and the two ways out."""
     return (f"no apply record for this plan, but {', '.join(refs)} carry {RECORD_ANNOTATION}={record_name(plan)}: "
-            "infra-apply changed them, and the seed's fallback would only guess what it did. Roll back from a "
-            "saved record with --from-record FILE (e.g. a copy of the plan's .record.json), or run the seed's "
-            "fallback anyway with --seed-fallback")
+            "infra-apply changed them, and the Node scripts' (v0) rollback would only guess what it did. Roll back "
+            "from a saved record with --from-record FILE (e.g. a copy of the plan's .record.json), or run the Node "
+            "scripts' rollback anyway with --seed-fallback")
 
 
 @dataclass(frozen=True)

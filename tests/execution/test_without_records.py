@@ -26,7 +26,7 @@ def test_a_plan_applied_by_the_old_scripts_gets_the_seed_rollback(world: World) 
     image = world.deployment("web")["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == "shop/app:1.0", "the seed's rollout undo reverts the template (kubernetes#25236), as before"
     assert world.replicas("web") == 4, "and does not restore replicas: which is why records exist"
-    assert "note: no execution record for this plan: using the seed's rollback" in result.stdout
+    assert "note: no execution record for this plan: using the Node scripts' (v0) rollback" in result.stdout
     commands = [line for line in result.stdout.splitlines() if '"command"' in line]
     assert any("rollout undo deployment/web" in line for line in commands)
     assert not any("deployment/api" in line for line in commands), "api was never changed: not undone"

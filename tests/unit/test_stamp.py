@@ -193,7 +193,7 @@ def test_an_unstamped_plan_without_record_still_gets_the_seed_rollback(world: Wo
 
     assert report.final == Outcome.SUCCEEDED, report.render()
     assert world.cluster.ran == [("rollout", "undo", "deployment/web")]
-    assert any(line.startswith("note: no execution record for this plan: using the seed's rollback")
+    assert any(line.startswith("note: no execution record for this plan: using the Node scripts' (v0) rollback")
                for line in report.lines)
 
 
