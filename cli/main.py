@@ -18,6 +18,7 @@ from core.lifecycle.apply import Apply
 from core.lifecycle.rollback import Rollback
 from core.plan import Plan, load_plan
 from core.report import RunReport
+from integrations.kubeconfig import allowed_contexts
 from integrations.secrets import mask
 
 
@@ -25,8 +26,9 @@ def preview(options: Options, plan: Plan) -> RunReport:
     """The same preview the flow shows; for a rollback, the record is looked up (cluster, then mirror)."""
     if options.flow == Flow.APPLY:
         return Apply(str(plan.path), load=lambda path: plan, records=DirectRecords(), reporter=SummaryReporter(),
-                     live=read_live).run()
-    return Rollback(str(plan.path), load=lambda path: plan, records=DirectRecords(), reporter=SummaryReporter()).run()
+                     live=read_live, contexts=allowed_contexts).run()
+    return Rollback(str(plan.path), load=lambda path: plan, records=DirectRecords(), reporter=SummaryReporter(),
+                    contexts=allowed_contexts).run()
 
 
 def run(flow: str, argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr,

@@ -12,6 +12,7 @@ from core.policy import chosen_mode
 from core.report import RunReport
 from flows.decorator import flow
 from flows.shared import TASK_WORKERS, admission, execution, flow_result, run_name, settle_status, tag_run
+from integrations.kubeconfig import allowed_contexts
 from tasks.plan import load_plan
 from tasks.records import TaskRecords
 from tasks.reporter import TaskReporter
@@ -43,5 +44,5 @@ def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool =
     records = TaskRecords()
     run = Apply(plan, load=load_plan, records=records, reporter=TaskReporter(admission(executing), records),
                 atomic=atomic, rollout_timeout_s=rollout_timeout_s, policy=chosen_mode(policy, os.environ),
-                execution=executing, live=None if execute else read_live_objects)
+                execution=executing, contexts=allowed_contexts, live=None if execute else read_live_objects)
     return flow_result(Flow.APPLY, plan, settle_status(run.execution, run.run()))

@@ -8,6 +8,7 @@ from core.lifecycle.rollback import Rollback
 from core.report import RunReport
 from flows.decorator import flow
 from flows.shared import TASK_WORKERS, admission, execution, flow_result, run_name, settle_status, tag_run
+from integrations.kubeconfig import allowed_contexts
 from tasks.plan import load_plan
 from tasks.records import TaskRecords
 from tasks.reporter import TaskReporter
@@ -35,5 +36,5 @@ def infra_rollback(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: boo
     records = TaskRecords()
     run = Rollback(plan, load=load_plan, records=records, reporter=TaskReporter(admission(executing), records),
                    force=force, from_record=from_record, seed_fallback=seed_fallback,
-                   rollout_timeout_s=rollout_timeout_s, execution=executing)
+                   rollout_timeout_s=rollout_timeout_s, execution=executing, contexts=allowed_contexts)
     return flow_result(Flow.ROLLBACK, plan, settle_status(run.execution, run.run()))

@@ -2,7 +2,7 @@
 rollout verification."""
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -10,7 +10,7 @@ from core.apply import touched_workloads
 from core.changes import planned_state
 from core.conventions import REPOSITORY_PATTERN, Flow
 from core.errors import LeaseLost, PermanentError, RecordUnreadable, Stopped, TemporaryError
-from core.gate import GateDecision, GateRequirement
+from core.gate import GateDecision, GateRequirement, context_problem
 from core.lifecycle.ports import Cluster, Execution, Held, Objects, Records, Refused, Reporter
 from core.plan import Action, Plan
 from core.record import record_name
@@ -83,11 +83,14 @@ class Lifecycle(ABC):
     reporter: Reporter
     execution: Execution | None = None
     rollout_timeout_s: float = 120
+    contexts: Callable[[], Collection[str]] | None = None
+    """The kube contexts this worker may change (INFRA_CONTEXTS), read only for a plan that names a context: its
+    preview says when executing would refuse it (the gate does the refusing)."""
 
     def run(self) -> RunReport:
         plan = self.load(self.plan_path)
         if self.execution is None:
-            return self.preview(plan)
+            return with_lines(self.preview(plan), self._context_notes(plan))
         try:
             requirement, decision = admitted(plan, self.execution)
             with self.execution.lock.hold(plan, lock_holder(self.flow, requirement)) as held:
@@ -110,6 +113,12 @@ class Lifecycle(ABC):
         except PermanentError as error:
             return self.reporter.fail(self.flow, plan, f"the cluster refused the run ({error})", [], requirement)
         return with_lines(report, [f"note: {held.release_error}"] if held.release_error else [])
+
+    def _context_notes(self, plan: Plan) -> list[str]:
+        if plan.context is None or self.contexts is None:
+            return []
+        problem = context_problem(plan.context, self.contexts())
+        return [f"note: executing would refuse: {problem}"] if problem else []
 
     @abstractmethod
     def preview(self, plan: Plan) -> RunReport:

@@ -338,6 +338,11 @@ def test_a_plan_naming_another_context_is_refused_unless_allow_listed(world: Wor
     path.write_text(yaml.safe_dump(config))
     world.env["KUBECONFIG"] = str(path)
     world.write_plan(world.plan_text.replace("target: prod", "target: prod\ncontext: prod-other"))
+    for flow in ("apply", "rollback"):
+        previewed = world.cli(flow)
+        assert previewed.returncode == 0 and "note: executing would refuse: the plan's context 'prod-other' is not " \
+            "one this worker may change (allowed: 'sandbox'; set INFRA_CONTEXTS)" in previewed.stdout.splitlines(), \
+            previewed.stdout + previewed.stderr
     world.label("execute-plan")
     assert_refused(world, execute(world), "the plan's context 'prod-other' is not one this worker may change "
                                           "(allowed: 'sandbox'; set INFRA_CONTEXTS)")
