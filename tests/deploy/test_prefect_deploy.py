@@ -55,6 +55,8 @@ def test_deploy_all_creates_every_deployment(deployed: Deployed) -> None:
                 assert dep["parameters"]["execute"] is False
                 assert ("atomic" if flow == "infra-apply" else "force") in properties
                 assert ("policy" in properties) == (flow == "infra-apply"), "INFRA_POLICY per deployment"
+                if flow == "infra-apply":
+                    assert dep["parameters"]["require_plan"] is False, "--require-plan as a deployment parameter"
                 assert dep["schedules"] == []
 
 
