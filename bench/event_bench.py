@@ -163,18 +163,23 @@ def _cpu_s(pid: int) -> float | None:
     return None if fields is None else (int(fields[11]) + int(fields[12])) / TICK
 
 
-def tree_cpu_s(root: int) -> float:
-    """CPU seconds of a process and its live descendants (the server's workers, PostgreSQL's backends)."""
+def process_tree(root: int) -> list[int]:
+    """A process and its live descendants (the server's workers, PostgreSQL's backends, a worker's flow runs)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit() and (fields := _stat(int(entry))) is not None:
             children.setdefault(int(fields[1]), []).append(int(entry))
-    total, stack = 0.0, [root]
+    tree, stack = [], [root]
     while stack:
         pid = stack.pop()
-        total += _cpu_s(pid) or 0.0
+        tree.append(pid)
         stack.extend(children.get(pid, []))
-    return total
+    return tree
+
+
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds of a process and its live descendants."""
+    return sum(_cpu_s(pid) or 0.0 for pid in process_tree(root))
 
 
 class SpawnWatch:

@@ -56,9 +56,9 @@ from bench.event_bench import (  # noqa: E402
     Service,
     Stack,
     _epoch,
-    _stat,
     checkout_for,
     prefect_database,
+    process_tree,
     run_checked,
     tree_cpu_s,
 )
@@ -119,16 +119,7 @@ def rss_mib(pid: int) -> float:
 
 def tree_rss_mib(root: int) -> float:
     """Resident memory of a worker and the flow-run processes it started (none while idle)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (fields := _stat(int(entry))) is not None:
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    total, stack = 0.0, [root]
-    while stack:
-        pid = stack.pop()
-        total += rss_mib(pid)
-        stack.extend(children.get(pid, []))
-    return total
+    return sum(rss_mib(pid) for pid in process_tree(root))
 
 
 def percentile(values: list[float], fraction: float) -> float:
