@@ -264,9 +264,7 @@ class Stack:
     def start_bridge(self) -> None:
         port = free_port()
         env = {**self.client_env(), "GITHUB_WEBHOOK_SECRET": SECRET, "INFRA_REPOSITORIES": REPO,
-               "INFRA_WEBHOOK_STATE": str(self.tmp / "deliveries.sqlite3")}
-        for key in ("GITHUB_TOKEN", "GITHUB_API_URL"):  # the bridge only emits; it asks GitHub nothing here
-            env.pop(key, None)
+               "INFRA_WEBHOOK_STATE": str(self.tmp / "deliveries.sqlite3")}  # GitHub too: it lists the PR's files
         bridge = Service.start([str(VENV_BIN / "infra-webhook"), "--port", str(port)], env, self.checkout,
                                self.tmp / "bridge.log")
         self.services.append(bridge)
