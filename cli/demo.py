@@ -216,6 +216,8 @@ class Sandboxes:
         owner, name = REPO.split("/")
         env.update(self.kube_env, GITHUB_API_URL=self.github.url, GITHUB_TOKEN=self.github.token_for(ADMIN),
                    GH_OWNER=owner, GH_REPO=name, **prefect.env)
+        # the sandbox gives kubectl a HOME of its own: the record key stays the one this process finds
+        env.setdefault("XDG_CONFIG_HOME", os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config"))
         return env
 
 
