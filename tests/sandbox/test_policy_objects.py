@@ -4,19 +4,8 @@ validation, defaults, status, and the admission that refuses pods a quota or a L
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 
-from tests.fixtures.kube import KubeSandbox
-
-
-def _wait(pred: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
+from tests.fixtures.kube import KubeSandbox, wait_until
 
 
 def _web(sb: KubeSandbox, replicas: int, cpu: str = "500m", memory: str = "256Mi") -> None:
@@ -62,7 +51,7 @@ def test_quota_is_discovered_created_and_reports_usage_of_the_running_pods(kube_
     assert "pods: 3/10, requests.cpu: 1500m/2, requests.memory: 768Mi/1Gi" in table.stdout
     assert "limits.cpu: 3/8" in table.stdout
     assert kube_sandbox.kubectl("scale", "deployment/web", "--replicas=1").returncode == 0
-    assert _wait(lambda: (kube_sandbox.get("quota", "default", "compute") or {})["status"]["used"]["pods"] == "1")
+    assert wait_until(lambda: (kube_sandbox.get("quota", "default", "compute") or {})["status"]["used"]["pods"] == "1")
 
 
 def test_a_deployment_that_cannot_fit_is_refused_pods_and_does_not_roll_out(kube_sandbox: KubeSandbox) -> None:

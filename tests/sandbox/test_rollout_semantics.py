@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from sandbox.kube.controllers import HASH_LABEL, REVISION, REVISION_HISTORY
-from tests.fixtures.kube import KUBECTL, KubeSandbox
+from tests.fixtures.kube import KUBECTL, KubeSandbox, wait_until
 
 
 def _image(sb: KubeSandbox, name: str = "web") -> str:
@@ -21,15 +21,6 @@ def _replicas(sb: KubeSandbox, name: str = "web") -> int:
     dep = sb.get("deployment", "default", name)
     assert dep is not None
     return int(dep["spec"]["replicas"])
-
-
-def _wait(pred: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
 
 
 def test_scale_then_undo_keeps_replicas_and_reverts_template(kube_sandbox: KubeSandbox) -> None:
@@ -179,7 +170,7 @@ def test_rollout_status_waits_then_succeeds(kube_sandbox_factory: Callable[..., 
         text=True,
     )
     try:
-        assert _wait(lambda: any("watch=true" in r["query"] for r in sb.requests()), timeout=20)
+        assert wait_until(lambda: any("watch=true" in r["query"] for r in sb.requests()), timeout=20)
         assert sb.fast_forward()
         out, err = proc.communicate(timeout=20)
     finally:
@@ -228,9 +219,9 @@ def test_hpa_keeps_target_within_bounds(kube_sandbox: KubeSandbox) -> None:
     kube_sandbox.create_deployment("default", "web", replicas=3)
     kube_sandbox.create_hpa("default", "web", "web", min_replicas=2, max_replicas=5)
     assert kube_sandbox.kubectl("scale", "deployment/web", "--replicas=10").returncode == 0
-    assert _wait(lambda: _replicas(kube_sandbox) == 5)
+    assert wait_until(lambda: _replicas(kube_sandbox) == 5)
     assert kube_sandbox.kubectl("scale", "deployment/web", "--replicas=1").returncode == 0
-    assert _wait(lambda: _replicas(kube_sandbox) == 2)
+    assert wait_until(lambda: _replicas(kube_sandbox) == 2)
     kube_sandbox.settle()
     hpa = kube_sandbox.get("hpa", "default", "web")
     assert hpa is not None and hpa["status"]["desiredReplicas"] == 2
@@ -249,7 +240,7 @@ def test_hpa_keeps_target_within_bounds(kube_sandbox: KubeSandbox) -> None:
     assert (
         kube_sandbox.kubectl("patch", "hpa", "web", "--type=merge", "-p", '{"spec":{"minReplicas":4}}').returncode == 0
     )
-    assert _wait(lambda: _replicas(kube_sandbox) == 4)
+    assert wait_until(lambda: _replicas(kube_sandbox) == 4)
 
 
 def test_statefulset_scale_and_rollout_status(kube_sandbox: KubeSandbox) -> None:
@@ -298,20 +289,20 @@ spec:
     assert _replicas(kube_sandbox) == 3
     forced = kube_sandbox.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
     assert forced.returncode == 0, forced.stderr
-    assert _wait(lambda: _replicas(kube_sandbox) == 5)
+    assert wait_until(lambda: _replicas(kube_sandbox) == 5)
 
 
 def test_hpa_follows_its_current_target_only(kube_sandbox: KubeSandbox) -> None:
     # an HPA written before its target exists takes the target over once it is created
     kube_sandbox.create_hpa("default", "web", "later", min_replicas=2, max_replicas=5)
     kube_sandbox.create_deployment("default", "later", replicas=9)
-    assert _wait(lambda: _replicas(kube_sandbox, "later") == 5)
+    assert wait_until(lambda: _replicas(kube_sandbox, "later") == 5)
     # retargeted, it bounds the new target and no longer the old one
     kube_sandbox.create_deployment("default", "other", replicas=3)
     patch = '{"spec":{"scaleTargetRef":{"name":"other"}}}'
     assert kube_sandbox.kubectl("patch", "hpa", "web", "--type=merge", "-p", patch).returncode == 0
     assert kube_sandbox.kubectl("scale", "deployment/later", "--replicas=9").returncode == 0
     assert kube_sandbox.kubectl("scale", "deployment/other", "--replicas=9").returncode == 0
-    assert _wait(lambda: _replicas(kube_sandbox, "other") == 5)
+    assert wait_until(lambda: _replicas(kube_sandbox, "other") == 5)
     kube_sandbox.settle()
     assert _replicas(kube_sandbox, "later") == 9
