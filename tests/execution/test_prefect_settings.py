@@ -9,4 +9,7 @@ def test_an_empty_prefect_api_url_runs_on_a_temporary_server_without_tracebacks(
     output = refused.stdout + refused.stderr
     assert refused.returncode == 0 and refused.stdout.splitlines()[-1] == "skipped", output
     assert "Refusing to execute: PR missing label 'execute-plan'." in refused.stdout
-    assert "Traceback" not in output and "EventsWorker" not in output, output
+    # Prefect's own drain note ("EventsWorker - Still processing items") may appear on a slow machine: the
+    # events are still delivered. What the blank setting used to cause is an error per event.
+    assert "Traceback" not in output and "failed to process item" not in output, output
+    assert not [line for line in output.splitlines() if "| ERROR" in line], output
