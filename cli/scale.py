@@ -86,17 +86,12 @@ def _check_execute(options: ScaleOptions, state: DesiredState, env: Mapping[str,
     repository_paths(options.plans_dir, state.target, [PLAN_FILE])
 
 
-def _transient(error: Exception) -> bool:
-    return isinstance(error, KubectlError) and error.transient
-
-
 @dataclass(frozen=True)
 class RetriedLiveState:
     """The live state through kubectl, retried on transient failures with the flow's policy."""
 
     def read(self, state: DesiredState) -> list[dict[str, Any]]:
-        return KUBECTL_RETRY.call(lambda: get_items(Kubectl(context=state.context), state.namespace, LIVE_RESOURCES),
-                                  _transient)
+        return KUBECTL_RETRY.call(lambda: get_items(Kubectl(context=state.context), state.namespace, LIVE_RESOURCES))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.plan import Action, ApplyHpa, Plan, ScaleWorkload, UpdateResources
-from core.state import Objects, expected_after, state_of
+from core.state import expected_after
 from core.steps import Landing, hpa_manifest
 
 ABSENT = "—"
@@ -99,14 +99,6 @@ def planned_state(plan: Plan, action: Action, live: Mapping[str, Any] | None) ->
     if live is None:
         return None
     return expected_after(action, live)
-
-
-def planned_changes(plan: Plan, action: Action, objects: Objects) -> list[FieldChange]:
-    """Live value → planned value for every field `action` touches (rows whose object is absent show `—`)."""
-    live = state_of(action, objects)
-    if live is None and not isinstance(action, ApplyHpa):
-        return wanted_changes(action, ABSENT)
-    return changes_between(action, live, planned_state(plan, action, live))
 
 
 def wanted_changes(action: Action, before: str = UNREAD) -> list[FieldChange]:

@@ -9,10 +9,14 @@ GH_OWNER/GH_REPO), INFRA_TRUSTED_BOTS (comma-separated bot logins whose labels c
 Failure policy:
 - ``check_gate`` / ``recheck_gate`` never raise: missing settings or any GitHub error become a refusal
   (fail closed) whose reason is one clear sentence.
-- ``fetch_facts``, ``remove_trigger_label``, ``upsert_audit_comment`` raise ``GitHubError`` (one clear message).
-- Reads (and idempotent PATCH/DELETE) are retried on 5xx; POST and PUT never are. Rate limits are waited for
-  up to ``max_rate_limit_wait`` seconds, then a clear error. The token never appears in a message or repr
-  (it is registered with ``integrations.secrets`` as soon as it is known).
+- ``fetch_facts``, ``claim_trigger_label``, ``upsert_audit_comment`` raise ``GitHubError`` (one clear message),
+  a TemporaryError or a PermanentError by type.
+- One retry layer per request: PyGithub's client retries the idempotent requests (GET, PATCH, DELETE) on 5xx
+  and rate limits, GITHUB_RETRIES times; it never retries a POST or PUT, which ``written`` retries instead, on
+  ``core.retry.GITHUB_RETRY``, checking first whether an earlier attempt landed. Rate limits are waited for up
+  to ``max_rate_limit_wait`` seconds (as long as GitHub asks: Retry-After, x-ratelimit-reset), then a clear
+  error. The token never appears in a message or repr (it is registered with ``integrations.secrets`` as soon as
+  it is known).
 - Answers GitHub should not give (not JSON, a redirect, a link to another host) are refusals too, never retried.
 """
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -43,6 +48,7 @@ from core.gate import (
 )
 from core.k8s import MAX_INT32, decimal_integer
 from core.report import sticky_body
+from core.retry import GITHUB_RETRY, RetryPolicy
 from integrations import secrets
 
 log = logging.getLogger(__name__)
@@ -54,21 +60,24 @@ T = TypeVar("T")
 class GitHubError(Exception):
     """A GitHub call failed. The message is one clear sentence and never contains the token.
 
-    `transient`: a 5xx, a timeout or an unreachable server, worth another try; bad settings, 4xx and answers
-    GitHub should not give are not. Constructed as GitHubError(...), it is a TransientGitHubError (a
-    TemporaryError) or a PermanentGitHubError (a PermanentError), as kubectl's errors are."""
+    Constructed as GitHubError(...), it is a TransientGitHubError (a TemporaryError: a 5xx, a timeout, an
+    unreachable server, a rate limit within the wait cap; `delay_s` is the wait GitHub asked for) or a
+    PermanentGitHubError (a PermanentError: bad settings, other 4xx, answers GitHub should not give), as kubectl's
+    errors are. The type is the classification; `transient` follows from it."""
 
-    def __new__(cls, message: str, transient: bool = False) -> GitHubError:
+    transient: bool
+
+    def __new__(cls, message: str, transient: bool = False, delay_s: float | None = None) -> GitHubError:
         if cls is GitHubError:
             cls = TransientGitHubError if transient else PermanentGitHubError
         return super().__new__(cls, message)
 
-    def __init__(self, message: str, transient: bool = False) -> None:
+    def __init__(self, message: str, transient: bool = False, delay_s: float | None = None) -> None:
         super().__init__(message)
-        self.transient = transient
+        self.delay_s = delay_s
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return GitHubError, (str(self), self.transient)
+        return GitHubError, (str(self), self.transient, self.delay_s)
 
 
 class TransientGitHubError(GitHubError, TemporaryError):
@@ -264,59 +273,111 @@ def _message_of(data: Any) -> str:
 
 @contextmanager
 def _translate(settings: GitHubSettings, action: str) -> Iterator[None]:
-    """Turn every PyGithub/requests failure into one GitHubError sentence (no chained traceback)."""
-    import requests
+    """Turn every PyGithub/requests failure into one GitHubError sentence (no chained traceback), classified."""
+    try:
+        yield
+    except Exception as error:
+        where = f"{action} ({settings.full_name} at {secrets.mask(settings.api_url)})"
+        translated = _translated(settings, where, error)
+        if translated is None:
+            raise
+        raise translated from None
+
+
+def _translated(settings: GitHubSettings, where: str, error: Exception) -> GitHubError | None:
+    from github.GithubException import GithubException
+
+    if isinstance(error, GitHubError):
+        return GitHubError(secrets.mask(str(error)), error.transient, error.delay_s)
+    if isinstance(error, _RedirectRefused):
+        return GitHubError(f"GitHub answered with a redirect ({error.status}) while {where}; "
+                           f"redirects are not followed (check GITHUB_API_URL)")
+    if isinstance(error, GithubException):
+        return _answer_error(settings, where, error)
+    return _transport_error(settings, where, error)
+
+
+def _answer_error(settings: GitHubSettings, where: str, error: Any) -> GitHubError:
+    """GitHub answered with an error status (a PyGithub GithubException)."""
     from github.GithubException import (
         BadCredentialsException,
-        GithubException,
         RateLimitExceededExceedsMaxWait,
         RateLimitExceededException,
         UnknownObjectException,
     )
 
-    where = f"{action} ({settings.full_name} at {secrets.mask(settings.api_url)})"
-    try:
-        yield
-    except GitHubError as e:
-        raise GitHubError(secrets.mask(str(e)), e.transient) from None
-    except _RedirectRefused as e:
-        raise GitHubError(f"GitHub answered with a redirect ({e.status}) while {where}; "
-                          f"redirects are not followed (check GITHUB_API_URL)") from None
-    except BadCredentialsException:
-        raise GitHubError(f"GitHub rejected the token (401 Bad credentials) while {where}") from None
-    except RateLimitExceededExceedsMaxWait as e:
-        wait = f"{e.wait:.0f}s" if e.wait is not None else "longer"
-        raise GitHubError(f"GitHub rate limit exceeded while {where}: waiting would take {wait}, "
-                          f"more than the configured cap of {settings.max_rate_limit_wait:g}s") from None
-    except RateLimitExceededException as e:
-        reset = (e.headers or {}).get("x-ratelimit-reset")
+    if isinstance(error, BadCredentialsException):
+        return GitHubError(f"GitHub rejected the token (401 Bad credentials) while {where}")
+    if isinstance(error, RateLimitExceededExceedsMaxWait):
+        return _over_the_cap(settings, where, error.wait)
+    if isinstance(error, RateLimitExceededException):
+        reset = (error.headers or {}).get("x-ratelimit-reset")
         when = f" (resets at {datetime.fromtimestamp(int(reset)).isoformat()})" if reset and reset.isdigit() else ""
-        raise GitHubError(f"GitHub rate limit exceeded while {where}{when}") from None
-    except UnknownObjectException:
-        raise GitHubError(f"not found (404) while {where}") from None
-    except GithubException as e:
-        message = _message_of(e.data)
-        raise GitHubError(f"GitHub answered {e.status} while {where}" + (f": {message}" if message else ""),
-                          transient=e.status >= 500) from None
-    except requests.exceptions.RetryError:
-        raise GitHubError(f"GitHub kept failing (5xx) while {where}, gave up after {settings.retries} "
-                          f"retries", transient=True) from None
-    except requests.exceptions.Timeout:
-        raise GitHubError(f"GitHub did not answer within {settings.timeout:g}s while {where}",
-                          transient=True) from None
-    except requests.exceptions.ConnectionError as e:
-        if _timed_out(e):
-            raise GitHubError(f"GitHub did not answer within {settings.timeout:g}s while {where}, "
-                              f"{settings.retries} retries included", transient=True) from None
-        raise GitHubError(f"cannot reach GitHub while {where}", transient=True) from None
-    except requests.exceptions.RequestException as e:
-        raise GitHubError(f"request to GitHub failed while {where} ({type(e).__name__})") from None
-    except json.JSONDecodeError:  # PyGithub parses every answer that starts like JSON
-        raise GitHubError(f"GitHub's answer was not JSON while {where}") from None
-    except AssertionError:  # PyGithub asserts that every URL it follows (bodies, Link headers) is on its host
-        raise GitHubError(f"GitHub's answer links to another host while {where}; not followed") from None
-    except RuntimeError:  # PyGithub's refusal of a redirect to another host or scheme
-        raise GitHubError(f"GitHub answered with a redirect to another host while {where}") from None
+        return _rate_limited(settings, f"GitHub rate limit exceeded while {where}{when}", where, error.headers)
+    if isinstance(error, UnknownObjectException):
+        return GitHubError(f"not found (404) while {where}")
+    message = _message_of(error.data)
+    sentence = f"GitHub answered {error.status} while {where}" + (f": {message}" if message else "")
+    if error.status == 429:
+        return _rate_limited(settings, sentence, where, error.headers)
+    return GitHubError(sentence, transient=error.status >= 500)
+
+
+def _over_the_cap(settings: GitHubSettings, where: str, wait_s: float | None) -> GitHubError:
+    wait = f"{wait_s:.0f}s" if wait_s is not None else "longer"
+    return GitHubError(f"GitHub rate limit exceeded while {where}: waiting would take {wait}, "
+                       f"more than the configured cap of {settings.max_rate_limit_wait:g}s")
+
+
+def _rate_limited(settings: GitHubSettings, sentence: str, where: str,
+                  headers: Mapping[str, str] | None) -> GitHubError:
+    """A rate limit: temporary, waited for as long as GitHub asks, unless that is longer than the cap."""
+    wait_s = asked_wait_s(headers or {}, time.time())
+    if wait_s > settings.max_rate_limit_wait:
+        return _over_the_cap(settings, where, wait_s)
+    return GitHubError(sentence, transient=True, delay_s=wait_s)
+
+
+SECONDARY_RATE_WAIT_S = 60.0
+"""GitHub's advice for a rate-limited answer that says neither Retry-After nor a reset: wait at least a minute."""
+
+
+def asked_wait_s(headers: Mapping[str, str], now: float) -> float:
+    """How long a rate-limited answer asks the client to wait: `Retry-After` seconds; else, when no requests
+    remain, until `x-ratelimit-reset` (epoch seconds) and one more; else a minute (GitHub's documented order)."""
+    lower = {name.lower(): str(value) for name, value in headers.items()}
+    retry_after = lower.get("retry-after", "").strip()
+    if retry_after.isdigit():
+        return float(retry_after)
+    reset = lower.get("x-ratelimit-reset", "").strip()
+    if lower.get("x-ratelimit-remaining") == "0" and reset.isdigit():
+        return max(int(reset) - now, 0.0) + 1
+    return SECONDARY_RATE_WAIT_S
+
+
+def _transport_error(settings: GitHubSettings, where: str, error: Exception) -> GitHubError | None:
+    """No usable answer: the connection, a timeout, or a body PyGithub could not take; None when unknown."""
+    import requests
+
+    timeout = f"GitHub did not answer within {settings.timeout:g}s while {where}"
+    if isinstance(error, requests.exceptions.RetryError):
+        return GitHubError(f"GitHub kept failing (5xx) while {where}, gave up after {settings.retries} "
+                           f"retries", transient=True)
+    if isinstance(error, requests.exceptions.Timeout):
+        return GitHubError(timeout, transient=True)
+    if isinstance(error, requests.exceptions.ConnectionError):
+        if _timed_out(error):
+            return GitHubError(f"{timeout}, {settings.retries} retries included", transient=True)
+        return GitHubError(f"cannot reach GitHub while {where}", transient=True)
+    if isinstance(error, requests.exceptions.RequestException):
+        return GitHubError(f"request to GitHub failed while {where} ({type(error).__name__})")
+    if isinstance(error, json.JSONDecodeError):  # PyGithub parses every answer that starts like JSON
+        return GitHubError(f"GitHub's answer was not JSON while {where}")
+    if isinstance(error, AssertionError):  # PyGithub asserts that every URL it follows is on its host
+        return GitHubError(f"GitHub's answer links to another host while {where}; not followed")
+    if isinstance(error, RuntimeError):  # PyGithub's refusal of a redirect to another host or scheme
+        return GitHubError(f"GitHub answered with a redirect to another host while {where}")
+    return None
 
 
 def _timed_out(error: BaseException) -> bool:
@@ -327,9 +388,19 @@ def _timed_out(error: BaseException) -> bool:
     return isinstance(reason, ReadTimeoutError)
 
 
-def _call(settings: GitHubSettings, action: str, fn: Callable[[], T]) -> T:
-    with _translate(settings, action):
-        return fn()
+def written(settings: GitHubSettings, action: str, attempt: Callable[[], T], done: Callable[[], T | None] | None = None,
+            policy: RetryPolicy = GITHUB_RETRY) -> T:
+    """A GitHub write (POST, PUT) through its one retry layer: `done()` first, when given (the write's effect, which
+    an earlier attempt may have stored although its answer was an error), then `attempt()`; the two retried on
+    `policy` while GitHub fails temporarily (TemporaryError: 5xx, timeouts, a rate limit within the cap, waited for
+    as long as GitHub asked). PyGithub's client retries no POST or PUT itself. Raises GitHubError."""
+
+    def once() -> T:
+        with _translate(settings, action):
+            found = done() if done is not None else None
+            return found if found is not None else attempt()
+
+    return policy.call(once)
 
 
 # --------------------------------------------------------------------------- facts
@@ -344,7 +415,9 @@ def _permission(repo: Any, login: str) -> tuple[str, str]:
     from github.GithubException import GithubException
 
     try:
-        _, data = repo._requester.requestJsonAndCheck(
+        # One GET for both fields: PyGithub's get_collaborator_permission and get_collaborator_role_name would ask
+        # twice. `requester` is PyGithub's public way to an endpoint's whole answer.
+        _, data = repo.requester.requestJsonAndCheck(
             "GET", f"{repo.url}/collaborators/{quote(login, safe='')}/permission")
     except GithubException as e:
         if e.status == 404:
@@ -468,8 +541,8 @@ def _json_object(raw: Any, what: str, key: str) -> None:
         raise GitHubError(f"GitHub's answer for {what} was not a JSON object with '{key}'")
 
 
-def fetch_facts(settings: GitHubSettings, requirement: GateRequirement) -> PullRequestFacts:
-    """Ask GitHub everything the gate needs. Raises GitHubError."""
+def _checked_requirement(settings: GitHubSettings, requirement: GateRequirement) -> str:
+    """The flow's label, once the settings and every path are known good (before anything is asked of GitHub)."""
     missing = settings.missing()
     if missing:
         raise GitHubError(f"GitHub settings missing: {', '.join(missing)}")
@@ -480,56 +553,89 @@ def fetch_facts(settings: GitHubSettings, requirement: GateRequirement) -> PullR
         problem = plan_path_problem(path)
         if problem:
             raise GitHubError(problem)
+    return label
+
+
+def _pull(settings: GitHubSettings, repo: Any, number: int) -> tuple[Any, str | None]:
+    """The PR and its state (a lazy client GETs it on the first attribute read), checked to be a PR."""
+    try:
+        pr = repo.get_pull(number)
+        state: str | None = pr.state
+    except Exception as e:
+        if _is_status(e, 404):
+            raise GitHubError(f"PR #{number} not found in {settings.full_name}") from None
+        raise
+    _json_object(pr.raw_data, f"PR #{number}", "number")
+    return pr, state
+
+
+@dataclass(frozen=True)
+class _Ends:
+    """The PR's head and base, None where GitHub left them out (a deleted fork)."""
+
+    head_sha: str | None
+    head_repo: Any
+    base_repo: Any
+    base_ref: str | None
+
+    @classmethod
+    def of(cls, pr: Any) -> _Ends:
+        head, base = pr.head, pr.base
+        if head is None:
+            return cls(None, None, base.repo if base is not None else None, base.ref if base is not None else None)
+        return cls(head.sha, head.repo, base.repo if base is not None else None, base.ref if base is not None else None)
+
+    @property
+    def from_base(self) -> bool:
+        """Same repository by name, and by id when GitHub gives one (a renamed fork is not the base)."""
+        head, base = self.head_repo, self.base_repo
+        if head is None or base is None or head.full_name.lower() != base.full_name.lower():
+            return False
+        return head.id is None or head.id == base.id
+
+
+def fetch_facts(settings: GitHubSettings, requirement: GateRequirement) -> PullRequestFacts:
+    """Ask GitHub everything the gate needs. Raises GitHubError."""
+    label = _checked_requirement(settings, requirement)
     with _translate(settings, f"reading PR #{requirement.pr}"):
-        g = _client(settings)
-        repo = g.get_repo(settings.full_name)
-        try:
-            pr = repo.get_pull(requirement.pr)  # lazy client: the GET happens on first attribute access
-            state = pr.state
-        except Exception as e:
-            if _is_status(e, 404):
-                raise GitHubError(f"PR #{requirement.pr} not found in {settings.full_name}") from None
-            raise
-        _json_object(pr.raw_data, f"PR #{requirement.pr}", "number")
-        head_sha: str | None = pr.head.sha if pr.head is not None else None
-        head_repo = pr.head.repo if pr.head is not None else None
-        base_repo = pr.base.repo if pr.base is not None else None
-        from_base = bool(head_repo is not None and base_repo is not None
-                         and head_repo.full_name.lower() == base_repo.full_name.lower()
-                         and (head_repo.id is None or head_repo.id == base_repo.id))
-        labels = tuple(lb.name for lb in pr.labels or ())
-        history = label_history(_timeline(pr), label)
-        actor = history.actor
-        role, permission = _permission(repo, actor) if actor else (None, None)
-        paths = (requirement.plan_path, *requirement.read_paths)
-        blobs = blob_shas(repo, head_sha, paths) if head_sha else dict.fromkeys(paths)
-        approvals = _approvals(repo, pr, head_sha) if requirement.require_approval and head_sha else None
-        changed = {str(file.filename) for file in pr.get_files()}  # paginated; GitHub lists up to 3000
-        base_ref = pr.base.ref if pr.base is not None else None
-        facts = PullRequestFacts(
-            number=pr.number,
-            is_open=(state == "open") if state else None,
-            merged=pr.merged,
-            draft=pr.draft,
-            from_base_repo=from_base,
-            head_repo=head_repo.full_name if head_repo is not None else None,
-            labels=labels,
-            head_sha=head_sha,
-            label_actor=actor,
-            label_added_at=history.added_at,
-            label_actor_role=role,
-            label_actor_permission=permission,
-            label_actor_type=history.actor_type,
-            pushed_after_label=history.pushed_after,
-            plan_blob_sha=blobs[requirement.plan_path],
-            file_blob_shas={path: blobs[path] for path in requirement.read_paths},
-            approvals=approvals,
-            plan_changed=requirement.plan_path in changed,
-            base_ref=base_ref,
-            allowed_bases=(repo.default_branch, *settings.base_branches),
-        )
+        repo = _client(settings).get_repo(settings.full_name)
+        pr, state = _pull(settings, repo, requirement.pr)
+        facts = _gathered(settings, requirement, repo, pr, label, state)
     log.debug("gate facts for %s PR #%s: %s", settings.full_name, requirement.pr, facts)
     return facts
+
+
+def _gathered(settings: GitHubSettings, requirement: GateRequirement, repo: Any, pr: Any, label: str,
+              state: str | None) -> PullRequestFacts:
+    ends = _Ends.of(pr)
+    history = label_history(_timeline(pr), label)
+    role, permission = _permission(repo, history.actor) if history.actor else (None, None)
+    paths = (requirement.plan_path, *requirement.read_paths)
+    blobs = blob_shas(repo, ends.head_sha, paths) if ends.head_sha else dict.fromkeys(paths)
+    approvals = _approvals(repo, pr, ends.head_sha) if requirement.require_approval and ends.head_sha else None
+    changed = {str(file.filename) for file in pr.get_files()}  # paginated; GitHub lists up to 3000
+    return PullRequestFacts(
+        number=pr.number,
+        is_open=(state == "open") if state else None,
+        merged=pr.merged,
+        draft=pr.draft,
+        from_base_repo=ends.from_base,
+        head_repo=ends.head_repo.full_name if ends.head_repo is not None else None,
+        labels=tuple(lb.name for lb in pr.labels or ()),
+        head_sha=ends.head_sha,
+        label_actor=history.actor,
+        label_added_at=history.added_at,
+        label_actor_role=role,
+        label_actor_permission=permission,
+        label_actor_type=history.actor_type,
+        pushed_after_label=history.pushed_after,
+        plan_blob_sha=blobs[requirement.plan_path],
+        file_blob_shas={path: blobs[path] for path in requirement.read_paths},
+        approvals=approvals,
+        plan_changed=requirement.plan_path in changed,
+        base_ref=ends.base_ref,
+        allowed_bases=(repo.default_branch, *settings.base_branches),
+    )
 
 
 def _facts_or_error(settings: GitHubSettings, requirement: GateRequirement) -> PullRequestFacts:
@@ -581,8 +687,8 @@ def restore_trigger_label(settings: GitHubSettings, requirement: GateRequirement
     if label is None:
         raise GitHubError(f"unknown flow '{requirement.flow}'")
     settings = settings.serving(requirement.repository)
-    with _translate(settings, f"adding label '{label}' back to PR #{requirement.pr}"):
-        _client(settings).get_repo(settings.full_name).get_issue(requirement.pr).add_to_labels(label)
+    written(settings, f"adding label '{label}' back to PR #{requirement.pr}",  # adding it twice is harmless
+            lambda: _client(settings).get_repo(settings.full_name).get_issue(requirement.pr).add_to_labels(label))
 
 
 def status_descriptions(settings: GitHubSettings, repository: str | None, sha: str, context: str) -> list[str]:
@@ -590,8 +696,9 @@ def status_descriptions(settings: GitHubSettings, repository: str | None, sha: s
     settings = settings.serving(repository)
     with _translate(settings, f"reading status {context} on {short(sha)}"):
         repo = _client(settings).get_repo(settings.full_name)
-        # GET /repos/{o}/{r}/commits/{ref}/statuses, newest first (PyGithub's Commit would first GET the commit)
-        _, statuses = repo._requester.requestJsonAndCheck("GET", f"{repo.url}/commits/{quote(sha, safe='')}/statuses")
+        # GET /repos/{o}/{r}/commits/{ref}/statuses, newest first: the documented listing (PyGithub's
+        # Commit.get_statuses asks the undocumented /statuses/{sha}), through PyGithub's public `requester`
+        _, statuses = repo.requester.requestJsonAndCheck("GET", f"{repo.url}/commits/{quote(sha, safe='')}/statuses")
         return [str(status.get("description") or "") for status in statuses or ()
                 if isinstance(status, dict) and status.get("context") == context]
 
@@ -604,8 +711,8 @@ def upsert_audit_comment(settings: GitHubSettings, requirement: GateRequirement,
     """Create or update the single audit comment for this plan and flow; return its id.
 
     The comment is found by a hidden marker (``audit_marker``) among the comments of the token's user. A POST
-    is never retried blindly: after a failed POST the comments are listed again, and a comment the server
-    stored despite the failure is edited instead of posting a duplicate.
+    is never retried blindly (``written``): after a failed POST the comments are listed again, and a comment the
+    server stored despite the failure is edited instead of posting a duplicate.
     """
     problem = plan_path_problem(requirement.plan_path)
     if problem:
@@ -627,30 +734,20 @@ def upsert_audit_comment(settings: GitHubSettings, requirement: GateRequirement,
         # An app installation token (e.g. Actions' GITHUB_TOKEN) cannot read /user: then trust bot authors only.
         return bool(user.login == me) if me is not None else user.type == "Bot"
 
-    attempts = max(settings.retries, 0) + 1
-    for attempt in range(1, attempts + 1):
-        with _translate(settings, action):
-            existing = [c for c in issue.get_comments() if ours(c)]
-            if existing:
-                comment = existing[0]
-                if len(existing) > 1:
-                    log.warning("PR #%s has %d audit comments for %s; updating the oldest",
-                                requirement.pr, len(existing), requirement.plan_path)
-                edited = sticky_body(marker, newest, comment.body)  # earlier runs stay, collapsed, under it
-                if comment.body != edited:
-                    comment.edit(edited)
-                comment_id: int = comment.id
-                return comment_id
-        try:
-            with _translate(settings, action):
-                created = issue.create_comment(body)
-                created_id: int = created.id
-                return created_id
-        except GitHubError as e:
-            if attempt >= attempts or not is_transient(e):
-                raise
-            log.info("audit comment POST failed (%s); checking whether it was stored before retrying", e)
-    raise GitHubError(f"could not write the audit comment on PR #{requirement.pr}")  # pragma: no cover
+    def existing() -> int | None:
+        found = [c for c in issue.get_comments() if ours(c)]
+        if not found:
+            return None
+        comment = found[0]
+        if len(found) > 1:
+            log.warning("PR #%s has %d audit comments for %s; updating the oldest",
+                        requirement.pr, len(found), requirement.plan_path)
+        edited = sticky_body(marker, newest, comment.body)  # earlier runs stay, collapsed, under it
+        if comment.body != edited:
+            comment.edit(edited)
+        return int(comment.id)
+
+    return written(settings, action, lambda: int(issue.create_comment(body).id), existing)
 
 
 STATUS_STATES = ("pending", "success", "failure", "error")
@@ -664,29 +761,23 @@ def status_context(flow: str) -> str:
 
 
 def set_commit_status(settings: GitHubSettings, repository: str | None, sha: str, context: str, state: str,
-                      description: str, target_url: str | None = None) -> None:
-    """POST a commit status. A repeated status is harmless (the newest per context counts), so a transient
-    failure is tried once more. Raises GitHubError."""
+                      description: str, target_url: str | None = None, policy: RetryPolicy = GITHUB_RETRY) -> None:
+    """POST a commit status, retried on `policy` (``written``): a repeated status is harmless (the newest per
+    context counts). Raises GitHubError."""
     if state not in STATUS_STATES:
         raise GitHubError(f"unknown commit status state {state!r}")
     settings = settings.serving(repository)
     text = secrets.mask(description)
     if len(text) > STATUS_DESCRIPTION_LIMIT:
         text = text[:STATUS_DESCRIPTION_LIMIT - 1] + "…"
-    action = f"setting status {context} on {short(sha)}"
-    for attempt in (1, 2):
-        try:
-            with _translate(settings, action):
-                repo = _client(settings).get_repo(settings.full_name)
-                # POST /repos/{o}/{r}/statuses/{sha} (PyGithub's Commit.create_status would first GET the commit)
-                body = {"state": state, "description": text, "context": context,
-                        **({"target_url": target_url} if target_url else {})}
-                repo._requester.requestJsonAndCheck("POST", f"{repo.url}/statuses/{quote(sha, safe='')}",
-                                                    input=body)
-                return
-        except GitHubError as e:
-            if attempt == 2 or not e.transient:
-                raise
+    link = {"target_url": target_url} if target_url else {}
+
+    def post() -> None:
+        # A lazy client's commit is its URL: the POST /repos/{o}/{r}/statuses/{sha} is the only request
+        commit = _client(settings).get_repo(settings.full_name).get_commit(sha)
+        commit.create_status(state, description=text, context=context, **link)
+
+    written(settings, f"setting status {context} on {short(sha)}", post, policy=policy)
 
 
 @dataclass(frozen=True)
@@ -732,11 +823,6 @@ def _token_login(g: Any) -> str | None:
         if e.status in (403, 404):
             return None
         raise
-
-
-def is_transient(error: GitHubError) -> bool:
-    """A 5xx, a timeout or an unreachable server: worth another try (4xx and bad settings are not)."""
-    return error.transient
 
 
 # Public names for other integrations (integrations/pull_request.py builds on the same client and error policy).

@@ -7,29 +7,27 @@ There is never more than one open PR per target: an open PR whose head branch (i
 starts with `infra-scale/<target>/`, or that carries the label and the target's title, or the hidden marker in
 its body, is updated (files, title, body) instead of opening another.
 
-Every step is idempotent, so the whole call can be retried: a file whose content already matches is not
-committed again; a branch that exists is reused; after a failed or ambiguous POST/PUT (which the client never
-retries by itself) the state is read again before trying once more, so a write the server stored despite the
-failure is not repeated.
+Every step is idempotent: a file whose content already matches is not committed again; a branch that exists is
+reused; each POST/PUT goes through GitHub's one write retry layer (`integrations.github.written`), which reads the
+state again before each attempt, so a write the server stored despite a failed answer is not repeated.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import quote
+from typing import Any
 
 from core.conventions import LABELS, PLAN_FILE, Flow
 from core.desired import DesiredState
 from core.diff import Diff
-from core.errors import InputError
+from core.errors import InputError, TemporaryError
 from core.gate import GateRequirement
 from core.plan import Plan, load_plan
 from core.plan_writer import render_plan
@@ -42,11 +40,11 @@ from integrations.github import (
     audit_marker,
     client,
     contents_or_none,
-    is_transient,
     set_commit_status,
     status_context,
     token_login,
     translate_errors,
+    written,
 )
 from integrations.secrets import mask
 
@@ -54,9 +52,7 @@ log = logging.getLogger(__name__)
 
 PLAN_LABEL = "infra-plan"
 BRANCH_PREFIX = "infra-scale"
-WRITE_ATTEMPTS = 3
 AUDIT_PREFIX = "<!-- infra-orchestrator:"
-T = TypeVar("T")
 
 
 def branch_name(target: str, day: date) -> str:
@@ -128,38 +124,8 @@ def repository_paths(plans_dir: str | Path, target: str, names: list[str] | tupl
 
 
 # --------------------------------------------------------------------------- GitHub
-def _status(error: BaseException) -> int | None:
-    from github.GithubException import GithubException
-
-    return error.status if isinstance(error, GithubException) else None
-
-
-def _ambiguous(error: BaseException) -> bool:
-    """A write failure after which the server may or may not have stored the write: read again, then retry."""
-    import requests
-
-    status = _status(error)
-    if status is not None:
-        return status >= 500 or status in (409, 422)
-    return isinstance(error, requests.exceptions.RequestException)
-
-
-def _write(action: str, attempt_write: Callable[[], T], already_done: Callable[[], T | None]) -> T:
-    """Check, then write; after an ambiguous failure check again before the next attempt."""
-    last: BaseException | None = None
-    for _ in range(WRITE_ATTEMPTS):
-        done = already_done()
-        if done is not None:
-            return done
-        try:
-            return attempt_write()
-        except Exception as error:
-            if not _ambiguous(error):
-                raise
-            log.info("%s failed (%s); reading the state again before retrying", action, error)
-            last = error
-    assert last is not None
-    raise last
+Write = Callable[[Callable[[], Any], Callable[[], Any]], Any]
+"""`written` with its settings and action: (attempt, done) -> the write's result."""
 
 
 def _same_repo(pr: Any, full_name: str) -> bool:
@@ -216,7 +182,7 @@ def applied_plan(pr: Any) -> str | None:
     return None
 
 
-def _ensure_branch(repo: Any, branch: str, base: str) -> None:
+def _ensure_branch(write: Write, repo: Any, branch: str, base: str) -> None:
     def create() -> str:
         sha = _branch_sha(repo, base)
         if sha is None:
@@ -224,10 +190,10 @@ def _ensure_branch(repo: Any, branch: str, base: str) -> None:
         repo.create_git_ref(f"refs/heads/{branch}", sha)
         return sha
 
-    _write(f"creating branch {branch}", create, lambda: _branch_sha(repo, branch))
+    write(create, lambda: _branch_sha(repo, branch))
 
 
-def _commit_file(repo: Any, path: str, text: str, branch: str, message: str) -> bool:
+def _commit_file(write: Write, repo: Any, path: str, text: str, branch: str, message: str) -> bool:
     """Commit `text` at `path` on `branch` unless it is already there; True when this call changed it."""
     wanted = text.encode("utf-8")
     tried = False
@@ -246,7 +212,7 @@ def _commit_file(repo: Any, path: str, text: str, branch: str, message: str) -> 
             repo.update_file(path, message, text, content.sha, branch=branch)
         return True
 
-    return bool(_write(f"committing {path}", put, done))
+    return bool(write(put, done))
 
 
 def publish_pull_request(settings: GitHubSettings, target: str, files: Mapping[str, str], body: str,
@@ -257,7 +223,12 @@ def publish_pull_request(settings: GitHubSettings, target: str, files: Mapping[s
         raise GitHubError(f"GitHub settings missing: {', '.join(missing)}")
     title = pr_title(target, day)
     full_body = f"{pr_marker(target)}\n{body}"
-    with translate_errors(settings, f"publishing the infra-scale plan for {target}"):
+    action = f"publishing the infra-scale plan for {target}"
+
+    def write(attempt: Callable[[], Any], done: Callable[[], Any]) -> Any:
+        return written(settings, action, attempt, done)
+
+    with translate_errors(settings, action):
         repo = client(settings).get_repo(settings.full_name)
         pr = find_open_pr(repo, settings.full_name, target)
         branch = pr.head.ref if pr is not None else branch_name(target, day)
@@ -265,38 +236,40 @@ def publish_pull_request(settings: GitHubSettings, target: str, files: Mapping[s
         if pr is not None and blocked is not None:
             return PullRequestOutcome(pr.number, pr.html_url, branch, False, (), blocked)
         if pr is None:
-            _ensure_branch(repo, branch, base)
+            _ensure_branch(write, repo, branch, base)
         committed = tuple(path for path, text in files.items()
-                          if _commit_file(repo, path, text, branch, f"{title}: {path.rsplit('/', 1)[-1]}"))
+                          if _commit_file(write, repo, path, text, branch, f"{title}: {path.rsplit('/', 1)[-1]}"))
         created = pr is None
         if pr is None:
-            pr = _write(f"opening the PR for {branch}",
-                        lambda: repo.create_pull(base=base, head=branch, title=title, body=full_body),
-                        lambda: find_open_pr(repo, settings.full_name, target))
+            pr = write(lambda: repo.create_pull(base=base, head=branch, title=title, body=full_body),
+                       lambda: find_open_pr(repo, settings.full_name, target))
         elif pr.title != title or (pr.body or "") != full_body:
             pr.edit(title=title, body=full_body)
         if label not in {existing.name for existing in pr.labels or ()}:
-            _write(f"labelling PR #{pr.number}", lambda: pr.add_to_labels(label) or True,
-                   lambda: True if label in {lb.name for lb in pr.get_labels()} else None)
+            write(lambda: pr.add_to_labels(label) or True,
+                  lambda: True if label in {lb.name for lb in pr.get_labels()} else None)
         return PullRequestOutcome(pr.number, pr.html_url, branch, created, committed)
 
 
 # --------------------------------------------------------------------------- after an execution
-def post_execution_comment(settings: GitHubSettings, requirement: GateRequirement, markdown: str) -> Callable[[], int]:
+def post_execution_comment(settings: GitHubSettings, requirement: GateRequirement, markdown: str,
+                           policy: RetryPolicy = GITHUB_RETRY) -> Callable[[], int]:
     """A call that posts a new comment for this execution (so that everyone following the PR is notified; the
-    plan comment is the sticky one), under the flow's audit marker. The call may be repeated: it first looks for
-    the comment by a marker of its own, so a POST whose answer was lost is not sent twice."""
+    plan comment is the sticky one), under the flow's audit marker, retried on `policy`: each attempt first looks
+    for the comment by a marker of its own, so a POST whose answer was lost is not sent twice."""
     settings = settings.serving(requirement.repository)
     once = f"<!-- infra-orchestrator-execution:{uuid.uuid4().hex} -->"
     body = f"{audit_marker(requirement)}\n{once}\n{mask(markdown)}"[:GITHUB_COMMENT_LIMIT]
 
-    def post() -> int:
-        with translate_errors(settings, f"writing the execution comment on PR #{requirement.pr}"):
-            issue = client(settings).get_repo(settings.full_name).get_issue(requirement.pr)
-            posted = [comment.id for comment in issue.get_comments() if once in (comment.body or "").splitlines()]
-            return int(posted[0]) if posted else int(issue.create_comment(body).id)
+    def issue() -> Any:
+        return client(settings).get_repo(settings.full_name).get_issue(requirement.pr)
 
-    return post
+    def posted() -> int | None:
+        found = [comment.id for comment in issue().get_comments() if once in (comment.body or "").splitlines()]
+        return int(found[0]) if found else None
+
+    return partial(written, settings, f"writing the execution comment on PR #{requirement.pr}",
+                   lambda: int(issue().create_comment(body).id), posted, policy)
 
 
 def report_execution(settings: GitHubSettings, requirement: GateRequirement, markdown: str,
@@ -304,35 +277,27 @@ def report_execution(settings: GitHubSettings, requirement: GateRequirement, mar
     """Post the execution's comment (the run claimed the trigger label before its first change); returns a
     warning when it could not be done.
 
-    The comment is retried on `policy`'s schedule while GitHub fails transiently (5xx, timeouts, an unreachable
-    server); it is idempotent. The cluster change has happened and is recorded, so what GitHub refused or never
-    answered is reported as a warning, not raised.
+    The comment is retried on `policy`'s schedule while GitHub fails temporarily (5xx, timeouts, an unreachable
+    server, a rate limit); it is idempotent. The cluster change has happened and is recorded, so what GitHub
+    refused or never answered is reported as a warning, not raised.
     """
     parts: dict[str, Callable[[], object]] = {
-        "write the audit comment": post_execution_comment(settings, requirement, markdown)}
-    return [f"could not {name} on PR #{requirement.pr}{failure}" for name, failure in retried(parts, policy).items()]
+        "write the audit comment": post_execution_comment(settings, requirement, markdown, policy)}
+    return [f"could not {name} on PR #{requirement.pr}{failure}" for name, failure in failures(parts, policy).items()]
 
 
-def retried(parts: dict[str, Callable[[], object]], policy: RetryPolicy = GITHUB_RETRY) -> dict[str, str]:
-    """Run each GitHub call, retrying those that fail transiently on `policy`'s schedule, each on its own (one
-    that succeeded is not sent again); returns, per part that still failed, `[ after N attempts]: <error>`."""
-    parts, failed = dict(parts), dict[str, GitHubError]()
-    for delay in (*policy.delays_s, None):
-        for name, attempt in list(parts.items()):
-            try:
-                attempt()
-                failed.pop(name, None)
-                del parts[name]
-            except GitHubError as error:
-                failed[name] = error
-                if not is_transient(error):
-                    del parts[name]
-        if not parts or delay is None:
-            break
-        log.info("GitHub failed transiently (%s); retrying in %gs", "; ".join(map(str, failed.values())), delay)
-        time.sleep(delay)
-    tries = f" after {policy.retries + 1} attempts"
-    return {name: f"{tries if is_transient(error) else ''}: {error}" for name, error in failed.items()}
+def failures(parts: Mapping[str, Callable[[], object]], policy: RetryPolicy = GITHUB_RETRY) -> dict[str, str]:
+    """Run each GitHub write once (each retries by itself, on `policy`; one that succeeded is not sent again);
+    returns, per part that failed, `[ after N attempts]: <error>` (the attempts when the failure was temporary,
+    so that the whole schedule was tried)."""
+    failed: dict[str, str] = {}
+    for name, part in parts.items():
+        try:
+            part()
+        except GitHubError as error:
+            tries = f" after {policy.attempts} attempts" if isinstance(error, TemporaryError) else ""
+            failed[name] = f"{tries}: {error}"
+    return failed
 
 
 # --------------------------------------------------------------------------- after a refusal
@@ -386,8 +351,7 @@ def report_refusal(settings: GitHubSettings, requirement: GateRequirement, head_
     body = f"{marker}\n{refusal_markdown(requirement, sentence, run_url)}"
 
     def comment() -> None:
-        with translate_errors(settings, action):
-            _write(action, lambda: bool(issue.create_comment(body)), said)
+        written(settings, action, lambda: bool(issue.create_comment(body)), said, policy)
 
     parts: dict[str, Callable[[], object]] = {"post the refusal comment": comment}
     if head_sha:
@@ -396,8 +360,8 @@ def report_refusal(settings: GitHubSettings, requirement: GateRequirement, head_
         if len(description) > 140:
             description = f"refused ({REFUSAL_FIX}): {reason}"
         parts[f"set {context}"] = lambda: set_commit_status(settings, requirement.repository, head_sha, context,
-                                                            "failure", description, run_url)
-    return [f"could not {name} on PR #{requirement.pr}{failure}" for name, failure in retried(parts, policy).items()]
+                                                            "failure", description, run_url, policy)
+    return [f"could not {name} on PR #{requirement.pr}{failure}" for name, failure in failures(parts, policy).items()]
 
 
 # --------------------------------------------------------------------------- before an apply
@@ -407,7 +371,7 @@ def plan_status(settings: GitHubSettings, repository: str | None, sha: str) -> s
     settings = settings.serving(repository)
     context = status_context(Flow.PLAN)
     with translate_errors(settings, f"reading {context} on {sha[:7]}"):
-        repo = client(settings).get_repo(settings.full_name)
-        _, combined = repo._requester.requestJsonAndCheck("GET", f"{repo.url}/commits/{quote(sha, safe='')}/status")
-        states = [status.get("state") for status in combined.get("statuses") or () if status.get("context") == context]
+        # A lazy client's commit is its URL: GET /repos/{o}/{r}/commits/{ref}/status is the only request
+        combined = client(settings).get_repo(settings.full_name).get_commit(sha).get_combined_status()
+        states = [status.state for status in combined.statuses if status.context == context]
         return str(states[0]) if states else None

@@ -18,7 +18,7 @@ from integrations.github import (
     status_context,
     status_descriptions,
 )
-from integrations.pull_request import report_execution, retried
+from integrations.pull_request import failures, report_execution
 from tasks.links import flow_run_url, settings_for
 
 CLAIMED_BY = "claimed by run "
@@ -79,7 +79,7 @@ def put_label_back(requirement: GateRequirement) -> str | None:
         settings = settings_for(requirement)
     except GitHubError as error:
         return f"could not {part}: {error}"
-    failure = retried({part: lambda: restore_trigger_label(settings, requirement)}).get(part)
+    failure = failures({part: lambda: restore_trigger_label(settings, requirement)}).get(part)
     return f"could not {part}{failure}" if failure is not None else None
 
 
@@ -113,7 +113,7 @@ def report_status(requirement: GateRequirement, sha: str, state: str, descriptio
     except GitHubError as error:  # a repository this worker does not serve
         return f"could not set {context} on {sha[:7]}: {error}"
     part = f"set {context} on {sha[:7]}"
-    failure = retried({part: lambda: set_commit_status(settings, requirement.repository, sha, context, state,
+    failure = failures({part: lambda: set_commit_status(settings, requirement.repository, sha, context, state,
                                                        description, flow_run_url())}).get(part)
     if failure is None:
         return None

@@ -1,21 +1,19 @@
-"""The retry policy shared by every kubectl and GitHub task: transient failures only, with backoff."""
+"""The retry policy of every kubectl task: temporary failures only (by type), with backoff. GitHub tasks do not
+retry: the GitHub client and its write layer do (integrations.github)."""
 
 from typing import Any
 
-from core.errors import TemporaryError
-from core.retry import KUBECTL_RETRY
+from core.retry import KUBECTL_RETRY, temporary
 
 RETRIES = KUBECTL_RETRY.retries
 RETRY_DELAYS_S = list(KUBECTL_RETRY.delays_s)
 
 
 def is_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect retry condition: retry timeouts, refused connections, 429 and 5xx (from kubectl or GitHub); never
+    """Prefect retry condition: retry a TemporaryError (timeouts, refused connections, 429 and 5xx); never
     NotFound, Forbidden or Invalid."""
     try:
         state.result()
-    except TemporaryError:
-        return True
-    except Exception:
-        return False
+    except Exception as error:
+        return temporary(error)
     return False

@@ -51,17 +51,19 @@ class TaskPlanCluster:
         return dry_run_steps(plan, steps)
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 3])
+@task(cache_policy=NO_CACHE)
 def view_pull_request(pr: int, repository: str | None, paths: tuple[str, ...]) -> PullRequestView:
-    """The PR's head, web page, and the blobs there of the plan and the files it reads."""
+    """The PR's head, web page, and the blobs there of the plan and the files it reads (reads, retried by the
+    GitHub client; no task retries on top)."""
     return pull_request_view(GitHubSettings.from_env(), repository, pr, paths)
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 3])
+@task(cache_policy=NO_CACHE)
 def post_plan(pr: int, repository: str | None, plan_path: str, markdown: str, ok: bool, description: str,
               sha: str) -> str:
     """The sticky plan comment (one per PR and plan, edited on every new commit) and `infra/plan` on `sha`.
-    Returns the note saying what was posted. Raises GitHubError: a plan not shown on its PR did not do its job."""
+    Returns the note saying what was posted. Raises GitHubError: a plan not shown on its PR did not do its job.
+    Each write retries by itself (integrations.github.written), so the task does not."""
     settings = GitHubSettings.from_env()
     requirement = GateRequirement(flow=Flow.PLAN, pr=pr, plan_path=plan_path, repository=repository)
     comment = upsert_audit_comment(settings, requirement, markdown)

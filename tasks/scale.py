@@ -1,7 +1,8 @@
 """infra-scale's tasks: each wraps one core or integration call and carries its retry policy.
 
-Reading the live state retries transient kubectl failures; publishing the PR retries GitHub failures (the
-integration is idempotent, so a retry never opens a second PR or commits a file twice). Nothing is cached:
+Reading the live state retries transient kubectl failures; publishing the PR is not retried as a task: each of
+its GitHub writes retries by itself, checking first whether an earlier attempt landed (integrations.github.written),
+so no write is retried by two layers and none opens a second PR or commits a file twice. Nothing is cached:
 every run must see the cluster and GitHub as they are now.
 """
 
@@ -17,7 +18,6 @@ from core.desired import DesiredState, desired_from
 from core.diff import LIVE_RESOURCES, Diff
 from core.plan_writer import pr_body, preview_results
 from core.report import RunReport, notes_in
-from core.retry import GITHUB_RETRY
 from integrations.github import GitHubSettings
 from integrations.kubectl import Kubectl, get_items
 from integrations.pull_request import (
@@ -52,8 +52,7 @@ def write_plan(state: DesiredState, changes: Diff, plans_dir: str, day: date) ->
     return written
 
 
-@task(cache_policy=NO_CACHE, retries=GITHUB_RETRY.retries, retry_delay_seconds=list(GITHUB_RETRY.delays_s),
-      retry_condition_fn=is_transient)
+@task(cache_policy=NO_CACHE)
 def open_or_update_pr(state: DesiredState, written: WrittenPlan, plans_dir: str, base: str,
                       notes: tuple[str, ...], day: date) -> PullRequestOutcome:
     """Commit the plan files to the target's branch and open its PR, or update the open one."""
