@@ -18,15 +18,13 @@ it held every CLI run for a further second after its last step.
 
 import logging
 import os
-import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from cli.args import Options
-from cli.process import long_lived_imports
+from cli.process import leave_at_once, long_lived_imports
 from core.report import RunReport, with_lines
 from core.vocabulary import Outcome
 
@@ -88,7 +86,7 @@ def execute(options: Options) -> RunReport:
     if lost is not None:
         notes.append(f"note: the Prefect server stopped answering ({lost}): its UI may lack this run's final "
                      "state, logs and artifacts; the outcome here and the record in the cluster are complete")
-        leave_without_waiting_for_prefect(report.exit_code)
+        leave_without_waiting_for_prefect()
     return with_lines(report, notes)
 
 
@@ -141,18 +139,9 @@ def prefect_unreachable() -> str | None:
     return None
 
 
-def leave_without_waiting_for_prefect(exit_code: int) -> None:
+def leave_without_waiting_for_prefect() -> None:
     """At interpreter exit, Prefect's event and log services wait, without a bound, until each queued item has
     reached the server; against a server that is gone the events client spends about 7 s on every event. Once
-    the outcome is printed, leave with its exit code instead: what is still queued could never be delivered.
-
-    The hook is one of threading's exit hooks (as Prefect's own are), registered after theirs so that it runs
-    first (they run last-registered first), after `main` has printed the report."""
-
-    def leave() -> None:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(exit_code)
-
-    register = getattr(threading, "_register_atexit")  # noqa: B009 - private, as Prefect's services use it
-    register(leave)
+    the outcome is printed, the process leaves with its exit code instead (cli.process.leave_at_once): what is
+    still queued could never be delivered."""
+    leave_at_once()

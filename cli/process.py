@@ -41,7 +41,21 @@ def run_and_exit(command: Callable[[], int]) -> NoReturn:
     atexit.register(_leave, exit_code)
     code = stopping.exit_code(command())
     exit_code.append(code)
+    if _Leaving.at_once:
+        _leave(exit_code)
     sys.exit(code)
+
+
+class _Leaving:
+    at_once = False
+
+
+def leave_at_once() -> None:
+    """The command's outcome is complete and printed once it returns, and nothing the exit hooks would still do can
+    succeed (Prefect's event and log services drain, without a bound, to a server that is gone): `run_and_exit`
+    then ends the process as soon as the command returns, without running them. Only `os._exit` skips them: they
+    are threading's exit hooks, which run before any `atexit` handler."""
+    _Leaving.at_once = True
 
 
 def _leave(exit_code: list[int]) -> None:

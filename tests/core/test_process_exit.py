@@ -43,3 +43,15 @@ def test_a_command_that_raises_ends_as_python_ends_it() -> None:
     assert ended.returncode == 1
     assert "Traceback" in ended.stderr and "RuntimeError: boom" in ended.stderr
     assert ended.stdout.endswith("atexit hook ran\n")
+
+
+def test_a_command_that_leaves_at_once_skips_the_exit_hooks_with_its_code() -> None:
+    """As after a run whose Prefect server went away: its services' exit hooks would wait for it forever."""
+    ended = run_script("from cli.process import leave_at_once\n"
+                       "    threading._register_atexit(__import__('time').sleep, 600)\n"
+                       "    leave_at_once()\n"
+                       "    return 3")
+
+    assert ended.returncode == 3, ended.stderr
+    assert ended.stdout == "outcome, no newline"
+    assert ended.stderr == ""
