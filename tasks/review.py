@@ -1,5 +1,6 @@
 """infra-plan's interfaces in a flow: the read-only cluster calls as tasks, and the reporter that publishes the
-review (log, artifacts, and with a PR its sticky comment and the `infra/plan` commit status)."""
+review (log, artifacts, and with a PR its sticky comment and the `infra/plan` commit status). The artifacts go
+through tasks.artifacts.publish, as every flow's do: when the Prefect API fails, the review goes on with a note."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from integrations.github import (
 from integrations.plan_review import dry_run, live_objects
 from integrations.pull_request import plan_status
 from integrations.secrets import mask
+from tasks.artifacts import publish
 from tasks.kube import kubectl_for
 from tasks.links import flow_run_url, settings_for
 
@@ -142,9 +144,9 @@ class TaskPlanReporter:
         key = artifact_key(Flow.PLAN, plan.target or plan.namespace)
         rows = [{column: mask(value) if isinstance(value, str) else value for column, value in row.items()}
                 for row in table_rows(results, plan.namespace)]
-        create_table_artifact(table=rows, key=key, description=title)
-        create_markdown_artifact(markdown=text, key=f"{key}-summary", description=title)
-        lines = []
+        note = publish(key, lambda: create_table_artifact(table=rows, key=key, description=title),
+                       lambda: create_markdown_artifact(markdown=text, key=f"{key}-summary", description=title))
+        lines = [f"note: {note}"] if note else []
         if self.pr is not None and view is not None:
             ok = all(result.ok for result in results) and not problems
             note = post_plan(self.pr, self.repository, repository_path(plan.path), text, ok,
@@ -161,10 +163,10 @@ class TaskPlanReporter:
         get_run_logger().error("%s", reason)
         title = f"{Flow.PLAN.flow_name}: {plan.repository_path}"
         text = mask(f"### {title}\n\n**failed**: {reason}.")
-        create_markdown_artifact(markdown=text, key=f"{artifact_key(Flow.PLAN, plan.target or plan.namespace)}"
-                                                    "-summary", description=title)
+        key = f"{artifact_key(Flow.PLAN, plan.target or plan.namespace)}-summary"
+        note = publish(key, lambda: create_markdown_artifact(markdown=text, key=key, description=title))
         view = self._view(plan)
         if self.pr is not None and view is not None:
             post_plan(self.pr, self.repository, repository_path(plan.path), text, False, reason,
                       self.head_sha or view.head_sha)
-        return failure(reason)
+        return failure(reason, [f"note: {note}"] if note else [])
