@@ -52,8 +52,30 @@ class RetryPolicy:
         return attempt()
 
 
+def retry_until(call: Callable[[], T], deadline: float, pauses_s: tuple[float, ...],
+                transient: Callable[[Exception], bool] = temporary) -> T:
+    """`call()`, retried while it raises a transient error, after each pause (the last one repeats; longer when
+    the error asks for longer), until the next pause would end past `deadline` (time.monotonic); then the last
+    error is raised. Only for calls that are safe to repeat, or that check before they write."""
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except Exception as error:
+            if not transient(error):
+                raise
+            pause = pause_s(pauses_s[min(attempt, len(pauses_s) - 1)], error)
+            if time.monotonic() + pause >= deadline:
+                raise
+        time.sleep(pause)
+        attempt += 1
+
+
 KUBECTL_RETRY = RetryPolicy((1.0, 2.0, 4.0))
-"""Timeouts, refused connections, 429 and 5xx from kubectl (integrations.kubectl classifies them)."""
+"""Timeouts, refused connections, 429 and 5xx from kubectl (integrations.kubectl classifies them), for a step."""
+KUBECTL_PAUSES_S = (0.2, 0.5, 1.0, 2.0)
+"""The pauses of a kubectl call bounded by a deadline instead (the lock's lease, the records, the review's
+reads: integrations.kubectl.retry_transient)."""
 GITHUB_RETRY = RetryPolicy((2.0, 5.0))
 """A GitHub write (POST, PUT): each is idempotent or checks first whether an earlier attempt landed, so a retry
 never posts a comment or opens a pull request twice. GitHub's idempotent requests (GET, PATCH, DELETE) are

@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 import sh
 
 from core.errors import PermanentError, TemporaryError
+from core.retry import KUBECTL_PAUSES_S, retry_until
 
 DEFAULT_TIMEOUT_S = 60.0
 VERBOSITY = "-v=6"
@@ -48,8 +49,6 @@ _KILLED_EXITS = frozenset({128 + signal.SIGKILL, 128 + signal.SIGTERM, 128 + sig
 REQUEST_MARGIN_S = 1.0
 """How much sooner than its call's limit each request of the call times out, so that kubectl reports a request
 that never got its answer itself (and logs it) before the kill timer has to end the call."""
-BACKOFF_S = (0.2, 0.5, 1.0, 2.0)
-"""Pauses between retries of a transient failure (the last one repeats)."""
 
 T = TypeVar("T")
 
@@ -371,13 +370,4 @@ def let_land(maybe_landed: bool) -> None:
 def retry_transient(call: Callable[[], T], deadline: float) -> T:
     """`call()`, retried on transient failures (TemporaryError) with backoff until `deadline` (time.monotonic);
     then the last failure raises. Only for calls that are safe to repeat, or that check before they write."""
-    attempt = 0
-    while True:
-        try:
-            return call()
-        except TemporaryError:
-            pause = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
-            if time.monotonic() + pause >= deadline:
-                raise
-            time.sleep(pause)
-            attempt += 1
+    return retry_until(call, deadline, KUBECTL_PAUSES_S)
