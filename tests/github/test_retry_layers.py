@@ -25,9 +25,10 @@ from integrations.github import (
     claim_trigger_label,
     restore_trigger_label,
     set_commit_status,
+    status_descriptions,
     upsert_audit_comment,
 )
-from integrations.pull_request import publish_pull_request
+from integrations.pull_request import plan_status, publish_pull_request
 from tests.fixtures.github import GitHubPR
 
 SECONDARY = {"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
@@ -145,3 +146,18 @@ def test_the_label_claim_is_retried_by_the_client_alone(github_pr: GitHubPR, wai
 ])
 def test_the_wait_github_asks_for(headers: dict[str, Any], wait: float) -> None:
     assert asked_wait_s(headers, now=1000.0) == wait
+
+
+def test_a_status_is_one_request_through_pygithub_s_public_api(github_pr: GitHubPR) -> None:
+    """A lazy client's Commit is its URL: writing a status, listing them and reading the combined one each cost one
+    request. Should PyGithub's get_commit start fetching the commit, this fails (and the test server has no
+    GET of a commit: it would answer 404)."""
+    settings, head = settings_for(github_pr), github_pr.head_sha
+    set_commit_status(settings, None, head, "infra/plan", "success", "3 steps valid")
+    assert [(r.method, r.path) for r in github_pr.server.requests()] == [
+        ("POST", f"/repos/{github_pr.repo}/statuses/{head}")]
+    assert status_descriptions(settings, None, head, "infra/plan") == ["3 steps valid"]
+    assert plan_status(settings, None, head) == "success"
+    assert [(r.method, r.path) for r in github_pr.server.requests()][1:] == [
+        ("GET", f"/repos/{github_pr.repo}/commits/{head}/statuses"),
+        ("GET", f"/repos/{github_pr.repo}/commits/{head}/status")]
