@@ -379,19 +379,24 @@ def _object(item: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 
 
 def _push_of(item: Mapping[str, Any]) -> tuple[str, datetime | None] | None:
-    """(description, when) for a timeline item that changes the PR's head, or None."""
+    """(description, when) for a timeline item that changes what the PR merges (its head, or its base), or
+    None."""
     if item.get("event") == "committed":
         sha = item.get("sha")
         committed_at = _timestamp(_object(item, "committer").get("date"))
         return f"commit {short(sha if isinstance(sha, str) else None)}", committed_at
     if item.get("event") == "head_ref_force_pushed":
         return f"force-push to {short(item.get('commit_id'))}", _timestamp(item.get("created_at"))
+    if item.get("event") == "base_ref_changed":
+        # a retarget binds like a push: the label (and the plan comment) were given for the base it had then
+        return "its base branch was changed", _timestamp(item.get("created_at"))
     return None
 
 
 def label_history(timeline: list[Mapping[str, Any]], label: str) -> LabelHistory:
-    """The newest `labeled` event for `label`, and every push after it: a `committed` or `head_ref_force_pushed`
-    item later in the timeline (GitHub lists it chronologically), or a commit dated after the label."""
+    """The newest `labeled` event for `label`, and every push after it: a `committed`, `head_ref_force_pushed` or
+    `base_ref_changed` item later in the timeline (GitHub lists it chronologically), or a commit dated after the
+    label."""
     newest: int | None = None
     for index, item in enumerate(timeline):
         if item.get("event") == "labeled" and _object(item, "label").get("name") == label:
@@ -418,10 +423,21 @@ def _timeline(pr: Any) -> list[Mapping[str, Any]]:
     return [event.raw_data for event in pr.get_issue_timeline()]
 
 
-def _approvals(repo: Any, pr: Any, head_sha: str) -> tuple[str, ...]:
+def last_retarget(timeline: list[Mapping[str, Any]]) -> datetime | None:
+    """When the PR's base branch was last changed (its newest `base_ref_changed` item), or None."""
+    changes = [_timestamp(item.get("created_at")) for item in timeline if item.get("event") == "base_ref_changed"]
+    return max((when for when in changes if when is not None), default=None)
+
+
+def _approvals(repo: Any, pr: Any, head_sha: str, retargeted: datetime | None) -> tuple[str, ...]:
+    """Logins whose latest review approves `head_sha` and who may trigger; a review given before the PR was
+    retargeted (`retargeted`) approved a merge into another branch, and does not count."""
     latest: dict[str, tuple[str, str]] = {}
     for review in pr.get_reviews():
         if review.user is None or review.state in ("COMMENTED", "PENDING"):
+            continue
+        submitted = _timestamp(review.raw_data.get("submitted_at"))
+        if retargeted is not None and (submitted is None or submitted <= retargeted):
             continue
         latest[review.user.login] = (review.state, review.commit_id)
     approvers = []
@@ -498,12 +514,14 @@ def fetch_facts(settings: GitHubSettings, requirement: GateRequirement) -> PullR
                          and head_repo.full_name.lower() == base_repo.full_name.lower()
                          and (head_repo.id is None or head_repo.id == base_repo.id))
         labels = tuple(lb.name for lb in pr.labels or ())
-        history = label_history(_timeline(pr), label)
+        timeline = _timeline(pr)
+        history = label_history(timeline, label)
         actor = history.actor
         role, permission = _permission(repo, actor) if actor else (None, None)
         paths = (requirement.plan_path, *requirement.read_paths)
         blobs = blob_shas(repo, head_sha, paths) if head_sha else dict.fromkeys(paths)
-        approvals = _approvals(repo, pr, head_sha) if requirement.require_approval and head_sha else None
+        approvals = (_approvals(repo, pr, head_sha, last_retarget(timeline))
+                     if requirement.require_approval and head_sha else None)
         changed = {str(file.filename) for file in pr.get_files()}  # paginated; GitHub lists up to 3000
         base_ref = pr.base.ref if pr.base is not None else None
         facts = PullRequestFacts(

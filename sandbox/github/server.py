@@ -370,12 +370,12 @@ class GitHubSandbox(GitHubState):
         repo = self._repo(c, "write")
         pr = self.pull(repo.full_name, self._num(c, "pull_number"))
         body = c.body if isinstance(c.body, dict) else {}
+        if "base" in body:  # first: an unknown branch refuses the whole edit
+            self.change_base(repo.full_name, pr.number, str(body["base"]), c.login)
         if "title" in body:
             pr.title = str(body["title"])
         if "body" in body:
             pr.body = body["body"]
-        if "base" in body:
-            pr.base_ref = str(body["base"])
         if body.get("state") == "closed" and pr.state == "open":
             self.close_pr(repo.full_name, pr.number, c.login)
         elif body.get("state") == "open" and pr.state == "closed":

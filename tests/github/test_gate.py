@@ -301,6 +301,14 @@ def test_times_without_a_zone_are_utc() -> None:
     assert label_history(timeline, "execute-plan").pushed_after == ("commit 5555555",)
 
 
+def test_a_retarget_after_the_label_counts_as_a_push() -> None:
+    retarget = {"event": "base_ref_changed", "created_at": "2026-01-01T12:00:00Z", "actor": {"login": "walt"}}
+    before = label_history([retarget, labeled("2026-01-01T13:00:00Z")], "execute-plan")
+    assert before.pushed_after == (), "labeled after the retarget: the label was given for the new base"
+    after = label_history([labeled("2026-01-01T11:00:00Z"), retarget], "execute-plan")
+    assert after.pushed_after == ("its base branch was changed",)
+
+
 def test_no_labeled_event_means_no_actor() -> None:
     history = label_history([{"event": "labeled", "label": {"name": "other"}, "actor": {"login": "x"}}],
                             "execute-plan")
