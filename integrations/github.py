@@ -379,24 +379,19 @@ def _object(item: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 
 
 def _push_of(item: Mapping[str, Any]) -> tuple[str, datetime | None] | None:
-    """(description, when) for a timeline item that changes what the PR merges (its head, or its base), or
-    None."""
+    """(description, when) for a timeline item that changes the PR's head, or None."""
     if item.get("event") == "committed":
         sha = item.get("sha")
         committed_at = _timestamp(_object(item, "committer").get("date"))
         return f"commit {short(sha if isinstance(sha, str) else None)}", committed_at
     if item.get("event") == "head_ref_force_pushed":
         return f"force-push to {short(item.get('commit_id'))}", _timestamp(item.get("created_at"))
-    if item.get("event") == "base_ref_changed":
-        # a retarget binds like a push: the label (and the plan comment) were given for the base it had then
-        return "its base branch was changed", _timestamp(item.get("created_at"))
     return None
 
 
 def label_history(timeline: list[Mapping[str, Any]], label: str) -> LabelHistory:
-    """The newest `labeled` event for `label`, and every push after it: a `committed`, `head_ref_force_pushed` or
-    `base_ref_changed` item later in the timeline (GitHub lists it chronologically), or a commit dated after the
-    label."""
+    """The newest `labeled` event for `label`, and every push after it: a `committed` or `head_ref_force_pushed`
+    item later in the timeline (GitHub lists it chronologically), or a commit dated after the label."""
     newest: int | None = None
     for index, item in enumerate(timeline):
         if item.get("event") == "labeled" and _object(item, "label").get("name") == label:
@@ -423,9 +418,21 @@ def _timeline(pr: Any) -> list[Mapping[str, Any]]:
     return [event.raw_data for event in pr.get_issue_timeline()]
 
 
-def last_retarget(timeline: list[Mapping[str, Any]]) -> datetime | None:
-    """When the PR's base branch was last changed (its newest `base_ref_changed` item), or None."""
-    changes = [_timestamp(item.get("created_at")) for item in timeline if item.get("event") == "base_ref_changed"]
+RETARGETED = "its base branch was changed"
+
+
+def retargeted_after_label(events: list[Mapping[str, Any]], label: str) -> bool:
+    """Whether the PR's issue events (GitHub lists `base_ref_changed` there, not in the timeline; oldest first)
+    hold a retarget after the newest `labeled` event for `label`, or hold one and no such label: the label binds
+    the base it was given for, as it binds the head."""
+    newest = max((index for index, item in enumerate(events)
+                  if item.get("event") == "labeled" and _object(item, "label").get("name") == label), default=-1)
+    return any(item.get("event") == "base_ref_changed" for item in events[newest + 1:])
+
+
+def last_retarget(events: list[Mapping[str, Any]]) -> datetime | None:
+    """When the PR's base branch was last changed, from its issue events, or None when it never was."""
+    changes = [_timestamp(item.get("created_at")) for item in events if item.get("event") == "base_ref_changed"]
     return max((when for when in changes if when is not None), default=None)
 
 
@@ -514,13 +521,14 @@ def fetch_facts(settings: GitHubSettings, requirement: GateRequirement) -> PullR
                          and head_repo.full_name.lower() == base_repo.full_name.lower()
                          and (head_repo.id is None or head_repo.id == base_repo.id))
         labels = tuple(lb.name for lb in pr.labels or ())
-        timeline = _timeline(pr)
-        history = label_history(timeline, label)
+        history = label_history(_timeline(pr), label)
+        events = [event.raw_data for event in pr.get_issue_events()]
+        retargeted = (RETARGETED,) if retargeted_after_label(events, label) else ()
         actor = history.actor
         role, permission = _permission(repo, actor) if actor else (None, None)
         paths = (requirement.plan_path, *requirement.read_paths)
         blobs = blob_shas(repo, head_sha, paths) if head_sha else dict.fromkeys(paths)
-        approvals = (_approvals(repo, pr, head_sha, last_retarget(timeline))
+        approvals = (_approvals(repo, pr, head_sha, last_retarget(events))
                      if requirement.require_approval and head_sha else None)
         changed = {str(file.filename) for file in pr.get_files()}  # paginated; GitHub lists up to 3000
         base_ref = pr.base.ref if pr.base is not None else None
@@ -538,7 +546,7 @@ def fetch_facts(settings: GitHubSettings, requirement: GateRequirement) -> PullR
             label_actor_role=role,
             label_actor_permission=permission,
             label_actor_type=history.actor_type,
-            pushed_after_label=history.pushed_after,
+            pushed_after_label=(*history.pushed_after, *retargeted),
             plan_blob_sha=blobs[requirement.plan_path],
             file_blob_shas={path: blobs[path] for path in requirement.read_paths},
             approvals=approvals,

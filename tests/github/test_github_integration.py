@@ -522,6 +522,14 @@ def test_a_retarget_after_the_label_is_refused_until_labelled_again(github_pr: G
     assert unknown.value.status == 422 and server.pull(github_pr.repo, github_pr.number).base_ref == "main"
     assert check_gate(settings, req(github_pr)).allowed
     retarget(github_pr, "release-x")
+    import httpx
+
+    headers = {"Authorization": f"token {server.token_for('alice')}"}
+    # as GitHub's issue event types page says: listed by the issue events API, not by the timeline
+    listed = {path: {item["event"] for item in httpx.get(f"{server.url}/repos/{github_pr.repo}/issues/"
+                                                         f"{github_pr.number}/{path}", headers=headers).json()}
+              for path in ("events", "timeline")}  # fmt: skip
+    assert "base_ref_changed" in listed["events"] and "base_ref_changed" not in listed["timeline"]
     decision = check_gate(settings, req(github_pr))
     assert decision.reason == (f"PR #{github_pr.number} changed after label 'execute-plan' was added (its base "
                                "branch was changed); add the label again to run the new head")
