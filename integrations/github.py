@@ -418,6 +418,14 @@ def _timeline(pr: Any) -> list[Mapping[str, Any]]:
     return [event.raw_data for event in pr.get_issue_timeline()]
 
 
+def _issue_events(pr: Any) -> list[Mapping[str, Any]]:
+    """The PR's issue events, oldest first, as {event, created_at, label: {name}} from the listed pages alone
+    (an IssueEvent's raw_data would fetch each event once more)."""
+    return [{"event": item.event, "created_at": item.created_at.isoformat() if item.created_at else None,
+             **({"label": {"name": item.label.name}} if item.event == "labeled" and item.label else {})}
+            for item in pr.get_issue_events()]
+
+
 RETARGETED = "its base branch was changed"
 
 
@@ -522,7 +530,7 @@ def fetch_facts(settings: GitHubSettings, requirement: GateRequirement) -> PullR
                          and (head_repo.id is None or head_repo.id == base_repo.id))
         labels = tuple(lb.name for lb in pr.labels or ())
         history = label_history(_timeline(pr), label)
-        events = [event.raw_data for event in pr.get_issue_events()]
+        events = _issue_events(pr)
         retargeted = (RETARGETED,) if retargeted_after_label(events, label) else ()
         actor = history.actor
         role, permission = _permission(repo, actor) if actor else (None, None)

@@ -537,6 +537,7 @@ def test_a_retarget_after_the_label_is_refused_until_labelled_again(github_pr: G
     github_pr.label()
     relabelled = check_gate(settings, req(github_pr))
     assert relabelled.allowed and relabelled.base_ref == "release-x"
+    assert server.count("GET", r"/issues/events/\d+$") == 0, "the listed events are read as listed"
 
 
 def test_an_approval_given_before_a_retarget_does_not_count(github_pr: GitHubPR) -> None:
