@@ -59,7 +59,8 @@ class PullRequestFacts:
     label_actor_permission: str | None = None  # legacy base permission: admin, write, read, none
     label_actor_type: str | None = None  # GitHub's user type: User, Bot, Organization
     # Pushes after the newest `labeled` event (timeline `committed` / `head_ref_force_pushed` events, or
-    # commits dated after the label), as short descriptions; () when none, None when the timeline was not read.
+    # commits dated after the label) and retargets (issue events' `base_ref_changed`: the label binds the base as
+    # it binds the head), as short descriptions; () when none, None when the timeline was not read.
     pushed_after_label: tuple[str, ...] | None = None
     # Blob SHA of the plan file at head_sha (None when the file does not exist there).
     plan_blob_sha: str | None = None

@@ -491,10 +491,41 @@ def _timeline(pr: Any) -> list[Mapping[str, Any]]:
     return [event.raw_data for event in pr.get_issue_timeline()]
 
 
-def _approvals(repo: Any, pr: Any, head_sha: str) -> tuple[str, ...]:
+def _issue_events(pr: Any) -> list[Mapping[str, Any]]:
+    """The PR's issue events, oldest first, as {event, created_at, label: {name}} from the listed pages alone
+    (an IssueEvent's raw_data would fetch each event once more)."""
+    return [{"event": item.event, "created_at": item.created_at.isoformat() if item.created_at else None,
+             **({"label": {"name": item.label.name}} if item.event == "labeled" and item.label else {})}
+            for item in pr.get_issue_events()]
+
+
+RETARGETED = "its base branch was changed"
+
+
+def retargeted_after_label(events: list[Mapping[str, Any]], label: str) -> bool:
+    """Whether the PR's issue events (GitHub lists `base_ref_changed` there, not in the timeline; oldest first)
+    hold a retarget after the newest `labeled` event for `label`, or hold one and no such label: the label binds
+    the base it was given for, as it binds the head."""
+    newest = max((index for index, item in enumerate(events)
+                  if item.get("event") == "labeled" and _object(item, "label").get("name") == label), default=-1)
+    return any(item.get("event") == "base_ref_changed" for item in events[newest + 1:])
+
+
+def last_retarget(events: list[Mapping[str, Any]]) -> datetime | None:
+    """When the PR's base branch was last changed, from its issue events, or None when it never was."""
+    changes = [_timestamp(item.get("created_at")) for item in events if item.get("event") == "base_ref_changed"]
+    return max((when for when in changes if when is not None), default=None)
+
+
+def _approvals(repo: Any, pr: Any, head_sha: str, retargeted: datetime | None) -> tuple[str, ...]:
+    """Logins whose latest review approves `head_sha` and who may trigger; a review given before the PR was
+    retargeted (`retargeted`) approved a merge into another branch, and does not count."""
     latest: dict[str, tuple[str, str]] = {}
     for review in pr.get_reviews():
         if review.user is None or review.state in ("COMMENTED", "PENDING"):
+            continue
+        submitted = _timestamp(review.raw_data.get("submitted_at"))
+        if retargeted is not None and (submitted is None or submitted <= retargeted):
             continue
         latest[review.user.login] = (review.state, review.commit_id)
     approvers = []
@@ -609,10 +640,13 @@ def _gathered(settings: GitHubSettings, requirement: GateRequirement, repo: Any,
               state: str | None) -> PullRequestFacts:
     ends = _Ends.of(pr)
     history = label_history(_timeline(pr), label)
+    events = _issue_events(pr)
+    retargeted = (RETARGETED,) if retargeted_after_label(events, label) else ()
     role, permission = _permission(repo, history.actor) if history.actor else (None, None)
     paths = (requirement.plan_path, *requirement.read_paths)
     blobs = blob_shas(repo, ends.head_sha, paths) if ends.head_sha else dict.fromkeys(paths)
-    approvals = _approvals(repo, pr, ends.head_sha) if requirement.require_approval and ends.head_sha else None
+    approvals = (_approvals(repo, pr, ends.head_sha, last_retarget(events))
+                 if requirement.require_approval and ends.head_sha else None)
     changed = {str(file.filename) for file in pr.get_files()}  # paginated; GitHub lists up to 3000
     return PullRequestFacts(
         number=pr.number,
@@ -628,7 +662,7 @@ def _gathered(settings: GitHubSettings, requirement: GateRequirement, repo: Any,
         label_actor_role=role,
         label_actor_permission=permission,
         label_actor_type=history.actor_type,
-        pushed_after_label=history.pushed_after,
+        pushed_after_label=(*history.pushed_after, *retargeted),
         plan_blob_sha=blobs[requirement.plan_path],
         file_blob_shas={path: blobs[path] for path in requirement.read_paths},
         approvals=approvals,

@@ -79,6 +79,8 @@ class Fault:
         return self.status, headers, body
 
 
+EVENTS_API_ONLY = frozenset({"base_ref_changed"})
+"""Issue event types GitHub lists in the issue events API but not in the timeline (its issue event types page)."""
 _REASONS = {500: "Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 403: "Forbidden",
             429: "Too Many Requests", 401: "Bad credentials", 404: "Not Found", 422: "Validation Failed"}
 
@@ -370,12 +372,12 @@ class GitHubSandbox(GitHubState):
         repo = self._repo(c, "write")
         pr = self.pull(repo.full_name, self._num(c, "pull_number"))
         body = c.body if isinstance(c.body, dict) else {}
+        if "base" in body:  # first: an unknown branch refuses the whole edit
+            self.change_base(repo.full_name, pr.number, str(body["base"]), c.login)
         if "title" in body:
             pr.title = str(body["title"])
         if "body" in body:
             pr.body = body["body"]
-        if "base" in body:
-            pr.base_ref = str(body["base"])
         if body.get("state") == "closed" and pr.state == "open":
             self.close_pr(repo.full_name, pr.number, c.login)
         elif body.get("state") == "open" and pr.state == "closed":
@@ -398,11 +400,12 @@ class GitHubSandbox(GitHubState):
         return 200, [self.b.event(repo, e) for e in issue.events]
 
     def _timeline(self, c: _Call) -> tuple[int, Any]:
-        """Issue events plus, for a PR, a `committed` item per commit on its head, in time order (as GitHub
-        lists them, a commit by its committer date)."""
+        """Issue events (but those GitHub lists only in the issue events API) plus, for a PR, a `committed` item
+        per commit on its head, in time order (as GitHub lists them, a commit by its committer date)."""
         repo = self._repo(c)
         issue = self.issue(repo.full_name, self._num(c, "issue_number"))
-        items: list[tuple[float, int, Any]] = [(e.at, e.id, self.b.event(repo, e)) for e in issue.events]
+        items: list[tuple[float, int, Any]] = [(e.at, e.id, self.b.event(repo, e)) for e in issue.events
+                                               if e.event not in EVENTS_API_ONLY]
         if issue.is_pull:
             items += [(commit.at, 0, self.b.committed(repo, commit))
                       for commit in self.pull_commits(repo.full_name, issue.number)]

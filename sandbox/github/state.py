@@ -71,7 +71,7 @@ class Label:
 @dataclass
 class Event:
     id: int
-    event: str  # labeled, unlabeled, closed, reopened, merged, head_ref_force_pushed ...
+    event: str  # labeled, unlabeled, closed, reopened, merged, head_ref_force_pushed, base_ref_changed ...
     actor: str
     at: float
     label: str | None = None
@@ -423,6 +423,19 @@ class GitHubState:
             self._sync_pull_heads(pr.head_repo, pr.head_ref)
             pr.events.append(Event(self.next_id(), "head_ref_force_pushed", actor, self.now(), commit_id=sha))
             return sha
+
+    def change_base(self, full_name: str, number: int, base: str, actor: str | None = None) -> None:
+        """Retarget the PR to the repository's branch ``base`` (PATCH pulls/N with ``base``), recording a
+        ``base_ref_changed`` event as GitHub does; an unknown branch is a 422 naming the field."""
+        with self.lock:
+            repo, pr = self.repo(full_name), self.pull(full_name, number)
+            if base not in repo.branches:
+                raise SandboxError(422, "Validation Failed",
+                                   [{"resource": "PullRequest", "code": "invalid", "field": "base"}])
+            if base == pr.base_ref:
+                return
+            pr.base_ref, pr.updated = base, self.now()
+            pr.events.append(Event(self.next_id(), "base_ref_changed", actor or pr.user, pr.updated))
 
     def set_draft(self, full_name: str, number: int, draft: bool) -> None:
         with self.lock:

@@ -263,6 +263,22 @@ def test_a_pr_into_another_branch_is_refused(world: World) -> None:
                                           "executes for ('main'; INFRA_BASE_BRANCHES adds others)")
 
 
+def test_a_retarget_after_the_label_is_refused_like_a_push(world: World) -> None:
+    """Issue 25: labeled into main, then retargeted (PATCH pulls/N) to release-x, which this worker also executes
+    for: the label was given for main, so the run refuses as it does after a push."""
+    import httpx
+
+    world.github.set_branch(REPO, "release-x", world.github.repo(REPO).branches["main"])
+    world.label("execute-plan")
+    edited = httpx.patch(f"{world.github.url}/repos/{REPO}/pulls/{world.pr}", json={"base": "release-x"},
+                         headers={"Authorization": f"token {world.github.token_for('walt')}"}, timeout=10)
+    assert edited.status_code == 200 and edited.json()["base"]["ref"] == "release-x"
+    world.kube.clear_requests()
+    result = world.cli("apply", "--execute", f"--pr={world.pr}", INFRA_BASE_BRANCHES="release-x")
+    assert_refused(world, result, f"PR #{world.pr} changed after label 'execute-plan' was added (its base branch "
+                                  "was changed); add the label again to run the new head")
+
+
 CLAIMED_ELSEWHERE = """\
 import os, sys
 import httpx

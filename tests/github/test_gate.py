@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from core.gate import (
 )
 from core.plan import load_plan
 from core.steps import apply_steps
-from integrations.github import label_history
+from integrations.github import label_history, last_retarget, retargeted_after_label
 
 PLAN = "ops/plans/infra-scale/prod/plan.yaml"
 HEAD = "a" * 40
@@ -299,6 +300,17 @@ def test_a_commit_dated_after_the_label_counts_wherever_it_is_listed() -> None:
 def test_times_without_a_zone_are_utc() -> None:
     timeline = [committed("5" * 40, "2026-01-01T12:00:00"), labeled("2026-01-01T11:00:00Z")]
     assert label_history(timeline, "execute-plan").pushed_after == ("commit 5555555",)
+
+
+def test_a_retarget_after_the_label_counts_as_a_push() -> None:
+    retarget = {"event": "base_ref_changed", "created_at": "2026-01-01T12:00:00Z", "actor": {"login": "walt"}}
+    assert not retargeted_after_label([retarget, labeled("2026-01-01T13:00:00Z")], "execute-plan"), \
+        "labeled after the retarget: the label was given for the new base"
+    assert retargeted_after_label([labeled("2026-01-01T11:00:00Z"), retarget], "execute-plan")
+    assert retargeted_after_label([retarget], "execute-plan"), "no label listed: fail closed"
+    assert not retargeted_after_label([labeled("2026-01-01T11:00:00Z")], "execute-plan")
+    assert last_retarget([retarget, labeled("2026-01-01T13:00:00Z")]) == datetime(2026, 1, 1, 12, tzinfo=UTC)
+    assert last_retarget([labeled("2026-01-01T13:00:00Z")]) is None
 
 
 def test_no_labeled_event_means_no_actor() -> None:

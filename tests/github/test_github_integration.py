@@ -500,6 +500,61 @@ def test_a_push_after_the_label_is_refused_until_labelled_again(github_pr: GitHu
     assert check_gate(settings_for(github_pr), req(github_pr)).allowed
 
 
+def retarget(github_pr: GitHubPR, base: str, login: str = "walt") -> None:
+    """PATCH pulls/N {"base": ...} through GitHub's API, as the PR page's Edit does."""
+    from github import Auth, Github
+
+    client = Github(base_url=github_pr.server.url, auth=Auth.Token(github_pr.server.token_for(login)))
+    client.get_repo(github_pr.repo).get_pull(github_pr.number).edit(base=base)
+
+
+def test_a_retarget_after_the_label_is_refused_until_labelled_again(github_pr: GitHubPR) -> None:
+    """Issue 25: the label binds the base the PR had when it was added, as it binds the head; a retarget to
+    another allowed base between the label and the first check used to run."""
+    from github.GithubException import GithubException
+
+    server = github_pr.server
+    server.set_branch(github_pr.repo, "release-x", server.repo(github_pr.repo).branches["main"])
+    settings = settings_for(github_pr, base_branches=("release-x",))
+    github_pr.label()
+    with pytest.raises(GithubException) as unknown:
+        retarget(github_pr, "no-such-branch")
+    assert unknown.value.status == 422 and server.pull(github_pr.repo, github_pr.number).base_ref == "main"
+    assert check_gate(settings, req(github_pr)).allowed
+    retarget(github_pr, "release-x")
+    import httpx
+
+    headers = {"Authorization": f"token {server.token_for('alice')}"}
+    # as GitHub's issue event types page says: listed by the issue events API, not by the timeline
+    listed = {path: {item["event"] for item in httpx.get(f"{server.url}/repos/{github_pr.repo}/issues/"
+                                                         f"{github_pr.number}/{path}", headers=headers).json()}
+              for path in ("events", "timeline")}  # fmt: skip
+    assert "base_ref_changed" in listed["events"] and "base_ref_changed" not in listed["timeline"]
+    decision = check_gate(settings, req(github_pr))
+    assert decision.reason == (f"PR #{github_pr.number} changed after label 'execute-plan' was added (its base "
+                               "branch was changed); add the label again to run the new head")
+    server.remove_label(github_pr.repo, github_pr.number, "execute-plan", "alice")
+    github_pr.label()
+    relabelled = check_gate(settings, req(github_pr))
+    assert relabelled.allowed and relabelled.base_ref == "release-x"
+    assert server.count("GET", r"/issues/events/\d+$") == 0, "the listed events are read as listed"
+
+
+def test_an_approval_given_before_a_retarget_does_not_count(github_pr: GitHubPR) -> None:
+    server, needs = github_pr.server, req(github_pr, require_approval=True)
+    server.set_branch(github_pr.repo, "release-x", server.repo(github_pr.repo).branches["main"])
+    settings = settings_for(github_pr, base_branches=("release-x",))
+    server.add_review(github_pr.repo, github_pr.number, "walt")
+    time.sleep(1.1)  # GitHub's times are in seconds: a review in the retarget's second cannot be ordered
+    retarget(github_pr, "release-x", login="mona")
+    github_pr.label()  # after the retarget: only the approval predates it
+    assert check_gate(settings, needs).reason == (f"PR #{github_pr.number} has no approving review on head "
+                                                  f"{github_pr.head_sha[:7]}")
+    time.sleep(1.1)
+    server.add_review(github_pr.repo, github_pr.number, "walt")
+    assert check_gate(settings, needs).allowed
+
+
 def test_the_event_head_sha_is_pinned(github_pr: GitHubPR) -> None:
     github_pr.label()
     labelled_at = github_pr.head_sha
