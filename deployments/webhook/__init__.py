@@ -63,6 +63,12 @@ which requests get ``503``.
 Secret: ``GITHUB_WEBHOOK_SECRET`` or, when empty, the Prefect Secret block named by
 ``GITHUB_WEBHOOK_SECRET_BLOCK``. It is never logged or echoed. Prefect settings (``PREFECT_API_URL``,
 ``PREFECT_API_KEY``) come from the environment as for any Prefect client.
+
+Modules, in the order a delivery meets them: ``command`` (the command line and configuration), ``server`` (the
+Starlette app on uvicorn and its limits; ``uvicorn_adapter`` holds the request-head deadline, the one use of a
+uvicorn internal), ``bridge`` (replay log and emission around the decision), ``events`` (the pure decision:
+signature, repository, event filter, routing to plans), ``signature`` (HMAC and the replay log), ``routes``
+(repositories served and their plan paths).
 """
 
 from deployments.webhook.bridge import Bridge, Emitter, github_files, prefect_emitter, warm_up_prefect
