@@ -108,19 +108,24 @@ def _resources_change(state: DesiredState, item: DesiredWorkload, wanted: Contai
     limits = {k: v for k, v in wanted.limits.items() if not _same_quantity(v, live_limits.get(k))}
     if not requests and not limits:
         return None
-    after_requests = {**live_requests, **wanted.requests}
-    after_limits = {**live_limits, **wanted.limits}
+    _check_requests_within_limits(state, item, wanted, {**live_requests, **wanted.requests},
+                                  {**live_limits, **wanted.limits})
+    current = {key: {k: str(v) for k, v in values.items()}
+               for key, values in (("requests", live_requests), ("limits", live_limits)) if values}
+    revision = ((obj.get("metadata") or {}).get("annotations") or {}).get("deployment.kubernetes.io/revision")
+    return Change(UpdateResources(item.workload, wanted.name, requests, limits), current,
+                  str(revision) if revision is not None else None)
+
+
+def _check_requests_within_limits(state: DesiredState, item: DesiredWorkload, wanted: ContainerResources,
+                                  after_requests: Mapping[str, Any], after_limits: Mapping[str, Any]) -> None:
+    """Refuse (InputError) a change after which a container would request more of a resource than its limit."""
     for resource, request in after_requests.items():
         limit = after_limits.get(resource)
         request_value, limit_value = parse_quantity(str(request)), parse_quantity(str(limit))
         if limit is not None and request_value is not None and limit_value is not None and request_value > limit_value:
             raise InputError(state.source, f"{item.where}.containers.{wanted.name}.requests.{resource}",
                              f"{request} would be more than the limit {limit} of {item.workload.ref}")
-    current = {key: {k: str(v) for k, v in values.items()}
-               for key, values in (("requests", live_requests), ("limits", live_limits)) if values}
-    revision = ((obj.get("metadata") or {}).get("annotations") or {}).get("deployment.kubernetes.io/revision")
-    return Change(UpdateResources(item.workload, wanted.name, requests, limits), current,
-                  str(revision) if revision is not None else None)
 
 
 def _hpa_change(state: DesiredState, item: DesiredWorkload, hpa: Mapping[str, Any] | None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from core.conventions import LABELS
@@ -194,75 +194,187 @@ def _refuse(reason: str, facts: PullRequestFacts | None = None) -> GateDecision:
                         dict(facts.file_blob_shas) if facts else {}, facts.base_ref if facts else None)
 
 
+@dataclass(frozen=True)
+class GateCheck:
+    """What every requirement judges: the facts, the requirement, the flow's label and the trusted bots."""
+
+    facts: PullRequestFacts
+    requirement: GateRequirement
+    label: str
+    trusted_bots: frozenset[str]
+
+    @property
+    def pr(self) -> str:
+        return f"PR #{self.requirement.pr}"
+
+
+def facts_gathered(check: GateCheck) -> str | None:
+    """The facts were gathered without error (an error always refuses)."""
+    return check.facts.error or None
+
+
+def facts_for_this_pr(check: GateCheck) -> str | None:
+    """The facts describe the PR the run was asked for."""
+    if check.facts.number != check.requirement.pr:
+        return f"facts are for PR #{check.facts.number}, not PR #{check.requirement.pr}"
+    return None
+
+
+def paths_inside_repository(check: GateCheck) -> str | None:
+    """The plan and every file it reads are normalized paths inside the repository."""
+    for path in (check.requirement.plan_path, *check.requirement.read_paths):
+        problem = plan_path_problem(path)
+        if problem:
+            return problem
+    return None
+
+
+def not_merged(check: GateCheck) -> str | None:
+    """A merged PR's plan is history, not a change to make."""
+    return f"{check.pr} is merged" if check.facts.merged else None
+
+
+def open_pr(check: GateCheck) -> str | None:
+    """The PR is known to be open."""
+    if check.facts.is_open is True:
+        return None
+    return f"{check.pr} is closed" if check.facts.is_open is False else f"{check.pr} state is unknown"
+
+
+def from_base_repository(check: GateCheck) -> str | None:
+    """The head branch lives in the base repository: a fork's author is not bound by its protections."""
+    if check.facts.from_base_repo is True:
+        return None
+    if check.facts.head_repo is None:
+        return f"{check.pr} is from a fork (its head repository was deleted)"
+    return f"{check.pr} is from a fork"
+
+
+def not_draft(check: GateCheck) -> str | None:
+    """The PR is known not to be a draft."""
+    if check.facts.draft is False:
+        return None
+    return f"{check.pr} is a draft" if check.facts.draft else f"{check.pr} draft state is unknown"
+
+
+def allowed_base(check: GateCheck) -> str | None:
+    """The PR merges into a branch this worker executes for."""
+    facts = check.facts
+    if facts.base_ref and facts.base_ref in facts.allowed_bases:
+        return None
+    allowed = ", ".join(f"'{base}'" for base in facts.allowed_bases) or "unknown"
+    return (f"{check.pr} merges into '{facts.base_ref or 'an unknown branch'}', not a branch this worker executes "
+            f"for ({allowed}; INFRA_BASE_BRANCHES adds others)")
+
+
+def labeled(check: GateCheck) -> str | None:
+    """The PR carries the flow's label."""
+    return None if check.label in (check.facts.labels or ()) else f"PR missing label '{check.label}'"
+
+
+def label_event_found(check: GateCheck) -> str | None:
+    """GitHub's timeline names who added the label."""
+    return None if check.facts.label_actor else f"no 'labeled' event found for label '{check.label}'"
+
+
+def not_an_untrusted_bot(check: GateCheck) -> str | None:
+    """A bot's label counts only when the bot is configured as trusted (INFRA_TRUSTED_BOTS)."""
+    actor = str(check.facts.label_actor)
+    if not is_bot(actor, check.facts.label_actor_type) or actor.lower() in check.trusted_bots:
+        return None
+    return (f"label '{check.label}' was added by bot account '{actor}', which is not a trusted bot "
+            f"(INFRA_TRUSTED_BOTS)")
+
+
+def labeller_may_trigger(check: GateCheck) -> str | None:
+    """Whoever added the label has write, maintain or admin permission."""
+    facts = check.facts
+    if trigger_role_ok(facts.label_actor_role, facts.label_actor_permission):
+        return None
+    role = facts.label_actor_role or facts.label_actor_permission or "none"
+    return (f"label '{check.label}' was added by '{facts.label_actor}' whose permission is '{role}' "
+            f"(needs {', '.join(TRIGGER_ROLES[:-1])} or {TRIGGER_ROLES[-1]})")
+
+
+def head_known(check: GateCheck) -> str | None:
+    """The PR's head commit is known."""
+    return None if check.facts.head_sha else f"{check.pr} head SHA is unknown"
+
+
+def head_is_the_labeled_one(check: GateCheck) -> str | None:
+    """The head is the one the label was added on, when the caller knows that one."""
+    expected, head = check.requirement.expected_head_sha, check.facts.head_sha
+    if not expected or head == expected:
+        return None
+    return f"head SHA changed since the label was added ({short(expected)} -> {short(head)}); {RELABEL}"
+
+
+def no_push_after_label(check: GateCheck) -> str | None:
+    """Nothing was pushed after the label was added, and the timeline says so."""
+    pushed = check.facts.pushed_after_label
+    if pushed is None:
+        return f"could not tell whether {check.pr} changed after label '{check.label}' was added"
+    if pushed:
+        return f"{check.pr} changed after label '{check.label}' was added ({', '.join(pushed)}); {RELABEL}"
+    return None
+
+
+def plan_at_head(check: GateCheck) -> str | None:
+    """The plan file exists at the head."""
+    if check.facts.plan_blob_sha:
+        return None
+    return f"plan file {check.requirement.plan_path} not found at head {short(check.facts.head_sha)}"
+
+
+def plan_changed_by_pr(check: GateCheck) -> str | None:
+    """A label runs only the plan its own PR changes."""
+    if check.facts.plan_changed is True:
+        return None
+    return (f"plan file {check.requirement.plan_path} is not among the files {check.pr} changes: a label runs only "
+            "its own PR's plan")
+
+
+def read_files_at_head(check: GateCheck) -> str | None:
+    """Every file the plan reads exists in the PR at the head."""
+    for path in check.requirement.read_paths:
+        if not check.facts.file_blob_shas.get(path):
+            return f"file {path} (read by the plan) not found in {check.pr} at head {short(check.facts.head_sha)}"
+    return None
+
+
+def approved(check: GateCheck) -> str | None:
+    """When the requirement asks for it, someone with write access approved the head."""
+    if check.requirement.require_approval and not check.facts.approvals:
+        return f"{check.pr} has no approving review on head {short(check.facts.head_sha)}"
+    return None
+
+
+GATE_REQUIREMENTS: tuple[Callable[[GateCheck], str | None], ...] = (
+    facts_gathered, facts_for_this_pr, paths_inside_repository, not_merged, open_pr, from_base_repository,
+    not_draft, allowed_base, labeled, label_event_found, not_an_untrusted_bot, labeller_may_trigger, head_known,
+    head_is_the_labeled_one, no_push_after_label, plan_at_head, plan_changed_by_pr, read_files_at_head, approved,
+)
+"""The gate's requirements, in the order a reader would check them: the first that names a reason refuses."""
+
+
 def evaluate_gate(facts: PullRequestFacts, requirement: GateRequirement,
                   trusted_bots: Collection[str] = ()) -> GateDecision:
-    """All gate conditions, in the order a reader would check them; the first failing one is the reason.
+    """Every requirement of ``GATE_REQUIREMENTS`` in turn; the first failing one is the reason.
 
     `trusted_bots`: bot logins (configuration) whose labels count; any other bot's label is refused."""
     label = LABELS.get(requirement.flow)
     if label is None:
         return _refuse(f"unknown flow '{requirement.flow}' (expected one of {', '.join(sorted(LABELS))})")
-    if facts.error:
-        return _refuse(facts.error, facts)
-    if facts.number != requirement.pr:
-        return _refuse(f"facts are for PR #{facts.number}, not PR #{requirement.pr}", facts)
-    for path in (requirement.plan_path, *requirement.read_paths):
-        problem = plan_path_problem(path)
-        if problem:
-            return _refuse(problem, facts)
-    pr = f"PR #{requirement.pr}"
-    if facts.merged:
-        return _refuse(f"{pr} is merged", facts)
-    if facts.is_open is not True:
-        return _refuse(f"{pr} is closed" if facts.is_open is False else f"{pr} state is unknown", facts)
-    if facts.from_base_repo is not True:
-        if facts.head_repo is None:
-            return _refuse(f"{pr} is from a fork (its head repository was deleted)", facts)
-        return _refuse(f"{pr} is from a fork", facts)
-    if facts.draft is not False:
-        return _refuse(f"{pr} is a draft" if facts.draft else f"{pr} draft state is unknown", facts)
-    if not facts.base_ref or facts.base_ref not in facts.allowed_bases:
-        allowed = ", ".join(f"'{base}'" for base in facts.allowed_bases) or "unknown"
-        return _refuse(f"{pr} merges into '{facts.base_ref or 'an unknown branch'}', not a branch this worker "
-                       f"executes for ({allowed}; INFRA_BASE_BRANCHES adds others)", facts)
-    if label not in (facts.labels or ()):
-        return _refuse(f"PR missing label '{label}'", facts)
-    if not facts.label_actor:
-        return _refuse(f"no 'labeled' event found for label '{label}'", facts)
-    trusted = {login.lower() for login in trusted_bots}
-    if is_bot(facts.label_actor, facts.label_actor_type) and facts.label_actor.lower() not in trusted:
-        return _refuse(f"label '{label}' was added by bot account '{facts.label_actor}', which is not a trusted "
-                       f"bot (INFRA_TRUSTED_BOTS)", facts)
-    if not trigger_role_ok(facts.label_actor_role, facts.label_actor_permission):
-        role = facts.label_actor_role or facts.label_actor_permission or "none"
-        return _refuse(f"label '{label}' was added by '{facts.label_actor}' whose permission is '{role}' "
-                       f"(needs {', '.join(TRIGGER_ROLES[:-1])} or {TRIGGER_ROLES[-1]})", facts)
-    if not facts.head_sha:
-        return _refuse(f"{pr} head SHA is unknown", facts)
-    if requirement.expected_head_sha and facts.head_sha != requirement.expected_head_sha:
-        return _refuse(f"head SHA changed since the label was added ({short(requirement.expected_head_sha)} -> "
-                       f"{short(facts.head_sha)}); {RELABEL}", facts)
-    if facts.pushed_after_label is None:
-        return _refuse(f"could not tell whether {pr} changed after label '{label}' was added", facts)
-    if facts.pushed_after_label:
-        return _refuse(f"{pr} changed after label '{label}' was added ({', '.join(facts.pushed_after_label)}); "
-                       f"{RELABEL}", facts)
-    if not facts.plan_blob_sha:
-        return _refuse(f"plan file {requirement.plan_path} not found at head {short(facts.head_sha)}", facts)
-    if facts.plan_changed is not True:
-        return _refuse(f"plan file {requirement.plan_path} is not among the files {pr} changes: a label runs only "
-                       "its own PR's plan", facts)
-    for path in requirement.read_paths:
-        if not facts.file_blob_shas.get(path):
-            return _refuse(f"file {path} (read by the plan) not found in {pr} at head {short(facts.head_sha)}",
-                           facts)
-    if requirement.require_approval and not facts.approvals:
-        return _refuse(f"{pr} has no approving review on head {short(facts.head_sha)}", facts)
-    approved = f", approved by {', '.join(facts.approvals)}" if facts.approvals else ""
+    check = GateCheck(facts, requirement, label, frozenset(login.lower() for login in trusted_bots))
+    for requirement_met in GATE_REQUIREMENTS:
+        reason = requirement_met(check)
+        if reason is not None:
+            return _refuse(reason, facts)
+    approvals = f", approved by {', '.join(facts.approvals)}" if facts.approvals else ""
     return GateDecision(
         True,
-        f"label '{label}' added by '{facts.label_actor}' ({facts.label_actor_role}) on {pr} "
-        f"at head {short(facts.head_sha)}{approved}",
+        f"label '{label}' added by '{facts.label_actor}' ({facts.label_actor_role}) on {check.pr} "
+        f"at head {short(facts.head_sha)}{approvals}",
         facts.head_sha, facts.plan_blob_sha, facts.label_actor,
         {path: facts.file_blob_shas[path] for path in requirement.read_paths}, facts.base_ref,
         facts.label_actor_role, facts.label_added_at,

@@ -196,15 +196,7 @@ def scale_report(state: DesiredState, diff: Diff | None, plan: Plan | None, plan
         lines.append(f"note: nothing to do: namespace {state.namespace} already matches {state.source}; "
                      "no plan written, no pull request")
     if plan is not None:
-        lines.append(f"note: plan written to {plan_path} ({len(plan.actions)} action"
-                     f"{'s' if len(plan.actions) != 1 else ''})")
-        if pull_request is not None and pull_request.get("blocked"):
-            lines.append(f"note: not updating pull request #{pull_request['number']}: {pull_request['blocked']}")
-        elif pull_request is not None:
-            verb = "opened" if pull_request.get("created") else "updated"
-            lines.append(f"note: {verb} pull request #{pull_request['number']} {pull_request.get('url', '')}".rstrip())
-        elif not executed and error is None:
-            lines.append("note: dry run: no pull request (--execute opens one, or updates the open one)")
+        lines += _written_notes(plan, plan_path, executed, pull_request, error)
     document = summary(results, state.namespace, executed)
     document["target"] = state.target
     document["plan"] = plan_path
@@ -217,3 +209,17 @@ def scale_report(state: DesiredState, diff: Diff | None, plan: Plan | None, plan
     if final == Outcome.SUCCEEDED and pull_request is not None and pull_request.get("blocked"):
         final = Outcome.SKIPPED
     return RunReport(tuple(lines), document, final)
+
+
+def _written_notes(plan: Plan, plan_path: str | None, executed: bool, pull_request: Mapping[str, Any] | None,
+                   error: str | None) -> list[str]:
+    """The `note:` lines of a written plan: where it is, and what became of its pull request."""
+    lines = [f"note: plan written to {plan_path} ({len(plan.actions)} action{'s' if len(plan.actions) != 1 else ''})"]
+    if pull_request is not None and pull_request.get("blocked"):
+        lines.append(f"note: not updating pull request #{pull_request['number']}: {pull_request['blocked']}")
+    elif pull_request is not None:
+        verb = "opened" if pull_request.get("created") else "updated"
+        lines.append(f"note: {verb} pull request #{pull_request['number']} {pull_request.get('url', '')}".rstrip())
+    elif not executed and error is None:
+        lines.append("note: dry run: no pull request (--execute opens one, or updates the open one)")
+    return lines

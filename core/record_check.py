@@ -166,41 +166,53 @@ def check_state(action: Action, state: Any, namespace: str, what: str) -> None:
     if not isinstance(state, dict):
         _fail(f"{what} is not an object")
     if isinstance(action, ScaleWorkload):
-        _only(state, _SCALE_FIELDS, what)
-        _replicas(state.get("replicas"), f"{what}'s replicas")
-        if state.get("hpa") is not None:
-            _name(state["hpa"], f"{what}'s hpa")
+        _scale_state(state, what)
     elif isinstance(action, UpdateResources):
-        _only(state, _RESOURCES_FIELDS, what)
-        containers, indexes = state.get("containers", {}), state.get("indexes", {})
-        if not isinstance(containers, dict) or not isinstance(indexes, dict) or len(containers) > MAX_CONTAINERS:
-            _fail(f"{what} has no containers map")
-        if action.container is not None and set(containers) - {action.container}:
-            _fail(f"{what} restores container {shown(sorted(set(containers) - {action.container})[0])}, which the "
-                  f"action does not change")
-        for name, resources in containers.items():
-            _name(name, f"{what}'s container")
-            if not isinstance(resources, dict):
-                _fail(f"{what}'s container {name} has no resources map")
-            _only(resources, _RESOURCE_PARTS, f"{what}'s container {name}")
-            for part, values in resources.items():
-                _quantities(values, f"{what}'s {name} {part}")
-            index = indexes.get(name)
-            if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < MAX_CONTAINERS:
-                _fail(f"{what}'s container {name} has no index")
+        _resources_state(action, state, what)
     else:
         assert isinstance(action, ApplyHpa)
-        _only(state, _HPA_FIELDS, what)
-        if "target_replicas" in state:
-            _replicas(state["target_replicas"], f"{what}'s target_replicas")
-        spec = state.get("spec", {})
-        if not isinstance(spec, dict):
-            _fail(f"{what}'s spec is not an object")
-        for bound in ("minReplicas", "maxReplicas"):
-            if bound in spec:
-                _replicas(spec[bound], f"{what}'s {bound}")
-        if "manifest" in state:
-            _hpa_manifest(state["manifest"], action, namespace, f"{what}'s HPA")
+        _hpa_state(action, state, namespace, what)
+
+
+def _scale_state(state: dict[str, Any], what: str) -> None:
+    _only(state, _SCALE_FIELDS, what)
+    _replicas(state.get("replicas"), f"{what}'s replicas")
+    if state.get("hpa") is not None:
+        _name(state["hpa"], f"{what}'s hpa")
+
+
+def _resources_state(action: UpdateResources, state: dict[str, Any], what: str) -> None:
+    _only(state, _RESOURCES_FIELDS, what)
+    containers, indexes = state.get("containers", {}), state.get("indexes", {})
+    if not isinstance(containers, dict) or not isinstance(indexes, dict) or len(containers) > MAX_CONTAINERS:
+        _fail(f"{what} has no containers map")
+    if action.container is not None and set(containers) - {action.container}:
+        _fail(f"{what} restores container {shown(sorted(set(containers) - {action.container})[0])}, which the "
+              f"action does not change")
+    for name, resources in containers.items():
+        _name(name, f"{what}'s container")
+        if not isinstance(resources, dict):
+            _fail(f"{what}'s container {name} has no resources map")
+        _only(resources, _RESOURCE_PARTS, f"{what}'s container {name}")
+        for part, values in resources.items():
+            _quantities(values, f"{what}'s {name} {part}")
+        index = indexes.get(name)
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < MAX_CONTAINERS:
+            _fail(f"{what}'s container {name} has no index")
+
+
+def _hpa_state(action: ApplyHpa, state: dict[str, Any], namespace: str, what: str) -> None:
+    _only(state, _HPA_FIELDS, what)
+    if "target_replicas" in state:
+        _replicas(state["target_replicas"], f"{what}'s target_replicas")
+    spec = state.get("spec", {})
+    if not isinstance(spec, dict):
+        _fail(f"{what}'s spec is not an object")
+    for bound in ("minReplicas", "maxReplicas"):
+        if bound in spec:
+            _replicas(spec[bound], f"{what}'s {bound}")
+    if "manifest" in state:
+        _hpa_manifest(state["manifest"], action, namespace, f"{what}'s HPA")
 
 
 def step_action(step: StepRecord, namespace: str, where: str) -> Action:

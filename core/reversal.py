@@ -114,14 +114,7 @@ def reversals(plan: Plan, record: ApplyRecord, objects: Objects | None, first_nu
             if stored.before is None and not isinstance(action, ApplyHpa):
                 continue  # the workload did not exist, so the step cannot have changed it
             live = live_state(action)
-            stamp = _stamped_by(action, objects) if objects is not None else None
-            foreign = stamp if stamp is not None and stamp != ours else None
-            if objects is None:
-                judged = Verdict.REVERSE
-            elif foreign is not None:
-                judged = Verdict.DRIFTED
-            else:
-                judged = verdict(action, stored, live)
+            judged, foreign = _judged(action, stored, live, objects, ours)
             if force and judged == Verdict.DRIFTED and isinstance(action, ScaleWorkload) and live is not None:
                 stored = replace(stored, after={**(stored.after or {}), "replicas": live["replicas"]})  # overwrite
             undoes = judged != Verdict.DRIFTED or force
@@ -131,21 +124,41 @@ def reversals(plan: Plan, record: ApplyRecord, objects: Objects | None, first_nu
             step = Step(first_number + len(result), step_type, action.type, obj, args, f"restored {obj}",
                         stdin=stdin, landing=Landing(action, reverse=True, before=prior_object(action, stored.before),
                                                      found=prior_object(action, stored.after)))
-            result.append(Reversal(_applied_label(record, link, stored), step, judged, action.workload.ref, foreign))
+            label = _applied_label(record, link, stored)
+            result.append(Reversal(label, step, judged, action.workload.ref, foreign))
             raised = (_raised_replicas(actions, action, stored, live_state, objects is None)
                       if isinstance(action, ApplyHpa) else None)
             if raised is not None and isinstance(action, ApplyHpa):
-                restore, current, raised_verdict = raised
-                ref = action.workload.ref
-                step = Step(first_number + len(result), step_type, action.type, ref,
-                            ("scale", ref, f"--replicas={restore.replicas}", f"--current-replicas={current}"),
-                            f"restored replicas of {ref} changed by hpa/{action.name}",
-                            landing=Landing(restore, reverse=True, before={"replicas": restore.replicas},
-                                            found={"replicas": current}))
-                result.append(Reversal(_applied_label(record, link, stored), step, raised_verdict, ref, None))
+                result.append(_raised_reversal(action, raised, label, first_number + len(result), step_type))
+                restore, _, raised_verdict = raised
                 if raised_verdict != Verdict.DRIFTED:
                     projected[_key(restore)] = {"replicas": restore.replicas}
     return result
+
+
+def _judged(action: Action, stored: StepRecord, live: Any, objects: Objects | None,
+            ours: str) -> tuple[Verdict, str | None]:
+    """The verdict on undoing `stored`, and the other record whose stamp the object carries (then drifted);
+    always `reverse` in a preview (no live objects)."""
+    if objects is None:
+        return Verdict.REVERSE, None
+    stamp = _stamped_by(action, objects)
+    if stamp is not None and stamp != ours:
+        return Verdict.DRIFTED, stamp
+    return verdict(action, stored, live), None
+
+
+def _raised_reversal(action: ApplyHpa, raised: tuple[ScaleWorkload, int, Verdict], applied: str, number: int,
+                     step_type: StepType) -> Reversal:
+    """The scale step that undoes the replicas an HPA created by the plan raised (see `_raised_replicas`)."""
+    restore, current, raised_verdict = raised
+    ref = action.workload.ref
+    step = Step(number, step_type, action.type, ref,
+                ("scale", ref, f"--replicas={restore.replicas}", f"--current-replicas={current}"),
+                f"restored replicas of {ref} changed by hpa/{action.name}",
+                landing=Landing(restore, reverse=True, before={"replicas": restore.replicas},
+                                found={"replicas": current}))
+    return Reversal(applied, step, raised_verdict, ref, None)
 
 
 def _applied_label(record: ApplyRecord, link: ApplyRecord, stored: StepRecord) -> str:

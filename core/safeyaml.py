@@ -20,6 +20,8 @@ nothing for them; duplicate keys are found on the node graph. Only then is the d
 constructors, so the C parser's speed comes without giving up any rule.
 """
 
+from __future__ import annotations
+
 import re
 from pathlib import Path
 from typing import Any
@@ -63,28 +65,44 @@ def _check_events(text: str) -> None:
             continue
         is_key = bool(frames) and frames[-1].reading_key
         scalar = event.value if isinstance(event, yaml.ScalarEvent) else None
-        where = "".join(frame.part() for frame in frames).lstrip(".")
-        if is_key and scalar is not None:
-            where = f"{where}.{scalar}".lstrip(".")
-        at = f" at key {where}" if where else ""
-        if isinstance(event, yaml.AliasEvent):
-            raise _Refused(f"alias *{event.anchor}{at}: anchors and aliases are not allowed", event.start_mark)
-        if event.anchor is not None:
-            raise _Refused(f"anchor &{event.anchor}{at}: anchors and aliases are not allowed", event.start_mark)
-        tag = getattr(event, "tag", None)
-        if tag is not None:
-            shown_tag = "!!" + tag.removeprefix(_STANDARD_TAGS) if tag.startswith(_STANDARD_TAGS) else tag
-            raise _Refused(f"tag {shown_tag}{at}: explicit tags are not allowed", event.start_mark)
-        if is_key and scalar == MERGE_KEY:
-            raise _Refused(f"merge key '<<'{at}: merge keys are not allowed", event.start_mark)
-        if isinstance(event, yaml.CollectionStartEvent):
-            if is_key:
-                frames[-1].key = "?"
-            frames.append(_Frame(isinstance(event, yaml.MappingStartEvent)))
-        elif is_key:
-            frames[-1].key = scalar or "?"
-        elif frames:
-            frames[-1].done()
+        problem = _event_problem(event, _key_path(frames, scalar if is_key else None), is_key, scalar)
+        if problem is not None:
+            raise _Refused(problem, event.start_mark)
+        _advance(frames, event, is_key, scalar)
+
+
+def _key_path(frames: list[_Frame], key: str | None) -> str:
+    """Where the next event stands (`spec.metrics[0]`), `key` included when the event is a mapping's key."""
+    where = "".join(frame.part() for frame in frames).lstrip(".")
+    return f"{where}.{key}".lstrip(".") if key is not None else where
+
+
+def _event_problem(event: yaml.NodeEvent, where: str, is_key: bool, scalar: str | None) -> str | None:
+    """Why `event` is refused (an alias, an anchor, an explicit tag, a merge key), or None."""
+    at = f" at key {where}" if where else ""
+    if isinstance(event, yaml.AliasEvent):
+        return f"alias *{event.anchor}{at}: anchors and aliases are not allowed"
+    if event.anchor is not None:
+        return f"anchor &{event.anchor}{at}: anchors and aliases are not allowed"
+    tag = getattr(event, "tag", None)
+    if tag is not None:
+        shown_tag = "!!" + tag.removeprefix(_STANDARD_TAGS) if tag.startswith(_STANDARD_TAGS) else tag
+        return f"tag {shown_tag}{at}: explicit tags are not allowed"
+    if is_key and scalar == MERGE_KEY:
+        return f"merge key '<<'{at}: merge keys are not allowed"
+    return None
+
+
+def _advance(frames: list[_Frame], event: yaml.NodeEvent, is_key: bool, scalar: str | None) -> None:
+    """Follow `event` in the open collections: a collection opens a frame, a key or a value moves the current one."""
+    if isinstance(event, yaml.CollectionStartEvent):
+        if is_key:
+            frames[-1].key = "?"
+        frames.append(_Frame(isinstance(event, yaml.MappingStartEvent)))
+    elif is_key:
+        frames[-1].key = scalar or "?"
+    elif frames:
+        frames[-1].done()
 
 
 class _Frame:

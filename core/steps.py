@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from core.hints import CommandHint, ManifestHint
+from core.hints import CommandHint, Hint, ManifestHint
 from core.plan import Action, ApplyHpa, HpaBounds, Plan, ScaleWorkload, UpdateResources, Workload
 from core.record import RECORD_ANNOTATION, record_name
 from core.state import Objects, in_effect
@@ -140,20 +140,42 @@ def seed_rollback_steps(plan: Plan, live: Objects | None = None) -> list[Step]:
     actions = [action for action in plan.actions if live is None or in_effect(action, live)]
     if not actions:
         return []
-    steps: list[Step] = []
-
-    def add(type_: StepType, action: str | None, obj: str | None, args: tuple[str, ...], summary: str,
-            notes: tuple[str, ...] = ()) -> None:
-        steps.append(Step(len(steps) + 1, type_, action, obj, args, summary, notes=notes))
-
     undo_targets: dict[str, list[str]] = {}
     for action in actions:
         if isinstance(action, ScaleWorkload | UpdateResources):
             undo_targets.setdefault(action.workload.ref, []).append(action.type)
-    undo_args = {("rollout", "undo", ref) for ref in undo_targets}
-    covered_hpas: set[str] = set()
+    steps: list[Step] = []
+    covered_hpas = _hint_steps(steps, plan.hints, {("rollout", "undo", ref) for ref in undo_targets})
     scaled_by_hint = {hint.args[1] for hint in plan.hints if isinstance(hint, CommandHint) and hint.args[0] == "scale"}
-    for hint in plan.hints:
+    _undo_steps(steps, undo_targets, scaled_by_hint)
+    for action in actions:
+        if isinstance(action, ApplyHpa) and action.name not in covered_hpas:
+            covered_hpas.add(action.name)
+            _add(steps, StepType.ACTION, action.type, f"hpa/{action.name}", ("delete", "hpa", action.name),
+                 f"deleted hpa/{action.name}")
+    return steps
+
+
+def _add(steps: list[Step], type_: StepType, action: str | None, obj: str | None, args: tuple[str, ...],
+         summary: str, notes: tuple[str, ...] = ()) -> None:
+    steps.append(Step(len(steps) + 1, type_, action, obj, args, summary, notes=notes))
+
+
+def _undo_steps(steps: list[Step], undo_targets: dict[str, list[str]], scaled_by_hint: set[str]) -> None:
+    """Append one `rollout undo` per workload the actions changed (`undo_targets`: ref -> its action types)."""
+    for ref, action_types in undo_targets.items():
+        if ref in scaled_by_hint and set(action_types) == {"scale_workload"}:
+            continue  # the scale hint restores replicas; an undo would revert the template too (#25236)
+        notes = (f"{ref}: one rollout undo covers {' and '.join(action_types)}",) if len(action_types) > 1 else ()
+        _add(steps, StepType.ACTION, action_types[0], ref, ("rollout", "undo", ref), f"rolled back {ref}", notes)
+
+
+def _hint_steps(steps: list[Step], hints: Sequence[Hint],
+                undo_args: set[tuple[str, ...]]) -> set[str]:
+    """Append a step per hint, in plan order, except a hint that is one of the `rollout undo`s to come; return the
+    HPAs the hints already remove or restore."""
+    covered_hpas: set[str] = set()
+    for hint in hints:
         if isinstance(hint, ManifestHint) or hint.manifest is not None:
             manifest = hint if isinstance(hint, ManifestHint) else hint.manifest
             assert manifest is not None
@@ -163,23 +185,13 @@ def seed_rollback_steps(plan: Plan, live: Objects | None = None) -> list[Step]:
             steps.append(Step(len(steps) + 1, StepType.HINT, None, None, ("apply", "-f", "-"), summary,
                               stdin=manifest.body, stdin_file=manifest.path, notes=(f"manual hint: {text}",)))
         elif hint.args in undo_args:
-            continue  # the action loop below runs this very command
+            continue  # the action loop of seed_rollback_steps runs this very command
         else:
             if hint.args[:2] == ("delete", "hpa"):
                 covered_hpas.add(hint.args[2])
-            add(StepType.HINT, None, _hint_object(hint), hint.args, f"ran hint: {hint.text}",
-                notes=(f"manual hint: {hint.text}",))
-    for ref, action_types in undo_targets.items():
-        if ref in scaled_by_hint and set(action_types) == {"scale_workload"}:
-            continue  # the scale hint restores replicas; an undo would revert the template too (#25236)
-        notes = (f"{ref}: one rollout undo covers {' and '.join(action_types)}",) if len(action_types) > 1 else ()
-        add(StepType.ACTION, action_types[0], ref, ("rollout", "undo", ref), f"rolled back {ref}", notes)
-    for action in actions:
-        if isinstance(action, ApplyHpa) and action.name not in covered_hpas:
-            covered_hpas.add(action.name)
-            add(StepType.ACTION, action.type, f"hpa/{action.name}", ("delete", "hpa", action.name),
-                f"deleted hpa/{action.name}")
-    return steps
+            _add(steps, StepType.HINT, None, _hint_object(hint), hint.args, f"ran hint: {hint.text}",
+                 notes=(f"manual hint: {hint.text}",))
+    return covered_hpas
 
 
 def _hint_object(hint: CommandHint) -> str | None:

@@ -229,8 +229,8 @@ def _children() -> dict[int, list[int]]:
 
 LATE_WRITE_GRACE_S = 2.0
 """How long a write may still take to land at the API server after its request's own timeout: the server commits
-what it received, and its timeout filter answers 504 while the handler goes on (chaos seed 41: a retry that read
-the object 1 s after the timeout re-sent a scale whose first PATCH landed 0.5 s later)."""
+what it received, and its timeout filter answers 504 while the handler goes on, so a retry that reads the object
+just after the timeout can still see it unchanged and re-send a write whose first request lands after that read."""
 
 
 def request_timeout_s(limit_s: float) -> float:

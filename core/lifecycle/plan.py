@@ -66,14 +66,24 @@ def _drift(action: plans.Action, current: Any, live: Objects) -> str | None:
         now = state.get("replicas") if state is not None else None
         return None if now == current else f"{where} replicas was {current} when the plan was written, is {now} now"
     if isinstance(action, plans.UpdateResources):
-        containers = (state or {}).get("containers") or {}
-        for name, resources in containers.items():
-            for part in ("requests", "limits"):
-                recorded = (current or {}).get(part) or {}
-                if not _same_quantities(recorded, (resources or {}).get(part) or {}):
-                    return (f"{where} container {name} {part} were {recorded} when the plan was written, are "
-                            f"{(resources or {}).get(part) or {}} now")
-        return None
+        return _resources_drift(where, state, current)
+    return _hpa_drift(where, state, current)
+
+
+def _resources_drift(where: str, state: Any, current: Any) -> str | None:
+    """The first container's requests or limits that differ from the recorded ones."""
+    containers = (state or {}).get("containers") or {}
+    for name, resources in containers.items():
+        for part in ("requests", "limits"):
+            recorded = (current or {}).get(part) or {}
+            if not _same_quantities(recorded, (resources or {}).get(part) or {}):
+                return (f"{where} container {name} {part} were {recorded} when the plan was written, are "
+                        f"{(resources or {}).get(part) or {}} now")
+    return None
+
+
+def _hpa_drift(where: str, state: Any, current: Any) -> str | None:
+    """The first of the HPA's recorded bounds that differs from the live one."""
     spec = (state or {}).get("spec") or {}
     for field in ("minReplicas", "maxReplicas"):
         if field in (current or {}) and spec.get(field) != current[field]:

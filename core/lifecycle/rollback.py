@@ -91,6 +91,20 @@ def _not_run(reversal: Reversal) -> StepResult:
     return StepResult(reversal.step, StepStatus.UNCHANGED)
 
 
+def _nothing_reversed(judged: Sequence[Reversal]) -> str:
+    """Why a rollback ran no step: everything is as before the apply, or what is not was changed by others."""
+    return NOTHING_TO_DO if all(r.verdict == Verdict.UNCHANGED for r in judged) else NOTHING_REVERSED
+
+
+def _run_reversals(cluster: Cluster, plan: Plan, judged: Sequence[Reversal], to_run: Sequence[Reversal],
+                   held: Held) -> dict[int, StepResult]:
+    """Run the undo steps `to_run`, each workload's in order, checking the lock between waves; by step number."""
+    group_by = {r.step.number: r.group for r in judged}
+    return {result.step.number: result for result in cluster.run_steps(
+        plan, [r.step for r in to_run], lambda step: group_by[step.number], lambda wave: held.check(),
+        held.proceed)}
+
+
 def failure_note(failed: Sequence[StepResult]) -> str:
     """What a person must do after an incomplete rollback: the record still holds every before-state."""
     names = ", ".join(f"{result.step.number} ({result.step.obj}: {result.status})" for result in failed)
@@ -197,19 +211,14 @@ class Rollback(Lifecycle):
         and return the record with the rollback's outcome."""
         live = cluster.capture(plan) if live is None else live
         judged = reversals(plan, record, live, first_number, step_type, self.force)
-        name = record_name(plan)
         to_run = [r for r in judged if r.verdict == Verdict.REVERSE or (r.verdict == Verdict.DRIFTED and self.force)]
-        lines = drift_notes(judged, name)
+        lines = drift_notes(judged, record_name(plan))
         if not to_run:
-            nothing = NOTHING_TO_DO if all(r.verdict == Verdict.UNCHANGED for r in judged) else NOTHING_REVERSED
-            lines.append(f"note: {nothing}")
+            lines.append(f"note: {_nothing_reversed(judged)}")
         else:
             before_change()
         applied_by = {r.step.number: r.applied for r in judged}
-        group_by = {r.step.number: r.group for r in judged}
-        ran = {result.step.number: result for result in cluster.run_steps(
-            plan, [r.step for r in to_run], lambda step: group_by[step.number], lambda wave: held.check(),
-            held.proceed)}
+        ran = _run_reversals(cluster, plan, judged, to_run, held)
         results = [ran.get(r.step.number) or _not_run(r) for r in judged]
         restored = [result.step.landing.action for result in ran.values() if result.ok and result.step.landing]
         results += verify_rollouts(cluster, plan, restored, first_number + len(results), self.rollout_timeout_s)
