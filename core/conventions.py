@@ -53,6 +53,27 @@ def repository_path(path: str | Path) -> str:
 LOCK_LIMIT_PREFIX = "infra-lock-"
 
 
+class Env(StrEnum):
+    """The environment variables the project reads (core.settings parses the run's own settings)."""
+
+    KUBECTL = "KUBECTL"
+    """The kubectl binary (the seed's `KUBECTL=echo` trick)."""
+    KUBECONFIG = "KUBECONFIG"
+    KUBECTL_TIMEOUT = "INFRA_KUBECTL_TIMEOUT"
+    MAX_PARALLEL_STEPS = "INFRA_MAX_PARALLEL_STEPS"
+    CONTEXTS = "INFRA_CONTEXTS"
+    POLICY = "INFRA_POLICY"
+    REPOSITORIES = "INFRA_REPOSITORIES"
+    TRUSTED_BOTS = "INFRA_TRUSTED_BOTS"
+    BASE_BRANCHES = "INFRA_BASE_BRANCHES"
+    RECORD_KEY = "INFRA_RECORD_KEY"
+    RECORD_KEYS_OLD = "INFRA_RECORD_KEYS_OLD"
+    RECORD_KEY_BLOCK = "INFRA_RECORD_KEY_BLOCK"
+    LEASE_SECONDS = "INFRA_LEASE_SECONDS"
+    CHECKOUT = "INFRA_ORCHESTRATOR_DIR"
+    """A worker's checkout of the project, where its deployments' runs start (deployments.worker)."""
+
+
 def lock_limit_name(context: str, namespace: str) -> str:
     """The Prefect global concurrency limit of what a run changes: one cluster (its kubeconfig context) and one
     namespace, never a field the plan's author picks freely (`target`). `infra-lock-<context>.<namespace>`, the

@@ -21,9 +21,11 @@ from core.plan import Plan
 from core.record import RECORD_ANNOTATION, STAMP_FIELD_MANAGER
 from core.report import StepResult
 from core.rollout import confirmed_by_listing
+from core.settings import Settings
 from core.steps import Step
 from core.vocabulary import StepStatus
 from integrations.kubectl import Kubectl, KubectlError, checked, get_items, let_land, run
+from integrations.kubectl import kubectl_for as runner_for
 from integrations.policy_read import get_with_policy
 from tasks.passing import as_is
 from tasks.retry import RETRIES, RETRY_DELAYS_S, is_transient
@@ -32,10 +34,9 @@ _KIND_RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
 
 
 def kubectl_for(plan: Plan) -> Kubectl:
-    """kubectl for the plan's cluster: `KUBECTL`/`KUBECONFIG` from the environment, the plan's context, and
-    the plan's directory as working directory so relative manifests resolve as they did in the preview."""
-    timeout = float(os.environ.get("INFRA_KUBECTL_TIMEOUT", "60"))
-    return Kubectl(context=plan.context, cwd=plan.directory.resolve(), timeout_s=timeout)
+    """kubectl for the plan's cluster: the flow run's settings (its process's environment), the plan's context,
+    and the plan's directory as working directory so relative manifests resolve as they did in the preview."""
+    return runner_for(Settings.from_env(os.environ), plan.context, plan.directory.resolve())
 
 
 @task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, retry_condition_fn=is_transient)
