@@ -20,6 +20,7 @@ from core.changes import planned_state
 from core.conventions import LABELS, PLAN_FILE, Flow
 from core.desired import DesiredState
 from core.diff import Change, Diff
+from core.k8s import Kind
 from core.plan import ApplyHpa, Plan, ScaleWorkload, UpdateResources, Workload
 from core.report import RunReport, StepResult, markdown, outcome, preview_lines, summary
 from core.state import Objects, state_of
@@ -65,7 +66,7 @@ def _comment(text: str) -> str:
 
 
 def _workload_fields(workload: Workload) -> dict[str, Any]:
-    return {"kind": workload.kind} if workload.kind != "Deployment" else {}
+    return {"kind": workload.kind} if workload.kind != Kind.DEPLOYMENT else {}
 
 
 def action_document(change: Change) -> dict[str, Any]:

@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from core.errors import RecordUnreadable
-from core.k8s import MAX_REPLICAS, WORKLOAD_KINDS, dns_label_problem, parse_quantity, shown
+from core.k8s import MAX_REPLICAS, WORKLOAD_KINDS, Kind, dns_label_problem, parse_quantity, shown
 from core.plan import Action, ApplyHpa, HpaBounds, ScaleWorkload, UpdateResources, Workload
 from core.record import ApplyRecord, StepRecord
 
-HPA_KIND = "HorizontalPodAutoscaler"
-HPA_API_GROUP = "autoscaling/"
+HPA_KIND = Kind.HPA.value
+HPA_API_GROUP = f"{Kind.HPA.group}/"
 _SCALE_FIELDS = {"replicas", "hpa"}
 _RESOURCES_FIELDS = {"containers", "indexes", "revision", "template", "missing_container"}
 _HPA_FIELDS = {"spec", "manifest", "target_replicas"}

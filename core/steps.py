@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.hints import CommandHint, ManifestHint
+from core.k8s import Kind
 from core.plan import Action, ApplyHpa, HpaBounds, Plan, ScaleWorkload, UpdateResources, Workload
 from core.record import RECORD_ANNOTATION, record_name
 from core.state import Objects, in_effect
@@ -69,7 +70,7 @@ def hpa_manifest(name: str, namespace: str, workload: Workload, bounds: HpaBound
                  annotations: dict[str, str] | None = None) -> dict[str, Any]:
     """An autoscaling/v2 HorizontalPodAutoscaler for `workload` within `bounds`."""
     spec: dict[str, Any] = {
-        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": workload.kind, "name": workload.name},
+        "scaleTargetRef": {"apiVersion": Kind(workload.kind).api_version, "kind": workload.kind, "name": workload.name},
         "minReplicas": bounds.min_replicas,
         "maxReplicas": bounds.max_replicas,
     }
@@ -79,7 +80,7 @@ def hpa_manifest(name: str, namespace: str, workload: Workload, bounds: HpaBound
     metadata: dict[str, Any] = {"name": name, "namespace": namespace}
     if annotations:
         metadata["annotations"] = annotations
-    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": metadata, "spec": spec}
+    return {"apiVersion": Kind.HPA.api_version, "kind": Kind.HPA.value, "metadata": metadata, "spec": spec}
 
 
 def _quantity_flag(flag: str, values: dict[str, str] | Any) -> list[str]:
@@ -157,7 +158,7 @@ def seed_rollback_steps(plan: Plan, live: Objects | None = None) -> list[Step]:
         if isinstance(hint, ManifestHint) or hint.manifest is not None:
             manifest = hint if isinstance(hint, ManifestHint) else hint.manifest
             assert manifest is not None
-            covered_hpas.update(name for kind, name in manifest.objects if kind == "HorizontalPodAutoscaler")
+            covered_hpas.update(name for kind, name in manifest.objects if kind == Kind.HPA)
             summary, text = ((f"ran hint: {hint.text}", hint.text) if isinstance(hint, CommandHint)
                              else (f"applied {manifest.path}", manifest.path))
             steps.append(Step(len(steps) + 1, StepType.HINT, None, None, ("apply", "-f", "-"), summary,

@@ -16,6 +16,7 @@ from prefect.runtime import task_run
 
 from core.batch import Batch, BatchRun, batches, stdin_chunks, waves
 from core.errors import Stopped
+from core.k8s import Kind
 from core.landed import landed
 from core.plan import Plan
 from core.record import RECORD_ANNOTATION, STAMP_FIELD_MANAGER
@@ -30,8 +31,6 @@ from integrations.policy_read import get_with_policy
 from tasks.passing import as_is
 from tasks.retry import RETRIES, RETRY_DELAYS_S, is_transient
 
-_KIND_RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
-
 
 def kubectl_for(plan: Plan) -> Kubectl:
     """kubectl for the plan's cluster: the flow run's settings (its process's environment), the plan's context,
@@ -44,7 +43,7 @@ def capture_objects(plan: Plan, kubectl: Kubectl) -> list[dict[str, Any]]:
     """Every workload and HPA the plan could touch, and the namespace's policy objects (core.policy), in one
     `kubectl get a,b,... -o json` for the namespace."""
     kinds = {action.workload.kind for action in plan.actions}
-    resources = [_KIND_RESOURCES[kind] for kind in sorted(kinds)] + ["horizontalpodautoscalers"]
+    resources = [Kind(kind).plural for kind in sorted(kinds)] + [Kind.HPA.plural]
     return get_with_policy(kubectl, plan.namespace, resources) if plan.actions else []
 
 
@@ -177,7 +176,7 @@ def _ready_summary(ref: str, statefulset: Mapping[str, Any]) -> str:
 
 
 def _is_on_delete(item: Mapping[str, Any]) -> bool:
-    return bool(item.get("kind") == "StatefulSet"
+    return bool(item.get("kind") == Kind.STATEFULSET
                 and (item.get("spec", {}).get("updateStrategy") or {}).get("type") == "OnDelete")
 
 
@@ -189,7 +188,7 @@ def on_delete_steps(namespace: str, kubectl: Kubectl, steps: Sequence[Step],
     if not refs:
         return set()
     if listing is not None:
-        items: Sequence[Any] = [item for item in listing if item.get("kind") == "StatefulSet"]
+        items: Sequence[Any] = [item for item in listing if item.get("kind") == Kind.STATEFULSET]
     else:
         try:
             document = json.loads(checked(run(kubectl, namespace, ["get", *refs, "-o", "json"])).stdout)
@@ -226,7 +225,7 @@ def verify_from_status(namespace: str, kubectl: Kubectl, step: Step, timeout_s: 
 def list_deployments(namespace: str, kubectl: Kubectl) -> list[dict[str, Any]]:
     """The namespace's deployments, or none when the listing fails (each then gets its `rollout status`)."""
     try:
-        return get_items(kubectl, namespace, ["deployments"])
+        return get_items(kubectl, namespace, [Kind.DEPLOYMENT.plural])
     except KubectlError:
         return []
 
