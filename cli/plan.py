@@ -23,7 +23,7 @@ from cli.help import (
 )
 from cli.output import rendered
 from cli.process import run_and_exit
-from core.conventions import DEFAULT_PLAN
+from core.conventions import DEFAULT_PLAN, DEFAULT_PLANS_DIR, PLAN_FILE, Env
 from core.errors import InputError
 from core.lifecycle.plan import Plan
 from core.plan import Plan as PlanFile
@@ -74,10 +74,10 @@ class PrintedPlan:
 
 USAGE = Usage(
     examples=(f"infra-plan    # print what {DEFAULT_PLAN} would change; read-only",
-              "infra-plan --plan=ops/plans/infra-scale/staging/plan.yaml --pr=42    # comment and set infra/plan",
+              f"infra-plan --plan={DEFAULT_PLANS_DIR}/staging/{PLAN_FILE} --pr=42    # comment and set infra/plan",
               "infra-plan -o json    # the rows as JSON, alone on stdout"),
     environment=(*KUBE_ENVIRONMENT, *GITHUB_ENVIRONMENT, *PREFECT_PR_ENVIRONMENT,
-                 ("INFRA_POLICY", "warn (default) or block: whether a policy finding fails the review"),
+                 (Env.POLICY, "warn (default) or block: whether a policy finding fails the review"),
                  *TERMINAL_ENVIRONMENT),
     exit_codes=(("0", "the plan was read and dry-run on the server (warnings are printed, not failures)"),
                 ("1", "failed: the cluster could not be read, a server-side dry run refused a step, or the PR's "

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from core.conventions import LABELS
+from core.conventions import LABELS, REPOSITORY_PATTERN
 from core.plan import Plan
 
 # Roles allowed to trigger an execution (GitHub's role_name; maintain and write map to legacy "write").
 TRIGGER_ROLES = ("write", "maintain", "admin")
-REPOSITORY_NAME = re.compile(r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+")
 RELABEL = "add the label again to run the new head"
 
 
@@ -128,7 +126,7 @@ def repository_problem(requested: str | None, configured: str | None, allowed: C
     """
     if requested is None:
         return None
-    if not REPOSITORY_NAME.fullmatch(requested):
+    if not REPOSITORY_PATTERN.fullmatch(requested):
         return f"repository {requested!r} is not owner/name"
     served = {name.lower() for name in (configured, *allowed) if name}
     if requested.lower() not in served:

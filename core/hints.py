@@ -37,7 +37,7 @@ HINT_VERBS = ("rollout undo", "apply", "scale", "delete")
 HPA_KIND = Kind.HPA.value
 _WORKLOAD_ALIASES = {"deployment": "deployment", "deployments": "deployment", "deploy": "deployment",
                      "statefulset": "statefulset", "statefulsets": "statefulset", "sts": "statefulset"}
-_HPA_ALIASES = {"hpa", "horizontalpodautoscaler", "horizontalpodautoscalers"}
+_HPA_ALIASES = {Kind.HPA.resource, Kind.HPA.value.lower(), Kind.HPA.plural}
 
 
 @dataclass(frozen=True)

@@ -25,16 +25,16 @@ from enum import StrEnum
 from typing import Any
 
 from core.changes import planned_state
+from core.conventions import POLICY_UNREAD_KIND as UNREAD_KIND
+from core.conventions import Env
 from core.errors import InputError
 from core.k8s import DNS_LABEL_PATTERN, WORKLOAD_KINDS, Kind, parse_quantity, resource_name_problem
 from core.plan import ApplyHpa, Plan, ScaleWorkload, UpdateResources, Workload
 from core.state import Objects, managing_hpa
 
-POLICY_ENV = "INFRA_POLICY"
+POLICY_ENV = Env.POLICY
 POLICY_RESOURCES = ("resourcequotas", "limitranges", "poddisruptionbudgets")
 """What the live read adds to the plan's workloads and HPAs, in the same `kubectl get`."""
-UNREAD_KIND = "infra-orchestrator/PolicyObjectsUnread"
-"""The kind of the item a live read adds when it was not allowed to list some policy objects (no API serves it)."""
 _COMPUTE = ("cpu", "memory", "ephemeral-storage")
 _GI, _MI, _KI = Decimal(2**30), Decimal(2**20), Decimal(2**10)
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")

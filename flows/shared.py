@@ -17,6 +17,7 @@ from core.gate import GateDecision, GateRequirement, context_problem, files_read
 from core.lifecycle.ports import Execution
 from core.plan import Plan
 from core.report import RunReport, failure_reason
+from core.settings import Settings
 from core.vocabulary import Outcome, StepStatus
 from integrations.kubeconfig import allowed_contexts
 from tasks.artifacts import record_refusal
@@ -30,7 +31,7 @@ from tasks.review import plan_problem
 # PyGithub (the gate's client) is imported here, before a flow run starts, not inside the gate's task: there,
 # with Prefect's event and log threads running, the same import held the gate for 0.2-0.3 s instead of 0.1 s.
 
-MAX_PARALLEL_STEPS = int(os.environ.get("INFRA_MAX_PARALLEL_STEPS", "4"))
+MAX_PARALLEL_STEPS = Settings.from_env(os.environ).max_parallel_steps
 """kubectl calls on different workloads run side by side, this many at a time (each is one process)."""
 TASK_WORKERS = MAX_PARALLEL_STEPS + 1
 """The flows' task runner threads: the steps' calls, and one for the apply record's read or save, which run beside

@@ -5,7 +5,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from core.conventions import LABELS
+from core.conventions import LABELS, status_context
 from core.gate import GateDecision, GateRequirement, short
 from integrations.github import (
     GitHubError,
@@ -15,7 +15,6 @@ from integrations.github import (
     recheck_gate,
     restore_trigger_label,
     set_commit_status,
-    status_context,
     status_descriptions,
 )
 from integrations.pull_request import report_execution, retried

@@ -8,7 +8,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from core.conventions import Flow, artifact_key, repository_path
+from core.conventions import Flow, artifact_key, repository_path, status_context
 from core.gate import GateDecision, GateRequirement, files_read_by, local_files_problem
 from core.plan import Plan
 from core.report import RunReport, StepResult, failure, plan_markdown, plan_report, table_rows
@@ -20,7 +20,6 @@ from integrations.github import (
     PullRequestView,
     pull_request_view,
     set_commit_status,
-    status_context,
     upsert_audit_comment,
 )
 from integrations.plan_review import dry_run, live_objects
