@@ -18,15 +18,16 @@ from cli.help import (
     flag_error,
 )
 from cli.output import OUTPUT_FORMATS
-from core.conventions import DEFAULT_PLAN, DEFAULT_PLANS_DIR, LABELS, PLAN_FILE, RECORD_KEY_FILE, Env
+from core.conventions import DEFAULT_PLAN, DEFAULT_PLANS_DIR, LABELS, PLAN_FILE, RECORD_KEY_FILE, Env, Flow
 from core.errors import InputError
 from core.k8s import MAX_INT32, decimal_integer, shown
 from core.policy import chosen_mode
+from core.vocabulary import OutputFormat
 
 
 @dataclass(frozen=True)
 class Options:
-    flow: str
+    flow: Flow
     plan: Path
     execute: bool
     pr: int | None
@@ -35,7 +36,7 @@ class Options:
     require_approval: bool
     from_record: Path | None = None
     seed_fallback: bool = False
-    output: str = "text"
+    output: OutputFormat = OutputFormat.TEXT
     require_plan: bool = False
 
 
@@ -55,7 +56,7 @@ def pr_number(value: str, where: str) -> int:
 
 
 def add_output(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output", choices=OUTPUT_FORMATS, default="text",
+    parser.add_argument("-o", "--output", choices=OUTPUT_FORMATS, default=OutputFormat.TEXT.value,
                         help="text (default: the lines of the Node scripts (v0)) or json (the JSON summary alone on "
                              "stdout)")
 
@@ -140,7 +141,7 @@ def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -
     where = "--pr" if parsed.pr is not None else "PRNUM"
     from_record = getattr(parsed, "from_record", None)
     return Options(
-        flow=flow,
+        flow=Flow(flow),
         plan=Path(parsed.plan),
         execute=parsed.execute,
         pr=pr_number(pr_text, where) if pr_text is not None else None,
@@ -149,7 +150,7 @@ def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -
         require_approval=parsed.require_approval,
         from_record=_record_file(from_record) if from_record is not None else None,
         seed_fallback=getattr(parsed, "seed_fallback", False),
-        output=parsed.output,
+        output=OutputFormat(parsed.output),
         require_plan=getattr(parsed, "require_plan", False),
     )
 

@@ -29,6 +29,7 @@ from core.plan_writer import scale_report
 from core.report import RunReport
 from core.retry import KUBECTL_RETRY
 from core.settings import Settings
+from core.vocabulary import OutputFormat
 from integrations.kubectl import KubectlError, get_items, kubectl_for
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ class ScaleOptions:
     execute: bool
     base: str
     plans_dir: str
-    output: str = "text"
+    output: OutputFormat = OutputFormat.TEXT
 
 
 USAGE = Usage(

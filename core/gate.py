@@ -14,17 +14,18 @@ import posixpath
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from core.conventions import LABELS, REPOSITORY_PATTERN
+from core.conventions import LABELS, REPOSITORY_PATTERN, Flow
 from core.plan import Plan
+from core.vocabulary import Role
 
 # Roles allowed to trigger an execution (GitHub's role_name; maintain and write map to legacy "write").
-TRIGGER_ROLES = ("write", "maintain", "admin")
+TRIGGER_ROLES = (Role.WRITE, Role.MAINTAIN, Role.ADMIN)
 RELABEL = "add the label again to run the new head"
 
 
 @dataclass(frozen=True)
 class GateRequirement:
-    flow: str  # "apply" or "rollback"
+    flow: Flow
     pr: int
     plan_path: str  # repository-relative POSIX path of the plan file
     require_approval: bool = False
@@ -102,9 +103,9 @@ def trigger_role_ok(role: str | None, legacy_permission: str | None) -> bool:
     """write/maintain/admin by role name; a custom role counts when its legacy base permission is write or admin."""
     if role in TRIGGER_ROLES:
         return True
-    if role in (None, "", "none", "read", "triage"):
+    if role in (None, "", Role.NONE, Role.READ, Role.TRIAGE):
         return False
-    return legacy_permission in ("write", "admin")
+    return legacy_permission in (Role.WRITE, Role.ADMIN)
 
 
 def plan_path_problem(path: str) -> str | None:

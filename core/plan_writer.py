@@ -12,6 +12,7 @@ change, and for scaled workloads an exact `kubectl scale --replicas=<before> --c
 import shlex
 from collections.abc import Mapping
 from datetime import date
+from enum import StrEnum
 from typing import Any
 
 import yaml
@@ -42,6 +43,7 @@ class _Dumper(yaml.SafeDumper):
 
 
 _Dumper.add_representer(_Inline, _Dumper.represent_inline)
+_Dumper.add_multi_representer(StrEnum, _Dumper.represent_str)  # a vocabulary is written as its plain value
 
 
 def _dump(document: Any) -> str:

@@ -15,7 +15,7 @@ from core.k8s import Kind
 from core.plan import Action, ApplyHpa, HpaBounds, Plan, ScaleWorkload, UpdateResources, Workload
 from core.record import RECORD_ANNOTATION, record_name
 from core.state import Objects, in_effect
-from core.vocabulary import StepType
+from core.vocabulary import ActionType, StepType
 
 SEED_FALLBACK_NOTE = (
     "no execution record for this plan: using the Node scripts' (v0) rollback (hints, rollout undo, delete hpa); "
@@ -171,7 +171,7 @@ def seed_rollback_steps(plan: Plan, live: Objects | None = None) -> list[Step]:
             add(StepType.HINT, None, _hint_object(hint), hint.args, f"ran hint: {hint.text}",
                 notes=(f"manual hint: {hint.text}",))
     for ref, action_types in undo_targets.items():
-        if ref in scaled_by_hint and set(action_types) == {"scale_workload"}:
+        if ref in scaled_by_hint and set(action_types) == {ActionType.SCALE_WORKLOAD}:
             continue  # the scale hint restores replicas; an undo would revert the template too (#25236)
         notes = (f"{ref}: one rollout undo covers {' and '.join(action_types)}",) if len(action_types) > 1 else ()
         add(StepType.ACTION, action_types[0], ref, ("rollout", "undo", ref), f"rolled back {ref}", notes)

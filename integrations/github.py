@@ -44,6 +44,7 @@ from core.gate import (
 )
 from core.k8s import MAX_INT32, decimal_integer
 from core.report import sticky_body
+from core.vocabulary import CommitState
 from integrations import secrets
 
 log = logging.getLogger(__name__)
@@ -654,16 +655,15 @@ def upsert_audit_comment(settings: GitHubSettings, requirement: GateRequirement,
     raise GitHubError(f"could not write the audit comment on PR #{requirement.pr}")  # pragma: no cover
 
 
-STATUS_STATES = ("pending", "success", "failure", "error")
 STATUS_DESCRIPTION_LIMIT = 140
 """GitHub refuses a longer status description (422)."""
 
 
-def set_commit_status(settings: GitHubSettings, repository: str | None, sha: str, context: str, state: str,
+def set_commit_status(settings: GitHubSettings, repository: str | None, sha: str, context: str, state: CommitState,
                       description: str, target_url: str | None = None) -> None:
     """POST a commit status. A repeated status is harmless (the newest per context counts), so a transient
     failure is tried once more. Raises GitHubError."""
-    if state not in STATUS_STATES:
+    if state not in set(CommitState):
         raise GitHubError(f"unknown commit status state {state!r}")
     settings = settings.serving(repository)
     text = secrets.mask(description)

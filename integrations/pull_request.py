@@ -44,6 +44,7 @@ from core.plan import Plan, load_plan
 from core.plan_writer import render_plan
 from core.report import GITHUB_COMMENT_LIMIT
 from core.retry import GITHUB_RETRY, RetryPolicy
+from core.vocabulary import CommitState
 from integrations.files import write_atomically
 from integrations.github import (
     GitHubError,
@@ -397,7 +398,7 @@ def report_refusal(settings: GitHubSettings, requirement: GateRequirement, head_
         if len(description) > 140:
             description = f"refused ({REFUSAL_FIX}): {reason}"
         parts[f"set {context}"] = lambda: set_commit_status(settings, requirement.repository, head_sha, context,
-                                                            "failure", description, run_url)
+                                                            CommitState.FAILURE, description, run_url)
     return [f"could not {name} on PR #{requirement.pr}{failure}" for name, failure in retried(parts, policy).items()]
 
 
