@@ -24,8 +24,10 @@ from integrations.kubeconfig import allowed_contexts
 from integrations.secrets import mask
 
 
-def preview(options: Options, plan: Plan, settings: Settings) -> RunReport:
-    """The same preview the flow shows; for a rollback, the record is looked up (cluster, then mirror)."""
+def preview(options: Options, plan: Plan, settings: Settings | None = None) -> RunReport:
+    """The same preview the flow shows; for a rollback, the record is looked up (cluster, then mirror). Without
+    `settings` (a caller in-process), this process's environment's."""
+    settings = settings or Settings.from_env(os.environ)
     records = DirectRecords(settings)
     if options.flow == Flow.APPLY:
         return Apply(str(plan.path), load=lambda path: plan, records=records, reporter=SummaryReporter(),
