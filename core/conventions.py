@@ -106,6 +106,8 @@ def repository_path(path: str | Path) -> str:
 
 
 LOCK_LIMIT_PREFIX = "infra-lock-"
+LEASE_NAME = "infra-orchestrator-lock"
+"""The Kubernetes Lease in the plan's namespace that one run at a time holds while it changes the namespace."""
 
 
 class Env(StrEnum):

@@ -7,16 +7,27 @@ from pathlib import Path
 
 import pytest
 
-from core.conventions import REPOSITORY_PATTERN, Env
+from core.conventions import (
+    BRANCH_PREFIX,
+    DEFAULT_PLANS_DIR,
+    LEASE_NAME,
+    LOCK_LIMIT_PREFIX,
+    RECORD_NAME_PREFIX,
+    REPOSITORY_PATTERN,
+    STAMP_FIELD_MANAGER,
+    Env,
+)
 from core.k8s import Kind
 
 REPO = Path(__file__).resolve().parents[2]
 PRODUCT = ("core", "cli", "flows", "tasks", "integrations", "deployments")
 HOMES = {REPO / "core" / "conventions.py", REPO / "core" / "k8s.py"}
-WIRE_PREFIXES = ("infra-orchestrator/", "infra-orchestrator.io/", "<!-- infra-", "infra-target-")
-"""Annotation and label prefixes, and the PR comments' hidden markers."""
-NAMED = {Kind.HPA.value, Kind.HPA.plural, *(name.value for name in Env if name.startswith("INFRA_"))}
-"""Literals that have a name: the HPA kind and its plural, the project's environment variables."""
+WIRE_PREFIXES = ("infra-orchestrator/", "infra-orchestrator.io/", "<!-- infra-", "infra-target-", DEFAULT_PLANS_DIR)
+"""Annotation and label prefixes, the PR comments' hidden markers, the plans directory."""
+NAMED = {Kind.HPA.value, Kind.HPA.plural, LEASE_NAME, STAMP_FIELD_MANAGER, RECORD_NAME_PREFIX, LOCK_LIMIT_PREFIX,
+         BRANCH_PREFIX, *(name.value for name in Env if name.startswith("INFRA_"))}
+"""Literals that have a name: the HPA kind and its plural, the names of the objects a run writes, the branch
+prefix, the project's environment variables."""
 
 
 def docstrings(tree: ast.AST) -> set[int]:
