@@ -16,6 +16,7 @@ from core.lifecycle.ports import Loading, Objects, Saving
 from core.plan import Plan
 from core.record import ApplyRecord, Saved
 from core.report import RunReport, StepResult, failure, finished
+from core.settings import Settings
 
 if TYPE_CHECKING:
     from integrations.kubectl import Kubectl
@@ -26,12 +27,13 @@ PREVIEW_RECORD_TIMEOUT_S = 5.0
 
 @dataclass(frozen=True)
 class DirectRecords:
+    settings: Settings
     timeout_s: float = PREVIEW_RECORD_TIMEOUT_S
 
     def _kubectl(self, plan: Plan) -> "Kubectl":
-        from integrations.kubectl import Kubectl
+        from integrations.kubectl import kubectl_for
 
-        return Kubectl(context=plan.context, cwd=plan.directory, timeout_s=self.timeout_s)
+        return kubectl_for(self.settings, plan.context, plan.directory, self.timeout_s)
 
     def load(self, plan: Plan) -> tuple[ApplyRecord | None, str]:
         from integrations import records
@@ -65,13 +67,13 @@ class DirectRecords:
         return str(uuid.uuid4())
 
 
-def read_live(plan: Plan) -> Objects:
+def read_live(settings: Settings, plan: Plan) -> Objects:
     """The apply preview's one batched read of the plan's objects, bounded like the record lookup (no retry: a
     preview that cannot read the cluster says so and shows the planned values)."""
-    from integrations.kubectl import Kubectl
+    from integrations.kubectl import kubectl_for
     from integrations.plan_review import read_once
 
-    return read_once(Kubectl(context=plan.context, cwd=plan.directory, timeout_s=PREVIEW_RECORD_TIMEOUT_S), plan)
+    return read_once(kubectl_for(settings, plan.context, plan.directory, PREVIEW_RECORD_TIMEOUT_S), plan)
 
 
 @dataclass(frozen=True)

@@ -18,15 +18,16 @@ from cli.help import (
     flag_error,
 )
 from cli.output import OUTPUT_FORMATS
-from core.conventions import DEFAULT_PLAN, LABELS
+from core.conventions import DEFAULT_PLAN, DEFAULT_PLANS_DIR, LABELS, PLAN_FILE, RECORD_KEY_FILE, Env, Flow
 from core.errors import InputError
 from core.k8s import MAX_INT32, decimal_integer, shown
 from core.policy import chosen_mode
+from core.vocabulary import OutputFormat
 
 
 @dataclass(frozen=True)
 class Options:
-    flow: str
+    flow: Flow
     plan: Path
     execute: bool
     pr: int | None
@@ -35,7 +36,7 @@ class Options:
     require_approval: bool
     from_record: Path | None = None
     seed_fallback: bool = False
-    output: str = "text"
+    output: OutputFormat = OutputFormat.TEXT
     require_plan: bool = False
 
 
@@ -55,7 +56,7 @@ def pr_number(value: str, where: str) -> int:
 
 
 def add_output(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output", choices=OUTPUT_FORMATS, default="text",
+    parser.add_argument("-o", "--output", choices=OUTPUT_FORMATS, default=OutputFormat.TEXT.value,
                         help="text (default: the lines of the Node scripts (v0)) or json (the JSON summary alone on "
                              "stdout)")
 
@@ -67,7 +68,7 @@ EXIT_CODES = (
 )
 
 
-POLICY_HELP = ("INFRA_POLICY", "warn (default) or block: whether a policy finding (quota, LimitRange, PDB, HPA) "
+POLICY_HELP = (Env.POLICY, "warn (default) or block: whether a policy finding (quota, LimitRange, PDB, HPA) "
                "refuses the apply")
 
 
@@ -77,19 +78,19 @@ def usage(flow: str) -> Usage:
     extra = "--atomic" if flow == "apply" else "--force"
     return Usage(
         examples=(f"{command}    # preview {DEFAULT_PLAN}: nothing changes",
-                  f"{command} --plan=ops/plans/infra-scale/staging/plan.yaml -o json",
+                  f"{command} --plan={DEFAULT_PLANS_DIR}/staging/{PLAN_FILE} -o json",
                   f"{command} --execute --pr=42 {extra}    # once PR #42 carries {label}"),
         environment=(*KUBE_ENVIRONMENT, *GITHUB_ENVIRONMENT,
                      ("PRNUM", "the pull request when --pr is not given"), *PREFECT_ENVIRONMENT,
-                     ("INFRA_MAX_PARALLEL_STEPS", "kubectl calls on different workloads at a time (default 4)"),
-                     ("INFRA_REPOSITORIES", "further owner/name repositories this worker serves"),
-                     ("INFRA_TRUSTED_BOTS", "bot logins whose labels may trigger a run"),
-                     ("INFRA_CONTEXTS", "kube contexts a plan may name (default: the kubeconfig's current one)"),
-                     ("INFRA_BASE_BRANCHES", "branches a PR may target besides the default branch"),
-                     ("INFRA_RECORD_KEY", "the key that signs and verifies apply records (shared by every worker; "
-                                          "unset: ~/.config/infra-orchestrator/record.key on this machine)"),
-                     ("INFRA_RECORD_KEYS_OLD", "earlier record keys, still accepted for verifying after a rotation"),
-                     ("INFRA_RECORD_KEY_BLOCK", "a Prefect Secret block holding the record keys, instead"),
+                     (Env.MAX_PARALLEL_STEPS, "kubectl calls on different workloads at a time (default 4)"),
+                     (Env.REPOSITORIES, "further owner/name repositories this worker serves"),
+                     (Env.TRUSTED_BOTS, "bot logins whose labels may trigger a run"),
+                     (Env.CONTEXTS, "kube contexts a plan may name (default: the kubeconfig's current one)"),
+                     (Env.BASE_BRANCHES, "branches a PR may target besides the default branch"),
+                     (Env.RECORD_KEY, "the key that signs and verifies apply records (shared by every worker; "
+                                          f"unset: ~/.config/{RECORD_KEY_FILE} on this machine)"),
+                     (Env.RECORD_KEYS_OLD, "earlier record keys, still accepted for verifying after a rotation"),
+                     (Env.RECORD_KEY_BLOCK, "a Prefect Secret block holding the record keys, instead"),
                      *((POLICY_HELP,) if flow == "apply" else ()),
                      *TERMINAL_ENVIRONMENT),
         exit_codes=EXIT_CODES,
@@ -140,7 +141,7 @@ def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -
     where = "--pr" if parsed.pr is not None else "PRNUM"
     from_record = getattr(parsed, "from_record", None)
     return Options(
-        flow=flow,
+        flow=Flow(flow),
         plan=Path(parsed.plan),
         execute=parsed.execute,
         pr=pr_number(pr_text, where) if pr_text is not None else None,
@@ -149,7 +150,7 @@ def parse(flow: str, argv: Sequence[str], env: Mapping[str, str] = os.environ) -
         require_approval=parsed.require_approval,
         from_record=_record_file(from_record) if from_record is not None else None,
         seed_fallback=getattr(parsed, "seed_fallback", False),
-        output=parsed.output,
+        output=OutputFormat(parsed.output),
         require_plan=getattr(parsed, "require_plan", False),
     )
 

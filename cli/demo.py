@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.conventions import DEFAULT_PLAN, LABELS, Flow
+from core.conventions import DEFAULT_PLAN, LABELS, Env, Flow
+from core.k8s import Kind
 
 REPO = "acme/infra"
 ADMIN = "alice"
@@ -209,8 +210,8 @@ class Sandboxes:
 
     def env(self, prefect: Prefect) -> dict[str, str]:
         """Environment for a CLI subprocess: kubectl -> sandbox, GitHub -> test server, Prefect -> server."""
-        keep = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "KUBECTL", "HOME", "XDG_CONFIG_HOME", "INFRA_RECORD_KEY",
-                "INFRA_RECORD_KEYS_OLD", "INFRA_RECORD_KEY_BLOCK")  # the record key: this process checks records too
+        keep = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "KUBECTL", "HOME", "XDG_CONFIG_HOME", Env.RECORD_KEY,
+                Env.RECORD_KEYS_OLD, Env.RECORD_KEY_BLOCK)  # the record key: this process checks records too
         env = {key: os.environ[key] for key in keep if key in os.environ}
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
         owner, name = REPO.split("/")
@@ -260,7 +261,7 @@ def _snapshot(kube: Any) -> dict[str, Any]:
             "replicas": deployment["spec"].get("replicas"),
             "template": deployment["spec"]["template"],
         }
-    hpa = kube.get("HorizontalPodAutoscaler", NAMESPACE, "web")
+    hpa = kube.get(Kind.HPA, NAMESPACE, "web")
     state["hpa"] = None if hpa is None else hpa["spec"]
     return state
 

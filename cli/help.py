@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from core.conventions import Env
+
 PACKAGE = "infra-orchestrator"
 
 Entries = tuple[tuple[str, str], ...]
@@ -89,9 +91,9 @@ def documented(parser: argparse.ArgumentParser, usage: Usage) -> argparse.Argume
 
 
 KUBE_ENVIRONMENT: Entries = (
-    ("KUBECONFIG", "the cluster (a plan may also name a context)"),
-    ("KUBECTL", "the kubectl binary (default kubectl)"),
-    ("INFRA_KUBECTL_TIMEOUT", "seconds before a kubectl call is killed and retried (default 60)"),
+    (Env.KUBECONFIG, "the cluster (a plan may also name a context)"),
+    (Env.KUBECTL, "the kubectl binary (default kubectl)"),
+    (Env.KUBECTL_TIMEOUT, "seconds before a kubectl call is killed and retried (default 60)"),
 )
 GITHUB_ENVIRONMENT: Entries = (
     ("GH_OWNER, GH_REPO", "the repository carrying the plan's PR (or GITHUB_REPOSITORY=owner/name)"),

@@ -7,6 +7,7 @@ the core and the kubectl wrapper, so it costs milliseconds; Prefect is imported 
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import TextIO
 
 from cli.adapters import DirectRecords, SummaryReporter, read_live
@@ -18,16 +19,20 @@ from core.lifecycle.apply import Apply
 from core.lifecycle.rollback import Rollback
 from core.plan import Plan, load_plan
 from core.report import RunReport
+from core.settings import Settings
 from integrations.kubeconfig import allowed_contexts
 from integrations.secrets import mask
 
 
-def preview(options: Options, plan: Plan) -> RunReport:
-    """The same preview the flow shows; for a rollback, the record is looked up (cluster, then mirror)."""
+def preview(options: Options, plan: Plan, settings: Settings | None = None) -> RunReport:
+    """The same preview the flow shows; for a rollback, the record is looked up (cluster, then mirror). Without
+    `settings` (a caller in-process), this process's environment's."""
+    settings = settings or Settings.from_env(os.environ)
+    records = DirectRecords(settings)
     if options.flow == Flow.APPLY:
-        return Apply(str(plan.path), load=lambda path: plan, records=DirectRecords(), reporter=SummaryReporter(),
-                     live=read_live, contexts=allowed_contexts).run()
-    return Rollback(str(plan.path), load=lambda path: plan, records=DirectRecords(), reporter=SummaryReporter(),
+        return Apply(str(plan.path), load=lambda path: plan, records=records, reporter=SummaryReporter(),
+                     live=partial(read_live, settings), contexts=allowed_contexts).run()
+    return Rollback(str(plan.path), load=lambda path: plan, records=records, reporter=SummaryReporter(),
                     contexts=allowed_contexts).run()
 
 
@@ -35,6 +40,7 @@ def run(flow: str, argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = 
         env: Mapping[str, str] = os.environ) -> int:
     try:
         options = parse(flow, argv, env)
+        settings = Settings.from_env(env)
         if options.execute and options.pr is None:
             raise InputError("arguments", "--pr", "--execute needs a pull request: pass --pr=<number> or set PRNUM")
         plan = load_plan(options.plan)
@@ -44,7 +50,7 @@ def run(flow: str, argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = 
         print(mask(f"error: {error}"), file=err)
         return 2
     if not options.execute:
-        report = preview(options, plan)
+        report = preview(options, plan, settings)
     else:
         from cli.execute import execute
 

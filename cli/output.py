@@ -9,9 +9,9 @@ from contextlib import contextmanager
 from typing import TextIO
 
 from core.report import RunReport
-from core.vocabulary import Outcome
+from core.vocabulary import Outcome, OutputFormat
 
-OUTPUT_FORMATS = ("text", "json")
+OUTPUT_FORMATS = tuple(format.value for format in OutputFormat)
 
 _COLOURS = {Outcome.SUCCEEDED: "32", Outcome.FAILED: "31", Outcome.SKIPPED: "33"}
 """ANSI: green, red, yellow."""
@@ -34,7 +34,7 @@ def json_summary(report: RunReport) -> str:
 
 
 def rendered(report: RunReport, output: str, out: TextIO, env: Mapping[str, str]) -> str:
-    if output == "json":
+    if output == OutputFormat.JSON:
         return json_summary(report)
     text = report.render()
     if not colour_on(out, env):

@@ -23,13 +23,14 @@ from cli.help import (
 )
 from cli.output import rendered
 from cli.process import run_and_exit
-from core.conventions import DEFAULT_PLAN
+from core.conventions import DEFAULT_PLAN, DEFAULT_PLANS_DIR, PLAN_FILE, Env
 from core.errors import InputError
 from core.lifecycle.plan import Plan
 from core.plan import Plan as PlanFile
 from core.plan import load_plan
 from core.policy import chosen_mode
 from core.report import RunReport, StepResult, failure, plan_report
+from core.settings import Settings
 from core.state import Objects
 from core.steps import Step
 from core.vocabulary import Outcome
@@ -43,21 +44,22 @@ if TYPE_CHECKING:
 class DirectPlanCluster:
     """The plan's cluster through kubectl, without Prefect."""
 
+    settings: Settings
+
     def capture(self, plan: PlanFile) -> Objects:
         from integrations.plan_review import live_objects
 
-        return live_objects(_kubectl(plan), plan)
+        return live_objects(self._kubectl(plan), plan)
 
     def dry_run(self, plan: PlanFile, steps: Sequence[Step]) -> list[StepResult]:
         from integrations.plan_review import dry_run
 
-        return dry_run(_kubectl(plan), plan, steps)
+        return dry_run(self._kubectl(plan), plan, steps)
 
+    def _kubectl(self, plan: PlanFile) -> "Kubectl":
+        from integrations.kubectl import kubectl_for
 
-def _kubectl(plan: PlanFile) -> "Kubectl":
-    from integrations.kubectl import Kubectl
-
-    return Kubectl(context=plan.context, cwd=plan.directory.resolve())
+        return kubectl_for(self.settings, plan.context, plan.directory.resolve())
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,10 @@ class PrintedPlan:
 
 USAGE = Usage(
     examples=(f"infra-plan    # print what {DEFAULT_PLAN} would change; read-only",
-              "infra-plan --plan=ops/plans/infra-scale/staging/plan.yaml --pr=42    # comment and set infra/plan",
+              f"infra-plan --plan={DEFAULT_PLANS_DIR}/staging/{PLAN_FILE} --pr=42    # comment and set infra/plan",
               "infra-plan -o json    # the rows as JSON, alone on stdout"),
     environment=(*KUBE_ENVIRONMENT, *GITHUB_ENVIRONMENT, *PREFECT_PR_ENVIRONMENT,
-                 ("INFRA_POLICY", "warn (default) or block: whether a policy finding fails the review"),
+                 (Env.POLICY, "warn (default) or block: whether a policy finding fails the review"),
                  *TERMINAL_ENVIRONMENT),
     exit_codes=(("0", "the plan was read and dry-run on the server (warnings are printed, not failures)"),
                 ("1", "failed: the cluster could not be read, a server-side dry run refused a step, or the PR's "
@@ -124,6 +126,7 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr,
     try:
         options = parse(argv)
         policy = chosen_mode(None, env)
+        settings = Settings.from_env(env)
         plan = load_plan(options.plan)
         if options.pr is not None:
             require_github(env)
@@ -131,7 +134,7 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr,
         print(mask(f"error: {error}"), file=err)
         return 2
     if options.pr is None:
-        report = Plan(str(options.plan), load=lambda _: plan, cluster=DirectPlanCluster(),
+        report = Plan(str(options.plan), load=lambda _: plan, cluster=DirectPlanCluster(settings),
                       reporter=PrintedPlan(), policy=policy).run()
     else:
         report = run_plan_flow(str(options.plan), options.pr)

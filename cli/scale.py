@@ -28,7 +28,9 @@ from core.lifecycle.scale import Scale
 from core.plan_writer import scale_report
 from core.report import RunReport
 from core.retry import KUBECTL_RETRY
-from integrations.kubectl import Kubectl, KubectlError, get_items
+from core.settings import Settings
+from core.vocabulary import OutputFormat
+from integrations.kubectl import KubectlError, get_items, kubectl_for
 
 if TYPE_CHECKING:
     from integrations.pull_request import WrittenPlan
@@ -43,7 +45,7 @@ class ScaleOptions:
     execute: bool
     base: str
     plans_dir: str
-    output: str = "text"
+    output: OutputFormat = OutputFormat.TEXT
 
 
 USAGE = Usage(
@@ -90,8 +92,11 @@ def _check_execute(options: ScaleOptions, state: DesiredState, env: Mapping[str,
 class RetriedLiveState:
     """The live state through kubectl, retried on transient failures with the flow's policy."""
 
+    settings: Settings
+
     def read(self, state: DesiredState) -> list[dict[str, Any]]:
-        return KUBECTL_RETRY.call(lambda: get_items(Kubectl(context=state.context), state.namespace, LIVE_RESOURCES))
+        kubectl = kubectl_for(self.settings, state.context)
+        return KUBECTL_RETRY.call(lambda: get_items(kubectl, state.namespace, LIVE_RESOURCES))
 
 
 @dataclass(frozen=True)
@@ -110,10 +115,10 @@ class SilentReporter:
         return None
 
 
-def dry_run(options: ScaleOptions, state: DesiredState) -> RunReport:
+def dry_run(options: ScaleOptions, state: DesiredState, settings: Settings) -> RunReport:
     """The Scale action without pull requests: read, diff, write the plan locally; no Prefect, no GitHub."""
     action = Scale(options.desired, options.target, options.namespace, options.workloads, options.plans_dir,
-                   options.base, load=lambda *_: state, live=RetriedLiveState(), plans=LocalPlanFiles(),
+                   options.base, load=lambda *_: state, live=RetriedLiveState(settings), plans=LocalPlanFiles(),
                    reporter=SilentReporter())
     try:
         return action.run()
@@ -141,12 +146,13 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr,
     try:
         options = parse(argv)
         state = desired_from(options.desired, options.target, options.namespace, options.workloads)
+        settings = Settings.from_env(env)
         if options.execute:
             _check_execute(options, state, env)
             with progress(err, env):
                 report = execute(options, state)
         else:
-            report = dry_run(options, state)
+            report = dry_run(options, state, settings)
     except InputError as error:
         print(f"error: {error}", file=err)
         return 2

@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from core.k8s import Kind
 from core.report import StepResult
 from core.steps import Step
 from core.vocabulary import StepStatus
@@ -46,8 +47,7 @@ took 0.11 s, over 100 took 36 s), so a call naming objects stays within the burs
 _NAMED_ON_STDIN = frozenset({"set resources", "patch", "scale", "delete"})
 """Verbs whose batches name their objects on stdin instead (`scale` as `patch --subresource=scale`; `delete`
 with `--wait=false`, since its wait watches through one shared client: an HPA has no finalizer to wait for)."""
-_WORKLOAD_API = {"deployment": ("apps/v1", "Deployment"), "statefulset": ("apps/v1", "StatefulSet"),
-                 "hpa": ("autoscaling/v2", "HorizontalPodAutoscaler")}
+_WORKLOAD_API = {kind.resource: (kind.api_version, kind.value) for kind in Kind}
 _SCALE = re.compile(r"^--replicas=(\d+)$")
 _CURRENT = re.compile(r"^--current-replicas=(\d+)$")
 _BY_STDIN = (("apply", "-f", "-"), ("replace", "-f", "-"))

@@ -19,11 +19,11 @@ from typing import Any
 
 from core.desired import ContainerResources, DesiredState, DesiredWorkload
 from core.errors import InputError
-from core.k8s import parse_quantity
+from core.k8s import WORKLOAD_KINDS, Kind, parse_quantity
 from core.plan import Action, ApplyHpa, HpaBounds, ScaleWorkload, UpdateResources, Workload
 from core.state import managing_hpa
 
-LIVE_RESOURCES = ("deployments", "statefulsets", "horizontalpodautoscalers")
+LIVE_RESOURCES = tuple(kind.plural for kind in Kind)
 """What to read per namespace, in one `kubectl get a,b,c -o json`."""
 
 
@@ -60,9 +60,9 @@ def _index(live: Iterable[Mapping[str, Any]]) -> tuple[dict[Workload, Mapping[st
         kind, name = item.get("kind"), (item.get("metadata") or {}).get("name")
         if not isinstance(name, str):
             continue
-        if kind in ("Deployment", "StatefulSet"):
+        if kind in WORKLOAD_KINDS:
             workloads[Workload(kind, name)] = item
-        elif kind == "HorizontalPodAutoscaler":
+        elif kind == Kind.HPA:
             hpas.append(item)
     hpas.sort(key=lambda hpa: str(hpa["metadata"]["name"]))
     return workloads, hpas

@@ -11,22 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
-from core.conventions import LABELS
+from core.conventions import LABELS, REPOSITORY_PATTERN, Flow
 from core.plan import Plan
+from core.vocabulary import Role
 
 # Roles allowed to trigger an execution (GitHub's role_name; maintain and write map to legacy "write").
-TRIGGER_ROLES = ("write", "maintain", "admin")
-REPOSITORY_NAME = re.compile(r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+")
+TRIGGER_ROLES = (Role.WRITE, Role.MAINTAIN, Role.ADMIN)
 RELABEL = "add the label again to run the new head"
 
 
 @dataclass(frozen=True)
 class GateRequirement:
-    flow: str  # "apply" or "rollback"
+    flow: Flow
     pr: int
     plan_path: str  # repository-relative POSIX path of the plan file
     require_approval: bool = False
@@ -105,9 +104,9 @@ def trigger_role_ok(role: str | None, legacy_permission: str | None) -> bool:
     """write/maintain/admin by role name; a custom role counts when its legacy base permission is write or admin."""
     if role in TRIGGER_ROLES:
         return True
-    if role in (None, "", "none", "read", "triage"):
+    if role in (None, "", Role.NONE, Role.READ, Role.TRIAGE):
         return False
-    return legacy_permission in ("write", "admin")
+    return legacy_permission in (Role.WRITE, Role.ADMIN)
 
 
 def plan_path_problem(path: str) -> str | None:
@@ -129,7 +128,7 @@ def repository_problem(requested: str | None, configured: str | None, allowed: C
     """
     if requested is None:
         return None
-    if not REPOSITORY_NAME.fullmatch(requested):
+    if not REPOSITORY_PATTERN.fullmatch(requested):
         return f"repository {requested!r} is not owner/name"
     served = {name.lower() for name in (configured, *allowed) if name}
     if requested.lower() not in served:

@@ -21,6 +21,7 @@ from core.k8s import (
     MAX_INT32,
     MAX_REPLICAS,
     WORKLOAD_KINDS,
+    Kind,
     Workload,
     decimal_integer,
     dns_label_problem,
@@ -33,10 +34,10 @@ SAFE_PATH_PATTERN = "[A-Za-z0-9._-][A-Za-z0-9._/-]{0,254}"
 """A path relative to the plan, in characters no shell or kubectl reads specially."""
 MAX_REVISION = 2**63 - 1
 HINT_VERBS = ("rollout undo", "apply", "scale", "delete")
-HPA_KIND = "HorizontalPodAutoscaler"
+HPA_KIND = Kind.HPA.value
 _WORKLOAD_ALIASES = {"deployment": "deployment", "deployments": "deployment", "deploy": "deployment",
                      "statefulset": "statefulset", "statefulsets": "statefulset", "sts": "statefulset"}
-_HPA_ALIASES = {"hpa", "horizontalpodautoscaler", "horizontalpodautoscalers"}
+_HPA_ALIASES = {Kind.HPA.resource, Kind.HPA.value.lower(), Kind.HPA.plural}
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ syntax that Python and ECMA-262 read alike.
 import re
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
+from enum import StrEnum
 
 DNS_LABEL_PATTERN = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 MAX_NAME_LENGTH = 63
@@ -41,9 +42,36 @@ _SUFFIX_FACTOR: dict[str, Decimal] = {
     "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60,
 }
 
-WORKLOAD_KINDS = {"Deployment": "deployment", "StatefulSet": "statefulset"}
-"""Plan `kind` values and the kubectl resource names they map to."""
 
+class Kind(StrEnum):
+    """The kinds a run reads and changes, as the API's `kind` spells them, with the names kubectl and the API
+    give them."""
+
+    DEPLOYMENT = "Deployment"
+    STATEFULSET = "StatefulSet"
+    HPA = "HorizontalPodAutoscaler"
+
+    @property
+    def plural(self) -> str:
+        """The API resource (`kubectl get deployments,statefulsets,horizontalpodautoscalers`)."""
+        return f"{self.value.lower()}s"
+
+    @property
+    def group(self) -> str:
+        return "autoscaling" if self is Kind.HPA else "apps"
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/v2" if self is Kind.HPA else f"{self.group}/v1"
+
+    @property
+    def resource(self) -> str:
+        """kubectl's name in a `resource/name` reference (`deployment/web`, `hpa/web`)."""
+        return "hpa" if self is Kind.HPA else self.value.lower()
+
+
+WORKLOAD_KINDS = (Kind.DEPLOYMENT, Kind.STATEFULSET)
+"""The plan's `kind` values."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +84,7 @@ class Workload:
     @property
     def ref(self) -> str:
         """kubectl's `resource/name` form, e.g. `deployment/web`."""
-        return f"{WORKLOAD_KINDS[self.kind]}/{self.name}"
+        return f"{Kind(self.kind).resource}/{self.name}"
 
 
 _QUANTITY = re.compile(f"(?P<number>{_NUMBER})(?P<suffix>{_SUFFIX})?")

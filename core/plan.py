@@ -51,6 +51,7 @@ from core.k8s import MAX_REPLICAS as MAX_REPLICAS
 from core.k8s import WORKLOAD_KINDS, shown
 from core.k8s import Workload as Workload
 from core.safeyaml import parse_one, read_bytes
+from core.vocabulary import ActionType
 
 MAX_ACTIONS = 20_000
 SCHEMA_ID = "https://infra-orchestrator.dev/schema/plan.schema.json"
@@ -68,16 +69,17 @@ def _action(type_: str, fields: dict[str, Field], exclusive: tuple[Exclusive, ..
     return Record({**common, **fields, **_INFO}, exclusive, needs)
 
 
-ACTIONS = {
-    "scale_workload": _action("scale_workload", {"replicas": Field(Integer(0, MAX_REPLICAS), required=True)}),
-    "update_resources": _action(
-        "update_resources",
+ACTIONS: dict[str, Record] = {
+    ActionType.SCALE_WORKLOAD: _action(
+        ActionType.SCALE_WORKLOAD, {"replicas": Field(Integer(0, MAX_REPLICAS), required=True)}),
+    ActionType.UPDATE_RESOURCES: _action(
+        ActionType.UPDATE_RESOURCES,
         {"container": Field(NAME), **_QUANTITIES, "resources": Field(Record(_QUANTITIES))},
         exclusive=(Exclusive(("resources",), ("requests", "limits"),
                              "give requests/limits either at the top of the action or under resources, not both"),),
     ),
-    "apply_hpa": _action(
-        "apply_hpa",
+    ActionType.APPLY_HPA: _action(
+        ActionType.APPLY_HPA,
         {"workload": Field(NAME), "manifest": Field(Matching(SAFE_PATH_PATTERN, manifest_path_problem)),
          "minReplicas": Field(HPA_REPLICAS, default=1), "maxReplicas": Field(HPA_REPLICAS),
          "targetCPUUtilizationPercentage": Field(CPU_PERCENT)},
@@ -123,7 +125,7 @@ def schema_text() -> str:
 class ScaleWorkload:
     workload: Workload
     replicas: int
-    type: str = "scale_workload"
+    type: ActionType = ActionType.SCALE_WORKLOAD
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ class UpdateResources:
     container: str | None
     requests: Mapping[str, str]
     limits: Mapping[str, str]
-    type: str = "update_resources"
+    type: ActionType = ActionType.UPDATE_RESOURCES
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,7 @@ class ApplyHpa:
     manifest: str | None
     bounds: HpaBounds | None
     file: ManifestHint | None = None
-    type: str = "apply_hpa"
+    type: ActionType = ActionType.APPLY_HPA
 
 
 Action = ScaleWorkload | UpdateResources | ApplyHpa
@@ -223,9 +225,9 @@ def _parse_action(raw: Any, source: str, where: str, plan_dir: Path, namespace: 
     if not isinstance(type_, str) or type_ not in ACTIONS:
         raise InputError(source, f"{where}.type", f"unknown action {shown(type_)} (known: {', '.join(ACTIONS)})")
     fields = ACTIONS[type_].open(raw, source, where)
-    if type_ == "scale_workload":
+    if type_ == ActionType.SCALE_WORKLOAD:
         return ScaleWorkload(_workload(fields), fields.integer("replicas"))
-    if type_ == "update_resources":
+    if type_ == ActionType.UPDATE_RESOURCES:
         requests, limits = (fields.optional_nested("resources") or fields).requests_and_limits()
         return UpdateResources(_workload(fields), fields.optional_string("container"), requests, limits)
     return _apply_hpa(fields, plan_dir, namespace)

@@ -12,6 +12,7 @@ change, and for scaled workloads an exact `kubectl scale --replicas=<before> --c
 import shlex
 from collections.abc import Mapping
 from datetime import date
+from enum import StrEnum
 from typing import Any
 
 import yaml
@@ -20,6 +21,7 @@ from core.changes import planned_state
 from core.conventions import LABELS, PLAN_FILE, Flow
 from core.desired import DesiredState
 from core.diff import Change, Diff
+from core.k8s import Kind
 from core.plan import ApplyHpa, Plan, ScaleWorkload, UpdateResources, Workload
 from core.report import RunReport, StepResult, markdown, outcome, preview_lines, summary
 from core.state import Objects, state_of
@@ -41,6 +43,7 @@ class _Dumper(yaml.SafeDumper):
 
 
 _Dumper.add_representer(_Inline, _Dumper.represent_inline)
+_Dumper.add_multi_representer(StrEnum, _Dumper.represent_str)  # a vocabulary is written as its plain value
 
 
 def _dump(document: Any) -> str:
@@ -65,7 +68,7 @@ def _comment(text: str) -> str:
 
 
 def _workload_fields(workload: Workload) -> dict[str, Any]:
-    return {"kind": workload.kind} if workload.kind != "Deployment" else {}
+    return {"kind": workload.kind} if workload.kind != Kind.DEPLOYMENT else {}
 
 
 def action_document(change: Change) -> dict[str, Any]:

@@ -25,18 +25,17 @@ from enum import StrEnum
 from typing import Any
 
 from core.changes import planned_state
+from core.conventions import POLICY_UNREAD_KIND as UNREAD_KIND
+from core.conventions import Env
 from core.errors import InputError
-from core.k8s import DNS_LABEL_PATTERN, parse_quantity, resource_name_problem
+from core.k8s import DNS_LABEL_PATTERN, WORKLOAD_KINDS, Kind, parse_quantity, resource_name_problem
 from core.plan import ApplyHpa, Plan, ScaleWorkload, UpdateResources, Workload
 from core.state import Objects, managing_hpa
 
-POLICY_ENV = "INFRA_POLICY"
+POLICY_ENV = Env.POLICY
 POLICY_RESOURCES = ("resourcequotas", "limitranges", "poddisruptionbudgets")
 """What the live read adds to the plan's workloads and HPAs, in the same `kubectl get`."""
-UNREAD_KIND = "infra-orchestrator/PolicyObjectsUnread"
-"""The kind of the item a live read adds when it was not allowed to list some policy objects (no API serves it)."""
 _COMPUTE = ("cpu", "memory", "ephemeral-storage")
-_WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 _GI, _MI, _KI = Decimal(2**30), Decimal(2**20), Decimal(2**10)
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 
@@ -167,7 +166,7 @@ def _workloads(plan: Plan, live: Objects) -> list[_Workload]:
     """Every workload of the live read, with the plan's actions on it applied."""
     result = []
     for item in live:
-        if item.get("kind") not in _WORKLOAD_KINDS or not _named(item):
+        if item.get("kind") not in WORKLOAD_KINDS or not _named(item):
             continue
         workload = Workload(str(item.get("kind")), str(_mapping(item.get("metadata")).get("name")))
         spec = _mapping(item.get("spec"))
@@ -195,7 +194,7 @@ def _workloads(plan: Plan, live: Objects) -> list[_Workload]:
                 hpa = _planned_hpa(plan, action) or hpa
         labels = _mapping(_mapping(_mapping(spec.get("template")).get("metadata")).get("labels"))
         replicas_after = scaled if scaled is not None else replicas
-        rolls = workload.kind == "Deployment" and after != now
+        rolls = workload.kind == Kind.DEPLOYMENT and after != now
         surge = _max_surge(spec, hpa[2] if hpa is not None else replicas_after) if rolls else 0
         result.append(_Workload(workload.ref, labels, replicas, replicas_after, now, after, hpa, touched, scaled,
                                 creates_pods, surge))

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from core.conventions import RECORD_ANNOTATION as RECORD_ANNOTATION
 from core.conventions import RECORD_NAME_PREFIX
+from core.conventions import STAMP_FIELD_MANAGER as STAMP_FIELD_MANAGER
 from core.errors import RecordUnreadable as RecordUnreadable  # raised by integrations.records
 from core.k8s import shown
 from core.plan import Plan
@@ -21,12 +23,6 @@ RECORD_VERSION = 2
 """Version 2 binds a record to what produced it (PR, head, file digests, run id), keeps each step's action in full
 and chains the PR's applies. Version-1 records carry none of that and no signature: they are named, never acted
 on (docs/security.md, "Records")."""
-RECORD_ANNOTATION = "infra-orchestrator.io/record"
-"""Stamped by apply on every object it changes, naming the record (`record_name`): an object that carries it was
-changed by us, so a rollback that finds no readable record for it must refuse rather than guess."""
-STAMP_FIELD_MANAGER = "infra-orchestrator-stamp"
-"""The stamp's field manager: the API server's managedFields, its audit log and a request log tell the stamp's
-PATCH from a step's."""
 MAX_CHAIN = 8
 """Applies of one plan path on one PR a record keeps (each with its own prior states); a ninth is refused until
 the PR is rolled back, so a record's size stays bounded by its plan's (integrations.records.max_record_bytes)."""

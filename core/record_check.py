@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from core.errors import RecordUnreadable
-from core.k8s import MAX_REPLICAS, WORKLOAD_KINDS, dns_label_problem, parse_quantity, shown
+from core.k8s import MAX_REPLICAS, WORKLOAD_KINDS, Kind, dns_label_problem, parse_quantity, shown
 from core.plan import Action, ApplyHpa, HpaBounds, ScaleWorkload, UpdateResources, Workload
 from core.record import ApplyRecord, StepRecord
+from core.vocabulary import ActionType
 
-HPA_KIND = "HorizontalPodAutoscaler"
-HPA_API_GROUP = "autoscaling/"
+HPA_KIND = Kind.HPA.value
+HPA_API_GROUP = f"{Kind.HPA.group}/"
 _SCALE_FIELDS = {"replicas", "hpa"}
 _RESOURCES_FIELDS = {"containers", "indexes", "revision", "template", "missing_container"}
 _HPA_FIELDS = {"spec", "manifest", "target_replicas"}
@@ -102,18 +103,18 @@ def _only(state: Mapping[str, Any], allowed: set[str], what: str) -> None:
 def recorded_action(spec: Mapping[str, Any]) -> Action:
     """The action a record's step stores; ValueError (one line) when it is not one apply could have run."""
     kind = spec.get("type")
-    if kind == "scale_workload":
+    if kind == ActionType.SCALE_WORKLOAD:
         _only(spec, {"type", "kind", "name", "replicas"}, "the action")
         return ScaleWorkload(_workload(spec.get("kind"), spec.get("name"), "the action"),
                              _replicas(spec.get("replicas"), "the action's replicas"))
-    if kind == "update_resources":
+    if kind == ActionType.UPDATE_RESOURCES:
         _only(spec, {"type", "kind", "name", "container", "requests", "limits"}, "the action")
         container = spec.get("container")
         return UpdateResources(_workload(spec.get("kind"), spec.get("name"), "the action"),
                                None if container is None else _name(container, "the action's container"),
                                _quantities(spec.get("requests"), "the action's requests"),
                                _quantities(spec.get("limits"), "the action's limits"))
-    if kind == "apply_hpa":
+    if kind == ActionType.APPLY_HPA:
         _only(spec, {"type", "kind", "name", "workload", "manifest", "bounds"}, "the action")
         if spec.get("kind") != HPA_KIND:
             _fail(f"the action names a {shown(spec.get('kind'))}, not a {HPA_KIND}")

@@ -10,15 +10,13 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from core.changes import FieldChange, step_changes
-from core.conventions import LABELS, Flow
+from core.conventions import EARLIER_RUNS as EARLIER_RUNS
+from core.conventions import LABELS, RUN_SEPARATOR, Flow
 from core.steps import Step
 from core.vocabulary import Outcome, StepStatus
 
 GITHUB_COMMENT_LIMIT = 65536
 """GitHub refuses a comment body longer than this (422)."""
-EARLIER_RUNS = "<!-- infra-orchestrator:earlier-runs -->"
-"""Separates a sticky comment's newest run from the earlier ones (collapsed under it)."""
-RUN_SEPARATOR = "<!-- infra-orchestrator:run -->"
 MAX_EARLIER_RUNS = 10
 
 

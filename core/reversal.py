@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from core.conventions import Flow
+from core.k8s import Kind
 from core.plan import Action, ApplyHpa, Plan, ScaleWorkload, UpdateResources
 from core.record import RECORD_ANNOTATION, ApplyRecord, StepRecord, record_name
 from core.record_check import checked_actions, ref_of
@@ -78,7 +79,7 @@ def undo_args(action: Action, stored: StepRecord) -> tuple[tuple[str, ...], str 
 
 def _stamped_by(action: Action, objects: Objects) -> str | None:
     """The record named by the stamp (RECORD_ANNOTATION) of the object `action` changes, if it carries one."""
-    kind, name = (("HorizontalPodAutoscaler", action.name) if isinstance(action, ApplyHpa)
+    kind, name = ((Kind.HPA, action.name) if isinstance(action, ApplyHpa)
                   else (action.workload.kind, action.workload.name))
     item = find(objects, kind, name)
     annotations = (item or {}).get("metadata", {}).get("annotations") or {}

@@ -17,6 +17,7 @@ that only scales it (or changes its HPA) needs no rollout, and the controller st
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from core.k8s import Kind
 from core.plan import ApplyHpa, Plan, ScaleWorkload
 from core.state import Objects, find
 from core.steps import Step
@@ -43,7 +44,7 @@ def rolled_out(deployment: Mapping[str, Any]) -> bool:
 def confirmed_by_listing(steps: Sequence[Step], deployments: Sequence[Mapping[str, Any]]) -> list[Step]:
     """The `rollout status deployment/<name>` steps whose deployment the listing shows rolled out."""
     done = {str((item.get("metadata") or {}).get("name")) for item in deployments
-            if item.get("kind", "Deployment") == "Deployment" and rolled_out(item)}
+            if item.get("kind", Kind.DEPLOYMENT) == Kind.DEPLOYMENT and rolled_out(item)}
     return [step for step in steps
             if step.args[:2] == ("rollout", "status") and (step.obj or "").partition("/")[0] == "deployment"
             and step.obj is not None and step.obj.partition("/")[2] in done]
@@ -56,7 +57,8 @@ def paused(deployment: Mapping[str, Any] | None) -> bool:
 def paused_in_the_way(plan: Plan, live: Objects) -> list[str]:
     """`deployment/x is paused: resume it or remove it from the plan`, for each live paused Deployment whose pod
     template the plan changes (every action but a replica count or an HPA needs a rollout)."""
-    rolled = dict.fromkeys(action.workload for action in plan.actions
-                           if action.workload.kind == "Deployment" and not isinstance(action, ScaleWorkload | ApplyHpa))
+    rolled = dict.fromkeys(
+        action.workload for action in plan.actions
+        if action.workload.kind == Kind.DEPLOYMENT and not isinstance(action, ScaleWorkload | ApplyHpa))
     return [f"{workload.ref} is paused: resume it or remove it from the plan" for workload in rolled
-            if paused(find(live, "Deployment", workload.name))]
+            if paused(find(live, Kind.DEPLOYMENT, workload.name))]

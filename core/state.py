@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.k8s import parse_quantity
+from core.k8s import Kind, parse_quantity
 from core.plan import Action, ApplyHpa, ScaleWorkload, UpdateResources, Workload
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
@@ -45,7 +45,7 @@ def _index(objects: Objects) -> _Index:
     hpa_for: dict[tuple[str, str], Mapping[str, Any]] = {}
     for item in objects:
         by_name.setdefault((str(item.get("kind")), str(item.get("metadata", {}).get("name"))), item)
-        if item.get("kind") == "HorizontalPodAutoscaler":
+        if item.get("kind") == Kind.HPA:
             ref = (item.get("spec") or {}).get("scaleTargetRef") or {}
             hpa_for.setdefault((str(ref.get("kind")), str(ref.get("name"))), item)
     index = _Index(objects, len(objects), by_name, hpa_for)
@@ -98,7 +98,7 @@ def _touched_containers(action: UpdateResources, workload: Mapping[str, Any]) ->
 def state_of(action: Action, objects: Objects) -> dict[str, Any] | None:
     """What `action` touches, as it is in `objects` (None when the object does not exist)."""
     if isinstance(action, ApplyHpa):
-        hpa = find(objects, "HorizontalPodAutoscaler", action.name)
+        hpa = find(objects, Kind.HPA, action.name)
         if hpa is None:
             return None
         spec = hpa.get("spec", {})

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.hints import CommandHint, Hint, ManifestHint
+from core.k8s import Kind
 from core.plan import Action, ApplyHpa, HpaBounds, Plan, ScaleWorkload, UpdateResources, Workload
 from core.record import RECORD_ANNOTATION, record_name
 from core.state import Objects, in_effect
-from core.vocabulary import StepType
+from core.vocabulary import ActionType, StepType
 
 SEED_FALLBACK_NOTE = (
     "no execution record for this plan: using the Node scripts' (v0) rollback (hints, rollout undo, delete hpa); "
@@ -69,7 +70,7 @@ def hpa_manifest(name: str, namespace: str, workload: Workload, bounds: HpaBound
                  annotations: dict[str, str] | None = None) -> dict[str, Any]:
     """An autoscaling/v2 HorizontalPodAutoscaler for `workload` within `bounds`."""
     spec: dict[str, Any] = {
-        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": workload.kind, "name": workload.name},
+        "scaleTargetRef": {"apiVersion": Kind(workload.kind).api_version, "kind": workload.kind, "name": workload.name},
         "minReplicas": bounds.min_replicas,
         "maxReplicas": bounds.max_replicas,
     }
@@ -79,7 +80,7 @@ def hpa_manifest(name: str, namespace: str, workload: Workload, bounds: HpaBound
     metadata: dict[str, Any] = {"name": name, "namespace": namespace}
     if annotations:
         metadata["annotations"] = annotations
-    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": metadata, "spec": spec}
+    return {"apiVersion": Kind.HPA.api_version, "kind": Kind.HPA.value, "metadata": metadata, "spec": spec}
 
 
 def _quantity_flag(flag: str, values: dict[str, str] | Any) -> list[str]:
@@ -164,7 +165,7 @@ def _add(steps: list[Step], type_: StepType, action: str | None, obj: str | None
 def _undo_steps(steps: list[Step], undo_targets: dict[str, list[str]], scaled_by_hint: set[str]) -> None:
     """Append one `rollout undo` per workload the actions changed (`undo_targets`: ref -> its action types)."""
     for ref, action_types in undo_targets.items():
-        if ref in scaled_by_hint and set(action_types) == {"scale_workload"}:
+        if ref in scaled_by_hint and set(action_types) == {ActionType.SCALE_WORKLOAD}:
             continue  # the scale hint restores replicas; an undo would revert the template too (#25236)
         notes = (f"{ref}: one rollout undo covers {' and '.join(action_types)}",) if len(action_types) > 1 else ()
         _add(steps, StepType.ACTION, action_types[0], ref, ("rollout", "undo", ref), f"rolled back {ref}", notes)
@@ -179,7 +180,7 @@ def _hint_steps(steps: list[Step], hints: Sequence[Hint],
         if isinstance(hint, ManifestHint) or hint.manifest is not None:
             manifest = hint if isinstance(hint, ManifestHint) else hint.manifest
             assert manifest is not None
-            covered_hpas.update(name for kind, name in manifest.objects if kind == "HorizontalPodAutoscaler")
+            covered_hpas.update(name for kind, name in manifest.objects if kind == Kind.HPA)
             summary, text = ((f"ran hint: {hint.text}", hint.text) if isinstance(hint, CommandHint)
                              else (f"applied {manifest.path}", manifest.path))
             steps.append(Step(len(steps) + 1, StepType.HINT, None, None, ("apply", "-f", "-"), summary,

@@ -57,3 +57,38 @@ class Outcome(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"
+
+
+class ActionType(StrEnum):
+    """A plan action's `type`."""
+
+    SCALE_WORKLOAD = "scale_workload"
+    UPDATE_RESOURCES = "update_resources"
+    APPLY_HPA = "apply_hpa"
+
+
+class CommitState(StrEnum):
+    """A GitHub commit status's `state`: the only four GitHub accepts."""
+
+    PENDING = "pending"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ERROR = "error"
+
+
+class OutputFormat(StrEnum):
+    """`-o`: the seed's lines, or the JSON summary alone on stdout."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+class Role(StrEnum):
+    """A collaborator's GitHub role (`role_name`), least to most; `write` and above may trigger an execution."""
+
+    NONE = "none"
+    READ = "read"
+    TRIAGE = "triage"
+    WRITE = "write"
+    MAINTAIN = "maintain"
+    ADMIN = "admin"

@@ -8,7 +8,9 @@ directory that names nothing. This step checks first.
 import os
 from pathlib import Path
 
-CHECKOUT_VARIABLE = "INFRA_ORCHESTRATOR_DIR"
+from core.conventions import Env
+
+CHECKOUT_VARIABLE = Env.CHECKOUT
 CHECKOUT_MARKERS = ("prefect.yaml", "flows/apply.py", "flows/rollback.py", "flows/scale.py")
 """What a checkout of this repository holds: the deployments' entrypoints are relative to it."""
 

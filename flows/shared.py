@@ -17,7 +17,8 @@ from core.gate import GateDecision, GateRequirement, context_problem, files_read
 from core.lifecycle.ports import Execution
 from core.plan import Plan
 from core.report import RunReport, failure_reason
-from core.vocabulary import Outcome, StepStatus
+from core.settings import Settings
+from core.vocabulary import CommitState, Outcome, StepStatus
 from integrations.kubeconfig import allowed_contexts
 from tasks.artifacts import record_refusal
 from tasks.gate import claim_label, put_label_back, recheck_label, report_status, verify_label
@@ -30,14 +31,14 @@ from tasks.review import plan_problem
 # PyGithub (the gate's client) is imported here, before a flow run starts, not inside the gate's task: there,
 # with Prefect's event and log threads running, the same import held the gate for 0.2-0.3 s instead of 0.1 s.
 
-MAX_PARALLEL_STEPS = int(os.environ.get("INFRA_MAX_PARALLEL_STEPS", "4"))
+MAX_PARALLEL_STEPS = Settings.from_env(os.environ).max_parallel_steps
 """kubectl calls on different workloads run side by side, this many at a time (each is one process)."""
 TASK_WORKERS = MAX_PARALLEL_STEPS + 1
 """The flows' task runner threads: the steps' calls, and one for the apply record's read or save, which run beside
 them (core.lifecycle.apply) and must not hold back a step."""
 
 
-def gate_requirement(flow: str, plan: str, pr: int | None, repository: str | None,
+def gate_requirement(flow: Flow, plan: str, pr: int | None, repository: str | None,
                      require_approval: bool, head_sha: str | None = None) -> GateRequirement | None:
     """What the gate must check. `repository` ("owner/name", from the triggering event) must be one this worker
     serves (GH_OWNER/GH_REPO or INFRA_REPOSITORIES); `require_approval` also asks for an approving review of the
@@ -87,7 +88,7 @@ class TaskGate:
         self.decision = decision if decision.allowed else None
         if decision.allowed and decision.head_sha:
             self.pending = (requirement, decision.head_sha)
-            report_status(requirement, decision.head_sha, "pending", f"infra-{requirement.flow} is running")
+            report_status(requirement, decision.head_sha, CommitState.PENDING, f"infra-{requirement.flow} is running")
         return decision
 
     def recheck(self, requirement: GateRequirement, first: GateDecision) -> GateDecision:
@@ -137,9 +138,9 @@ def settle_status(execution: Execution | None, report: RunReport) -> RunReport:
         unlabeled = put_label_back(requirement)
         report = replace(report, lines=(*report.lines, f"note: {unlabeled}")) if unlabeled else report
     if report.final == Outcome.SUCCEEDED:
-        state, description = "success", f"{len(results)} steps succeeded"
+        state, description = CommitState.SUCCESS, f"{len(results)} steps succeeded"
     else:
-        state, description = "failure", failure_reason(report)
+        state, description = CommitState.FAILURE, failure_reason(report)
     warning = report_status(requirement, sha, state, description)
     return replace(report, lines=(*report.lines, f"note: {warning}")) if warning else report
 

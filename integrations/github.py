@@ -33,7 +33,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from core.conventions import LABELS
+from core.conventions import LABELS, Env
+from core.conventions import audit_marker as flow_marker
 from core.errors import PermanentError, TemporaryError
 from core.gate import (
     GateDecision,
@@ -49,6 +50,7 @@ from core.gate import (
 from core.k8s import MAX_INT32, decimal_integer
 from core.report import sticky_body
 from core.retry import GITHUB_RETRY, RetryPolicy
+from core.vocabulary import CommitState
 from integrations import secrets
 
 log = logging.getLogger(__name__)
@@ -143,9 +145,9 @@ class GitHubSettings:
             retries=int(_float(env.get("GITHUB_RETRIES"), 3)),
             timeout=_float(env.get("GITHUB_TIMEOUT"), 15.0),
             pr=decimal_integer(pr_text, 1, MAX_INT32),
-            repositories=_names(env.get("INFRA_REPOSITORIES")),
-            trusted_bots=_names(env.get("INFRA_TRUSTED_BOTS")),
-            base_branches=_names(env.get("INFRA_BASE_BRANCHES")),
+            repositories=_names(env.get(Env.REPOSITORIES)),
+            trusted_bots=_names(env.get(Env.TRUSTED_BOTS)),
+            base_branches=_names(env.get(Env.BASE_BRANCHES)),
         )
 
     def serving(self, repository: str | None) -> GitHubSettings:
@@ -738,7 +740,7 @@ def status_descriptions(settings: GitHubSettings, repository: str | None, sha: s
 
 
 def audit_marker(requirement: GateRequirement) -> str:
-    return f"<!-- infra-orchestrator:{requirement.flow}:{requirement.plan_path} -->"
+    return flow_marker(requirement.flow, requirement.plan_path)
 
 
 def upsert_audit_comment(settings: GitHubSettings, requirement: GateRequirement, body_markdown: str) -> int:
@@ -784,21 +786,15 @@ def upsert_audit_comment(settings: GitHubSettings, requirement: GateRequirement,
     return written(settings, action, lambda: int(issue.create_comment(body).id), existing)
 
 
-STATUS_STATES = ("pending", "success", "failure", "error")
 STATUS_DESCRIPTION_LIMIT = 140
 """GitHub refuses a longer status description (422)."""
 
 
-def status_context(flow: str) -> str:
-    """The commit status each flow sets, which branch protection can require: `infra/plan`, `infra/apply`..."""
-    return f"infra/{flow}"
-
-
-def set_commit_status(settings: GitHubSettings, repository: str | None, sha: str, context: str, state: str,
+def set_commit_status(settings: GitHubSettings, repository: str | None, sha: str, context: str, state: CommitState,
                       description: str, target_url: str | None = None, policy: RetryPolicy = GITHUB_RETRY) -> None:
     """POST a commit status, retried on `policy` (``written``): a repeated status is harmless (the newest per
     context counts). Raises GitHubError."""
-    if state not in STATUS_STATES:
+    if state not in set(CommitState):
         raise GitHubError(f"unknown commit status state {state!r}")
     settings = settings.serving(repository)
     text = secrets.mask(description)

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import yaml
 
+from core.conventions import Env
+
 IN_CLUSTER = "in-cluster"
 """The cluster's name when no kubeconfig names a current context (kubectl then uses the pod's service account)."""
 
 
 def kubeconfig_files() -> list[Path]:
-    listed = os.environ.get("KUBECONFIG", "")
+    listed = os.environ.get(Env.KUBECONFIG, "")
     if listed:
         return [Path(item) for item in listed.split(os.pathsep) if item]
     return [Path.home() / ".kube" / "config"]
@@ -36,7 +38,7 @@ def current_context() -> str | None:
 
 def allowed_contexts(env: Mapping[str, str] = os.environ) -> tuple[str, ...]:
     """The contexts a plan may name: `INFRA_CONTEXTS` (comma-separated), by default the current context only."""
-    listed = tuple(name.strip() for name in env.get("INFRA_CONTEXTS", "").split(",") if name.strip())
+    listed = tuple(name.strip() for name in env.get(Env.CONTEXTS, "").split(",") if name.strip())
     if listed:
         return listed
     current = current_context()

@@ -39,6 +39,7 @@ import sh
 
 from core.errors import PermanentError, TemporaryError
 from core.retry import KUBECTL_PAUSES_S, retry_until
+from core.settings import Settings
 
 DEFAULT_TIMEOUT_S = 60.0
 VERBOSITY = "-v=6"
@@ -91,6 +92,14 @@ class Kubectl:
     def base_args(self, namespace: str) -> list[str]:
         context = [f"--context={self.context}"] if self.context else []
         return [*context, "-n", namespace]
+
+
+def kubectl_for(settings: Settings, context: str | None = None, cwd: Path | None = None,
+                limit_s: float | None = None) -> Kubectl:
+    """Every kubectl runner of a run: the settings' binary and call timeout (bounded further by `limit_s`, for
+    a preview that must not hang), the plan's context, and the directory its relative manifests resolve from."""
+    timeout = settings.kubectl_timeout_s if limit_s is None else min(settings.kubectl_timeout_s, limit_s)
+    return Kubectl(binary=settings.kubectl_binary, context=context, cwd=cwd, timeout_s=timeout)
 
 
 @dataclass(frozen=True)

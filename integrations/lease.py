@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from core.conventions import LEASE_NAME, Env
 from core.errors import LeaseLost, Stopped, TemporaryError
 from integrations.kubectl import (
     Kubectl,
@@ -44,8 +45,7 @@ from integrations.kubectl import (
 )
 from integrations.stopping import stop_on_signals
 
-LEASE_NAME = "infra-orchestrator-lock"
-LEASE_SECONDS = int(os.environ.get("INFRA_LEASE_SECONDS") or 60)
+LEASE_SECONDS = int(os.environ.get(Env.LEASE_SECONDS) or 60)
 """The lease's duration; INFRA_LEASE_SECONDS shortens it where expiry must be watched (tests, the chaos bench)."""
 
 

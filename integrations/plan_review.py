@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.errors import TemporaryError
+from core.k8s import Kind
 from core.plan import Plan
 from core.report import StepResult
 from core.steps import Step
@@ -13,7 +14,6 @@ from core.vocabulary import StepStatus
 from integrations.kubectl import Kubectl, KubectlError, retry_transient, run
 from integrations.policy_read import get_with_policy
 
-_KIND_RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
 READ_DEADLINE_S = 30.0
 REFUSED_DEADLINE_S = 3.0
 """A server that refuses the connection (nothing listens there: a wrong kubeconfig, a cluster that is down) is
@@ -27,7 +27,7 @@ def read_once(kubectl: Kubectl, plan: Plan) -> list[dict[str, Any]]:
         return []
     kinds = sorted({action.workload.kind for action in plan.actions})
     return get_with_policy(kubectl, plan.namespace,
-                           [_KIND_RESOURCES[kind] for kind in kinds] + ["horizontalpodautoscalers"])
+                           [Kind(kind).plural for kind in kinds] + [Kind.HPA.plural])
 
 
 def live_objects(kubectl: Kubectl, plan: Plan) -> list[dict[str, Any]]:

@@ -24,7 +24,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from core.conventions import LABELS, PLAN_FILE, Flow
+from core.conventions import (
+    BRANCH_PREFIX,
+    LABELS,
+    MARKER_PREFIX,
+    PLAN_FILE,
+    Flow,
+    execution_marker,
+    status_context,
+    target_marker,
+)
 from core.desired import DesiredState
 from core.diff import Diff
 from core.errors import InputError, TemporaryError
@@ -33,6 +42,7 @@ from core.plan import Plan, load_plan
 from core.plan_writer import render_plan
 from core.report import GITHUB_COMMENT_LIMIT
 from core.retry import GITHUB_RETRY, RetryPolicy
+from core.vocabulary import CommitState
 from integrations.files import write_atomically
 from integrations.github import (
     GitHubError,
@@ -41,7 +51,6 @@ from integrations.github import (
     client,
     contents_or_none,
     set_commit_status,
-    status_context,
     token_login,
     translate_errors,
     written,
@@ -51,8 +60,6 @@ from integrations.secrets import mask
 log = logging.getLogger(__name__)
 
 PLAN_LABEL = "infra-plan"
-BRANCH_PREFIX = "infra-scale"
-AUDIT_PREFIX = "<!-- infra-orchestrator:"
 
 
 def branch_name(target: str, day: date) -> str:
@@ -60,12 +67,7 @@ def branch_name(target: str, day: date) -> str:
 
 
 def pr_title(target: str, day: date) -> str:
-    return f"infra-scale: {target} ({day.isoformat()})"
-
-
-def pr_marker(target: str) -> str:
-    """A hidden line in the PR body that names the target (found even if the branch or title were changed)."""
-    return f"<!-- infra-scale:target={target} -->"
+    return f"{BRANCH_PREFIX}: {target} ({day.isoformat()})"
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ def _same_repo(pr: Any, full_name: str) -> bool:
 def find_open_pr(repo: Any, full_name: str, target: str) -> Any | None:
     """The open PR for `target` (oldest first if, against the rules, there are several)."""
     prefix = f"{BRANCH_PREFIX}/{target}/"
-    title_prefix = f"infra-scale: {target} ("
+    title_prefix = f"{BRANCH_PREFIX}: {target} ("
     matches = []
     for pr in repo.get_pulls(state="open"):
         if not _same_repo(pr, full_name):
@@ -144,7 +146,7 @@ def find_open_pr(repo: Any, full_name: str, target: str) -> Any | None:
         by_branch = (pr.head.ref or "").startswith(prefix)
         labels = {label.name for label in pr.labels or ()}
         by_title = PLAN_LABEL in labels and (pr.title or "").startswith(title_prefix)
-        by_marker = pr_marker(target) in (pr.body or "")
+        by_marker = target_marker(target) in (pr.body or "")
         if by_branch or by_title or by_marker:
             matches.append(pr)
     if len(matches) > 1:
@@ -174,8 +176,8 @@ def applied_plan(pr: Any) -> str | None:
     flows = set()
     for comment in pr.get_issue_comments():
         for line in (comment.body or "").splitlines():
-            if line.startswith(AUDIT_PREFIX):
-                flows.add(line[len(AUDIT_PREFIX):].split(":", 1)[0])
+            if line.startswith(MARKER_PREFIX):
+                flows.add(line[len(MARKER_PREFIX):].split(":", 1)[0])
     if "apply" in flows and "rollback" not in flows:
         return (f"the plan on pull request #{pr.number} has been applied; merge or close it first "
                 "(the next run then opens a new pull request)")
@@ -222,7 +224,7 @@ def publish_pull_request(settings: GitHubSettings, target: str, files: Mapping[s
     if missing:
         raise GitHubError(f"GitHub settings missing: {', '.join(missing)}")
     title = pr_title(target, day)
-    full_body = f"{pr_marker(target)}\n{body}"
+    full_body = f"{target_marker(target)}\n{body}"
     action = f"publishing the infra-scale plan for {target}"
 
     def write(attempt: Callable[[], Any], done: Callable[[], Any]) -> Any:
@@ -258,7 +260,7 @@ def post_execution_comment(settings: GitHubSettings, requirement: GateRequiremen
     plan comment is the sticky one), under the flow's audit marker, retried on `policy`: each attempt first looks
     for the comment by a marker of its own, so a POST whose answer was lost is not sent twice."""
     settings = settings.serving(requirement.repository)
-    once = f"<!-- infra-orchestrator-execution:{uuid.uuid4().hex} -->"
+    once = execution_marker(uuid.uuid4().hex)
     body = f"{audit_marker(requirement)}\n{once}\n{mask(markdown)}"[:GITHUB_COMMENT_LIMIT]
 
     def issue() -> Any:
@@ -308,7 +310,7 @@ def refusal_marker(requirement: GateRequirement, head_sha: str | None, reason: s
     """The hidden first line of a refusal comment: one per PR, flow, head and reason (the reason as a digest, so
     that what a refused PR carries never shapes the marker)."""
     digest = hashlib.sha256(reason.encode("utf-8")).hexdigest()[:16]
-    return f"{AUDIT_PREFIX}refused:{requirement.flow}:{head_sha or 'unknown'}:{digest} -->"
+    return f"{MARKER_PREFIX}refused:{requirement.flow}:{head_sha or 'unknown'}:{digest} -->"
 
 
 def refusal_markdown(requirement: GateRequirement, sentence: str, run_url: str | None) -> str:
@@ -360,7 +362,7 @@ def report_refusal(settings: GitHubSettings, requirement: GateRequirement, head_
         if len(description) > 140:
             description = f"refused ({REFUSAL_FIX}): {reason}"
         parts[f"set {context}"] = lambda: set_commit_status(settings, requirement.repository, head_sha, context,
-                                                            "failure", description, run_url, policy)
+                                                            CommitState.FAILURE, description, run_url, policy)
     return [f"could not {name} on PR #{requirement.pr}{failure}" for name, failure in failures(parts, policy).items()]
 
 

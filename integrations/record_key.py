@@ -27,12 +27,13 @@ from pathlib import Path
 from threading import Lock
 from typing import Any
 
+from core.conventions import RECORD_KEY_FILE, Env
 from integrations import secrets
 
-KEY_ENV = "INFRA_RECORD_KEY"
-OLD_KEYS_ENV = "INFRA_RECORD_KEYS_OLD"
-KEY_BLOCK_ENV = "INFRA_RECORD_KEY_BLOCK"
-KEY_FILE = Path("infra-orchestrator") / "record.key"
+KEY_ENV = Env.RECORD_KEY
+OLD_KEYS_ENV = Env.RECORD_KEYS_OLD
+KEY_BLOCK_ENV = Env.RECORD_KEY_BLOCK
+KEY_FILE = Path(RECORD_KEY_FILE)
 MIN_KEY_LENGTH = 16
 
 

@@ -34,6 +34,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from core.conventions import MANAGED_BY, RECORD_CHUNK, RECORD_LABEL, RECORD_PLAN
+from core.conventions import RECORD_BLOB_SHA as BLOB_SHA
+from core.conventions import RECORD_CHUNK_OF as CHUNK_OF
+from core.conventions import RECORD_GENERATION as GENERATION
 from core.errors import LeaseLost
 from core.plan import Plan
 from core.record import (
@@ -56,9 +60,6 @@ LEGACY_KEY = "record.json"
 """Version 1: the record as JSON text in `data`."""
 GZIP_KEY = "record.json.gz"
 FORMAT = "2"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "infra-orchestrator"}
-CHUNK_OF = "infra-orchestrator/record-chunk-of"
-GENERATION = "infra-orchestrator/generation"
 MAX_OBJECT_BYTES = 1024 * 1024
 """The API server refuses larger objects (etcd's request limit)."""
 CHUNK_BYTES = 700 * 1024
@@ -67,8 +68,6 @@ RETRY_S = 30.0
 """How long one record read or write retries transient failures."""
 _CONSISTENT_READS = 5
 """Index reads before a record whose chunks never match its index is called unreadable."""
-BLOB_SHA = "infra-orchestrator/record-sha256"
-"""On the index: the sha256 of the gzip it stores or names, so a write whose answer was lost knows its own."""
 BASE_RECORD_BYTES = 256 * 1024
 STEP_RECORD_BYTES = 64 * 1024
 """What one recorded step may take, with an HPA manifest as its prior state: a record larger than its plan's
@@ -181,7 +180,7 @@ def read_file(plan: Plan, path: Path, verify: bool = True) -> ApplyRecord:
 
 
 def _labels(kind: str) -> dict[str, str]:
-    return {**MANAGED_BY, "infra-orchestrator/record": kind}
+    return {**MANAGED_BY, RECORD_LABEL: kind}
 
 
 def cluster_objects(plan: Plan, record: ApplyRecord, generation: str) -> list[dict[str, Any]]:
@@ -191,7 +190,7 @@ def cluster_objects(plan: Plan, record: ApplyRecord, generation: str) -> list[di
     index: dict[str, Any] = {
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": name, "namespace": plan.namespace, "labels": _labels("apply"),
-                     "annotations": {"infra-orchestrator/plan": record.plan,
+                     "annotations": {RECORD_PLAN: record.plan,
                                      BLOB_SHA: hashlib.sha256(blob).hexdigest()}},
         "data": {"format": FORMAT, "chunks": "0"},
     }
@@ -204,7 +203,7 @@ def cluster_objects(plan: Plan, record: ApplyRecord, generation: str) -> list[di
     chunks = [{"apiVersion": "v1", "kind": "ConfigMap",
                "metadata": {"name": f"{name}-{generation}-{number}", "namespace": plan.namespace,
                             "labels": {**_labels("chunk"), CHUNK_OF: name, GENERATION: generation},
-                            "annotations": {"infra-orchestrator/chunk": str(number)}},
+                            "annotations": {RECORD_CHUNK: str(number)}},
                "binaryData": {GZIP_KEY: base64.b64encode(piece).decode()}}
               for number, piece in enumerate(pieces)]
     return [*chunks, index]
@@ -349,7 +348,7 @@ def _from_index(kubectl: Kubectl, plan: Plan, index: dict[str, Any], verify: boo
                                                                f"{generation}"])
 
     def number(item: dict[str, Any]) -> int:
-        text = str((item.get("metadata", {}).get("annotations") or {}).get("infra-orchestrator/chunk", "-1"))
+        text = str((item.get("metadata", {}).get("annotations") or {}).get(RECORD_CHUNK, "-1"))
         return int(text) if text.isdigit() else -1
 
     chunks = sorted((listed or {}).get("items", []), key=number)

@@ -5,8 +5,9 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from core.conventions import LABELS
+from core.conventions import LABELS, status_context
 from core.gate import GateDecision, GateRequirement, short
+from core.vocabulary import CommitState
 from integrations.github import (
     GitHubError,
     GitHubSettings,
@@ -15,7 +16,6 @@ from integrations.github import (
     recheck_gate,
     restore_trigger_label,
     set_commit_status,
-    status_context,
     status_descriptions,
 )
 from integrations.pull_request import failures, report_execution
@@ -63,7 +63,7 @@ def claim_label(requirement: GateRequirement, sha: str) -> str | None:
             return f"label '{label}' already claimed by {f'run {holder}' if holder else 'another run'}"
     except GitHubError as error:
         return f"could not claim label '{label}' on PR #{requirement.pr}: {error}"
-    warning = report_status.fn(requirement, sha, "pending", f"{CLAIMED_BY}{run} (label '{label}')")
+    warning = report_status.fn(requirement, sha, CommitState.PENDING, f"{CLAIMED_BY}{run} (label '{label}')")
     if warning:
         get_run_logger().warning("%s", warning)
     get_run_logger().info("claimed label '%s' on PR #%s at %s", label, requirement.pr, short(sha))
@@ -104,7 +104,7 @@ def report_to_pull_request(requirement: GateRequirement, markdown: str) -> list[
 
 
 @task(cache_policy=NO_CACHE)
-def report_status(requirement: GateRequirement, sha: str, state: str, description: str) -> str | None:
+def report_status(requirement: GateRequirement, sha: str, state: CommitState, description: str) -> str | None:
     """`infra/<flow>` on the head the gate saw (pending, then success or failure), for branch protection, retried
     like the PR comment. Returns a warning line when GitHub could not be updated (the run's outcome stands)."""
     context = status_context(requirement.flow)

@@ -16,26 +16,26 @@ from prefect.runtime import task_run
 
 from core.batch import Batch, BatchRun, batches, stdin_chunks, waves
 from core.errors import Stopped
+from core.k8s import Kind
 from core.landed import landed
 from core.plan import Plan
 from core.record import RECORD_ANNOTATION, STAMP_FIELD_MANAGER
 from core.report import StepResult
 from core.rollout import confirmed_by_listing
+from core.settings import Settings
 from core.steps import Step
 from core.vocabulary import StepStatus
 from integrations.kubectl import Kubectl, KubectlError, checked, get_items, let_land, run
+from integrations.kubectl import kubectl_for as runner_for
 from integrations.policy_read import get_with_policy
 from tasks.passing import as_is
 from tasks.retry import RETRIES, RETRY_DELAYS_S, is_transient
 
-_KIND_RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
-
 
 def kubectl_for(plan: Plan) -> Kubectl:
-    """kubectl for the plan's cluster: `KUBECTL`/`KUBECONFIG` from the environment, the plan's context, and
-    the plan's directory as working directory so relative manifests resolve as they did in the preview."""
-    timeout = float(os.environ.get("INFRA_KUBECTL_TIMEOUT", "60"))
-    return Kubectl(context=plan.context, cwd=plan.directory.resolve(), timeout_s=timeout)
+    """kubectl for the plan's cluster: the flow run's settings (its process's environment), the plan's context,
+    and the plan's directory as working directory so relative manifests resolve as they did in the preview."""
+    return runner_for(Settings.from_env(os.environ), plan.context, plan.directory.resolve())
 
 
 @task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, retry_condition_fn=is_transient)
@@ -43,7 +43,7 @@ def capture_objects(plan: Plan, kubectl: Kubectl) -> list[dict[str, Any]]:
     """Every workload and HPA the plan could touch, and the namespace's policy objects (core.policy), in one
     `kubectl get a,b,... -o json` for the namespace."""
     kinds = {action.workload.kind for action in plan.actions}
-    resources = [_KIND_RESOURCES[kind] for kind in sorted(kinds)] + ["horizontalpodautoscalers"]
+    resources = [Kind(kind).plural for kind in sorted(kinds)] + [Kind.HPA.plural]
     return get_with_policy(kubectl, plan.namespace, resources) if plan.actions else []
 
 
@@ -176,7 +176,7 @@ def _ready_summary(ref: str, statefulset: Mapping[str, Any]) -> str:
 
 
 def _is_on_delete(item: Mapping[str, Any]) -> bool:
-    return bool(item.get("kind") == "StatefulSet"
+    return bool(item.get("kind") == Kind.STATEFULSET
                 and (item.get("spec", {}).get("updateStrategy") or {}).get("type") == "OnDelete")
 
 
@@ -188,7 +188,7 @@ def on_delete_steps(namespace: str, kubectl: Kubectl, steps: Sequence[Step],
     if not refs:
         return set()
     if listing is not None:
-        items: Sequence[Any] = [item for item in listing if item.get("kind") == "StatefulSet"]
+        items: Sequence[Any] = [item for item in listing if item.get("kind") == Kind.STATEFULSET]
     else:
         try:
             document = json.loads(checked(run(kubectl, namespace, ["get", *refs, "-o", "json"])).stdout)
@@ -225,7 +225,7 @@ def verify_from_status(namespace: str, kubectl: Kubectl, step: Step, timeout_s: 
 def list_deployments(namespace: str, kubectl: Kubectl) -> list[dict[str, Any]]:
     """The namespace's deployments, or none when the listing fails (each then gets its `rollout status`)."""
     try:
-        return get_items(kubectl, namespace, ["deployments"])
+        return get_items(kubectl, namespace, [Kind.DEPLOYMENT.plural])
     except KubectlError:
         return []
 

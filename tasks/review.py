@@ -9,19 +9,19 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from core.conventions import Flow, artifact_key, repository_path
+from core.conventions import Flow, artifact_key, repository_path, status_context
 from core.gate import GateDecision, GateRequirement, files_read_by, local_files_problem
 from core.plan import Plan
 from core.report import RunReport, StepResult, failure, plan_markdown, plan_report, table_rows
 from core.state import Objects
 from core.steps import Step
+from core.vocabulary import CommitState
 from integrations.github import (
     GitHubError,
     GitHubSettings,
     PullRequestView,
     pull_request_view,
     set_commit_status,
-    status_context,
     upsert_audit_comment,
 )
 from integrations.plan_review import dry_run, live_objects
@@ -69,8 +69,8 @@ def post_plan(pr: int, repository: str | None, plan_path: str, markdown: str, ok
     settings = GitHubSettings.from_env()
     requirement = GateRequirement(flow=Flow.PLAN, pr=pr, plan_path=plan_path, repository=repository)
     comment = upsert_audit_comment(settings, requirement, markdown)
-    set_commit_status(settings, repository, sha, status_context(Flow.PLAN), "success" if ok else "failure",
-                      description, flow_run_url())
+    state = CommitState.SUCCESS if ok else CommitState.FAILURE
+    set_commit_status(settings, repository, sha, status_context(Flow.PLAN), state, description, flow_run_url())
     return f"plan comment {comment} on PR #{pr}, status {status_context(Flow.PLAN)} on {sha[:12]}"
 
 
@@ -83,7 +83,7 @@ def plan_problem(requirement: GateRequirement, head_sha: str) -> str | None:
         state = plan_status(settings_for(requirement), requirement.repository, head_sha)
     except GitHubError as error:  # the client already retried what was transient
         return f"could not read {context} on head {head_sha[:7]} (--require-plan): {error}"
-    if state == "success":
+    if state == CommitState.SUCCESS:
         return None
     found = f"is {state}" if state else "was not set"
     return f"{context} {found} on head {head_sha[:7]} (--require-plan): run infra-plan on it, then add the label again"

@@ -6,6 +6,7 @@ so no write is retried by two layers and none opens a second PR or commits a fil
 every run must see the cluster and GitHub as they are now.
 """
 
+import os
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -18,8 +19,9 @@ from core.desired import DesiredState, desired_from
 from core.diff import LIVE_RESOURCES, Diff
 from core.plan_writer import pr_body, preview_results
 from core.report import RunReport, notes_in
+from core.settings import Settings
 from integrations.github import GitHubSettings
-from integrations.kubectl import Kubectl, get_items
+from integrations.kubectl import get_items, kubectl_for
 from integrations.pull_request import (
     PullRequestOutcome,
     WrittenPlan,
@@ -41,7 +43,7 @@ def load_desired_state(desired: str | None, target: str | None, namespace: str |
 @task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, retry_condition_fn=is_transient)
 def read_live_state(state: DesiredState) -> list[dict[str, Any]]:
     """Workloads and HPAs of the namespace in one batched `kubectl get`."""
-    return get_items(Kubectl(context=state.context), state.namespace, LIVE_RESOURCES)
+    return get_items(kubectl_for(Settings.from_env(os.environ), state.context), state.namespace, LIVE_RESOURCES)
 
 
 @task(cache_policy=NO_CACHE)

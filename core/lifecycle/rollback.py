@@ -12,6 +12,7 @@ from typing import Any
 from core.conventions import Flow
 from core.errors import RecordUnreadable
 from core.gate import GateDecision, GateRequirement
+from core.k8s import Kind
 from core.lifecycle.common import Lifecycle, preview_report, recheck, verify_rollouts
 from core.lifecycle.ports import Cluster, Execution, Held, Loading, Objects, Refused
 from core.plan import ApplyHpa, Plan
@@ -37,7 +38,7 @@ def live_plan_objects(plan: Plan, live: Objects) -> dict[str, Mapping[str, Any]]
     """The live objects the plan's actions change, by ref (`deployment/web`, `hpa/web`), in plan order."""
     found: dict[str, Mapping[str, Any]] = {}
     for action in plan.actions:
-        kind, name, ref = (("HorizontalPodAutoscaler", action.name, f"hpa/{action.name}")
+        kind, name, ref = ((Kind.HPA, action.name, f"{Kind.HPA.resource}/{action.name}")
                            if isinstance(action, ApplyHpa) else
                            (action.workload.kind, action.workload.name, action.workload.ref))
         item = find(live, kind, name)

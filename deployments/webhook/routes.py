@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.conventions import DEFAULT_PLANS_DIR, PLAN_FILE, REPOSITORY_PATTERN
+from core.conventions import DEFAULT_PLANS_DIR, PLAN_FILE, REPOSITORY_PATTERN, Env
 
 DEFAULT_PLAN_TEMPLATE = f"{DEFAULT_PLANS_DIR}/{{target}}/{PLAN_FILE}"
 TARGET_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -76,14 +76,14 @@ class Routes:
     @classmethod
     def from_config(cls, routes_file: str | None, env: Mapping[str, str]) -> Routes:
         """The routes file, else ``INFRA_REPOSITORIES``, else ``GH_OWNER``/``GH_REPO``: never "any repository"."""
-        listed = env.get("INFRA_REPOSITORIES", "").strip()
+        listed = env.get(Env.REPOSITORIES, "").strip()
         if routes_file and listed:
-            raise ConfigError("environment", "INFRA_REPOSITORIES", "set it or a routes file, not both")
+            raise ConfigError("environment", Env.REPOSITORIES, "set it or a routes file, not both")
         if routes_file:
             return cls.load(routes_file)
         if listed:
             names = [part for part in (p.strip() for p in listed.split(",")) if part]
-            return cls.for_repositories([_repository_name("environment", "INFRA_REPOSITORIES", n) for n in names])
+            return cls.for_repositories([_repository_name("environment", Env.REPOSITORIES, n) for n in names])
         owner, repo = env.get("GH_OWNER", "").strip(), env.get("GH_REPO", "").strip()
         if owner and repo:
             return cls.for_repositories([_repository_name("environment", "GH_OWNER/GH_REPO", f"{owner}/{repo}")])
