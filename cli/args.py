@@ -7,7 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from cli.help import (
+from cli.output import OUTPUT_FORMATS
+from core.conventions import DEFAULT_PLAN, LABELS
+from core.errors import InputError
+from core.k8s import MAX_INT32, decimal_integer, shown
+from core.policy import chosen_mode
+from integrations.command_help import (
     GITHUB_ENVIRONMENT,
     KUBE_ENVIRONMENT,
     PREFECT_ENVIRONMENT,
@@ -17,11 +22,6 @@ from cli.help import (
     documented,
     flag_error,
 )
-from cli.output import OUTPUT_FORMATS
-from core.conventions import DEFAULT_PLAN, LABELS
-from core.errors import InputError
-from core.k8s import MAX_INT32, decimal_integer, shown
-from core.policy import chosen_mode
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from cli.args import Options
-from cli.process import long_lived_imports
 from core.report import RunReport, with_lines
 from core.vocabulary import Outcome
+from integrations.process import long_lived_imports
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State

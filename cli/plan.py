@@ -13,16 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from cli.args import Parser, add_output, pr_number, require_github
-from cli.help import (
-    GITHUB_ENVIRONMENT,
-    KUBE_ENVIRONMENT,
-    PREFECT_PR_ENVIRONMENT,
-    TERMINAL_ENVIRONMENT,
-    Usage,
-    documented,
-)
 from cli.output import rendered
-from cli.process import run_and_exit
 from core.conventions import DEFAULT_PLAN
 from core.errors import InputError
 from core.lifecycle.plan import Plan
@@ -33,6 +24,15 @@ from core.report import RunReport, StepResult, failure, plan_report
 from core.state import Objects
 from core.steps import Step
 from core.vocabulary import Outcome
+from integrations.command_help import (
+    GITHUB_ENVIRONMENT,
+    KUBE_ENVIRONMENT,
+    PREFECT_PR_ENVIRONMENT,
+    TERMINAL_ENVIRONMENT,
+    Usage,
+    documented,
+)
+from integrations.process import run_and_exit
 from integrations.secrets import mask
 
 if TYPE_CHECKING:

@@ -14,24 +14,28 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from cli.args import Parser, add_output, require_github
-from cli.help import GITHUB_ENVIRONMENT, KUBE_ENVIRONMENT, PREFECT_ENVIRONMENT, TERMINAL_ENVIRONMENT, Usage, documented
 from cli.output import progress, rendered
-from cli.process import run_and_exit
 from core.conventions import DEFAULT_PLANS_DIR, PLAN_FILE, Flow
 from core.desired import DesiredState, desired_from
 from core.diff import LIVE_RESOURCES, Diff
 from core.errors import InputError
-from core.lifecycle.scale import Scale
+from core.lifecycle.scale import Scale, WrittenPlan
 from core.plan_writer import scale_report
 from core.report import RunReport
 from core.retry import KUBECTL_RETRY
+from integrations.command_help import (
+    GITHUB_ENVIRONMENT,
+    KUBE_ENVIRONMENT,
+    PREFECT_ENVIRONMENT,
+    TERMINAL_ENVIRONMENT,
+    Usage,
+    documented,
+)
 from integrations.kubectl import Kubectl, KubectlError, get_items
-
-if TYPE_CHECKING:
-    from integrations.pull_request import WrittenPlan
+from integrations.process import run_and_exit
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ class RetriedLiveState:
 
 @dataclass(frozen=True)
 class LocalPlanFiles:
-    def write(self, state: DesiredState, changes: Diff, plans_dir: str, day: date) -> "WrittenPlan":
+    def write(self, state: DesiredState, changes: Diff, plans_dir: str, day: date) -> WrittenPlan:
         from integrations.pull_request import write_plan_locally
 
         return write_plan_locally(state, changes, plans_dir, day)
@@ -111,7 +115,7 @@ class LocalPlanFiles:
 class SilentReporter:
     """The CLI prints the report itself; nothing else to publish."""
 
-    def report(self, state: DesiredState, written: "WrittenPlan | None", report: RunReport) -> None:
+    def report(self, state: DesiredState, written: WrittenPlan | None, report: RunReport) -> None:
         return None
 
 

@@ -95,8 +95,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from cli.help import CommandParser, Usage, documented
 from core.conventions import DEFAULT_PLANS_DIR, LABELS, PLAN_FILE, REPOSITORY_PATTERN
+from integrations.command_help import CommandParser, Usage, documented
 
 log = logging.getLogger("infra.webhook")
 

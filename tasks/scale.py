@@ -15,14 +15,13 @@ from prefect.cache_policies import NO_CACHE
 from core.conventions import PLAN_FILE, Flow
 from core.desired import DesiredState, desired_from
 from core.diff import LIVE_RESOURCES, Diff
+from core.lifecycle.scale import PullRequestOutcome, WrittenPlan
 from core.plan_writer import pr_body, preview_results
 from core.report import RunReport, notes_in
 from core.retry import GITHUB_RETRY
 from integrations.github import GitHubSettings
 from integrations.kubectl import Kubectl, get_items
 from integrations.pull_request import (
-    PullRequestOutcome,
-    WrittenPlan,
     publish_pull_request,
     repository_paths,
     write_plan_locally,

@@ -1,5 +1,5 @@
 """A console script's process ends with its command's exit code, after every exit hook the command registered
-(as Prefect's services and a temporary server's stop are), with its output flushed (cli/process.py)."""
+(as Prefect's services and a temporary server's stop are), with its output flushed (integrations/process.py)."""
 
 import os
 import subprocess
@@ -9,7 +9,7 @@ import pytest
 
 SCRIPT = """
 import atexit, sys, threading
-from cli.process import run_and_exit
+from integrations.process import run_and_exit
 
 def command():
     atexit.register(print, "atexit hook ran")
