@@ -1,4 +1,5 @@
-"""The execute path of the CLI: runs the Prefect flow (the only place Prefect is imported from the CLI).
+"""The CLI's flow runs (`run_flow`, for infra-apply and infra-rollback --execute, infra-plan --pr and
+infra-scale --execute): the only place the CLI imports Prefect.
 
 With PREFECT_API_URL set, the run is recorded on that server (UI, artifacts, concurrency); without it,
 Prefect starts a temporary local server for the run, which costs about ten seconds.
@@ -58,29 +59,37 @@ class OptionalLimits(logging.Filter):
 
 
 def execute(options: Options) -> RunReport:
+    return run_flow(lambda: flow_call(options))
+
+
+def run_flow(flow_call: Callable[[], Callable[..., Any]]) -> RunReport:
+    """Run the flow `flow_call` imports (with its parameters) as every CLI does: Prefect imported as long-lived,
+    no heartbeats, the run's own `Kept` made before it starts. Its report comes back even when the Prefect server
+    went away (then with a note, and the process leaves without waiting for Prefect's queues); a run that ended
+    in an error after its report says so in a note, one without a report is `error: <what ended it>`."""
     with long_lived_imports():
         from prefect.logging.configuration import ensure_logging_setup
 
-        from tasks.artifacts import PrefectOutage
-        from tasks.reporter import LastReport
+        from tasks.kept import keeping
 
-        run = flow_call(options)
+        run = flow_call()
     ensure_logging_setup()  # Prefect's configuration first: it would replace what is set before it
     for name in ("prefect.flow_runs", "prefect.task_runs", "prefect.concurrency"):
         logging.getLogger(name).addFilter(OptionalLimits())
     outcome: object
-    try:
-        with without_heartbeats():
-            state = cast("State[Any]", run(return_state=True))
-        outcome = state.result(raise_on_failure=False)
-    except Exception as error:  # Prefect's engine could not record the run's state: its server went away
-        outcome = error
-    lost = PrefectOutage.error or prefect_unreachable()
+    with keeping() as kept:
+        try:
+            with without_heartbeats():
+                state = cast("State[Any]", run(return_state=True))
+            outcome = state.result(raise_on_failure=False)
+        except Exception as error:  # Prefect's engine could not record the run's state: its server went away
+            outcome = error
+    lost = kept.prefect_error or prefect_unreachable()
     if lost is None:
         from prefect.logging.handlers import APILogWorker
 
         APILogWorker.drain_all(timeout=LOG_DRAIN_S)
-    report = outcome if isinstance(outcome, RunReport) else LastReport.report
+    report = outcome if isinstance(outcome, RunReport) else kept.report
     notes = [] if report is outcome or lost is not None else [
         f"note: the flow run ended in an error after its report ({outcome})"]
     if report is None:

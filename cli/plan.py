@@ -7,10 +7,11 @@ which also posts the PR's sticky plan comment and sets the `infra/plan` commit s
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from cli.args import Parser, add_output, pr_number, require_github
 from cli.output import rendered
@@ -23,7 +24,6 @@ from core.policy import chosen_mode
 from core.report import RunReport, StepResult, failure, plan_report
 from core.state import Objects
 from core.steps import Step
-from core.vocabulary import Outcome
 from integrations.command_help import (
     GITHUB_ENVIRONMENT,
     KUBE_ENVIRONMENT,
@@ -105,18 +105,15 @@ def parse(argv: Sequence[str]) -> PlanOptions:
 
 
 def run_plan_flow(plan: str, pr: int) -> RunReport:
-    """`--pr`: the infra-plan flow (Prefect is imported only here), its report back once its logs are sent."""
-    from cli.execute import LOG_DRAIN_S
-    from flows.plan import infra_plan
+    """`--pr`: the infra-plan flow, run as the CLI runs every flow (cli.execute.run_flow)."""
+    from cli.execute import run_flow
 
-    state = infra_plan(plan=plan, pr=pr, return_state=True)
-    from prefect.logging.handlers import APILogWorker
+    def plan_flow() -> Callable[..., Any]:
+        from flows.plan import infra_plan
 
-    APILogWorker.drain_all(timeout=LOG_DRAIN_S)
-    outcome = state.result(raise_on_failure=False)
-    if isinstance(outcome, RunReport):
-        return outcome
-    return RunReport((f"error: {outcome}",), None, Outcome.FAILED)
+        return partial(infra_plan, plan=plan, pr=pr)
+
+    return run_flow(plan_flow)
 
 
 def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr,

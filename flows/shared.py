@@ -18,10 +18,10 @@ from core.report import RunReport, failure_reason
 from core.vocabulary import Outcome
 from tasks.artifacts import record_refusal
 from tasks.gate import TaskGate
+from tasks.kept import keep
 from tasks.kube import TaskCluster
 from tasks.lock import TaskLock
 from tasks.plan import parsed_plan
-from tasks.reporter import LastReport
 
 # PyGithub (the gate's client) is imported here, before a flow run starts, not inside the gate's task: there,
 # with Prefect's event and log threads running, the same import held the gate for 0.2-0.3 s instead of 0.1 s.
@@ -97,9 +97,9 @@ def flow_result(flow: Flow, plan: str, report: RunReport) -> RunReport | State:
     """The run's final state, named for what happened: a failed run is Failed with why as its message (carrying
     the report, so the UI shows it failed without a traceback), a gate refusal is Cancelled named `Refused` with
     the refusal sentence as its message (and an artifact saying why: not a success, and nothing ran), a preview
-    is Completed named `Previewed`. The report is also kept in the process (`LastReport`), for a CLI whose
-    Prefect server went away."""
-    LastReport.keep(report)
+    is Completed named `Previewed`. The report is also kept for the run (tasks.kept), for a CLI whose Prefect
+    server went away."""
+    keep(report)
     document = report.document or {}
     results = document.get("results", [])
     if report.final == Outcome.FAILED:

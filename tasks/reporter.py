@@ -15,20 +15,9 @@ from core.record import plan_digest, record_name
 from core.report import Provenance, RunReport, StepResult, error_lines, failure, finished, notes_in
 from tasks.artifacts import record_failure, record_results
 from tasks.gate import report_to_pull_request
+from tasks.kept import keep
 from tasks.links import flow_run_url, pull_request_url
 from tasks.passing import as_is
-
-
-class LastReport:
-    """The last report this process produced, kept outside Prefect: when the server goes away after the work,
-    Prefect's engine cannot record the run's final state and raises, and the CLI still prints this outcome."""
-
-    report: RunReport | None = None
-
-    @classmethod
-    def keep(cls, report: RunReport) -> RunReport:
-        cls.report = report
-        return report
 
 
 def unpublished(*notes: str | None) -> list[str]:
@@ -79,7 +68,7 @@ class TaskReporter:
         report = finished(results, plan.namespace, executed, [*lines, *unpublished(summary.note, *warnings)],
                           provenance)
         logger.info("%s", report.final)
-        return LastReport.keep(report)
+        return keep(report)
 
     def fail(self, flow: Flow, plan: Plan, reason: str, lines: Sequence[str],
              requirement: GateRequirement) -> RunReport:
@@ -87,4 +76,4 @@ class TaskReporter:
         title = f"{flow.flow_name}: {plan.path}"
         summary = record_failure(flow, plan.target or plan.namespace, title, reason)
         warnings = report_to_pull_request(requirement, summary.markdown)
-        return LastReport.keep(failure(reason, [*lines, *unpublished(summary.note, *warnings)]))
+        return keep(failure(reason, [*lines, *unpublished(summary.note, *warnings)]))
