@@ -62,11 +62,13 @@ def execute(options: Options) -> RunReport:
     return run_flow(lambda: flow_call(options))
 
 
-def run_flow(flow_call: Callable[[], Callable[..., Any]]) -> RunReport:
+def run_flow(flow_call: Callable[[], Callable[..., Any]],
+             raised: Callable[[BaseException], RunReport | None] = lambda error: None) -> RunReport:
     """Run the flow `flow_call` imports (with its parameters) as every CLI does: Prefect imported as long-lived,
     no heartbeats, the run's own `Kept` made before it starts. Its report comes back even when the Prefect server
     went away (then with a note, and the process leaves without waiting for Prefect's queues); a run that ended
-    in an error after its report says so in a note, one without a report is `error: <what ended it>`."""
+    in an error after its report says so in a note. One that raised before any report is `raised(error)`'s
+    report (which may raise it again), else `error: <what ended it>`."""
     with long_lived_imports():
         from prefect.logging.configuration import ensure_logging_setup
 
@@ -89,6 +91,8 @@ def run_flow(flow_call: Callable[[], Callable[..., Any]]) -> RunReport:
         from prefect.logging.handlers import APILogWorker
 
         APILogWorker.drain_all(timeout=LOG_DRAIN_S)
+    if isinstance(outcome, BaseException) and kept.report is None:
+        outcome = raised(outcome) or outcome
     report = outcome if isinstance(outcome, RunReport) else kept.report
     notes = [] if report is outcome or lost is not None else [
         f"note: the flow run ended in an error after its report ({outcome})"]

@@ -17,9 +17,8 @@ from cli.args import Parser, add_output, pr_number, require_github
 from cli.output import rendered
 from core.conventions import DEFAULT_PLAN
 from core.errors import InputError
-from core.lifecycle.plan import Plan
-from core.plan import Plan as PlanFile
-from core.plan import load_plan
+from core.lifecycle.plan import PlanReview
+from core.plan import Plan, load_plan
 from core.policy import chosen_mode
 from core.report import RunReport, StepResult, failure, plan_report
 from core.state import Objects
@@ -43,18 +42,18 @@ if TYPE_CHECKING:
 class DirectPlanCluster:
     """The plan's cluster through kubectl, without Prefect."""
 
-    def capture(self, plan: PlanFile) -> Objects:
+    def capture(self, plan: Plan) -> Objects:
         from integrations.plan_review import live_objects
 
         return live_objects(_kubectl(plan), plan)
 
-    def dry_run(self, plan: PlanFile, steps: Sequence[Step]) -> list[StepResult]:
+    def dry_run(self, plan: Plan, steps: Sequence[Step]) -> list[StepResult]:
         from integrations.plan_review import dry_run
 
         return dry_run(_kubectl(plan), plan, steps)
 
 
-def _kubectl(plan: PlanFile) -> "Kubectl":
+def _kubectl(plan: Plan) -> "Kubectl":
     from integrations.kubectl import Kubectl
 
     return Kubectl(context=plan.context, cwd=plan.directory.resolve())
@@ -62,11 +61,11 @@ def _kubectl(plan: PlanFile) -> "Kubectl":
 
 @dataclass(frozen=True)
 class PrintedPlan:
-    def report(self, plan: PlanFile, results: Sequence[StepResult], warnings: Sequence[str],
+    def report(self, plan: Plan, results: Sequence[StepResult], warnings: Sequence[str],
                blocking: Sequence[str] = ()) -> RunReport:
         return plan_report(results, plan.namespace, warnings, problems=blocking)
 
-    def fail(self, plan: PlanFile, reason: str) -> RunReport:
+    def fail(self, plan: Plan, reason: str) -> RunReport:
         return failure(reason)
 
 
@@ -128,7 +127,7 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr,
         print(mask(f"error: {error}"), file=err)
         return 2
     if options.pr is None:
-        report = Plan(str(options.plan), load=lambda _: plan, cluster=DirectPlanCluster(),
+        report = PlanReview(str(options.plan), load=lambda _: plan, cluster=DirectPlanCluster(),
                       reporter=PrintedPlan(), policy=policy).run()
     else:
         report = run_plan_flow(str(options.plan), options.pr)

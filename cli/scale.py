@@ -11,9 +11,10 @@ workload that does not exist) prints one `error:` line and exits 2 with nothing 
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any, TextIO
 
 from cli.args import Parser, add_output, require_github
@@ -131,18 +132,28 @@ def dry_run(options: ScaleOptions, state: DesiredState) -> RunReport:
 
 
 def execute(options: ScaleOptions, state: DesiredState) -> RunReport:
-    """The same through the Prefect flow, which also publishes the pull request."""
-    from flows.scale import infra_scale
-    from integrations.github import GitHubError
+    """The same through the Prefect flow, which also publishes the pull request, run as the CLI runs every flow
+    (cli.execute.run_flow). Bad input stops it as it stops the dry run; GitHub or the cluster failing is its
+    report's error."""
+    from cli.execute import run_flow
 
-    try:
-        result: Any = infra_scale(desired=options.desired, target=options.target, namespace=options.namespace,
-                                  workloads=list(options.workloads), execute=True, base=options.base,
-                                  plans_dir=options.plans_dir)
-    except (GitHubError, KubectlError) as error:
-        return scale_report(state, None, None, None, True, error=str(error))
-    assert isinstance(result, RunReport)
-    return result
+    def scale_flow() -> Callable[..., Any]:
+        from flows.scale import infra_scale
+
+        return partial(infra_scale, desired=options.desired, target=options.target, namespace=options.namespace,
+                       workloads=list(options.workloads), execute=True, base=options.base,
+                       plans_dir=options.plans_dir)
+
+    def raised(error: BaseException) -> RunReport | None:
+        from integrations.github import GitHubError
+
+        if isinstance(error, InputError):
+            raise error
+        if isinstance(error, GitHubError | KubectlError):
+            return scale_report(state, None, None, None, True, error=str(error))
+        return None
+
+    return run_flow(scale_flow, raised)
 
 
 def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr,
