@@ -8,11 +8,13 @@ each is a Prefect task running kubectl (tasks/kube.py); in the unit tests, an in
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 from core.batch import Batch, BatchRun, batches, stdin_chunks, waves
 from core.errors import Stopped
+from core.landed import landed
 from core.record import RECORD_ANNOTATION, STAMP_FIELD_MANAGER
 from core.report import StepResult
 from core.rollout import confirmed_by_listing
@@ -123,6 +125,22 @@ def _run_wave(calls: Calls, ready: Sequence[Step], fence: Fence, call_timeout_s:
         alone += [calls.alone(step, fence, int(step.number in tried)) for step in ran.left]
     for single in calls.completed(alone):
         yield single.result()
+
+
+def run_alone(step: Step, attempt: int, fence: Fence, read: Callable[[], list[dict[str, Any]]],
+              send: Callable[[], float], clock: Callable[[], float] = time.perf_counter) -> StepResult:
+    """One step in its own call, its `attempt`-th try: `send` makes the call (returning its duration, raising its
+    failure). A step tried before (a retry, or after a shared call that tried it) first proves the lock is still
+    the run's (`fence`, raising LeaseLost: after a takeover, the object read is the new holder's to change), then
+    reads its object (`read`): a write whose answer was lost may have landed, and is then confirmed rather than
+    sent twice."""
+    started = clock()
+    if attempt > 1:
+        with suppress(Stopped):  # asked to stop, the run still confirms this write rather than leave it unknown
+            fence()
+        if step.landing is not None and landed(step.landing, read()):
+            return StepResult(step, StepStatus.SUCCEEDED, attempts=attempt, duration_s=clock() - started)
+    return StepResult(step, StepStatus.SUCCEEDED, attempts=attempt, duration_s=send())
 
 
 def verify_all(calls: Calls, reads: VerifyReads, steps: Sequence[Step], timeout_s: float,

@@ -5,7 +5,6 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
@@ -16,9 +15,7 @@ from prefect.runtime import task_run
 
 from core import executor
 from core.batch import Batch, BatchRun
-from core.errors import Stopped
 from core.executor import VERIFY_GRACE_S, C, ReadFailed
-from core.landed import landed
 from core.plan import Plan
 from core.report import StepResult
 from core.steps import Step
@@ -68,26 +65,19 @@ def run_batch(namespace: str, kubectl: Kubectl, batch: Batch, timeout_s: float |
       task_run_name="step {step.number}: {step.summary}")
 def execute_step(namespace: str, kubectl: Kubectl, step: Step, fence: Callable[[], None],
                  earlier_attempts: int = 0) -> StepResult:
-    """Run one step; a failure raises KubectlError so that Prefect retries it only when transient.
-
-    `earlier_attempts` counts a shared call (core.batch) that already tried this step and failed. A step tried
-    before (a retry, or after that shared call) first proves the lock is still the run's (`fence`, raising
-    LeaseLost: after a takeover, the object read is the new holder's to change), then reads its object: a write
-    whose answer was lost may have landed, and is then confirmed rather than sent twice."""
+    """Run one step (core.executor.run_alone); a failure raises KubectlError so that Prefect retries it only when
+    transient. `earlier_attempts` counts a shared call (core.batch) that already tried this step and failed."""
     attempt = earlier_attempts + (task_run.run_count or 1)
-    started = time.perf_counter()
-    if attempt > 1:
-        with suppress(Stopped):  # asked to stop, the run still confirms this write rather than leave it unknown
-            fence()
-    if attempt > 1 and step.landing is not None and landed(step.landing, live_object(namespace, kubectl, step)):
-        return StepResult(step, StepStatus.SUCCEEDED, attempts=attempt, duration_s=time.perf_counter() - started)
-    try:
-        result = checked(run(kubectl, namespace, step.args, stdin=step.stdin))
-    except KubectlError as error:
-        error.attempts = attempt
-        let_land(error.maybe_landed and step.landing is not None)  # the retry reads the object first
-        raise
-    return StepResult(step, StepStatus.SUCCEEDED, attempts=attempt, duration_s=result.duration_s)
+
+    def send() -> float:
+        try:
+            return checked(run(kubectl, namespace, step.args, stdin=step.stdin)).duration_s
+        except KubectlError as error:
+            error.attempts = attempt
+            let_land(error.maybe_landed and step.landing is not None)  # the retry reads the object first
+            raise
+
+    return executor.run_alone(step, attempt, fence, lambda: live_object(namespace, kubectl, step), send)
 
 
 def live_object(namespace: str, kubectl: Kubectl, step: Step) -> list[dict[str, Any]]:
