@@ -13,6 +13,7 @@ FORBIDDEN = {
     "integrations": {"tasks", "flows", "cli", "deployments", "bench"},
     "tasks": {"flows", "cli", "deployments", "bench"},
     "flows": {"cli", "deployments", "bench"},
+    "cli": {"deployments", "bench"},
     "deployments": {"cli", "bench"},
     "bench": {"cli"},
 }
