@@ -156,19 +156,27 @@ def verify_all(calls: Calls, reads: VerifyReads, steps: Sequence[Step], timeout_
         listing = reads.deployments()
     results = {step.number: StepResult(step, StepStatus.SUCCEEDED, attempts=1)
                for step in confirmed_by_listing(rest, listing or [])}
-    planned = batches([step for step in rest if step.number not in results])
     alone = [calls.from_status(step, timeout_s) for step in steps if step.number in from_status]
-    alone += [calls.rollout(batch.steps[0], timeout_s) for batch in planned if len(batch.steps) == 1]
+    alone += _rollout_calls(calls, [step for step in rest if step.number not in results], timeout_s, results)
+    for single in alone:
+        result = single.result()
+        results[result.step.number] = result
+    return [results[step.number] for step in steps]
+
+
+def _rollout_calls(calls: Calls, steps: Sequence[Step], timeout_s: float,
+                   results: dict[int, StepResult]) -> list[Call[StepResult]]:
+    """`rollout status` of the steps, a call per batch; the shared calls' results go into `results`, and the
+    calls checking one object each (those that never shared, and those a shared call left) are returned."""
+    planned = batches(steps)
+    alone = [calls.rollout(batch.steps[0], timeout_s) for batch in planned if len(batch.steps) == 1]
     shared = [calls.shared(batch, timeout_s * len(batch.steps) + VERIFY_GRACE_S)
               for batch in planned if len(batch.steps) > 1]
     for call in calls.completed(shared):
         checked, left = verified_by_batch(call.result())
         results.update((result.step.number, result) for result in checked)
         alone += [calls.rollout(step, timeout_s) for step in left]
-    for single in alone:
-        result = single.result()
-        results[result.step.number] = result
-    return [results[step.number] for step in steps]
+    return alone
 
 
 def verified_by_batch(ran: BatchRun) -> tuple[list[StepResult], list[Step]]:
