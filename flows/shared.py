@@ -1,4 +1,5 @@
-"""What the apply and rollback flows share: the gate and the Prefect implementations of a run's interfaces."""
+"""What the apply and rollback flows share: the gate requirement, an executing run's interfaces, run names and final
+states."""
 
 import os
 from collections.abc import Callable
