@@ -47,11 +47,11 @@ def gate_requirement(flow: str, plan: str, pr: int | None, repository: str | Non
 
 
 def execution(flow: Flow, plan: str, pr: int | None, repository: str | None, require_approval: bool,
-              head_sha: str | None, lock_timeout_s: float, gate: TaskGate) -> Execution:
-    """What an executing run needs: the cluster, the gate (checking the head SHA the labeled event carried, when
-    given) and the target's lock."""
+              head_sha: str | None, lock_timeout_s: float, gate: TaskGate | None = None) -> Execution:
+    """What an executing run needs: the cluster, the gate (`gate`, the flow's own when it reads the gate's
+    decision afterwards; checking the head SHA the labeled event carried, when given) and the target's lock."""
     requirement = gate_requirement(flow, plan, pr, repository, require_approval, head_sha)
-    return Execution(TaskCluster(), gate, TaskLock(lock_timeout_s), requirement)
+    return Execution(TaskCluster(), gate or TaskGate(), TaskLock(lock_timeout_s), requirement)
 
 
 def settle_status(gate: TaskGate, execution: Execution | None, report: RunReport) -> RunReport:
