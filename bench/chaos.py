@@ -43,10 +43,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cli.demo import Prefect, Sandboxes, command_for, start_prefect  # noqa: E402
 from core.plan import load_plan  # noqa: E402
 from core.record import STAMP_FIELD_MANAGER  # noqa: E402
 from core.state import normalized_resources  # noqa: E402
+from sandbox.harness import Prefect, Sandboxes, command_for, start_prefect  # noqa: E402
 
 NAMESPACE = "chaos"
 PLAN_PATH = "ops/plans/infra-scale/chaos/plan.yaml"

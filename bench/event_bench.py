@@ -61,8 +61,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cli.demo import VENV_BIN, Prefect, Sandboxes, free_port, launch_prefect, wait_prefect  # noqa: E402
 from deployments.webhook import signature_for  # noqa: E402
+from sandbox.harness import VENV_BIN, Prefect, Sandboxes, free_port, launch_prefect, wait_prefect  # noqa: E402
 from tests.fixtures.prefect_server import Postgres  # noqa: E402
 
 REPO = "acme/infra"

@@ -60,8 +60,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.event_bench import DATABASE_HELP, DATABASES, prefect_database  # noqa: E402
 from bench.preview_bench import compile_project  # noqa: E402
-from cli.demo import Prefect, Sandboxes, command_for, launch_prefect, summary_of, wait_prefect  # noqa: E402
 from core.conventions import LABELS  # noqa: E402
+from sandbox.harness import Prefect, Sandboxes, command_for, launch_prefect, summary_of, wait_prefect  # noqa: E402
 
 REAL_KUBECTL = os.environ.get("REAL_KUBECTL", "/usr/bin/kubectl")
 APP = {"name": "app", "image": "bench/app:1.0",

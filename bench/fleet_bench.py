@@ -62,9 +62,9 @@ from bench.event_bench import (  # noqa: E402
     run_checked,
     tree_cpu_s,
 )
-from cli.demo import VENV_BIN, Sandboxes, launch_prefect, wait_prefect  # noqa: E402
 from deployments.event_worker import WORKER_TYPE  # noqa: E402
 from deployments.work_pools import pool_name  # noqa: E402
+from sandbox.harness import VENV_BIN, Sandboxes, launch_prefect, wait_prefect  # noqa: E402
 
 LATENCY_POOLS = 10
 """Pools with apply/rollback deployments, PRs and a namespace: the 10 labels at once land on different pools."""

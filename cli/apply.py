@@ -3,7 +3,7 @@
 import sys
 
 from cli.main import run
-from cli.process import run_and_exit
+from integrations.process import run_and_exit
 
 
 def main() -> None:

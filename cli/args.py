@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from cli.help import (
+from cli.output import OUTPUT_FORMATS
+from core.conventions import DEFAULT_PLAN, DEFAULT_PLANS_DIR, LABELS, PLAN_FILE, RECORD_KEY_FILE, Env, Flow
+from core.errors import InputError
+from core.k8s import MAX_INT32, decimal_integer, shown
+from core.policy import chosen_mode
+from core.vocabulary import OutputFormat
+from integrations.command_help import (
     GITHUB_ENVIRONMENT,
     KUBE_ENVIRONMENT,
     PREFECT_ENVIRONMENT,
@@ -17,12 +23,6 @@ from cli.help import (
     documented,
     flag_error,
 )
-from cli.output import OUTPUT_FORMATS
-from core.conventions import DEFAULT_PLAN, DEFAULT_PLANS_DIR, LABELS, PLAN_FILE, RECORD_KEY_FILE, Env, Flow
-from core.errors import InputError
-from core.k8s import MAX_INT32, decimal_integer, shown
-from core.policy import chosen_mode
-from core.vocabulary import OutputFormat
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The execute path of the CLI: runs the Prefect flow (the only place Prefect is imported from the CLI).
+"""The CLI's flow runs (`run_flow`, for infra-apply and infra-rollback --execute, infra-plan --pr and
+infra-scale --execute): the only place the CLI imports Prefect.
 
 With PREFECT_API_URL set, the run is recorded on that server (UI, artifacts, concurrency); without it,
 Prefect starts a temporary local server for the run, which costs about ten seconds.
@@ -24,9 +25,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from cli.args import Options
-from cli.process import leave_at_once, long_lived_imports
 from core.report import RunReport, with_lines
 from core.vocabulary import Outcome
+from integrations.process import leave_at_once, long_lived_imports
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
@@ -56,29 +57,41 @@ class OptionalLimits(logging.Filter):
 
 
 def execute(options: Options) -> RunReport:
+    return run_flow(lambda: flow_call(options))
+
+
+def run_flow(flow_call: Callable[[], Callable[..., Any]],
+             raised: Callable[[BaseException], RunReport | None] = lambda error: None) -> RunReport:
+    """Run the flow `flow_call` imports (with its parameters) as every CLI does: Prefect imported as long-lived,
+    no heartbeats, the run's own `Kept` made before it starts. Its report comes back even when the Prefect server
+    went away (then with a note, and the process leaves without waiting for Prefect's queues); a run that ended
+    in an error after its report says so in a note. One that raised before any report is `raised(error)`'s
+    report (which may raise it again), else `error: <what ended it>`."""
     with long_lived_imports():
         from prefect.logging.configuration import ensure_logging_setup
 
-        from tasks.artifacts import PrefectOutage
-        from tasks.reporter import LastReport
+        from tasks.kept import keeping
 
-        run = flow_call(options)
+        run = flow_call()
     ensure_logging_setup()  # Prefect's configuration first: it would replace what is set before it
     for name in ("prefect.flow_runs", "prefect.task_runs", "prefect.concurrency"):
         logging.getLogger(name).addFilter(OptionalLimits())
     outcome: object
-    try:
-        with without_heartbeats():
-            state = cast("State[Any]", run(return_state=True))
-        outcome = state.result(raise_on_failure=False)
-    except Exception as error:  # Prefect's engine could not record the run's state: its server went away
-        outcome = error
-    lost = PrefectOutage.error or prefect_unreachable()
+    with keeping() as kept:
+        try:
+            with without_heartbeats():
+                state = cast("State[Any]", run(return_state=True))
+            outcome = state.result(raise_on_failure=False)
+        except Exception as error:  # Prefect's engine could not record the run's state: its server went away
+            outcome = error
+    lost = kept.prefect_error or prefect_unreachable()
     if lost is None:
         from prefect.logging.handlers import APILogWorker
 
         APILogWorker.drain_all(timeout=LOG_DRAIN_S)
-    report = outcome if isinstance(outcome, RunReport) else LastReport.report
+    if isinstance(outcome, BaseException) and kept.report is None:
+        outcome = raised(outcome) or outcome
+    report = outcome if isinstance(outcome, RunReport) else kept.report
     notes = [] if report is outcome or lost is not None else [
         f"note: the flow run ended in an error after its report ({outcome})"]
     if report is None:
@@ -142,6 +155,6 @@ def prefect_unreachable() -> str | None:
 def leave_without_waiting_for_prefect() -> None:
     """At interpreter exit, Prefect's event and log services wait, without a bound, until each queued item has
     reached the server; against a server that is gone the events client spends about 7 s on every event. Once
-    the outcome is printed, the process leaves with its exit code instead (cli.process.leave_at_once): what is
+    the outcome is printed, the process leaves with its exit code instead (integrations.process.leave_at_once): what is
     still queued could never be delivered."""
     leave_at_once()

@@ -7,13 +7,24 @@ which also posts the PR's sticky plan comment and sets the `infra/plan` commit s
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from cli.args import Parser, add_output, pr_number, require_github
-from cli.help import (
+from cli.output import rendered
+from core.conventions import DEFAULT_PLAN, DEFAULT_PLANS_DIR, PLAN_FILE, Env
+from core.errors import InputError
+from core.lifecycle.plan import PlanReview
+from core.plan import Plan, load_plan
+from core.policy import chosen_mode
+from core.report import RunReport, StepResult, failure, plan_report
+from core.settings import Settings
+from core.state import Objects
+from core.steps import Step
+from integrations.command_help import (
     GITHUB_ENVIRONMENT,
     KUBE_ENVIRONMENT,
     PREFECT_PR_ENVIRONMENT,
@@ -21,19 +32,7 @@ from cli.help import (
     Usage,
     documented,
 )
-from cli.output import rendered
-from cli.process import run_and_exit
-from core.conventions import DEFAULT_PLAN, DEFAULT_PLANS_DIR, PLAN_FILE, Env
-from core.errors import InputError
-from core.lifecycle.plan import Plan
-from core.plan import Plan as PlanFile
-from core.plan import load_plan
-from core.policy import chosen_mode
-from core.report import RunReport, StepResult, failure, plan_report
-from core.settings import Settings
-from core.state import Objects
-from core.steps import Step
-from core.vocabulary import Outcome
+from integrations.process import run_and_exit
 from integrations.secrets import mask
 
 if TYPE_CHECKING:
@@ -46,17 +45,17 @@ class DirectPlanCluster:
 
     settings: Settings
 
-    def capture(self, plan: PlanFile) -> Objects:
+    def capture(self, plan: Plan) -> Objects:
         from integrations.plan_review import live_objects
 
         return live_objects(self._kubectl(plan), plan)
 
-    def dry_run(self, plan: PlanFile, steps: Sequence[Step]) -> list[StepResult]:
+    def dry_run(self, plan: Plan, steps: Sequence[Step]) -> list[StepResult]:
         from integrations.plan_review import dry_run
 
         return dry_run(self._kubectl(plan), plan, steps)
 
-    def _kubectl(self, plan: PlanFile) -> "Kubectl":
+    def _kubectl(self, plan: Plan) -> "Kubectl":
         from integrations.kubectl import kubectl_for
 
         return kubectl_for(self.settings, plan.context, plan.directory.resolve())
@@ -64,11 +63,11 @@ class DirectPlanCluster:
 
 @dataclass(frozen=True)
 class PrintedPlan:
-    def report(self, plan: PlanFile, results: Sequence[StepResult], warnings: Sequence[str],
+    def report(self, plan: Plan, results: Sequence[StepResult], warnings: Sequence[str],
                blocking: Sequence[str] = ()) -> RunReport:
         return plan_report(results, plan.namespace, warnings, problems=blocking)
 
-    def fail(self, plan: PlanFile, reason: str) -> RunReport:
+    def fail(self, plan: Plan, reason: str) -> RunReport:
         return failure(reason)
 
 
@@ -107,18 +106,15 @@ def parse(argv: Sequence[str]) -> PlanOptions:
 
 
 def run_plan_flow(plan: str, pr: int) -> RunReport:
-    """`--pr`: the infra-plan flow (Prefect is imported only here), its report back once its logs are sent."""
-    from cli.execute import LOG_DRAIN_S
-    from flows.plan import infra_plan
+    """`--pr`: the infra-plan flow, run as the CLI runs every flow (cli.execute.run_flow)."""
+    from cli.execute import run_flow
 
-    state = infra_plan(plan=plan, pr=pr, return_state=True)
-    from prefect.logging.handlers import APILogWorker
+    def plan_flow() -> Callable[..., Any]:
+        from flows.plan import infra_plan
 
-    APILogWorker.drain_all(timeout=LOG_DRAIN_S)
-    outcome = state.result(raise_on_failure=False)
-    if isinstance(outcome, RunReport):
-        return outcome
-    return RunReport((f"error: {outcome}",), None, Outcome.FAILED)
+        return partial(infra_plan, plan=plan, pr=pr)
+
+    return run_flow(plan_flow)
 
 
 def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr,
@@ -134,7 +130,7 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr,
         print(mask(f"error: {error}"), file=err)
         return 2
     if options.pr is None:
-        report = Plan(str(options.plan), load=lambda _: plan, cluster=DirectPlanCluster(settings),
+        report = PlanReview(str(options.plan), load=lambda _: plan, cluster=DirectPlanCluster(settings),
                       reporter=PrintedPlan(), policy=policy).run()
     else:
         report = run_plan_flow(str(options.plan), options.pr)

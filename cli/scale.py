@@ -11,29 +11,34 @@ workload that does not exist) prints one `error:` line and exits 2 with nothing 
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any, TextIO
+from functools import partial
+from typing import Any, TextIO
 
 from cli.args import Parser, add_output, require_github
-from cli.help import GITHUB_ENVIRONMENT, KUBE_ENVIRONMENT, PREFECT_ENVIRONMENT, TERMINAL_ENVIRONMENT, Usage, documented
 from cli.output import progress, rendered
-from cli.process import run_and_exit
 from core.conventions import DEFAULT_PLANS_DIR, PLAN_FILE, Flow
 from core.desired import DesiredState, desired_from
 from core.diff import LIVE_RESOURCES, Diff
 from core.errors import InputError
-from core.lifecycle.scale import Scale
+from core.lifecycle.scale import Scale, WrittenPlan
 from core.plan_writer import scale_report
 from core.report import RunReport
 from core.retry import KUBECTL_RETRY
 from core.settings import Settings
 from core.vocabulary import OutputFormat
+from integrations.command_help import (
+    GITHUB_ENVIRONMENT,
+    KUBE_ENVIRONMENT,
+    PREFECT_ENVIRONMENT,
+    TERMINAL_ENVIRONMENT,
+    Usage,
+    documented,
+)
 from integrations.kubectl import KubectlError, get_items, kubectl_for
-
-if TYPE_CHECKING:
-    from integrations.pull_request import WrittenPlan
+from integrations.process import run_and_exit
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,7 @@ class RetriedLiveState:
 
 @dataclass(frozen=True)
 class LocalPlanFiles:
-    def write(self, state: DesiredState, changes: Diff, plans_dir: str, day: date) -> "WrittenPlan":
+    def write(self, state: DesiredState, changes: Diff, plans_dir: str, day: date) -> WrittenPlan:
         from integrations.pull_request import write_plan_locally
 
         return write_plan_locally(state, changes, plans_dir, day)
@@ -111,7 +116,7 @@ class LocalPlanFiles:
 class SilentReporter:
     """The CLI prints the report itself; nothing else to publish."""
 
-    def report(self, state: DesiredState, written: "WrittenPlan | None", report: RunReport) -> None:
+    def report(self, state: DesiredState, written: WrittenPlan | None, report: RunReport) -> None:
         return None
 
 
@@ -127,18 +132,28 @@ def dry_run(options: ScaleOptions, state: DesiredState, settings: Settings) -> R
 
 
 def execute(options: ScaleOptions, state: DesiredState) -> RunReport:
-    """The same through the Prefect flow, which also publishes the pull request."""
-    from flows.scale import infra_scale
-    from integrations.github import GitHubError
+    """The same through the Prefect flow, which also publishes the pull request, run as the CLI runs every flow
+    (cli.execute.run_flow). Bad input stops it as it stops the dry run; GitHub or the cluster failing is its
+    report's error."""
+    from cli.execute import run_flow
 
-    try:
-        result: Any = infra_scale(desired=options.desired, target=options.target, namespace=options.namespace,
-                                  workloads=list(options.workloads), execute=True, base=options.base,
-                                  plans_dir=options.plans_dir)
-    except (GitHubError, KubectlError) as error:
-        return scale_report(state, None, None, None, True, error=str(error))
-    assert isinstance(result, RunReport)
-    return result
+    def scale_flow() -> Callable[..., Any]:
+        from flows.scale import infra_scale
+
+        return partial(infra_scale, desired=options.desired, target=options.target, namespace=options.namespace,
+                       workloads=list(options.workloads), execute=True, base=options.base,
+                       plans_dir=options.plans_dir)
+
+    def raised(error: BaseException) -> RunReport | None:
+        from integrations.github import GitHubError
+
+        if isinstance(error, InputError):
+            raise error
+        if isinstance(error, GitHubError | KubectlError):
+            return scale_report(state, None, None, None, True, error=str(error))
+        return None
+
+    return run_flow(scale_flow, raised)
 
 
 def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr,

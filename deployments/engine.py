@@ -1,12 +1,12 @@
 """The flow-run process a worker starts (`command` in prefect.yaml's work pools): Prefect's own engine, as
 `python -m prefect.engine` runs it, after importing what every flow run needs with the garbage collector off and
-frozen, as the CLI does (cli/process.py says why)."""
+frozen, as the CLI does (integrations/process.py says why)."""
 
 import importlib
 import runpy
 import sys
 
-from cli.process import long_lived_imports
+from integrations.process import long_lived_imports
 
 PRELOADED = ("prefect.engine", "prefect.flow_engine", "prefect.task_engine", "github")
 """Prefect's engines, and PyGithub (the gate's client, which every flow but infra-scale uses)."""

@@ -11,8 +11,9 @@ from core.lifecycle.apply import Apply
 from core.policy import chosen_mode
 from core.report import RunReport
 from flows.decorator import flow
-from flows.shared import TASK_WORKERS, admission, execution, flow_result, run_name, settle_status, tag_run
+from flows.shared import TASK_WORKERS, execution, flow_result, run_name, settle_status, tag_run
 from integrations.kubeconfig import allowed_contexts
+from tasks.gate import TaskGate
 from tasks.plan import load_plan
 from tasks.records import TaskRecords
 from tasks.reporter import TaskReporter
@@ -39,10 +40,11 @@ def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool =
     recheck; with "warn" the findings are warning lines.
     """
     tag_run(pr)
+    gate = TaskGate(require_plan)
     executing = execution(Flow.APPLY, plan, pr, repository, require_approval, head_sha, lock_timeout_s,
-                          require_plan) if execute else None
+                          gate) if execute else None
     records = TaskRecords()
-    run = Apply(plan, load=load_plan, records=records, reporter=TaskReporter(admission(executing), records),
+    run = Apply(plan, load=load_plan, records=records, reporter=TaskReporter(gate, records),
                 atomic=atomic, rollout_timeout_s=rollout_timeout_s, policy=chosen_mode(policy, os.environ),
                 execution=executing, contexts=allowed_contexts, live=None if execute else read_live_objects)
-    return flow_result(Flow.APPLY, plan, settle_status(run.execution, run.run()))
+    return flow_result(Flow.APPLY, plan, settle_status(gate, executing, run.run()))

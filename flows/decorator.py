@@ -7,11 +7,13 @@ booleans and lists of them, which are JSON already; anything else still goes thr
 """
 
 from collections.abc import Callable
+from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 from prefect import Flow
 
 from core.report import RunReport
+from tasks.kept import keeping
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,9 +50,15 @@ class PlainJsonFlow(Flow[P, R]):
 
 
 def flow(**options: Any) -> Callable[[Callable[P, R]], Flow[P, R]]:
-    """`prefect.flow(**options)`, making a PlainJsonFlow."""
+    """`prefect.flow(**options)`, making a PlainJsonFlow whose runs each keep their own `tasks.kept.Kept` (the
+    caller's, when it made one before the run)."""
 
     def decorate(function: Callable[P, R]) -> Flow[P, R]:
-        return PlainJsonFlow(function, **options)
+        @wraps(function)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            with keeping():
+                return function(*args, **kwargs)
+
+        return PlainJsonFlow(run, **options)
 
     return decorate

@@ -7,7 +7,7 @@ from typing import Literal
 from prefect.client.schemas.objects import State
 
 from core.conventions import DEFAULT_PLAN, Flow
-from core.lifecycle.plan import Plan
+from core.lifecycle.plan import PlanReview
 from core.policy import chosen_mode
 from core.report import RunReport
 from flows.decorator import flow
@@ -26,7 +26,7 @@ def infra_plan(plan: str = DEFAULT_PLAN, pr: int | None = None, repository: str 
     is the commit the status goes on. The plan (and the files it reads) here must be the PR's, byte for byte.
     The policy checks (core.policy) are warnings, or with `policy` "block" ($INFRA_POLICY when not given)
     problems that fail the review's status."""
-    review = Plan(plan, load=load_plan, cluster=TaskPlanCluster(),
+    review = PlanReview(plan, load=load_plan, cluster=TaskPlanCluster(),
                   reporter=TaskPlanReporter(pr, repository, head_sha), policy=chosen_mode(policy, os.environ))
     return flow_result(Flow.PLAN, plan, review.run())
 

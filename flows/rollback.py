@@ -7,8 +7,9 @@ from core.conventions import DEFAULT_PLAN, Flow
 from core.lifecycle.rollback import Rollback
 from core.report import RunReport
 from flows.decorator import flow
-from flows.shared import TASK_WORKERS, admission, execution, flow_result, run_name, settle_status, tag_run
+from flows.shared import TASK_WORKERS, execution, flow_result, run_name, settle_status, tag_run
 from integrations.kubeconfig import allowed_contexts
+from tasks.gate import TaskGate
 from tasks.plan import load_plan
 from tasks.records import TaskRecords
 from tasks.reporter import TaskReporter
@@ -31,10 +32,11 @@ def infra_rollback(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: boo
     also asks for an approving review of the head SHA; `head_sha` is the head the labeled event carried.
     """
     tag_run(pr)
-    executing = execution(Flow.ROLLBACK, plan, pr, repository, require_approval, head_sha, lock_timeout_s) \
+    gate = TaskGate()
+    executing = execution(Flow.ROLLBACK, plan, pr, repository, require_approval, head_sha, lock_timeout_s, gate) \
         if execute else None
     records = TaskRecords()
-    run = Rollback(plan, load=load_plan, records=records, reporter=TaskReporter(admission(executing), records),
+    run = Rollback(plan, load=load_plan, records=records, reporter=TaskReporter(gate, records),
                    force=force, from_record=from_record, seed_fallback=seed_fallback,
                    rollout_timeout_s=rollout_timeout_s, execution=executing, contexts=allowed_contexts)
-    return flow_result(Flow.ROLLBACK, plan, settle_status(run.execution, run.run()))
+    return flow_result(Flow.ROLLBACK, plan, settle_status(gate, executing, run.run()))

@@ -1,8 +1,8 @@
-"""What the apply and rollback flows share: the gate and the Prefect implementations of a run's interfaces."""
+"""What the apply and rollback flows share: the gate requirement, an executing run's interfaces, run names and final
+states."""
 
 import os
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import github  # noqa: F401 - see below
@@ -13,20 +13,17 @@ from prefect.states import Cancelled, Completed, Failed
 
 from core.conventions import DEFAULT_PLAN, Flow, repository_path
 from core.errors import InputError
-from core.gate import GateDecision, GateRequirement, context_problem, files_read_by, local_files_problem
+from core.gate import GateRequirement
 from core.lifecycle.ports import Execution
-from core.plan import Plan
 from core.report import RunReport, failure_reason
 from core.settings import Settings
-from core.vocabulary import CommitState, Outcome, StepStatus
-from integrations.kubeconfig import allowed_contexts
+from core.vocabulary import Outcome
 from tasks.artifacts import record_refusal
-from tasks.gate import claim_label, put_label_back, recheck_label, report_status, verify_label
+from tasks.gate import TaskGate
+from tasks.kept import keep
 from tasks.kube import TaskCluster
 from tasks.lock import TaskLock
 from tasks.plan import parsed_plan
-from tasks.reporter import LastReport, refusal_to_pull_request
-from tasks.review import plan_problem
 
 # PyGithub (the gate's client) is imported here, before a flow run starts, not inside the gate's task: there,
 # with Prefect's event and log threads running, the same import held the gate for 0.2-0.3 s instead of 0.1 s.
@@ -50,99 +47,17 @@ def gate_requirement(flow: Flow, plan: str, pr: int | None, repository: str | No
                            require_approval=require_approval, expected_head_sha=head_sha)
 
 
-def pass_gate(requirement: GateRequirement, plan: Plan) -> GateDecision:
-    """The label gate, plus: the plan and every file it reads (manifests, hint files) are, byte for byte, the
-    files the PR carries at the head the gate saw (a local edit or a stale checkout must not ride on someone
-    else's approval). The bytes compared are those the plan was parsed from, kept in memory since: the disk is
-    not read again, so a checkout that changes after the parse cannot pass other bytes off as the PR's."""
-    read: dict[str, bytes | None] = {**files_read_by(plan, requirement.plan_path)}
-    requirement = replace(requirement, read_paths=tuple(path for path in read if path != requirement.plan_path))
-    decision = verify_label(requirement)
-    if not decision.allowed:
-        return decision
-    problem = context_problem(plan.context, allowed_contexts()) or local_files_problem(decision, requirement, read)
-    return decision if problem is None else replace(decision, allowed=False, reason=problem)
-
-
-class TaskGate:
-    """The lifecycle's gate: the label check (a task) with the plan-blob comparison, and its recheck (a task),
-    after which the run claims the trigger label (removes it) before its first change. A passed gate marks its
-    head `infra/<flow>: pending`; `settle_status` sets the outcome there, and puts a claimed label back when the
-    run changed nothing."""
-
-    def __init__(self, require_plan: bool = False) -> None:
-        self.require_plan = require_plan
-        self.pending: tuple[GateRequirement, str] | None = None
-        self.claimed = False
-        self.head_sha: str | None = None
-        """The head the check saw, refused or not (a refusal is reported there)."""
-        self.decision: GateDecision | None = None
-        """The decision that let the run go on (its provenance: who labeled, when, at which head)."""
-
-    def check(self, requirement: GateRequirement, plan: Plan) -> GateDecision:
-        decision = pass_gate(requirement, plan)
-        if decision.allowed and self.require_plan and decision.head_sha:
-            problem = plan_problem(requirement, decision.head_sha)
-            decision = decision if problem is None else replace(decision, allowed=False, reason=problem)
-        self.head_sha = decision.head_sha
-        self.decision = decision if decision.allowed else None
-        if decision.allowed and decision.head_sha:
-            self.pending = (requirement, decision.head_sha)
-            report_status(requirement, decision.head_sha, CommitState.PENDING, f"infra-{requirement.flow} is running")
-        return decision
-
-    def recheck(self, requirement: GateRequirement, first: GateDecision) -> GateDecision:
-        decision = recheck_label(requirement, first)
-        if not decision.allowed or self.claimed or not first.head_sha:
-            return decision
-        taken = claim_label(requirement, first.head_sha)
-        if taken is not None:
-            return replace(decision, allowed=False, reason=taken)
-        self.claimed = True
-        return decision
-
-
 def execution(flow: Flow, plan: str, pr: int | None, repository: str | None, require_approval: bool,
-              head_sha: str | None, lock_timeout_s: float, require_plan: bool = False) -> Execution:
-    """What an executing run needs: the cluster, the gate (with the head SHA the labeled event carried, when
-    given; with `require_plan`, also `infra/plan` success on that head) and the target's lock."""
+              head_sha: str | None, lock_timeout_s: float, gate: TaskGate | None = None) -> Execution:
+    """What an executing run needs: the cluster, the gate (`gate`, the flow's own when it reads the gate's
+    decision afterwards; checking the head SHA the labeled event carried, when given) and the target's lock."""
     requirement = gate_requirement(flow, plan, pr, repository, require_approval, head_sha)
-    return Execution(TaskCluster(), TaskGate(require_plan), TaskLock(lock_timeout_s), requirement)
+    return Execution(TaskCluster(), gate or TaskGate(), TaskLock(lock_timeout_s), requirement)
 
 
-def admission(execution: Execution | None) -> TaskGate | None:
-    """The gate of an executing run, whose decision the reporter shows as the run's provenance."""
-    gate = execution.gate if execution is not None else None
-    return gate if isinstance(gate, TaskGate) else None
-
-
-def settle_status(execution: Execution | None, report: RunReport) -> RunReport:
-    """After an executing run: a refusal (by the gate, the recheck or the lock: nothing was done) is said on the
-    PR, once per head and reason, with `infra/<flow>` failure; after a passed gate, a label the run claimed goes
-    back when it changed nothing (no step ran), then `infra/<flow>` success or failure on the head it saw, with
-    one line why."""
-    gate = execution.gate if execution is not None else None
-    if execution is None or execution.requirement is None or not isinstance(gate, TaskGate):
-        return report
-    if report.final == Outcome.SKIPPED:
-        reason = report.lines[-1].removeprefix("Refusing to execute: ").removesuffix(".") if report.lines else ""
-        head = gate.pending[1] if gate.pending is not None else gate.head_sha
-        warnings = refusal_to_pull_request(execution.requirement, head, reason)
-        return replace(report, lines=(*report.lines[:-1], *(f"note: {w}" for w in warnings), *report.lines[-1:]))
-    if gate.pending is None:
-        return report
-    requirement, sha = gate.pending
-    results = (report.document or {}).get("results", [])
-    changed = any(result.get("status") in (StepStatus.SUCCEEDED, StepStatus.FAILED) for result in results)
-    if gate.claimed and not changed:
-        unlabeled = put_label_back(requirement)
-        report = replace(report, lines=(*report.lines, f"note: {unlabeled}")) if unlabeled else report
-    if report.final == Outcome.SUCCEEDED:
-        state, description = CommitState.SUCCESS, f"{len(results)} steps succeeded"
-    else:
-        state, description = CommitState.FAILURE, failure_reason(report)
-    warning = report_status(requirement, sha, state, description)
-    return replace(report, lines=(*report.lines, f"note: {warning}")) if warning else report
+def settle_status(gate: TaskGate, execution: Execution | None, report: RunReport) -> RunReport:
+    """After an executing run, its outcome on the PR (TaskGate.settle); a preview's report as it is."""
+    return report if execution is None else gate.settle(execution.requirement, report)
 
 
 def plan_target(plan: str) -> str:
@@ -184,9 +99,9 @@ def flow_result(flow: Flow, plan: str, report: RunReport) -> RunReport | State:
     """The run's final state, named for what happened: a failed run is Failed with why as its message (carrying
     the report, so the UI shows it failed without a traceback), a gate refusal is Cancelled named `Refused` with
     the refusal sentence as its message (and an artifact saying why: not a success, and nothing ran), a preview
-    is Completed named `Previewed`. The report is also kept in the process (`LastReport`), for a CLI whose
-    Prefect server went away."""
-    LastReport.keep(report)
+    is Completed named `Previewed`. The report is also kept for the run (tasks.kept), for a CLI whose Prefect
+    server went away."""
+    keep(report)
     document = report.document or {}
     results = document.get("results", [])
     if report.final == Outcome.FAILED:

@@ -18,7 +18,6 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import date
 from functools import partial
 from pathlib import Path
@@ -38,7 +37,8 @@ from core.desired import DesiredState
 from core.diff import Diff
 from core.errors import InputError, TemporaryError
 from core.gate import GateRequirement
-from core.plan import Plan, load_plan
+from core.lifecycle.scale import PullRequestOutcome, WrittenPlan
+from core.plan import load_plan
 from core.plan_writer import render_plan
 from core.report import GITHUB_COMMENT_LIMIT
 from core.retry import GITHUB_RETRY, RetryPolicy
@@ -70,18 +70,6 @@ def pr_title(target: str, day: date) -> str:
     return f"{BRANCH_PREFIX}: {target} ({day.isoformat()})"
 
 
-@dataclass(frozen=True)
-class PullRequestOutcome:
-    number: int
-    url: str
-    branch: str
-    created: bool
-    committed: tuple[str, ...]
-    """Repository paths committed by this call (empty when the PR already held these exact files)."""
-    blocked: str | None = None
-    """Why the open PR was left untouched (its plan was applied and not rolled back), or None."""
-
-
 # --------------------------------------------------------------------------- local files
 def write_files_atomically(directory: Path, files: Mapping[str, str]) -> list[Path]:
     """Write each file atomically (see `integrations.files`); returns the paths written."""
@@ -90,15 +78,6 @@ def write_files_atomically(directory: Path, files: Mapping[str, str]) -> list[Pa
     for path, text in zip(written, files.values(), strict=True):
         write_atomically(path, text)
     return written
-
-
-@dataclass(frozen=True)
-class WrittenPlan:
-    plan: Plan
-    files: Mapping[str, str]
-    """{file name: text}, `plan.yaml` first."""
-    live: tuple[Mapping[str, Any], ...] = ()
-    """The live objects the plan was written against (its reviewers' `before` column)."""
 
 
 def write_plan_locally(state: DesiredState, diff: Diff, plans_dir: str | Path, generated_on: date) -> WrittenPlan:

@@ -26,17 +26,10 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from cli.demo import (  # noqa: E402 - the repository's own modules, from a script run by path
-    PLAN_PATH,
-    REPO,
-    Sandboxes,
-    launch_prefect,
-    run_cli,
-    seed_world,
-    wait_prefect,
-)
-from cli.help import CommandParser  # noqa: E402
+from cli.demo import PLAN_PATH, seed_world  # noqa: E402 - the repository's own modules, from a script run by path
 from core.conventions import LABELS, Flow  # noqa: E402
+from integrations.command_help import CommandParser  # noqa: E402
+from sandbox.harness import REPO, Sandboxes, launch_prefect, run_cli, wait_prefect  # noqa: E402
 
 STYLE = """body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;font-size:14px;line-height:1.5;
 color:#1f2328;margin:0;padding:16px;background:#fff}.comment{border:1px solid #d0d7de;border-radius:6px;

@@ -17,12 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from core.conventions import Flow, artifact_key
 from core.report import Provenance, StepResult, markdown, table_rows
 from integrations.secrets import mask
-
-
-class PrefectOutage:
-    """The first Prefect API failure this process saw while publishing artifacts, or None."""
-
-    error: str | None = None
+from tasks.kept import kept
 
 
 @dataclass(frozen=True)
@@ -35,14 +30,15 @@ class Summary:
 
 def publish(key: str, *creates: Callable[[], object]) -> str | None:
     """Run the artifact calls in order; returns a note when the Prefect API failed (then the rest are skipped)."""
+    run = kept()
     for create in creates:
-        if PrefectOutage.error is None:
+        if run.prefect_error is None:
             try:
                 create()
                 continue
             except (httpx.HTTPError, OSError) as error:
-                PrefectOutage.error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-        return f"the run's artifacts ({key}) were not published: the Prefect API failed ({PrefectOutage.error})"
+                run.prefect_error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        return f"the run's artifacts ({key}) were not published: the Prefect API failed ({run.prefect_error})"
     return None
 
 

@@ -4,24 +4,21 @@ checks."""
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import task_run
 
-from core.batch import Batch, BatchRun, batches, stdin_chunks, waves
-from core.errors import Stopped
+from core import executor
+from core.batch import Batch, BatchRun
+from core.executor import VERIFY_GRACE_S, C, ReadFailed
 from core.k8s import Kind
-from core.landed import landed
 from core.plan import Plan
-from core.record import RECORD_ANNOTATION, STAMP_FIELD_MANAGER
 from core.report import StepResult
-from core.rollout import confirmed_by_listing
 from core.settings import Settings
 from core.steps import Step
 from core.vocabulary import StepStatus
@@ -30,6 +27,8 @@ from integrations.kubectl import kubectl_for as runner_for
 from integrations.policy_read import get_with_policy
 from tasks.passing import as_is
 from tasks.retry import RETRIES, RETRY_DELAYS_S, is_transient
+
+R = TypeVar("R")
 
 
 def kubectl_for(plan: Plan) -> Kubectl:
@@ -66,26 +65,19 @@ def run_batch(namespace: str, kubectl: Kubectl, batch: Batch, timeout_s: float |
       task_run_name="step {step.number}: {step.summary}")
 def execute_step(namespace: str, kubectl: Kubectl, step: Step, fence: Callable[[], None],
                  earlier_attempts: int = 0) -> StepResult:
-    """Run one step; a failure raises KubectlError so that Prefect retries it only when transient.
-
-    `earlier_attempts` counts a shared call (core.batch) that already tried this step and failed. A step tried
-    before (a retry, or after that shared call) first proves the lock is still the run's (`fence`, raising
-    LeaseLost: after a takeover, the object read is the new holder's to change), then reads its object: a write
-    whose answer was lost may have landed, and is then confirmed rather than sent twice."""
+    """Run one step (core.executor.run_alone); a failure raises KubectlError so that Prefect retries it only when
+    transient. `earlier_attempts` counts a shared call (core.batch) that already tried this step and failed."""
     attempt = earlier_attempts + (task_run.run_count or 1)
-    started = time.perf_counter()
-    if attempt > 1:
-        with suppress(Stopped):  # asked to stop, the run still confirms this write rather than leave it unknown
-            fence()
-    if attempt > 1 and step.landing is not None and landed(step.landing, live_object(namespace, kubectl, step)):
-        return StepResult(step, StepStatus.SUCCEEDED, attempts=attempt, duration_s=time.perf_counter() - started)
-    try:
-        result = checked(run(kubectl, namespace, step.args, stdin=step.stdin))
-    except KubectlError as error:
-        error.attempts = attempt
-        let_land(error.maybe_landed and step.landing is not None)  # the retry reads the object first
-        raise
-    return StepResult(step, StepStatus.SUCCEEDED, attempts=attempt, duration_s=result.duration_s)
+
+    def send() -> float:
+        try:
+            return checked(run(kubectl, namespace, step.args, stdin=step.stdin)).duration_s
+        except KubectlError as error:
+            error.attempts = attempt
+            let_land(error.maybe_landed and step.landing is not None)  # the retry reads the object first
+            raise
+
+    return executor.run_alone(step, attempt, fence, lambda: live_object(namespace, kubectl, step), send)
 
 
 def live_object(namespace: str, kubectl: Kubectl, step: Step) -> list[dict[str, Any]]:
@@ -96,17 +88,6 @@ def live_object(namespace: str, kubectl: Kubectl, step: Step) -> list[dict[str, 
     except json.JSONDecodeError:
         raise KubectlError(f"kubectl get {step.obj} did not print JSON", transient=True) from None
     return [document] if isinstance(document, dict) else []
-
-
-def stamp_calls(refs: Sequence[str], record: str) -> list[tuple[tuple[str, ...], str]]:
-    """The stamp's `kubectl patch -f - --type=merge` calls setting infra-orchestrator.io/record=<record>, and
-    their stdin. A merge patch is one request per object; `kubectl annotate` reads each object first, a second
-    round trip. Objects read from stdin get a client each, so kubectl's rate limiter never holds them back, and a
-    large plan's stamp is spread over a few calls side by side (core.batch)."""
-    patch = json.dumps({"metadata": {"annotations": {RECORD_ANNOTATION: record}}}, separators=(",", ":"))
-    args = ("patch", "-f", "-", "--type=merge", f"-p={patch}", f"--field-manager={STAMP_FIELD_MANAGER}",
-            "-o", "name")
-    return [(args, chunk) for chunk in stdin_chunks(refs)]
 
 
 @task(cache_policy=NO_CACHE, retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, retry_condition_fn=is_transient,
@@ -121,22 +102,12 @@ def stamp_objects(namespace: str, kubectl: Kubectl, args: Sequence[str], stdin: 
         raise
 
 
-def stamp_all(namespace: str, kubectl: Kubectl, refs: Sequence[str], record: str) -> None:
-    """The stamp's calls side by side; once every one has ended, the first failure is raised."""
-    futures = [stamp_objects.submit(namespace, kubectl, args, stdin, stdin.count("\n"))
-               for args, stdin in stamp_calls(refs, record)]
-    for future in futures:
-        future.wait()
-    for future in futures:
-        future.result()
-
-
 @task(cache_policy=NO_CACHE, task_run_name="verify {step.obj}")
 def verify_rollout(namespace: str, kubectl: Kubectl, step: Step, timeout_s: float) -> StepResult:
     """`rollout status --timeout`: a timeout or a progress deadline is a failed step with kubectl's message."""
     started = time.perf_counter()
     try:
-        result = run(kubectl, namespace, step.args, timeout_s=timeout_s + 15)
+        result = run(kubectl, namespace, step.args, timeout_s=timeout_s + VERIFY_GRACE_S)
     except KubectlError as error:
         return StepResult(step, StepStatus.FAILED, attempts=1, duration_s=time.perf_counter() - started,
                           error=str(error))
@@ -145,80 +116,19 @@ def verify_rollout(namespace: str, kubectl: Kubectl, step: Step, timeout_s: floa
                       error=None if result.ok else result.message)
 
 
-ON_DELETE_POLL_S = 1.0
-
-
-def on_delete_unready(statefulset: Mapping[str, Any]) -> str | None:
-    """Why an `updateStrategy: OnDelete` StatefulSet is not verified yet, None when it is.
-
-    Its pods are replaced only when deleted, so updateRevision stays ahead of currentRevision (on clusters before
-    kubernetes/kubernetes#136833 it stays so even after every pod was replaced) and kubectl refuses `rollout
-    status`: the controller must have seen the latest spec, and run exactly the wanted replicas, all ready."""
-    generation = int(statefulset.get("metadata", {}).get("generation", 1))
-    status = statefulset.get("status") or {}
-    observed = int(status.get("observedGeneration") or 0)
-    if observed < generation:
-        return f"observedGeneration {observed} is behind generation {generation}"
-    wanted = int(statefulset.get("spec", {}).get("replicas", 1))
-    ready = int(status.get("readyReplicas") or 0)
-    pods = int(status.get("replicas") or 0)
-    if pods > wanted:
-        return f"{pods} pods for {wanted} replicas"
-    return None if ready == wanted else f"{ready} of {wanted} replicas ready"
-
-
-def _ready_summary(ref: str, statefulset: Mapping[str, Any]) -> str:
-    """What a verified OnDelete StatefulSet's status says, pods still at the old template included."""
-    wanted = int(statefulset.get("spec", {}).get("replicas", 1))
-    waiting = wanted - int((statefulset.get("status") or {}).get("updatedReplicas") or 0)
-    kept = f"; pods on the previous template until deleted: {waiting}" if waiting > 0 else ""
-    return f"{ref} verified from status (updateStrategy OnDelete): {wanted} of {wanted} replicas ready{kept}"
-
-
-def _is_on_delete(item: Mapping[str, Any]) -> bool:
-    return bool(item.get("kind") == Kind.STATEFULSET
-                and (item.get("spec", {}).get("updateStrategy") or {}).get("type") == "OnDelete")
-
-
-def on_delete_steps(namespace: str, kubectl: Kubectl, steps: Sequence[Step],
-                    listing: Sequence[dict[str, Any]] | None = None) -> set[int]:
-    """The verify steps whose object is an OnDelete StatefulSet, as `listing` shows them, else as read in one
-    `kubectl get`. When the read fails, none: `rollout status` then reports the cluster's error for each."""
-    refs = [str(step.obj) for step in steps if str(step.obj).startswith("statefulset/")]
-    if not refs:
-        return set()
-    if listing is not None:
-        items: Sequence[Any] = [item for item in listing if item.get("kind") == Kind.STATEFULSET]
-    else:
-        try:
-            document = json.loads(checked(run(kubectl, namespace, ["get", *refs, "-o", "json"])).stdout)
-        except (KubectlError, json.JSONDecodeError):
-            return set()
-        items = document.get("items", [document]) if isinstance(document, dict) else []
-    names = {f"statefulset/{item['metadata']['name']}" for item in items if _is_on_delete(item)}
-    return {step.number for step in steps if step.obj in names}
 
 
 @task(cache_policy=NO_CACHE, task_run_name="verify {step.obj} from status")
 def verify_from_status(namespace: str, kubectl: Kubectl, step: Step, timeout_s: float) -> StepResult:
-    """Poll an OnDelete StatefulSet's status until it is ready (on_delete_unready), for at most `timeout_s`:
-    a timeout is a failed step saying what was still missing."""
-    started = time.perf_counter()
-    ran = replace(step, args=("get", str(step.obj), "-o", "json"))  # reported as run: a read, not rollout status
-    while True:
+    """An OnDelete StatefulSet verified from its status (core.executor.verify_from_status)."""
+
+    def read() -> list[dict[str, Any]]:
         try:
-            found = live_object(namespace, kubectl, step)
-            reason = on_delete_unready(found[0]) if found else f"{step.obj} not found"
+            return live_object(namespace, kubectl, step)
         except KubectlError as error:
-            reason = str(error)
-        elapsed = time.perf_counter() - started
-        if reason is None:
-            return StepResult(replace(ran, summary=_ready_summary(str(step.obj), found[0])), StepStatus.SUCCEEDED,
-                              attempts=1, duration_s=elapsed)
-        if elapsed >= timeout_s:
-            return StepResult(ran, StepStatus.FAILED, attempts=1, duration_s=elapsed,
-                              error=f"{step.obj} (updateStrategy OnDelete) not ready after {timeout_s:g}s: {reason}")
-        time.sleep(min(ON_DELETE_POLL_S, max(timeout_s - elapsed, 0.0)))
+            raise ReadFailed(str(error)) from None
+
+    return executor.verify_from_status(step, read, timeout_s)
 
 
 @task(cache_policy=NO_CACHE)
@@ -230,118 +140,92 @@ def list_deployments(namespace: str, kubectl: Kubectl) -> list[dict[str, Any]]:
         return []
 
 
-def verify_all(namespace: str, kubectl: Kubectl, steps: Sequence[Step], timeout_s: float,
-               listing: Sequence[dict[str, Any]] | None = None) -> list[StepResult]:
-    """`rollout status a b c`, a call per batch, side by side. kubectl checks the objects in order and stops at
-    the first that fails, so that one gets the call's message and those after it are checked one by one.
-    OnDelete StatefulSets, which kubectl refuses, are verified from their status instead. The Deployments that
-    `listing` (the objects as read after the changes) shows rolled out need no call (core.rollout); without it,
-    one listing is read when there would be more than one call."""
-    results: dict[int, StepResult] = {}
-    from_status = on_delete_steps(namespace, kubectl, steps, listing)
-    rest = [step for step in steps if step.number not in from_status]
-    if listing is None and len(batches(rest)) > 1:
-        listing = list_deployments(namespace, kubectl)
-    if listing is not None:
-        results.update((step.number, StepResult(step, StepStatus.SUCCEEDED, attempts=1))
-                       for step in confirmed_by_listing(rest, listing))
-    planned = batches([step for step in rest if step.number not in results])
-    alone = [verify_from_status.submit(namespace, kubectl, step, timeout_s)
-             for step in steps if step.number in from_status]
-    alone += [verify_rollout.submit(namespace, kubectl, batch.steps[0], timeout_s)
-              for batch in planned if len(batch.steps) == 1]
-    shared = [run_batch.submit(namespace, kubectl, as_is(batch), timeout_s * len(batch.steps) + 15)
-              for batch in planned if len(batch.steps) > 1]
-    for batch_future in as_completed(shared):
-        ran = batch_future.result()
-        results.update((result.step.number, result) for result in ran.results())
-        left = ran.left
-        if left and ran.error is not None and ran.stderr:  # kubectl answered: its error is the first one's
-            results[left[0].number] = StepResult(left[0], StepStatus.FAILED, attempts=1, duration_s=ran.duration_s,
-                                                 error=ran.error)
-            left = left[1:]
-        alone += [verify_rollout.submit(namespace, kubectl, step, timeout_s) for step in left]
-    for future in alone:
-        result = future.result()
-        results[result.step.number] = result
-    return [results[step.number] for step in steps]
+@dataclass(frozen=True)
+class Submitted(Generic[R]):
+    """A task run under way, as the executor's `Call`: `read` turns its future into the call's result."""
+
+    future: PrefectFuture[Any]
+    read: Callable[[PrefectFuture[Any]], R]
+
+    def result(self) -> R:
+        return self.read(self.future)
 
 
-def _outcome(future: PrefectFuture[StepResult], step: Step) -> StepResult:
-    future.wait()  # sets the final state locally; reading `.state` alone may ask the API, which lags behind
-    state = future.state
-    if state.is_completed():
-        return future.result()
-    error = future.result(raise_on_failure=False)
-    return StepResult(step, StepStatus.FAILED, attempts=getattr(error, "attempts", 1), error=str(error))
+def _returned(future: PrefectFuture[Any]) -> Any:
+    return future.result()
 
 
-def run_steps(namespace: str, kubectl: Kubectl, steps: Sequence[Step], group_of: Callable[[Step], str],
-              on_wave: Callable[[list[StepResult]], None], fence: Callable[[], None], retries: int = RETRIES,
-              retry_delays_s: Sequence[float] = RETRY_DELAYS_S) -> list[StepResult]:
-    """Run the steps, those of one group (object) in order and groups side by side, wave by wave.
+def _step_outcome(step: Step) -> Callable[[PrefectFuture[Any]], StepResult]:
+    """A step's task run as its result: a failure (raised after the task's retries) is a failed step."""
 
-    In a wave, steps that differ only in their object share one kubectl call (core.batch); a step that call
-    did not confirm, and a step that cannot share, runs as its own task, retried when transient. After a failed
-    step, the rest of its group is skipped. `on_wave` sees each wave's results before the next wave starts, so
-    the record is saved at every boundary a resume depends on. `fence` (raising LeaseLost once the lock is no
-    longer the run's) is called before each wave and before each retry of a step.
-    """
-    single = execute_step.with_options(retries=retries, retry_delay_seconds=list(retry_delays_s))
-    results: dict[int, StepResult] = {}
-    stopped: set[str] = set()
+    def outcome(future: PrefectFuture[Any]) -> StepResult:
+        future.wait()  # sets the final state locally; reading `.state` alone may ask the API, which lags behind
+        if future.state.is_completed():
+            return cast(StepResult, future.result())
+        error = future.result(raise_on_failure=False)
+        return StepResult(step, StepStatus.FAILED, attempts=getattr(error, "attempts", 1), error=str(error))
 
-    def settle(result: StepResult) -> None:
-        results[result.step.number] = result
-        if not result.ok:
-            stopped.add(group_of(result.step))
+    return outcome
 
-    for wave in waves(steps, group_of):
+
+@dataclass(frozen=True)
+class TaskCalls:
+    """The executor's calls (core.executor.Calls) as Prefect task runs of kubectl on the plan's namespace."""
+
+    namespace: str
+    kubectl: Kubectl
+
+    def alone(self, step: Step, fence: Callable[[], None], earlier_attempts: int) -> Submitted[StepResult]:
+        future = execute_step.submit(self.namespace, self.kubectl, step, fence, earlier_attempts=earlier_attempts)
+        return Submitted(future, _step_outcome(step))
+
+    def shared(self, batch: Batch, timeout_s: float) -> Submitted[BatchRun]:
+        return Submitted(run_batch.submit(self.namespace, self.kubectl, as_is(batch), timeout_s), _returned)
+
+    def rollout(self, step: Step, timeout_s: float) -> Submitted[StepResult]:
+        return Submitted(verify_rollout.submit(self.namespace, self.kubectl, step, timeout_s), _returned)
+
+    def from_status(self, step: Step, timeout_s: float) -> Submitted[StepResult]:
+        return Submitted(verify_from_status.submit(self.namespace, self.kubectl, step, timeout_s), _returned)
+
+    def completed(self, calls: Sequence[C]) -> Iterator[C]:
+        by_future = {cast("Submitted[Any]", call).future: call for call in calls}  # made by this class
+        for future in as_completed(list(by_future)):
+            yield by_future[future]
+
+    def statefulsets(self, refs: Sequence[str]) -> list[dict[str, Any]]:
         try:
-            fence()
-        except Stopped as asked:
-            raise Stopped(asked.signal_name, len(results), len(steps)) from None
-        for step in wave:
-            if group_of(step) in stopped:
-                settle(StepResult(step, StepStatus.SKIPPED,
-                                  error="not run: an earlier step on the same object failed"))
-        ready = [step for step in wave if group_of(step) not in stopped]
-        planned = batches(ready)
-        alone: dict[PrefectFuture[StepResult], Step] = {
-            single.submit(namespace, kubectl, batch.steps[0], fence): batch.steps[0]
-            for batch in planned if len(batch.steps) == 1}
-        # a second more per object: a call over 250 HPAs took over a minute on a loaded machine, and a batch
-        # that times out runs every one of its steps again alone
-        shared = [run_batch.submit(namespace, kubectl, as_is(batch), kubectl.timeout_s + len(batch.steps))
-                  for batch in planned if len(batch.steps) > 1]
-        for batch_future in as_completed(shared):
-            ran = batch_future.result()
-            for result in ran.results():
-                settle(result)
-            tried = ran.batch.tried(ran.left, ran.stderr)
-            for step in ran.left:
-                earlier = int(step.number in tried)
-                alone[single.submit(namespace, kubectl, step, fence, earlier_attempts=earlier)] = step
-        for future in as_completed(list(alone)):
-            settle(_outcome(future, alone[future]))
-        on_wave([results[step.number] for step in wave])
-    return [results[step.number] for step in steps]
+            document = json.loads(checked(run(self.kubectl, self.namespace, ["get", *refs, "-o", "json"])).stdout)
+        except (KubectlError, json.JSONDecodeError):
+            return []
+        items = document.get("items", [document]) if isinstance(document, dict) else []
+        return [item for item in items if isinstance(item, dict)]
+
+    def deployments(self) -> list[dict[str, Any]]:
+        return list_deployments(self.namespace, self.kubectl)
+
+    def stamp(self, args: tuple[str, ...], stdin: str) -> Submitted[None]:
+        return Submitted(stamp_objects.submit(self.namespace, self.kubectl, args, stdin, stdin.count("\n")),
+                         _returned)
 
 
 @dataclass(frozen=True)
 class TaskCluster:
-    """The lifecycle's cluster, each call a Prefect task with kubectl's retry policy."""
+    """The lifecycle's cluster: the core executor, each call a Prefect task with kubectl's retry policy."""
 
     def capture(self, plan: Plan) -> list[dict[str, Any]]:
         return capture_objects(as_is(plan), kubectl_for(plan))
 
     def run_steps(self, plan: Plan, steps: Sequence[Step], group_of: Callable[[Step], str],
                   on_wave: Callable[[list[StepResult]], None], fence: Callable[[], None]) -> list[StepResult]:
-        return run_steps(plan.namespace, kubectl_for(plan), steps, group_of, on_wave, fence)
+        kubectl = kubectl_for(plan)
+        return executor.run_steps(TaskCalls(plan.namespace, kubectl), steps, group_of, on_wave, fence,
+                                  kubectl.timeout_s)
 
     def verify(self, plan: Plan, steps: Sequence[Step], timeout_s: float,
                listing: list[dict[str, Any]] | None = None) -> list[StepResult]:
-        return verify_all(plan.namespace, kubectl_for(plan), steps, timeout_s, listing)
+        calls = TaskCalls(plan.namespace, kubectl_for(plan))
+        return executor.verify_all(calls, calls, steps, timeout_s, listing)
 
     def stamp(self, plan: Plan, refs: Sequence[str], record: str) -> None:
-        stamp_all(plan.namespace, kubectl_for(plan), refs, record)
+        executor.stamp_all(TaskCalls(plan.namespace, kubectl_for(plan)).stamp, refs, record)

@@ -6,46 +6,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
 
 from core.conventions import Flow
 from core.gate import GateDecision, GateRequirement
 from core.plan import Plan
 from core.record import plan_digest, record_name
 from core.report import Provenance, RunReport, StepResult, error_lines, failure, finished, notes_in
-from integrations.github import GitHubError
-from integrations.pull_request import report_refusal
 from tasks.artifacts import record_failure, record_results
 from tasks.gate import report_to_pull_request
-from tasks.links import flow_run_url, pull_request_url, settings_for
+from tasks.kept import keep
+from tasks.links import flow_run_url, pull_request_url
 from tasks.passing import as_is
-
-
-class LastReport:
-    """The last report this process produced, kept outside Prefect: when the server goes away after the work,
-    Prefect's engine cannot record the run's final state and raises, and the CLI still prints this outcome."""
-
-    report: RunReport | None = None
-
-    @classmethod
-    def keep(cls, report: RunReport) -> RunReport:
-        cls.report = report
-        return report
-
-
-@task(cache_policy=NO_CACHE)
-def refusal_to_pull_request(requirement: GateRequirement, head_sha: str | None, reason: str) -> list[str]:
-    """A refused execution on its PR: a comment and a failing `infra/<flow>` status with the reason and the fix,
-    once per PR, head and reason (integrations.pull_request.report_refusal). Returns warnings for what GitHub
-    refused or never answered."""
-    try:
-        warnings = report_refusal(settings_for(requirement), requirement, head_sha, reason, flow_run_url())
-    except GitHubError as error:  # a repository this worker does not serve: nothing is said there
-        warnings = [f"could not report the refusal on PR #{requirement.pr}: {error}"]
-    for warning in warnings:
-        get_run_logger().warning("%s", warning)
-    return warnings
 
 
 def unpublished(*notes: str | None) -> list[str]:
@@ -53,7 +25,7 @@ def unpublished(*notes: str | None) -> list[str]:
 
 
 class Admission(Protocol):
-    """The gate of an executing run (flows.shared.TaskGate): the decision that let it run, once it did."""
+    """The gate of an executing run (tasks.gate.TaskGate): the decision that let it run, once it did."""
 
     decision: GateDecision | None
 
@@ -96,7 +68,7 @@ class TaskReporter:
         report = finished(results, plan.namespace, executed, [*lines, *unpublished(summary.note, *warnings)],
                           provenance)
         logger.info("%s", report.final)
-        return LastReport.keep(report)
+        return keep(report)
 
     def fail(self, flow: Flow, plan: Plan, reason: str, lines: Sequence[str],
              requirement: GateRequirement) -> RunReport:
@@ -104,4 +76,4 @@ class TaskReporter:
         title = f"{flow.flow_name}: {plan.path}"
         summary = record_failure(flow, plan.target or plan.namespace, title, reason)
         warnings = report_to_pull_request(requirement, summary.markdown)
-        return LastReport.keep(failure(reason, [*lines, *unpublished(summary.note, *warnings)]))
+        return keep(failure(reason, [*lines, *unpublished(summary.note, *warnings)]))

@@ -17,14 +17,13 @@ from prefect.cache_policies import NO_CACHE
 from core.conventions import PLAN_FILE, Flow
 from core.desired import DesiredState, desired_from
 from core.diff import LIVE_RESOURCES, Diff
+from core.lifecycle.scale import PullRequestOutcome, WrittenPlan
 from core.plan_writer import pr_body, preview_results
 from core.report import RunReport, notes_in
 from core.settings import Settings
 from integrations.github import GitHubSettings
 from integrations.kubectl import get_items, kubectl_for
 from integrations.pull_request import (
-    PullRequestOutcome,
-    WrittenPlan,
     publish_pull_request,
     repository_paths,
     write_plan_locally,

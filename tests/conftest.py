@@ -1,4 +1,8 @@
-"""Shared pytest wiring: each fixture module owns one real part (sandbox API server, GitHub test server, Prefect)."""
+"""Shared pytest wiring: each fixture module owns one real part (sandbox API server, GitHub test server, Prefect).
+
+pytest reads `pytest_plugins` only here, in the root conftest. The fixture modules import Prefect and start their
+servers inside the fixtures, never at import, so a suite that uses none of them (tests/unit) needs no Prefect:
+tests/test_unit_suite.py runs it with Prefect made unimportable."""
 
 import os
 from collections.abc import Iterator
@@ -11,7 +15,6 @@ pytest_plugins = [
     "tests.fixtures.prefect",
     "tests.fixtures.prefect_server",
 ]
-
 
 
 @pytest.fixture(autouse=True, scope="session")

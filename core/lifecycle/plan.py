@@ -145,7 +145,7 @@ def warnings_for(plan: plans.Plan, live: Objects, current: Sequence[Any]) -> lis
 
 
 @dataclass(frozen=True)
-class Plan:
+class PlanReview:
     """infra-plan: what the plan would change, live value → planned value, validated by the server."""
 
     plan_path: str

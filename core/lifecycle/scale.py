@@ -1,19 +1,38 @@
 """Scale: load the desired state -> read the live state -> diff -> write the plan -> open or update the PR ->
 report. It only reads the cluster. Without `pull_requests` it is the dry run: the plan is written, no PR."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from core.conventions import PLAN_FILE
 from core.desired import DesiredState
 from core.diff import Diff, diff
+from core.plan import Plan
 from core.plan_writer import scale_report
 from core.report import RunReport
 
-if TYPE_CHECKING:  # the integration's value types only; the core never calls it
-    from integrations.pull_request import PullRequestOutcome, WrittenPlan
+
+@dataclass(frozen=True)
+class WrittenPlan:
+    plan: Plan
+    files: Mapping[str, str]
+    """{file name: text}, `plan.yaml` first."""
+    live: tuple[Mapping[str, Any], ...] = ()
+    """The live objects the plan was written against (its reviewers' `before` column)."""
+
+
+@dataclass(frozen=True)
+class PullRequestOutcome:
+    number: int
+    url: str
+    branch: str
+    created: bool
+    committed: tuple[str, ...]
+    """Repository paths committed by this call (empty when the PR already held these exact files)."""
+    blocked: str | None = None
+    """Why the open PR was left untouched (its plan was applied and not rolled back), or None."""
 
 
 class LiveState(Protocol):
@@ -22,18 +41,18 @@ class LiveState(Protocol):
 
 
 class PlanFiles(Protocol):
-    def write(self, state: DesiredState, changes: Diff, plans_dir: str, day: date) -> "WrittenPlan":
+    def write(self, state: DesiredState, changes: Diff, plans_dir: str, day: date) -> WrittenPlan:
         """plan.yaml and previous-*.yaml into `<plans_dir>/<target>/`, atomically, validated by loading them."""
 
 
 class PullRequests(Protocol):
-    def publish(self, state: DesiredState, written: "WrittenPlan", plans_dir: str, base: str,
-                notes: tuple[str, ...], day: date) -> "PullRequestOutcome":
+    def publish(self, state: DesiredState, written: WrittenPlan, plans_dir: str, base: str,
+                notes: tuple[str, ...], day: date) -> PullRequestOutcome:
         """Commit the plan files to the target's branch and open its PR, or update the open one."""
 
 
 class ScaleReporter(Protocol):
-    def report(self, state: DesiredState, written: "WrittenPlan | None", report: RunReport) -> None:
+    def report(self, state: DesiredState, written: WrittenPlan | None, report: RunReport) -> None:
         """Log the report and publish the planned steps as artifacts."""
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import uvicorn
 
-from cli.help import CommandParser, Usage, documented
 from deployments.webhook.bridge import Bridge, github_files, warm_up_prefect
 from deployments.webhook.routes import ConfigError, Routes
 from deployments.webhook.server import (
@@ -25,6 +24,7 @@ from deployments.webhook.server import (
     server_config,
 )
 from deployments.webhook.signature import ReplayLog
+from integrations.command_help import CommandParser, Usage, documented
 
 log = logging.getLogger("infra.webhook")
 

@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 
-from cli.help import CommandParser, Usage, documented
+from integrations.command_help import CommandParser, Usage, documented
 
 from .server import GitHubSandbox
 from .state import seed_demo

@@ -12,7 +12,7 @@ import sys
 import threading
 from types import FrameType
 
-from cli.help import CommandParser, Usage, documented
+from integrations.command_help import CommandParser, Usage, documented
 
 from .controllers import DEFAULT_BROKEN_IMAGE
 from .server import SandboxServer

@@ -1,5 +1,5 @@
 """A console script's process ends with its command's exit code, after every exit hook the command registered
-(as Prefect's services and a temporary server's stop are), with its output flushed (cli/process.py)."""
+(as Prefect's services and a temporary server's stop are), with its output flushed (integrations/process.py)."""
 
 import os
 import subprocess
@@ -9,7 +9,7 @@ import pytest
 
 SCRIPT = """
 import atexit, sys, threading
-from cli.process import run_and_exit
+from integrations.process import run_and_exit
 
 def command():
     atexit.register(print, "atexit hook ran")
@@ -47,7 +47,7 @@ def test_a_command_that_raises_ends_as_python_ends_it() -> None:
 
 def test_a_command_that_leaves_at_once_skips_the_exit_hooks_with_its_code() -> None:
     """As after a run whose Prefect server went away: its services' exit hooks would wait for it forever."""
-    ended = run_script("from cli.process import leave_at_once\n"
+    ended = run_script("from integrations.process import leave_at_once\n"
                        "    threading._register_atexit(__import__('time').sleep, 600)\n"
                        "    leave_at_once()\n"
                        "    return 3")

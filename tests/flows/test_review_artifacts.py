@@ -16,12 +16,9 @@ PLAN = Path(__file__).resolve().parents[2] / "ops/plans/infra-scale/prod/plan.ya
 @pytest.mark.parametrize("failed", ["report", "fail"])
 def test_the_review_goes_on_with_a_note_when_the_prefect_api_fails(prefect_api: str, monkeypatch: pytest.MonkeyPatch,
                                                                    failed: str) -> None:
-    from prefect import flow
-
-    from tasks.artifacts import PrefectOutage
+    from flows.decorator import flow
     from tasks.review import TaskPlanReporter
 
-    monkeypatch.setattr(PrefectOutage, "error", None)
     created: list[dict[str, Any]] = []
 
     def refused(**fields: Any) -> None:
@@ -32,7 +29,7 @@ def test_the_review_goes_on_with_a_note_when_the_prefect_api_fails(prefect_api: 
     monkeypatch.setattr("tasks.review.create_markdown_artifact", refused)
     plan = load_plan(PLAN)
 
-    @flow
+    @flow()
     def review() -> RunReport:
         reporter = TaskPlanReporter()
         return reporter.report(plan, [], []) if failed == "report" else reporter.fail(plan, "the cluster is gone")

@@ -6,13 +6,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from yaml import safe_load
 
 from cli.adapters import SummaryReporter
-from core.batch import waves
+from core.batch import Batch, BatchRun
 from core.errors import LeaseLost, RecordUnreadable
+from core.executor import C, run_steps
 from core.gate import GateDecision, GateRequirement
 from core.lifecycle.ports import Execution, Loading, Objects, Saving
 from core.plan import Plan, load_plan
@@ -20,6 +21,8 @@ from core.record import ANY_REVISION, RECORD_ANNOTATION, ApplyRecord, Saved, fro
 from core.report import StepResult
 from core.steps import Step
 from core.vocabulary import StepStatus
+
+T = TypeVar("T")
 
 NAMESPACE = "shop"
 PLAN = f"""\
@@ -81,22 +84,11 @@ class FakeCluster:
 
     def run_steps(self, plan: Plan, steps: Sequence[Step], group_of: Callable[[Step], str],
                   on_wave: Callable[[list[StepResult]], None], fence: Callable[[], None]) -> list[StepResult]:
-        results: dict[int, StepResult] = {}
-        stopped: set[str] = set()
-        for wave in waves(steps, group_of):
-            fence()
-            self.waves_seen.append([step.number for step in wave])
-            for step in wave:
-                if group_of(step) in stopped:
-                    results[step.number] = StepResult(step, StepStatus.SKIPPED)
-                    continue
-                error = self._carry_out(step)
-                results[step.number] = StepResult(step, StepStatus.FAILED if error else StepStatus.SUCCEEDED,
-                                                  attempts=1, error=error)
-                if error:
-                    stopped.add(group_of(step))
-            on_wave([results[step.number] for step in wave])
-        return [results[step.number] for step in steps]
+        def seen(results: list[StepResult]) -> None:
+            self.waves_seen.append([result.step.number for result in results])
+            on_wave(results)
+
+        return run_steps(FakeCalls(self), steps, group_of, seen, fence, call_timeout_s=60.0)
 
     def verify(self, plan: Plan, steps: Sequence[Step], timeout_s: float,
                listing: Objects | None = None) -> list[StepResult]:
@@ -112,6 +104,45 @@ class FakeCluster:
             target = self.find({"deployment": "Deployment", "hpa": "HorizontalPodAutoscaler"}[kind], name)
             assert target is not None, f"stamped {ref}, which does not exist"
             target["metadata"].setdefault("annotations", {})[RECORD_ANNOTATION] = record
+
+
+@dataclass(frozen=True)
+class Done(Generic[T]):
+    """A call that ended as soon as it was made."""
+
+    value: T
+
+    def result(self) -> T:
+        return self.value
+
+
+@dataclass(frozen=True)
+class FakeCalls:
+    """The core executor's calls, carried out on the fake cluster at once, in the order they are made. A shared
+    call does its steps one after another and confirms those that succeeded; the executor runs the others alone
+    again, as it does after a real kubectl call that failed part way."""
+
+    cluster: FakeCluster
+
+    def _result(self, step: Step) -> StepResult:
+        error = self.cluster._carry_out(step)
+        return StepResult(step, StepStatus.FAILED if error else StepStatus.SUCCEEDED, attempts=1, error=error)
+
+    def alone(self, step: Step, fence: Callable[[], None], earlier_attempts: int) -> Done[StepResult]:
+        return Done(self._result(step))
+
+    def shared(self, batch: Batch, timeout_s: float) -> Done[BatchRun]:
+        done = tuple(step for step in batch.steps if self._result(step).ok)
+        return Done(BatchRun(batch, done, 0.0, None if len(done) == len(batch.steps) else "failed"))
+
+    def rollout(self, step: Step, timeout_s: float) -> Done[StepResult]:
+        return Done(StepResult(step, StepStatus.SUCCEEDED, attempts=1))
+
+    def from_status(self, step: Step, timeout_s: float) -> Done[StepResult]:
+        return self.rollout(step, timeout_s)
+
+    def completed(self, calls: Sequence[C]) -> Iterator[C]:
+        return iter(calls)
 
 
 @dataclass

@@ -1,11 +1,11 @@
 """A process that runs a flow (the CLI's execute path, a worker's flow-run process) imports Prefect with the cyclic
-garbage collector off, then freezes what the imports made (cli/process.py says why)."""
+garbage collector off, then freezes what the imports made (integrations/process.py says why)."""
 
 import gc
 import importlib
 import sys
 
-from cli.process import long_lived_imports
+from integrations.process import long_lived_imports
 
 
 def test_objects_made_by_the_imports_are_frozen_and_the_collector_runs_again_after() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from cli.plan import PrintedPlan
 from core.changes import FieldChange
 from core.conventions import Flow
-from core.lifecycle.plan import Plan
+from core.lifecycle.plan import PlanReview
 from core.plan import load_plan
 from core.report import (
     GITHUB_COMMENT_LIMIT,
@@ -159,7 +159,7 @@ class ReadOnlyCluster:
 
 def review(tmp_path: Path, cluster: ReadOnlyCluster, text: str = PLAN) -> Any:
     plan = plan_at(tmp_path, text)
-    return Plan(str(plan.path), load=lambda _: plan, cluster=cluster, reporter=PrintedPlan()).run()
+    return PlanReview(str(plan.path), load=lambda _: plan, cluster=cluster, reporter=PrintedPlan()).run()
 
 
 def test_plan_shows_live_to_planned_and_only_reads_and_dry_runs(tmp_path: Path) -> None:

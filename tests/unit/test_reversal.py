@@ -5,10 +5,10 @@ from pathlib import Path
 from typing import Any
 
 from core.apply import Binding, prepare_apply
+from core.executor import on_delete_unready
 from core.plan import load_plan
 from core.reversal import reversals
 from core.vocabulary import Verdict
-from tasks.kube import on_delete_unready
 from tests.unit.fakes import PLAN, deployment
 
 BINDING = Binding("d", 7, None, "run-1", {})

@@ -10,11 +10,11 @@ import pytest
 from bench.chaos import doubled_writes
 from cli.args import parse
 from core.errors import InputError, PermanentError, TemporaryError
+from core.executor import stamp_calls
 from core.record import RECORD_ANNOTATION, STAMP_FIELD_MANAGER, record_name
 from core.report import RunReport
 from core.state import comparable, state_of
 from core.vocabulary import Outcome
-from tasks.kube import stamp_calls
 from tests.unit.fakes import World
 from tests.unit.test_lifecycle import apply, record_of, rollback
 
