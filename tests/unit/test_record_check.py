@@ -6,6 +6,7 @@ import json
 import stat
 from dataclasses import replace
 from pathlib import Path
+from secrets import token_hex
 from typing import Any
 
 import pytest
@@ -171,7 +172,9 @@ def test_an_object_stamped_by_another_record_is_drifted(tmp_path: Path) -> None:
 
 
 def test_the_record_key_signs_rotates_and_defaults_to_a_private_file(tmp_path: Path) -> None:
-    old, new = "o" * 32, "n" * 32
+    # Random keys: a key is registered as a secret for the rest of the process, and "n" * 32 would mask the
+    # names of later tests' plans
+    old, new = token_hex(16), token_hex(16)
     signed_old = record_keys({"INFRA_RECORD_KEY": old}).sign("text")
     rotated = record_keys({"INFRA_RECORD_KEY": new, "INFRA_RECORD_KEYS_OLD": old})
     assert rotated.verifies(*signed_old, "text") is True
