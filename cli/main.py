@@ -17,16 +17,18 @@ from core.errors import InputError
 from core.lifecycle.apply import Apply
 from core.lifecycle.rollback import Rollback
 from core.plan import Plan, load_plan
+from core.policy import PolicyMode, chosen_mode
 from core.report import RunReport
 from integrations.kubeconfig import allowed_contexts
 from integrations.secrets import mask
 
 
-def preview(options: Options, plan: Plan) -> RunReport:
-    """The same preview the flow shows; for a rollback, the record is looked up (cluster, then mirror)."""
+def preview(options: Options, plan: Plan, policy: PolicyMode = PolicyMode.WARN) -> RunReport:
+    """The same preview the flow shows (an apply's with the policy findings); for a rollback, the record is
+    looked up (cluster, then mirror)."""
     if options.flow == Flow.APPLY:
         return Apply(str(plan.path), load=lambda path: plan, records=DirectRecords(), reporter=SummaryReporter(),
-                     live=read_live, contexts=allowed_contexts).run()
+                     live=read_live, contexts=allowed_contexts, policy=policy).run()
     return Rollback(str(plan.path), load=lambda path: plan, records=DirectRecords(), reporter=SummaryReporter(),
                     contexts=allowed_contexts).run()
 
@@ -35,6 +37,7 @@ def run(flow: str, argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = 
         env: Mapping[str, str] = os.environ) -> int:
     try:
         options = parse(flow, argv, env)
+        policy = chosen_mode(None, env) if options.flow == Flow.APPLY else PolicyMode.WARN
         if options.execute and options.pr is None:
             raise InputError("arguments", "--pr", "--execute needs a pull request: pass --pr=<number> or set PRNUM")
         plan = load_plan(options.plan)
@@ -44,7 +47,7 @@ def run(flow: str, argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = 
         print(mask(f"error: {error}"), file=err)
         return 2
     if not options.execute:
-        report = preview(options, plan)
+        report = preview(options, plan, policy)
     else:
         from cli.execute import execute
 

@@ -120,7 +120,8 @@ class Apply(Lifecycle):
         except (TemporaryError, PermanentError) as error:
             note = f"the cluster could not be read ({error}): planned values only"
             return preview_report(Flow.APPLY, plan, apply_steps(plan), [note], self.reporter)
-        return preview_report(Flow.APPLY, plan, apply_steps(plan), [], self.reporter, live)
+        return preview_report(Flow.APPLY, plan, apply_steps(plan), policy_notes(plan, live, self.policy),
+                              self.reporter, live)
 
     def locked(self, plan: Plan, execution: Execution, requirement: GateRequirement, decision: GateDecision,
                held: Held) -> RunReport:
@@ -200,6 +201,15 @@ class Apply(Lifecycle):
         """--atomic: the same Rollback as infra-rollback, never forced (drifted objects are left alone)."""
         return Rollback(self.plan_path, self.load, self.records, self.reporter, self.execution,
                         rollout_timeout_s=self.rollout_timeout_s)
+
+
+def policy_notes(plan: Plan, live: LiveObjects, mode: PolicyMode) -> list[str]:
+    """The preview's policy findings (the same the apply computes right before its first change), and, with
+    `block`, that executing would refuse."""
+    findings = findings_for(plan, live)
+    blocked = refusal(findings, mode)
+    return [*(f"policy: {finding}" for finding in findings),
+            *([f"executing would refuse: {blocked}"] if blocked else [])]
 
 
 def _after_atomic(record: ApplyRecord, undone: ApplyRecord) -> ApplyRecord:
