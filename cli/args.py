@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from cli.help import (
+    EXPIRY_ENVIRONMENT,
     GITHUB_ENVIRONMENT,
     KUBE_ENVIRONMENT,
     PREFECT_ENVIRONMENT,
@@ -90,7 +91,7 @@ def usage(flow: str) -> Usage:
                                           "unset: ~/.config/infra-orchestrator/record.key on this machine)"),
                      ("INFRA_RECORD_KEYS_OLD", "earlier record keys, still accepted for verifying after a rotation"),
                      ("INFRA_RECORD_KEY_BLOCK", "a Prefect Secret block holding the record keys, instead"),
-                     *((POLICY_HELP,) if flow == "apply" else ()),
+                     *((POLICY_HELP, *EXPIRY_ENVIRONMENT) if flow == "apply" else ()),
                      *TERMINAL_ENVIRONMENT),
         exit_codes=EXIT_CODES,
     )

@@ -7,6 +7,7 @@ the core and the kubectl wrapper, so it costs milliseconds; Prefect is imported 
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TextIO
 
 from cli.adapters import DirectRecords, SummaryReporter, read_live
@@ -14,6 +15,7 @@ from cli.args import Options, parse, require_github
 from cli.output import progress, rendered
 from core.conventions import Flow
 from core.errors import InputError
+from core.expiry import check_timing
 from core.lifecycle.apply import Apply
 from core.lifecycle.rollback import Rollback
 from core.plan import Plan, load_plan
@@ -41,6 +43,8 @@ def run(flow: str, argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = 
         if options.execute and options.pr is None:
             raise InputError("arguments", "--pr", "--execute needs a pull request: pass --pr=<number> or set PRNUM")
         plan = load_plan(options.plan)
+        if options.flow == Flow.APPLY:
+            check_timing(str(plan.path), plan.expires, datetime.now(UTC), env)
         if options.execute:
             require_github(env)
     except InputError as error:

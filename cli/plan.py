@@ -9,11 +9,13 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from cli.args import Parser, add_output, pr_number, require_github
 from cli.help import (
+    EXPIRY_ENVIRONMENT,
     GITHUB_ENVIRONMENT,
     KUBE_ENVIRONMENT,
     PREFECT_PR_ENVIRONMENT,
@@ -25,6 +27,7 @@ from cli.output import rendered
 from cli.process import run_and_exit
 from core.conventions import DEFAULT_PLAN
 from core.errors import InputError
+from core.expiry import check_timing
 from core.lifecycle.plan import Plan
 from core.plan import Plan as PlanFile
 from core.plan import load_plan
@@ -76,7 +79,7 @@ USAGE = Usage(
               "infra-plan -o json    # the rows as JSON, alone on stdout"),
     environment=(*KUBE_ENVIRONMENT, *GITHUB_ENVIRONMENT, *PREFECT_PR_ENVIRONMENT,
                  ("INFRA_POLICY", "warn (default) or block: whether a policy finding fails the review"),
-                 *TERMINAL_ENVIRONMENT),
+                 *EXPIRY_ENVIRONMENT, *TERMINAL_ENVIRONMENT),
     exit_codes=(("0", "the plan was read and dry-run on the server (warnings are printed, not failures)"),
                 ("1", "failed: the cluster could not be read, a server-side dry run refused a step, or the PR's "
                       "files differ from the checkout"),
@@ -125,6 +128,7 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr,
         options = parse(argv)
         policy = chosen_mode(None, env)
         plan = load_plan(options.plan)
+        check_timing(str(plan.path), plan.expires, datetime.now(UTC), env)
         if options.pr is not None:
             require_github(env)
     except InputError as error:
