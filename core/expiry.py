@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from core.errors import InputError
 from core.k8s import shown
+from core.vocabulary import RecordStatus
 
 MAX_EXPIRY_ENV = "INFRA_MAX_EXPIRY"
 DEFAULT_MAX_EXPIRY = timedelta(days=30)
@@ -138,3 +139,46 @@ def check_timing(source: str, expiry: Expiry | None, now: datetime, env: Mapping
     problem = timing_problem(expiry, now, max_expiry(env))
     if problem:
         raise InputError(source, "expires", problem)
+
+
+class ScheduleFailed(Exception):
+    """The rollback at expiry could not be scheduled (the Prefect server refused or did not answer)."""
+
+
+def rolls_back_at(at: datetime, run: str) -> str:
+    """The line an apply's comment, artifact and status carry about its scheduled rollback."""
+    return f"rolls back at {shown_time(at)} (expires): scheduled run {run}"
+
+
+EARLY_TOLERANCE = timedelta(seconds=5)
+"""A scheduled run may start this much before its time (Prefect's scheduler and the worker's clock)."""
+
+
+def parse_time(text: str) -> datetime:
+    """A time a record stores (`now()`'s form, or `shown_time`'s) as an aware UTC datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def scheduled_rollback_problem(expires_at: str | None, status: str, given_digest: str, record_digest: str,
+                               now: datetime) -> str | None:
+    """Why the run scheduled at an apply's expiry may not roll back the record it names (None: it may). Only the
+    record of an apply with `expires`, unchanged since (same digest), applied, and due, is rolled back without
+    the rollback label: anything else waits for a reviewed `rollback-plan`."""
+    if expires_at is None:
+        return "the record was not made by an apply with expires: a rollback needs the rollback-plan label"
+    if given_digest != record_digest:
+        return (f"the record changed since this rollback was scheduled (digest {record_digest[:12]}, not "
+                f"{given_digest[:12]}): only the run scheduled by the latest apply may roll it back")
+    if status != RecordStatus.SUCCEEDED:
+        return f"the record's apply is {status}, not succeeded"
+    due = parse_time(expires_at)
+    if now + EARLY_TOLERANCE < due:
+        return f"it is not due until {shown_time(due)} (now {shown_time(now)})"
+    return None
+
+
+def will_roll_back(expiry: Expiry) -> str:
+    """What the preview and the plan comment say of a time-boxed plan."""
+    when = f"at {shown_time(expiry.at)}" if expiry.at is not None else f"{expiry.text} after the apply finishes"
+    return (f"time-boxed (expires: {expiry.text}): once applied, this change is rolled back by itself {when}, by "
+            "a scheduled infra-rollback run (no rollback-plan label needed)")

@@ -113,6 +113,9 @@ class ApplyRecord:
     files: Mapping[str, str] = field(default_factory=dict)
     """sha256 of every file the run read, by repository path: the plan (`digest` too), its HPA manifests and
     hint files."""
+    expires_at: str | None = None
+    """A time-boxed apply (the plan's `expires`): when its scheduled rollback is due, UTC. Only a record that
+    names it may be rolled back without the `rollback-plan` label, by the run scheduled for it."""
     earlier: tuple["ApplyRecord", ...] = ()
     """The same PR's earlier applies of this plan path, oldest first, each with its own prior states; a rollback
     reverses this record, then these newest first, back to the state before the PR's first apply."""
@@ -253,5 +256,5 @@ def _record(data: Any, where: str, nested: bool) -> ApplyRecord:
         pr=_get(data, "pr", where, "int", optional=True), head_sha=_get(data, "head_sha", where, "str", optional=True),
         finished_at=_get(data, "finished_at", where, "str", optional=True),
         rollback=_rollback(data.get("rollback"), f"{where}.rollback"), run_id=_get(data, "run_id", where, "str"),
-        files=dict(files),
+        files=dict(files), expires_at=_get(data, "expires_at", where, "str", optional=True),
         earlier=tuple(_record(link, f"{where}.earlier[{index}]", nested=False) for index, link in enumerate(earlier)))

@@ -13,7 +13,7 @@ from core.conventions import Flow
 from core.errors import RecordUnreadable
 from core.gate import GateDecision, GateRequirement
 from core.lifecycle.common import Lifecycle, preview_report, recheck, verify_rollouts
-from core.lifecycle.ports import Cluster, Execution, Held, Loading, Objects, Refused
+from core.lifecycle.ports import Cluster, Execution, Expiries, Held, Loading, Objects, Refused
 from core.plan import ApplyHpa, Plan
 from core.record import ANY_REVISION, RECORD_ANNOTATION, ApplyRecord, RollbackRecord, now, plan_digest, record_name
 from core.record_check import RecordCorrupt
@@ -129,6 +129,8 @@ class Rollback(Lifecycle):
     force: bool = False
     from_record: str | None = None
     seed_fallback: bool = False
+    expiries: Expiries | None = None
+    """Where a time-boxed apply scheduled its rollback: this rollback cancels that run first."""
 
     def preview(self, plan: Plan) -> RunReport:
         record, where = self.records.load_for_preview(plan)
@@ -149,7 +151,7 @@ class Rollback(Lifecycle):
                 bound_to_pr(record, requirement.pr, where)
         except RecordCorrupt as corrupt:
             return self.reporter.fail(Flow.ROLLBACK, plan, str(corrupt), [], requirement)
-        lines = [f"note: {where}"]
+        lines = [f"note: {where}", *(self.expiries.cancel(plan, "a rollback ran first") if self.expiries else [])]
         stale = already_rolled_back(record) if record is not None else None
         if stale is not None:
             held.let_go()

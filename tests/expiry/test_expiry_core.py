@@ -134,3 +134,19 @@ def test_the_rollback_reads_a_plan_whose_expiry_has_passed(tmp_path: Path) -> No
     result = _cli("infra-rollback", plan)
 
     assert "expires" not in result.stderr, result.stderr
+
+
+def test_only_the_due_unchanged_record_of_a_time_boxed_apply_is_rolled_back_without_the_label() -> None:
+    from core.expiry import scheduled_rollback_problem
+
+    due = "2026-12-07T12:00:00Z"
+    assert scheduled_rollback_problem(due, "succeeded", "d1", "d1", NOW) is None
+    assert scheduled_rollback_problem(None, "succeeded", "d1", "d1", NOW) == (
+        "the record was not made by an apply with expires: a rollback needs the rollback-plan label")
+    assert scheduled_rollback_problem(due, "succeeded", "aaaa", "bbbb", NOW) == (
+        "the record changed since this rollback was scheduled (digest bbbb, not aaaa): only the run scheduled by "
+        "the latest apply may roll it back")
+    assert scheduled_rollback_problem(due, "rolled-back", "d1", "d1", NOW) == (
+        "the record's apply is rolled-back, not succeeded")
+    assert scheduled_rollback_problem(due, "succeeded", "d1", "d1", NOW - timedelta(minutes=1)) == (
+        "it is not due until 2026-12-07T12:00:00Z (now 2026-12-07T11:59:00Z)")
