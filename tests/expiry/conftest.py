@@ -34,7 +34,8 @@ class RollbackWorker:
 
 
 @pytest.fixture
-def rollback_worker(world: World, tmp_path: Path) -> Iterator[RollbackWorker]:  # noqa: F811
+def rollback_deployment(world: World) -> World:  # noqa: F811
+    """infra-rollback/prod, deployed from the world's checkout (no worker: its runs wait)."""
     for package in PACKAGES:
         (world.root / package).symlink_to(REPO_ROOT / package, target_is_directory=True)
     pool = subprocess.run([str(VENV_BIN / "prefect"), "work-pool", "create", POOL, "--type", "process"],
@@ -43,11 +44,17 @@ def rollback_worker(world: World, tmp_path: Path) -> Iterator[RollbackWorker]:  
     deploy = subprocess.run([sys.executable, "-c", DEPLOY.format(root=str(world.root), pool=POOL)],
                             env=world.env, cwd=world.root, capture_output=True, text=True, timeout=120)
     assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
+    return world
+
+
+@pytest.fixture
+def rollback_worker(rollback_deployment: World, tmp_path: Path) -> Iterator[RollbackWorker]:
+    """A process worker for the deployment's pool, in the world's checkout, polling every second."""
     log_path = tmp_path / "worker.log"
     proc = subprocess.Popen([str(VENV_BIN / "prefect"), "worker", "start", "--pool", POOL, "--type", "process"],
-                            env={**world.env, "PREFECT_WORKER_QUERY_SECONDS": "1",
+                            env={**rollback_deployment.env, "PREFECT_WORKER_QUERY_SECONDS": "1",
                                  "PREFECT_WORKER_PREFETCH_SECONDS": "5"},
-                            cwd=world.root, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+                            cwd=rollback_deployment.root, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
         yield RollbackWorker(proc, log_path)

@@ -93,3 +93,92 @@ def test_an_apply_with_expires_2s_is_rolled_back_exactly_by_the_scheduled_run(
     [rollback_comment] = comments(world, "rollback")
     assert "scheduled rollback at expiry: started" in rollback_comment, rollback_comment
     assert "late (scheduled for" in rollback_comment or "on time" in rollback_comment
+
+    # the same parameters again (a replay from the UI): the record changed since, so the run is refused
+    with get_client(sync_client=True) as client:
+        replay = client.create_flow_run_from_deployment(scheduled.deployment_id, parameters=scheduled.parameters)
+    replayed = wait_final(replay, rollback_worker)
+    assert replayed.state is not None and replayed.state.name == "Refused", replayed.state
+    assert "the record changed since this rollback was scheduled" in (replayed.state.message or "")
+    assert snapshot(world) == before
+
+
+def state_of(run: FlowRun) -> tuple[str, str]:
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(run.id).state
+    assert state is not None
+    return state.type.value, state.message or ""
+
+
+def apply_timed(world: World, expires: str) -> str:
+    world.write_plan(timed_plan(expires))
+    world.label("execute-plan")
+    applied = world.cli("apply", "--execute", f"--pr={world.pr}")
+    assert applied.returncode == 0 and applied.stdout.splitlines()[-1] == "succeeded", applied.stdout
+    return applied.stdout
+
+
+def test_a_manual_rollback_first_cancels_the_scheduled_one(world: World, rollback_deployment: World) -> None:
+    since = now_on_server()
+    before = snapshot(world)
+    apply_timed(world, "1h")
+    [scheduled] = expiry_runs(world, since)
+    assert state_of(scheduled)[0] == "SCHEDULED"
+    world.label("rollback-plan")
+
+    rolled = world.cli("rollback", "--execute", f"--pr={world.pr}")
+
+    assert rolled.returncode == 0 and rolled.stdout.splitlines()[-1] == "succeeded", rolled.stdout
+    assert state_of(scheduled) == ("CANCELLED", "a rollback ran first")
+    assert any(line.startswith("note: cancelled the rollback scheduled at expiry (a rollback ran first): ")
+               and line.endswith(str(scheduled.id)) for line in rolled.stdout.splitlines()), rolled.stdout
+    assert snapshot(world) == before
+
+
+def test_a_re_apply_replaces_the_scheduled_rollback(world: World, rollback_deployment: World) -> None:
+    since = now_on_server()
+    apply_timed(world, "1h")
+    [first] = expiry_runs(world, since)
+
+    again = apply_timed(world, "2h")
+
+    first_again, second = expiry_runs(world, since)
+    assert first_again.id == first.id
+    assert state_of(first) == ("CANCELLED", "replaced by a new apply of the plan")
+    assert state_of(second)[0] == "SCHEDULED"
+    assert second.parameters["expiry_digest"] != first.parameters["expiry_digest"]
+    assert first.expected_start_time is not None and second.expected_start_time is not None
+    gap = (second.expected_start_time - first.expected_start_time).total_seconds()
+    assert 3600 - 120 < gap < 3600 + 120, gap
+    assert "cancelled the rollback scheduled at expiry (replaced by a new apply of the plan): " in again
+    world.label("rollback-plan")  # leave nothing scheduled behind
+    assert world.cli("rollback", "--execute", f"--pr={world.pr}").returncode == 0
+    assert state_of(second)[0] == "CANCELLED"
+
+
+def test_a_drifted_object_at_expiry_is_reported_and_left_alone(world: World,
+                                                               rollback_worker: RollbackWorker) -> None:
+    since = now_on_server()
+    api_before = world.resources("api")
+    world.write_plan("""\
+namespace: shop
+target: prod
+expires: 20s
+actions:
+  - {type: scale_workload, name: web, replicas: 4}
+  - {type: update_resources, name: api, container: app, requests: {cpu: 300m}, limits: {cpu: 600m}}
+""")
+    world.label("execute-plan")
+    applied = world.cli("apply", "--execute", f"--pr={world.pr}")
+    assert applied.stdout.splitlines()[-1] == "succeeded", applied.stdout
+    scaled = world.kube.kubectl("scale", "-n", "shop", "deployment/web", "--replicas=7")
+    assert scaled.returncode == 0, scaled.stderr
+    [scheduled] = expiry_runs(world, since)
+
+    finished = wait_final(scheduled, rollback_worker)
+
+    assert world.replicas("web") == 7, "the drifted object is left alone, never forced"
+    assert world.resources("api") == api_before, "the rest is restored"
+    assert finished.state is not None and finished.state.type.value == "FAILED", finished.state
+    [comment] = comments(world, "rollback")
+    assert "drifted" in comment and "deployment/web" in comment, comment
