@@ -8,7 +8,7 @@ a rollback reads the same plan long after, so only the syntax is checked when a 
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -182,3 +182,11 @@ def will_roll_back(expiry: Expiry) -> str:
     when = f"at {shown_time(expiry.at)}" if expiry.at is not None else f"{expiry.text} after the apply finishes"
     return (f"time-boxed (expires: {expiry.text}): once applied, this change is rolled back by itself {when}, by "
             "a scheduled infra-rollback run (no rollback-plan label needed)")
+
+
+def rolls_back_in(lines: Sequence[str]) -> str | None:
+    """`rolls back at <time>` when a report's lines say its apply scheduled its rollback (the `infra/apply`
+    status carries it)."""
+    prefix = "note: rolls back at "
+    found = next((line for line in lines if line.startswith(prefix)), None)
+    return found.removeprefix("note: ").split(" (expires)")[0] if found else None

@@ -13,6 +13,7 @@ from prefect.states import Cancelled, Completed, Failed
 
 from core.conventions import DEFAULT_PLAN, Flow, repository_path
 from core.errors import InputError
+from core.expiry import rolls_back_in
 from core.gate import GateDecision, GateRequirement, context_problem, files_read_by, local_files_problem
 from core.lifecycle.ports import Execution
 from core.plan import Plan
@@ -137,7 +138,8 @@ def settle_status(execution: Execution | None, report: RunReport) -> RunReport:
         unlabeled = put_label_back(requirement)
         report = replace(report, lines=(*report.lines, f"note: {unlabeled}")) if unlabeled else report
     if report.final == Outcome.SUCCEEDED:
-        state, description = "success", f"{len(results)} steps succeeded"
+        timed = rolls_back_in(report.lines)
+        state, description = "success", f"{len(results)} steps succeeded" + (f"; {timed}" if timed else "")
     else:
         state, description = "failure", failure_reason(report)
     warning = report_status(requirement, sha, state, description)

@@ -121,9 +121,13 @@ def apply_timed(world: World, expires: str) -> str:
 def test_a_manual_rollback_first_cancels_the_scheduled_one(world: World, rollback_deployment: World) -> None:
     since = now_on_server()
     before = snapshot(world)
-    apply_timed(world, "1h")
+    applied = apply_timed(world, "1h")
     [scheduled] = expiry_runs(world, since)
     assert state_of(scheduled)[0] == "SCHEDULED"
+    [line] = [line for line in applied.splitlines() if line.startswith("note: rolls back at ")]
+    due = line.removeprefix("note: rolls back at ").split(" ")[0]
+    status = world.github.latest_statuses(REPO, world.github.head_sha(REPO, world.pr))["infra/apply"]
+    assert (status.state, status.description) == ("success", f"5 steps succeeded; rolls back at {due}")
     world.label("rollback-plan")
 
     rolled = world.cli("rollback", "--execute", f"--pr={world.pr}")
