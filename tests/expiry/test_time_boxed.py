@@ -186,3 +186,34 @@ actions:
     assert finished.state is not None and finished.state.type.value == "FAILED", finished.state
     [comment] = comments(world, "rollback")
     assert "drifted" in comment and "deployment/web" in comment, comment
+
+
+def test_a_time_boxed_apply_whose_rollback_cannot_be_scheduled_is_refused_before_any_change(world: World) -> None:
+    since = now_on_server()
+    before = snapshot(world)
+    world.write_plan(timed_plan("1h").replace("target: prod", "target: canary"))  # no infra-rollback/canary
+    world.label("execute-plan")
+
+    refused = world.cli("apply", "--execute", f"--pr={world.pr}")
+
+    assert refused.returncode == 0, refused.stdout + refused.stderr
+    assert refused.stdout.splitlines()[-2:] == [
+        "Refusing to execute: expires: the rollback at expiry cannot be scheduled (the Prefect server has no "
+        "deployment infra-rollback/canary); a time-boxed change is applied only when its rollback is scheduled.",
+        "skipped"], refused.stdout
+    assert snapshot(world) == before
+    assert expiry_runs(world, since) == []
+    records = [item for item in world.kube.list_objects("configmap", "shop")
+               if item["metadata"]["name"].startswith("infra-record-")]
+    assert records == [], "no record: nothing was applied"
+
+
+def test_the_preview_says_the_plan_will_roll_back(world: World) -> None:
+    world.write_plan(timed_plan("72h"))
+
+    previewed = world.cli("apply")
+
+    assert previewed.returncode == 0, previewed.stdout + previewed.stderr
+    assert ("note: time-boxed (expires: 72h): once applied, this change is rolled back by itself 72h after the "
+            "apply finishes, by a scheduled infra-rollback run (no rollback-plan label needed)"
+            ) in previewed.stdout.splitlines(), previewed.stdout
