@@ -180,12 +180,14 @@ class Apply(Lifecycle):
                           "is applied only when its rollback is scheduled", lines)
 
     def _reschedule(self, plan: Plan, requirement: GateRequirement, progress: Progress) -> list[str]:
-        """After an executed apply, the runs scheduled by the plan's earlier applies are cancelled (this apply
-        replaced them) and, for a time-boxed plan that succeeded, its rollback is scheduled; `note:` lines."""
-        if self.expiries is None:
+        """After an executed apply of a time-boxed plan, or of one an earlier time-boxed apply of the PR scheduled a
+        rollback for, the runs scheduled before are cancelled (this apply replaced them; a run left behind would
+        be refused anyway, the record's digest having changed) and, for a time-boxed plan that succeeded, its
+        rollback is scheduled; `note:` lines."""
+        record = progress.record
+        if self.expiries is None or (plan.expires is None and not any(link.expires_at for link in record.earlier)):
             return []
         lines = self.expiries.cancel(plan, "replaced by a new apply of the plan")
-        record = progress.record
         if record.expires_at is None or record.status != RecordStatus.SUCCEEDED or progress.digest is None:
             return lines
         at = parse_time(record.expires_at)

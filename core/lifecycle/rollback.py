@@ -130,7 +130,7 @@ class Rollback(Lifecycle):
     from_record: str | None = None
     seed_fallback: bool = False
     expiries: Expiries | None = None
-    """Where a time-boxed apply scheduled its rollback: this rollback cancels that run first."""
+    """Where a time-boxed apply scheduled its rollback: rolling back its record cancels that run first."""
 
     def preview(self, plan: Plan) -> RunReport:
         record, where = self.records.load_for_preview(plan)
@@ -151,7 +151,9 @@ class Rollback(Lifecycle):
                 bound_to_pr(record, requirement.pr, where)
         except RecordCorrupt as corrupt:
             return self.reporter.fail(Flow.ROLLBACK, plan, str(corrupt), [], requirement)
-        lines = [f"note: {where}", *(self.expiries.cancel(plan, "a rollback ran first") if self.expiries else [])]
+        lines = [f"note: {where}"]
+        if self.expiries is not None and record is not None and record.expires_at is not None:
+            lines += self.expiries.cancel(plan, "a rollback ran first")
         stale = already_rolled_back(record) if record is not None else None
         if stale is not None:
             held.let_go()

@@ -98,8 +98,28 @@ def test_a_plan_without_expires_schedules_nothing_and_cancels_what_an_earlier_ap
     world = _world(tmp_path, PLAN)
     expiries = FakeExpiries()
     assert _apply(world, expiries) == Outcome.SUCCEEDED
-    assert expiries.scheduled == [] and expiries.cancelled == ["replaced by a new apply of the plan"]
+    assert expiries.scheduled == [] and expiries.cancelled == [], "never time-boxed: nothing to ask Prefect"
     assert world.records.stored[world.plan_path.as_posix()].expires_at is None
+
+    world.plan_path.write_text(TIMED.replace("replicas: 4", "replicas: 5"))
+    assert _apply(world, expiries) == Outcome.SUCCEEDED
+    assert len(expiries.scheduled) == 1
+    world.plan_path.write_text(PLAN.replace("replicas: 4", "replicas: 6"))  # the time box taken out again
+
+    assert _apply(world, expiries) == Outcome.SUCCEEDED
+    assert len(expiries.scheduled) == 1
+    assert expiries.cancelled == ["replaced by a new apply of the plan"] * 2
+
+
+def test_a_rollback_of_a_record_without_expires_asks_prefect_nothing(tmp_path: Path) -> None:
+    world = _world(tmp_path, PLAN)
+    assert _apply(world, None) == Outcome.SUCCEEDED
+    expiries = FakeExpiries()
+
+    report = Rollback(str(world.plan_path), world.load, world.records, world.reporter,
+                      world.execution(flow="rollback"), expiries=expiries).run()
+
+    assert report.final == Outcome.SUCCEEDED and expiries.cancelled == []
 
 
 def test_a_schedule_that_fails_after_the_change_says_so(timed: World) -> None:
