@@ -190,3 +190,11 @@ def rolls_back_in(lines: Sequence[str]) -> str | None:
     prefix = "note: rolls back at "
     found = next((line for line in lines if line.startswith(prefix)), None)
     return found.removeprefix("note: ").split(" (expires)")[0] if found else None
+
+
+def scheduled_options_problem(force: bool, from_record: str | None, seed_fallback: bool) -> str | None:
+    """The run scheduled at expiry rolls back the stored record it was checked against, never forced: the
+    options that would change either are refused with it."""
+    given = [name for name, value in (("force", force), ("from_record", from_record), ("seed_fallback",
+                                                                                     seed_fallback)) if value]
+    return f"a rollback scheduled at expiry takes no {', '.join(given)}" if given else None

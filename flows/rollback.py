@@ -4,6 +4,8 @@ from prefect.client.schemas.objects import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from core.conventions import DEFAULT_PLAN, Flow
+from core.errors import InputError
+from core.expiry import scheduled_options_problem
 from core.lifecycle.ports import Execution, Reporter
 from core.lifecycle.rollback import Rollback
 from core.report import RunReport
@@ -54,9 +56,12 @@ def infra_rollback(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: boo
     reporter: Reporter
     executing: Execution | None
     if expiry_record is not None or expiry_digest is not None:
+        problem = scheduled_options_problem(force, from_record, seed_fallback)
+        if problem:
+            raise InputError("parameters", "expiry_record", problem)
         executing = Execution(TaskCluster(), ExpiryGate(expiry_record or "", expiry_digest or ""),
                               TaskLock(lock_timeout_s), gate_requirement(Flow.ROLLBACK, plan, pr, repository, False))
-        reporter, expiries, force = LateReporter(TaskReporter(None, records), (started_late(),)), None, False
+        reporter, expiries = LateReporter(TaskReporter(None, records), (started_late(),)), None
     else:
         executing = execution(Flow.ROLLBACK, plan, pr, repository, require_approval, head_sha, lock_timeout_s) \
             if execute else None

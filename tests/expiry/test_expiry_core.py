@@ -150,3 +150,11 @@ def test_only_the_due_unchanged_record_of_a_time_boxed_apply_is_rolled_back_with
         "the record's apply is rolled-back, not succeeded")
     assert scheduled_rollback_problem(due, "succeeded", "d1", "d1", NOW - timedelta(minutes=1)) == (
         "it is not due until 2026-12-07T12:00:00Z (now 2026-12-07T11:59:00Z)")
+
+
+def test_the_scheduled_rollback_takes_no_option_that_would_change_what_was_checked() -> None:
+    from core.expiry import scheduled_options_problem
+
+    assert scheduled_options_problem(False, None, False) is None
+    assert scheduled_options_problem(True, "saved.json", True) == (
+        "a rollback scheduled at expiry takes no force, from_record, seed_fallback")
