@@ -208,7 +208,7 @@ def test_a_time_boxed_apply_whose_rollback_cannot_be_scheduled_is_refused_before
     assert records == [], "no record: nothing was applied"
 
 
-def test_the_preview_says_the_plan_will_roll_back(world: World) -> None:
+def test_the_preview_and_infra_plan_say_the_plan_will_roll_back(world: World) -> None:
     world.write_plan(timed_plan("72h"))
 
     previewed = world.cli("apply")
@@ -217,3 +217,9 @@ def test_the_preview_says_the_plan_will_roll_back(world: World) -> None:
     assert ("note: time-boxed (expires: 72h): once applied, this change is rolled back by itself 72h after the "
             "apply finishes, by a scheduled infra-rollback run (no rollback-plan label needed)"
             ) in previewed.stdout.splitlines(), previewed.stdout
+
+    reviewed = world.cli("plan")
+
+    assert reviewed.returncode == 0, reviewed.stdout + reviewed.stderr
+    assert "warning: time-boxed (expires: 72h): once applied, this change is rolled back by itself 72h after " \
+           "the apply finishes" in reviewed.stdout, reviewed.stdout
