@@ -147,6 +147,8 @@ class ApplyRecord:
         (20,000 steps: 22 s instead of well under one; the states are plain JSON data already)."""
         data = _fields_of(self)
         del data["revision"]
+        if data["expires_at"] is None:  # absent unless time-boxed: records stay readable by older workers
+            del data["expires_at"]
         data["steps"] = [_fields_of(step) for step in self.steps]
         data["rollback"] = _fields_of(self.rollback) if self.rollback else None
         data["earlier"] = [link.as_data() for link in self.earlier]

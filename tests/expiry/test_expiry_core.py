@@ -158,3 +158,16 @@ def test_the_scheduled_rollback_takes_no_option_that_would_change_what_was_check
     assert scheduled_options_problem(False, None, False) is None
     assert scheduled_options_problem(True, "saved.json", True) == (
         "a rollback scheduled at expiry takes no force, from_record, seed_fallback")
+
+
+def test_only_a_time_boxed_records_stored_form_names_expires_at() -> None:
+    from core.record import ApplyRecord, StepRecord, from_data
+
+    record = ApplyRecord(plan="plan.yaml", namespace="shop", target="prod", digest="d", status="succeeded",
+                         started_at="2026-12-07T12:00:00.000Z", steps=(StepRecord(1, "scale_workload", "deployment/web",
+                                                                                  "scale"),))
+    assert "expires_at" not in record.as_data(), "a record older workers read as before"
+    timed = ApplyRecord(**{**record.__dict__, "expires_at": "2026-12-07T14:00:00Z"})
+    assert timed.as_data()["expires_at"] == "2026-12-07T14:00:00Z"
+    assert from_data(timed.as_data()).expires_at == "2026-12-07T14:00:00Z"
+    assert from_data(record.as_data()).expires_at is None
