@@ -14,6 +14,7 @@ from core.k8s import MAX_INT32, decimal_integer, shown
 from core.policy import chosen_mode
 from core.vocabulary import OutputFormat
 from integrations.command_help import (
+    EXPIRY_ENVIRONMENT,
     GITHUB_ENVIRONMENT,
     KUBE_ENVIRONMENT,
     PREFECT_ENVIRONMENT,
@@ -91,7 +92,7 @@ def usage(flow: str) -> Usage:
                                           f"unset: ~/.config/{RECORD_KEY_FILE} on this machine)"),
                      (Env.RECORD_KEYS_OLD, "earlier record keys, still accepted for verifying after a rotation"),
                      (Env.RECORD_KEY_BLOCK, "a Prefect Secret block holding the record keys, instead"),
-                     *((POLICY_HELP,) if flow == "apply" else ()),
+                     *((POLICY_HELP, *EXPIRY_ENVIRONMENT) if flow == "apply" else ()),
                      *TERMINAL_ENVIRONMENT),
         exit_codes=EXIT_CODES,
     )

@@ -7,6 +7,7 @@ the core and the kubectl wrapper, so it costs milliseconds; Prefect is imported 
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from functools import partial
 from typing import TextIO
 
@@ -15,23 +16,26 @@ from cli.args import Options, parse, require_github
 from cli.output import progress, rendered
 from core.conventions import Flow
 from core.errors import InputError
+from core.expiry import check_timing
 from core.lifecycle.apply import Apply
 from core.lifecycle.rollback import Rollback
 from core.plan import Plan, load_plan
+from core.policy import PolicyMode, chosen_mode
 from core.report import RunReport
 from core.settings import Settings
 from integrations.kubeconfig import allowed_contexts
 from integrations.secrets import mask
 
 
-def preview(options: Options, plan: Plan, settings: Settings | None = None) -> RunReport:
-    """The same preview the flow shows; for a rollback, the record is looked up (cluster, then mirror). Without
-    `settings` (a caller in-process), this process's environment's."""
+def preview(options: Options, plan: Plan, settings: Settings | None = None,
+            policy: PolicyMode = PolicyMode.WARN) -> RunReport:
+    """The same preview the flow shows (an apply's with the policy findings); for a rollback, the record is
+    looked up (cluster, then mirror). Without `settings` (a caller in-process), this process's environment's."""
     settings = settings or Settings.from_env(os.environ)
     records = DirectRecords(settings)
     if options.flow == Flow.APPLY:
         return Apply(str(plan.path), load=lambda path: plan, records=records, reporter=SummaryReporter(),
-                     live=partial(read_live, settings), contexts=allowed_contexts).run()
+                     live=partial(read_live, settings), contexts=allowed_contexts, policy=policy).run()
     return Rollback(str(plan.path), load=lambda path: plan, records=records, reporter=SummaryReporter(),
                     contexts=allowed_contexts).run()
 
@@ -41,16 +45,19 @@ def run(flow: str, argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = 
     try:
         options = parse(flow, argv, env)
         settings = Settings.from_env(env)
+        policy = chosen_mode(None, env) if options.flow == Flow.APPLY else PolicyMode.WARN
         if options.execute and options.pr is None:
             raise InputError("arguments", "--pr", "--execute needs a pull request: pass --pr=<number> or set PRNUM")
         plan = load_plan(options.plan)
+        if options.flow == Flow.APPLY:
+            check_timing(str(plan.path), plan.expires, datetime.now(UTC), env)
         if options.execute:
             require_github(env)
     except InputError as error:
         print(mask(f"error: {error}"), file=err)
         return 2
     if not options.execute:
-        report = preview(options, plan, settings)
+        report = preview(options, plan, settings, policy)
     else:
         from cli.execute import execute
 

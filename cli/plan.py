@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -17,6 +18,7 @@ from cli.args import Parser, add_output, pr_number, require_github
 from cli.output import rendered
 from core.conventions import DEFAULT_PLAN, DEFAULT_PLANS_DIR, PLAN_FILE, Env
 from core.errors import InputError
+from core.expiry import check_timing
 from core.lifecycle.plan import PlanReview
 from core.plan import Plan, load_plan
 from core.policy import chosen_mode
@@ -25,6 +27,7 @@ from core.settings import Settings
 from core.state import Objects
 from core.steps import Step
 from integrations.command_help import (
+    EXPIRY_ENVIRONMENT,
     GITHUB_ENVIRONMENT,
     KUBE_ENVIRONMENT,
     PREFECT_PR_ENVIRONMENT,
@@ -77,7 +80,7 @@ USAGE = Usage(
               "infra-plan -o json    # the rows as JSON, alone on stdout"),
     environment=(*KUBE_ENVIRONMENT, *GITHUB_ENVIRONMENT, *PREFECT_PR_ENVIRONMENT,
                  (Env.POLICY, "warn (default) or block: whether a policy finding fails the review"),
-                 *TERMINAL_ENVIRONMENT),
+                 *EXPIRY_ENVIRONMENT, *TERMINAL_ENVIRONMENT),
     exit_codes=(("0", "the plan was read and dry-run on the server (warnings are printed, not failures)"),
                 ("1", "failed: the cluster could not be read, a server-side dry run refused a step, or the PR's "
                       "files differ from the checkout"),
@@ -124,6 +127,7 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr,
         policy = chosen_mode(None, env)
         settings = Settings.from_env(env)
         plan = load_plan(options.plan)
+        check_timing(str(plan.path), plan.expires, datetime.now(UTC), env)
         if options.pr is not None:
             require_github(env)
     except InputError as error:

@@ -83,6 +83,8 @@ class Matching(Spec):
     pattern: str
     problem: Callable[[object], str | None]
     max_length: int | None = None
+    description: str | None = None
+    """What the value means, for the schema's readers (editors show it)."""
 
     def check(self, fields: "Fields", key: str, value: object) -> None:
         problem = self.problem(value)
@@ -91,7 +93,8 @@ class Matching(Spec):
 
     def schema(self) -> Schema:
         schema: Schema = {"type": "string", "pattern": anchored(self.pattern)}
-        return schema | ({"maxLength": self.max_length} if self.max_length is not None else {})
+        schema |= {"maxLength": self.max_length} if self.max_length is not None else {}
+        return schema | ({"description": self.description} if self.description is not None else {})
 
 
 @dataclass(frozen=True)

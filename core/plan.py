@@ -17,6 +17,7 @@ from typing import Any
 
 from core.conventions import repository_path
 from core.errors import InputError
+from core.expiry import EXPIRES_DESCRIPTION, EXPIRES_PATTERN, Expiry, expiry_problem, parse_expiry
 from core.fields import (
     CONTEXT,
     NAME,
@@ -100,6 +101,7 @@ PLAN = Record(
         "context": Field(CONTEXT),
         **{key: Field(Text()) for key in ("generatedAt", "createdAt", "description", "title", "summary")},
         "version": Field(Scalar()),
+        "expires": Field(Matching(EXPIRES_PATTERN, expiry_problem, description=EXPIRES_DESCRIPTION)),
         "actions": Field(Items(_ACTION_SCHEMA, MAX_ACTIONS)),
         "rollbackHints": Field(Items(hint_schema(), MAX_ACTIONS)),
     },
@@ -170,6 +172,8 @@ class Plan:
     context: str | None
     data: bytes = field(default=b"", repr=False)
     """The plan file's bytes as read once: what was parsed, and what the gate compares with the PR."""
+    expires: Expiry | None = None
+    """A time-boxed plan: when its apply is rolled back by itself (core.expiry)."""
 
     @property
     def directory(self) -> Path:
@@ -209,7 +213,7 @@ def parse_plan(document: Any, path: Path, data: bytes = b"") -> Plan:
         for i, raw in enumerate(top.items("rollbackHints"))
     )
     return Plan(path=path, namespace=namespace, target=top.optional_string("target"), actions=actions, hints=hints,
-                context=top.optional_string("context"), data=data)
+                context=top.optional_string("context"), data=data, expires=parse_expiry(top.optional_string("expires")))
 
 
 def _workload(fields: Fields, name_key: str = "name") -> Workload:

@@ -109,6 +109,9 @@ class ApplyRecord:
     files: Mapping[str, str] = field(default_factory=dict)
     """sha256 of every file the run read, by repository path: the plan (`digest` too), its HPA manifests and
     hint files."""
+    expires_at: str | None = None
+    """A time-boxed apply (the plan's `expires`): when its scheduled rollback is due, UTC. Only a record that
+    names it may be rolled back without the `rollback-plan` label, by the run scheduled for it."""
     earlier: tuple["ApplyRecord", ...] = ()
     """The same PR's earlier applies of this plan path, oldest first, each with its own prior states; a rollback
     reverses this record, then these newest first, back to the state before the PR's first apply."""
@@ -140,6 +143,8 @@ class ApplyRecord:
         (20,000 steps: 22 s instead of well under one; the states are plain JSON data already)."""
         data = _fields_of(self)
         del data["revision"]
+        if data["expires_at"] is None:  # absent unless time-boxed: records stay readable by older workers
+            del data["expires_at"]
         data["steps"] = [_fields_of(step) for step in self.steps]
         data["rollback"] = _fields_of(self.rollback) if self.rollback else None
         data["earlier"] = [link.as_data() for link in self.earlier]
@@ -249,5 +254,5 @@ def _record(data: Any, where: str, nested: bool) -> ApplyRecord:
         pr=_get(data, "pr", where, "int", optional=True), head_sha=_get(data, "head_sha", where, "str", optional=True),
         finished_at=_get(data, "finished_at", where, "str", optional=True),
         rollback=_rollback(data.get("rollback"), f"{where}.rollback"), run_id=_get(data, "run_id", where, "str"),
-        files=dict(files),
+        files=dict(files), expires_at=_get(data, "expires_at", where, "str", optional=True),
         earlier=tuple(_record(link, f"{where}.earlier[{index}]", nested=False) for index, link in enumerate(earlier)))

@@ -13,6 +13,7 @@ from core.report import RunReport
 from flows.decorator import flow
 from flows.shared import TASK_WORKERS, execution, flow_result, run_name, settle_status, tag_run
 from integrations.kubeconfig import allowed_contexts
+from tasks.expiry import TaskExpiries, timed_plan
 from tasks.gate import TaskGate
 from tasks.plan import load_plan
 from tasks.records import TaskRecords
@@ -44,7 +45,9 @@ def infra_apply(plan: str = DEFAULT_PLAN, pr: int | None = None, execute: bool =
     executing = execution(Flow.APPLY, plan, pr, repository, require_approval, head_sha, lock_timeout_s,
                           gate) if execute else None
     records = TaskRecords()
-    run = Apply(plan, load=load_plan, records=records, reporter=TaskReporter(gate, records),
-                atomic=atomic, rollout_timeout_s=rollout_timeout_s, policy=chosen_mode(policy, os.environ),
-                execution=executing, contexts=allowed_contexts, live=None if execute else read_live_objects)
+    run = Apply(plan, load=timed_plan if execute else load_plan, records=records,
+                reporter=TaskReporter(gate, records), atomic=atomic,
+                rollout_timeout_s=rollout_timeout_s, policy=chosen_mode(policy, os.environ), execution=executing,
+                contexts=allowed_contexts, live=None if execute else read_live_objects,
+                expiries=TaskExpiries() if execute else None)
     return flow_result(Flow.APPLY, plan, settle_status(gate, executing, run.run()))

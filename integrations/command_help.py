@@ -107,6 +107,11 @@ PREFECT_ENVIRONMENT: Entries = (
 PREFECT_PR_ENVIRONMENT: Entries = (
     ("PREFECT_API_URL", "the Prefect server --pr records its run on (unset: a temporary one, ~10 s)"),
 )
+EXPIRY_ENVIRONMENT: Entries = (
+    (Env.MAX_EXPIRY, "how far ahead a plan's `expires:` may lie (a duration such as 720h; default 30d). A plan "
+                         "with `expires:` (an RFC 3339 time with a timezone, or 72h/30m/2s after the apply) is "
+                         "rolled back by itself then, by a run of the target's infra-rollback deployment"),
+)
 TERMINAL_ENVIRONMENT: Entries = (
     ("NO_COLOR", "set: no colour even on a terminal"),
 )

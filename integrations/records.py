@@ -399,8 +399,13 @@ def save(kubectl: Kubectl | None, plan: Plan, record: ApplyRecord) -> Saved:
     except OSError as error:
         where = "the cluster record is current" if kubectl is not None else "no copy of the record was kept"
         notes.append(f"could not write the local record mirror {mirror_path(plan)} ({error}); {where}")
-    return Saved(saved.revision, "; ".join(note for note in notes if note) or None,
-                 file_digest(sealed(record, compact=True).encode()))
+    return Saved(saved.revision, "; ".join(note for note in notes if note) or None, stored_digest(record))
+
+
+def stored_digest(record: ApplyRecord) -> str:
+    """sha256 of the signed record as the cluster stores it: what a run's provenance and a scheduled rollback's
+    parameters name."""
+    return file_digest(sealed(record, compact=True).encode())
 
 
 def load(kubectl: Kubectl, plan: Plan, retry_s: float = RETRY_S,

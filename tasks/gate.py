@@ -8,6 +8,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from core.conventions import LABELS, status_context
+from core.expiry import rolls_back_in
 from core.gate import GateDecision, GateRequirement, context_problem, files_read_by, local_files_problem, short
 from core.plan import Plan
 from core.report import RunReport, failure_reason
@@ -215,7 +216,9 @@ class TaskGate:
             unlabeled = put_label_back(requirement)
             report = replace(report, lines=(*report.lines, f"note: {unlabeled}")) if unlabeled else report
         if report.final == Outcome.SUCCEEDED:
-            state, description = CommitState.SUCCESS, f"{len(results)} steps succeeded"
+            timed = rolls_back_in(report.lines)
+            state = CommitState.SUCCESS
+            description = f"{len(results)} steps succeeded" + (f"; {timed}" if timed else "")
         else:
             state, description = CommitState.FAILURE, failure_reason(report)
         warning = report_status(requirement, sha, state, description)

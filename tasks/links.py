@@ -10,8 +10,13 @@ from integrations.github import GitHubError, GitHubSettings
 def flow_run_url() -> str | None:
     """PREFECT_UI_URL + /runs/flow-run/<id>, when a UI is known (set, or derived from PREFECT_API_URL) and this
     runs inside a flow."""
-    ui, run_id = PREFECT_UI_URL.value(), flow_run.id
-    return f"{str(ui).rstrip('/')}/runs/flow-run/{run_id}" if ui and run_id else None
+    return run_page(flow_run.id) if flow_run.id else None
+
+
+def run_page(run_id: str) -> str | None:
+    """PREFECT_UI_URL + /runs/flow-run/<id>: any flow run's page (a scheduled one too), when a UI is known."""
+    ui = PREFECT_UI_URL.value()
+    return f"{str(ui).rstrip('/')}/runs/flow-run/{run_id}" if ui else None
 
 
 def settings_for(requirement: GateRequirement) -> GitHubSettings:

@@ -7,6 +7,7 @@ boundaries a resume depends on), so a crash never leaves a finished step only in
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from core.apply import (
@@ -21,9 +22,10 @@ from core.apply import (
 )
 from core.conventions import Flow
 from core.errors import PermanentError, TemporaryError
+from core.expiry import ScheduleFailed, parse_time, rolls_back_at, shown_time, will_roll_back
 from core.gate import GateDecision, GateRequirement, files_read_by
 from core.lifecycle.common import Lifecycle, preview_report, recheck, verify_rollouts
-from core.lifecycle.ports import Cluster, Execution, Held, Records, Refused, Saving
+from core.lifecycle.ports import Cluster, Execution, Expiries, Held, Records, Refused, Saving
 from core.lifecycle.rollback import Rollback, live_plan_objects, stamped
 from core.plan import Plan
 from core.policy import PolicyMode, findings_for, refusal
@@ -51,6 +53,8 @@ class Progress:
     def __init__(self, records: Records, plan: Plan, record: ApplyRecord, held: Held) -> None:
         self.records, self.plan, self.record, self.held = records, plan, record, held
         self.revision = record.revision
+        self.digest: str | None = None
+        """The digest of the record as last saved (what a scheduled rollback names)."""
         self.notes: list[str] = []
         self.saving: Saving | None = None
         self.save(record)
@@ -78,7 +82,7 @@ class Progress:
         self.saving = self.records.start_save(self.plan, self.record)
 
     def _saved(self, saved: Saved) -> None:
-        self.revision = saved.revision
+        self.revision, self.digest = saved.revision, saved.digest
         self.record = replace(self.record, revision=saved.revision)
         self._note(saved.note)
 
@@ -111,16 +115,20 @@ class Apply(Lifecycle):
     policy: PolicyMode = PolicyMode.WARN
     live: Callable[[Plan], LiveObjects] | None = None
     """The preview's read of the plan's objects (one batched `kubectl get`), for live → planned values."""
+    expiries: Expiries | None = None
+    """Where the rollback of a time-boxed plan (`expires`) is scheduled; without it such a plan is refused."""
 
     def preview(self, plan: Plan) -> RunReport:
+        timed = [will_roll_back(plan.expires)] if plan.expires is not None else []
         if self.live is None:
-            return preview_report(Flow.APPLY, plan, apply_steps(plan), [], self.reporter)
+            return preview_report(Flow.APPLY, plan, apply_steps(plan), timed, self.reporter)
         try:
             live = self.live(plan)
         except (TemporaryError, PermanentError) as error:
             note = f"the cluster could not be read ({error}): planned values only"
-            return preview_report(Flow.APPLY, plan, apply_steps(plan), [note], self.reporter)
-        return preview_report(Flow.APPLY, plan, apply_steps(plan), [], self.reporter, live)
+            return preview_report(Flow.APPLY, plan, apply_steps(plan), [*timed, note], self.reporter)
+        return preview_report(Flow.APPLY, plan, apply_steps(plan), [*timed, *policy_notes(plan, live, self.policy)],
+                              self.reporter, live)
 
     def locked(self, plan: Plan, execution: Execution, requirement: GateRequirement, decision: GateDecision,
                held: Held) -> RunReport:
@@ -144,6 +152,8 @@ class Apply(Lifecycle):
                                       requirement)
         existed = live_plan_objects(plan, live)
         to_change = list(dict.fromkeys(step.obj for step in prepared.to_run if step.obj is not None))
+        if plan.expires is not None:
+            self._check_schedulable(plan, lines)
         if prepared.to_run:
             findings = findings_for(plan, live)
             lines += [f"note: policy: {finding}" for finding in findings]  # notes reach the PR comment
@@ -158,7 +168,35 @@ class Apply(Lifecycle):
         with Progress(self.records, plan, prepared.record, held) as progress:
             results = self._perform(plan, cluster, prepared, existed, progress, lines)
         held.let_go()  # the record is final: the lock is released while the report is published
+        lines += self._reschedule(plan, requirement, progress)
         return self.reporter.report(Flow.APPLY, plan, results, True, [*lines, *progress.notes], requirement)
+
+    def _check_schedulable(self, plan: Plan, lines: Sequence[str]) -> None:
+        """A time-boxed change whose rollback cannot be scheduled would not end when promised: refuse it before
+        the first change."""
+        problem = "no Prefect deployment can be reached" if self.expiries is None else self.expiries.problem(plan)
+        if problem:
+            raise Refused(f"expires: the rollback at expiry cannot be scheduled ({problem}); a time-boxed change "
+                          "is applied only when its rollback is scheduled", lines)
+
+    def _reschedule(self, plan: Plan, requirement: GateRequirement, progress: Progress) -> list[str]:
+        """After an executed apply of a time-boxed plan, or of one an earlier time-boxed apply of the PR scheduled a
+        rollback for, the runs scheduled before are cancelled (this apply replaced them; a run left behind would
+        be refused anyway, the record's digest having changed) and, for a time-boxed plan that succeeded, its
+        rollback is scheduled; `note:` lines."""
+        record = progress.record
+        if self.expiries is None or (plan.expires is None and not any(link.expires_at for link in record.earlier)):
+            return []
+        lines = self.expiries.cancel(plan, "replaced by a new apply of the plan")
+        if record.expires_at is None or record.status != RecordStatus.SUCCEEDED or progress.digest is None:
+            return lines
+        at = parse_time(record.expires_at)
+        try:
+            scheduled = self.expiries.schedule(plan, requirement.pr, requirement.repository, progress.digest, at)
+        except ScheduleFailed as failed:
+            return [*lines, f"note: warning: the rollback at {shown_time(at)} could not be scheduled ({failed}): "
+                            "label the PR rollback-plan by then, or apply again"]
+        return [*lines, f"note: {rolls_back_at(scheduled.at, scheduled.url or scheduled.run_id)}"]
 
     def _binding(self, plan: Plan, requirement: GateRequirement, decision: GateDecision) -> Binding:
         """What this apply's record is bound to: the PR, the pinned head, the digest of every file read, the run."""
@@ -185,6 +223,8 @@ class Apply(Lifecycle):
         results += verify_rollouts(cluster, plan, changed, len(results) + 1, self.rollout_timeout_s, after)
         if all(result.ok for result in results):
             record = finished_record(record, RecordStatus.SUCCEEDED)
+            if plan.expires is not None:
+                record = replace(record, expires_at=shown_time(plan.expires.resolve(datetime.now(UTC))))
         elif self.atomic:
             undone = self._rollback().reverse(plan, cluster, replace(record, earlier=()), progress.held,
                                               len(results) + 1, StepType.ROLLBACK)
@@ -200,6 +240,15 @@ class Apply(Lifecycle):
         """--atomic: the same Rollback as infra-rollback, never forced (drifted objects are left alone)."""
         return Rollback(self.plan_path, self.load, self.records, self.reporter, self.execution,
                         rollout_timeout_s=self.rollout_timeout_s)
+
+
+def policy_notes(plan: Plan, live: LiveObjects, mode: PolicyMode) -> list[str]:
+    """The preview's policy findings (the same the apply computes right before its first change), and, with
+    `block`, that executing would refuse."""
+    findings = findings_for(plan, live)
+    blocked = refusal(findings, mode)
+    return [*(f"policy: {finding}" for finding in findings),
+            *([f"executing would refuse: {blocked}"] if blocked else [])]
 
 
 def _after_atomic(record: ApplyRecord, undone: ApplyRecord) -> ApplyRecord:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from core import plan as plans
 from core.changes import object_of, planned_state
 from core.errors import PermanentError, TemporaryError
+from core.expiry import will_roll_back
 from core.k8s import parse_quantity
 from core.policy import PolicyMode, findings_for
 from core.report import RunReport, StepResult
@@ -169,5 +170,6 @@ class PlanReview:
             results.append(replace(result, before=before, after=planned_state(plan, action, before)))
         findings = [f"policy: {finding}" for finding in findings_for(plan, live)]
         blocking = self.policy is PolicyMode.BLOCK
-        warnings = [*warnings_for(plan, live, recorded_current(plan)), *([] if blocking else findings)]
+        warnings = [*([will_roll_back(plan.expires)] if plan.expires is not None else []),
+                    *warnings_for(plan, live, recorded_current(plan)), *([] if blocking else findings)]
         return self.reporter.report(plan, results, warnings, findings if blocking else [])

@@ -4,6 +4,7 @@ method as a task with its retry policy; the CLI preview and the unit tests bring
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -76,6 +77,32 @@ class Records(Protocol):
 
     def run_id(self) -> str:
         """The id of the run an apply record names: its Prefect flow run id when there is one, else a uuid."""
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """The rollback run scheduled at a time-boxed apply's expiry."""
+
+    run_id: str
+    at: datetime
+    url: str | None
+    """Its page in the Prefect UI, when a UI is known."""
+
+
+class Expiries(Protocol):
+    """The rollbacks scheduled at the expiry of time-boxed applies (flow runs of the target's infra-rollback
+    deployment)."""
+
+    def problem(self, plan: Plan) -> str | None:
+        """Why a rollback of this plan could not be scheduled now (no Prefect server, no deployment), or None."""
+
+    def schedule(self, plan: Plan, pr: int, repository: str | None, digest: str, at: datetime) -> Scheduled:
+        """A run of the target's infra-rollback deployment, in a Scheduled state at `at`, naming the plan's
+        record and its `digest`."""
+
+    def cancel(self, plan: Plan, why: str) -> list[str]:
+        """Cancel the runs still scheduled for this plan's record (a re-apply, a manual rollback); returns a
+        `note:` line per run cancelled, or saying what could not be."""
 
 
 class Gate(Protocol):

@@ -14,7 +14,7 @@ from core.errors import RecordUnreadable
 from core.gate import GateDecision, GateRequirement
 from core.k8s import Kind
 from core.lifecycle.common import Lifecycle, preview_report, recheck, verify_rollouts
-from core.lifecycle.ports import Cluster, Execution, Held, Loading, Objects, Refused
+from core.lifecycle.ports import Cluster, Execution, Expiries, Held, Loading, Objects, Refused
 from core.plan import ApplyHpa, Plan
 from core.record import ANY_REVISION, RECORD_ANNOTATION, ApplyRecord, RollbackRecord, now, plan_digest, record_name
 from core.record_check import RecordCorrupt
@@ -144,6 +144,8 @@ class Rollback(Lifecycle):
     force: bool = False
     from_record: str | None = None
     seed_fallback: bool = False
+    expiries: Expiries | None = None
+    """Where a time-boxed apply scheduled its rollback: rolling back its record cancels that run first."""
 
     def preview(self, plan: Plan) -> RunReport:
         record, where = self.records.load_for_preview(plan)
@@ -165,6 +167,8 @@ class Rollback(Lifecycle):
         except RecordCorrupt as corrupt:
             return self.reporter.fail(Flow.ROLLBACK, plan, str(corrupt), [], requirement)
         lines = [f"note: {where}"]
+        if self.expiries is not None and record is not None and record.expires_at is not None:
+            lines += self.expiries.cancel(plan, "a rollback ran first")
         stale = already_rolled_back(record) if record is not None else None
         if stale is not None:
             held.let_go()

@@ -13,6 +13,7 @@ from typing import Any
 
 import uvicorn
 
+from core.conventions import Env
 from deployments.webhook.bridge import Bridge, github_files, warm_up_prefect
 from deployments.webhook.routes import ConfigError, Routes
 from deployments.webhook.server import (
@@ -71,7 +72,7 @@ USAGE = Usage(
                  ("GH_OWNER, GH_REPO", "the repository served (or INFRA_REPOSITORIES=owner/a,owner/b, or --routes)"),
                  ("INFRA_WEBHOOK_HOST, _PORT, _STATE, _ROUTES", "defaults of --host, --port, --state, --routes"),
                  ("INFRA_WEBHOOK_READ_TIMEOUT, _MAX_BODY_BYTES, _MAX_CONNECTIONS", "defaults of the limit flags"),
-                 ("INFRA_WEBHOOK_LOG_LEVEL", "log level (default INFO)")),
+                 (Env.WEBHOOK_LOG_LEVEL, "log level (default INFO)")),
     exit_codes=(("0", "stopped by SIGTERM or SIGINT"),
                 ("2", "bad configuration: a flag, the routes file, the secret, no repository or no PREFECT_API_URL"),
                 ("3", "could not listen on --host/--port (uvicorn's startup failure)")),
@@ -82,32 +83,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = os.environ
     parser = CommandParser(prog="infra-webhook", description="GitHub webhook -> Prefect event bridge.")
     documented(parser, USAGE)
-    parser.add_argument("--host", default=env.get("INFRA_WEBHOOK_HOST", "127.0.0.1"),
+    parser.add_argument("--host", default=env.get(Env.WEBHOOK_HOST, "127.0.0.1"),
                         help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", default=env.get("INFRA_WEBHOOK_PORT", "8787"), help="TCP port (default 8787)")
+    parser.add_argument("--port", default=env.get(Env.WEBHOOK_PORT, "8787"), help="TCP port (default 8787)")
     parser.add_argument(
         "--state",
-        default=env.get("INFRA_WEBHOOK_STATE", str(DEFAULT_STATE)),
+        default=env.get(Env.WEBHOOK_STATE, str(DEFAULT_STATE)),
         help="SQLite file remembering handled bodies (':memory:' for none)",
     )
     parser.add_argument(
-        "--routes", default=env.get("INFRA_WEBHOOK_ROUTES") or None, help="optional routes YAML (see module doc)"
+        "--routes", default=env.get(Env.WEBHOOK_ROUTES) or None, help="optional routes YAML (see module doc)"
     )
     parser.add_argument(
         "--read-timeout",
-        default=env.get("INFRA_WEBHOOK_READ_TIMEOUT", str(DEFAULT_READ_TIMEOUT)),
+        default=env.get(Env.WEBHOOK_READ_TIMEOUT, str(DEFAULT_READ_TIMEOUT)),
         help="seconds allowed for a request's head, again for its body, and for an idle connection",
     )
-    parser.add_argument("--max-body-bytes", default=env.get("INFRA_WEBHOOK_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY)),
+    parser.add_argument("--max-body-bytes", default=env.get(Env.WEBHOOK_MAX_BODY_BYTES, str(DEFAULT_MAX_BODY)),
                         help="largest request body accepted, in bytes (larger ones get 413)")
     parser.add_argument(
         "--max-connections",
-        default=env.get("INFRA_WEBHOOK_MAX_CONNECTIONS", str(DEFAULT_MAX_CONNECTIONS)),
+        default=env.get(Env.WEBHOOK_MAX_CONNECTIONS, str(DEFAULT_MAX_CONNECTIONS)),
         help="open connections beyond which requests get 503",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=env.get("INFRA_WEBHOOK_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        level=env.get(Env.WEBHOOK_LOG_LEVEL, "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     try:
         port = int(_number("--port", args.port, 0, 65535, integer=True))

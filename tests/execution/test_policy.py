@@ -138,3 +138,24 @@ actions:
     assert len(refused) == 1 and refused[0].endswith(
         "is forbidden: exceeded quota: compute, requested: requests.cpu=300m, used: requests.cpu=300m, limited: "
         "requests.cpu=500m"), refused
+
+
+def test_the_apply_preview_computes_the_policy_findings_as_infra_plan_does(world: World) -> None:
+    _create(world, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"},
+                    "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}})
+    world.write_plan(PDB_PLAN)
+
+    warned = world.cli("apply")
+
+    assert warned.returncode == 0, warned.stdout + warned.stderr
+    lines = warned.stdout.splitlines()
+    assert f"note: policy: {PDB_FINDING}" in lines, warned.stdout
+    assert not any(line.startswith("note: executing would refuse") for line in lines)
+    assert world.replicas("web") == 2
+
+    blocked = world.cli("apply", INFRA_POLICY="block")
+
+    assert blocked.returncode == 0, blocked.stdout + blocked.stderr
+    assert f"note: executing would refuse: policy: {PDB_FINDING}" in blocked.stdout.splitlines(), blocked.stdout
+    assert "previewed: nothing changed" in blocked.stdout.splitlines()
+    assert world.replicas("web") == 2
