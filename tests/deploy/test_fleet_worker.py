@@ -408,3 +408,38 @@ def test_reconnects_back_off_from_half_a_second_to_ten_with_jitter() -> None:
     assert 0.8 <= reconnect_delay(2) <= 1.2
     assert all(8 <= reconnect_delay(failures) <= 12 for failures in (6, 20, 1000))
     assert len({reconnect_delay(3) for _ in range(20)}) > 1
+
+
+@pytest.fixture
+def fork_server(tmp_path: Path) -> Iterator[str]:
+    """A fork server as the worker starts it, with INFRA_PROBE=worker in its environment."""
+    path = str(tmp_path / "socket")
+    server = subprocess.Popen([str(VENV_BIN / "python"), "-m", "deployments.fork_server", path],
+                              env={**os.environ, "INFRA_PROBE": "worker"}, stdin=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not os.path.exists(path):
+            assert server.poll() is None and time.monotonic() < deadline, "the fork server never became ready"
+            time.sleep(0.1)
+        yield path
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()  # the worker gone: it ends, having no runs
+        assert server.wait(30) == 0
+        assert not os.path.exists(path)
+
+
+@pytest.mark.timeout(180)
+def test_the_fork_server_leaves_a_run_whose_project_settings_differ_to_start_on_its_own(
+        fork_server: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    from deployments.fork_server import run_forked
+
+    monkeypatch.setenv("INFRA_PROBE", "the run's own")  # read at import by some modules: the fork server's is stale
+    assert run_forked(fork_server) is None
+    assert "did not start this run (the run sets INFRA_PROBE otherwise than the worker)" in capfd.readouterr().err
+
+
+def test_without_a_fork_server_the_run_starts_on_its_own(tmp_path: Path) -> None:
+    from deployments.fork_server import run_forked
+
+    assert run_forked(str(tmp_path / "no-such-socket")) is None
