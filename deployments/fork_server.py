@@ -190,7 +190,10 @@ class ForkServer:
         self._stop()
 
     def _accept(self, _: Any) -> None:
-        connection, _address = self.listener.accept()
+        try:
+            connection, _address = self.listener.accept()
+        except OSError:  # closed by SIGTERM since select() reported it
+            return
         fds: list[int] = []
         try:
             connection.settimeout(10)

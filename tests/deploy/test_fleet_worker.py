@@ -443,3 +443,25 @@ def test_without_a_fork_server_the_run_starts_on_its_own(tmp_path: Path) -> None
     from deployments.fork_server import run_forked
 
     assert run_forked(str(tmp_path / "no-such-socket")) is None
+
+
+@pytest.mark.timeout(240)
+def test_after_a_module_it_imported_changes_the_fork_server_refuses_runs_and_restarts_itself(
+        fork_server: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    from deployments import engine
+    from deployments.fork_server import run_forked
+
+    monkeypatch.setenv("INFRA_PROBE", "worker")
+    module = Path(engine.__file__)
+    before = module.stat()
+    os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))  # a new checkout, as it looks
+    try:
+        assert run_forked(fork_server) is None
+    finally:
+        os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert "did not start this run (stale: a module it imported has changed since it started)" in capfd.readouterr().err
+    deadline = time.monotonic() + 120
+    while not os.path.exists(fork_server):  # re-executing: the socket is back once its imports are made again
+        assert time.monotonic() < deadline, "the fork server did not come back"
+        time.sleep(0.1)
+    assert run_forked(fork_server) == 1  # serving again: Prefect's engine, forked, finds no flow run id here
