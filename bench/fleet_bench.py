@@ -1,13 +1,17 @@
 """Benchmark a fleet on one Prefect server (issue 29): N idle workers, one work pool each, against one Prefect
 server on PostgreSQL, with the event-woken worker (`--type event-process`, Prefect's 10 s poll as its safety
-net) and, in the same run, the baseline: Prefect's process worker polling every 0.5 s.
+net) and, in the same run, the same worker with its fork server off (`INFRA_FAST_START=0`: each flow-run
+process imports Prefect itself, as before the fork server) and the baseline: Prefect's process worker polling
+every 0.5 s.
 
 For each kind of worker, workers are started up to each N in turn (default 10, 25, 50) and, once all are online
 and settled, CPU is read from /proc over a fixed window (`--idle-seconds`):
 
 - the Prefect server's and PostgreSQL's CPU (each process with its children), in ms per second of wall time per
   idle worker: over the window with N workers, less the same servers' CPU with no worker (measured first), / N;
-- each worker's CPU (ms/s, the median and the largest) and resident memory (MiB, median and largest).
+- each worker's CPU (ms/s, the median and the largest) and memory (MiB, median and largest), its fork server
+  included: resident (RSS) and proportional (PSS: pages shared with other processes, as a fork server's are
+  with its children, counted in part).
 
 With the first N's workers running, labels go through the whole path of bench/event_bench.py (the webhook
 bridge, the automations of prefect.yaml's apply and rollback deployments, the worker, the flow run, the sandbox
@@ -17,7 +21,8 @@ automation), label -> claim (the run's Pending: the worker's part), label -> Run
 started) and label -> first change (the first mutating request on the plan's workload), median and 95th
 percentile. One round of labels on every pool comes first, uncounted: a pool's first run meets cold caches.
 
-    .venv/bin/python bench/fleet_bench.py [--sizes 10,25,50] [--baseline-sizes 10,25] [--idle-seconds 30]
+    .venv/bin/python bench/fleet_bench.py [--sizes 10,25,50] [--slow-start-sizes 10] [--baseline-sizes 10,25]
+        [--idle-seconds 30]
         [--rounds 4] [--burst-rounds 3] [--keep DIR]
 
 `--baseline-sizes` bounds the 0.5 s baseline: its idle cost grows ~47 ms of CPU per second per worker (issue
@@ -74,12 +79,18 @@ TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 @dataclass(frozen=True)
 class WorkerKind:
     label: str
+    slug: str
     type: str
     poll_s: float
+    fast_start: bool
+    """The event-process worker's fork server (runs start as its children); off: each run imports Prefect."""
 
 
-EVENT = WorkerKind("event-process (events + 10 s safety poll)", WORKER_TYPE, 10.0)
-POLL = WorkerKind("process, 0.5 s poll (baseline)", "process", 0.5)
+EVENT = WorkerKind("event-process (events + 10 s safety poll, fork server)", "event", WORKER_TYPE, 10.0, True)
+EVENT_SLOW = WorkerKind("event-process, INFRA_FAST_START=0 (each run's process imports Prefect)", "event-slow",
+                        WORKER_TYPE, 10.0, False)
+POLL = WorkerKind("process, 0.5 s poll (baseline)", "poll", "process", 0.5, False)
+FORK_SERVER_READY = "fork server: ready on"
 
 
 def target(index: int) -> str:
@@ -117,9 +128,18 @@ def rss_mib(pid: int) -> float:
         return 0.0
 
 
-def tree_rss_mib(root: int) -> float:
-    """Resident memory of a worker and the flow-run processes it started (none while idle)."""
-    return sum(rss_mib(pid) for pid in process_tree(root))
+def pss_mib(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            return next((int(line.split()[1]) / 1024 for line in rollup if line.startswith("Pss:")), 0.0)
+    except OSError:
+        return 0.0
+
+
+def tree_memory_mib(root: int) -> tuple[float, float]:
+    """RSS and PSS of a worker and its descendants: its fork server, and the flow-run processes (none idle)."""
+    pids = process_tree(root)
+    return sum(rss_mib(pid) for pid in pids), sum(pss_mib(pid) for pid in pids)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -148,21 +168,25 @@ class Fleet:
     """Targets whose plan is applied: their next label is rollback-plan, so every run changes the cluster."""
 
     def start_workers(self, kind: WorkerKind, count: int) -> None:
-        """Start workers on pools c00, c01, ... up to `count` in all, and wait until every one is online."""
-        env = {**self.stack.client_env(), "PREFECT_WORKER_QUERY_SECONDS": f"{kind.poll_s:g}"}
+        """Start workers on pools c00, c01, ... up to `count` in all, and wait until every one is online (and its
+        fork server ready)."""
+        env = {**self.stack.client_env(), "PREFECT_WORKER_QUERY_SECONDS": f"{kind.poll_s:g}",
+               "INFRA_FAST_START": "1" if kind.fast_start else "0"}
         for index in range(len(self.workers), count):
             name = target(index)
             self.workers.append(Service.start(
                 [str(VENV_BIN / "prefect"), "worker", "start", "--pool", pool_name(name), "--type", kind.type,
-                 "--name", f"{kind.type}-{name}"], env, self.stack.checkout,
-                self.stack.tmp / f"worker-{kind.type}-{name}.log"))  # fmt: skip
+                 "--name", f"{kind.slug}-{name}"], env, self.stack.checkout,
+                self.stack.tmp / f"worker-{kind.slug}-{name}.log"))  # fmt: skip
             time.sleep(0.5)  # spread the workers' imports a little
         deadline = time.monotonic() + 600
         waiting = {target(index) for index in range(count)}
         while waiting:
             for name in sorted(waiting):
                 found = self.stack.api("POST", f"/work_pools/{pool_name(name)}/workers/filter", {})
-                if any(w["name"] == f"{kind.type}-{name}" and w.get("status") == "ONLINE" for w in found):
+                online = any(w["name"] == f"{kind.slug}-{name}" and w.get("status") == "ONLINE" for w in found)
+                log = self.workers[int(name[1:])].log
+                if online and (not kind.fast_start or FORK_SERVER_READY in log.read_text(errors="replace")):
                     waiting.discard(name)
             dead = [w.log for w in self.workers if w.proc.poll() is not None]
             if dead or time.monotonic() > deadline:
@@ -185,8 +209,8 @@ class Fleet:
     def server_cpu_s(self) -> float:
         return sum(tree_cpu_s(pid) for pid in self.servers)
 
-    def idle(self, seconds: float) -> tuple[float, list[float], list[float]]:
-        """(server + PostgreSQL CPU ms/s, each worker's CPU ms/s, each worker's RSS MiB) over `seconds`."""
+    def idle(self, seconds: float) -> tuple[float, list[float], list[tuple[float, float]]]:
+        """(server + PostgreSQL CPU ms/s, each worker's CPU ms/s, each worker's RSS and PSS MiB) over `seconds`."""
         pids = [worker.proc.pid for worker in self.workers]
         before = self.server_cpu_s(), [tree_cpu_s(pid) for pid in pids]
         started = time.monotonic()
@@ -194,8 +218,8 @@ class Fleet:
         elapsed = time.monotonic() - started
         after = self.server_cpu_s(), [tree_cpu_s(pid) for pid in pids]
         workers = [1000 * (b - a) / elapsed for a, b in zip(before[1], after[1], strict=True)]
-        rss = [tree_rss_mib(pid) for pid in pids]
-        return 1000 * (after[0] - before[0]) / elapsed, workers, rss
+        memory = [tree_memory_mib(pid) for pid in pids]
+        return 1000 * (after[0] - before[0]) / elapsed, workers, memory
 
     def label_round(self, names: list[str]) -> list[Sample]:
         """Label the PRs of `names` at once; when each label's run was claimed, Running, and changed the cluster."""
@@ -296,11 +320,13 @@ def measure(fleet: Fleet, kind: WorkerKind, sizes: list[int], args: argparse.Nam
         fleet.start_workers(kind, size)
         time.sleep(args.settle_seconds)
         load_before = load()
-        server, workers, rss = fleet.idle(args.idle_seconds)
+        server, workers, memory = fleet.idle(args.idle_seconds)
+        rss, pss = [m[0] for m in memory], [m[1] for m in memory]
         print(f"  N={size:>2} idle {args.idle_seconds:g} s (load average {load_before} -> {load()}): server + "
               f"PostgreSQL {server:.0f} ms/s in all, {(server - quiet_cpu) / size:.1f} ms/s per worker above no "
               f"worker ({server / size:.1f} ms/s / N); worker CPU median {statistics.median(workers):.1f} ms/s, "
-              f"max {max(workers):.1f}; worker RSS median {statistics.median(rss):.0f} MiB, max {max(rss):.0f}")
+              f"max {max(workers):.1f}; worker RSS median {statistics.median(rss):.0f} MiB, max {max(rss):.0f}, "
+              f"PSS median {statistics.median(pss):.0f} MiB, max {max(pss):.0f}")
         if index == 0:
             names = [target(i) for i in range(min(LATENCY_POOLS, size))]
             fleet.label_round(names)  # warm-up, not counted: each pool's first run meets cold caches
@@ -322,6 +348,8 @@ def measure(fleet: Fleet, kind: WorkerKind, sizes: list[int], args: argparse.Nam
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="10,25,50", help="fleet sizes for the event-woken worker")
+    parser.add_argument("--slow-start-sizes", default="10",
+                        help="fleet sizes for the event-woken worker without its fork server (INFRA_FAST_START=0)")
     parser.add_argument("--baseline-sizes", default="10,25", help="fleet sizes for the 0.5 s polling baseline")
     parser.add_argument("--idle-seconds", type=float, default=30)
     parser.add_argument("--settle-seconds", type=float, default=10, help="after the last worker is online")
@@ -331,8 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="copy the logs here at the end")
     args = parser.parse_args(argv)
     sizes = [int(v) for v in args.sizes.split(",") if v]
+    slow = [int(v) for v in args.slow_start_sizes.split(",") if v]
     baseline = [int(v) for v in args.baseline_sizes.split(",") if v]
-    pools = max(sizes + baseline)
+    pools = max(sizes + slow + baseline)
     names = [target(i) for i in range(min(LATENCY_POOLS, pools))]
     print(f"machine: {os.cpu_count()} cores, load average {load()}; Prefect server on PostgreSQL; {pools} pools")
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp_name, prefect_database("postgresql") as database:
@@ -353,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(args.idle_seconds)
             quiet = 1000 * (fleet.server_cpu_s() - before) / args.idle_seconds
             print(f"no worker: server + PostgreSQL {quiet:.0f} ms/s over {args.idle_seconds:g} s")
-            for kind, kind_sizes in ((EVENT, sizes), (POLL, baseline)):
+            for kind, kind_sizes in ((EVENT, sizes), (EVENT_SLOW, slow), (POLL, baseline)):
                 if kind_sizes:
                     measure(fleet, kind, kind_sizes, args, quiet)
         finally:

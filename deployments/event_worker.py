@@ -11,6 +11,11 @@ Submitting stays Prefect's: the poll is the worker's own `get_and_submit_flow_ru
 proposing Pending to the server, so a run is started once however many wake-ups it causes. Polls from the
 safety loop and from events are serialised, and events arriving during a poll cause one more poll, not one each.
 
+Its runs start in milliseconds: the worker starts a fork server beside it (`deployments/fork_server.py`) that has
+imported Prefect and the project once and forks each run's process, which the work pool's `command` (`python -m
+deployments.engine`) hands the run to. INFRA_FAST_START=0 in the worker's environment turns it off: each run's
+process then makes those imports itself.
+
 The class keeps `type = "process"` (it serves the `process` pools `deployments/work_pools.py` creates, with their
 job template, and reports itself as a process worker); it is registered for `--type` under its own dispatch key
 through the `prefect.collections` entry point in pyproject.toml.
@@ -19,7 +24,11 @@ through the `prefect.collections` entry point in pyproject.toml.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import shutil
+import sys
+import tempfile
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -30,6 +39,9 @@ from prefect.logging.loggers import get_worker_logger
 from prefect.settings import PREFECT_WORKER_QUERY_SECONDS
 from prefect.workers.process import ProcessWorker
 
+from core.conventions import Env
+from deployments.fork_server import SOCKET_VARIABLE
+
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
     from prefect.events import Event
@@ -39,6 +51,8 @@ FLOW_RUN_PREFIX = "prefect.flow-run."
 SCHEDULED = "SCHEDULED"
 RECONNECT_FIRST_S = 0.5
 RECONNECT_MAX_S = 10.0
+FAST_START_VARIABLE = Env.FAST_START.value
+FORK_SERVER_STOP_S = 30.0
 FOLLOW_UP_S = (0.5, 1.5)
 """After an event, poll again at these delays until its run is submitted or no longer scheduled: the server
 sends a state event from inside the transaction that writes the state, so the first poll can miss the run."""
@@ -95,10 +109,14 @@ class EventProcessWorker(ProcessWorker):
         self._awaited: dict[UUID, int] = {}
         """Runs announced by an event and not yet seen submitted: run id -> follow-up polls done."""
         self._event_tasks: list[asyncio.Task[None]] = []
+        self._fork_server: asyncio.subprocess.Process | None = None
+        self._fork_server_dir: str | None = None
 
     async def setup(self) -> None:
+        if os.environ.get(FAST_START_VARIABLE, "1") != "0":
+            await self._start_fork_server()
         await super().setup()
-        self._event_tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._poll_when_woken())]
+        self._event_tasks += [asyncio.create_task(self._listen()), asyncio.create_task(self._poll_when_woken())]
 
     async def teardown(self, *exc_info: Any) -> None:
         for task in self._event_tasks:
@@ -107,7 +125,39 @@ class EventProcessWorker(ProcessWorker):
             await asyncio.gather(*self._event_tasks, return_exceptions=True)
         finally:
             self._event_tasks = []
-            await super().teardown(*exc_info)
+            try:
+                await super().teardown(*exc_info)
+            finally:
+                await self._stop_fork_server()
+
+    async def _start_fork_server(self) -> None:
+        """Start the fork server; its runs find it through SOCKET_VARIABLE in the environment they inherit
+        (until it is ready, which takes its imports' time, they start the slow way)."""
+        self._fork_server_dir = tempfile.mkdtemp(prefix="infra-fork-server-")  # mode 0700: this user only
+        path = os.path.join(self._fork_server_dir, "socket")
+        self._fork_server = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "deployments.fork_server", path, stdin=asyncio.subprocess.PIPE)
+        os.environ[SOCKET_VARIABLE] = path
+        self._event_tasks.append(asyncio.create_task(self._watch_fork_server(self._fork_server)))
+
+    async def _watch_fork_server(self, process: asyncio.subprocess.Process) -> None:
+        code = await process.wait()
+        os.environ.pop(SOCKET_VARIABLE, None)
+        get_worker_logger(self).warning(
+            f"The fork server ended (exit code {code}); flow-run processes import Prefect themselves from now on")
+
+    async def _stop_fork_server(self) -> None:
+        """Closing its stdin stops it taking runs; it ends once its running ones have."""
+        process, self._fork_server = self._fork_server, None
+        if process is not None and process.stdin is not None:
+            process.stdin.close()
+            try:
+                await asyncio.wait_for(process.wait(), FORK_SERVER_STOP_S)
+            except TimeoutError:
+                process.kill()
+        if self._fork_server_dir is not None:
+            shutil.rmtree(self._fork_server_dir, ignore_errors=True)
+            self._fork_server_dir = None
 
     async def get_and_submit_flow_runs(self) -> list[FlowRun]:
         async with self._poll_lock:

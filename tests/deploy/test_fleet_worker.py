@@ -4,12 +4,16 @@ real Prefect server on PostgreSQL, under faults: none loses or doubles a run.
 Every worker here polls only every 300 s (`PREFECT_WORKER_QUERY_SECONDS`), so a run started within the tests'
 timeouts was started by its event (or by the poll at the worker's start). Each run of the probe flow appends
 its flow-run id to a marker file: one line per run is "started once"; the run's state history shows one claim.
+The deployment's command is prefect.yaml's (`python -m deployments.engine`): once the worker's fork server is
+ready, runs start as its children (deployments/fork_server.py), before that as processes of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
 import subprocess
 import threading
 import time
@@ -26,16 +30,28 @@ from tests.fixtures.prefect_server import PREFECT, VENV_BIN, PrefectServer, free
 
 SAFETY_POLL_S = "300"
 PROBE = '''
+import os
 import time
 from prefect import flow
 from prefect.runtime import flow_run
 
 
 @flow
-def fleet_probe(marker: str, seconds: float = 0.0) -> None:
+def fleet_probe(marker: str, seconds: float = 0.0, exit_code: int | None = None, kill: int | None = None) -> None:
     with open(marker, "a") as out:
         out.write(f"{flow_run.id}\\n")
-    time.sleep(seconds)
+    with open(marker + ".processes", "a") as out:
+        out.write(f"{flow_run.id} {os.getpid()} {os.getppid()}\\n")
+    try:
+        time.sleep(seconds)
+    except BaseException as stopped:  # Prefect's SIGTERM handler raises TerminationSignal
+        with open(marker + ".signals", "a") as out:
+            out.write(f"{flow_run.id} {type(stopped).__name__} {getattr(stopped, 'signal', '-')}\\n")
+        raise
+    if exit_code is not None:
+        os._exit(exit_code)  # past Prefect: only the exit code tells the worker
+    if kill is not None:
+        os.kill(os.getpid(), kill)
 '''
 
 
@@ -112,9 +128,10 @@ class Fleet:
     workers: list[subprocess.Popen[bytes]]
     logs: list[Path]
 
-    def start_worker(self, api_url: str | None = None) -> int:
+    def start_worker(self, api_url: str | None = None, fast_start: bool = True) -> int:
         log = self.marker.parent / f"worker-{len(self.workers)}.log"
-        env = {**self.server.env, "PREFECT_WORKER_QUERY_SECONDS": SAFETY_POLL_S, "PREFECT_LOGGING_LEVEL": "DEBUG"}
+        env = {**self.server.env, "PREFECT_WORKER_QUERY_SECONDS": SAFETY_POLL_S, "PREFECT_LOGGING_LEVEL": "DEBUG",
+               "INFRA_FAST_START": "1" if fast_start else "0"}
         if api_url:
             env["PREFECT_API_URL"] = api_url
         self.workers.append(subprocess.Popen(
@@ -135,10 +152,29 @@ class Fleet:
                 raise AssertionError(f"worker log never said {text!r} {count} times:\n{self.log(index)[-4000:]}")
             time.sleep(0.2)
 
-    def create_run(self, seconds: float = 0.0) -> str:
+    def create_run(self, seconds: float = 0.0, **parameters: int) -> str:
         run = self.server.api("POST", f"/deployments/{self.deployment_id}/create_flow_run",
-                              {"parameters": {"marker": str(self.marker), "seconds": seconds}})  # fmt: skip
+                              {"parameters": {"marker": str(self.marker), "seconds": seconds, **parameters}})
         return str(run["id"])
+
+    def fork_server_pid(self, index: int = -1) -> int:
+        """Once the worker's fork server is ready (its runs start as its children from then on)."""
+        self.wait_log("fork server: ready on", index=index)
+        found = re.search(r"fork server: ready on \S+ \(pid (\d+)\)", self.log(index))
+        assert found, self.log(index)[-2000:]
+        return int(found[1])
+
+    def process(self, run_id: str, timeout: float = 60) -> tuple[int, int]:
+        """The probe's (pid, parent pid) in the run's process."""
+        path = self.marker.with_name(self.marker.name + ".processes")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in path.read_text().splitlines() if path.exists() else []:
+                found_id, pid, ppid = line.split()
+                if found_id == run_id:
+                    return int(pid), int(ppid)
+            time.sleep(0.2)
+        raise AssertionError(f"flow run {run_id} never ran its probe")
 
     def wait_state(self, run_id: str, states: set[str], timeout: float = 60) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -179,8 +215,8 @@ def fleet(prefect_server: PrefectServer, tmp_path: Path) -> Iterator[Fleet]:
         "name": pool, "flow_id": flow["id"], "work_pool_name": pool, "entrypoint": "fleet_probe.py:fleet_probe",
         "enforce_parameter_schema": False,
         "pull_steps": [{"prefect.deployments.steps.set_working_directory": {"directory": str(tmp_path)}}],
-        # one process per run (no workspace-resolver process first), talking to the server directly
-        "job_variables": {"command": f"{VENV_BIN / 'python'} -m prefect.engine",
+        # prefect.yaml's command (the fork server's runs), talking to the server directly
+        "job_variables": {"command": f"{VENV_BIN / 'python'} -m deployments.engine",
                           "env": {"PREFECT_API_URL": prefect_server.api_url}},
     })  # fmt: skip
     fleet = Fleet(prefect_server, pool, deployment["id"], tmp_path / "started.txt", [], [])
@@ -188,6 +224,14 @@ def fleet(prefect_server: PrefectServer, tmp_path: Path) -> Iterator[Fleet]:
         yield fleet
     finally:
         stop_processes(fleet.workers, 20)
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 LISTENING = "Listening for flow runs scheduled in work pool"
@@ -270,6 +314,47 @@ def test_a_dropped_event_stream_mid_run_loses_and_doubles_nothing(fleet: Fleet) 
         proxy.stop()
 
 
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("fast_start", [True, False])
+def test_a_run_is_cancelled_through_the_process_the_worker_knows(fleet: Fleet, fast_start: bool) -> None:
+    fleet.start_worker(fast_start=fast_start)
+    fork_server = fleet.fork_server_pid() if fast_start else None
+    run_id = fleet.create_run(seconds=120)
+    run = fleet.wait_state(run_id, {"RUNNING"})
+    pid, parent = fleet.process(run_id)
+    handed_over = int(run["infrastructure_pid"].split(":")[-1])
+    if fast_start:
+        assert parent == fork_server  # started fast: a child of the fork server, not a process importing Prefect
+        assert handed_over not in (pid, fork_server)  # the worker's own child, which handed the run over
+    else:
+        assert handed_over == pid  # INFRA_FAST_START=0: the worker's own child runs the engine, as before
+        assert "fork server" not in fleet.log()
+
+    fleet.server.api("POST", f"/flow_runs/{run_id}/set_state",
+                     {"state": {"type": "CANCELLING", "name": "Cancelling"}, "force": True})  # `flow-run cancel`
+    assert fleet.wait_state(run_id, {"CANCELLED", "COMPLETED", "FAILED", "CRASHED"})["state_type"] == "CANCELLED"
+    signals = fleet.marker.with_name(fleet.marker.name + ".signals")
+    assert signals.read_text().split() == [run_id, "TerminationSignal", "15"]  # SIGTERM reached the run's process
+    deadline = time.monotonic() + 30
+    while not (gone(pid) and gone(handed_over)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert gone(pid) and gone(handed_over)
+
+
+@pytest.mark.timeout(240)
+def test_how_a_forked_run_process_ends_is_how_the_worker_sees_it_end(fleet: Fleet) -> None:
+    fleet.start_worker()
+    fork_server = fleet.fork_server_pid()
+    exits, killed, completes = fleet.create_run(exit_code=3), fleet.create_run(kill=9), fleet.create_run()
+    ended = {run_id: fleet.wait_state(run_id, {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
+             for run_id in (exits, killed, completes)}  # fmt: skip
+    assert all(fleet.process(run_id)[1] == fork_server for run_id in ended)
+    assert ended[completes]["state_type"] == "COMPLETED"
+    for run_id, status in ((exits, "3"), (killed, "-9")):
+        assert ended[run_id]["state_type"] == "CRASHED"
+        assert f"Process exited with status code: {status}." in ended[run_id]["state"]["message"]
+
+
 def test_the_worker_type_is_registered_for_prefect_worker_start() -> None:
     from prefect.plugins import load_prefect_collections
     from prefect.workers.base import BaseWorker
@@ -323,3 +408,60 @@ def test_reconnects_back_off_from_half_a_second_to_ten_with_jitter() -> None:
     assert 0.8 <= reconnect_delay(2) <= 1.2
     assert all(8 <= reconnect_delay(failures) <= 12 for failures in (6, 20, 1000))
     assert len({reconnect_delay(3) for _ in range(20)}) > 1
+
+
+@pytest.fixture
+def fork_server(tmp_path: Path) -> Iterator[str]:
+    """A fork server as the worker starts it, with INFRA_PROBE=worker in its environment."""
+    path = str(tmp_path / "socket")
+    server = subprocess.Popen([str(VENV_BIN / "python"), "-m", "deployments.fork_server", path],
+                              env={**os.environ, "INFRA_PROBE": "worker"}, stdin=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not os.path.exists(path):
+            assert server.poll() is None and time.monotonic() < deadline, "the fork server never became ready"
+            time.sleep(0.1)
+        yield path
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()  # the worker gone: it ends, having no runs
+        assert server.wait(30) == 0
+        assert not os.path.exists(path)
+
+
+@pytest.mark.timeout(180)
+def test_the_fork_server_leaves_a_run_whose_project_settings_differ_to_start_on_its_own(
+        fork_server: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    from deployments.fork_server import run_forked
+
+    monkeypatch.setenv("INFRA_PROBE", "the run's own")  # read at import by some modules: the fork server's is stale
+    assert run_forked(fork_server) is None
+    assert "did not start this run (the run sets INFRA_PROBE otherwise than the worker)" in capfd.readouterr().err
+
+
+def test_without_a_fork_server_the_run_starts_on_its_own(tmp_path: Path) -> None:
+    from deployments.fork_server import run_forked
+
+    assert run_forked(str(tmp_path / "no-such-socket")) is None
+
+
+@pytest.mark.timeout(240)
+def test_after_a_module_it_imported_changes_the_fork_server_refuses_runs_and_restarts_itself(
+        fork_server: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    from deployments import engine
+    from deployments.fork_server import run_forked
+
+    monkeypatch.setenv("INFRA_PROBE", "worker")
+    module = Path(engine.__file__)
+    before = module.stat()
+    os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))  # a new checkout, as it looks
+    try:
+        assert run_forked(fork_server) is None
+    finally:
+        os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert "did not start this run (stale: a module it imported has changed since it started)" in capfd.readouterr().err
+    deadline = time.monotonic() + 120
+    while not os.path.exists(fork_server):  # re-executing: the socket is back once its imports are made again
+        assert time.monotonic() < deadline, "the fork server did not come back"
+        time.sleep(0.1)
+    assert run_forked(fork_server) == 1  # serving again: Prefect's engine, forked, finds no flow run id here
