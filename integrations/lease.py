@@ -42,7 +42,7 @@ from integrations.kubectl import (
     run,
     write_bound_s,
 )
-from integrations.stopping import stop_on_signals
+from integrations.stopping import asked_before_lock, stop_on_signals, taking_lock
 
 LEASE_NAME = "infra-orchestrator-lock"
 LEASE_SECONDS = int(os.environ.get("INFRA_LEASE_SECONDS") or 60)
@@ -217,14 +217,17 @@ def acquire(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float, pol
     taking = _Taking(kubectl, namespace, holder, lease_s, unreachable_s=min(timeout_s, lease_s / 3))
     observed = _Observation()
     # A free lock is no Lease (`release` deletes it): try to create it first, and read only if it is there.
+    asked_before_lock()
     handle = taking.write("create", None)
     while handle is None:
+        asked_before_lock()
         current = taking.read()
         spec = (current or {}).get("spec", {})
         if current is not None and spec.get("holderIdentity") == holder:  # our own earlier write landed after all
             return taking.held(str(spec.get("acquireTime")), str(current["metadata"]["resourceVersion"]))
         if _takeable(current, observed, kubectl, lease_s):
             version = None if current is None else str(current["metadata"]["resourceVersion"])
+            asked_before_lock()
             handle = taking.write("create" if current is None else "replace", version)
             continue  # taken, or lost the race: read again
         if time.monotonic() >= deadline:
@@ -402,11 +405,13 @@ class LeaseHandle:
 def target_lock(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float,
                 lease_s: int = LEASE_SECONDS) -> Iterator[LeaseHandle]:
     """Hold the target's lease for the with-block; the handle's `check()` raises LeaseLost once it is lost.
-    SIGTERM and SIGINT during the block ask the run to stop (`proceed()` raises Stopped) rather than end it.
+    SIGTERM and SIGINT during the block ask the run to stop (`proceed()` raises Stopped) rather than end it; while
+    the lease is being taken, they end the wait with Stopped (nothing was changed).
 
     The block may let the lease go before its end (`let_go()`); the end waits for the release either way.
     After the block, `release_error` says whether releasing failed; it never raises for that.
     """
+    taking_lock()
     handle = acquire(kubectl, namespace, holder, timeout_s, lease_s=lease_s)
     handle.start()
     try:
