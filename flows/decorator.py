@@ -5,16 +5,21 @@ a process (0.1-0.2 s of every CLI run's start, before its first kubectl call). O
 booleans and lists of them, which are JSON already; anything else still goes through Prefect's own serializer.
 
 A run's body runs under `integrations.stopping.stop_before_lock`: SIGTERM or SIGINT before it takes its lock stops
-it in one line (nothing was changed), where Prefect's own handler would report a crash.
+it in one line (nothing was changed), where Prefect's own handler would report a crash. That line, and the one of a
+run stopped while it held the lock, also goes to the run's log: a deployment run cancelled from the UI (its worker
+sends it SIGTERM) has no terminal to print it on.
 """
 
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
-from prefect import Flow
+from prefect import Flow, State, get_run_logger
 
+from core.report import RunReport
 from integrations.stopping import stop_before_lock
+
+STOPPED = "error: stopped by "
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -38,7 +43,12 @@ def stoppable(function: Callable[P, R]) -> Callable[P, R]:
     @wraps(function)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         with stop_before_lock():
-            return function(*args, **kwargs)
+            result = function(*args, **kwargs)
+        report = result.data if isinstance(result, State) else result
+        for line in report.lines if isinstance(report, RunReport) else ():
+            if line.startswith(STOPPED):
+                get_run_logger().error("%s", line)
+        return result
 
     return run
 
