@@ -98,10 +98,12 @@ def _someone_else_wrote(result: KubectlResult) -> bool:
 
 def _write(kubectl: Kubectl, namespace: str, verb: str, lease: dict[str, Any], timeout_s: float) -> str | None:
     """The resourceVersion the write left ("" if kubectl did not print it); None when someone else got there
-    first (409 AlreadyExists / Conflict)."""
+    first (409 AlreadyExists / Conflict, or a replace answered 404: whoever took the lease over released it
+    since)."""
     result = run(kubectl, namespace, [verb, "-f", "-", "-o", "jsonpath={.metadata.resourceVersion}"],
                  stdin=json.dumps(lease), timeout_s=timeout_s)
-    if _someone_else_wrote(result) or (not result.ok and "AlreadyExists" in result.stderr):
+    gone = verb == "replace" and "NotFound" in result.stderr
+    if _someone_else_wrote(result) or (not result.ok and ("AlreadyExists" in result.stderr or gone)):
         return None
     return checked(result).stdout.strip()
 
