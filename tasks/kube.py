@@ -68,15 +68,16 @@ def execute_step(namespace: str, kubectl: Kubectl, step: Step, fence: Callable[[
                  earlier_attempts: int = 0) -> StepResult:
     """Run one step; a failure raises KubectlError so that Prefect retries it only when transient.
 
-    `earlier_attempts` counts a shared call (core.batch) that already tried this step and failed. A step tried
-    before (a retry, or after that shared call) first proves the lock is still the run's (`fence`, raising
-    LeaseLost: after a takeover, the object read is the new holder's to change), then reads its object: a write
-    whose answer was lost may have landed, and is then confirmed rather than sent twice."""
+    `earlier_attempts` counts a shared call (core.batch) that already tried this step and failed. Every attempt
+    first proves the lock is still the run's (`fence`, raising LeaseLost: after a takeover, the object is the new
+    holder's to change): a step may start well after its wave's check, once the steps before it in the task
+    runner's threads ended, and its process may have been stopped meanwhile. A step tried before (a retry, or
+    after that shared call) then reads its object: a write whose answer was lost may have landed, and is then
+    confirmed rather than sent twice."""
     attempt = earlier_attempts + (task_run.run_count or 1)
     started = time.perf_counter()
-    if attempt > 1:
-        with suppress(Stopped):  # asked to stop, the run still confirms this write rather than leave it unknown
-            fence()
+    with suppress(Stopped):  # asked to stop, the run still confirms this write rather than leave it unknown
+        fence()
     if attempt > 1 and step.landing is not None and landed(step.landing, live_object(namespace, kubectl, step)):
         return StepResult(step, StepStatus.SUCCEEDED, attempts=attempt, duration_s=time.perf_counter() - started)
     try:
