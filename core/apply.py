@@ -72,15 +72,15 @@ class Binding:
     files: Mapping[str, str]
 
 
-def _fresh(plan: Plan, objects: Objects, binding: Binding, earlier: tuple[ApplyRecord, ...] = (),
-           revision: str | None = None) -> ApplyRecord:
-    steps = tuple(
+def _fresh(plan: Plan, objects: Objects, binding: Binding, steps: Sequence[Step],
+           earlier: tuple[ApplyRecord, ...] = (), revision: str | None = None) -> ApplyRecord:
+    recorded = tuple(
         StepRecord(number=step.number, action=step.action or "", obj=step.obj or "",
                    command=step.command(plan.namespace), before=captured(action, objects), spec=action_data(action))
-        for step, action in zip(apply_steps(plan), plan.actions, strict=True)
+        for step, action in zip(steps, plan.actions, strict=True)
     )
     return ApplyRecord(plan=plan.path.as_posix(), namespace=plan.namespace, target=plan.target, digest=binding.digest,
-                       status=RecordStatus.RUNNING, started_at=now(), steps=steps, pr=binding.pr,
+                       status=RecordStatus.RUNNING, started_at=now(), steps=recorded, pr=binding.pr,
                        head_sha=binding.head_sha, run_id=binding.run_id, files=dict(binding.files), earlier=earlier,
                        revision=revision)
 
@@ -94,7 +94,45 @@ def not_as_applied(record: ApplyRecord, objects: Objects) -> list[str]:
             and comparable(action, state_of(action, objects)) != comparable(action, stored.after)]
 
 
-def _chained(plan: Plan, objects: Objects, existing: ApplyRecord, binding: Binding) -> ApplyRecord | str:
+def preconditioned(plan: Plan, objects: Objects) -> list[Step]:
+    """The plan's steps, each scale carrying the replicas the run read as `--current-replicas`: a scale that
+    raced another writer fails with kubectl's precondition error instead of overwriting it, as the rollback's do
+    (core.reversal). A later scale of the same workload is preconditioned on the earlier one's count.
+
+    A scale after the plan's own HPA step for its workload carries none: that HPA may move the replicas within
+    its new bounds before the scale lands (as the controller does at once for a count outside them), and the
+    run cannot know when. The rollback likewise undoes what such an HPA raised only after deleting it."""
+    counts: dict[str, int | None] = {}
+    steps = []
+    for step, action in zip(apply_steps(plan), plan.actions, strict=True):
+        ref = action.workload.ref
+        if isinstance(action, ApplyHpa):
+            counts[ref] = None
+        elif isinstance(action, ScaleWorkload):
+            current = counts[ref] if ref in counts else _live_replicas(action, objects)
+            if current is not None:
+                step = replace(step, args=(*step.args, f"--current-replicas={current}"))
+            counts[ref] = action.replicas if ref not in counts or counts[ref] is not None else None
+        steps.append(step)
+    return steps
+
+
+def _live_replicas(action: ScaleWorkload, objects: Objects) -> int | None:
+    state = state_of(action, objects)
+    return None if state is None else int(state["replicas"])
+
+
+@dataclass(frozen=True)
+class _Start:
+    """Where an apply starts from: the record it writes, whether it resumes that record's run, and notes."""
+
+    record: ApplyRecord
+    resumable: bool
+    notes: tuple[str, ...] = ()
+
+
+def _chained(plan: Plan, objects: Objects, existing: ApplyRecord, binding: Binding,
+             steps: Sequence[Step]) -> ApplyRecord | str:
     """A new apply of an edited plan on the PR that applied an earlier version: a new record whose prior states
     are the objects as they are now, chained after the earlier apply (which keeps its own). The reason when the
     chain is full."""
@@ -102,7 +140,59 @@ def _chained(plan: Plan, objects: Objects, existing: ApplyRecord, binding: Bindi
     if len(earlier) >= MAX_CHAIN:
         return (f"PR #{binding.pr} already applied {len(earlier)} versions of this plan: roll it back (label the PR "
                 f"{LABELS[Flow.ROLLBACK]}) before applying another")
-    return _fresh(plan, objects, binding, earlier, existing.revision)
+    return _fresh(plan, objects, binding, steps, earlier, existing.revision)
+
+
+def _not_as_left(missing: Sequence[str]) -> str:
+    one = len(missing) == 1
+    return (f"the record says this plan was applied, but {', '.join(missing)} {'is' if one else 'are'} not as it "
+            f"left {'it' if one else 'them'}: applying")
+
+
+def _start(plan: Plan, objects: Objects, existing: ApplyRecord | None, binding: Binding,
+           steps: Sequence[Step]) -> _Start | ApplyPreparation:
+    """The record this apply writes, or the preparation that ends it before any step: a plan already applied
+    (nothing to do), an unfinished rollback, a full chain."""
+    if existing is None:
+        return _Start(_fresh(plan, objects, binding, steps), resumable=False)
+    previous = existing.status if existing.digest == binding.digest else None
+    if previous in (RecordStatus.RUNNING, RecordStatus.FAILED):
+        return _Start(existing, resumable=True)
+    if previous == RecordStatus.ROLLBACK_FAILED:
+        return ApplyPreparation(existing, [], [], problem=ROLLBACK_UNFINISHED)
+    missing = not_as_applied(existing, objects) if previous == RecordStatus.SUCCEEDED else []
+    if previous == RecordStatus.SUCCEEDED and not missing:
+        settled = [StepResult(step, StepStatus.UNCHANGED) for step in steps]
+        return ApplyPreparation(existing, [], settled, note="this plan was already applied: nothing to do")
+    notes: tuple[str, ...] = (_not_as_left(missing),) if missing else ()
+    chains = bool(previous is None or missing) and existing.pr is not None and existing.pr == binding.pr
+    if not chains or existing.status == RecordStatus.ROLLED_BACK:
+        return _Start(_fresh(plan, objects, binding, steps, revision=existing.revision), False, notes)
+    chained = _chained(plan, objects, existing, binding, steps)
+    if isinstance(chained, str):
+        return ApplyPreparation(existing, [], [], problem=chained)
+    if previous is None:
+        notes += (f"the plan changed since PR #{binding.pr} applied it (sha256 {existing.digest[:12]} -> "
+                  f"{binding.digest[:12]}): this apply keeps its own prior states after the earlier one's",)
+    return _Start(chained, False, notes)
+
+
+def _resumed(plan: Plan, objects: Objects, record: ApplyRecord,
+             steps: Sequence[Step]) -> tuple[ApplyRecord, list[Step], list[StepResult]]:
+    """Split a resumed run's steps: those done by the interrupted run, or whose object is already as the plan
+    wants (marked `unchanged`, never applied twice), and those still to run."""
+    to_run, settled = [], []
+    for step, action in zip(steps, plan.actions, strict=True):
+        stored = record.step(step.number)
+        live = comparable(action, state_of(action, objects))
+        wanted = comparable(action, stored.after or expected_after(action, stored.before))
+        if stored.status in _DONE or (wanted is not None and live == wanted):
+            settled.append(StepResult(step, StepStatus.UNCHANGED, before=stored.before, after=stored.after))
+            kept = StepStatus.SUCCEEDED if stored.status == StepStatus.SUCCEEDED else StepStatus.UNCHANGED
+            record = record.with_step(replace(stored, status=kept, error=None))
+        else:
+            to_run.append(step)
+    return record, to_run, settled
 
 
 def prepare_apply(plan: Plan, objects: Objects, existing: ApplyRecord | None, binding: Binding) -> ApplyPreparation:
@@ -112,55 +202,23 @@ def prepare_apply(plan: Plan, objects: Objects, existing: ApplyRecord | None, bi
     object is already as the plan wants as `unchanged`, so nothing is applied twice. An edited plan applied again
     by the same PR, or a `succeeded` one whose objects are not as it left them, chains a new record after the
     earlier apply's (whose prior states stay the truth about "before"); a record of another PR, or one rolled
-    back, is replaced (its compare-and-swap revision kept).
+    back, is replaced (its compare-and-swap revision kept). Scale steps are preconditioned on the replicas read
+    now (`preconditioned`).
     """
-    steps = apply_steps(plan)
+    steps = preconditioned(plan, objects)
+    start = _start(plan, objects, existing, binding, steps)
+    if isinstance(start, ApplyPreparation):
+        return start
+    record = replace(start.record, status=RecordStatus.RUNNING, finished_at=None, pr=binding.pr or start.record.pr,
+                     head_sha=binding.head_sha or start.record.head_sha)
     conflicts = hpa_conflicts(plan, objects)
-    digest = binding.digest
-    previous = existing.status if existing is not None and existing.digest == digest else None
-    resumable = previous in (RecordStatus.RUNNING, RecordStatus.FAILED)
-    notes, missing = [], []
-    if existing is not None and previous == RecordStatus.SUCCEEDED:
-        missing = not_as_applied(existing, objects)
-        if not missing:
-            settled = [StepResult(step, StepStatus.UNCHANGED) for step in steps]
-            return ApplyPreparation(existing, [], settled, note="this plan was already applied: nothing to do")
-        notes.append(f"the record says this plan was applied, but {', '.join(missing)} "
-                     f"{'is' if len(missing) == 1 else 'are'} not as it left {'it' if len(missing) == 1 else 'them'}: "
-                     "applying")
-    if existing is not None and previous == RecordStatus.ROLLBACK_FAILED:
-        return ApplyPreparation(existing, [], [], problem=ROLLBACK_UNFINISHED)
-    if resumable and existing is not None:
-        record = existing
-    elif (existing is not None and (previous is None or missing) and existing.pr is not None
-          and existing.pr == binding.pr and existing.status != RecordStatus.ROLLED_BACK):
-        chained = _chained(plan, objects, existing, binding)
-        if isinstance(chained, str):
-            return ApplyPreparation(existing, [], [], problem=chained)
-        record = chained
-        if previous is None:
-            notes.append(f"the plan changed since PR #{binding.pr} applied it (sha256 {existing.digest[:12]} -> "
-                         f"{digest[:12]}): this apply keeps its own prior states after the earlier one's")
-    else:
-        record = _fresh(plan, objects, binding, revision=existing.revision if existing is not None else None)
-    record = replace(record, status=RecordStatus.RUNNING, finished_at=None, pr=binding.pr or record.pr,
-                     head_sha=binding.head_sha or record.head_sha)
     if conflicts:
         return ApplyPreparation(record, [], [], problem="; ".join(conflicts))
-    to_run, settled = [], []
-    for step, action in zip(steps, plan.actions, strict=True):
-        stored = record.step(step.number)
-        live = comparable(action, state_of(action, objects))
-        wanted = comparable(action, stored.after or expected_after(action, stored.before))
-        if resumable and (stored.status in _DONE or (wanted is not None and live == wanted)):
-            settled.append(StepResult(step, StepStatus.UNCHANGED, before=stored.before, after=stored.after))
-            kept = StepStatus.SUCCEEDED if stored.status == StepStatus.SUCCEEDED else StepStatus.UNCHANGED
-            record = record.with_step(replace(stored, status=kept, error=None))
-        else:
-            to_run.append(step)
-    if resumable:
-        notes.append(f"resuming an interrupted apply: {len(settled)} step(s) already done")
-    return ApplyPreparation(record, to_run, settled, note="; ".join(notes) or None)
+    if not start.resumable:
+        return ApplyPreparation(record, steps, [], note="; ".join(start.notes) or None)
+    record, to_run, settled = _resumed(plan, objects, record, steps)
+    notes = (*start.notes, f"resuming an interrupted apply: {len(settled)} step(s) already done")
+    return ApplyPreparation(record, to_run, settled, note="; ".join(notes))
 
 
 def step_finished(record: ApplyRecord, result: StepResult) -> ApplyRecord:

@@ -44,11 +44,13 @@ class LeaseLost(PermanentError):
 
 class Stopped(Exception):
     """The run was asked to stop (SIGTERM, SIGINT) while it held its lock: it takes no new step, and ends once its
-    writes in flight are settled and its record saved. `done` of `total` steps had run."""
+    writes in flight are settled and its record saved. `done` of `total` steps had run. Not `locked`: asked before
+    it took its lock, it stopped at once, having changed nothing."""
 
-    def __init__(self, signal_name: str, done: int = 0, total: int = 0) -> None:
-        super().__init__(f"stopped by {signal_name} after {done} of {total} steps")
-        self.signal_name, self.done, self.total = signal_name, done, total
+    def __init__(self, signal_name: str, done: int = 0, total: int = 0, locked: bool = True) -> None:
+        super().__init__(f"stopped by {signal_name} after {done} of {total} steps" if locked
+                         else f"stopped by {signal_name} before taking the lock: nothing was changed")
+        self.signal_name, self.done, self.total, self.locked = signal_name, done, total, locked
 
 
 class RecordUnreadable(PermanentError):

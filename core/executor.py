@@ -131,16 +131,16 @@ def _run_wave(calls: Calls, ready: Sequence[Step], fence: Fence, call_timeout_s:
 def run_alone(step: Step, attempt: int, fence: Fence, read: Callable[[], list[dict[str, Any]]],
               send: Callable[[], float], clock: Callable[[], float] = time.perf_counter) -> StepResult:
     """One step in its own call, its `attempt`-th try: `send` makes the call (returning its duration, raising its
-    failure). A step tried before (a retry, or after a shared call that tried it) first proves the lock is still
-    the run's (`fence`, raising LeaseLost: after a takeover, the object read is the new holder's to change), then
-    reads its object (`read`): a write whose answer was lost may have landed, and is then confirmed rather than
-    sent twice."""
+    failure). Every attempt first proves the lock is still the run's (`fence`, raising LeaseLost: after a
+    takeover, the object is the new holder's to change): a step may start well after its wave's check, once the
+    steps before it in the task runner's threads ended, and its process may have been stopped meanwhile. A step
+    tried before (a retry, or after a shared call that tried it) then reads its object (`read`): a write whose
+    answer was lost may have landed, and is then confirmed rather than sent twice."""
     started = clock()
-    if attempt > 1:
-        with suppress(Stopped):  # asked to stop, the run still confirms this write rather than leave it unknown
-            fence()
-        if step.landing is not None and landed(step.landing, read()):
-            return StepResult(step, StepStatus.SUCCEEDED, attempts=attempt, duration_s=clock() - started)
+    with suppress(Stopped):  # asked to stop, the run still confirms this write rather than leave it unknown
+        fence()
+    if attempt > 1 and step.landing is not None and landed(step.landing, read()):
+        return StepResult(step, StepStatus.SUCCEEDED, attempts=attempt, duration_s=clock() - started)
     return StepResult(step, StepStatus.SUCCEEDED, attempts=attempt, duration_s=send())
 
 

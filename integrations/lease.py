@@ -43,7 +43,7 @@ from integrations.kubectl import (
     run,
     write_bound_s,
 )
-from integrations.stopping import stop_on_signals
+from integrations.stopping import asked_before_lock, stop_on_signals, taking_lock
 
 LEASE_SECONDS = int(os.environ.get(Env.LEASE_SECONDS) or 60)
 """The lease's duration; INFRA_LEASE_SECONDS shortens it where expiry must be watched (tests, the chaos bench)."""
@@ -98,10 +98,12 @@ def _someone_else_wrote(result: KubectlResult) -> bool:
 
 def _write(kubectl: Kubectl, namespace: str, verb: str, lease: dict[str, Any], timeout_s: float) -> str | None:
     """The resourceVersion the write left ("" if kubectl did not print it); None when someone else got there
-    first (409 AlreadyExists / Conflict)."""
+    first (409 AlreadyExists / Conflict, or a replace answered 404: whoever took the lease over released it
+    since)."""
     result = run(kubectl, namespace, [verb, "-f", "-", "-o", "jsonpath={.metadata.resourceVersion}"],
                  stdin=json.dumps(lease), timeout_s=timeout_s)
-    if _someone_else_wrote(result) or (not result.ok and "AlreadyExists" in result.stderr):
+    gone = verb == "replace" and "NotFound" in result.stderr
+    if _someone_else_wrote(result) or (not result.ok and ("AlreadyExists" in result.stderr or gone)):
         return None
     return checked(result).stdout.strip()
 
@@ -133,15 +135,75 @@ def _lease(namespace: str, holder: str | None, resource_version: str | None, lea
 
 @dataclass
 class _Observation:
-    """The lease version a waiter saw, and since when (its own monotonic clock): the basis of expiry."""
+    """The lease version a waiter saw, and since when (its own monotonic clock): the basis of expiry; and the
+    version at which it first saw the holder dead, and since when."""
 
     version: str | None = None
     since: float = 0.0
+    dead_version: str | None = None
+    dead_since: float = 0.0
 
     def unchanged_for(self, version: str) -> float:
         if version != self.version:
             self.version, self.since = version, time.monotonic()
         return time.monotonic() - self.since
+
+    def dead_for(self, version: str | None, dead: bool) -> float:
+        """How long the holder has been seen dead at this `version` (0 when it is not)."""
+        if not dead or self.dead_version != version:  # first seen dead at this version: from now on
+            self.dead_version, self.dead_since = (version if dead else None), time.monotonic()
+        return time.monotonic() - self.dead_since if dead else 0.0
+
+
+@dataclass
+class _Taking:
+    """One attempt to take the lease: its calls share their bounds, and it remembers when it last wrote."""
+
+    kubectl: Kubectl
+    namespace: str
+    holder: str
+    lease_s: int
+    unreachable_s: float
+    sent: float = field(default_factory=time.monotonic)
+
+    @property
+    def call_s(self) -> float:
+        return _call_timeout(self.lease_s, self.kubectl)
+
+    def read(self) -> dict[str, Any] | None:
+        return retry_transient(partial(_read, self.kubectl, self.namespace, self.call_s),
+                               time.monotonic() + self.unreachable_s)
+
+    def write(self, verb: str, version: str | None) -> "LeaseHandle | None":
+        """Write the lease as ours (`create`, or `replace` of `version`); None when someone else wrote first.
+        Re-sending a write that landed after all is safe: it carries the version it replaced, so it fails with a
+        Conflict, and the next read finds us holding the lease."""
+        self.sent = time.monotonic()
+        lease = _lease(self.namespace, self.holder, version, self.lease_s)
+        written = retry_transient(partial(_write, self.kubectl, self.namespace, verb, lease, self.call_s),
+                                  time.monotonic() + self.unreachable_s)
+        return None if written is None else self.held(str(lease["spec"]["acquireTime"]), written)
+
+    def held(self, acquired_at: str, version: str) -> "LeaseHandle":
+        return LeaseHandle(self.kubectl, self.namespace, self.holder, self.lease_s, acquired_at,
+                           _renewed_at=self.sent, _version=version)
+
+
+def _takeable(current: dict[str, Any] | None, observed: _Observation, kubectl: Kubectl, lease_s: int) -> bool:
+    """Whether the lease read (`current`) may be written as ours: it is free, its holder died and what it had in
+    flight has had time to land, or it stayed unchanged for its whole duration (expired on our clock)."""
+    if current is None:
+        return True
+    spec = current.get("spec", {})
+    other = spec.get("holderIdentity")
+    version = str(current["metadata"]["resourceVersion"])
+    # A write the dead holder had in flight may still land after it died (an API server commits what it
+    # received, answered or not): taken over at once, this run would read the object before that write
+    # landed and send it a second time.
+    dead_for = observed.dead_for(version, bool(other and _holder_is_dead(other)))
+    if not other or dead_for >= write_bound_s(kubectl):
+        return True
+    return observed.unchanged_for(version) >= float(spec.get("leaseDurationSeconds") or lease_s)
 
 
 def acquire(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float, poll_s: float = 1.0,
@@ -154,51 +216,27 @@ def acquire(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float, pol
     are.
     """
     deadline = time.monotonic() + timeout_s
-    unreachable_s = min(timeout_s, lease_s / 3)
-    call_s = _call_timeout(lease_s, kubectl)
+    taking = _Taking(kubectl, namespace, holder, lease_s, unreachable_s=min(timeout_s, lease_s / 3))
     observed = _Observation()
-    sent = time.monotonic()
     # A free lock is no Lease (`release` deletes it): try to create it first, and read only if it is there.
-    lease = _lease(namespace, holder, None, lease_s)
-    written = retry_transient(partial(_write, kubectl, namespace, "create", lease, call_s),
-                              time.monotonic() + unreachable_s)
-    if written is not None:
-        return LeaseHandle(kubectl, namespace, holder, lease_s, str(lease["spec"]["acquireTime"]), _renewed_at=sent,
-                           _version=written)
-    dead_since: tuple[str | None, float] = (None, 0.0)
-    while True:
-        current = retry_transient(partial(_read, kubectl, namespace, call_s), time.monotonic() + unreachable_s)
+    asked_before_lock()
+    handle = taking.write("create", None)
+    while handle is None:
+        asked_before_lock()
+        current = taking.read()
         spec = (current or {}).get("spec", {})
-        other = spec.get("holderIdentity")
-        if current is not None and other == holder:  # our own earlier write landed after all
-            return LeaseHandle(kubectl, namespace, holder, lease_s, str(spec.get("acquireTime")), _renewed_at=sent,
-                               _version=str(current["metadata"]["resourceVersion"]))
-        version = None if current is None else str(current["metadata"]["resourceVersion"])
-        duration = float(spec.get("leaseDurationSeconds") or lease_s)
-        dead = bool(current is not None and other and _holder_is_dead(other))
-        if not dead or dead_since[0] != version:  # first seen dead at this version: from now on
-            dead_since = (version if dead else None, time.monotonic())
-        # A write the dead holder had in flight may still land after it died (an API server commits what it
-        # received, answered or not): taken over at once, this run would read the object before that write
-        # landed and send it a second time.
-        settled = time.monotonic() - dead_since[1] >= write_bound_s(kubectl)
-        free = current is None or not other or (dead and settled)
-        if free or observed.unchanged_for(str(version)) >= duration:
-            lease = _lease(namespace, holder, version, lease_s)
-            verb = "create" if current is None else "replace"
-            # Re-sending a write that landed after all is safe: it carries the version it replaced, so it fails
-            # with a Conflict, and the next read finds us holding the lease.
-            sent = time.monotonic()
-            written = retry_transient(partial(_write, kubectl, namespace, verb, lease, call_s),
-                                      time.monotonic() + unreachable_s)
-            if written is not None:
-                return LeaseHandle(kubectl, namespace, holder, lease_s, str(lease["spec"]["acquireTime"]),
-                                   _renewed_at=sent, _version=written)
-            continue  # lost the race: read again
+        if current is not None and spec.get("holderIdentity") == holder:  # our own earlier write landed after all
+            return taking.held(str(spec.get("acquireTime")), str(current["metadata"]["resourceVersion"]))
+        if _takeable(current, observed, kubectl, lease_s):
+            version = None if current is None else str(current["metadata"]["resourceVersion"])
+            asked_before_lock()
+            handle = taking.write("create" if current is None else "replace", version)
+            continue  # taken, or lost the race: read again
         if time.monotonic() >= deadline:
-            raise LockTimeout(f"namespace {namespace} is locked by {other} since {spec.get('acquireTime')}; "
-                              f"waited {timeout_s:g}s")
+            raise LockTimeout(f"namespace {namespace} is locked by {spec.get('holderIdentity')} since "
+                              f"{spec.get('acquireTime')}; waited {timeout_s:g}s")
         time.sleep(max(0.01, min(poll_s, deadline - time.monotonic())))
+    return handle
 
 
 def release(kubectl: Kubectl, namespace: str, holder: str, lease_s: int = LEASE_SECONDS,
@@ -369,11 +407,13 @@ class LeaseHandle:
 def target_lock(kubectl: Kubectl, namespace: str, holder: str, timeout_s: float,
                 lease_s: int = LEASE_SECONDS) -> Iterator[LeaseHandle]:
     """Hold the target's lease for the with-block; the handle's `check()` raises LeaseLost once it is lost.
-    SIGTERM and SIGINT during the block ask the run to stop (`proceed()` raises Stopped) rather than end it.
+    SIGTERM and SIGINT during the block ask the run to stop (`proceed()` raises Stopped) rather than end it; while
+    the lease is being taken, they end the wait with Stopped (nothing was changed).
 
     The block may let the lease go before its end (`let_go()`); the end waits for the release either way.
     After the block, `release_error` says whether releasing failed; it never raises for that.
     """
+    taking_lock()
     handle = acquire(kubectl, namespace, holder, timeout_s, lease_s=lease_s)
     handle.start()
     try:

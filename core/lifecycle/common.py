@@ -103,7 +103,8 @@ class Lifecycle(ABC):
                            "from a saved copy with --from-record FILE (--seed-fallback runs the old scripts' "
                            "rollback instead)")
         except Stopped as stopped:
-            return RunReport((f"error: {stopped}; record {record_name(plan)} is consistent",), None, Outcome.FAILED)
+            consistent = f"; record {record_name(plan)} is consistent" if stopped.locked else ""
+            return RunReport((f"error: {stopped}{consistent}",), None, Outcome.FAILED)
         except LeaseLost as lost:
             return RunReport((f"error: {lost}: this run lost the lock and stopped before its next write",), None,
                              Outcome.FAILED)

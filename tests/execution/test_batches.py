@@ -74,7 +74,8 @@ def test_one_call_per_kind_of_step_on_the_way_there_and_back(world: World) -> No
 
 def test_what_a_shared_call_did_not_confirm_runs_alone_retried_only_when_transient(world: World) -> None:
     with_workloads(world)
-    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/w2/scale$", status=500, count=2)
+    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/w2/scale$", status=500, count=1)  # shared
+    world.kube.faults.add(method="PUT", path_regex=r"/deployments/w2/scale$", status=500, count=1)  # alone
     world.kube.faults.add(method="PATCH", path_regex=r"/deployments/w3$", command="kubectl set", status=404, count=2,
                           message='deployments.apps "w3" not found')
 
@@ -82,8 +83,9 @@ def test_what_a_shared_call_did_not_confirm_runs_alone_retried_only_when_transie
 
     assert applied.returncode == 1
     scales, resources, hpas = (step_results(applied.stdout, kind) for kind in range(3))
-    # `patch -f -` goes on past w2's 500: w1, w3 and w4 are confirmed by the shared call, w2 runs alone, fails
-    # once more and succeeds on its third try, counting the shared call's.
+    # `patch -f -` goes on past w2's 500: w1, w3 and w4 are confirmed by the shared call, w2 runs alone (`scale
+    # --current-replicas`: a GET, then a PUT), fails once more and succeeds on its third try, counting the shared
+    # call's.
     assert [(r["status"], r["attempts"], r.get("batch")) for r in scales] == [
         ("succeeded", 1, 4), ("succeeded", 3, None), ("succeeded", 1, 4), ("succeeded", 1, 4)]
     # The 404 on w3 fails in the shared call and once alone, never retried; w3's HPA step is then skipped.

@@ -106,7 +106,7 @@ def test_a_holder_stopped_mid_write_writes_nothing_after_a_rollback_took_over(
     """SIGSTOP while the scale waits at the server; a rollback takes the expired lock and restores; on SIGCONT the
     old run neither rewrites the record nor re-sends the scale (its kill timer, due while it was stopped, finds
     kubectl finished), and says it lost the lock."""
-    world.kube.faults.add(method="PATCH", path_regex=WEB_SCALE, latency_s=4, count=1)
+    world.kube.faults.add(method="PUT", path_regex=WEB_SCALE, latency_s=4, count=1)
     holder = start(world, "apply", INFRA_KUBECTL_TIMEOUT="10")
     wait_for(lambda: kubectl_running(holder, "scale"), holder, "the scale was sent")
     os.kill(holder.pid, signal.SIGSTOP)
@@ -163,9 +163,9 @@ def test_a_holder_stopped_before_its_first_change_does_not_write_after_another_r
 def test_a_cli_killed_alone_leaves_no_kubectl_writing(world: World) -> None:
     """The OOM killer ends the CLI's Python process only: its kubectl, in a 429 loop, dies with it, and the write
     it was retrying never lands (the fault is cleared right after the kill: an orphan's next retry would land)."""
-    world.kube.faults.add(method="PATCH", path_regex=WEB_SCALE, status=429, retry_after=1)
+    world.kube.faults.add(method="PUT", path_regex=WEB_SCALE, status=429, retry_after=1)
     holder = start(world, "apply")
-    wait_for(lambda: world.kube.count_requests(method="PATCH", path_regex=WEB_SCALE) >= 2, holder,
+    wait_for(lambda: world.kube.count_requests(method="PUT", path_regex=WEB_SCALE) >= 2, holder,
              "the scale got 429s")
     orphans = kubectl_running(holder, "scale")
     assert orphans
@@ -190,16 +190,16 @@ def test_a_cli_killed_alone_leaves_no_kubectl_writing(world: World) -> None:
 def test_a_kubectl_killed_after_its_write_reached_the_server_is_read_back(world: World) -> None:
     """kubectl killed (exit -9) while the server holds the answer of a scale it already committed: the step is
     confirmed by a read, not failed, and not sent again."""
-    world.kube.faults.add(method="PATCH", path_regex=WEB_SCALE, answer_late_s=10, count=1)
+    world.kube.faults.add(method="PUT", path_regex=WEB_SCALE, answer_late_s=10, count=1)
     holder = start(world, "apply")
-    wait_for(lambda: world.kube.count_requests(method="PATCH", path_regex=WEB_SCALE), holder, "the scale landed")
+    wait_for(lambda: world.kube.count_requests(method="PUT", path_regex=WEB_SCALE), holder, "the scale landed")
     for pid in kubectl_running(holder, "scale"):
         os.kill(pid, signal.SIGKILL)
     out, err = finish(holder)
 
     assert holder.returncode == 0, out + err
     assert world.replicas("web") == 4
-    assert world.kube.count_requests(method="PATCH", path_regex=WEB_SCALE) == 1, "not sent again"
+    assert world.kube.count_requests(method="PUT", path_regex=WEB_SCALE) == 1, "not sent again"
     assert by_action(out)["scale_workload"]["attempts"] == 2, "confirmed by the retry's read"
 
 
@@ -208,7 +208,7 @@ def test_sigterm_mid_write_stops_after_the_write_lands_and_a_waiting_rollback_re
     """SIGTERM (a worker shutting down, a cancelled deployment run) while the scale waits at the server and a
     rollback waits for the lock: the run takes no new step, lets the scale land, saves its record, releases the
     lock and exits 143 with one line; the rollback then finds the scale in the record and undoes it."""
-    world.kube.faults.add(method="PATCH", path_regex=WEB_SCALE, latency_s=25, count=1)  # the waiter starts
+    world.kube.faults.add(method="PUT", path_regex=WEB_SCALE, latency_s=25, count=1)  # the waiter starts
     holder = start(world, "apply")
     wait_for(lambda: kubectl_running(holder, "scale"), holder, "the scale was sent")
     waiter = start(world, "rollback")
@@ -228,3 +228,52 @@ def test_sigterm_mid_write_stops_after_the_write_lands_and_a_waiting_rollback_re
     assert record.status == RecordStatus.ROLLED_BACK
     assert world.replicas("web") == 2 and world.hpa("web") is None
     assert world.resources("api")["limits"] == {"cpu": "200m"}
+
+
+def test_a_scale_that_raced_another_writer_fails_rather_than_overwrite_it(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another writer scales web between the apply's read (the prior state it records) and its scale: the scale
+    carries the replicas read as `--current-replicas`, so it fails with kubectl's precondition error, as a
+    rollback's does, and the other writer's count stays."""
+    world.kube.faults.add(method="PATCH", field_manager=STAMP_FIELD_MANAGER, latency_s=3, count=1)
+    holder = start(world, "apply")
+    wait_for(lambda: kubectl_running(holder, "patch"), holder, "the stamp was sent (after the read)")
+    world.kube.kubectl("-n", NAMESPACE, "scale", "deployment/web", "--replicas=7", check=True)
+    out, err = finish(holder)
+
+    assert holder.returncode == 1, out + err[-3000:]
+    scale = by_action(out)["scale_workload"]
+    assert scale["status"] == "failed" and scale["attempts"] == 1, scale
+    assert scale["error"] == "error: Expected replicas to be 2, was 7", scale
+    assert scale["command"] == f"kubectl -n {NAMESPACE} scale deployment/web --replicas=4 --current-replicas=2"
+    assert world.replicas("web") == 7, "the other writer's count was overwritten"
+    assert world.resources("api")["limits"] == {"cpu": "600m"}
+    record = cluster_record(world, monkeypatch)
+    assert record is not None and record.status == RecordStatus.FAILED
+    assert record.steps[0].before == {"replicas": 2, "hpa": None}
+    assert "Traceback" not in out + err
+
+
+def test_a_step_that_starts_after_the_holder_resumed_proves_the_lock_first(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One task thread (INFRA_MAX_PARALLEL_STEPS=0), so the wave's second step (api's resources) starts only once
+    its first (web's scale, held at the server) ended. SIGSTOP while the scale is held; a rollback takes the
+    expired lock and restores; on SIGCONT the second step proves the lock before its kubectl starts (the wave's
+    check came before the stop), so it writes nothing."""
+    world.kube.faults.add(method="PUT", path_regex=WEB_SCALE, latency_s=4, count=1)
+    holder = start(world, "apply", INFRA_KUBECTL_TIMEOUT="10", INFRA_MAX_PARALLEL_STEPS="0")
+    wait_for(lambda: kubectl_running(holder, "scale"), holder, "the scale was sent")
+    os.kill(holder.pid, signal.SIGSTOP)
+    try:
+        world.label("rollback-plan")
+        restored = world.cli("rollback", "--execute", f"--pr={world.pr}", **SHORT_LEASE)
+        time.sleep(1)
+        after_rollback = last_seq(world)
+    finally:
+        os.kill(holder.pid, signal.SIGCONT)
+    out, err = finish(holder)
+
+    assert restored.returncode == 0 and restored.stdout.rstrip().endswith("succeeded"), restored.stdout
+    assert writes_since(world, after_rollback) == [], "the old holder wrote after the rollback"
+    assert world.resources("api")["limits"] == {"cpu": "200m"} and world.replicas("web") == 2
+    assert holder.returncode == 1 and "this run lost the lock" in out, out + err[-3000:]

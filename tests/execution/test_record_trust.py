@@ -357,7 +357,7 @@ actions:
   - {type: scale_workload, name: web, replicas: 4}
   - {type: apply_hpa, name: web, minReplicas: 4, maxReplicas: 8}
 """)
-    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/web/scale$", latency_s=6, count=1)
+    world.kube.faults.add(method="PUT", path_regex=r"/deployments/web/scale$", latency_s=6, count=1)
     world.label("execute-plan")
     done: list[subprocess.CompletedProcess[str]] = []
     runner = threading.Thread(target=lambda: done.append(world.cli("apply", "--execute", f"--pr={world.pr}")))

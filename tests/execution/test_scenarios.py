@@ -74,7 +74,7 @@ def test_an_unrelated_deploy_after_apply_is_drift(world: World) -> None:
 
 
 def test_transient_failures_are_retried_and_a_404_is_not(world: World) -> None:
-    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/web/scale$", status=500, count=2)
+    world.kube.faults.add(method="PUT", path_regex=r"/deployments/web/scale$", status=500, count=2)
     world.kube.faults.add(
         method="PATCH", path_regex=r"/deployments/api$", command="kubectl set", status=404, count=1,
         message='deployments.apps "api" not found')
@@ -154,7 +154,7 @@ def test_kill_9_mid_apply_then_rerun_finishes_without_repeating_steps(world: Wor
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "note: resuming an interrupted apply" in rerun.stdout
     assert world.replicas("web") == 4 and world.hpa("web") is not None
-    assert world.kube.count_requests(method="PATCH", path_regex=r"/deployments/web/scale$") == 1, "not repeated"
+    assert world.kube.count_requests(method="PUT", path_regex=r"/deployments/web/scale$") == 1, "not repeated"
     record = json.loads((world.root / PLAN_PATH).with_name("plan.record.json").read_text())
     assert record["status"] == "succeeded"
     # "succeeded" if the killed run stored its progress before dying, "unchanged" if the rerun found it live
@@ -176,7 +176,7 @@ def test_two_applies_on_one_namespace_do_not_interleave(world: World) -> None:
         files={"ops/plans/infra-scale/canary/plan.yaml": second.read_text()},
     )
     world.github.add_label(REPO, other_pr, "execute-plan", "alice")
-    world.kube.faults.add(method="PATCH", path_regex=r"/deployments/web/scale$", latency_s=8, count=1)
+    world.kube.faults.add(method="PUT", path_regex=r"/deployments/web/scale$", latency_s=8, count=1)
     world.label("execute-plan")
     first = subprocess.Popen(
         [str(Path(sys.executable).parent / "infra-apply"), f"--plan={PLAN_PATH}", "--execute", f"--pr={world.pr}"],
@@ -198,8 +198,8 @@ def test_two_applies_on_one_namespace_do_not_interleave(world: World) -> None:
 
     assert first.returncode == 0 and later.returncode == 0, first_out + later.stdout
     log = world.kube.requests()
-    web_patch = next(r["seq"] for r in log if r["method"] == "PATCH" and r["path"].endswith("/deployments/web/scale"))
-    api_patch = next(r["seq"] for r in log if r["method"] == "PATCH" and r["path"].endswith("/deployments/api/scale"))
+    web_patch = next(r["seq"] for r in log if r["method"] == "PUT" and r["path"].endswith("/deployments/web/scale"))
+    api_patch = next(r["seq"] for r in log if r["method"] == "PUT" and r["path"].endswith("/deployments/api/scale"))
     released = next(
         r["seq"] for r in log if r["method"] == "DELETE" and r["path"].endswith("/leases/infra-orchestrator-lock")
     )
@@ -208,27 +208,27 @@ def test_two_applies_on_one_namespace_do_not_interleave(world: World) -> None:
 
 
 def test_a_write_the_server_commits_after_kubectl_gave_up_is_not_sent_again(world: World) -> None:
-    """Chaos seed 41: the server holds the scale PATCH and commits it 1.5 s after kubectl was killed for timing
+    """Chaos seed 41: the server holds the scale PUT and commits it 1.5 s after kubectl was killed for timing
     out. The retry must not read the object before that, or it re-sends a write that then lands twice."""
-    late = world.kube.faults.add(method="PATCH", path_regex=r"/deployments/web/scale$", latency_s=3.5, count=1)
+    late = world.kube.faults.add(method="PUT", path_regex=r"/deployments/web/scale$", latency_s=3.5, count=1)
 
     world.label("execute-plan")
     result = world.cli("apply", "--execute", f"--pr={world.pr}", INFRA_KUBECTL_TIMEOUT="2")
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert late.fired == 1 and world.replicas("web") == 4
-    landed = [r for r in world.kube.requests() if r["method"] == "PATCH" and r["path"].endswith("/web/scale")
+    landed = [r for r in world.kube.requests() if r["method"] == "PUT" and r["path"].endswith("/web/scale")
               and 200 <= r["status"] < 300]
     assert len(landed) == 1, f"the scale landed {len(landed)} times"
     assert by_action(result.stdout)["scale_workload"]["attempts"] == 2, "confirmed by the retry's read"
 
 
 def test_a_write_that_lands_after_its_timeout_is_confirmed_not_sent_again(world: World) -> None:
-    """The scale PATCH commits, but its answer comes only after kubectl gave up waiting (2 s): the retry reads the
+    """The scale PUT commits, but its answer comes only after kubectl gave up waiting (2 s): the retry reads the
     object, finds the write landed and does not send it again. In rollback, re-sending `scale --current-replicas`
     would fail against its own first write. (Served at once and answered late, so the outcome does not hang on
     how fast a loaded machine starts kubectl.)"""
-    late = world.kube.faults.add(method="PATCH", path_regex=r"/deployments/web/scale$", answer_late_s=5, count=1)
+    late = world.kube.faults.add(method="PUT", path_regex=r"/deployments/web/scale$", answer_late_s=5, count=1)
     timeout = {"INFRA_KUBECTL_TIMEOUT": "2"}
 
     world.label("execute-plan")
@@ -237,7 +237,7 @@ def test_a_write_that_lands_after_its_timeout_is_confirmed_not_sent_again(world:
     assert result.returncode == 0, result.stdout + result.stderr
     assert by_action(result.stdout)["scale_workload"]["attempts"] == 2
     assert world.replicas("web") == 4
-    landed = [r for r in world.kube.requests() if r["method"] == "PATCH" and r["path"].endswith("/web/scale")
+    landed = [r for r in world.kube.requests() if r["method"] == "PUT" and r["path"].endswith("/web/scale")
               and 200 <= r["status"] < 300]
     assert len(landed) == 1 and late.fired == 1, f"the scale was sent {len(landed)} times"
 

@@ -15,7 +15,7 @@ import pytest
 
 from core.errors import LeaseLost
 from integrations.kubectl import Kubectl, KubectlError, write_bound_s
-from integrations.lease import LEASE_NAME, LockTimeout, acquire, holder_identity, target_lock
+from integrations.lease import LEASE_NAME, LockTimeout, _lease, _write, acquire, holder_identity, target_lock
 from tests.fixtures.kube import KubeSandbox
 
 LEASE_S = 6
@@ -199,6 +199,15 @@ def test_a_lease_taken_by_someone_else_is_lost(kube_sandbox: KubeSandbox, kubect
                 time.sleep(0.1)
     assert lock.release_error is None  # not ours any more: nothing to release
     assert lease_spec(kube_sandbox)["holderIdentity"] == "thief@elsewhere/2"
+
+
+def test_a_replace_of_a_lease_deleted_since_is_someone_elses_write(kubectl: Kubectl) -> None:
+    """A holder stopped (SIGSTOP) between its renewal's read and its replace resumes after whoever took the lease
+    over released it: the replace's 404 means someone else wrote the lease (the renewal then reads it again and
+    finds it held by nobody: lost), not a failure to renew (fencing test: the first line names who holds it)."""
+    ours = _lease("shop", "me@here/1", "12345", LEASE_S)
+
+    assert _write(kubectl, "shop", "replace", ours, 5) is None
 
 
 def test_a_lease_that_cannot_be_renewed_is_lost_once_it_expired(kube_sandbox: KubeSandbox, kubectl: Kubectl) -> None:
