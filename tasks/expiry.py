@@ -28,10 +28,11 @@ from tasks.plan import parsed_plan
 from tasks.records import load_record
 
 
-@task(cache_policy=NO_CACHE)
+@task(name="load_plan", cache_policy=NO_CACHE)
 def timed_plan(path: str) -> Plan:
     """An executing apply's plan: validated, and a time-boxed one's expiry in the future and within
-    INFRA_MAX_EXPIRY (bad input fails the run before anything else happens)."""
+    INFRA_MAX_EXPIRY (bad input fails the run before anything else happens). Named as the preview's load, so the
+    run's task list reads the same whichever it is."""
     plan = parsed_plan(Path(path))
     check_timing(str(plan.path), plan.expires, datetime.now(UTC), os.environ)
     return plan

@@ -155,11 +155,11 @@ def test_the_flows_work_under_the_projects_rbac_manifest(world: World) -> None:
 
 
 def test_a_step_outside_the_role_fails_cleanly_with_kubectls_forbidden_message(world: World) -> None:
-    def without_scale_patch(rules: list[dict]) -> None:  # type: ignore[type-arg]
+    def without_scale_update(rules: list[dict]) -> None:  # type: ignore[type-arg]
         scale = next(rule for rule in rules if "deployments/scale" in rule["resources"])
-        scale["verbs"].remove("patch")
+        scale["verbs"].remove("update")  # a preconditioned scale (--current-replicas) is a GET, then a PUT
 
-    kubeconfig = _worker_kubeconfig(world, without_scale_patch)
+    kubeconfig = _worker_kubeconfig(world, without_scale_update)
     world.label("execute-plan")
 
     result = world.cli("apply", "--execute", f"--pr={world.pr}", KUBECONFIG=kubeconfig)
@@ -169,7 +169,7 @@ def test_a_step_outside_the_role_fails_cleanly_with_kubectls_forbidden_message(w
     step = by_action(result.stdout)["scale_workload"]
     assert step["status"] == "failed" and step["attempts"] == 1, "Forbidden is permanent: not retried"
     assert (
-        f'Error from server (Forbidden): deployments.apps "web" is forbidden: User "{WORKER}" cannot patch '
+        f'Error from server (Forbidden): deployments.apps "web" is forbidden: User "{WORKER}" cannot update '
         f'resource "deployments/scale" in API group "apps" in the namespace "{NAMESPACE}"'
     ) in step["error"]
     assert by_action(result.stdout)["update_resources"]["status"] == "succeeded"

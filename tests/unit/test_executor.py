@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from core.batch import Batch, BatchRun
-from core.errors import Stopped
-from core.executor import SKIPPED_AFTER_FAILURE, C, run_steps
+from core.errors import LeaseLost, Stopped
+from core.executor import SKIPPED_AFTER_FAILURE, C, run_alone, run_steps
 from core.report import StepResult
 from core.steps import Step
 from core.vocabulary import StepStatus, StepType
@@ -97,3 +97,23 @@ def test_a_stop_between_waves_says_how_many_steps_had_run() -> None:
         run(Scripted(), [delete_hpa(1, "a"), second], fence)
 
     assert (stopped.value.done, stopped.value.total) == (1, 2)
+
+
+def test_every_attempt_of_a_step_proves_the_lock_before_its_call_the_first_one_too() -> None:
+    """A step may start well after its wave's check (behind the steps before it in the task runner's threads, or
+    in a process stopped meanwhile): its first attempt proves the lock too, and sends nothing once it is lost."""
+    step = delete_hpa(1, "a")
+    sent: list[int] = []
+
+    def lost() -> None:
+        raise LeaseLost("the lock is held by run other")
+
+    with pytest.raises(LeaseLost):
+        run_alone(step, 1, lost, list, lambda: float(sent.append(1) or 0.1))
+    assert sent == [], "the first attempt sent its write without proving the lock"
+
+    def stopping() -> None:
+        raise Stopped("SIGTERM", 0, 1)
+
+    result = run_alone(step, 1, stopping, list, lambda: float(sent.append(1) or 0.1))
+    assert result.status == StepStatus.SUCCEEDED and sent == [1], "asked to stop, a started step still settles"
