@@ -35,6 +35,17 @@ TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
 RECORD_KEY = "a record key for the cancellation test, shared with the worker"
 
 
+def clear_waiting_runs(server: Any, pool: str) -> None:
+    """Runs that earlier tests of the session left waiting on `pool` would start on this test's worker, against
+    its cluster, before or beside its own run: they are deleted first."""
+    waiting = server.api("POST", "/flow_runs/filter", {
+        "work_pools": {"name": {"any_": [pool]}},
+        "flow_runs": {"state": {"type": {"any_": ["SCHEDULED", "PENDING"]}}},
+    })
+    for run in waiting:
+        server.api("DELETE", f"/flow_runs/{run['id']}")
+
+
 def wait_until(condition: Any, what: str, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -65,6 +76,7 @@ def test_cancelling_a_deployment_run_stops_it_as_sigterm_does(
     env = {**prod.env, "PATH": server.env["PATH"], **github_server.env("bot", REPO),
            "INFRA_ORCHESTRATOR_DIR": str(deployed.checkout), "INFRA_KUBECTL_TIMEOUT": "60",
            "INFRA_RECORD_KEY": RECORD_KEY}
+    clear_waiting_runs(server, "infra-prod")
     worker = prefect_workers("infra-prod", env=env, cwd=deployed.checkout)
     # the scale lands at once and its answer is held for a while (within the runner's 30 s between its SIGTERM
     # and a SIGKILL): the cancellation comes while the write is in flight
@@ -78,7 +90,7 @@ def test_cancelling_a_deployment_run_stops_it_as_sigterm_does(
                or server.api("GET", f"/flow_runs/{run['id']}")["state"]["type"] in TERMINAL,
                "the scale landed", timeout_s=240)
     assert server.api("GET", f"/flow_runs/{run['id']}")["state"]["type"] == "RUNNING", \
-        [*server.logs(run["id"])[-20:], worker.log()[-3000:]]
+        "\n".join([*server.logs(run["id"])[-40:], worker.log()[-4000:]])
     server.api("POST", f"/flow_runs/{run['id']}/set_state",
                {"state": {"type": "CANCELLING", "name": "Cancelling"}, "force": True})
     wait_until(lambda: server.api("GET", f"/flow_runs/{run['id']}")["state"]["type"] in TERMINAL,
